@@ -1,0 +1,146 @@
+from django.db import models
+from django.db.models import Q
+
+
+class Feed(models.Model):
+    class Kind(models.TextChoices):
+        AUTO = "auto", "Detect from content"
+        ARXIV_RSS = "arxiv_rss", "arXiv RSS/Atom (rss.arxiv.org)"
+        ARXIV_API = "arxiv_api", "arXiv API (Atom)"
+        HF_DAILY = "hf_daily", "Hugging Face daily papers (JSON)"
+        RSS = "rss", "Other RSS/Atom feed"
+
+    url = models.CharField(max_length=2000, unique=True, help_text="http(s):// or file:// address")
+    name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.AUTO)
+    enabled = models.BooleanField(default=True)
+    etag = models.CharField(max_length=500, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_new = models.PositiveIntegerField(default=0)
+    last_updated = models.PositiveIntegerField(default=0)
+    last_unchanged = models.PositiveIntegerField(default=0)
+    last_skipped = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["url"]
+
+    def __str__(self) -> str:
+        return self.name or self.url
+
+
+class Paper(models.Model):
+    """One paper, stored once however many feeds announce it."""
+
+    arxiv_id = models.CharField(max_length=40, null=True, blank=True, help_text="Canonical id, no version")
+    guid = models.CharField(max_length=1000, help_text="arXiv id when known, else the source's entry id")
+    version = models.PositiveSmallIntegerField(default=1)
+    title = models.TextField()
+    abstract = models.TextField(blank=True)
+    authors = models.JSONField(default=list, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    primary_category = models.CharField(max_length=40, blank=True)
+    published = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(null=True, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    pdf_url = models.URLField(max_length=1000, blank=True)
+    code_url = models.URLField(max_length=1000, blank=True)
+    project_url = models.URLField(max_length=1000, blank=True)
+    doi = models.CharField(max_length=200, blank=True)
+    journal_ref = models.TextField(blank=True)
+    comment = models.TextField(blank=True)
+    upvotes = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField(auto_now_add=True, db_index=True)
+    last_changed = models.DateTimeField(auto_now=True)
+    feeds = models.ManyToManyField(Feed, through="PaperSource", related_name="papers", blank=True)
+
+    class Meta:
+        ordering = ["-first_seen", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["arxiv_id"], condition=Q(arxiv_id__isnull=False), name="paper_unique_arxiv_id"),
+            models.UniqueConstraint(fields=["guid"], name="paper_unique_guid"),
+        ]
+        indexes = [models.Index(fields=["published"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class PaperSource(models.Model):
+    """Which feeds announced a paper, and when first."""
+
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="sources")
+    feed = models.ForeignKey(Feed, on_delete=models.CASCADE, related_name="sightings")
+    first_seen = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["paper", "feed"], name="papersource_unique")]
+
+
+class MatchRun(models.Model):
+    """One pass of matching over the papers that arrived since the previous pass."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    first_paper_id = models.BigIntegerField(default=0, help_text="Papers with id > this were new")
+    last_paper_id = models.BigIntegerField(default=0, help_text="...and id <= this")
+    papers = models.PositiveIntegerField(default=0)
+    subscribers = models.PositiveIntegerField(default=0)
+    candidates = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class Candidate(models.Model):
+    """A paper that matched a subscriber, waiting for (or included in) a digest."""
+
+    subscriber = models.ForeignKey("subscribers.Subscriber", on_delete=models.CASCADE, related_name="candidates")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="candidates")
+    score = models.FloatField(help_text="Final ranking score (relevance mixed with trendiness)")
+    relevance = models.FloatField(default=0)
+    reason = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivery = models.ForeignKey(
+        "Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates",
+        help_text="The digest that included this paper; empty while it waits",
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subscriber", "paper"], name="candidate_unique_subscriber_paper")]
+        indexes = [models.Index(fields=["subscriber", "delivery"])]
+
+
+class Delivery(models.Model):
+    """One digest for one subscriber and one period: the row that makes sending exactly-once."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        SENT = "sent"
+        SKIPPED = "skipped"
+        FAILED = "failed"
+        BOUNCED = "bounced"
+
+    subscriber = models.ForeignKey("subscribers.Subscriber", on_delete=models.CASCADE, related_name="deliveries")
+    period = models.CharField(max_length=20, help_text="e.g. 2026-11-26 (daily) or 2026-W48 (weekly)")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    scheduled_for = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    message_id = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    paper_count = models.PositiveSmallIntegerField(default=0)
+    more_count = models.PositiveIntegerField(default=0, help_text="Matches beyond max papers")
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-scheduled_for", "-id"]
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["subscriber", "period"], name="delivery_unique_subscriber_period")]

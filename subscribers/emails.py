@@ -1,0 +1,94 @@
+"""Every email Paperboy sends is built here.
+
+One name means one set of templates: `emails/<name>-subject.txt`, `emails/<name>.txt` and
+`emails/<name>.html`. The HTML gets its CSS inlined. Every message to a subscriber carries their
+manage link and the RFC 8058 one-click unsubscribe headers.
+"""
+
+from dataclasses import dataclass
+from email.utils import formatdate, make_msgid, parseaddr
+from urllib.parse import urlsplit
+
+import css_inline
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from subscribers.models import Subscriber
+from subscribers.tokens import make_token
+
+_inliner = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def absolute(path: str) -> str:
+    return settings.SITE_URL + path
+
+
+def site_domain() -> str:
+    return urlsplit(settings.SITE_URL).hostname or "localhost"
+
+
+def personal_links(subscriber: Subscriber) -> dict[str, str]:
+    unsubscribe_token = make_token(subscriber, "unsubscribe")
+    _, from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    return {
+        "manage_url": absolute(reverse("subscribers:manage", args=[make_token(subscriber, "manage")])),
+        "unsubscribe_url": absolute(reverse("subscribers:unsubscribe", args=[unsubscribe_token])),
+        "unsubscribe_mailto": f"mailto:{from_address}?subject=unsubscribe",
+    }
+
+
+def render_email(name: str, context: dict) -> RenderedEmail:
+    context = {"SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, **context}
+    subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
+    text = render_to_string(f"emails/{name}.txt", context)
+    html = _inliner.inline(render_to_string(f"emails/{name}.html", context))
+    return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def list_headers(links: dict[str, str], list_name: str = "digest") -> dict[str, str]:
+    return {
+        "List-Unsubscribe": f"<{links['unsubscribe_url']}>, <{links['unsubscribe_mailto']}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": f"{settings.SITE_NAME} {list_name} <{list_name}.{site_domain()}>",
+    }
+
+
+def build_message(
+    name: str,
+    subscriber: Subscriber,
+    context: dict,
+    *,
+    message_id: str | None = None,
+    connection=None,
+) -> EmailMultiAlternatives:
+    """A ready-to-send message: rendered templates, personal links and list headers."""
+    links = personal_links(subscriber)
+    rendered = render_email(name, {**context, **links, "subscriber": subscriber})
+    headers = {
+        **list_headers(links, name),
+        "Message-ID": message_id or new_message_id(),
+        "Date": formatdate(localtime=False),
+    }
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[subscriber.email],
+        headers=headers,
+        connection=connection,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    return message
+
+
+def new_message_id() -> str:
+    return make_msgid(domain=site_domain())

@@ -1,0 +1,63 @@
+"""Signed, purpose-salted, expiring tokens: nothing is stored.
+
+A token carries the subscriber id and, for one-shot purposes, a fingerprint of the state that
+using it changes, so it stops working once used (like django.contrib.auth's reset tokens).
+"""
+
+from datetime import timedelta
+
+from django.core import signing
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from subscribers.models import Subscriber
+
+# purpose -> lifetime; None means the link works as long as the subscriber exists.
+LIFETIMES: dict[str, timedelta | None] = {
+    "confirm": timedelta(days=7),
+    "manage": timedelta(days=90),
+    "unsubscribe": None,
+    "feedback": timedelta(days=60),
+    "digest": None,
+}
+ONE_SHOT = {"confirm"}
+
+
+def _fingerprint(subscriber: Subscriber, purpose: str) -> str:
+    if purpose not in ONE_SHOT:
+        return ""
+    sent = subscriber.confirmation_sent_at.timestamp() if subscriber.confirmation_sent_at else ""
+    state = f"{subscriber.pk}:{subscriber.status}:{sent}"
+    return salted_hmac(f"paperboy.tokens.{purpose}.state", state).hexdigest()[:16]
+
+
+def make_token(subscriber: Subscriber, purpose: str, extra: dict | None = None) -> str:
+    if purpose not in LIFETIMES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    payload = {"s": subscriber.pk, "f": _fingerprint(subscriber, purpose)}
+    if extra:
+        payload["x"] = extra
+    return signing.dumps(payload, salt=f"paperboy.tokens.{purpose}", compress=True)
+
+
+def read_payload(token: str, purpose: str) -> tuple[Subscriber, dict] | None:
+    """The subscriber and extra data a valid token names, or None if it is forged, expired or used."""
+    if purpose not in LIFETIMES or not token or len(token) > 1000:
+        return None
+    lifetime = LIFETIMES[purpose]
+    try:
+        payload = signing.loads(token, salt=f"paperboy.tokens.{purpose}", max_age=lifetime)
+    except signing.BadSignature:  # SignatureExpired is a subclass
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("s"), int):
+        return None
+    subscriber = Subscriber.objects.filter(pk=payload["s"]).first()
+    if subscriber is None:
+        return None
+    if not constant_time_compare(payload.get("f", ""), _fingerprint(subscriber, purpose)):
+        return None
+    return subscriber, payload.get("x") or {}
+
+
+def read_token(token: str, purpose: str) -> Subscriber | None:
+    found = read_payload(token, purpose)
+    return found[0] if found else None

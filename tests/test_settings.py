@@ -1,0 +1,118 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.exceptions import ImproperlyConfigured
+
+from config.email import EML_BACKEND, SMTP_BACKEND, parse_email_url
+from config.env import env_bool, env_int
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_env_bool_rejects_a_malformed_value(monkeypatch):
+    monkeypatch.setenv("SOME_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="SOME_FLAG"):
+        env_bool("SOME_FLAG", False)
+
+
+def test_env_int_reads_numbers_and_rejects_words(monkeypatch):
+    monkeypatch.setenv("SOME_NUMBER", "42")
+    assert env_int("SOME_NUMBER", 1) == 42
+    monkeypatch.setenv("SOME_NUMBER", "forty")
+    with pytest.raises(ImproperlyConfigured):
+        env_int("SOME_NUMBER", 1)
+
+
+def test_smtp_url_with_starttls_becomes_smtp_settings():
+    conf = parse_email_url("smtp://me%40x.org:s3cr%2Ft@mail.example.org:587?tls=1", ROOT)
+    assert conf["EMAIL_BACKEND"] == SMTP_BACKEND
+    assert conf["EMAIL_HOST"] == "mail.example.org"
+    assert conf["EMAIL_PORT"] == 587
+    assert conf["EMAIL_HOST_USER"] == "me@x.org"
+    assert conf["EMAIL_HOST_PASSWORD"] == "s3cr/t"
+    assert conf["EMAIL_USE_TLS"] is True and conf["EMAIL_USE_SSL"] is False
+
+
+def test_file_url_writes_eml_files_under_the_folder(tmp_path):
+    conf = parse_email_url(f"file://{tmp_path}/out", ROOT)
+    assert conf == {"EMAIL_BACKEND": EML_BACKEND, "EMAIL_FILE_PATH": str(tmp_path / "out")}
+    assert parse_email_url("file://var/outbox", ROOT)["EMAIL_FILE_PATH"] == str(ROOT / "var/outbox")
+
+
+def test_unknown_email_scheme_is_an_error():
+    with pytest.raises(ImproperlyConfigured, match="scheme"):
+        parse_email_url("pigeon://coop", ROOT)
+
+
+def test_eml_backend_writes_one_file_per_message(tmp_path, settings):
+    from django.core.mail import EmailMessage, get_connection
+
+    conn = get_connection(EML_BACKEND, file_path=str(tmp_path))
+    messages = [EmailMessage(f"Hello {i}", "body", "a@example.org", ["b@example.org"]) for i in range(3)]
+    assert conn.send_messages(messages) == 3
+    files = sorted(tmp_path.glob("*.eml"))
+    assert len(files) == 3
+    assert b"Subject: Hello" in files[0].read_bytes()
+
+
+def _start_settings(env: dict) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; from django.conf import settings; django.setup(); print(settings.DEBUG)"],
+        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env}, capture_output=True, text=True,
+    )
+
+
+def test_missing_secret_key_with_debug_off_is_a_clear_startup_error():
+    result = _start_settings({"DEBUG": "0"})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_production_settings_start_with_a_secret_key():
+    result = _start_settings({"DEBUG": "0", "SECRET_KEY": "x" * 50})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_every_setting_read_from_the_environment_is_documented():
+    import re
+
+    read = set()
+    for path in (ROOT / "config").glob("*.py"):
+        read |= set(re.findall(r'env_(?:str|bool|int|float|list)\(\s*"([A-Z_]+)"', path.read_text()))
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    missing_example = sorted(name for name in read if f"\n{name}=" not in "\n" + example)
+    missing_readme = sorted(name for name in read if f"`{name}`" not in readme)
+    assert not missing_example, f"not in .env.example: {missing_example}"
+    assert not missing_readme, f"not in README.md: {missing_readme}"
+
+
+def test_compose_file_defines_the_production_services():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "web", "worker", "beat", "mailpit"} <= set(services)
+    assert "gunicorn" in services["web"]["command"]
+    assert services["worker"]["command"][:4] == ["celery", "-A", "config", "worker"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "config", "beat"]
+    assert services["beat"]["deploy"]["replicas"] == 1
+    assert "replicas" not in services["worker"].get("deploy", {}), "workers must stay scalable"
+    images = {services[name]["image"] for name in ("web", "worker", "beat")}
+    assert images == {"paperboy:latest"}, "web, worker and beat share one image"
+    for name in ("web", "worker", "beat"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://") and env["REDIS_URL"].startswith("redis://")
+    assert "whitenoise.middleware.WhiteNoiseMiddleware" in __import__("django.conf").conf.settings.MIDDLEWARE
+
+
+def test_celery_app_loads_config_from_django_settings():
+    from config.celery import app
+
+    assert app.conf.task_acks_late is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.task_reject_on_worker_lost is True
