@@ -194,3 +194,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
+
+# --- Periodic tasks: the one place schedules are defined ---------------------------------------
+DISPATCH_EVERY_MINUTES = env_int("DISPATCH_EVERY_MINUTES", 5)
+CELERY_BEAT_SCHEDULE = {
+    "ingest-feeds": {"task": "digest.ingest_feeds", "schedule": INGEST_EVERY_MINUTES * 60.0},
+    "match-new-papers": {"task": "digest.match_new_papers", "schedule": 15 * 60.0},
+    "dispatch-digests": {"task": "digest.dispatch_digests", "schedule": DISPATCH_EVERY_MINUTES * 60.0},
+    "purge-pending-subscribers": {"task": "subscribers.purge_pending", "schedule": 24 * 3600.0},
+}

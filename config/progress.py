@@ -1,0 +1,24 @@
+"""Progress for long commands: a bar on a terminal, a plain line every few percent otherwise."""
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TextIO, TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], total: int | None, desc: str, stream: TextIO | None = None) -> Iterator[T]:
+    stream = stream or sys.stderr
+    if hasattr(stream, "isatty") and stream.isatty():
+        yield from tqdm(items, total=total, desc=desc, file=stream, unit="", dynamic_ncols=True)
+        return
+    step = max(1, (total or 0) // 10)
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        if total and (done % step == 0 or done == total):
+            stream.write(f"{desc}: {done}/{total} ({100 * done // total}%)\n")
+            stream.flush()

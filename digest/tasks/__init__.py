@@ -1,0 +1,8 @@
+"""Celery tasks, thin: each takes ids, loads rows and calls one plain function.
+
+One module per feature; Celery's autodiscovery imports this package.
+"""
+
+from digest.tasks.ingest import *  # noqa: F401,F403
+from digest.tasks.matching import *  # noqa: F401,F403
+from digest.tasks.sending import *  # noqa: F401,F403

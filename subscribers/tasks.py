@@ -1,0 +1,1 @@
+"""Celery tasks of the subscribers app (thin wrappers around subscribers.services)."""
