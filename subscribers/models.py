@@ -52,6 +52,7 @@ class Subscriber(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    manage_link_sent_at = models.DateTimeField(null=True, blank=True)
     bounce_count = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
