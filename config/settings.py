@@ -117,7 +117,8 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-if env_bool("BEHIND_PROXY", False):
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
@@ -162,6 +163,13 @@ globals().update(parse_email_url(EMAIL_URL, BASE_DIR))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Paperboy <paperboy@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")} if env_str("ANYMAIL_WEBHOOK_SECRET") else {}
+
+# --- Subscribers ------------------------------------------------------------------------------
+# Pending subscribers who never confirm are deleted after this many days.
+PENDING_PURGE_DAYS = env_int("PENDING_PURGE_DAYS", 14)
+# Signup and "email me my link" posts allowed per hour, per client IP and per address.
+SIGNUP_RATE_PER_IP = env_int("SIGNUP_RATE_PER_IP", 20)
+SIGNUP_RATE_PER_ADDRESS = env_int("SIGNUP_RATE_PER_ADDRESS", 5)
 
 # --- Feeds and ingestion ----------------------------------------------------------------------
 FEEDS = env_list(
