@@ -1,0 +1,144 @@
+""""More like this" / "less like this": one click in a digest adjusts the subscriber's preferences.
+
+The change is small, visible and undoable on the manage page, written in the subscriber's own
+keyword syntax (`"a phrase", word, -excluded`) so matching needs nothing new:
+
+- more like this: the paper's most widespread two-word title phrase (or word) becomes a quoted
+  keyword, and its primary category joins the subscriber's categories;
+- less like this: the paper's most widespread title word that the subscriber did not ask for
+  becomes an exclusion (`-word`).
+
+"Widespread" is measured against the titles of the papers we hold: a phrase no other paper uses
+would never match again, so it would change nothing.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from digest.digest_email import positive_keywords
+from digest.models import Paper
+from subscribers.models import Subscriber
+
+MORE = "more"
+LESS = "less"
+DIRECTIONS = (MORE, LESS)
+# A word in more than this share of titles ("learning", "models") would veto too much.
+TOO_COMMON_SHARE = 0.2
+MIN_PAPERS_FOR_SHARE = 20
+
+STOPWORDS = frozenset(
+    """a about above across after against all an and any are as at be based beyond between both but by
+    can do does for from get how in into is it its large learning model models more new not novel of on
+    one or our over paper study than that the their these this through to toward towards two under
+    using via vs we what when which while with without you your approach method methods towards
+    """.split()
+)
+_WORD = re.compile(r"[a-z][a-z0-9+\-]*[a-z0-9+]|[a-z]")
+
+
+@dataclass(frozen=True)
+class FeedbackChange:
+    direction: str
+    keyword: str = ""
+    category: str = ""
+    already: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.keyword or self.category)
+
+
+def title_words(title: str) -> list[str]:
+    """Content words of a title, in order; a one-word name before a colon ("DDMI: ...") is left out."""
+    head, colon, rest = title.partition(":")
+    if colon and len(head.split()) == 1:
+        title = rest
+    words = _WORD.findall(title.casefold())
+    return [w for w in words if len(w) >= 3 and w not in STOPWORDS and not w.isdigit()]
+
+
+def _title_phrases(words: list[str]) -> list[str]:
+    return [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+
+def _titles_containing(term: str) -> int:
+    return Paper.objects.filter(title__icontains=term).count()
+
+
+def _most_widespread(terms: list[str], at_least: int = 2, at_most: int | None = None) -> str:
+    best, best_count = "", 0
+    for term in dict.fromkeys(terms):
+        count = _titles_containing(term)
+        if count >= at_least and (at_most is None or count <= at_most) and count > best_count:
+            best, best_count = term, count
+    return best
+
+
+def keyword_terms(keywords: str) -> list[str]:
+    return [t.strip() for t in re.findall(r'-?"[^"]+"|[^\s,"]+', keywords or "")]
+
+
+def add_keyword(keywords: str, term: str) -> str:
+    """`keywords` with `term` appended (a quoted phrase, a word or a -word), unless already there."""
+    existing = {t.casefold() for t in keyword_terms(keywords)}
+    if term.casefold() in existing:
+        return keywords
+    keywords = keywords.strip().rstrip(",")
+    return f"{keywords}, {term}" if keywords else term
+
+
+def _quoted(term: str) -> str:
+    return f'"{term}"' if " " in term else term
+
+
+def more_like_this_term(paper: Paper) -> str:
+    words = title_words(paper.title)
+    return _most_widespread(_title_phrases(words)) or _most_widespread(words) or (words[0] if words else "")
+
+
+def less_like_this_term(subscriber: Subscriber, paper: Paper) -> str:
+    wanted = " ".join(positive_keywords(subscriber.keywords) + [t.name for t in subscriber.topics.all()]).casefold()
+    words = [w for w in title_words(paper.title) if w not in wanted]
+    total = Paper.objects.count()
+    ceiling = int(total * TOO_COMMON_SHARE) if total >= MIN_PAPERS_FOR_SHARE else None
+    return _most_widespread(words, at_least=1, at_most=ceiling) or (words[0] if words else "")
+
+
+@transaction.atomic
+def apply_feedback(subscriber: Subscriber, paper: Paper, direction: str) -> FeedbackChange:
+    """Adjust the subscriber's keywords (and categories) and say exactly what changed."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown feedback direction {direction!r}")
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+    already = []
+    keyword = category = ""
+    if direction == MORE:
+        term = more_like_this_term(paper)
+        wanted = _quoted(term) if term else ""
+        if wanted:
+            updated = add_keyword(subscriber.keywords, wanted)
+            if updated != subscriber.keywords:
+                subscriber.keywords, keyword = updated, wanted
+            else:
+                already.append(wanted)
+        primary = paper.primary_category or (paper.categories[0] if paper.categories else "")
+        if primary:
+            if primary in subscriber.categories:
+                already.append(primary)
+            else:
+                subscriber.categories = [*subscriber.categories, primary]
+                category = primary
+    else:
+        term = less_like_this_term(subscriber, paper)
+        if term:
+            excluded = f"-{term}"
+            updated = add_keyword(subscriber.keywords, excluded)
+            if updated != subscriber.keywords:
+                subscriber.keywords, keyword = updated, excluded
+            else:
+                already.append(excluded)
+    if keyword or category:
+        subscriber.save(update_fields=["keywords", "categories"])
+    return FeedbackChange(direction=direction, keyword=keyword, category=category, already=already)
