@@ -1,8 +1,12 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from digest import views
 
 app_name = "digest"
 urlpatterns = [
     path("papers/", views.paper_list, name="paper_list"),
+    path("feedback/<str:token>/", views.feedback, name="feedback"),
+    path("digest/<str:token>/", views.digest_view, name="view"),
+    path("archive/", views.archive_index, name="archive"),
+    re_path(r"^archive/(?P<day>\d{4}-\d{2}-\d{2})/$", views.archive_day, name="archive_day"),
 ]

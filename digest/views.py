@@ -1,10 +1,69 @@
-from django.core.paginator import Paginator
-from django.shortcuts import render
+from datetime import date
 
-from digest.models import Paper
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from digest.archive import archive_days, papers_of_day
+from digest.digest_email import build_digest_context, digest_item
+from digest.feedback import DIRECTIONS, apply_feedback
+from digest.models import Delivery, Paper
+from subscribers.emails import personal_links
+from subscribers.tokens import read_payload
 
 
 def paper_list(request):
     papers = Paper.objects.order_by("-upvotes", "-published", "-id")
     page = Paginator(papers, 50).get_page(request.GET.get("page"))
     return render(request, "digest/paper_list.html", {"page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def feedback(request, token):
+    """GET only asks (mail scanners follow links); POST changes the preferences."""
+    found = read_payload(token, "feedback")
+    extra = found[1] if found else {}
+    paper = Paper.objects.filter(pk=extra.get("p")).first() if isinstance(extra.get("p"), int) else None
+    if found is None or paper is None or extra.get("d") not in DIRECTIONS:
+        return render(request, "digest/feedback_invalid.html", status=404)
+    subscriber, direction = found[0], extra["d"]
+    context = {"paper": paper, "direction": direction, "manage_url": personal_links(subscriber)["manage_url"]}
+    if request.method == "POST":
+        context["change"] = apply_feedback(subscriber, paper, direction)
+        return render(request, "digest/feedback_done.html", context)
+    return render(request, "digest/feedback.html", context)
+
+
+def digest_view(request, token):
+    """A sent digest as a page, for whoever holds its signed link."""
+    found = read_payload(token, "digest")
+    delivery_id = found[1].get("d") if found else None
+    delivery = Delivery.objects.filter(pk=delivery_id, subscriber=found[0]).first() if found and isinstance(delivery_id, int) else None
+    if delivery is None:
+        raise Http404("No such digest")
+    subscriber = found[0]
+    candidates = delivery.candidates.select_related("paper").order_by("-score", "id")
+    context = build_digest_context(subscriber, candidates, delivery.more_count, delivery)
+    waiting = subscriber.candidates.filter(delivery__isnull=True).select_related("paper").order_by("-score", "id")
+    context["more_items"] = [digest_item(subscriber, candidate) for candidate in waiting[: max(delivery.more_count, 0)]]
+    context.update(personal_links(subscriber), subscriber=subscriber)
+    response = render(request, "digest/digest_view.html", context)
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def archive_index(request):
+    page = Paginator(archive_days(), 60).get_page(request.GET.get("page"))
+    return render(request, "digest/archive.html", {"page": page})
+
+
+def archive_day(request, day: str):
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        raise Http404("No such day") from None
+    page = Paginator(papers_of_day(when), 100).get_page(request.GET.get("page"))
+    if not page.object_list and page.number == 1:
+        raise Http404("No papers that day")
+    return render(request, "digest/archive_day.html", {"page": page, "day": when})
