@@ -1,8 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config.health import healthz
+from digest.dashboard import dashboard
+
 urlpatterns = [
+    path("admin/dashboard/", admin.site.admin_view(dashboard), name="admin-dashboard"),
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
     path("", include("digest.urls")),
     path("", include("subscribers.urls")),
 ]

@@ -1,0 +1,98 @@
+"""`/healthz`: is the database answering, is the broker reachable, when did ingest and dispatch last work.
+
+A load balancer or uptime checker needs only the status code: 200 when the database and the
+broker are up, 503 when either is down. Stale ingest or dispatch times are reported, not judged:
+how old is too old depends on the schedule the operator chose.
+"""
+
+import os
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.db.models import Max
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+def redis_client(url: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+
+
+def _timed(probe) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = probe() or {}
+        result = {"ok": True, **detail}
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the answer is "down" and why
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+def check_database() -> dict[str, Any]:
+    def probe():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return {"vendor": connection.vendor}
+
+    return _timed(probe)
+
+
+def check_broker() -> dict[str, Any]:
+    """Redis answers PING; or, for the filesystem broker, its queue folder takes a new file."""
+    if settings.REDIS_URL:
+        def probe():
+            redis_client(settings.REDIS_URL).ping()
+            return {"kind": "redis"}
+    else:
+        def probe():
+            folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+            fd, name = tempfile.mkstemp(dir=folder, prefix=".healthz-")
+            os.close(fd)
+            os.unlink(name)
+            return {"kind": "filesystem", "folder": str(folder)}
+
+    return _timed(probe)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def last_runs() -> dict[str, str | None]:
+    """The last successful feed poll and the last digest sent (two queries)."""
+    from digest.models import Delivery, Feed
+
+    return {
+        "last_ingest": _iso(Feed.objects.aggregate(at=Max("last_success_at"))["at"]),
+        "last_dispatch": _iso(Delivery.objects.aggregate(at=Max("sent_at"))["at"]),
+    }
+
+
+def health() -> tuple[bool, dict[str, Any]]:
+    database = check_database()
+    broker = check_broker()
+    report: dict[str, Any] = {"database": database, "broker": broker}
+    if database["ok"]:
+        report.update(last_runs())
+    else:
+        report.update({"last_ingest": None, "last_dispatch": None})
+    healthy = database["ok"] and broker["ok"]
+    return healthy, {"status": "ok" if healthy else "down", **report}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    healthy, report = health()
+    return JsonResponse(report, status=200 if healthy else 503)

@@ -1,0 +1,59 @@
+"""The admin dashboard: the stats selectors drawn as SVG charts."""
+
+from django.contrib import admin
+from django.template.response import TemplateResponse
+
+from digest import charts, stats
+
+STATUS_COLORS = {
+    "active": "#16a34a",
+    "pending": "#d97706",
+    "paused": "#6b7280",
+    "unsubscribed": "#dc2626",
+    "bounced": "#7c3aed",
+}
+
+
+def dashboard_context(days: int = stats.DEFAULT_DAYS) -> dict:
+    subscribers = stats.subscribers_over_time(days)
+    digests = stats.digests_per_day(days)
+    papers = stats.papers_per_day_by_source(days)
+    topics = stats.most_followed_topics()
+    return {
+        "days": days,
+        "totals": stats.totals(),
+        "queue_length": stats.queue_length(),
+        "queue_name": stats.queue_name(),
+        "charts": [
+            charts.line_chart(
+                f"Subscribers by status, last {days} days",
+                subscribers.labels,
+                [charts.Series(name, values, STATUS_COLORS.get(name, "")) for name, values in subscribers.series.items()],
+                chart_id="chart-subscribers",
+            ),
+            charts.stacked_bar_chart(
+                f"Digests per day, last {days} days",
+                digests.labels,
+                [charts.Series("sent", digests.series["sent"], "#16a34a"), charts.Series("failed", digests.series["failed"], "#dc2626")],
+                chart_id="chart-digests",
+            ),
+            charts.stacked_bar_chart(
+                f"New papers per day by source, last {days} days",
+                papers.labels,
+                [charts.Series(name, values) for name, values in papers.series.items()],
+                chart_id="chart-papers",
+            ),
+            charts.bar_chart(
+                "Most followed topics (active subscribers)",
+                [name for name, _ in topics],
+                [count for _, count in topics],
+                name="followers",
+                chart_id="chart-topics",
+            ),
+        ],
+    }
+
+
+def dashboard(request):
+    context = {**admin.site.each_context(request), "title": "Dashboard", **dashboard_context()}
+    return TemplateResponse(request, "admin/dashboard.html", context)

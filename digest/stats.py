@@ -1,0 +1,175 @@
+"""Selectors behind the admin dashboard: each one a fixed number of queries, whatever the table sizes.
+
+Days are UTC calendar days, oldest first, ending today. Counts are grouped in the database and
+folded into per-day series here, so a year of history costs the same query as a week.
+"""
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from digest.models import Delivery, Feed, Paper, PaperSource
+from subscribers.models import Subscriber, Topic
+
+DEFAULT_DAYS = 30
+TOP_SOURCES = 6
+FAILED_STATUSES = (Delivery.Status.FAILED, Delivery.Status.BOUNCED)
+CONFIRMED_STATUSES = (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED, Subscriber.Status.BOUNCED)
+
+
+@dataclass
+class DaySeries:
+    """Named series of one number per day."""
+
+    days: list[date]
+    series: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return [day.isoformat() for day in self.days]
+
+
+def day_range(days: int, today: date | None = None) -> list[date]:
+    today = today or timezone.now().date()
+    return [today - timedelta(days=days - 1 - i) for i in range(days)]
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=dt_timezone.utc)
+
+
+def _fold(days: list[date], rows: list[tuple[date, str, int]], names: list[str]) -> DaySeries:
+    index = {day: i for i, day in enumerate(days)}
+    result = DaySeries(days, {name: [0] * len(days) for name in names})
+    for day, name, count in rows:
+        if day in index and name in result.series:
+            result.series[name][index[day]] += count
+    return result
+
+
+def status_on(day: date, status: str, confirmed: date | None, unsubscribed: date | None) -> str:
+    """A subscriber's status at the end of `day`, from their timestamps and current status.
+
+    Only confirmation and unsubscription are dated, so a paused or bounced subscriber counts as
+    such from their confirmation on; that is the best the stored history allows.
+    """
+    reconfirmed = confirmed is not None and unsubscribed is not None and unsubscribed < confirmed <= day
+    if unsubscribed is not None and unsubscribed <= day and not reconfirmed:
+        return Subscriber.Status.UNSUBSCRIBED
+    if confirmed is not None and confirmed <= day:
+        return status if status in CONFIRMED_STATUSES else Subscriber.Status.ACTIVE
+    return Subscriber.Status.PENDING
+
+
+def subscribers_over_time(days: int = DEFAULT_DAYS) -> DaySeries:
+    """How many subscribers were in each status at the end of each day. One query."""
+    span = day_range(days)
+    groups = (
+        Subscriber.objects.order_by()
+        .annotate(
+            created_day=TruncDate("created_at"),
+            confirmed_day=TruncDate("confirmed_at"),
+            unsubscribed_day=TruncDate("unsubscribed_at"),
+        )
+        .values_list("status", "created_day", "confirmed_day", "unsubscribed_day")
+        .annotate(n=Count("id"))
+    )
+    result = DaySeries(span, {status: [0] * len(span) for status in Subscriber.Status.values})
+    for status, created, confirmed, unsubscribed, count in groups:
+        for i, day in enumerate(span):
+            if created <= day:
+                result.series[status_on(day, status, confirmed, unsubscribed)][i] += count
+    return result
+
+
+def digests_per_day(days: int = DEFAULT_DAYS) -> DaySeries:
+    """Digests sent and failed (or bounced) per day, by the day they were sent or due. One query."""
+    span = day_range(days)
+    rows = (
+        Delivery.objects.order_by()
+        .annotate(day=TruncDate(Coalesce("sent_at", "scheduled_for")))
+        .filter(day__gte=span[0])
+        .values_list("day", "status")
+        .annotate(n=Count("id"))
+    )
+    named = [(day, "failed" if status in FAILED_STATUSES else status, n) for day, status, n in rows]
+    return _fold(span, named, ["sent", "failed"])
+
+
+def papers_per_day_by_source(days: int = DEFAULT_DAYS) -> DaySeries:
+    """New sightings per day for each feed; beyond the busiest few, the rest add up as "other". One query."""
+    span = day_range(days)
+    rows = list(
+        PaperSource.objects.order_by()
+        .filter(first_seen__gte=_start_of(span[0]))
+        .annotate(day=TruncDate("first_seen"))
+        .values_list("day", "feed__name", "feed__url")
+        .annotate(n=Count("id"))
+    )
+    totals: Counter[str] = Counter()
+    for _, name, url, n in rows:
+        totals[name or url] += n
+    kept = [name for name, _ in totals.most_common(TOP_SOURCES)]
+    named = [(day, (name or url) if (name or url) in kept else "other", n) for day, name, url, n in rows]
+    return _fold(span, named, kept + (["other"] if len(totals) > len(kept) else []))
+
+
+def topics_with_followers() -> QuerySet[Topic]:
+    """Topics annotated with `followers`, their number of active subscribers."""
+    return Topic.objects.annotate(
+        followers=Count("subscribers", filter=Q(subscribers__status=Subscriber.Status.ACTIVE))
+    )
+
+
+def most_followed_topics(limit: int = 10) -> list[tuple[str, int]]:
+    """One query."""
+    topics = topics_with_followers().order_by("-followers", "name")[:limit]
+    return [(topic.name, topic.followers) for topic in topics]
+
+
+def totals() -> dict[str, int]:
+    """Headline numbers. Three queries."""
+    since = timezone.now() - timedelta(hours=24)
+    by_status = defaultdict(int, Subscriber.objects.order_by().values_list("status").annotate(n=Count("id")))
+    papers = Paper.objects.aggregate(total=Count("id"), new=Count("id", filter=Q(first_seen__gte=since)))
+    feeds = Feed.objects.aggregate(
+        polled=Count("id", filter=Q(enabled=True)), failing=Count("id", filter=Q(enabled=True) & ~Q(last_error=""))
+    )
+    return {
+        "subscribers_active": by_status[Subscriber.Status.ACTIVE],
+        "subscribers_pending": by_status[Subscriber.Status.PENDING],
+        "subscribers_total": sum(by_status.values()),
+        "papers_total": papers["total"],
+        "papers_new_24h": papers["new"],
+        "feeds_enabled": feeds["polled"],
+        "feeds_failing": feeds["failing"],
+    }
+
+
+def queue_name() -> str:
+    return getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
+
+
+def queue_length() -> int | None:
+    """Tasks waiting in the broker's default queue, or None when the broker cannot be asked.
+
+    Redis: the length of the queue's list. Filesystem broker: the message files in its folder.
+    """
+    from config.health import redis_client
+
+    if settings.REDIS_URL:
+        try:
+            return int(redis_client(settings.REDIS_URL).llen(queue_name()))
+        except Exception:  # noqa: BLE001 - any failure means "unknown", shown as such
+            return None
+    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    if not folder.is_dir():
+        return 0
+    return sum(1 for _ in folder.glob(f"*.{queue_name()}.msg"))

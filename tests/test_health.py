@@ -1,0 +1,109 @@
+import shutil
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from digest.models import Delivery, Feed
+from subscribers.models import Subscriber
+
+
+@pytest.fixture
+def filesystem_broker(settings, tmp_path):
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    settings.REDIS_URL = ""
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.django_db
+def test_it_answers_200_with_the_filesystem_broker_writable(client, filesystem_broker):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"]["ok"] is True
+    assert body["broker"] == {"ok": True, "kind": "filesystem", "folder": str(filesystem_broker), "ms": body["broker"]["ms"]}
+    assert body["last_ingest"] is None and body["last_dispatch"] is None
+    assert list(filesystem_broker.iterdir()) == []  # the probe file is gone
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_it_reports_the_last_successful_ingest_and_the_last_digest_sent(client, filesystem_broker):
+    Feed.objects.create(url="https://a.example/rss", last_success_at=datetime(2026, 11, 25, 9, tzinfo=UTC))
+    Feed.objects.create(url="https://b.example/rss", last_success_at=datetime(2026, 11, 26, 6, tzinfo=UTC))
+    Feed.objects.create(url="https://c.example/rss", last_error="HTTP 503")
+    subscriber = Subscriber.objects.create(email="a@example.org", status="active")
+    sent_at = datetime(2026, 11, 26, 8, 1, tzinfo=UTC)
+    Delivery.objects.create(subscriber=subscriber, period="2026-11-26", scheduled_for=sent_at, status="sent", sent_at=sent_at)
+    body = client.get("/healthz").json()
+    assert body["last_ingest"] == "2026-11-26T06:00:00+00:00"
+    assert body["last_dispatch"] == "2026-11-26T08:01:00+00:00"
+
+
+@pytest.mark.django_db
+def test_a_missing_broker_folder_is_down(client, filesystem_broker):
+    shutil.rmtree(filesystem_broker)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["broker"]["ok"] is False
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_it_pings_a_real_redis(client, settings, redis_url):
+    settings.REDIS_URL = redis_url
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["broker"]["kind"] == "redis"
+
+
+@pytest.mark.django_db
+def test_a_refused_redis_connection_is_reported_down_with_503(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down"
+    assert body["broker"]["ok"] is False
+    assert "ConnectionError" in body["broker"]["error"]
+    assert body["database"]["ok"] is True
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_redis_that_stops_turns_healthz_from_200_to_503(client, settings, tmp_path):
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        for _ in range(50):
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        settings.REDIS_URL = url
+        assert client.get("/healthz").status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["broker"]["ok"] is False
