@@ -1,0 +1,319 @@
+"""Reading a fetched document into plain `ParsedPaper` values, whatever the source.
+
+Sources: rss.arxiv.org (RSS 2.0 and Atom), the arXiv API (Atom), Hugging Face daily papers (JSON)
+and any other RSS/Atom feed (best effort). The quirks handled here are listed, with the real
+captures that show them, in tests/fixtures/ and ../shared/feeds/SOURCES.md.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from digest.cleaning import clean_abstract, clean_text, parse_arxiv_id, split_authors
+from digest.models import Feed
+
+Kind = Feed.Kind
+
+ARXIV_ABS_URL = "https://arxiv.org/abs/{}"
+ARXIV_PDF_URL = "https://arxiv.org/pdf/{}"
+# Where a document that stops early still closes its root element, it was not cut off.
+_CLOSING_ROOT = re.compile(rb"</(?:[\w-]+:)?(?:feed|rss|RDF)\s*>\s*$")
+
+
+@dataclass
+class ParsedPaper:
+    guid: str
+    title: str
+    arxiv_id: str | None = None
+    version: int | None = None
+    abstract: str = ""
+    authors: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    primary_category: str = ""
+    published: datetime | None = None
+    updated: datetime | None = None
+    url: str = ""
+    pdf_url: str = ""
+    code_url: str = ""
+    project_url: str = ""
+    doi: str = ""
+    journal_ref: str = ""
+    comment: str = ""
+    upvotes: int | None = None
+    announce_type: str = ""
+
+
+@dataclass
+class ParsedFeed:
+    kind: str
+    papers: list[ParsedPaper] = field(default_factory=list)
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+    error: str = ""
+    title: str = ""
+
+
+def parse_document(body: bytes, kind: str = Kind.AUTO, content_type: str = "") -> ParsedFeed:
+    """Papers from a feed document; damaged entries are skipped and counted, never fatal."""
+    if not body or not body.strip():
+        return ParsedFeed(kind=kind, error="empty document")
+    if kind == Kind.HF_DAILY or (kind == Kind.AUTO and body.lstrip()[:1] in (b"[", b"{")):
+        return _parse_hf_daily(body)
+    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    if not parsed.version and not parsed.entries:
+        return ParsedFeed(kind=kind, error=_not_a_feed_message(body, content_type, parsed))
+    if kind == Kind.AUTO:
+        kind = detect_feed_kind(parsed)
+    result = ParsedFeed(kind=kind, title=clean_text(parsed.feed.get("title")))
+    entries = list(parsed.entries)
+    cut_off = 0
+    if parsed.bozo:
+        result.problems.append(f"malformed document: {parsed.bozo_exception}")
+        if entries and not _CLOSING_ROOT.search(body.rstrip()):
+            # A cut-off document ends inside its last entry: what feedparser salvaged of it
+            # is partial, so it must not overwrite a complete copy.
+            entries.pop()
+            cut_off = 1
+            result.problems.append(
+                f"document is truncated: kept {len(entries)} complete entries, skipped the cut-off one"
+            )
+    if kind == Kind.ARXIV_API and _is_arxiv_api_error(entries):
+        result.error = f"arXiv API error: {clean_text(entries[0].get('summary')) or 'unknown'}"
+        return result
+    read_entry = _ENTRY_READERS.get(kind, _read_generic_entry)
+    for entry in entries:
+        paper = read_entry(entry)
+        if paper is None:
+            result.skipped += 1
+        else:
+            result.papers.append(paper)
+    if result.skipped:
+        result.problems.append(f"skipped {result.skipped} entries without an id or a title")
+    result.skipped += cut_off
+    return result
+
+
+def detect_feed_kind(parsed: feedparser.FeedParserDict) -> str:
+    first_id = parsed.entries[0].get("id", "") if parsed.entries else ""
+    feed_link = parsed.feed.get("link", "") or parsed.feed.get("id", "")
+    if first_id.startswith("oai:arXiv.org:") or "rss.arxiv.org" in feed_link:
+        return Kind.ARXIV_RSS
+    if "opensearch_totalresults" in parsed.feed and (
+        "arxiv.org" in feed_link or "arxiv.org/abs/" in first_id or "arxiv.org/api" in first_id
+    ):
+        return Kind.ARXIV_API
+    return Kind.RSS
+
+
+def _not_a_feed_message(body: bytes, content_type: str, parsed: feedparser.FeedParserDict) -> str:
+    head = body.lstrip()[:512].lower()
+    if b"<html" in head or b"<!doctype html" in head or "html" in content_type:
+        return "not a feed: got an HTML page"
+    if parsed.bozo:
+        return f"not a feed: {parsed.bozo_exception}"
+    return "not a feed: no RSS, Atom or JSON papers list found"
+
+
+def _is_arxiv_api_error(entries: list) -> bool:
+    return (
+        len(entries) == 1
+        and entries[0].get("title", "").strip() == "Error"
+        and "/api/errors" in entries[0].get("id", "")
+    )
+
+
+def _struct_to_datetime(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime(*value[:6], tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _entry_dates(entry: Any) -> tuple[datetime | None, datetime | None]:
+    published = _struct_to_datetime(entry.get("published_parsed"))
+    updated = _struct_to_datetime(entry.get("updated_parsed"))
+    return published or updated, updated or published
+
+
+def _tag_terms(entry: Any) -> list[str]:
+    terms = [clean_text(tag.get("term")) for tag in entry.get("tags") or []]
+    return list(dict.fromkeys(term for term in terms if term))
+
+
+def _entry_summary(entry: Any) -> str:
+    summary = entry.get("summary", "")
+    if not summary and entry.get("content"):
+        summary = entry.content[0].get("value", "")
+    return summary
+
+
+def _arxiv_urls(arxiv_id: str, version: int | None) -> tuple[str, str]:
+    versioned = f"{arxiv_id}v{version}" if version else arxiv_id
+    return ARXIV_ABS_URL.format(arxiv_id), ARXIV_PDF_URL.format(versioned)
+
+
+def _read_arxiv_rss_entry(entry: Any) -> ParsedPaper | None:
+    title = clean_text(entry.get("title"))
+    identifier = parse_arxiv_id(entry.get("id")) or parse_arxiv_id(entry.get("link"))
+    if not title or identifier is None:
+        return _read_generic_entry(entry)
+    authors: list[str] = []
+    for author in entry.get("authors") or []:
+        authors.extend(split_authors(author.get("name")))
+    published, updated = _entry_dates(entry)
+    url, pdf_url = _arxiv_urls(identifier.id, identifier.version)
+    categories = _tag_terms(entry)
+    return ParsedPaper(
+        guid=identifier.id,
+        arxiv_id=identifier.id,
+        version=identifier.version,
+        title=title,
+        abstract=clean_abstract(_entry_summary(entry)),
+        authors=authors,
+        categories=categories,
+        # rss.arxiv.org lists the primary category first, also for cross-lists.
+        primary_category=categories[0] if categories else "",
+        published=published,
+        updated=updated,
+        url=url,
+        pdf_url=pdf_url,
+        announce_type=clean_text(entry.get("arxiv_announce_type")),
+    )
+
+
+def _read_arxiv_api_entry(entry: Any) -> ParsedPaper | None:
+    title = clean_text(entry.get("title"))
+    identifier = parse_arxiv_id(entry.get("id"))
+    if not title or identifier is None:
+        return _read_generic_entry(entry)
+    url, pdf_url = _arxiv_urls(identifier.id, identifier.version)
+    for link in entry.get("links") or []:
+        if link.get("title") == "pdf" or link.get("type") == "application/pdf":
+            pdf_url = link.get("href") or pdf_url
+    primary = entry.get("arxiv_primary_category") or {}
+    categories = _tag_terms(entry)
+    published, updated = _entry_dates(entry)
+    return ParsedPaper(
+        guid=identifier.id,
+        arxiv_id=identifier.id,
+        version=identifier.version,
+        title=title,
+        abstract=clean_abstract(_entry_summary(entry)),
+        # `entry.author` is the last author here: only `entry.authors` has them all, in order.
+        authors=[name for a in entry.get("authors") or [] if (name := clean_text(a.get("name")))],
+        categories=categories,
+        primary_category=clean_text(primary.get("term")) or (categories[0] if categories else ""),
+        published=published,
+        updated=updated,
+        url=url,
+        pdf_url=pdf_url,
+        doi=clean_text(entry.get("arxiv_doi")),
+        journal_ref=clean_text(entry.get("arxiv_journal_ref")),
+        comment=clean_text(entry.get("arxiv_comment")),
+    )
+
+
+def _read_generic_entry(entry: Any) -> ParsedPaper | None:
+    title = clean_text(entry.get("title"))
+    link = entry.get("link", "").strip()
+    guid = entry.get("id", "").strip() or link
+    if not title or not guid:
+        return None
+    identifier = parse_arxiv_id(guid) or parse_arxiv_id(link)
+    authors: list[str] = []
+    for author in entry.get("authors") or []:
+        authors.extend(split_authors(author.get("name")))
+    published, updated = _entry_dates(entry)
+    return ParsedPaper(
+        guid=identifier.id if identifier else guid[:1000],
+        arxiv_id=identifier.id if identifier else None,
+        version=identifier.version if identifier else None,
+        title=title,
+        abstract=clean_abstract(_entry_summary(entry)),
+        authors=authors,
+        categories=_tag_terms(entry),
+        published=published,
+        updated=updated,
+        url=_http_url(link),
+    )
+
+
+_ENTRY_READERS = {Kind.ARXIV_RSS: _read_arxiv_rss_entry, Kind.ARXIV_API: _read_arxiv_api_entry}
+
+
+def _http_url(value: Any) -> str:
+    text = str(value or "").strip()
+    return text[:1000] if text.startswith(("http://", "https://")) else ""
+
+
+def _iso_datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parse_hf_daily(body: bytes) -> ParsedFeed:
+    result = ParsedFeed(kind=Kind.HF_DAILY, title="Hugging Face daily papers")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        result.error = f"not a feed: invalid JSON ({exc})"
+        return result
+    if isinstance(data, dict):
+        data = data.get("papers", data.get("items"))
+    if not isinstance(data, list):
+        result.error = "not a feed: expected a JSON list of papers"
+        return result
+    for item in data:
+        paper = _read_hf_item(item)
+        if paper is None:
+            result.skipped += 1
+        else:
+            result.papers.append(paper)
+    if result.skipped:
+        result.problems.append(f"skipped {result.skipped} items without an id or a title")
+    return result
+
+
+def _read_hf_item(item: Any) -> ParsedPaper | None:
+    if not isinstance(item, dict):
+        return None
+    # /api/daily_papers wraps each paper; /api/papers does not.
+    paper = item.get("paper") if isinstance(item.get("paper"), dict) else item
+    title = clean_text(paper.get("title") or item.get("title"))
+    raw_id = str(paper.get("id") or "").strip()
+    if not title or not raw_id:
+        return None
+    identifier = parse_arxiv_id(raw_id)
+    authors = [
+        name
+        for author in paper.get("authors") or []
+        if isinstance(author, dict) and (name := clean_text(author.get("name")))
+    ]
+    upvotes = paper.get("upvotes")
+    arxiv_id = identifier.id if identifier else None
+    url = ARXIV_ABS_URL.format(arxiv_id) if arxiv_id else f"https://huggingface.co/papers/{raw_id}"
+    return ParsedPaper(
+        guid=arxiv_id or f"hf:{raw_id}"[:1000],
+        arxiv_id=arxiv_id,
+        version=identifier.version if identifier else None,
+        title=title,
+        abstract=clean_abstract(paper.get("summary") or item.get("summary")),
+        authors=authors,
+        published=_iso_datetime(paper.get("publishedAt")),
+        url=url,
+        pdf_url=ARXIV_PDF_URL.format(arxiv_id) if arxiv_id else "",
+        code_url=_http_url(paper.get("githubRepo")),
+        project_url=_http_url(paper.get("projectPage")),
+        upvotes=upvotes if isinstance(upvotes, int) and upvotes >= 0 else None,
+    )

@@ -1,0 +1,123 @@
+"""Papers in: fetch a source, parse it, store its papers, and record how the run went on its Feed.
+
+One feed's failure never stops the others, and a feed is stored in one transaction.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from digest.feed_parsing import parse_document
+from digest.fetching import FetchError, fetch
+from digest.models import Feed
+from digest.paper_store import StoreCounts, store_papers
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    source: str
+    counts: StoreCounts = field(default_factory=StoreCounts)
+    problems: list[str] = field(default_factory=list)
+    failed: bool = False
+    not_modified: bool = False
+
+    @property
+    def error(self) -> str:
+        return "; ".join(self.problems)
+
+    def summary(self) -> str:
+        c = self.counts
+        state = " (not modified)" if self.not_modified else " FAILED" if self.failed else ""
+        return (
+            f"{self.source}{state}: new={c.new} updated={c.updated} unchanged={c.unchanged} "
+            f"skipped={c.skipped} errors={len(self.problems)}"
+        )
+
+
+def ingest_document(body: bytes, source: str, feed: Feed | None = None, content_type: str = "") -> IngestReport:
+    """Parse and store one fetched document."""
+    report = IngestReport(source=source)
+    parsed = parse_document(body, kind=feed.kind if feed else Feed.Kind.AUTO, content_type=content_type)
+    report.problems.extend(parsed.problems)
+    if parsed.error:
+        report.problems.append(parsed.error)
+        report.failed = True
+        return report
+    if feed is not None and not feed.name and parsed.title:
+        Feed.objects.filter(pk=feed.pk, name="").update(name=parsed.title[:200])
+    report.counts = store_papers(parsed.papers, feed)
+    report.counts.skipped += parsed.skipped
+    return report
+
+
+def ingest_source(source: str) -> IngestReport:
+    """A URL or a local file; a Feed with that address gets its validators and counts recorded."""
+    feed = Feed.objects.filter(url=source).first()
+    if feed is not None:
+        return ingest_feed(feed)
+    try:
+        fetched = fetch(source)
+    except FetchError as exc:
+        return IngestReport(source=source, problems=[str(exc)], failed=True)
+    return ingest_document(fetched.body, source, content_type=fetched.content_type)
+
+
+def ingest_feed(feed: Feed) -> IngestReport:
+    started = timezone.now()
+    try:
+        fetched = fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
+    except FetchError as exc:
+        report = IngestReport(source=feed.url, problems=[str(exc)], failed=True)
+    else:
+        if fetched.not_modified:
+            report = IngestReport(source=feed.url, not_modified=True)
+        else:
+            try:
+                report = ingest_document(fetched.body, feed.url, feed, fetched.content_type)
+            except Exception as exc:  # a bug or a lost database must not stop the other feeds
+                logger.exception("Ingesting %s failed", feed.url)
+                report = IngestReport(source=feed.url, problems=[f"ingest failed: {exc}"], failed=True)
+            if not report.failed:
+                Feed.objects.filter(pk=feed.pk).update(etag=fetched.etag[:500], last_modified=fetched.last_modified[:100])
+    _record_run(feed, report, started)
+    return report
+
+
+def _record_run(feed: Feed, report: IngestReport, started) -> None:
+    c = report.counts
+    values = {
+        "last_polled_at": started,
+        "last_error": report.error,
+        "last_new": c.new,
+        "last_updated": c.updated,
+        "last_unchanged": c.unchanged,
+        "last_skipped": c.skipped,
+    }
+    if not report.failed:
+        values["last_success_at"] = timezone.now()
+    Feed.objects.filter(pk=feed.pk).update(**values)
+    if report.problems:
+        logger.warning("%s", report.summary() + ": " + report.error)
+    else:
+        logger.info("%s", report.summary())
+
+
+def ingest_all(feeds: Iterable[Feed] | None = None) -> list[IngestReport]:
+    """Every enabled feed, one after another; their errors are recorded, never raised."""
+    if feeds is None:
+        feeds = Feed.objects.filter(enabled=True).order_by("url")
+    return [ingest_feed(feed) for feed in feeds]
+
+
+def sync_feeds_from_settings() -> int:
+    """Create a Feed row for each address in settings.FEEDS; returns how many were new."""
+    created = 0
+    for url in settings.FEEDS:
+        _, was_created = Feed.objects.get_or_create(url=url)
+        created += was_created
+    return created
