@@ -86,7 +86,7 @@ def test_most_followed_topics_count_active_subscribers_only():
 
 def test_queue_length_counts_messages_in_the_filesystem_broker_folder(settings, tmp_path):
     settings.REDIS_URL = ""
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "control_folder": str(tmp_path / "control")}
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
     assert stats.queue_length() == 0
     with Connection("filesystem://", transport_options=options) as connection:
