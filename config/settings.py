@@ -170,6 +170,18 @@ DKIM_DOMAIN = env_str("DKIM_DOMAIN")
 # Permanent bounces (5xx, hard-bounce reports) after which a subscriber is marked bounced.
 BOUNCE_LIMIT = env_int("BOUNCE_LIMIT", 3)
 
+# --- Sending digests (see digest/sending.py) ---------------------------------------------------
+SEND_EMPTY_DIGESTS = env_bool("SEND_EMPTY_DIGESTS", False)
+# Subscribers (dispatch) and deliveries (one worker task, one SMTP connection) per chunk.
+DIGEST_CHUNK_SIZE = env_int("DIGEST_CHUNK_SIZE", 100)
+SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 6)
+SEND_RETRY_BASE_SECONDS = env_float("SEND_RETRY_BASE_SECONDS", 60.0)
+SEND_RETRY_MAX_SECONDS = env_float("SEND_RETRY_MAX_SECONDS", 3600.0)
+# A delivery in `sending` this long belonged to a dead worker: it is sent again, same Message-ID.
+SENDING_TIMEOUT_SECONDS = env_int("SENDING_TIMEOUT_SECONDS", 900)
+# Messages per second across all workers (counted in Redis when REDIS_URL is set); 0 = no limit.
+SEND_RATE_PER_SECOND = env_float("SEND_RATE_PER_SECOND", 0.0)
+
 # --- Subscribers ------------------------------------------------------------------------------
 # Pending subscribers who never confirm are deleted after this many days.
 PENDING_PURGE_DAYS = env_int("PENDING_PURGE_DAYS", 14)
@@ -215,5 +227,6 @@ CELERY_BEAT_SCHEDULE = {
     "ingest-feeds": {"task": "digest.ingest_feeds", "schedule": INGEST_EVERY_MINUTES * 60.0},
     "match-new-papers": {"task": "digest.match_new_papers", "schedule": 15 * 60.0},
     "dispatch-digests": {"task": "digest.dispatch_digests", "schedule": DISPATCH_EVERY_MINUTES * 60.0},
+    "retry-deliveries": {"task": "digest.retry_deliveries", "schedule": 60.0},
     "purge-pending-subscribers": {"task": "subscribers.purge_pending", "schedule": 24 * 3600.0},
 }
