@@ -15,6 +15,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from digest.dkim import SignedEmailMultiAlternatives
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token
 
@@ -78,7 +79,7 @@ def build_message(
         "Message-ID": message_id or new_message_id(),
         "Date": formatdate(localtime=False),
     }
-    message = EmailMultiAlternatives(
+    message = SignedEmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
         from_email=settings.DEFAULT_FROM_EMAIL,

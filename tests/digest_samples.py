@@ -1,0 +1,88 @@
+"""A typical digest for the email tests: real titles and abstracts from the seed trending page."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from digest.models import Candidate, Delivery, Paper
+from subscribers.models import Subscriber, Topic
+
+SEED_PAGE = Path(__file__).resolve().parent.parent / "seeds" / "trending-papers-page.txt"
+PUBLISHED = datetime(2026, 3, 17, tzinfo=timezone.utc)
+
+AUTHORS = [
+    ["Dogyun Park", "Sihyeon Kim", "Sojin Lee", "Hyunwoo J. Kim"],
+    ["Ahmed Ghorbel", "Wassim Hamidouche", "Luce Morin"],
+    ["Shishira R Maiya", "Sharath Girish", "Max Ehrlich", "Hanyu Wang", "Kwot Sin Lee", "Patrick Poirson"],
+    ["Sahel Iqbal", "Mahyar Fazlyab"],
+    ["Xueqian Li", "Jhony Kaesemodel Pontes", "Simon Lucey"],
+    ["Hao Chen", "Matthew Gwilliam", "Ser-Nam Lim", "Abhinav Shrivastava"],
+    ["Qinsi Wang", "Saeed Vahidian", "Hancheng Ye", "Jianyang Gu", "Jianyi Zhang", "Yiran Chen"],
+    ["Jack Merullo", "Carsten Eickhoff", "Ellie Pavlick"],
+]
+CATEGORIES = [["cs.CV", "cs.LG"], ["eess.IV", "cs.CV"], ["cs.CV"], ["cs.LG", "math.OC"], ["cs.CV"], ["cs.CV"], ["cs.CL"], ["cs.CL", "cs.LG"]]
+
+
+def seed_papers() -> list[tuple[str, str]]:
+    """(title, abstract) pairs of the seed page, in page order."""
+    blocks = [b.strip() for b in SEED_PAGE.read_text().split("\n\n")]
+    start = blocks.index("Mar 17") + 1
+    body = blocks[start:]
+    return [(body[i], body[i + 1]) for i in range(0, len(body) - 1, 2) if len(body[i + 1]) > 200]
+
+
+def make_paper(index: int, title: str, abstract: str, **fields) -> Paper:
+    arxiv_id = f"2403.{10000 + index:05d}"
+    values = {
+        "arxiv_id": arxiv_id,
+        "guid": arxiv_id,
+        "title": title,
+        "abstract": abstract,
+        "authors": AUTHORS[index % len(AUTHORS)],
+        "categories": CATEGORIES[index % len(CATEGORIES)],
+        "primary_category": CATEGORIES[index % len(CATEGORIES)][0],
+        "published": PUBLISHED,
+        "url": f"https://arxiv.org/abs/{arxiv_id}",
+        "pdf_url": f"https://arxiv.org/pdf/{arxiv_id}",
+        "code_url": f"https://github.com/paperboy-samples/{arxiv_id}" if index % 3 == 0 else "",
+        "upvotes": [42, 17, 0, 5, 0, 28, 61, 9][index % 8],
+    }
+    values.update(fields)
+    return Paper.objects.create(**values)
+
+
+def make_subscriber(email: str = "ada@example.org", **fields) -> Subscriber:
+    values = {"status": Subscriber.Status.ACTIVE, "keywords": '"neural representation", interpretability, -medical'}
+    values.update(fields)
+    subscriber = Subscriber.objects.create(email=email, **values)
+    topic, _ = Topic.objects.get_or_create(
+        slug="implicit-neural-representations",
+        defaults={"name": "Implicit neural representations", "description": "Signals stored as neural networks"},
+    )
+    subscriber.topics.add(topic)
+    return subscriber
+
+
+def reason_for(title: str) -> str:
+    if "Language Model" in title or "Circuit" in title:
+        return "matches your keyword 'interpretability'"
+    if "Implicit" in title or "NeRV" in title.replace("NERV", "NeRV"):
+        return "matches your topic Implicit neural representations"
+    return "similar to your interest"
+
+
+def make_digest(count: int = 6, more: int = 3, subscriber: Subscriber | None = None):
+    """A subscriber, their digest's candidates (best first) and its Delivery row."""
+    subscriber = subscriber or make_subscriber()
+    delivery = Delivery.objects.create(
+        subscriber=subscriber, period="2026-03-17", scheduled_for=datetime(2026, 3, 17, 8, tzinfo=timezone.utc),
+        more_count=more,
+    )
+    candidates = []
+    for index, (title, abstract) in enumerate(seed_papers()[:count]):
+        paper = make_paper(index, title, abstract)
+        candidates.append(
+            Candidate.objects.create(
+                subscriber=subscriber, paper=paper, score=1.0 - index / 20, reason=reason_for(title), delivery=delivery
+            )
+        )
+    return subscriber, candidates, delivery

@@ -1,0 +1,90 @@
+import base64
+import subprocess
+
+import dkim
+import pytest
+from django.core import mail
+
+from digest.digest_email import build_digest_message
+from tests.digest_samples import make_digest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def key_pair(tmp_path_factory):
+    """A fresh 2048-bit RSA key (PEM file) and the DNS TXT record that publishes its public half."""
+    folder = tmp_path_factory.mktemp("dkim")
+    private = folder / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
+    public_der = subprocess.run(
+        ["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"], check=True, capture_output=True
+    ).stdout
+    return private, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+
+
+@pytest.fixture
+def dkim_settings(settings, key_pair):
+    settings.DKIM_PRIVATE_KEY_PATH = str(key_pair[0])
+    settings.DKIM_SELECTOR = "pb2026"
+    settings.DKIM_DOMAIN = "paperboy.example.org"
+    settings.DEFAULT_FROM_EMAIL = "Paperboy <digest@paperboy.example.org>"
+    return settings
+
+
+def verifies(raw: bytes, record: bytes) -> bool:
+    def dns(name, timeout=5):
+        assert name == b"pb2026._domainkey.paperboy.example.org."
+        return record
+
+    return dkim.verify(raw, dnsfunc=dns)
+
+
+def digest_bytes() -> bytes:
+    subscriber, candidates, delivery = make_digest()
+    message = build_digest_message(subscriber, candidates, 3, delivery=delivery)
+    return message.message().as_bytes(linesep="\r\n")
+
+
+def test_it_signs_the_digest_so_that_it_verifies_against_the_public_key(dkim_settings, key_pair):
+    raw = digest_bytes()
+
+    assert raw.startswith(b"DKIM-Signature:") or b"\r\nDKIM-Signature:" in raw
+    assert verifies(raw, key_pair[1])
+
+
+def test_it_covers_the_one_click_unsubscribe_headers(dkim_settings, key_pair):
+    raw = digest_bytes()
+    signature = dkim.DKIM(raw)
+    signature.verify(dnsfunc=lambda name, timeout=5: key_pair[1])
+
+    signed = {name.strip().lower() for name, _ in signature.signed_headers}
+    assert {b"list-unsubscribe", b"list-unsubscribe-post", b"from", b"subject", b"date", b"message-id"} <= signed
+
+
+def test_a_changed_unsubscribe_header_breaks_the_signature(dkim_settings, key_pair):
+    raw = digest_bytes()
+    tampered = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nothing")
+
+    assert tampered != raw
+    assert not verifies(tampered, key_pair[1])
+
+
+def test_the_eml_backend_writes_a_signed_message_that_verifies(dkim_settings, key_pair, tmp_path):
+    dkim_settings.EMAIL_BACKEND = "config.email.EmlFolderBackend"
+    dkim_settings.EMAIL_FILE_PATH = str(tmp_path)
+    subscriber, candidates, delivery = make_digest()
+
+    build_digest_message(subscriber, candidates, 3, delivery=delivery).send()
+
+    [written] = list(tmp_path.glob("*.eml"))
+    assert verifies(written.read_bytes(), key_pair[1])
+
+
+def test_it_does_not_sign_without_a_key(settings):
+    settings.DKIM_PRIVATE_KEY_PATH = ""
+    subscriber, candidates, delivery = make_digest()
+
+    build_digest_message(subscriber, candidates, 3, delivery=delivery).send()
+
+    assert "DKIM-Signature" not in mail.outbox[0].message()
