@@ -206,6 +206,23 @@ FEED_MAX_BYTES = env_int("FEED_MAX_BYTES", 20 * 1024 * 1024)
 FEED_HOST_DELAY_SECONDS = env_float("FEED_HOST_DELAY_SECONDS", 3.0)
 FEED_USER_AGENT = env_str("FEED_USER_AGENT", f"Paperboy/1.0 (+{SITE_URL})")
 
+# --- Matching and ranking (see README "Matching and ranking") ---------------------------------
+# Subscribers per matching task; each task makes a fixed number of queries whatever its size.
+MATCH_CHUNK_SIZE = env_int("MATCH_CHUNK_SIZE", 500)
+# Cosine similarity (TF-IDF) from which an interest or topic description counts as a match.
+MATCH_SIMILARITY_THRESHOLD = env_float("MATCH_SIMILARITY_THRESHOLD", 0.12)
+# Best matches stored per subscriber and run (the digest shows max papers, the site the rest).
+MATCH_KEEP_PER_SUBSCRIBER = env_int("MATCH_KEEP_PER_SUBSCRIBER", 100)
+# Recent stored papers added to a run's papers to fit the IDF of the similarity model.
+MATCH_IDF_PAPERS = env_int("MATCH_IDF_PAPERS", 2000)
+RANKING_MIN_RELEVANCE = env_float("RANKING_MIN_RELEVANCE", 0.2)
+RANKING_TREND_WEIGHT = env_float("RANKING_TREND_WEIGHT", 0.5)
+RANKING_UPVOTES_WEIGHT = env_float("RANKING_UPVOTES_WEIGHT", 0.5)
+RANKING_UPVOTES_SATURATION = env_float("RANKING_UPVOTES_SATURATION", 100.0)
+RANKING_RECENCY_WEIGHT = env_float("RANKING_RECENCY_WEIGHT", 0.4)
+RANKING_HALF_LIFE_HOURS = env_float("RANKING_HALF_LIFE_HOURS", 48.0)
+RANKING_SOURCES_WEIGHT = env_float("RANKING_SOURCES_WEIGHT", 0.1)
+
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_JSON = env_bool("LOG_JSON", False)

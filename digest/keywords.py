@@ -1,0 +1,168 @@
+"""Keyword syntax and the text handling shared by every matcher.
+
+Syntax: `"neural field", NeRF, -medical`. Quoted text is a phrase; a leading `-` excludes a word
+or a phrase. With commas, each comma-separated item is one term (several unquoted words in an item
+form a phrase, so `graph neural networks, NeRF` means two terms); without commas, spaces separate
+terms. Matching is case-insensitive on stems ("representations" finds "representation") at word
+boundaries, except for acronyms: an all-capitals query word such as `INR` only matches the same
+capitals in the paper (`INR`, `INRs`), never `inr` inside other words or `INRIA`.
+"""
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+# snowballstemmer hands out PyStemmer's C implementation when it is installed.
+_STEMMER = snowballstemmer.stemmer("english")
+_WORD_RE = re.compile(r"[^\W_]+")
+_SYNTAX_RE = re.compile(r'(-?)"([^"]*)"?|([^\s,"]+)|(,)')
+_VOWELS = set("aeiouy")
+ACRONYM_PREFIX = "A:"
+
+# A lone word from this list would match almost every abstract; inside a phrase it is kept.
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be been before being below
+    between both but by can could did do does doing down during each few for from further had has
+    have having he her here hers him his how i if in into is it its itself just me more most my no
+    nor not now of off on once only or other our ours out over own same she should so some such
+    than that the their theirs them then there these they this those through to too under until up
+    us very was we were what when where which while who whom why will with would you your yours
+    via using use used based new towards toward without within across among""".split()
+)
+
+
+def fold(text: str) -> str:
+    """Accents off, compatibility forms unified (ﬁ -> fi, full-width letters -> ASCII)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def words(text: str) -> list[str]:
+    """Word tokens in their original case: letters and digits; hyphens and punctuation split."""
+    return _WORD_RE.findall(fold(text))
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    lowered = word.lower()
+    # Porter keeps the plural s of vowel-less words ("llms"); drop it so "LLM" and "LLMs" agree.
+    if len(lowered) > 2 and lowered.endswith("s") and not _VOWELS & set(lowered[:-1]):
+        lowered = lowered[:-1]
+    return _STEMMER.stemWord(lowered)
+
+
+@lru_cache(maxsize=200_000)
+def acronym(word: str) -> str | None:
+    """The acronym a word spells ("INRs" -> "INR"), or None for ordinary and mixed-case words."""
+    core = word[:-1] if len(word) > 2 and word.endswith("s") else word
+    letters = sum(ch.isalpha() for ch in core)
+    if 2 <= len(core) <= 10 and letters >= 2 and core.isupper() and core.isalnum():
+        return core
+    return None
+
+
+def word_key(word: str) -> str:
+    """The key a query word is looked up by: its acronym when it is one, else its stem."""
+    spelled = acronym(word)
+    return ACRONYM_PREFIX + spelled if spelled else stem(word)
+
+
+def text_keys(text: str) -> list[tuple[str, str | None]]:
+    """Per token of a paper's text: its stem and, for capitalised tokens, its acronym key."""
+    keys = []
+    for token in words(text):
+        spelled = acronym(token)
+        keys.append((stem(token), ACRONYM_PREFIX + spelled if spelled else None))
+    return keys
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str
+    keys: tuple[str, ...]
+
+    @property
+    def is_phrase(self) -> bool:
+        return len(self.keys) > 1
+
+
+@dataclass(frozen=True)
+class KeywordQuery:
+    include: tuple[Term, ...] = ()
+    exclude: tuple[Term, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.include or self.exclude)
+
+
+def make_term(text: str) -> Term | None:
+    tokens = words(text)
+    if not tokens or (len(tokens) == 1 and tokens[0].lower() in STOPWORDS):
+        return None
+    return Term(text=" ".join(text.split()), keys=tuple(word_key(token) for token in tokens))
+
+
+def _raw_terms(raw: str) -> list[tuple[bool, str]]:
+    comma_mode = "," in re.sub(r'"[^"]*"?', "", raw)
+    found: list[tuple[bool, str]] = []
+    item: list[str] = []
+    item_excluded = False
+
+    def flush() -> None:
+        nonlocal item, item_excluded
+        if item:
+            found.append((item_excluded, " ".join(item)))
+        item, item_excluded = [], False
+
+    for match in _SYNTAX_RE.finditer(raw):
+        minus, quoted, bare, comma = match.groups()
+        if comma:
+            flush()
+        elif quoted is not None:
+            found.append((bool(minus), quoted))
+        elif comma_mode:
+            if not item and bare.startswith("-"):
+                item_excluded = True
+            item.append(bare.lstrip("-") if not item else bare)
+        else:
+            found.append((bare.startswith("-"), bare.lstrip("-")))
+    flush()
+    return found
+
+
+def parse_keywords(raw: str) -> KeywordQuery:
+    include: dict[tuple[str, ...], Term] = {}
+    exclude: dict[tuple[str, ...], Term] = {}
+    for excluded, text in _raw_terms(raw or ""):
+        term = make_term(text)
+        if term is not None:
+            (exclude if excluded else include).setdefault(term.keys, term)
+    for keys in exclude:
+        include.pop(keys, None)
+    return KeywordQuery(include=tuple(include.values()), exclude=tuple(exclude.values()))
+
+
+def merge_queries(queries: Sequence[KeywordQuery]) -> KeywordQuery:
+    include = {term.keys: term for query in queries for term in query.include}
+    exclude = {term.keys: term for query in queries for term in query.exclude}
+    return KeywordQuery(include=tuple(include.values()), exclude=tuple(exclude.values()))
+
+
+def occurs(term: Term, keys: Sequence[tuple[str, str | None]]) -> bool:
+    """Whether the term's words appear consecutively in a tokenised text (see `text_keys`)."""
+    width = len(term.keys)
+    first = term.keys[0]
+    for start in range(len(keys) - width + 1):
+        if first not in keys[start]:
+            continue
+        if all(term.keys[offset] in keys[start + offset] for offset in range(1, width)):
+            return True
+    return False
+
+
+def term_in_text(term: Term, text: str) -> bool:
+    return occurs(term, text_keys(text))
