@@ -77,7 +77,7 @@ def build_message(
     headers = {
         **list_headers(links, name),
         "Message-ID": message_id or new_message_id(),
-        "Date": formatdate(localtime=False),
+        "Date": formatdate(usegmt=True),
     }
     message = SignedEmailMultiAlternatives(
         subject=rendered.subject,

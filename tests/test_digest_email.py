@@ -1,0 +1,293 @@
+import re
+from email import message_from_bytes, policy
+from email.utils import parseaddr, parsedate_to_datetime
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from digest.digest_email import (
+    build_digest_context,
+    build_digest_message,
+    digest_subject,
+    excerpt,
+    short_authors,
+    subject_topics,
+)
+from digest.models import Candidate, Delivery
+from subscribers.tokens import read_payload
+from tests.digest_samples import make_digest, make_paper, make_subscriber
+
+pytestmark = pytest.mark.django_db
+
+SITE = "https://paperboy.example.org"
+
+
+@pytest.fixture(autouse=True)
+def site(settings):
+    settings.SITE_URL = SITE
+    settings.DEFAULT_FROM_EMAIL = "Paperboy <digest@paperboy.example.org>"
+
+
+def parsed(message):
+    return message_from_bytes(message.message().as_bytes(linesep="\r\n"), policy=policy.default)
+
+
+def parts(message) -> tuple[str, str]:
+    email = parsed(message)
+    return email.get_body(("plain",)).get_content(), email.get_body(("html",)).get_content()
+
+
+def token_from(url: str, route: str) -> str:
+    match = re.fullmatch(re.escape(SITE) + r"/" + route + r"/([^/]+)/(?:#\w+)?", url)
+    assert match, url
+    return match.group(1)
+
+
+# --- small pieces -----------------------------------------------------------------------------
+
+
+def test_it_keeps_every_author_when_there_are_few():
+    assert short_authors(["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"]) == (
+        "Ada Lovelace, Alan Turing, Grace Hopper, Edsger Dijkstra"
+    )
+
+
+def test_it_shortens_a_long_author_list_with_et_al():
+    names = ["A One", "B Two", "C Three", "D Four", "E Five"]
+    assert short_authors(names) == "A One, B Two, C Three et al."
+
+
+def test_it_reads_authors_stored_as_objects():
+    assert short_authors([{"name": "Ada  Lovelace"}, {"name": ""}, "Alan Turing"]) == "Ada Lovelace, Alan Turing"
+
+
+def test_an_excerpt_ends_at_a_word_boundary_with_an_ellipsis():
+    text = "word " * 200
+    cut = excerpt(text, limit=50)
+    assert cut.endswith("word…")
+    assert len(cut) <= 51
+
+
+def test_a_short_abstract_is_kept_whole_with_its_whitespace_tidied():
+    assert excerpt("  A short\n abstract. ") == "A short abstract."
+
+
+# --- subject ----------------------------------------------------------------------------------
+
+
+def test_the_subject_names_the_topics_and_keywords_that_matched():
+    subscriber, candidates, _ = make_digest(count=8)
+
+    assert digest_subject(subscriber, candidates) == "8 new papers on implicit neural representations and interpretability"
+
+
+def test_the_subject_puts_the_most_frequent_subject_first():
+    subscriber, candidates, _ = make_digest(count=8)
+    for candidate in candidates[:5]:
+        candidate.reason = "matches your keyword 'interpretability'"
+
+    assert subject_topics(subscriber, candidates)[0] == "interpretability"
+
+
+def test_the_subject_counts_one_paper_in_the_singular():
+    subscriber, candidates, _ = make_digest(count=1)
+
+    assert digest_subject(subscriber, candidates) == "1 new paper on implicit neural representations"
+
+
+def test_the_subject_falls_back_to_a_plain_count_when_nothing_names_a_subject():
+    subscriber = make_subscriber(keywords="")
+    subscriber.topics.clear()
+    _, candidates, _ = make_digest(count=3, subscriber=subscriber)
+    for candidate in candidates:
+        candidate.reason = "similar to your interest"
+
+    assert digest_subject(subscriber, candidates) == "3 new papers picked for you"
+
+
+def test_a_quoted_keyword_in_a_reason_becomes_the_subject():
+    subscriber = make_subscriber(keywords="")
+    subscriber.topics.clear()
+    _, candidates, _ = make_digest(count=2, subscriber=subscriber)
+    for candidate in candidates:
+        candidate.reason = "matches your keyword 'neural field'"
+
+    assert digest_subject(subscriber, candidates) == "2 new papers on neural field"
+
+
+def test_a_subject_too_long_for_inboxes_keeps_only_the_first_topic():
+    subscriber = make_subscriber(keywords='"a very long keyword phrase that goes on and on and on and on"')
+    _, candidates, _ = make_digest(count=2, subscriber=subscriber)
+    candidates[1].reason = "matches your keyword 'a very long keyword phrase that goes on and on and on and on'"
+
+    subject = digest_subject(subscriber, candidates)
+    assert len(subject) <= 90
+    assert " and " not in subject.removeprefix("2 new papers on ").replace("on and on", "")
+
+
+# --- context ----------------------------------------------------------------------------------
+
+
+def test_the_context_holds_each_paper_as_the_email_shows_it():
+    subscriber, candidates, delivery = make_digest(count=6)
+
+    context = build_digest_context(subscriber, candidates, 3, delivery)
+
+    first = context["items"][0]
+    paper = candidates[0].paper
+    assert [item.title for item in context["items"]] == [c.paper.title for c in candidates]
+    assert first.url == f"https://arxiv.org/abs/{paper.arxiv_id}"
+    assert first.pdf_url == f"https://arxiv.org/pdf/{paper.arxiv_id}"
+    assert first.code_url == paper.code_url != ""
+    assert first.upvotes == 42
+    assert first.categories == ["cs.CV", "cs.LG"]
+    assert first.reason == "matches your topic Implicit neural representations"
+    assert len(first.excerpt) <= 321 and first.excerpt.endswith("…")
+    assert context["items"][2].authors == "Shishira R Maiya, Sharath Girish, Max Ehrlich et al."
+    assert context["more_count"] == 3
+    assert str(context["date"]) == "2026-03-17"
+
+
+def test_feedback_links_carry_a_signed_paper_and_direction():
+    subscriber, candidates, delivery = make_digest(count=2)
+
+    item = build_digest_context(subscriber, candidates, 0, delivery)["items"][1]
+
+    assert read_payload(token_from(item.more_url, "feedback"), "feedback") == (
+        subscriber, {"p": candidates[1].paper.pk, "d": "more"}
+    )
+    assert read_payload(token_from(item.less_url, "feedback"), "feedback")[1] == {"p": candidates[1].paper.pk, "d": "less"}
+    assert read_payload(token_from(item.less_url, "feedback"), "digest") is None
+
+
+def test_the_view_in_browser_link_names_the_delivery_and_the_rest_is_on_that_page():
+    subscriber, candidates, delivery = make_digest(count=2)
+
+    context = build_digest_context(subscriber, candidates, 4, delivery)
+
+    assert read_payload(token_from(context["view_url"], "digest"), "digest") == (subscriber, {"d": delivery.pk})
+    assert context["more_url"] == context["view_url"] + "#more"
+
+
+def test_a_preview_without_a_delivery_links_the_rest_to_the_paper_list():
+    subscriber, candidates, _ = make_digest(count=2)
+
+    context = build_digest_context(subscriber, candidates, 4)
+
+    assert context["view_url"] == ""
+    assert context["more_url"] == SITE + reverse("digest:paper_list")
+
+
+def test_the_date_is_the_subscribers_local_date():
+    subscriber, candidates, delivery = make_digest(count=1, subscriber=make_subscriber(timezone="Pacific/Auckland"))
+    delivery.scheduled_for = delivery.scheduled_for.replace(hour=20)
+
+    assert str(build_digest_context(subscriber, candidates, 0, delivery)["date"]) == "2026-03-18"
+
+
+# --- the message ------------------------------------------------------------------------------
+
+
+def test_the_message_is_multipart_alternative_with_text_and_html():
+    subscriber, candidates, delivery = make_digest(count=8)
+
+    email = parsed(build_digest_message(subscriber, candidates, 3, delivery=delivery))
+
+    assert email.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in email.iter_parts()] == ["text/plain", "text/html"]
+    assert email["Subject"] == "8 new papers on implicit neural representations and interpretability"
+
+
+def test_the_message_carries_the_list_and_identity_headers():
+    subscriber, candidates, delivery = make_digest(count=2)
+
+    email = parsed(build_digest_message(subscriber, candidates, 0, delivery=delivery, message_id="<d-1@paperboy.example.org>"))
+
+    assert parseaddr(email["From"]) == ("Paperboy", "digest@paperboy.example.org")
+    assert email["To"] == "ada@example.org"
+    assert email["Message-ID"] == "<d-1@paperboy.example.org>"
+    assert parsedate_to_datetime(email["Date"]).tzinfo is not None
+    assert email["MIME-Version"] == "1.0"
+    assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert email["List-Id"] == "Paperboy digest <digest.paperboy.example.org>"
+    unsubscribe = re.findall(r"<([^>]+)>", email["List-Unsubscribe"])
+    assert unsubscribe[0].startswith(SITE + "/") and unsubscribe[1].startswith("mailto:digest@paperboy.example.org")
+
+
+def test_every_link_to_our_site_is_absolute_to_site_url():
+    subscriber, candidates, delivery = make_digest(count=4)
+    text, html = parts(build_digest_message(subscriber, candidates, 2, delivery=delivery))
+
+    hrefs = re.findall(r'href="([^"]+)"', html)
+    ours = [h for h in hrefs if not h.startswith(("https://arxiv.org/", "https://github.com/"))]
+    assert len(ours) >= 2 * 4 + 4  # feedback pairs, view, more, manage, unsubscribe, home
+    assert all(h.startswith(SITE + "/") for h in ours), ours
+    text_links = re.findall(r"https?://\S+", text)
+    assert all(link.startswith((SITE + "/", "https://arxiv.org/", "https://github.com/")) for link in text_links)
+    assert not re.search(r'href="/', html)
+
+
+def test_both_parts_show_each_paper_and_the_footer_links():
+    subscriber, candidates, delivery = make_digest(count=3)
+    text, html = parts(build_digest_message(subscriber, candidates, 5, delivery=delivery))
+    item = build_digest_context(subscriber, candidates, 5, delivery)["items"][0]
+
+    for part in (text, html):
+        assert candidates[0].paper.title in part
+        assert "Dogyun Park, Sihyeon Kim, Sojin Lee, Hyunwoo J. Kim" in part
+        assert "matches your topic Implicit neural representations" in part
+        assert "Unsubscribe" in part or "Unsubscribe".lower() in part.lower()
+        assert "42 upvotes" in part
+        assert "5 more papers" in part
+    assert item.more_url in text and item.more_url.replace("&", "&amp;") in html
+    assert "View in your browser" in html and "in your browser:" in text
+
+
+def test_the_html_has_its_css_inlined_and_keeps_its_dark_mode_and_narrow_rules():
+    subscriber, candidates, delivery = make_digest(count=2)
+    _, html = parts(build_digest_message(subscriber, candidates, 0, delivery=delivery))
+
+    assert re.search(r'<td class="card" style="[^"]*background-color: ?#ffffff', html)
+    assert "@media (prefers-color-scheme: dark)" in html
+    assert "@media (max-width: 660px)" in html
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert 'role="presentation"' in html
+
+
+def test_markup_in_titles_and_authors_is_escaped_in_the_html_and_kept_as_text_in_the_text_part():
+    subscriber = make_subscriber()
+    paper = make_paper(0, "<script>alert(1)</script> & friends", "An <img src=x onerror=alert(2)> abstract.",
+                       authors=['<b onmouseover="alert(3)">Eve</b>', "Mallory"])
+    delivery = Delivery.objects.create(subscriber=subscriber, period="p", scheduled_for=paper.published)
+    candidate = Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>",
+                                         delivery=delivery)
+
+    message = build_digest_message(subscriber, [candidate], 0, delivery=delivery)
+    text, html = parts(message)
+
+    for needle in ("<script>", "<img src=x", "<b onmouseover", "<i>Eve"):
+        assert needle not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; friends" in html
+    assert "&lt;b onmouseover=" in html and "Eve&lt;/b&gt;" in html
+    assert "<script>alert(1)</script> & friends" in text
+    assert "&lt;" not in text and "&amp;" not in text
+    assert message.subject == "1 new paper picked for you"
+
+
+def test_building_a_digest_costs_a_fixed_number_of_queries(django_assert_max_num_queries):
+    subscriber, candidates, delivery = make_digest(count=8)
+    candidates = list(Candidate.objects.filter(delivery=delivery).select_related("paper"))
+    subscriber = type(subscriber).objects.prefetch_related("topics").get(pk=subscriber.pk)
+
+    with django_assert_max_num_queries(0):
+        build_digest_message(subscriber, candidates, 0, delivery=delivery)
+
+
+def test_it_sends_through_the_configured_backend_with_the_connection_given():
+    subscriber, candidates, delivery = make_digest(count=2)
+    connection = mail.get_connection()
+
+    build_digest_message(subscriber, candidates, 0, delivery=delivery, connection=connection).send()
+
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ada@example.org"]
