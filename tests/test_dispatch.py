@@ -1,0 +1,183 @@
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import time_machine
+from django.db import close_old_connections, connection, transaction
+
+from digest.dispatch import claim_due, dispatch_due
+from digest.models import Delivery
+from digest.sending import claim_delivery
+from subscribers.models import Subscriber
+from tests.digest_samples import make_subscriber
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+
+
+def due_subscriber(email: str, **fields) -> Subscriber:
+    values = {"timezone": "UTC", "delivery_hour": 8, "next_delivery_at": NOW - timedelta(hours=1)}
+    values.update(fields)
+    return make_subscriber(email, **values)
+
+
+@pytest.mark.django_db
+def test_it_creates_a_delivery_for_each_due_subscriber_and_moves_their_slot():
+    due = due_subscriber("due@example.org")
+    due_subscriber("later@example.org", next_delivery_at=NOW + timedelta(minutes=5))
+    due_subscriber("paused@example.org", status=Subscriber.Status.PAUSED)
+    due_subscriber("never@example.org", next_delivery_at=None)
+
+    ids = dispatch_due(NOW, queue=False)
+
+    delivery = Delivery.objects.get()
+    assert ids == [delivery.id]
+    assert (delivery.subscriber, delivery.period, delivery.status) == (due, "2026-11-26", Delivery.Status.QUEUED)
+    assert delivery.scheduled_for == NOW - timedelta(hours=1)
+    due.refresh_from_db()
+    assert due.next_delivery_at == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
+
+
+@pytest.mark.django_db
+def test_it_never_queues_a_period_twice():
+    due_subscriber("ada@example.org")
+    assert len(dispatch_due(NOW, queue=False)) == 1
+    assert dispatch_due(NOW, queue=False) == []
+    assert dispatch_due(NOW, force=True, queue=False) == []  # `--now` the same day: already has its digest
+    assert Delivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_it_lets_only_the_dispatcher_that_moved_the_slot_create_the_delivery():
+    due_subscriber("ada@example.org")
+    # Two dispatchers read the same row before either writes.
+    first, second = Subscriber.objects.get(), Subscriber.objects.get()
+    assert claim_due(first, NOW) is not None
+    assert claim_due(second, NOW) is None
+    assert Delivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_it_treats_every_active_subscriber_as_due_with_force():
+    due_subscriber("early@example.org", next_delivery_at=NOW + timedelta(hours=20))
+    due_subscriber("unscheduled@example.org", next_delivery_at=None)
+    due_subscriber("gone@example.org", status=Subscriber.Status.UNSUBSCRIBED)
+
+    assert len(dispatch_due(NOW, force=True, queue=False)) == 2
+    assert set(Delivery.objects.values_list("subscriber__email", flat=True)) == {
+        "early@example.org", "unscheduled@example.org"
+    }
+
+
+@pytest.mark.django_db
+def test_it_limits_dispatch_to_the_given_addresses_whatever_their_case():
+    due_subscriber("ada@example.org")
+    due_subscriber("bob@example.org")
+    ids = dispatch_due(NOW, emails=["ADA@Example.org"], queue=False)
+    assert list(Delivery.objects.filter(id__in=ids).values_list("subscriber__email", flat=True)) == ["ada@example.org"]
+
+
+@pytest.mark.django_db
+def test_it_queues_chunks_of_ids_after_commit(settings, django_capture_on_commit_callbacks):
+    settings.DIGEST_CHUNK_SIZE = 2
+    for n in range(5):
+        due_subscriber(f"reader{n}@example.org")
+    with django_capture_on_commit_callbacks() as callbacks:
+        ids = dispatch_due(NOW)
+    assert len(ids) == 5
+    assert len(callbacks) == 3  # chunks of 2, 2 and 1, queued only once the rows are committed
+
+
+@pytest.mark.django_db
+def test_it_dispatches_with_a_fixed_number_of_queries_per_subscriber(django_assert_max_num_queries, settings):
+    settings.DIGEST_CHUNK_SIZE = 50
+    for n in range(20):
+        due_subscriber(f"reader{n}@example.org")
+    # 2 to list and load, then per subscriber: the compare-and-set and get_or_create (select, insert).
+    with django_assert_max_num_queries(2 + 20 * 5 + 2):
+        assert len(dispatch_due(NOW, queue=False)) == 20
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_the_beat_task_dispatches_what_is_due(django_capture_on_commit_callbacks):
+    from digest.tasks import dispatch_digests
+
+    due_subscriber("ada@example.org")
+    with django_capture_on_commit_callbacks():
+        assert dispatch_digests() == 1
+
+
+def _in_threads(count: int, target) -> list:
+    results: list = [None] * count
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = target()
+        except BaseException as error:  # surfaced below, in the test's thread
+            errors.append(error)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_dispatchers_on_postgresql_queue_each_subscriber_once(on_postgres):
+    Subscriber.objects.bulk_create(
+        Subscriber(email=f"reader{n}@example.org", status="active", next_delivery_at=NOW - timedelta(minutes=n))
+        for n in range(200)
+    )
+    results = _in_threads(4, lambda: dispatch_due(NOW, queue=False))
+    queued = [delivery_id for ids in results for delivery_id in ids]
+    assert len(queued) == len(set(queued)) == 200
+    assert Delivery.objects.count() == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_workers_on_postgresql_claim_each_delivery_once(on_postgres):
+    subscribers = Subscriber.objects.bulk_create(
+        Subscriber(email=f"reader{n}@example.org", status="active") for n in range(100)
+    )
+    ids = [
+        d.id for d in Delivery.objects.bulk_create(Delivery(subscriber=s, period="2026-11-26", scheduled_for=NOW) for s in subscribers)
+    ]
+    results = _in_threads(4, lambda: [i for i in ids if claim_delivery(i, NOW) is not None])
+    claimed = [delivery_id for chunk in results for delivery_id in chunk]
+    assert sorted(claimed) == sorted(ids)
+    assert set(Delivery.objects.values_list("status", "attempts")) == {("sending", 1)}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_delivery_on_postgresql_is_skipped_not_waited_for(on_postgres):
+    subscriber = Subscriber.objects.create(email="ada@example.org", status="active")
+    delivery = Delivery.objects.create(subscriber=subscriber, period="2026-11-26", scheduled_for=NOW)
+    locked, done = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with transaction.atomic():
+            Delivery.objects.select_for_update().get(id=delivery.id)
+            locked.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=lambda: (hold_lock(), connection.close()))
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert _in_threads(1, lambda: claim_delivery(delivery.id, NOW)) == [None]
+    finally:
+        done.set()
+        holder.join(10)
+    assert claim_delivery(delivery.id, NOW) is not None
