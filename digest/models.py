@@ -90,6 +90,8 @@ class MatchRun(models.Model):
     papers = models.PositiveIntegerField(default=0)
     subscribers = models.PositiveIntegerField(default=0)
     candidates = models.PositiveIntegerField(default=0)
+    chunks = models.PositiveIntegerField(default=0, help_text="Subscriber chunks handed to workers")
+    chunks_done = models.PositiveIntegerField(default=0, help_text="The run is finished when all are done")
 
     class Meta:
         ordering = ["-id"]
