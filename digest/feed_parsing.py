@@ -136,8 +136,9 @@ def _struct_to_datetime(value: Any) -> datetime | None:
 
 
 def _entry_dates(entry: Any) -> tuple[datetime | None, datetime | None]:
-    published = _struct_to_datetime(entry.get("published_parsed"))
-    updated = _struct_to_datetime(entry.get("updated_parsed"))
+    # dict.get: FeedParserDict.get maps a missing `updated` onto `published`, with a warning.
+    published = _struct_to_datetime(dict.get(entry, "published_parsed"))
+    updated = _struct_to_datetime(dict.get(entry, "updated_parsed"))
     return published or updated, updated or published
 
 

@@ -81,7 +81,8 @@ def _merge_duplicates(papers: list[ParsedPaper]) -> list[ParsedPaper]:
 def _store_chunk(papers: list[ParsedPaper], feed: Feed | None) -> StoreCounts:
     counts = StoreCounts()
     guids = [p.guid for p in papers]
-    arxiv_ids = [p.arxiv_id for p in papers if p.arxiv_id]
+    # The guid is the arXiv id when there is one: only older rows keyed otherwise need the second list.
+    arxiv_ids = [p.arxiv_id for p in papers if p.arxiv_id and p.arxiv_id != p.guid]
     existing: dict[str, Paper] = {}
     for row in Paper.objects.filter(Q(guid__in=guids) | Q(arxiv_id__in=arxiv_ids)):
         existing[row.guid] = row

@@ -1,0 +1,261 @@
+from dataclasses import replace
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from digest.feed_parsing import ParsedPaper, parse_document
+from digest.ingestion import ingest_all, ingest_feed, ingest_source, sync_feeds_from_settings
+from digest.models import Feed, Paper, PaperSource
+from digest.paper_store import StoreCounts, store_papers
+from digest.tasks.ingest import ingest_feeds
+from tests.feed_server import FeedServer, Route
+
+pytestmark = pytest.mark.django_db
+
+RSS_LG = "arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml"
+RSS_AI = "arxiv_rss2_2026-04-27_cs.AI_trimmed_3items.xml"
+API_20 = "arxiv_api_atom_2026-04-30_cat-cs.LG-OR-cs.AI_max20_20entries.xml"
+TRUNCATED = "arxiv_rss-atom_2025-08-20_cs.AI_TRUNCATED_86entries.xml"
+HF_5 = "hf_daily_papers_api_2026-07-31_5papers.json"
+ALL_CAPTURES = [
+    ("arxiv_api_atom_2026-04-12_idlist-0000.0000_zero_entries.xml", 0),
+    ("arxiv_api_atom_2026-04-12_search-testing_max10_10entries.xml", 10),
+    (API_20, 20),
+    (TRUNCATED, 86),
+    (RSS_AI, 3),
+    (RSS_LG, 3),
+    ("arxiv_rss2_2026-08-01_cs.CL_weekend_empty_0items.xml", 0),
+    (HF_5, 5),
+    ("hf_daily_papers_api_2026-08-03_3papers.json", 3),
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_politeness_delay(settings):
+    settings.FEED_HOST_DELAY_SECONDS = 0
+    settings.FEED_TIMEOUT_SECONDS = 2
+
+
+def paper(arxiv_id: str, version: int | None = 1, **fields) -> ParsedPaper:
+    values = {"title": f"Paper {arxiv_id}", "abstract": "An abstract.", "authors": ["Ann Lee"]} | fields
+    return ParsedPaper(guid=arxiv_id, arxiv_id=arxiv_id, version=version, **values)
+
+
+@pytest.mark.parametrize("name, count", ALL_CAPTURES)
+def test_it_ingests_every_capture_and_again_without_change(fixture_path, name, count):
+    first = ingest_source(str(fixture_path(name)))
+    assert not first.failed
+    assert (first.counts.new, Paper.objects.count()) == (count, count)
+    second = ingest_source(str(fixture_path(name)))
+    assert (second.counts.new, second.counts.updated, second.counts.unchanged) == (0, 0, count)
+    assert Paper.objects.count() == count
+
+
+def test_it_stores_the_complete_entries_of_the_truncated_feed_and_says_why(fixture_path):
+    report = ingest_source(str(fixture_path(TRUNCATED)))
+    assert not report.failed
+    assert (report.counts.new, report.counts.skipped) == (86, 1)
+    assert "truncated" in report.error
+    assert Paper.objects.filter(abstract="").count() == 0
+
+
+def test_it_fails_the_api_error_feed_and_stores_nothing(fixture_path):
+    report = ingest_source(str(fixture_path("arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml")))
+    assert report.failed
+    assert report.error == "arXiv API error: incorrect id format for abc"
+    assert Paper.objects.count() == 0
+
+
+def test_it_stores_plain_text_fields(fixture_path):
+    ingest_source(str(fixture_path(RSS_LG)))
+    stored = Paper.objects.get(arxiv_id="2604.21952")
+    assert stored.guid == "2604.21952"
+    assert stored.version == 1
+    assert stored.authors[0] == "Muhammad Shafique"
+    assert stored.categories[0] == "cs.LG" and stored.primary_category == "cs.LG"
+    assert "visual resolution & stride" in stored.abstract
+    assert not stored.abstract.startswith("arXiv:")
+    assert stored.url == "https://arxiv.org/abs/2604.21952"
+
+
+def test_it_merges_the_same_paper_from_hugging_face_and_arxiv_into_one_row():
+    hf = paper("2607.23193", version=None, upvotes=3, code_url="https://github.com/MAC-AutoML/OmniScope",
+               project_url="https://omniscope.example")
+    arxiv = paper("2607.23193", categories=["cs.CV", "cs.CL"], primary_category="cs.CV",
+                  pdf_url="https://arxiv.org/pdf/2607.23193v1", upvotes=None)
+    assert store_papers([hf]) == StoreCounts(new=1)
+    assert store_papers([arxiv]) == StoreCounts(updated=1)
+    assert store_papers([replace(hf, upvotes=7)]) == StoreCounts(updated=1)
+    assert store_papers([arxiv, replace(hf, upvotes=7)]) == StoreCounts(unchanged=2)
+    stored = Paper.objects.get()
+    assert stored.upvotes == 7
+    assert stored.code_url == "https://github.com/MAC-AutoML/OmniScope"
+    assert stored.project_url == "https://omniscope.example"
+    assert stored.categories == ["cs.CV", "cs.CL"] and stored.primary_category == "cs.CV"
+    assert stored.pdf_url == "https://arxiv.org/pdf/2607.23193v1"
+
+
+def test_it_merges_arxiv_first_then_hugging_face(fixture_path):
+    arxiv = paper("2607.23193", categories=["cs.CV"])
+    store_papers([arxiv])
+    store_papers([paper("2607.23193", version=None, title="A different HF title", upvotes=12, categories=[])])
+    stored = Paper.objects.get()
+    assert (stored.title, stored.categories, stored.upvotes) == ("Paper 2607.23193", ["cs.CV"], 12)
+
+
+def test_it_never_lowers_upvotes():
+    store_papers([paper("2607.1", version=None, upvotes=9)])
+    assert store_papers([paper("2607.1", version=None, upvotes=2)]) == StoreCounts(unchanged=1)
+    assert Paper.objects.get().upvotes == 9
+
+
+def test_a_newer_version_updates_the_paper_and_an_older_one_changes_nothing():
+    store_papers([paper("2604.21952", version=1, title="First title", comment="v1 comment", upvotes=4)])
+    assert store_papers([paper("2604.21952", version=2, title="Revised title", comment="")]) == StoreCounts(updated=1)
+    stored = Paper.objects.get()
+    assert (stored.version, stored.title, stored.comment, stored.upvotes) == (2, "Revised title", "v1 comment", 4)
+    older = paper("2604.21952", version=1, title="First title", categories=["cs.LG"], upvotes=99)
+    assert store_papers([older]) == StoreCounts(unchanged=1)
+    stored.refresh_from_db()
+    assert (stored.version, stored.title, stored.categories, stored.upvotes) == (2, "Revised title", [], 4)
+
+
+def test_a_replacement_announcement_updates_rather_than_duplicates(fixture_path):
+    ingest_source(str(fixture_path(RSS_LG)))
+    replaced = parse_document(fixture_path(RSS_LG).read_bytes()).papers[0]
+    replaced = replace(replaced, version=2, announce_type="replace", title="Focus Session, revised")
+    assert store_papers([replaced]) == StoreCounts(updated=1)
+    assert Paper.objects.filter(arxiv_id="2604.21952").count() == 1
+    assert Paper.objects.get(arxiv_id="2604.21952").title == "Focus Session, revised"
+
+
+def test_it_merges_duplicates_within_one_batch():
+    counts = store_papers([paper("2601.1", version=1), paper("2601.1", version=2, title="v2")])
+    assert (counts.new, counts.unchanged) == (1, 1)
+    assert Paper.objects.get().title == "v2"
+
+
+def test_papers_without_an_arxiv_id_are_keyed_by_their_guid():
+    blog = ParsedPaper(guid="https://lab.example/p/1", title="A blog post")
+    assert store_papers([blog]) == StoreCounts(new=1)
+    assert store_papers([blog]) == StoreCounts(unchanged=1)
+    assert Paper.objects.get().arxiv_id is None
+
+
+def _insert_batches(model, count: int) -> int:
+    """INSERTs a backend needs for `count` rows: one on PostgreSQL, SQLite caps bound parameters."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    per_query = connection.ops.bulk_batch_size(fields, [None] * count)
+    return -(-count // per_query)
+
+
+def test_storing_costs_the_same_queries_for_a_small_and_a_large_batch():
+    feed = Feed.objects.create(url="https://example.com/feed")
+    store_papers([paper("2501.00001")], feed)
+
+    def queries_for(batch):
+        with CaptureQueriesContext(connection) as ctx:
+            store_papers(batch, feed)
+        return len(ctx.captured_queries)
+
+    small = [paper(f"2502.{i:05d}") for i in range(3)] + [paper("2501.00001", version=2)]
+    large = [paper(f"2503.{i:05d}") for i in range(300)] + [paper("2501.00001", version=3)]
+    extra_inserts = (_insert_batches(Paper, 300) - 1) + (_insert_batches(PaperSource, 301) - 1)
+    small_queries, large_queries = queries_for(small), queries_for(large)
+    assert small_queries <= 8
+    assert large_queries == small_queries + extra_inserts
+    assert PaperSource.objects.filter(feed=feed).count() == 304
+
+
+def test_a_crash_midway_leaves_nothing_half_written(monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(PaperSource.objects, "bulk_create", fail)
+    feed = Feed.objects.create(url="https://example.com/feed")
+    with pytest.raises(RuntimeError):
+        store_papers([paper("2501.1"), paper("2501.2")], feed)
+    assert Paper.objects.count() == 0
+
+
+def test_ingest_feed_uses_conditional_get_and_records_the_run(fixture_path):
+    with FeedServer() as server:
+        server.routes["/rss"] = Route(body=fixture_path(RSS_LG).read_bytes(), etag='"abc"',
+                                      last_modified="Mon, 27 Apr 2026 04:00:01 GMT")
+        feed = Feed.objects.create(url=server.url("/rss"))
+        first = ingest_feed(feed)
+        feed.refresh_from_db()
+        assert (first.counts.new, feed.last_new, feed.etag, feed.last_error) == (3, 3, '"abc"', "")
+        assert feed.last_modified == "Mon, 27 Apr 2026 04:00:01 GMT"
+        assert feed.last_polled_at and feed.last_success_at
+        assert feed.name == "cs.LG updates on arXiv.org"
+        assert PaperSource.objects.filter(feed=feed).count() == 3
+
+        second = ingest_feed(feed)
+        feed.refresh_from_db()
+        assert second.not_modified
+        assert server.requests[1][1]["If-None-Match"] == '"abc"'
+        assert server.requests[1][1]["User-Agent"].startswith("Paperboy/")
+        assert (feed.last_new, feed.last_unchanged, feed.last_error) == (0, 0, "")
+    assert Paper.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    "route, message",
+    [
+        (Route(status=500, body=b"oops"), "HTTP 500"),
+        (Route(body=b"<!DOCTYPE html><html><body>Sign in</body></html>", headers={"Content-Type": "text/html"}),
+         "not a feed: got an HTML page"),
+        (Route(redirect_to="/bad"), "redirects"),
+        (Route(body=b"x", delay=30), "no answer within"),
+    ],
+)
+def test_a_bad_feed_records_its_error_and_the_others_go_on(fixture_path, settings, route, message):
+    settings.FEED_TIMEOUT_SECONDS = 0.5
+    with FeedServer() as server:
+        server.routes["/bad"] = route
+        server.routes["/good"] = Route(body=fixture_path(RSS_AI).read_bytes())
+        bad = Feed.objects.create(url=server.url("/bad"), etag='"old"')
+        good = Feed.objects.create(url=server.url("/good"))
+        reports = ingest_all([bad, good])
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert [r.failed for r in reports] == [True, False]
+    assert message in bad.last_error and bad.last_success_at is None and bad.last_polled_at
+    assert bad.etag == '"old"'
+    assert (good.last_new, good.last_error) == (3, "")
+    assert Paper.objects.count() == 3
+
+
+def test_sync_creates_feeds_from_settings_once(settings):
+    settings.FEEDS = ["https://rss.arxiv.org/rss/cs.LG", "https://huggingface.co/api/daily_papers"]
+    assert sync_feeds_from_settings() == 2
+    assert sync_feeds_from_settings() == 0
+    assert set(Feed.objects.values_list("url", flat=True)) == set(settings.FEEDS)
+
+
+def test_the_task_polls_every_enabled_feed(settings, fixture_path):
+    settings.FEEDS = [str(fixture_path(RSS_LG)), str(fixture_path(HF_5))]
+    Feed.objects.create(url=str(fixture_path(RSS_AI)), enabled=False)
+    result = ingest_feeds()
+    assert result == {"feeds": 2, "failed": 0, "new": 8, "updated": 0}
+    assert Paper.objects.count() == 8
+
+
+def test_the_command_prints_counts_per_source_and_fails_when_one_is_unreadable(fixture_path, tmp_path, capsys):
+    with pytest.raises(CommandError, match="could not read 1 of 2 sources"):
+        call_command("ingest", str(fixture_path(RSS_LG)), str(tmp_path / "missing.xml"))
+    out, err = capsys.readouterr()
+    assert f"{fixture_path(RSS_LG)}: new=3 updated=0 unchanged=0 skipped=0 errors=0" in out
+    assert "missing.xml FAILED" in out and "no such file" in err
+
+
+def test_the_command_without_sources_ingests_every_enabled_feed(settings, fixture_path, capsys):
+    settings.FEEDS = [str(fixture_path(API_20))]
+    call_command("ingest")
+    out, _ = capsys.readouterr()
+    assert "new=20" in out
+    assert Feed.objects.get().last_new == 20
