@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from digest.dkim import SignedEmailMultiAlternatives
 from subscribers.models import Subscriber
-from subscribers.tokens import make_token
+from subscribers.tokens import LIFETIMES, make_token
 
 _inliner = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
 
@@ -93,3 +93,13 @@ def build_message(
 
 def new_message_id() -> str:
     return make_msgid(domain=site_domain())
+
+
+def confirmation_message(subscriber: Subscriber) -> EmailMultiAlternatives:
+    confirm_url = absolute(reverse("subscribers:confirm", args=[make_token(subscriber, "confirm")]))
+    return build_message("confirm", subscriber, {"confirm_url": confirm_url, "valid_days": LIFETIMES["confirm"].days})
+
+
+def manage_link_message(subscriber: Subscriber) -> EmailMultiAlternatives:
+    subscribed = subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
+    return build_message("manage_link", subscriber, {"subscribed": subscribed})

@@ -1,0 +1,166 @@
+"""Signup and preference forms: they parse and validate input, services.py acts on it."""
+
+import unicodedata
+from zoneinfo import available_timezones
+
+from django import forms
+
+from subscribers import services
+from subscribers.arxiv_categories import GROUPS
+from subscribers.models import Subscriber, Topic
+
+TIMEZONES = sorted(name for name in available_timezones() if name not in {"localtime", "Factory", "posixrules"})
+WEEKDAYS = list(enumerate(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]))
+HOURS = [(hour, f"{hour:02d}:00") for hour in range(24)]
+MAX_AUTHORS = 30
+MAX_AUTHOR_LENGTH = 100
+
+
+def reject_control_characters(value: str, *, allow_newlines: bool = False) -> str:
+    """Printable text only: control and format characters have no business in a preference."""
+    for char in value:
+        if allow_newlines and char in "\r\n":
+            continue
+        if unicodedata.category(char).startswith("C"):
+            raise forms.ValidationError("Please use letters, digits and punctuation only.")
+    return value.strip()
+
+
+class PreferencesForm(forms.Form):
+    topics = forms.ModelMultipleChoiceField(
+        queryset=Topic.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    keywords = forms.CharField(
+        required=False,
+        max_length=500,
+        help_text='Words and "quoted phrases", separated by commas; a leading minus excludes: '
+        '"neural field", NeRF, -medical',
+        widget=forms.TextInput(attrs={"placeholder": '"neural field", NeRF, -medical', "autocomplete": "off"}),
+    )
+    interests = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Your interests, in your own words",
+        help_text="We match this by meaning against every abstract.",
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "I work on making attention cheaper for long sequences"}
+        ),
+    )
+    categories = forms.MultipleChoiceField(
+        required=False,
+        label="arXiv categories",
+        choices=[(group, [(code, f"{code} · {name}") for code, name in codes.items()]) for group, codes in GROUPS.items()],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    category_mode = forms.ChoiceField(
+        choices=Subscriber.CategoryMode.choices,
+        initial=Subscriber.CategoryMode.BOOST,
+        widget=forms.RadioSelect,
+        label="Use categories to",
+    )
+    authors = forms.CharField(
+        required=False,
+        max_length=MAX_AUTHORS * (MAX_AUTHOR_LENGTH + 2),
+        label="Authors to follow",
+        help_text="One name per line.",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Yoshua Bengio"}),
+    )
+    frequency = forms.ChoiceField(
+        choices=Subscriber.Frequency.choices, initial=Subscriber.Frequency.DAILY, widget=forms.RadioSelect
+    )
+    weekday = forms.TypedChoiceField(coerce=int, choices=WEEKDAYS, initial=0, label="Weekday (weekly digests)")
+    delivery_hour = forms.TypedChoiceField(coerce=int, choices=HOURS, initial=8, label="Delivery time")
+    timezone = forms.ChoiceField(
+        choices=[(name, name) for name in TIMEZONES], initial="UTC", label="Time zone"
+    )
+    max_papers = forms.IntegerField(min_value=1, max_value=50, initial=10, label="Papers per email, at most")
+
+    def clean_keywords(self) -> str:
+        return reject_control_characters(self.cleaned_data["keywords"])
+
+    def clean_interests(self) -> str:
+        return reject_control_characters(self.cleaned_data["interests"], allow_newlines=True)
+
+    def clean_authors(self) -> list[str]:
+        text = reject_control_characters(self.cleaned_data["authors"], allow_newlines=True)
+        names = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+        if len(names) > MAX_AUTHORS:
+            raise forms.ValidationError(f"Follow at most {MAX_AUTHORS} authors.")
+        if any(len(name) > MAX_AUTHOR_LENGTH for name in names):
+            raise forms.ValidationError(f"Each name can be at most {MAX_AUTHOR_LENGTH} characters.")
+        return list(dict.fromkeys(names))
+
+    def clean(self):
+        data = super().clean()
+        chosen = [data.get(name) for name in ("topics", "keywords", "interests", "categories", "authors")]
+        if not self.errors and not any(chosen):
+            raise forms.ValidationError(
+                "Pick at least one topic, or give us keywords, interests, categories or authors to follow."
+            )
+        return data
+
+    def preferences(self) -> services.Preferences:
+        data = self.cleaned_data
+        return services.Preferences(
+            topics=list(data["topics"]),
+            **{name: data[name] for name in services.SCALAR_PREFERENCES},
+        )
+
+    @staticmethod
+    def initial_for(subscriber: Subscriber) -> dict:
+        prefs = services.Preferences.of(subscriber)
+        initial = {name: getattr(prefs, name) for name in services.SCALAR_PREFERENCES}
+        initial["topics"] = prefs.topics
+        initial["authors"] = "\n".join(prefs.authors)
+        return initial
+
+    def category_groups(self) -> list[tuple[str, list[tuple[str, str, bool]], int]]:
+        """(group, [(code, name, checked)], how many checked) for the collapsible category lists."""
+        field = self["categories"]
+        chosen = set(field.value() or [])
+        return [
+            (group, [(code, name, code in chosen) for code, name in codes.items()], len(chosen & codes.keys()))
+            for group, codes in GROUPS.items()
+        ]
+
+
+class SignupForm(PreferencesForm):
+    email = forms.CharField(
+        max_length=254,
+        label="Your email address",
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "placeholder": "you@university.edu"}),
+    )
+    # Hidden from people by CSS; bots that fill every field reveal themselves.
+    website = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Leave this empty",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
+    )
+
+    field_order = ["email"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            # static/js/preferences.js swaps in the browser's zone; a re-shown form keeps the choice.
+            self.fields["timezone"].widget.attrs["data-browser-timezone"] = "1"
+
+    def clean_email(self) -> str:
+        try:
+            return services.normalize_email(self.cleaned_data["email"])
+        except services.InvalidEmail:
+            raise forms.ValidationError("Please enter a valid email address, like name@example.org.") from None
+
+    def is_bot(self) -> bool:
+        return bool(self.data.get("website"))
+
+
+class ManageLinkForm(forms.Form):
+    email = forms.CharField(
+        max_length=254,
+        label="Your email address",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+    clean_email = SignupForm.clean_email

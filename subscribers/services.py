@@ -1,0 +1,286 @@
+"""Every change to a subscriber: signup, confirmation, preferences, pause, unsubscribe, erasure.
+
+Views, the admin, commands and tasks call these functions; none of them writes a status itself.
+Emails are queued after the transaction commits, so a signup answers in the same time whether the
+address is new or known.
+"""
+
+import enum
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from email_validator import EmailNotValidError, validate_email
+
+from digest.scheduling import schedule_subscriber
+from subscribers.models import Subscriber, Topic
+
+log = logging.getLogger(__name__)
+
+# Nobody can make us email an address more often than this, whatever they submit.
+EMAIL_INTERVAL = timedelta(hours=1)
+
+Status = Subscriber.Status
+# The only status that receives digests; pending addresses have not proved they want them.
+RECEIVING = frozenset({Status.ACTIVE})
+SCHEDULE_FIELDS = ("timezone", "frequency", "weekday", "delivery_hour")
+
+
+@dataclass
+class Preferences:
+    """What a subscriber chose, in the shape the signup and manage forms produce."""
+
+    topics: list[Topic] = field(default_factory=list)
+    keywords: str = ""
+    interests: str = ""
+    categories: list[str] = field(default_factory=list)
+    category_mode: str = Subscriber.CategoryMode.BOOST
+    authors: list[str] = field(default_factory=list)
+    timezone: str = "UTC"
+    frequency: str = Subscriber.Frequency.DAILY
+    weekday: int = 0
+    delivery_hour: int = 8
+    max_papers: int = 10
+
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> "Preferences":
+        values = {name: getattr(subscriber, name) for name in SCALAR_PREFERENCES}
+        return cls(topics=list(subscriber.topics.all()), **values)
+
+
+SCALAR_PREFERENCES = tuple(name for name in Preferences.__dataclass_fields__ if name != "topics")
+
+
+class SignupOutcome(enum.StrEnum):
+    """What a signup did. Only logs and tests see it: the person always sees the same page."""
+
+    CONFIRMATION_SENT = "confirmation_sent"
+    MANAGE_LINK_SENT = "manage_link_sent"
+    THROTTLED = "throttled"
+
+
+class InvalidEmail(ValueError):
+    pass
+
+
+def normalize_email(raw: str) -> str:
+    """The address as we store it, or InvalidEmail. Syntax only: no DNS lookups."""
+    try:
+        return validate_email(raw.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise InvalidEmail(str(error)) from None
+
+
+def find_by_email(email: str) -> Subscriber | None:
+    return Subscriber.objects.filter(email__iexact=email).first()
+
+
+def receives_digests(subscriber: Subscriber) -> bool:
+    return subscriber.status in RECEIVING
+
+
+def subscribe(email: str, prefs: Preferences) -> SignupOutcome:
+    """Sign an address up (double opt-in), or email its owner their manage link if it is known.
+
+    Pending, unsubscribed and bounced addresses start the opt-in again with the preferences just
+    given; nothing is sent to them but the confirmation email until they use it.
+    """
+    email = normalize_email(email)
+    subscriber = find_by_email(email)
+    if subscriber is None:
+        try:
+            with transaction.atomic():
+                subscriber = Subscriber.objects.create(email=email, status=Status.PENDING)
+                _store(subscriber, prefs)
+        except IntegrityError:
+            # A concurrent signup for the same address won the race; treat ours as a repeat.
+            subscriber = find_by_email(email)
+            if subscriber is None:
+                raise
+        else:
+            return _opt_in(subscriber)
+    if subscriber.status in (Status.ACTIVE, Status.PAUSED):
+        return SignupOutcome.MANAGE_LINK_SENT if send_manage_link(subscriber) else SignupOutcome.THROTTLED
+    with transaction.atomic():
+        subscriber.status = Status.PENDING
+        subscriber.save(update_fields=["status"])
+        _store(subscriber, prefs)
+    return _opt_in(subscriber)
+
+
+def _opt_in(subscriber: Subscriber) -> SignupOutcome:
+    return SignupOutcome.CONFIRMATION_SENT if send_confirmation(subscriber) else SignupOutcome.THROTTLED
+
+
+def subscribe_by_operator(email: str, prefs: Preferences, *, confirmed: bool) -> Subscriber:
+    """Create or update a subscriber for an operator (the `subscribe` command).
+
+    With `confirmed` the address is active at once, without the opt-in email; the operator vouches
+    for it. Without, a new or lapsed address gets the opt-in email as if it had used the form.
+    """
+    email = normalize_email(email)
+    subscriber = find_by_email(email)
+    if subscriber is None or subscriber.status not in (Status.ACTIVE, Status.PAUSED):
+        if subscriber is None:
+            subscriber = Subscriber.objects.create(email=email, status=Status.PENDING)
+        elif subscriber.status != Status.PENDING:
+            subscriber.status = Status.PENDING
+            subscriber.save(update_fields=["status"])
+        update_preferences(subscriber, prefs)
+        if confirmed:
+            confirm(subscriber)
+        else:
+            send_confirmation(subscriber)
+        return subscriber
+    update_preferences(subscriber, prefs)
+    return subscriber
+
+
+def _claim_email_slot(subscriber: Subscriber, stamp_field: str) -> bool:
+    """Compare-and-set the stamp: only the caller that moves it may send, at most once an hour."""
+    now = timezone.now()
+    free = Q(**{f"{stamp_field}__isnull": True}) | Q(**{f"{stamp_field}__lte": now - EMAIL_INTERVAL})
+    claimed = Subscriber.objects.filter(free, pk=subscriber.pk).update(**{stamp_field: now})
+    if claimed:
+        setattr(subscriber, stamp_field, now)
+    return claimed == 1
+
+
+def send_confirmation(subscriber: Subscriber) -> bool:
+    """Queue the opt-in email unless one went out within the hour. Renews the confirm link."""
+    from subscribers import tasks
+
+    if subscriber.status != Status.PENDING or not _claim_email_slot(subscriber, "confirmation_sent_at"):
+        return False
+    _queue_email(tasks.send_confirmation, subscriber.pk, "confirmation_sent_at")
+    return True
+
+
+def send_manage_link(subscriber: Subscriber) -> bool:
+    """Queue an email with the subscriber's manage link unless one went out within the hour."""
+    from subscribers import tasks
+
+    if not _claim_email_slot(subscriber, "manage_link_sent_at"):
+        return False
+    _queue_email(tasks.send_manage_link, subscriber.pk, "manage_link_sent_at")
+    return True
+
+
+def _queue_email(task, subscriber_id: int, stamp_field: str) -> None:
+    """Queue after commit. If the broker is down the page still answers, and the slot is released
+    so that the next attempt can send."""
+
+    def queue() -> None:
+        try:
+            task.delay(subscriber_id)
+        except Exception:
+            log.exception("could not queue %s for subscriber %s", task.name, subscriber_id)
+            Subscriber.objects.filter(pk=subscriber_id).update(**{stamp_field: None})
+
+    transaction.on_commit(queue)
+
+
+def request_manage_link(email: str) -> bool:
+    """The "email me my link" form: a link goes to the address only if we know it."""
+    subscriber = find_by_email(normalize_email(email))
+    if subscriber is None or subscriber.status == Status.PENDING:
+        return False
+    return send_manage_link(subscriber)
+
+
+def confirm(subscriber: Subscriber) -> bool:
+    """Pending -> active. False if the subscriber was not pending (a second click, a race)."""
+    now = timezone.now()
+    changed = Subscriber.objects.filter(pk=subscriber.pk, status=Status.PENDING).update(
+        status=Status.ACTIVE, confirmed_at=now, unsubscribed_at=None, bounce_count=0
+    )
+    if changed:
+        subscriber.refresh_from_db()
+        schedule_subscriber(subscriber)
+    return changed == 1
+
+
+def update_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
+    with transaction.atomic():
+        _store(subscriber, prefs)
+
+
+def _store(subscriber: Subscriber, prefs: Preferences) -> None:
+    schedule_before = [getattr(subscriber, name) for name in SCHEDULE_FIELDS]
+    for name in SCALAR_PREFERENCES:
+        setattr(subscriber, name, getattr(prefs, name))
+    subscriber.save(update_fields=list(SCALAR_PREFERENCES))
+    subscriber.topics.set(prefs.topics)
+    if schedule_before != [getattr(subscriber, name) for name in SCHEDULE_FIELDS]:
+        schedule_subscriber(subscriber)
+
+
+def _move(subscriber: Subscriber, from_statuses: set[str], to: str, **fields) -> bool:
+    changed = Subscriber.objects.filter(pk=subscriber.pk, status__in=from_statuses).update(status=to, **fields)
+    if changed:
+        subscriber.refresh_from_db()
+    return changed == 1
+
+
+def pause(subscriber: Subscriber) -> bool:
+    return _move(subscriber, {Status.ACTIVE}, Status.PAUSED, next_delivery_at=None)
+
+
+def resume(subscriber: Subscriber) -> bool:
+    resumed = _move(subscriber, {Status.PAUSED}, Status.ACTIVE)
+    if resumed:
+        schedule_subscriber(subscriber)
+    return resumed
+
+
+def unsubscribe(subscriber: Subscriber) -> bool:
+    """Stop every email. Idempotent: a second call changes nothing and returns False."""
+    others = {status for status in Status if status != Status.UNSUBSCRIBED}
+    return _move(subscriber, others, Status.UNSUBSCRIBED, unsubscribed_at=timezone.now(), next_delivery_at=None)
+
+
+def delete_subscriber(subscriber: Subscriber) -> None:
+    """Erase the subscriber and everything that hangs off them (matches, deliveries)."""
+    subscriber.delete()
+
+
+def export_data(subscriber: Subscriber) -> dict:
+    """Everything we hold about a subscriber, as JSON-ready values."""
+
+    def stamp(value):
+        return value.isoformat() if value else None
+
+    prefs = Preferences.of(subscriber)
+    deliveries = subscriber.deliveries.order_by("scheduled_for").values(
+        "period", "status", "scheduled_for", "sent_at", "subject", "paper_count"
+    )
+    return {
+        "email": subscriber.email,
+        "status": subscriber.status,
+        "created_at": stamp(subscriber.created_at),
+        "confirmed_at": stamp(subscriber.confirmed_at),
+        "unsubscribed_at": stamp(subscriber.unsubscribed_at),
+        "confirmation_sent_at": stamp(subscriber.confirmation_sent_at),
+        "preferences": {
+            "topics": [topic.slug for topic in prefs.topics],
+            **{name: getattr(prefs, name) for name in SCALAR_PREFERENCES},
+        },
+        "deliveries": [
+            {**row, "scheduled_for": stamp(row["scheduled_for"]), "sent_at": stamp(row["sent_at"])}
+            for row in deliveries
+        ],
+        "bounce_count": subscriber.bounce_count,
+    }
+
+
+def purge_pending(older_than: timedelta) -> int:
+    """Delete pending subscribers whose last confirmation email is older than `older_than`."""
+    cutoff = timezone.now() - older_than
+    stale = Subscriber.objects.filter(status=Status.PENDING).filter(
+        Q(confirmation_sent_at__lt=cutoff) | Q(confirmation_sent_at__isnull=True, created_at__lt=cutoff)
+    )
+    deleted, by_model = stale.delete()
+    return by_model.get(Subscriber._meta.label, 0)

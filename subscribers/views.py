@@ -1,0 +1,155 @@
+"""Signup, confirmation, manage and unsubscribe pages: parse the request, call services, render."""
+
+import logging
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from subscribers import ratelimit, selectors, services
+from subscribers.forms import ManageLinkForm, PreferencesForm, SignupForm
+from subscribers.models import Subscriber
+from subscribers.tokens import make_token, read_token
+
+log = logging.getLogger(__name__)
+
+# Fixed texts chosen by a query parameter: nothing from the URL is ever echoed into the page.
+NOTICES = {
+    "confirmed": "You're subscribed. Your first digest arrives at your next delivery time.",
+    "saved": "Your preferences are saved.",
+    "paused": "Your digest is paused. Resume it whenever you like.",
+    "resumed": "Your digest is back on.",
+}
+
+
+def invalid_link(request: HttpRequest, purpose: str) -> HttpResponse:
+    return render(request, "subscribers/invalid_link.html", {"purpose": purpose}, status=400)
+
+
+def rate_limited(request: HttpRequest) -> HttpResponse:
+    response = render(request, "subscribers/rate_limited.html", status=429)
+    response["Retry-After"] = str(ratelimit.HOUR)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST":
+        valid = form.is_valid()
+        if not ratelimit.signup_allowed(request, form.cleaned_data.get("email") if valid else None):
+            return rate_limited(request)
+        if form.is_bot():
+            log.info("signup honeypot filled, ignored")
+            return redirect("subscribers:check_inbox")
+        if valid:
+            outcome = services.subscribe(form.cleaned_data["email"], form.preferences())
+            log.info("signup: %s", outcome)
+            return redirect("subscribers:check_inbox")
+    context = {"form": form, "papers": selectors.trending_this_week()}
+    return render(request, "subscribers/signup.html", context, status=400 if form.is_bound else 200)
+
+
+def check_inbox(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscribers/check_inbox.html")
+
+
+@require_http_methods(["GET", "POST"])
+def request_link(request: HttpRequest) -> HttpResponse:
+    form = ManageLinkForm(request.POST or None)
+    if request.method == "POST":
+        valid = form.is_valid()
+        if not ratelimit.signup_allowed(request, form.cleaned_data.get("email") if valid else None):
+            return rate_limited(request)
+        if valid:
+            services.request_manage_link(form.cleaned_data["email"])
+            return redirect("subscribers:check_inbox")
+    return render(request, "subscribers/request_link.html", {"form": form}, status=400 if form.is_bound else 200)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = read_token(token, "confirm")
+    if subscriber is None or subscriber.status != Subscriber.Status.PENDING:
+        return invalid_link(request, "confirm")
+    if request.method == "POST":
+        services.confirm(subscriber)
+        return redirect(manage_url(subscriber) + "?done=confirmed")
+    return render(request, "subscribers/confirm.html", {"subscriber": subscriber})
+
+
+def manage_url(subscriber: Subscriber) -> str:
+    return reverse("subscribers:manage", args=[make_token(subscriber, "manage")])
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def manage(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = read_token(token, "manage")
+    if subscriber is None:
+        return invalid_link(request, "manage")
+    action = request.POST.get("action")
+    if action in {"pause", "resume"}:
+        getattr(services, action)(subscriber)
+        return redirect(f"{request.path}?done={action}d")
+    if request.method == "POST":
+        form = PreferencesForm(request.POST)
+        if form.is_valid():
+            services.update_preferences(subscriber, form.preferences())
+            return redirect(f"{request.path}?done=saved")
+    else:
+        form = PreferencesForm(initial=PreferencesForm.initial_for(subscriber))
+    context = {
+        "form": form,
+        "subscriber": subscriber,
+        "token": token,
+        "unsubscribe_token": make_token(subscriber, "unsubscribe"),
+        "notice": NOTICES.get(request.GET.get("done", "")),
+    }
+    return render(request, "subscribers/manage.html", context, status=400 if form.is_bound else 200)
+
+
+@never_cache
+def export(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = read_token(token, "manage")
+    if subscriber is None:
+        return invalid_link(request, "manage")
+    response = JsonResponse(services.export_data(subscriber), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = 'attachment; filename="paperboy-subscription.json"'
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def delete(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = read_token(token, "manage")
+    if subscriber is None:
+        return invalid_link(request, "manage")
+    if request.method == "POST":
+        services.delete_subscriber(subscriber)
+        return render(request, "subscribers/deleted.html")
+    return render(request, "subscribers/delete.html", {"subscriber": subscriber, "token": token})
+
+
+# RFC 8058: mail providers POST here without cookies or a CSRF token. The signed token is what
+# authorises the change, and it only ever unsubscribes its own subscriber.
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = read_token(token, "unsubscribe")
+    one_click = request.method == "POST" and request.POST.get("List-Unsubscribe") == "One-Click"
+    if subscriber is None:
+        if one_click:
+            return HttpResponse("This unsubscribe link is not valid.\n", status=400, content_type="text/plain")
+        return invalid_link(request, "unsubscribe")
+    if request.method == "POST":
+        services.unsubscribe(subscriber)
+        if one_click:
+            return HttpResponse("Unsubscribed.\n", content_type="text/plain")
+        return render(request, "subscribers/unsubscribed.html")
+    return render(request, "subscribers/unsubscribe.html", {"subscriber": subscriber})

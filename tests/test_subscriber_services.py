@@ -1,0 +1,235 @@
+import json
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from digest.dispatch import due_subscribers
+from digest.models import Delivery
+from subscribers import services, tasks
+from subscribers.models import Subscriber, Topic
+from subscribers.services import Preferences, SignupOutcome
+
+pytestmark = pytest.mark.django_db
+
+Status = Subscriber.Status
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run what waits for the commit (queued emails) at the end of the block, as production does."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def topic():
+    return Topic.objects.create(slug="llms", name="Large language models", description="Training and evaluating LLMs")
+
+
+def subscribe(committed, email="ada@example.org", **prefs):
+    with committed():
+        return services.subscribe(email, Preferences(**prefs))
+
+
+def test_it_creates_a_pending_subscriber_and_sends_one_confirmation_email(committed, topic):
+    outcome = subscribe(committed, "Ada@Example.org", topics=[topic], keywords='"neural field", NeRF, -medical')
+
+    assert outcome == SignupOutcome.CONFIRMATION_SENT
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == "pending"
+    assert subscriber.email == "Ada@example.org"
+    assert subscriber.keywords == '"neural field", NeRF, -medical'
+    assert list(subscriber.topics.all()) == [topic]
+    assert subscriber.confirmation_sent_at is not None
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["Ada@example.org"]
+    assert message.subject == "Confirm your Paperboy subscription"
+    assert "/confirm/" in message.body
+    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_it_emails_a_manage_link_instead_when_the_address_is_already_subscribed(committed, topic):
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE, keywords="diffusion")
+
+    outcome = subscribe(committed, "ADA@example.org", keywords="something a stranger typed")
+
+    assert outcome == SignupOutcome.MANAGE_LINK_SENT
+    subscriber.refresh_from_db()
+    assert subscriber.keywords == "diffusion", "a stranger must not change an active subscription"
+    assert subscriber.status == "active"
+    assert Subscriber.objects.count() == 1
+    [message] = mail.outbox
+    assert "/manage/" in message.body
+    assert "already subscribed" in message.body
+
+
+def test_it_sends_at_most_one_confirmation_per_address_per_hour(committed):
+    with time_machine.travel("2026-11-26 09:00Z", tick=False):
+        assert subscribe(committed) == SignupOutcome.CONFIRMATION_SENT
+        assert subscribe(committed) == SignupOutcome.THROTTLED
+    with time_machine.travel("2026-11-26 09:59Z", tick=False):
+        assert subscribe(committed) == SignupOutcome.THROTTLED
+    with time_machine.travel("2026-11-26 10:01Z", tick=False):
+        assert subscribe(committed) == SignupOutcome.CONFIRMATION_SENT
+    assert len(mail.outbox) == 2
+
+
+def test_manage_links_are_also_capped_at_one_per_hour(committed):
+    Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
+    outcomes = [subscribe(committed) for _ in range(3)]
+    assert outcomes == [SignupOutcome.MANAGE_LINK_SENT, SignupOutcome.THROTTLED, SignupOutcome.THROTTLED]
+    assert len(mail.outbox) == 1
+
+
+def test_confirm_activates_a_pending_subscriber_once_and_schedules_their_first_digest(committed):
+    subscribe(committed)
+    subscriber = Subscriber.objects.get()
+
+    assert services.confirm(subscriber) is True
+    assert services.confirm(subscriber) is False
+    subscriber.refresh_from_db()
+    assert subscriber.status == "active"
+    assert subscriber.confirmed_at is not None
+    assert subscriber.next_delivery_at is not None
+
+
+def test_pending_subscribers_are_never_due_for_a_digest(committed):
+    subscribe(committed, "pending@example.org")
+    active = Subscriber.objects.create(email="active@example.org", status=Status.ACTIVE)
+    assert list(due_subscribers(timezone.now(), force=True)) == [active]
+    assert not services.receives_digests(Subscriber.objects.get(email="pending@example.org"))
+
+
+def test_resubscribing_after_unsubscribing_asks_for_confirmation_again(committed, topic):
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
+    services.unsubscribe(subscriber)
+
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        outcome = subscribe(committed, topics=[topic])
+
+    subscriber.refresh_from_db()
+    assert outcome == SignupOutcome.CONFIRMATION_SENT
+    assert subscriber.status == "pending"
+    assert list(subscriber.topics.all()) == [topic]
+    assert "/confirm/" in mail.outbox[-1].body
+    assert services.confirm(subscriber)
+    assert subscriber.status == "active" and subscriber.unsubscribed_at is None
+
+
+def test_unsubscribe_is_idempotent():
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
+    assert services.unsubscribe(subscriber) is True
+    first = subscriber.unsubscribed_at
+    assert services.unsubscribe(subscriber) is False
+    subscriber.refresh_from_db()
+    assert subscriber.status == "unsubscribed"
+    assert subscriber.unsubscribed_at == first
+    assert subscriber.next_delivery_at is None
+
+
+def test_pause_and_resume_move_only_between_active_and_paused():
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
+    assert services.pause(subscriber) and subscriber.status == "paused" and subscriber.next_delivery_at is None
+    assert not services.pause(subscriber)
+    assert services.resume(subscriber) and subscriber.status == "active" and subscriber.next_delivery_at
+    pending = Subscriber.objects.create(email="new@example.org")
+    assert not services.resume(pending) and pending.status == "pending"
+
+
+def test_update_preferences_stores_what_was_typed_and_reschedules_on_a_new_hour(topic):
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
+    prefs = Preferences(
+        topics=[topic], keywords='"state space", -survey', interests="cheaper attention", categories=["cs.LG"],
+        authors=["Tri Dao"], timezone="Asia/Tokyo", frequency="weekly", weekday=4, delivery_hour=7, max_papers=5,
+    )
+    services.update_preferences(subscriber, prefs)
+
+    subscriber.refresh_from_db()
+    assert Preferences.of(subscriber) == prefs
+    local = subscriber.next_delivery_at.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
+    assert (local.weekday(), local.hour) == (4, 7)
+
+
+def test_export_data_holds_the_subscription_and_its_deliveries_as_json(topic):
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE, keywords="NeRF")
+    subscriber.topics.add(topic)
+    Delivery.objects.create(subscriber=subscriber, period="2026-11-25", scheduled_for=timezone.now(), subject="Hi")
+
+    data = json.loads(json.dumps(services.export_data(subscriber)))
+
+    assert data["email"] == "ada@example.org"
+    assert data["preferences"]["topics"] == ["llms"]
+    assert data["preferences"]["keywords"] == "NeRF"
+    assert data["deliveries"][0]["period"] == "2026-11-25"
+
+
+def test_delete_erases_the_subscriber_and_their_deliveries():
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
+    Delivery.objects.create(subscriber=subscriber, period="2026-11-25", scheduled_for=timezone.now())
+    services.delete_subscriber(subscriber)
+    assert not Subscriber.objects.exists() and not Delivery.objects.exists()
+
+
+def test_purge_pending_deletes_only_pending_subscribers_past_the_limit(committed, settings):
+    settings.PENDING_PURGE_DAYS = 14
+    with time_machine.travel("2026-11-01 12:00Z", tick=False):
+        subscribe(committed, "stale@example.org")
+        Subscriber.objects.create(email="old-active@example.org", status=Status.ACTIVE)
+    with time_machine.travel("2026-11-14 12:00Z", tick=False):
+        subscribe(committed, "fresh@example.org")
+    with time_machine.travel("2026-11-16 12:00Z", tick=False):
+        assert tasks.purge_pending.delay().get() == 1
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == ["fresh@example.org", "old-active@example.org"]
+
+
+def test_purgepending_command_takes_a_number_of_days(committed, capsys):
+    with time_machine.travel("2026-11-01 12:00Z", tick=False):
+        subscribe(committed, "stale@example.org")
+    with time_machine.travel("2026-11-04 12:00Z", tick=False):
+        call_command("purgepending", "--days", "2")
+    assert "deleted 1 pending subscriber" in capsys.readouterr().out
+    assert not Subscriber.objects.exists()
+
+
+def test_addresses_with_header_injection_are_rejected(committed):
+    for address in ["ada@example.org\r\nBcc: victim@example.org", "ada@example.org, eve@example.org", "not an address"]:
+        with pytest.raises(services.InvalidEmail):
+            subscribe(committed, address)
+    assert not Subscriber.objects.exists() and not mail.outbox
+
+
+def test_subscribe_command_creates_a_confirmed_subscriber_without_email(topic):
+    call_command(
+        "subscribe", "grace@example.org", "--topic", "llms", "--keywords", "NeRF, -medical", "--interest", "3D",
+        "--category", "cs.CV", "--author", "Ben Mildenhall", "--frequency", "weekly", "--max-papers", "5",
+        "--confirmed",
+    )
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == "active" and subscriber.next_delivery_at
+    assert (subscriber.keywords, subscriber.interests, subscriber.categories) == ("NeRF, -medical", "3D", ["cs.CV"])
+    assert (subscriber.authors, subscriber.frequency, subscriber.max_papers) == (["Ben Mildenhall"], "weekly", 5)
+    assert [t.slug for t in subscriber.topics.all()] == ["llms"]
+    assert not mail.outbox
+
+
+def test_subscribe_command_without_confirmed_sends_the_opt_in_email_and_updates_existing_ones(committed, topic):
+    with committed():
+        call_command("subscribe", "grace@example.org")
+    assert Subscriber.objects.get().status == "pending"
+    assert len(mail.outbox) == 1
+    call_command("subscribe", "grace@example.org", "--topic", "llms", "--confirmed")
+    call_command("subscribe", "GRACE@example.org", "--max-papers", "3")
+    subscriber = Subscriber.objects.get()
+    assert (subscriber.status, subscriber.max_papers) == ("active", 3)
+
+
+def test_subscribe_command_refuses_unknown_topics_and_categories(topic):
+    with pytest.raises(CommandError, match="unknown topic"):
+        call_command("subscribe", "grace@example.org", "--topic", "astrology")
+    with pytest.raises(CommandError, match="not arXiv categories"):
+        call_command("subscribe", "grace@example.org", "--category", "cs.XX")
+    assert not Subscriber.objects.exists()
