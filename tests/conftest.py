@@ -28,6 +28,8 @@ def pytest_collection_modifyitems(config, items):
 def _eager_celery(settings):
     from config.celery import app
 
+    # Celery reads the Django setting live, and it wins over app.conf's own key.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
