@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(dashboard), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("anymail/", include("anymail.urls")),
     path("", include("digest.urls")),
     path("", include("subscribers.urls")),
 ]

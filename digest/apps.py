@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class DigestConfig(AppConfig):
     name = "digest"
     verbose_name = "Papers and digests"
+
+    def ready(self) -> None:
+        # Connects the anymail tracking receiver (bounces and complaints from provider webhooks).
+        from digest import bounces  # noqa: F401
