@@ -16,6 +16,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
 from django.utils import timezone
 
+from digest.keywords import parse_keywords
 from digest.models import Candidate, Delivery, Paper
 from subscribers.emails import absolute, build_message
 from subscribers.models import Subscriber
@@ -131,8 +132,7 @@ def _as_phrase(name: str) -> str:
 
 def positive_keywords(keywords: str) -> list[str]:
     """The wanted terms of a keyword string such as `"neural field", NeRF, -medical`."""
-    terms = re.findall(r'-?"[^"]+"|[^\s,"]+', keywords or "")
-    return [t.strip('"') for t in terms if not t.startswith("-") and t.strip('"')]
+    return [term.text for term in parse_keywords(keywords).include]
 
 
 def subject_topics(subscriber: Subscriber, candidates: Sequence[Candidate], limit: int = SUBJECT_TOPICS) -> list[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from digest.digest_email import positive_keywords
+from digest.keywords import STOPWORDS, make_term, parse_keywords
 from digest.models import Paper
 from subscribers.models import Subscriber
 
@@ -28,12 +29,9 @@ DIRECTIONS = (MORE, LESS)
 TOO_COMMON_SHARE = 0.2
 MIN_PAPERS_FOR_SHARE = 20
 
-STOPWORDS = frozenset(
-    """a about above across after against all an and any are as at be based beyond between both but by
-    can do does for from get how in into is it its large learning model models more new not novel of on
-    one or our over paper study than that the their these this through to toward towards two under
-    using via vs we what when which while with without you your approach method methods towards
-    """.split()
+# Words too vague to say what a paper is about, on top of the matcher's stopwords.
+VAGUE_WORDS = STOPWORDS | frozenset(
+    "approach beyond large learning method methods model models novel one paper study two".split()
 )
 _WORD = re.compile(r"[a-z][a-z0-9+\-]*[a-z0-9+]|[a-z]")
 
@@ -56,7 +54,7 @@ def title_words(title: str) -> list[str]:
     if colon and len(head.split()) == 1:
         title = rest
     words = _WORD.findall(title.casefold())
-    return [w for w in words if len(w) >= 3 and w not in STOPWORDS and not w.isdigit()]
+    return [w for w in words if len(w) >= 3 and w not in VAGUE_WORDS and not w.isdigit()]
 
 
 def _title_phrases(words: list[str]) -> list[str]:
@@ -76,17 +74,29 @@ def _most_widespread(terms: list[str], at_least: int = 2, at_most: int | None = 
     return best
 
 
-def keyword_terms(keywords: str) -> list[str]:
-    return [t.strip() for t in re.findall(r'-?"[^"]+"|[^\s,"]+', keywords or "")]
+def _items(keywords: str) -> list[str]:
+    """The terms of a keyword string, each as written (`"a phrase"`, `word`, `-word`)."""
+    return [t.strip() for t in re.findall(r'-?"[^"]*"|[^\s,"]+', keywords or "")]
 
 
 def add_keyword(keywords: str, term: str) -> str:
-    """`keywords` with `term` appended (a quoted phrase, a word or a -word), unless already there."""
-    existing = {t.casefold() for t in keyword_terms(keywords)}
-    if term.casefold() in existing:
+    """`keywords` with `term` (a quoted phrase, a word or a -word) appended, unless it is already there.
+
+    The result always uses commas: without them the syntax splits at spaces, so a keyword string
+    written with spaces is rewritten item by item first, keeping its meaning.
+    """
+    query = parse_keywords(keywords)
+    wanted = make_term(term.lstrip("-").strip('"'))
+    if wanted is None:
         return keywords
-    keywords = keywords.strip().rstrip(",")
-    return f"{keywords}, {term}" if keywords else term
+    present = query.exclude if term.startswith("-") else query.include
+    if any(existing.keys == wanted.keys for existing in present):
+        return keywords
+    if "," in re.sub(r'"[^"]*"', "", keywords):
+        current = keywords.strip().rstrip(",")
+    else:
+        current = ", ".join(_items(keywords))
+    return f"{current}, {term}" if current else term
 
 
 def _quoted(term: str) -> str:

@@ -1,0 +1,175 @@
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils import timezone
+
+from digest.digest_email import feedback_url
+from digest.feedback import add_keyword, apply_feedback, less_like_this_term, more_like_this_term, title_words
+from digest.keywords import parse_keywords
+from subscribers.models import Subscriber
+from tests.digest_samples import make_paper, make_subscriber, seed_papers
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def papers():
+    """The seed page's papers: several share phrases such as "neural representation"."""
+    return [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:20])]
+
+
+def by_title(papers, start: str):
+    return next(p for p in papers if p.title.startswith(start))
+
+
+def path_of(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[1].join(["/", ""])
+
+
+# --- choosing the words -------------------------------------------------------------------------
+
+
+def test_title_words_leave_out_a_leading_name_and_vague_words():
+    assert title_words("HNeRV: A Hybrid Neural Representation for Videos") == [
+        "hybrid", "neural", "representation", "videos"
+    ]
+
+
+def test_more_like_this_picks_the_title_phrase_other_papers_share(papers):
+    assert more_like_this_term(by_title(papers, "HNeRV")) == "neural representation"
+
+
+def test_less_like_this_never_excludes_what_the_subscriber_asked_for(papers):
+    subscriber = make_subscriber(keywords='"neural representation", videos')
+
+    term = less_like_this_term(subscriber, by_title(papers, "HNeRV"))
+
+    assert term not in {"neural", "representation", "videos"}
+    assert term == "hybrid"
+
+
+def test_adding_a_keyword_keeps_the_syntax_and_skips_duplicates():
+    assert add_keyword("", '"neural field"') == '"neural field"'
+    assert add_keyword('"neural field", NeRF', "-medical") == '"neural field", NeRF, -medical'
+    assert add_keyword('"neural field", NeRF', "nerf") == '"neural field", NeRF'
+    assert add_keyword('"Neural fields", NeRF', '"neural field"') == '"Neural fields", NeRF'
+
+
+def test_adding_to_a_space_separated_string_keeps_its_terms_separate():
+    updated = add_keyword("NeRF interpretability -medical", '"neural field"')
+
+    query = parse_keywords(updated)
+    assert sorted(t.text for t in query.include) == ["NeRF", "interpretability", "neural field"]
+    assert [t.text for t in query.exclude] == ["medical"]
+
+
+# --- the change -------------------------------------------------------------------------------
+
+
+def test_more_like_this_adds_a_phrase_and_the_primary_category(papers):
+    subscriber = make_subscriber(keywords="interpretability", categories=["cs.CL"])
+
+    change = apply_feedback(subscriber, by_title(papers, "HNeRV"), "more")
+
+    subscriber.refresh_from_db()
+    assert (change.keyword, change.category) == ('"neural representation"', "cs.CV")
+    assert subscriber.keywords == 'interpretability, "neural representation"'
+    assert subscriber.categories == ["cs.CL", "cs.CV"]
+    assert "neural representation" in [t.text for t in parse_keywords(subscriber.keywords).include]
+
+
+def test_less_like_this_adds_an_exclusion_the_matcher_understands(papers):
+    subscriber = make_subscriber(keywords="interpretability")
+
+    change = apply_feedback(subscriber, by_title(papers, "Circuit Component Reuse"), "less")
+
+    subscriber.refresh_from_db()
+    assert change.keyword.startswith("-") and change.category == ""
+    assert [t.text for t in parse_keywords(subscriber.keywords).exclude] == [change.keyword[1:]]
+
+
+def test_the_same_feedback_twice_changes_nothing_the_second_time(papers):
+    subscriber = make_subscriber(keywords="")
+    paper = by_title(papers, "HNeRV")
+    apply_feedback(subscriber, paper, "more")
+
+    again = apply_feedback(subscriber, paper, "more")
+
+    assert not again.changed
+    assert again.already == ['"neural representation"', "cs.CV"]
+
+
+# --- the view -----------------------------------------------------------------------------------
+
+
+def test_opening_the_link_only_asks_and_changes_nothing(client, papers):
+    subscriber = make_subscriber(keywords="interpretability")
+    paper = by_title(papers, "HNeRV")
+
+    response = client.get(path_of(feedback_url(subscriber, paper.pk, "more")))
+
+    assert response.status_code == 200
+    assert b"<form method=\"post\">" in response.content and paper.title.encode() in response.content
+    subscriber.refresh_from_db()
+    assert subscriber.keywords == "interpretability" and subscriber.categories == []
+
+
+def test_confirming_changes_the_preferences_and_says_what_changed(client, papers):
+    subscriber = make_subscriber(keywords="interpretability")
+    paper = by_title(papers, "HNeRV")
+
+    response = client.post(path_of(feedback_url(subscriber, paper.pk, "more")))
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "added the keyword <code>&quot;neural representation&quot;</code>" in text
+    assert "added the category <code>cs.CV</code>" in text
+    subscriber.refresh_from_db()
+    assert subscriber.categories == ["cs.CV"]
+
+
+def test_a_less_link_posts_an_exclusion(client, papers):
+    subscriber = make_subscriber(keywords="")
+    paper = by_title(papers, "HNeRV")
+
+    response = client.post(path_of(feedback_url(subscriber, paper.pk, "less")))
+
+    assert "added the exclusion <code>-" in response.content.decode()
+    subscriber.refresh_from_db()
+    assert subscriber.keywords.startswith("-")
+
+
+@pytest.mark.parametrize("token", ["garbage", "x" * 2000])
+def test_a_forged_link_is_refused(client, token):
+    assert client.get(reverse("digest:feedback", args=[token])).status_code == 404
+    assert client.post(reverse("digest:feedback", args=[token])).status_code == 404
+
+
+def test_a_link_with_another_purpose_is_refused(client, papers):
+    from subscribers.tokens import make_token
+
+    subscriber = make_subscriber()
+    token = make_token(subscriber, "digest", {"p": papers[0].pk, "d": "more"})
+
+    assert client.post(reverse("digest:feedback", args=[token])).status_code == 404
+
+
+def test_an_expired_link_is_refused(client, papers):
+    subscriber = make_subscriber()
+    url = path_of(feedback_url(subscriber, papers[0].pk, "more"))
+
+    with time_machine.travel(timezone.now() + timedelta(days=61)):
+        response = client.post(url)
+
+    assert response.status_code == 404
+    assert Subscriber.objects.get(pk=subscriber.pk).categories == []
+
+
+def test_a_link_to_a_deleted_paper_is_refused(client, papers):
+    subscriber = make_subscriber()
+    url = path_of(feedback_url(subscriber, papers[0].pk, "more"))
+    papers[0].delete()
+
+    assert client.post(url).status_code == 404
