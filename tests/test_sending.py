@@ -1,0 +1,292 @@
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from email.utils import parseaddr
+
+import pytest
+import time_machine
+from django.conf import settings as django_settings
+
+from digest.models import Candidate, Delivery
+from digest.send_rate import SendRateLimiter
+from digest.sending import due_retries, retry_delay, send_delivery_chunk
+from subscribers.models import Subscriber
+from tests.digest_samples import make_paper, make_subscriber, reason_for, seed_papers
+from tests.smtp_sink import SmtpSink
+
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def sink(settings):
+    with SmtpSink() as server:
+        for name, value in server.email_settings().items():
+            setattr(settings, name, value)
+        yield server
+
+
+@pytest.fixture
+def papers(db):
+    return [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:8])]
+
+
+def queued_digest(email: str, papers, count: int = 3, **fields) -> Delivery:
+    """A subscriber with `count` waiting candidates and their queued Delivery."""
+    subscriber = make_subscriber(email, **fields)
+    for rank, paper in enumerate(papers[:count]):
+        Candidate.objects.create(subscriber=subscriber, paper=paper, score=1.0 - rank / 10, reason=reason_for(paper.title))
+    return Delivery.objects.create(subscriber=subscriber, period="2026-11-26", scheduled_for=NOW)
+
+
+def send(*deliveries: Delivery):
+    return send_delivery_chunk([d.id for d in deliveries])
+
+
+def fresh(delivery: Delivery) -> Delivery:
+    return Delivery.objects.get(id=delivery.id)
+
+
+def test_it_sends_a_digest_that_parses_with_both_parts_list_headers_and_site_links(sink, papers):
+    delivery = queued_digest("ada@example.org", papers)
+
+    result = send(delivery)
+
+    assert (result.sent, sink.count_for("ada@example.org")) == (1, 1)
+    message = sink.messages_for("ada@example.org")[0]
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    unsubscribe = message["List-Unsubscribe"]
+    assert f"<{django_settings.SITE_URL}/" in unsubscribe and "<mailto:" in unsubscribe
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] and message["Date"]
+    assert parseaddr(message["From"])[0] == "Paperboy"
+    html = message.get_body(("html",)).get_content()
+    links = re.findall(r'href="([^"]+)"', html)
+    assert any(link.startswith(django_settings.SITE_URL + "/") for link in links)
+    assert papers[0].title.split()[0] in message.get_body(("plain",)).get_content()
+
+    delivery = fresh(delivery)
+    assert delivery.status == Delivery.Status.SENT
+    assert (delivery.attempts, delivery.paper_count, delivery.more_count) == (1, 3, 0)
+    assert message["Message-ID"] == delivery.message_id
+    assert message["Subject"] == delivery.subject
+    assert delivery.sent_at is not None
+
+
+def test_it_shows_the_best_max_papers_and_counts_the_rest_which_do_not_roll_over(sink, papers):
+    delivery = queued_digest("ada@example.org", papers, count=5, max_papers=2)
+
+    send(delivery)
+
+    delivery = fresh(delivery)
+    assert (delivery.paper_count, delivery.more_count) == (2, 3)
+    assert delivery.candidates.count() == 5
+    text = sink.messages_for("ada@example.org")[0].get_body(("plain",)).get_content()
+    assert " ".join(papers[0].title.split()[:3]) in " ".join(text.split())
+    assert " ".join(papers[4].title.split()[:4]) not in " ".join(text.split())
+    assert not Candidate.objects.filter(subscriber=delivery.subscriber, delivery__isnull=True).exists()
+
+
+def test_it_sends_a_whole_chunk_over_one_connection(sink, papers):
+    deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(5)]
+
+    assert send(*deliveries).sent == 5
+
+    assert sink.connections == 1
+    assert all(sink.count_for(f"reader{n}@example.org") == 1 for n in range(5))
+    assert len({d.message_id for d in Delivery.objects.all()}) == 5
+
+
+def test_it_sends_nothing_twice_when_a_chunk_runs_again(sink, papers):
+    deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(3)]
+
+    assert send(*deliveries).sent == 3
+    again = send(*deliveries)
+
+    assert (again.sent, again.not_claimed) == (0, 3)
+    assert sorted(sink.per_recipient().values()) == [1, 1, 1]
+
+
+def test_it_retries_a_4xx_later_with_the_same_message_id_and_sends_once(sink, papers):
+    sink.script("ada@example.org", "451 4.7.1 Greylisted, try again later")
+    with time_machine.travel(NOW, tick=False) as clock:
+        delivery = queued_digest("ada@example.org", papers)
+        assert send(delivery).retrying == 1
+        first = fresh(delivery)
+        assert first.status == Delivery.Status.QUEUED
+        assert "451" in first.last_error
+        assert first.next_attempt_at > NOW
+        assert sink.count_for("ada@example.org") == 0
+        assert due_retries(NOW) == []  # not before its time
+
+        clock.move_to(first.next_attempt_at)
+        assert send_delivery_chunk(due_retries(first.next_attempt_at)).sent == 1
+
+    assert sink.count_for("ada@example.org") == 1
+    done = fresh(delivery)
+    assert (done.status, done.attempts, done.last_error) == (Delivery.Status.SENT, 2, "")
+    assert sink.messages_for("ada@example.org")[0]["Message-ID"] == first.message_id == done.message_id
+
+
+def test_it_fails_a_5xx_at_once_counts_a_bounce_and_never_retries(sink, papers):
+    sink.always("gone@example.org", "550 5.1.1 No such user")
+    delivery = queued_digest("gone@example.org", papers)
+
+    assert send(delivery).failed == 1
+
+    delivery = fresh(delivery)
+    assert delivery.status == Delivery.Status.FAILED
+    assert "550" in delivery.last_error
+    assert delivery.subscriber.bounce_count == 1
+    assert due_retries(NOW + timedelta(days=3)) == []
+    assert send(delivery).not_claimed == 1
+    assert sink.count_for("gone@example.org") == 0
+
+
+def test_it_marks_the_subscriber_bounced_after_the_bounce_limit(sink, papers, settings):
+    settings.BOUNCE_LIMIT = 2
+    sink.always("gone@example.org", "550 5.1.1 No such user")
+    delivery = queued_digest("gone@example.org", papers)
+    Subscriber.objects.filter(id=delivery.subscriber_id).update(bounce_count=1, next_delivery_at=NOW)
+
+    send(delivery)
+
+    subscriber = Subscriber.objects.get(id=delivery.subscriber_id)
+    assert (subscriber.status, subscriber.bounce_count, subscriber.next_delivery_at) == ("bounced", 2, None)
+
+
+def test_it_reconnects_after_a_disconnect_mid_data_and_retries_that_digest(sink, papers):
+    dropped = queued_digest("dropped@example.org", papers)
+    fine = queued_digest("fine@example.org", papers)
+    sink.script("dropped@example.org", "disconnect")
+
+    result = send(dropped, fine)
+
+    assert (result.retrying, result.sent) == (1, 1)
+    assert sink.per_recipient() == {"fine@example.org": 1}
+    assert sink.connections == 2
+    assert fresh(dropped).status == Delivery.Status.QUEUED
+
+    later = fresh(dropped).next_attempt_at
+    with time_machine.travel(later, tick=False):
+        assert send(dropped).sent == 1
+    assert sink.per_recipient() == {"fine@example.org": 1, "dropped@example.org": 1}
+
+
+def test_it_gives_up_after_the_last_attempt_without_counting_a_bounce(sink, papers, settings):
+    settings.SEND_MAX_ATTEMPTS = 2
+    sink.script("ada@example.org", "421 4.3.2 Busy", "421 4.3.2 Still busy")
+    delivery = queued_digest("ada@example.org", papers)
+
+    assert send(delivery).retrying == 1
+    with time_machine.travel(fresh(delivery).next_attempt_at, tick=False):
+        assert send(delivery).failed == 1
+
+    delivery = fresh(delivery)
+    assert delivery.status == Delivery.Status.FAILED
+    assert delivery.last_error.startswith("gave up")
+    assert delivery.subscriber.bounce_count == 0
+
+
+def test_someone_who_unsubscribed_after_queueing_gets_nothing(sink, papers):
+    delivery = queued_digest("leaver@example.org", papers)
+    Subscriber.objects.filter(id=delivery.subscriber_id).update(status=Subscriber.Status.UNSUBSCRIBED)
+
+    assert send(delivery).inactive == 1
+
+    assert sink.count_for("leaver@example.org") == 0
+    assert fresh(delivery).status == Delivery.Status.SKIPPED
+
+
+def test_it_skips_an_empty_digest_unless_told_to_send_it(sink, papers, settings):
+    quiet = queued_digest("quiet@example.org", papers, count=0)
+    assert send(quiet).empty == 1
+    assert (fresh(quiet).status, sink.count_for("quiet@example.org")) == (Delivery.Status.SKIPPED, 0)
+
+    settings.SEND_EMPTY_DIGESTS = True
+    Delivery.objects.filter(id=quiet.id).update(status=Delivery.Status.QUEUED)
+    assert send(quiet).sent == 1
+    assert sink.count_for("quiet@example.org") == 1
+
+
+def test_a_delivery_stuck_in_sending_is_sent_again_after_the_timeout_with_the_same_message_id(sink, papers, settings):
+    settings.SENDING_TIMEOUT_SECONDS = 600
+    delivery = queued_digest("ada@example.org", papers)
+    with time_machine.travel(NOW, tick=False) as clock:
+        # A worker claimed it, fixed its content and was killed before the server answered.
+        sink.script("ada@example.org", "disconnect")
+        send(delivery)
+        Delivery.objects.filter(id=delivery.id).update(
+            status=Delivery.Status.SENDING, claimed_at=NOW, next_attempt_at=None
+        )
+        message_id = fresh(delivery).message_id
+
+        clock.shift(timedelta(seconds=599))
+        assert due_retries(datetime.now(timezone.utc)) == []
+        assert send(delivery).not_claimed == 1
+
+        clock.shift(timedelta(seconds=2))
+        assert due_retries(datetime.now(timezone.utc)) == [delivery.id]
+        assert send(delivery).sent == 1
+
+    assert sink.messages_for("ada@example.org")[0]["Message-ID"] == message_id
+    assert fresh(delivery).attempts == 2
+
+
+def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_assert_max_num_queries):
+    deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
+    # Per digest: claim (select, update), subscriber and topics, content (candidates, attach,
+    # save), the papers, and the outcome; plus savepoints around the claim and the content.
+    with django_assert_max_num_queries(10 * 14):
+        assert send(*deliveries).sent == 10
+
+
+def test_the_tasks_send_a_chunk_and_queue_due_retries(sink, papers, django_capture_on_commit_callbacks):
+    from digest.tasks import retry_deliveries, send_digest_chunk
+
+    delivery = queued_digest("ada@example.org", papers)
+    sink.script("ada@example.org", "451 4.7.1 Later")
+    assert send_digest_chunk.delay([delivery.id]).get()["retrying"] == 1
+
+    with time_machine.travel(fresh(delivery).next_attempt_at, tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert retry_deliveries() == 1
+    assert sink.count_for("ada@example.org") == 1
+
+
+def test_retry_delays_grow_with_jitter_up_to_the_cap(settings):
+    settings.SEND_RETRY_BASE_SECONDS, settings.SEND_RETRY_MAX_SECONDS = 60, 3600
+    for attempts, ceiling in [(1, 60), (2, 120), (3, 240), (7, 3600), (20, 3600)]:
+        delays = {retry_delay(attempts).total_seconds() for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1
+
+
+@pytest.mark.redis
+def test_the_rate_limit_is_shared_by_every_worker_through_redis(redis_url):
+    import redis
+
+    workers = [SendRateLimiter(10, redis_url), SendRateLimiter(10, redis_url)]
+    started = time.monotonic()
+    for n in range(25):
+        workers[n % 2].acquire()
+    elapsed = time.monotonic() - started
+    # 25 messages at 10 per second need three one-second windows, whoever sends them.
+    assert elapsed > 1.0
+    assert any(key.startswith(b"paperboy:send-rate:") for key in redis.Redis.from_url(redis_url).keys())
+
+
+def test_without_a_rate_the_limiter_never_waits():
+    limiter = SendRateLimiter(0)
+    started = time.monotonic()
+    assert sum(limiter.acquire() for _ in range(1000)) == 0
+    assert time.monotonic() - started < 0.5
+
+
+def test_without_redis_the_rate_is_kept_in_the_process():
+    limiter = SendRateLimiter(20)
+    started = time.monotonic()
+    for _ in range(30):
+        limiter.acquire()
+    assert time.monotonic() - started > 0.0
+    assert limiter._redis is None
