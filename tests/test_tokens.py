@@ -1,0 +1,112 @@
+"""Tokens cannot be forged, replayed across purposes or used after they expire (hypothesis)."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import signing
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from subscribers import services
+from subscribers.models import Subscriber
+from subscribers.tokens import LIFETIMES, make_token, read_payload, read_token
+
+pytestmark = pytest.mark.django_db
+
+PURPOSES = sorted(LIFETIMES)
+EXPIRING = sorted(purpose for purpose, lifetime in LIFETIMES.items() if lifetime)
+examples = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def subscriber(status=Subscriber.Status.PENDING) -> Subscriber:
+    found, _ = Subscriber.objects.get_or_create(
+        email="ada@example.org", defaults={"status": status, "confirmation_sent_at": timezone.now()}
+    )
+    return found
+
+
+@examples
+@given(purpose=st.sampled_from(PURPOSES), extra=st.dictionaries(st.text(max_size=8), st.integers(), max_size=3))
+def test_a_token_reads_back_as_its_subscriber_and_extra_data(purpose, extra):
+    owner = subscriber()
+    assert read_payload(make_token(owner, purpose, extra), purpose) == (owner, extra)
+
+
+@examples
+@given(made_for=st.sampled_from(PURPOSES), used_for=st.sampled_from(PURPOSES))
+def test_a_token_is_never_accepted_for_another_purpose(made_for, used_for):
+    token = make_token(subscriber(), made_for)
+    assert (read_token(token, used_for) is not None) == (made_for == used_for)
+
+
+@examples
+@given(data=st.data(), purpose=st.sampled_from(PURPOSES))
+def test_changing_any_character_of_a_token_makes_it_worthless(data, purpose):
+    token = make_token(subscriber(), purpose)
+    position = data.draw(st.integers(0, len(token) - 1))
+    replacement = data.draw(st.sampled_from("AZaz09-_:.").filter(lambda c: c != token[position]))
+    forged = token[:position] + replacement + token[position + 1 :]
+    assert read_token(forged, purpose) is None
+
+
+@examples
+@given(text=st.text(max_size=300), purpose=st.sampled_from(PURPOSES))
+def test_arbitrary_text_is_never_a_valid_token(text, purpose):
+    subscriber()
+    assert read_token(text, purpose) is None
+
+
+@examples
+@given(purpose=st.sampled_from(PURPOSES), other_id=st.integers(-(2**40), 2**40))
+def test_a_payload_signed_with_another_key_or_salt_is_refused(purpose, other_id):
+    owner = subscriber()
+    for payload in ({"s": owner.pk, "f": ""}, {"s": other_id, "f": ""}):
+        foreign_key = signing.dumps(payload, key="not-our-secret", salt=f"paperboy.tokens.{purpose}", compress=True)
+        no_salt = signing.dumps(payload, compress=True)
+        assert read_token(foreign_key, purpose) is None
+        assert read_token(no_salt, purpose) is None
+
+
+@examples
+@given(purpose=st.sampled_from(EXPIRING), seconds=st.integers(1, 10 * 24 * 3600))
+def test_an_expiring_token_works_until_its_lifetime_and_never_after(purpose, seconds):
+    owner = subscriber()
+    lifetime = LIFETIMES[purpose]
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        token = make_token(owner, purpose)
+        clock.shift(lifetime - timedelta(seconds=1))
+        assert read_token(token, purpose) == owner
+        clock.shift(timedelta(seconds=1 + seconds))
+        assert read_token(token, purpose) is None
+
+
+def test_a_confirmation_token_stops_working_once_used():
+    owner = subscriber()
+    token = make_token(owner, "confirm")
+    assert read_token(token, "confirm") == owner
+    services.confirm(owner)
+    assert read_token(token, "confirm") is None
+
+
+def test_a_new_confirmation_email_retires_the_previous_link():
+    owner = subscriber()
+    old = make_token(owner, "confirm")
+    Subscriber.objects.filter(pk=owner.pk).update(confirmation_sent_at=timezone.now() + timedelta(hours=2))
+    owner.refresh_from_db()
+    assert read_token(old, "confirm") is None
+    assert read_token(make_token(owner, "confirm"), "confirm") == owner
+
+
+def test_tokens_of_a_deleted_subscriber_name_nobody():
+    owner = subscriber(Subscriber.Status.ACTIVE)
+    tokens = {purpose: make_token(owner, purpose) for purpose in PURPOSES}
+    services.delete_subscriber(owner)
+    assert all(read_token(token, purpose) is None for purpose, token in tokens.items())
+
+
+def test_unknown_purposes_are_a_programming_error():
+    with pytest.raises(ValueError):
+        make_token(subscriber(), "anything")
+    assert read_token("whatever", "anything") is None
