@@ -117,6 +117,9 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Preloading binds the whole domain to HTTPS in browsers for months; it is the operator's choice
+# (SECURE_HSTS_PRELOAD=1), so `check --deploy` should not warn while it is deliberately off.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -216,7 +219,7 @@ MATCH_KEEP_PER_SUBSCRIBER = env_int("MATCH_KEEP_PER_SUBSCRIBER", 100)
 # Recent stored papers added to a run's papers to fit the IDF of the similarity model.
 MATCH_IDF_PAPERS = env_int("MATCH_IDF_PAPERS", 2000)
 RANKING_MIN_RELEVANCE = env_float("RANKING_MIN_RELEVANCE", 0.2)
-RANKING_TREND_WEIGHT = env_float("RANKING_TREND_WEIGHT", 0.5)
+RANKING_TREND_WEIGHT = env_float("RANKING_TREND_WEIGHT", 0.3)
 RANKING_UPVOTES_WEIGHT = env_float("RANKING_UPVOTES_WEIGHT", 0.5)
 RANKING_UPVOTES_SATURATION = env_float("RANKING_UPVOTES_SATURATION", 100.0)
 RANKING_RECENCY_WEIGHT = env_float("RANKING_RECENCY_WEIGHT", 0.4)
