@@ -5,6 +5,7 @@ from email.utils import parseaddr, parsedate_to_datetime
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from digest.digest_email import (
     build_digest_context,
@@ -291,3 +292,56 @@ def test_it_sends_through_the_configured_backend_with_the_connection_given():
     build_digest_message(subscriber, candidates, 0, delivery=delivery, connection=connection).send()
 
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ada@example.org"]
+
+
+# --- view in browser ----------------------------------------------------------------------------
+
+
+def view_path(url: str) -> str:
+    return url.removeprefix(SITE)
+
+
+def test_the_view_in_browser_page_shows_the_digest_and_the_papers_that_did_not_fit(client):
+    subscriber, candidates, delivery = make_digest(count=3, more=1)
+    waiting = Candidate.objects.create(subscriber=subscriber, paper=make_paper(9, "A paper that did not fit", "x"),
+                                       score=0.1, reason="similar to your interest")
+    context = build_digest_context(subscriber, candidates, 1, delivery)
+
+    response = client.get(view_path(context["view_url"]))
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert response.headers["X-Robots-Tag"] == "noindex"
+    assert "<h1>3 new papers on implicit neural representations</h1>" in text
+    for candidate in candidates:
+        assert candidate.paper.title in text
+    assert 'id="more"' in text and waiting.paper.title in text
+
+
+def test_the_view_in_browser_page_escapes_markup(client):
+    subscriber = make_subscriber()
+    delivery = Delivery.objects.create(subscriber=subscriber, period="p", scheduled_for=timezone.now())
+    paper = make_paper(0, "<script>alert(1)</script>", "<img src=x onerror=alert(2)>",
+                       authors=["<b onmouseover=alert(3)>Eve</b>"])
+    candidate = Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>",
+                                         delivery=delivery)
+
+    url = build_digest_context(subscriber, [candidate], 0, delivery)["view_url"]
+    text = client.get(view_path(url)).content.decode()
+
+    for needle in ("<script>alert", "<img src=x", "<b onmouseover", "<i>Eve"):
+        assert needle not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_a_digest_link_only_opens_that_subscribers_own_digest(client):
+    from subscribers.tokens import make_token
+
+    subscriber, _, delivery = make_digest(count=1)
+    other = make_subscriber(email="mallory@example.org")
+    forged = make_token(other, "digest", {"d": delivery.pk})
+
+    assert client.get(reverse("digest:view", args=[forged])).status_code == 404
+    assert client.get(reverse("digest:view", args=["not-a-token"])).status_code == 404
+    feedback_token = make_token(subscriber, "feedback", {"d": delivery.pk})
+    assert client.get(reverse("digest:view", args=[feedback_token])).status_code == 404
