@@ -18,7 +18,7 @@ def at(days_ago: int, hour: int = 10) -> datetime:
 
 
 @pytest.fixture
-def staff(client):
+def staff(client, db):
     user = User.objects.create_user("ops", "ops@example.org", "pw", is_staff=True, is_superuser=True)
     client.force_login(user)
     return user

@@ -1,0 +1,99 @@
+"""What an operator triggers from the admin: poll feeds now, retry failed digests, preview a digest.
+
+The preview reads exactly what the next digest would contain (`sending.pick_papers`) and builds
+the very message `sending` would send (`digest_email.build_digest_message`), but creates no
+Delivery and attaches no candidate: previewing changes nothing.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.mail import EmailMultiAlternatives
+
+from digest.digest_email import build_digest_message
+from digest.dispatch import queue_deliveries
+from digest.matching import BatchIndex, Match, build_matcher, match_many, paper_doc
+from digest.models import Delivery, Paper
+from digest.sending import pick_papers
+from subscribers.models import Subscriber
+
+# A preview goes to staff: a one-click unsubscribe from their mail client must not unsubscribe
+# the subscriber whose digest they were looking at.
+PREVIEW_DROPPED_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
+# A topic preview matches against this many of the newest papers: recent enough to be what the
+# next digests will draw from, few enough to answer while the page loads.
+TOPIC_PREVIEW_PAPERS = 500
+TOPIC_PREVIEW_SHOWN = 20
+
+
+def poll_now(feed_ids: Iterable[int]) -> int:
+    """Queue one poll per feed, after the current transaction commits. Returns how many."""
+    from digest.tasks.polling import poll_feed
+
+    ids = list(feed_ids)
+    for feed_id in ids:
+        poll_feed.delay_on_commit(feed_id)
+    return len(ids)
+
+
+def retry_failed(delivery_ids: Iterable[int]) -> list[int]:
+    """Put failed deliveries back in the queue with fresh attempts; returns the ids requeued.
+
+    Only rows still `failed` move (compare-and-set), so a double click queues nothing twice. The
+    content and Message-ID fixed on the first attempt are kept: the retry sends the same digest,
+    and the sender re-checks that the subscriber is still active.
+    """
+    ids = list(
+        Delivery.objects.filter(id__in=list(delivery_ids), status=Delivery.Status.FAILED).values_list("id", flat=True)
+    )
+    moved = [
+        delivery_id
+        for delivery_id in ids
+        if Delivery.objects.filter(id=delivery_id, status=Delivery.Status.FAILED).update(
+            status=Delivery.Status.QUEUED, attempts=0, next_attempt_at=None
+        )
+    ]
+    queue_deliveries(moved)
+    return moved
+
+
+@dataclass(frozen=True)
+class DigestPreview:
+    message: EmailMultiAlternatives
+    papers: int
+    more: int
+
+    @property
+    def html(self) -> str:
+        return next((content for content, mimetype in self.message.alternatives if mimetype == "text/html"), "")
+
+
+def preview_next_digest(subscriber: Subscriber) -> DigestPreview:
+    """The email the subscriber's next digest would be if it were sent now. Reads only."""
+    candidates, more = pick_papers(subscriber)
+    return DigestPreview(build_digest_message(subscriber, candidates, more), len(candidates), more)
+
+
+def send_preview(subscriber: Subscriber, to_address: str) -> EmailMultiAlternatives:
+    """Email the subscriber's next digest to `to_address` (a staff member), recording nothing."""
+    message = preview_next_digest(subscriber).message
+    message.to = [to_address]
+    message.subject = f"[Preview for {subscriber.email}] {message.subject}"
+    for name in PREVIEW_DROPPED_HEADERS:
+        message.extra_headers.pop(name, None)
+    message.send()
+    return message
+
+
+def preview_topic_matches(
+    name: str, description: str, keywords: str, *, papers: int = TOPIC_PREVIEW_PAPERS, shown: int = TOPIC_PREVIEW_SHOWN
+) -> list[tuple[Paper, Match]]:
+    """Which of the newest papers a topic with this description and these keywords would match,
+    best first, scored by the same matcher the match runs use. Reads only."""
+    recent = list(Paper.objects.order_by("-id")[:papers])
+    if not recent:
+        return []
+    matcher = build_matcher(topics=[(name, description, keywords)])
+    matches = match_many([matcher], BatchIndex([paper_doc(paper) for paper in recent]), keep=shown)[0]
+    by_id = {paper.id: paper for paper in recent}
+    return [(by_id[match.paper_id], match) for match in matches]
