@@ -41,6 +41,12 @@ def chunked(items: Sequence[T], size: int) -> Iterator[list[T]]:
         yield list(items[start : start + size])
 
 
+def due_moment(subscriber: Subscriber, now: datetime) -> datetime:
+    """The slot a digest sent now stands for: the subscriber's due slot, or now when forced early."""
+    slot = subscriber.next_delivery_at
+    return slot if slot is not None and slot <= now else now
+
+
 def claim_due(subscriber: Subscriber, now: datetime) -> Delivery | None:
     """Advance the subscriber's slot (compare-and-set) and create the Delivery it was due for.
 
@@ -48,7 +54,7 @@ def claim_due(subscriber: Subscriber, now: datetime) -> Delivery | None:
     has a Delivery (e.g. `--now` on a day whose digest went out).
     """
     old = subscriber.next_delivery_at
-    due_at = old if old is not None and old <= now else now
+    due_at = due_moment(subscriber, now)
     claimed = Subscriber.objects.filter(
         id=subscriber.id, status=Subscriber.Status.ACTIVE, next_delivery_at=old
     ).update(next_delivery_at=next_delivery_after(subscriber, now))

@@ -290,3 +290,63 @@ def test_without_redis_the_rate_is_kept_in_the_process():
         limiter.acquire()
     assert time.monotonic() - started > 0.0
     assert limiter._redis is None
+
+
+def run_senddigests(*args: str) -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("senddigests", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def due_with_papers(email: str, papers, count: int = 3, **fields) -> Subscriber:
+    subscriber = make_subscriber(email, next_delivery_at=NOW - timedelta(minutes=1), **fields)
+    for rank, paper in enumerate(papers[:count]):
+        Candidate.objects.create(subscriber=subscriber, paper=paper, score=1.0 - rank / 10, reason=reason_for(paper.title))
+    return subscriber
+
+
+@time_machine.travel(NOW, tick=False)
+def test_senddigests_sends_what_is_due_and_sums_it_up(sink, papers):
+    due_with_papers("ada@example.org", papers)
+    due_with_papers("bob@example.org", papers, count=2)
+    due_with_papers("quiet@example.org", papers, count=0)
+    due_with_papers("gone@example.org", papers)
+    sink.always("gone@example.org", "550 5.1.1 No such user")
+
+    out = run_senddigests()
+
+    assert "Sent 2, skipped as empty 1, failed 1" in out
+    assert sink.per_recipient() == {"ada@example.org": 1, "bob@example.org": 1}
+    assert "No digests due." in run_senddigests()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_senddigests_now_and_email_pick_the_subscribers(sink, papers):
+    due_with_papers("ada@example.org", papers)
+    due_with_papers("bob@example.org", papers)
+    Subscriber.objects.update(next_delivery_at=NOW + timedelta(hours=5))
+
+    assert "No digests due." in run_senddigests()
+    assert "Sent 1," in run_senddigests("--now", "--email", "ADA@example.org")
+    assert sink.per_recipient() == {"ada@example.org": 1}
+
+
+@time_machine.travel(NOW, tick=False)
+def test_senddigests_dry_run_shows_the_digests_and_changes_nothing(sink, papers):
+    ada = due_with_papers("ada@example.org", papers, count=5, max_papers=3)
+    due_with_papers("quiet@example.org", papers, count=0)
+
+    out = run_senddigests("--dry-run")
+
+    assert "ada@example.org  2026-11-26  3 papers (+2 more)  3 new papers on" in out
+    assert "quiet@example.org  2026-11-26  nothing new: skipped" in out
+    assert "would send 1, skip as empty 1" in out
+    assert sink.received == []
+    assert not Delivery.objects.exists()
+    assert Candidate.objects.filter(delivery__isnull=True).count() == 5
+    ada.refresh_from_db()
+    assert ada.next_delivery_at == NOW - timedelta(minutes=1)
