@@ -8,13 +8,13 @@ any name it starts.
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from digest.keywords import fold
 
 # Letters NFKD does not decompose into an ASCII base.
 _EXTRA_FOLD = str.maketrans({"ø": "o", "Ø": "O", "ß": "ss", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "æ": "ae",
-                             "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "Þ": "Th", "ð": "d"})
+                             "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D"})
 PARTICLES = frozenset("van von der den de del della dei di da du dos das le la ter ten st zu af".split())
 SUFFIXES = frozenset("jr sr ii iii iv phd".split())
 _PART_RE = re.compile(r"[^\W\d_]+")
@@ -22,33 +22,38 @@ _PART_RE = re.compile(r"[^\W\d_]+")
 
 @dataclass(frozen=True)
 class AuthorName:
-    display: str
+    display: str = field(compare=False)  # "Yann LeCun" and "yann lecun" are one followed author
     family: str  # with particles, squashed: "lecun", "vanbeethoven"
     core: str  # without particles: "cun" for "Le Cun", "beethoven"
     given: tuple[str, ...]  # lower case; an initial is one letter
 
 
-def _given_names(text: str) -> list[str]:
+def _lower(text: str) -> str:
+    return fold(text.lower()).translate(_EXTRA_FOLD)
+
+
+def _given_names(text: str, shouting: bool) -> list[str]:
     names: list[str] = []
     for chunk in text.replace(".", ". ").split():
         letters = _PART_RE.findall(chunk)
-        # "JP" written without dots is two initials; "Jo" is a name.
-        if len(letters) == 1 and chunk.isupper() and 2 <= len(letters[0]) <= 3 and "." not in chunk:
-            names.extend(letters[0].lower())
+        # "JP" in "JP Sartre" is two initials; "Jo" is a name, and so is "JO" in "JO SMITH".
+        if len(letters) == 1 and chunk.isupper() and not shouting and 2 <= len(letters[0]) <= 3:
+            names.extend(_lower(letters[0]))
         else:
-            names.extend(part.lower() for part in letters)
+            names.extend(_lower(part) for part in letters)
     return [name for name in names if name not in SUFFIXES]
 
 
 def parse_author(name: str) -> AuthorName | None:
     text = fold(name).translate(_EXTRA_FOLD).strip()
+    shouting = text.isupper()
     if "," in text:
         family_part, given_part = text.split(",", 1)
         if given_part.strip(" .").lower() in SUFFIXES:
             family_part, given_part = text.replace(",", " "), ""
         else:
             family_tokens = family_part.split()
-            given = _given_names(given_part)
+            given = _given_names(given_part, shouting)
             return _make(name, family_tokens, given)
     tokens = [token for token in text.split() if token.strip(".,").lower() not in SUFFIXES]
     if not tokens:
@@ -56,11 +61,11 @@ def parse_author(name: str) -> AuthorName | None:
     start = len(tokens) - 1
     while start > 1 and tokens[start - 1].lower() in PARTICLES:
         start -= 1
-    return _make(name, tokens[start:], _given_names(" ".join(tokens[:start])))
+    return _make(name, tokens[start:], _given_names(" ".join(tokens[:start]), shouting))
 
 
 def _make(display: str, family_tokens: Sequence[str], given: list[str]) -> AuthorName | None:
-    parts = [part.lower() for token in family_tokens for part in _PART_RE.findall(token)]
+    parts = [_lower(part) for token in family_tokens for part in _PART_RE.findall(token)]
     if not parts:
         return None
     core_parts = [part for part in parts if part not in PARTICLES] or parts

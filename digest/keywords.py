@@ -101,7 +101,7 @@ class KeywordQuery:
 
 def make_term(text: str) -> Term | None:
     tokens = words(text)
-    if not tokens or (len(tokens) == 1 and tokens[0].lower() in STOPWORDS):
+    if not tokens or (len(tokens) == 1 and tokens[0].lower() in STOPWORDS and not acronym(tokens[0])):
         return None
     return Term(text=" ".join(text.split()), keys=tuple(word_key(token) for token in tokens))
 

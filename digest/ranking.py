@@ -7,8 +7,9 @@
     score = relevance * (1 + TREND_WEIGHT * trendiness)
 
 Trendiness multiplies relevance and is at most 1 + TREND_WEIGHT, so a paper can only overtake a
-more relevant one whose relevance is within that factor of its own: with the default 0.5, a
-paper of relevance 0.4 with thousands of upvotes never passes one of relevance 0.6 or more.
+more relevant one whose relevance is within that factor of its own: with the default 0.3, a
+keyword found only in an abstract (relevance 0.5) never passes a keyword in a title (0.7), however
+many upvotes it has.
 Papers below MIN_RELEVANCE are not candidates at all, however trendy.
 """
 
@@ -22,7 +23,7 @@ from django.conf import settings
 
 @dataclass(frozen=True)
 class RankingWeights:
-    trend_weight: float = 0.5
+    trend_weight: float = 0.3
     upvotes_weight: float = 0.5
     upvotes_saturation: float = 100.0
     recency_weight: float = 0.4

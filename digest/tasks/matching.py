@@ -1,1 +1,23 @@
-__all__: list[str] = []
+from celery import group, shared_task
+from django.db import transaction
+
+from digest import match_runs
+
+__all__ = ["match_chunk", "match_new_papers"]
+
+
+@shared_task(name="digest.match_new_papers")
+def match_new_papers(all_papers: bool = False) -> int | None:
+    """Beat: start a run over the new papers and fan its subscriber chunks out to the workers."""
+    plan = match_runs.start_match_run(all_papers=all_papers)
+    if plan is None or not plan.chunks:
+        return None
+    chunks = group(match_chunk.si(plan.run_id, chunk) for chunk in plan.chunks)
+    transaction.on_commit(chunks.apply_async)
+    return plan.run_id
+
+
+@shared_task(name="digest.match_chunk", acks_late=True)
+def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
+    """Match one chunk; running it again creates nothing new."""
+    return match_runs.match_chunk(run_id, subscriber_ids)

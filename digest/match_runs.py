@@ -1,0 +1,124 @@
+"""Matching runs: the papers that arrived since the last run, fanned out in subscriber chunks.
+
+`start_match_run` records a MatchRun over the new paper ids and splits the active subscribers into
+chunks; `match_chunk` matches one chunk and stores Candidate rows. A chunk makes the same number of
+queries whatever its size (the run, its papers, the background texts for the IDF, the subscribers
+with their topics, the candidates they already have, one insert, two updates) and is safe to run
+twice: the unique (subscriber, paper) constraint and the already-a-candidate check mean a paper is
+never offered to a subscriber twice, whatever run, version or feed brings it back.
+
+A run is finished when its last chunk is done; the next run starts after the last finished run, so
+papers of a run whose chunks were lost are matched again rather than skipped.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Max
+from django.utils import timezone
+
+from digest.dispatch import chunked
+from digest.matching import BatchIndex, compile_matcher, match_subscribers, paper_doc
+from digest.models import Candidate, MatchRun, Paper
+from subscribers.models import Subscriber
+
+# Worker processes handle many chunks of one run: keep that run's index instead of rebuilding it.
+_index_cache: dict[int, BatchIndex] = {}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: int
+    chunks: list[list[int]]
+
+
+def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> RunPlan | None:
+    """Record a run over the papers since the last finished run; None when there is nothing new."""
+    chunk_size = chunk_size or settings.MATCH_CHUNK_SIZE
+    with transaction.atomic():
+        previous = MatchRun.objects.filter(finished_at__isnull=False).aggregate(last=Max("last_paper_id"))["last"]
+        first = 0 if all_papers else (previous or 0)
+        last = Paper.objects.aggregate(last=Max("id"))["last"] or 0
+        if last <= first:
+            return None
+        subscriber_ids = list(
+            Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).order_by("id").values_list("id", flat=True)
+        )
+        chunks = list(chunked(subscriber_ids, chunk_size))
+        run = MatchRun.objects.create(
+            first_paper_id=first,
+            last_paper_id=last,
+            papers=Paper.objects.filter(id__gt=first, id__lte=last).count(),
+            subscribers=len(subscriber_ids),
+            chunks=len(chunks),
+            finished_at=None if chunks else timezone.now(),
+        )
+    return RunPlan(run_id=run.id, chunks=chunks)
+
+
+def run_index(run: MatchRun) -> BatchIndex:
+    """The run's papers indexed once per process (two queries when built, none when cached)."""
+    cached = _index_cache.get(run.id)
+    if cached is not None:
+        return cached
+    papers = (
+        Paper.objects.filter(id__gt=run.first_paper_id, id__lte=run.last_paper_id)
+        .annotate(source_count=Count("sources"))
+        .order_by("id")
+    )
+    background = (
+        Paper.objects.filter(id__lte=run.first_paper_id)
+        .order_by("-id")
+        .values_list("title", "abstract")[: settings.MATCH_IDF_PAPERS]
+    )
+    index = BatchIndex(
+        [paper_doc(paper, paper.source_count) for paper in papers],
+        background=[f"{title}. {abstract}" for title, abstract in background],
+    )
+    _index_cache.clear()
+    _index_cache[run.id] = index
+    return index
+
+
+def clear_index_cache() -> None:
+    _index_cache.clear()
+
+
+def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
+    """Match one chunk of subscribers against the run's papers; returns the candidates created."""
+    run = MatchRun.objects.get(id=run_id)
+    index = run_index(run)
+    subscribers = list(
+        Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE).prefetch_related("topics")
+    )
+    already = set(
+        Candidate.objects.filter(
+            subscriber_id__in=subscriber_ids, paper_id__gt=run.first_paper_id, paper_id__lte=run.last_paper_id
+        ).values_list("subscriber_id", "paper_id")
+    )
+    found = match_subscribers({subscriber.id: compile_matcher(subscriber) for subscriber in subscribers}, index)
+    rows = [
+        Candidate(
+            subscriber_id=subscriber_id, paper_id=match.paper_id, score=match.score, relevance=match.relevance,
+            reason=match.reason,
+        )
+        for subscriber_id, matches in found.items()
+        for match in matches
+        if (subscriber_id, match.paper_id) not in already
+    ]
+    with transaction.atomic():
+        # ignore_conflicts: a copy of this chunk running at the same moment cannot double a row.
+        Candidate.objects.bulk_create(rows, ignore_conflicts=True)
+        MatchRun.objects.filter(id=run_id).update(
+            candidates=F("candidates") + len(rows), chunks_done=F("chunks_done") + 1
+        )
+        MatchRun.objects.filter(id=run_id, finished_at__isnull=True, chunks_done__gte=F("chunks")).update(
+            finished_at=timezone.now()
+        )
+    return len(rows)
+
+
+def match_run_in_process(plan: RunPlan, chunks=None) -> int:
+    """Every chunk of a run, one after the other (the command and the demo; workers fan out)."""
+    return sum(match_chunk(plan.run_id, chunk) for chunk in (chunks if chunks is not None else plan.chunks))

@@ -1,0 +1,187 @@
+import math
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from digest import match_runs
+from digest.match_runs import match_chunk, start_match_run
+from digest.models import Candidate, Feed, MatchRun, Paper, PaperSource
+from digest.tasks.matching import match_new_papers
+from subscribers.models import Subscriber, Topic
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_index_cache():
+    match_runs.clear_index_cache()
+    yield
+    match_runs.clear_index_cache()
+
+
+def make_paper(number, title, abstract="", **fields):
+    return Paper.objects.create(guid=f"urn:test:{number}", arxiv_id=f"2611.{number:05d}", title=title,
+                                abstract=abstract, **fields)
+
+
+def make_subscriber(number, **preferences):
+    preferences.setdefault("status", Subscriber.Status.ACTIVE)
+    return Subscriber.objects.create(email=f"reader{number}@example.org", **preferences)
+
+
+def candidates_of(subscriber):
+    return sorted(Candidate.objects.filter(subscriber=subscriber).values_list("paper__title", flat=True))
+
+
+def test_a_run_takes_the_new_papers_and_chunks_the_active_subscribers():
+    make_paper(1, "Old paper on diffusion")
+    first = start_match_run(chunk_size=2)
+    assert first is not None
+    for chunk in first.chunks:
+        match_chunk(first.run_id, chunk)
+    new = make_paper(2, "New paper on diffusion")
+    active = [make_subscriber(n, keywords="diffusion") for n in range(5)]
+    make_subscriber(99, keywords="diffusion", status=Subscriber.Status.PAUSED)
+    plan = start_match_run(chunk_size=2)
+    run = MatchRun.objects.get(id=plan.run_id)
+    assert (run.first_paper_id, run.last_paper_id, run.papers) == (new.id - 1, new.id, 1)
+    assert plan.chunks == [[active[0].id, active[1].id], [active[2].id, active[3].id], [active[4].id]]
+    assert run.subscribers == 5 and run.chunks == 3
+
+
+def test_nothing_new_means_no_run():
+    assert start_match_run() is None
+    make_paper(1, "A paper")
+    plan = start_match_run()
+    assert plan.chunks == [] and MatchRun.objects.get(id=plan.run_id).finished_at is not None
+    assert start_match_run() is None
+
+
+def test_a_chunk_stores_candidates_with_score_relevance_and_reason():
+    paper = make_paper(1, "Neural fields for video", "We fit a neural field to each video.", upvotes=3)
+    reader = make_subscriber(1, keywords='"neural field"')
+    plan = start_match_run()
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 1
+    candidate = Candidate.objects.get()
+    assert (candidate.subscriber, candidate.paper, candidate.delivery) == (reader, paper, None)
+    assert candidate.reason == "Matches your keyword 'neural field'"
+    assert candidate.score >= candidate.relevance > 0
+    run = MatchRun.objects.get(id=plan.run_id)
+    assert run.candidates == 1 and run.chunks_done == 1 and run.finished_at is not None
+
+
+def test_running_a_chunk_twice_creates_nothing_new():
+    make_paper(1, "Diffusion models", "Diffusion.")
+    make_paper(2, "More diffusion", "Diffusion again.")
+    readers = [make_subscriber(n, keywords="diffusion") for n in range(3)]
+    plan = start_match_run()
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 6
+    match_runs.clear_index_cache()
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 0
+    assert Candidate.objects.count() == 6
+    assert all(len(candidates_of(reader)) == 2 for reader in readers)
+
+
+def test_a_paper_is_never_offered_twice_across_runs_and_versions():
+    paper = make_paper(1, "Sparse autoencoders", "Interpretability with sparse autoencoders.")
+    reader = make_subscriber(1, keywords='"sparse autoencoders"')
+    call_command("matchpapers", stdout=None)
+    Candidate.objects.filter(subscriber=reader).update(delivery=None, score=0.123)  # as if waiting
+    # A new version of the paper updates the same row (ingestion keeps one row per arXiv id)...
+    paper.version, paper.abstract = 2, "Revised: interpretability with sparse autoencoders, v2."
+    paper.save()
+    feed = Feed.objects.create(url="https://example.org/feed")
+    PaperSource.objects.create(paper=paper, feed=feed)
+    make_paper(2, "Unrelated", "Nothing.")
+    call_command("matchpapers", stdout=None)
+    # ...and matching everything again (a new source, an operator's --all) does not add a second row.
+    call_command("matchpapers", "--all", stdout=None)
+    assert Candidate.objects.filter(subscriber=reader, paper=paper).count() == 1
+    assert Candidate.objects.get(subscriber=reader).score == pytest.approx(0.123)
+
+
+def test_the_next_run_starts_after_the_last_finished_run():
+    make_paper(1, "Diffusion one")
+    reader = make_subscriber(1, keywords="diffusion")
+    unfinished = start_match_run()  # its chunk is lost: the next run covers its papers again
+    make_paper(2, "Diffusion two")
+    plan = start_match_run()
+    run = MatchRun.objects.get(id=plan.run_id)
+    assert run.first_paper_id == 0 and run.papers == 2
+    match_chunk(plan.run_id, plan.chunks[0])
+    assert len(candidates_of(reader)) == 2
+    assert MatchRun.objects.get(id=unfinished.run_id).finished_at is None
+    make_paper(3, "Diffusion three")
+    assert MatchRun.objects.get(id=start_match_run().run_id).first_paper_id == run.last_paper_id
+
+
+def _run_with_readers(count):
+    for number in range(30):
+        make_paper(number, f"Diffusion paper {number}", f"Diffusion models of images, paper{number % 7}.",
+                   authors=["Yann LeCun"] if number % 5 == 0 else [])
+    topics = [Topic.objects.create(slug=f"t{n}", name=f"Topic {n}", description="video compression", keywords="codec")
+              for n in range(3)]
+    readers = []
+    for n in range(count):
+        reader = make_subscriber(n, keywords=f"diffusion, -medical, paper{n % 7}", interests="generative image models",
+                                 authors=["Yann LeCun"])
+        reader.topics.set(topics[: 1 + n % 3])
+        readers.append(reader.id)
+    return start_match_run(), readers
+
+
+def _chunk_queries(plan, readers):
+    match_runs.clear_index_cache()
+    with CaptureQueriesContext(connection) as context:
+        created = match_chunk(plan.run_id, readers)
+    assert created == 30 * len(readers)
+    statements = [query["sql"].split(None, 1)[0] for query in context.captured_queries]
+    return len(statements) - statements.count("INSERT"), statements.count("INSERT")
+
+
+def test_a_chunk_makes_the_same_queries_for_10_or_200_subscribers_but_for_the_inserts_sqlite_splits():
+    plan, readers = _run_with_readers(210)
+    small_others, small_inserts = _chunk_queries(plan, readers[:10])
+    large_others, large_inserts = _chunk_queries(plan, readers[10:])
+    assert small_others == large_others <= 10
+    # SQLite takes at most 999 parameters per statement, so its insert is cut in batches; PostgreSQL's is one.
+    batch = connection.ops.bulk_batch_size([field for field in Candidate._meta.concrete_fields if not field.primary_key],
+                                           [None] * 6000)
+    assert (small_inserts, large_inserts) == (math.ceil(300 / batch), math.ceil(6000 / batch))
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_chunk_of_10_or_200_subscribers_makes_exactly_the_same_queries(on_postgres,
+                                                                                       django_assert_num_queries):
+    plan, readers = _run_with_readers(210)
+    match_runs.clear_index_cache()
+    with CaptureQueriesContext(connection) as small:
+        match_chunk(plan.run_id, readers[:10])
+    match_runs.clear_index_cache()
+    with django_assert_num_queries(len(small.captured_queries)):
+        assert match_chunk(plan.run_id, readers[10:]) == 6000
+
+
+def test_the_beat_task_fans_chunks_out_after_commit(django_capture_on_commit_callbacks, settings):
+    settings.MATCH_CHUNK_SIZE = 2
+    make_paper(1, "Diffusion models", "Diffusion.")
+    readers = [make_subscriber(n, keywords="diffusion") for n in range(5)]
+    with django_capture_on_commit_callbacks(execute=True):
+        run_id = match_new_papers.delay().get()
+    run = MatchRun.objects.get(id=run_id)
+    assert (run.chunks, run.chunks_done, run.candidates) == (3, 3, 5)
+    assert run.finished_at is not None
+    assert all(candidates_of(reader) == ["Diffusion models"] for reader in readers)
+    assert match_new_papers.delay().get() is None
+
+
+def test_the_command_reports_the_run(capsys):
+    make_paper(1, "Diffusion models", "Diffusion.")
+    make_subscriber(1, keywords="diffusion")
+    call_command("matchpapers")
+    out = capsys.readouterr().out
+    assert "1 papers" in out and "1 active subscribers" in out and "1 new candidates" in out
+    call_command("matchpapers")
+    assert "No new papers" in capsys.readouterr().out

@@ -1,0 +1,119 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.matching import BatchIndex, Matcher, PaperDoc, build_matcher, match_many, match_subscribers
+from digest.ranking import RankingWeights
+from seeds.build_seed_feed import read_papers
+
+NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
+SEED_PAGE = Path(__file__).resolve().parent.parent / "seeds" / "trending-papers-page.txt"
+
+PAPERS = [
+    PaperDoc(id=10, title="Neural fields for medical imaging", abstract="We fit neural fields to CT scans.",
+             categories=("eess.IV",), published=NOW),
+    PaperDoc(id=11, title="HNeRV: a hybrid neural representation for videos",
+             abstract="Implicit neural representations (INRs) store videos; our neural field decoder is fast.",
+             authors=("Hao Chen", "Yann LeCun"), categories=("cs.CV",), published=NOW),
+    PaperDoc(id=12, title="Sparse autoencoders find circuits", abstract="Mechanistic interpretability of language models.",
+             authors=("Neel Nanda",), categories=("cs.LG",), published=NOW),
+    PaperDoc(id=13, title="Work at INRIA on graphs", abstract="Graph neural networks for molecules.",
+             categories=("cs.LG", "q-bio.BM"), published=NOW),
+]
+
+
+@pytest.fixture
+def index():
+    return BatchIndex(PAPERS, now=NOW, weights=RankingWeights(), similarity_threshold=0.12)
+
+
+def matched(index, **preferences):
+    [matches] = match_many([build_matcher(**preferences)], index)
+    return {match.paper_id: match for match in matches}
+
+
+def test_a_keyword_matches_with_a_reason_naming_it(index):
+    found = matched(index, keywords='"neural field"')
+    assert set(found) == {10, 11}
+    assert found[10].reason == "Matches your keyword 'neural field'"
+    assert found[10].relevance > found[11].relevance  # in the title beats in the abstract
+
+
+def test_an_excluded_keyword_vetoes_the_paper(index):
+    assert set(matched(index, keywords='"neural field", -medical')) == {11}
+
+
+def test_an_acronym_does_not_match_a_longer_word(index):
+    assert set(matched(index, keywords="INR")) == {11}
+
+
+def test_a_followed_author_matches_however_the_name_is_written(index):
+    found = matched(index, authors=["LeCun, Y."])
+    assert set(found) == {11}
+    assert found[11].reason == "By Yann LeCun"
+
+
+def test_a_topic_matches_by_its_keywords_and_description(index):
+    found = matched(index, topics=[("Interpretability", "Understanding what neural networks compute, circuits.",
+                                    '"mechanistic interpretability", "sparse autoencoders"')])
+    assert 12 in found
+    assert found[12].reason.startswith("In your topic Interpretability")
+
+
+def test_the_interest_description_matches_by_meaning(index):
+    found = matched(index, interests="I work on compressing video with implicit neural representations")
+    assert 11 in found and 12 not in found
+    assert "similar to your interests" in found[11].reason.lower()
+
+
+def test_several_reasons_are_given_strongest_first(index):
+    found = matched(index, keywords="INR", authors=["Yann LeCun"])
+    assert found[11].reason == "By Yann LeCun; matches your keyword 'INR'"
+
+
+def test_a_category_filter_removes_papers_outside_it(index):
+    assert set(matched(index, keywords='"neural field"', categories=["cs.CV"], category_mode="filter")) == {11}
+
+
+def test_a_category_boost_raises_papers_inside_it_without_removing_others(index):
+    plain = matched(index, keywords='"neural field"')
+    boosted = matched(index, keywords='"neural field"', categories=["cs.CV"], category_mode="boost")
+    assert set(boosted) == {10, 11}
+    assert boosted[11].relevance > plain[11].relevance
+    assert boosted[10].relevance == plain[10].relevance
+
+
+def test_categories_alone_match_their_papers_and_archives_match_their_categories(index):
+    assert set(matched(index, categories=["cs.LG"])) == {12, 13}
+    assert set(matched(index, categories=["q-bio"], category_mode="filter")) == {13}
+
+
+def test_no_preferences_match_nothing(index):
+    assert matched(index) == {}
+
+
+def test_subscribers_with_the_same_preferences_share_one_evaluation(index):
+    first = build_matcher(keywords="INR, NeRV", authors=["Yann LeCun"])
+    same = build_matcher(keywords="INR,NeRV, INRs", authors=["yann  lecun", "LeCun, Yann"])
+    assert first == same
+    found = match_subscribers({1: first, 2: same, 3: Matcher()}, index)
+    assert found[1] is found[2]
+    assert found[3] == []
+
+
+def test_only_the_best_matches_are_kept(index):
+    [matches] = match_many([build_matcher(keywords="neural, graph, sparse")], index, keep=2)
+    assert len(matches) == 2
+    assert matches[0].score >= matches[1].score
+
+
+def test_on_the_seed_papers_a_neural_fields_subscriber_gets_the_video_representation_papers():
+    pairs, _ = read_papers(SEED_PAGE.read_text(encoding="utf-8"))
+    papers = [PaperDoc(id=number, title=title, abstract=abstract) for number, (title, abstract) in enumerate(pairs, 1)]
+    index = BatchIndex(papers, now=NOW, weights=RankingWeights())
+    [matches] = match_many([build_matcher(keywords='"neural field", INR, NeRV')], index)
+    titles = [papers[match.paper_id - 1].title for match in matches]
+    assert "HNeRV: A Hybrid Neural Representation for Videos" in titles
+    assert "NERV++: An Enhanced Implicit Neural Video Representation" in titles
+    assert not any("Sparse Autoencoders" in title for title in titles)
