@@ -11,13 +11,15 @@ from dataclasses import dataclass
 
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import slugify
+from django.utils.text import Truncator, slugify
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 WIDTH = 640
 HEIGHT = 260
-PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 16, 40, 32
+PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 24, 40, 32
 MAX_X_LABELS = 8
+LEGEND_ROW = 18
+LABEL_CHARS = 28  # of a horizontal bar's label, in the 210 px left of the bars
 NO_DATA = "No data yet."
 
 
@@ -54,10 +56,10 @@ def _label_every(count: int) -> int:
 class _Canvas:
     """Plot-area geometry shared by the three chart kinds."""
 
-    def __init__(self, width: int, height: int, top: float):
+    def __init__(self, width: int, height: int, top: float, legend_rows: int = 1):
         self.width, self.height = width, height
         self.left, self.right = PAD_LEFT, width - PAD_RIGHT
-        self.top, self.bottom = PAD_TOP, height - PAD_BOTTOM
+        self.top, self.bottom = PAD_TOP + LEGEND_ROW * (legend_rows - 1), height - PAD_BOTTOM
         self.max = nice_ceiling(top)
 
     def y(self, value: float) -> float:
@@ -84,7 +86,7 @@ class _Canvas:
             f'<text x="{round(x, 1)}" y="{self.bottom + 16}" text-anchor="middle" font-size="11" fill="#4b5563">'
             f"{escape(label)}</text>"
             for i, (label, x) in enumerate(zip(labels, centers, strict=True))
-            if i % every == 0 or i == len(labels) - 1
+            if (len(labels) - 1 - i) % every == 0  # counted from the end: the latest is always labelled
         ]
 
     def no_data(self) -> str:
@@ -94,16 +96,29 @@ class _Canvas:
         )
 
 
-def _legend(series: Sequence[Series], width: int) -> list[str]:
-    parts, x = [], PAD_LEFT
+def _legend_rows(series: Sequence[Series], width: int) -> list[list[tuple[float, Series]]]:
+    """Legend entries placed left to right, wrapping onto a new row when the width runs out."""
+    rows: list[list[tuple[float, Series]]] = [[]]
+    x = PAD_LEFT
     for s in series:
-        parts.append(
-            f'<rect x="{x}" y="10" width="12" height="12" rx="2" fill="{s.color}"/>'
-            f'<text x="{x + 17}" y="20" font-size="12" fill="#111827">{escape(s.name)}</text>'
-        )
-        x += 30 + 7 * len(s.name)
-        if x > width - 60:
-            break
+        entry = 30 + 7 * len(s.name)
+        if rows[-1] and x + entry > width - PAD_RIGHT:
+            rows.append([])
+            x = PAD_LEFT
+        rows[-1].append((x, s))
+        x += entry
+    return rows
+
+
+def _legend(rows: list[list[tuple[float, Series]]]) -> list[str]:
+    parts = []
+    for row, entries in enumerate(rows):
+        y = 10 + LEGEND_ROW * row
+        for x, s in entries:
+            parts.append(
+                f'<rect x="{x}" y="{y}" width="12" height="12" rx="2" fill="{s.color}"/>'
+                f'<text x="{x + 17}" y="{y + 10}" font-size="12" fill="#111827">{escape(s.name)}</text>'
+            )
     return parts
 
 
@@ -150,11 +165,12 @@ def line_chart(
     """One line per series over the labels (e.g. days)."""
     _check_lengths(labels, series)
     series = _colored(series)
-    canvas = _Canvas(width, height, max((v for s in series for v in s.values), default=0))
+    legend = _legend_rows(series, width)
+    canvas = _Canvas(width, height, max((v for s in series for v in s.values), default=0), len(legend))
     count = len(labels)
     step = (canvas.right - canvas.left) / max(count - 1, 1)
     xs = [canvas.left + step * i if count > 1 else (canvas.left + canvas.right) / 2 for i in range(count)]
-    body = canvas.grid() + _legend(series, width) + canvas.x_labels(labels, xs)
+    body = canvas.grid() + _legend(legend) + canvas.x_labels(labels, xs)
     if _is_empty(series):
         body.append(canvas.no_data())
         desc = NO_DATA
@@ -181,11 +197,12 @@ def stacked_bar_chart(
     _check_lengths(labels, series)
     series = _colored(series)
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
-    canvas = _Canvas(width, height, max(totals, default=0))
+    legend = _legend_rows(series, width)
+    canvas = _Canvas(width, height, max(totals, default=0), len(legend))
     slot = (canvas.right - canvas.left) / max(len(labels), 1)
     bar = max(1.0, slot * 0.7)
     centers = [canvas.left + slot * (i + 0.5) for i in range(len(labels))]
-    body = canvas.grid() + _legend(series, width) + canvas.x_labels(labels, centers)
+    body = canvas.grid() + _legend(legend) + canvas.x_labels(labels, centers)
     if _is_empty(series):
         body.append(canvas.no_data())
         desc = NO_DATA
@@ -214,7 +231,7 @@ def bar_chart(
     title: str, labels: Sequence[str], values: Sequence[float], *, name: str = "count", width: int = WIDTH, chart_id: str = ""
 ) -> SafeString:
     """Horizontal bars, one per label, longest first as given (e.g. the most followed topics)."""
-    row, label_width = 26, 180
+    row, label_width = 26, 210
     height = PAD_TOP + row * max(len(labels), 1) + 8
     series = _colored([Series(name, list(values))])
     top = nice_ceiling(max(values, default=0))
@@ -235,7 +252,7 @@ def bar_chart(
                     '<text x="{}" y="{}" text-anchor="end" font-size="12" fill="#111827">{}</text>'
                     '<rect x="{}" y="{}" width="{}" height="{}" rx="2" fill="{}"><title>{}: {}</title></rect>'
                     '<text x="{}" y="{}" font-size="12" fill="#111827">{}</text>',
-                    left - 8, y + 16, label[:28],
+                    left - 8, y + 16, Truncator(label).chars(LABEL_CHARS),
                     left, y + 4, length, row - 8, series[0].color, label, _number(value),
                     left + length + 6, y + 16, _number(value),
                 )

@@ -33,7 +33,7 @@ class DaySeries:
 
     @property
     def labels(self) -> list[str]:
-        return [day.isoformat() for day in self.days]
+        return [day.strftime("%b %d") for day in self.days]
 
 
 def day_range(days: int, today: date | None = None) -> list[date]:
