@@ -65,8 +65,13 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.sink.data_delay:
             await asyncio.sleep(self.sink.data_delay)
-        while self.sink._held:
-            await asyncio.sleep(0.01)  # a killed client's connection_lost cancels us here
+        if self.sink._held:
+            self.sink.held_now += 1
+            try:
+                while self.sink._held:
+                    await asyncio.sleep(0.01)  # a killed client's connection_lost cancels us here
+            finally:
+                self.sink.held_now -= 1
         if getattr(session, "disconnect_after_data", False):
             session.disconnect_after_data = False
             server.transport.close()
@@ -85,6 +90,7 @@ class SmtpSink:
         self._always: dict[str, str] = {}
         self._lock = threading.Lock()
         self._held = False
+        self.held_now = 0  # messages whose data arrived and wait, unanswered, for release()
         self.connections = 0
         self._controller = _EphemeralController(_Handler(self), hostname="127.0.0.1", port=0, ready_timeout=10)
 
