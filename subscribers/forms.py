@@ -73,7 +73,7 @@ class PreferencesForm(forms.Form):
     timezone = forms.ChoiceField(
         choices=[(name, name) for name in TIMEZONES], initial="UTC", label="Time zone"
     )
-    max_papers = forms.IntegerField(min_value=1, max_value=50, initial=10, label="Papers per email, at most")
+    max_papers = forms.IntegerField(min_value=1, max_value=50, initial=10, label="Papers per email")
 
     def clean_keywords(self) -> str:
         return reject_control_characters(self.cleaned_data["keywords"])

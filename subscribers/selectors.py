@@ -13,6 +13,6 @@ def trending_this_week(limit: int = 5) -> list[Paper]:
     """The most upvoted papers we first saw in the last week, newest first among equals."""
     since = timezone.now() - timedelta(days=PREVIEW_DAYS)
     papers = Paper.objects.filter(first_seen__gte=since).only(
-        "title", "url", "authors", "categories", "upvotes", "published"
+        "title", "abstract", "url", "authors", "primary_category", "upvotes", "published"
     )
     return list(papers.order_by("-upvotes", "-published", "-id")[:limit])
