@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils import timezone
 
+from config.logevents import log_event
 from digest.feed_parsing import parse_document
 from digest.fetching import FetchError, fetch
 from digest.models import Feed
@@ -101,10 +102,12 @@ def _record_run(feed: Feed, report: IngestReport, started) -> None:
     if not report.failed:
         values["last_success_at"] = timezone.now()
     Feed.objects.filter(pk=feed.pk).update(**values)
-    if report.problems:
-        logger.warning("%s", report.summary() + ": " + report.error)
-    else:
-        logger.info("%s", report.summary())
+    log_event(
+        logger, "ingest.feed", level=logging.WARNING if report.problems else logging.INFO,
+        feed_id=feed.pk, url=feed.url, new=c.new, updated=c.updated, unchanged=c.unchanged, skipped=c.skipped,
+        not_modified=report.not_modified, failed=report.failed, errors=len(report.problems),
+        ms=round((timezone.now() - started).total_seconds() * 1000), error=report.error[:300],
+    )
 
 
 def ingest_all(feeds: Iterable[Feed] | None = None) -> list[IngestReport]:

@@ -11,6 +11,8 @@ A run is finished when its last chunk is done; the next run starts after the las
 papers of a run whose chunks were lost are matched again rather than skipped.
 """
 
+import logging
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,10 +20,13 @@ from django.db import transaction
 from django.db.models import Count, F, Max
 from django.utils import timezone
 
+from config.logevents import log_event
 from digest.dispatch import chunked
 from digest.matching import BatchIndex, compile_matcher, match_subscribers, paper_doc
 from digest.models import Candidate, MatchRun, Paper
 from subscribers.models import Subscriber
+
+log = logging.getLogger(__name__)
 
 # Worker processes handle many chunks of one run: keep that run's index instead of rebuilding it.
 _index_cache: dict[int, BatchIndex] = {}
@@ -54,6 +59,7 @@ def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> 
             chunks=len(chunks),
             finished_at=None if chunks else timezone.now(),
         )
+    log_event(log, "match.run", run_id=run.id, papers=run.papers, subscribers=run.subscribers, chunks=run.chunks)
     return RunPlan(run_id=run.id, chunks=chunks)
 
 
@@ -87,6 +93,7 @@ def clear_index_cache() -> None:
 
 def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
     """Match one chunk of subscribers against the run's papers; returns the candidates created."""
+    started = time.perf_counter()
     run = MatchRun.objects.get(id=run_id)
     index = run_index(run)
     subscribers = list(
@@ -116,6 +123,10 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
         MatchRun.objects.filter(id=run_id, finished_at__isnull=True, chunks_done__gte=F("chunks")).update(
             finished_at=timezone.now()
         )
+    log_event(
+        log, "match.chunk", run_id=run_id, subscribers=len(subscribers), papers=index.size, candidates=len(rows),
+        ms=round((time.perf_counter() - started) * 1000),
+    )
     return len(rows)
 
 

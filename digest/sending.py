@@ -23,6 +23,7 @@ The rules, in one place:
 import logging
 import random
 import smtplib
+import time
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import Enum
@@ -34,6 +35,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.logevents import log_event
 from digest.digest_email import build_digest_message
 from digest.models import Candidate, Delivery
 from digest.send_rate import SendRateLimiter, send_rate_limiter
@@ -234,6 +236,7 @@ def _record_failure(delivery: Delivery, error: Exception, *, subject: str) -> Ou
 
 def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult:
     """Send a chunk of deliveries over one reused connection; safe to run twice."""
+    started = time.perf_counter()
     connection = connection or get_connection()
     limiter = send_rate_limiter()
     result = ChunkResult()
@@ -246,6 +249,10 @@ def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult
             result.count(send_delivery(delivery, connection, limiter))
     finally:
         close_quietly(connection)
+    log_event(
+        log, "send.chunk", deliveries=len(delivery_ids), first_id=min(delivery_ids, default=None), **vars(result),
+        ms=round((time.perf_counter() - started) * 1000),
+    )
     return result
 
 
