@@ -6,15 +6,17 @@ previews, the admin and tests all share. `build_digest_message` turns it into a 
 """
 
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from digest.keywords import parse_keywords
 from digest.models import Candidate, Delivery, Paper
@@ -27,14 +29,15 @@ AUTHORS_SHOWN = 3
 EXCERPT_CHARS = 320
 SUBJECT_TOPICS = 2
 SUBJECT_MAX_CHARS = 90
+CARD_CACHE_SIZE = 5000
 
 # Phrases the matcher puts in quotes in a reason: "matches your keyword 'neural field'".
 _QUOTED = re.compile(r"[\"'‘“]([^\"'’”]{2,80})[\"'’”]")
 
 
 @dataclass(frozen=True)
-class DigestItem:
-    """One paper as the email shows it."""
+class PaperCard:
+    """What the digest shows of a paper, the same for every subscriber, rendered once per paper."""
 
     paper_id: int
     title: str
@@ -45,9 +48,24 @@ class DigestItem:
     excerpt: str
     pdf_url: str
     code_url: str
+    html: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One paper as one subscriber's digest shows it: its card, why it was picked, feedback links."""
+
+    card: PaperCard
     reason: str
     more_url: str
     less_url: str
+
+    def __getattr__(self, name: str):
+        # Templates and callers read item.title, item.url... straight from the card.
+        if name == "card":
+            raise AttributeError(name)
+        return getattr(self.card, name)
 
 
 def author_names(authors: Iterable) -> list[str]:
@@ -94,19 +112,49 @@ def pdf_url(paper: Paper) -> str:
     return ""
 
 
-def feedback_url(subscriber: Subscriber, paper_id: int, direction: str) -> str:
+def _token_url(route: str) -> Callable[[str], str]:
+    """`token -> absolute URL` for a route taking one token, reversing the route only once."""
+    template = absolute(reverse(route, args=["TOKEN"]))
+    head, _, tail = template.partition("TOKEN")
+    return lambda token: f"{head}{token}{tail}"
+
+
+def feedback_url(subscriber: Subscriber, paper_id: int, direction: str, *, url_for=None) -> str:
     token = make_token(subscriber, "feedback", {"p": paper_id, "d": direction})
-    return absolute(reverse("digest:feedback", args=[token]))
+    return (url_for or _token_url("digest:feedback"))(token)
 
 
 def view_url(subscriber: Subscriber, delivery: Delivery) -> str:
     token = make_token(subscriber, "digest", {"d": delivery.pk})
-    return absolute(reverse("digest:view", args=[token]))
+    return _token_url("digest:view")(token)
 
 
-def digest_item(subscriber: Subscriber, candidate: Candidate) -> DigestItem:
-    paper = candidate.paper
-    return DigestItem(
+def _card_key(paper: Paper) -> tuple:
+    # Every field a card shows: a cached card can never outlive a change to its paper.
+    return (
+        paper.pk, paper.title, paper.abstract, repr(paper.authors), tuple(paper.categories or ()),
+        paper.primary_category, paper.upvotes, paper.url, paper.pdf_url, paper.code_url, paper.arxiv_id,
+    )
+
+
+_cards: OrderedDict[tuple, PaperCard] = OrderedDict()
+
+
+def clear_card_cache() -> None:
+    _cards.clear()
+
+
+def paper_card(paper: Paper) -> PaperCard:
+    """The paper's card with its HTML and text rendered (`emails/digest_paper.*`), cached per process.
+
+    A daily digest run shows the same few thousand papers to every subscriber, so rendering each
+    card once instead of once per subscriber removes most of the template work.
+    """
+    key = _card_key(paper)
+    card = _cards.get(key)
+    if card is not None:
+        return card
+    card = PaperCard(
         paper_id=paper.pk,
         title=" ".join(paper.title.split()),
         url=abstract_url(paper),
@@ -116,9 +164,26 @@ def digest_item(subscriber: Subscriber, candidate: Candidate) -> DigestItem:
         excerpt=excerpt(paper.abstract),
         pdf_url=pdf_url(paper),
         code_url=paper.code_url,
+    )
+    card = replace(
+        card,
+        html=mark_safe(render_to_string("emails/digest_paper.html", {"paper": card})),
+        text=render_to_string("emails/digest_paper.txt", {"paper": card}).strip("\n"),
+    )
+    _cards[key] = card
+    if len(_cards) > CARD_CACHE_SIZE:
+        _cards.popitem(last=False)
+    return card
+
+
+def digest_item(subscriber: Subscriber, candidate: Candidate, *, url_for=None) -> DigestItem:
+    url_for = url_for or _token_url("digest:feedback")
+    paper_id = candidate.paper_id
+    return DigestItem(
+        card=paper_card(candidate.paper),
         reason=candidate.reason,
-        more_url=feedback_url(subscriber, paper.pk, "more"),
-        less_url=feedback_url(subscriber, paper.pk, "less"),
+        more_url=feedback_url(subscriber, paper_id, "more", url_for=url_for),
+        less_url=feedback_url(subscriber, paper_id, "less", url_for=url_for),
     )
 
 
@@ -162,11 +227,11 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Candidate], limi
     return [_as_phrase(label) for label in ranked[:limit]]
 
 
-def digest_subject(subscriber: Subscriber, candidates: Sequence[Candidate]) -> str:
+def digest_subject(subscriber: Subscriber, candidates: Sequence[Candidate], topics: list[str] | None = None) -> str:
     """e.g. '5 new papers on implicit neural representations and interpretability'."""
     count = len(candidates)
     noun = "paper" if count == 1 else "papers"
-    topics = subject_topics(subscriber, candidates)
+    topics = subject_topics(subscriber, candidates) if topics is None else topics
     while topics:
         subject = f"{count} new {noun} on {' and '.join(topics)}"
         if len(subject) <= SUBJECT_MAX_CHARS:
@@ -191,12 +256,14 @@ def build_digest_context(
 ) -> dict:
     """Everything a digest shows, as plain values (no personal manage/unsubscribe links)."""
     candidates = list(candidates)
-    items = [digest_item(subscriber, candidate) for candidate in candidates]
+    url_for = _token_url("digest:feedback")
+    items = [digest_item(subscriber, candidate, url_for=url_for) for candidate in candidates]
     moment = delivery.scheduled_for if delivery is not None and delivery.scheduled_for else timezone.now()
     web_url = view_url(subscriber, delivery) if delivery is not None and delivery.pk else ""
+    topics = subject_topics(subscriber, candidates)
     return {
-        "subject": digest_subject(subscriber, candidates),
-        "topics": subject_topics(subscriber, candidates),
+        "subject": digest_subject(subscriber, candidates, topics),
+        "topics": topics,
         "items": items,
         "more_count": more_count,
         "more_url": f"{web_url}#more" if web_url else absolute(reverse("digest:paper_list")),

@@ -10,6 +10,7 @@ from django.utils import timezone
 from digest.digest_email import (
     build_digest_context,
     build_digest_message,
+    clear_card_cache,
     digest_subject,
     excerpt,
     short_authors,
@@ -274,6 +275,31 @@ def test_markup_in_titles_and_authors_is_escaped_in_the_html_and_kept_as_text_in
     assert "<script>alert(1)</script> & friends" in text
     assert "&lt;" not in text and "&amp;" not in text
     assert message.subject == "1 new paper picked for you"
+
+
+def test_a_cached_card_renders_exactly_as_a_fresh_one():
+    subscriber, candidates, delivery = make_digest(count=4)
+    warm = build_digest_message(subscriber, candidates, 0, delivery=delivery, message_id="<x@y>")
+    clear_card_cache()
+
+    cold = build_digest_message(subscriber, candidates, 0, delivery=delivery, message_id="<x@y>")
+
+    assert parts(cold) == parts(warm)
+
+
+def test_a_paper_changed_after_its_card_was_cached_shows_the_change():
+    subscriber, candidates, delivery = make_digest(count=1)
+    build_digest_message(subscriber, candidates, 0, delivery=delivery)
+    paper = candidates[0].paper
+    paper.upvotes = 99
+    paper.title = "A better title"
+    paper.save()
+    candidate = Candidate.objects.select_related("paper").get(pk=candidates[0].pk)
+
+    text, html = parts(build_digest_message(subscriber, [candidate], 0, delivery=delivery))
+
+    for part in (text, html):
+        assert "A better title" in part and "99 upvotes" in part
 
 
 def test_building_a_digest_costs_a_fixed_number_of_queries(django_assert_max_num_queries):
