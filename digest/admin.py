@@ -170,8 +170,12 @@ class FeedAdmin(admin.ModelAdmin):
 
 @admin.register(MatchRun)
 class MatchRunAdmin(ViewOnlyAdmin):
-    list_display = ("id", "started_at", "finished_at", "duration", "papers", "subscribers", "candidates")
+    list_display = ("id", "started_at", "finished_at", "duration", "papers", "subscribers", "progress", "candidates")
     list_filter = ("started_at",)
+
+    @admin.display(description="chunks done")
+    def progress(self, run: MatchRun) -> str:
+        return f"{run.chunks_done}/{run.chunks}"
 
     @admin.display(description="duration")
     def duration(self, run: MatchRun) -> str:

@@ -188,10 +188,11 @@ def test_feeds_can_be_disabled_and_enabled(client, staff):
 
 @pytest.mark.django_db
 def test_candidates_and_match_runs_are_read_only(client, staff):
-    run = MatchRun.objects.create(papers=3, finished_at=timezone.now())
+    run = MatchRun.objects.create(papers=3, chunks=4, chunks_done=4, finished_at=timezone.now())
     subscriber = Subscriber.objects.create(email="a@example.org", status="active")
     candidate = Candidate.objects.create(subscriber=subscriber, paper=make_paper("a"), score=0.7, reason="Keyword: NeRF")
     assert "Keyword: NeRF" in client.get("/admin/digest/candidate/").content.decode()
+    assert "4/4" in client.get("/admin/digest/matchrun/").content.decode()
     assert client.get(f"/admin/digest/candidate/{candidate.pk}/change/").status_code == 200
     assert client.get(f"/admin/digest/matchrun/{run.pk}/change/").status_code == 200
     assert client.get("/admin/digest/candidate/add/").status_code == 403
