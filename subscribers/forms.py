@@ -5,6 +5,7 @@ from zoneinfo import available_timezones
 
 from django import forms
 
+from digest.keywords import parse_keywords
 from subscribers import services
 from subscribers.arxiv_categories import GROUPS
 from subscribers.models import Subscriber, Topic
@@ -13,6 +14,7 @@ TIMEZONES = sorted(name for name in available_timezones() if name not in {"local
 WEEKDAYS = list(enumerate(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]))
 HOURS = [(hour, f"{hour:02d}:00") for hour in range(24)]
 MAX_AUTHORS = 30
+MAX_KEYWORD_TERMS = 40
 MAX_AUTHOR_LENGTH = 100
 
 
@@ -76,7 +78,13 @@ class PreferencesForm(forms.Form):
     max_papers = forms.IntegerField(min_value=1, max_value=50, initial=10, label="Papers per email")
 
     def clean_keywords(self) -> str:
-        return reject_control_characters(self.cleaned_data["keywords"])
+        keywords = reject_control_characters(self.cleaned_data["keywords"])
+        query = parse_keywords(keywords)
+        if keywords and not query:
+            raise forms.ValidationError("We found no word to look for in these keywords.")
+        if len(query.include) + len(query.exclude) > MAX_KEYWORD_TERMS:
+            raise forms.ValidationError(f"Please keep to {MAX_KEYWORD_TERMS} keywords or phrases.")
+        return keywords
 
     def clean_interests(self) -> str:
         return reject_control_characters(self.cleaned_data["interests"], allow_newlines=True)

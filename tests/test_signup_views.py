@@ -121,6 +121,24 @@ def test_a_signup_without_any_interest_is_refused_politely(client, committed):
     assert "Pick at least one topic" in response.content.decode()
 
 
+def test_keywords_without_any_word_to_match_are_refused(client, committed):
+    response = sign_up(client, committed, keywords='the, "", -')
+    assert response.status_code == 400
+    assert "We found no word to look for" in response.content.decode()
+
+
+def test_the_signup_page_costs_two_queries(client, topic, django_assert_num_queries):
+    with django_assert_num_queries(2):  # topics, trending papers
+        assert client.get("/").status_code == 200
+
+
+def test_one_click_unsubscribe_costs_three_queries(active, django_assert_num_queries):
+    url = unsubscribe_url(active)
+    with django_assert_num_queries(3):  # read the token's subscriber, update, reload
+        response = Client().post(url, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+
+
 def test_unknown_categories_and_time_zones_are_refused(client, committed):
     response = sign_up(client, committed, categories=["cs.XX"], timezone="Mars/Olympus_Mons")
     html = response.content.decode()
