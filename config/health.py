@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Max
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -92,7 +92,7 @@ def health() -> tuple[bool, dict[str, Any]]:
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request):
     healthy, report = health()
     return JsonResponse(report, status=200 if healthy else 503)

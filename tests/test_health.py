@@ -107,3 +107,9 @@ def test_a_redis_that_stops_turns_healthz_from_200_to_503(client, settings, tmp_
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["broker"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_probes_may_use_head_but_not_post(client, filesystem_broker):
+    assert client.head("/healthz").status_code == 200
+    assert client.post("/healthz").status_code == 405
