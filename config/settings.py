@@ -20,7 +20,8 @@ SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (e.g. `openssl rand -hex 32`).")
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+    # Bandit: a development-only key; without DEBUG an unset SECRET_KEY is refused above.
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # nosec B105
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -191,6 +192,8 @@ PENDING_PURGE_DAYS = env_int("PENDING_PURGE_DAYS", 14)
 # Signup and "email me my link" posts allowed per hour, per client IP and per address.
 SIGNUP_RATE_PER_IP = env_int("SIGNUP_RATE_PER_IP", 20)
 SIGNUP_RATE_PER_ADDRESS = env_int("SIGNUP_RATE_PER_ADDRESS", 5)
+# Failed admin logins per quarter hour, per client IP and per username, before 429 (config/admin_login.py).
+ADMIN_LOGIN_FAILURES = env_int("ADMIN_LOGIN_FAILURES", 10)
 
 # --- Feeds and ingestion ----------------------------------------------------------------------
 FEEDS = env_list(

@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config import admin_login
 from config.health import healthz
 from digest.dashboard import dashboard
 
 urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(dashboard), name="admin-dashboard"),
+    # Before admin.site.urls, so that this rate-limited view answers /admin/login/.
+    path("admin/login/", admin_login.login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("anymail/", include("anymail.urls")),

@@ -17,11 +17,15 @@ log = logging.getLogger(__name__)
 HOUR = 3600
 
 
-def hit(scope: str, identity: str, limit: int, window: int = HOUR) -> bool:
-    """Count one attempt by `identity`; True while it stays within `limit` per `window` seconds."""
+def _key(scope: str, identity: str, window: int) -> str:
     # Hashed so that the cache never holds email addresses.
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
-    key = f"ratelimit:{scope}:{digest}:{int(time.time() // window)}"
+    return f"ratelimit:{scope}:{digest}:{int(time.time() // window)}"
+
+
+def hit(scope: str, identity: str, limit: int, window: int = HOUR) -> bool:
+    """Count one attempt by `identity`; True while it stays within `limit` per `window` seconds."""
+    key = _key(scope, identity, window)
     try:
         cache.add(key, 0, timeout=window + 60)
         try:
@@ -33,6 +37,16 @@ def hit(scope: str, identity: str, limit: int, window: int = HOUR) -> bool:
         log.warning("rate limit cache unavailable, allowing the request (scope %s)", scope, exc_info=True)
         return True
     return count <= limit
+
+
+def attempts(scope: str, identity: str, window: int = HOUR) -> int:
+    """How many attempts `identity` made in the current window, without counting one (0 if the
+    cache is unreachable, like `hit`)."""
+    try:
+        return int(cache.get(_key(scope, identity, window)) or 0)
+    except Exception:
+        log.warning("rate limit cache unavailable, allowing the request (scope %s)", scope, exc_info=True)
+        return 0
 
 
 def client_ip(request: HttpRequest) -> str:
