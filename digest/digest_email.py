@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from digest.keywords import parse_keywords
+from digest.keywords import make_term, occurs, parse_keywords, text_keys
 from digest.models import Candidate, Delivery, Paper
 from subscribers.emails import absolute, build_message
 from subscribers.models import Subscriber
@@ -205,23 +205,25 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Candidate], limi
     """What the papers are about, from the subscriber's own words, most frequent first.
 
     Each paper counts once for each of the subscriber's topics or keywords that its reason names
-    (or, for keywords, that its title contains); a quoted phrase in a reason counts as a keyword.
+    or its title contains (matched as the matcher does: stems, whole words, acronyms); a quoted
+    phrase in a reason counts as a keyword.
     """
-    labels = [t.name for t in subscriber.topics.all()] + positive_keywords(subscriber.keywords)
+    labels = [(topic.name, make_term(topic.name)) for topic in subscriber.topics.all()]
+    labels += [(term.text, term) for term in parse_keywords(subscriber.keywords).include]
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
     for position, candidate in enumerate(candidates):
         reason = candidate.reason.casefold()
-        title = candidate.paper.title.casefold()
-        found = {label for label in labels if label.casefold() in reason or label.casefold() in title}
-        found |= {q.strip() for q in _QUOTED.findall(candidate.reason)}
-        found_folded = set()
+        title = text_keys(candidate.paper.title)
+        found = {label for label, term in labels if label.casefold() in reason or (term and occurs(term, title))}
+        found |= {quoted.strip() for quoted in _QUOTED.findall(candidate.reason)}
+        seen: set[str] = set()
         for label in sorted(found, key=len, reverse=True):
             key = label.casefold()
             # "neural field" and "neural fields" are one subject.
-            if any(key in other or other in key for other in found_folded):
+            if any(key in other or other in key for other in seen):
                 continue
-            found_folded.add(key)
+            seen.add(key)
             counts[label] += 1
             first_seen.setdefault(label, position)
     ranked = sorted(counts, key=lambda label: (-counts[label], first_seen[label]))

@@ -371,3 +371,14 @@ def test_a_digest_link_only_opens_that_subscribers_own_digest(client):
     assert client.get(reverse("digest:view", args=["not-a-token"])).status_code == 404
     feedback_token = make_token(subscriber, "feedback", {"d": delivery.pk})
     assert client.get(reverse("digest:view", args=[feedback_token])).status_code == 404
+
+
+def test_subject_keywords_match_titles_as_the_matcher_does():
+    subscriber = make_subscriber(keywords="INR, representations")
+    subscriber.topics.clear()
+    _, candidates, _ = make_digest(count=2, subscriber=subscriber)
+    for candidate, title in zip(candidates, ["INRIA's new benchmark", "A hybrid neural representation"]):
+        candidate.reason = "similar to your interest"
+        candidate.paper.title = title
+
+    assert subject_topics(subscriber, candidates) == ["representations"]
