@@ -38,11 +38,12 @@ def feedback(request, token):
 def digest_view(request, token):
     """A sent digest as a page, for whoever holds its signed link."""
     found = read_payload(token, "digest")
-    delivery_id = found[1].get("d") if found else None
-    delivery = Delivery.objects.filter(pk=delivery_id, subscriber=found[0]).first() if found and isinstance(delivery_id, int) else None
+    if found is None or not isinstance(found[1].get("d"), int):
+        raise Http404("No such digest")
+    subscriber, extra = found
+    delivery = Delivery.objects.filter(pk=extra["d"], subscriber=subscriber).first()
     if delivery is None:
         raise Http404("No such digest")
-    subscriber = found[0]
     candidates = delivery.candidates.select_related("paper").order_by("-score", "id")
     context = build_digest_context(subscriber, candidates, delivery.more_count, delivery)
     waiting = subscriber.candidates.filter(delivery__isnull=True).select_related("paper").order_by("-score", "id")
