@@ -457,3 +457,29 @@ def test_every_email_carries_the_one_click_headers_that_work(client, committed):
     response = Client(enforce_csrf_checks=True).post(url, headers["List-Unsubscribe-Post"], content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
     assert Subscriber.objects.get().status == "unsubscribed"
+
+
+@pytest.fixture
+def broker_down(settings):
+    """Celery publishing to a Redis port nobody listens on, as when Redis has stopped."""
+    from config.celery import app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{dead_port}/0"
+    app.conf.task_always_eager = False
+    app._pool = app.amqp._producer_pool = None
+    yield
+    app._pool = app.amqp._producer_pool = None
+
+
+def test_signup_keeps_answering_when_the_broker_is_down_and_lets_the_next_attempt_send(client, committed, broker_down, caplog):
+    response = sign_up(client, committed)
+
+    assert response.status_code == 302 and response.headers["Location"] == reverse("subscribers:check_inbox")
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == "pending"
+    assert subscriber.confirmation_sent_at is None, "no email went out, so the hourly slot is free again"
+    assert "could not queue subscribers.send_confirmation" in caplog.text
