@@ -47,8 +47,15 @@ def clean_text(value: str | None) -> str:
     if not value:
         return ""
     text = _CONTROL_CHARS.sub(" ", value)
-    if "<" not in text and "&" not in text:
-        return fold_whitespace(text)
+    if "<" not in text:
+        # No tag to strip: decoding is all, unless an entity decodes to markup (`&lt;b&gt;`).
+        decoded = text
+        for _ in range(MAX_CLEANING_ROUNDS):
+            if "&" not in decoded or (undone := html.unescape(decoded)) == decoded:
+                break
+            decoded = undone
+        if "<" not in decoded:
+            return fold_whitespace(_CONTROL_CHARS.sub(" ", decoded))
     # Feeds escape markup to different depths (`&lt;b&gt;` inside an RSS description is a
     # tag once decoded), so strip and decode until nothing changes.
     for _ in range(MAX_CLEANING_ROUNDS):

@@ -6,6 +6,7 @@ One feed's failure never stops the others, and a feed is stored in one transacti
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -89,7 +90,7 @@ def ingest_feed(feed: Feed) -> IngestReport:
     return report
 
 
-def _record_run(feed: Feed, report: IngestReport, started) -> None:
+def _record_run(feed: Feed, report: IngestReport, started: datetime) -> None:
     c = report.counts
     values = {
         "last_polled_at": started,

@@ -65,16 +65,15 @@ def _store(papers: list[ParsedPaper], feed: Feed | None) -> StoreCounts:
 
 
 def _merge_duplicates(papers: list[ParsedPaper]) -> list[ParsedPaper]:
-    by_guid: dict[str, Paper] = {}
     merged: dict[str, ParsedPaper] = {}
     for parsed in papers:
-        if parsed.guid in merged:
-            row = by_guid[parsed.guid]
+        earlier = merged.get(parsed.guid)
+        if earlier is None:
+            merged[parsed.guid] = parsed
+        else:
+            row = _new_row(earlier)
             _apply(row, parsed)
             merged[parsed.guid] = _as_parsed(row)
-        else:
-            merged[parsed.guid] = parsed
-            by_guid[parsed.guid] = _new_row(parsed)
     return list(merged.values())
 
 

@@ -259,3 +259,13 @@ def test_the_command_without_sources_ingests_every_enabled_feed(settings, fixtur
     out, _ = capsys.readouterr()
     assert "new=20" in out
     assert Feed.objects.get().last_new == 20
+
+
+def test_each_feed_run_logs_one_ingest_event_with_its_counts(fixture_path, caplog):
+    feed = Feed.objects.create(url=str(fixture_path(TRUNCATED)))
+    with caplog.at_level("INFO", logger="digest.ingestion"):
+        ingest_feed(feed)
+    events = [r for r in caplog.records if getattr(r, "event", "") == "ingest.feed"]
+    assert len(events) == 1
+    assert (events[0].feed_id, events[0].new, events[0].skipped, events[0].errors) == (feed.pk, 86, 1, 2)
+    assert events[0].ms >= 0 and "truncated" in events[0].error
