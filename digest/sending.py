@@ -16,8 +16,10 @@ The rules, in one place:
 - Transient failures (4xx, timeouts, disconnects) go back to `queued` with `next_attempt_at`
   (exponential backoff with jitter) until SEND_MAX_ATTEMPTS; permanent ones (5xx for the
   recipient) are `failed` at once and count towards the subscriber's BOUNCE_LIMIT.
-- A Delivery left in `sending` longer than SENDING_TIMEOUT_SECONDS (its worker died mid-send) is
-  claimed again and sent with the same Message-ID.
+- A chunk is claimed in one transaction. A Delivery left in `sending` longer than
+  SENDING_TIMEOUT_SECONDS (its worker died mid-chunk) is claimed again and sent with the same
+  Message-ID; a digest the server accepted just before the worker died can thus arrive twice,
+  under one Message-ID that mail clients use to show it once.
 """
 
 import logging
@@ -81,57 +83,100 @@ def claimable(now: datetime) -> Q:
     ) & Q(attempts__lt=settings.SEND_MAX_ATTEMPTS)
 
 
-def claim_delivery(delivery_id: int, now: datetime) -> Delivery | None:
-    """Move one Delivery to `sending` if it is claimable; None if it is done or someone has it."""
+def _durable_later() -> None:
+    """Inside a transaction: on PostgreSQL, commit without waiting for the disk flush.
+
+    Claims and outcomes are written once per digest; waiting for fsync on each would cap a worker
+    at a few hundred digests per second. A worker crash loses nothing (the server has the commit);
+    only a database server crash can forget the last fraction of a second of outcomes, and those
+    digests are then sent again under the same Message-ID.
+    """
+    if db_connection.vendor == "postgresql":
+        with db_connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def claim_deliveries(delivery_ids: list[int], now: datetime) -> list[Delivery]:
+    """Move the claimable deliveries among `delivery_ids` to `sending`; returns those claimed.
+
+    On PostgreSQL the rows are locked with SKIP LOCKED, so a second worker passes over them at
+    once; elsewhere the update is a compare-and-set on the claimable condition (SQLite runs the
+    transaction under its write lock, so the rows read are the rows changed).
+    """
     claim = {"status": Delivery.Status.SENDING, "claimed_at": now, "attempts": F("attempts") + 1}
     with transaction.atomic():
-        rows = Delivery.objects.filter(claimable(now), id=delivery_id)
+        _durable_later()
+        rows = Delivery.objects.filter(claimable(now), id__in=delivery_ids).order_by("id")
         if db_connection.vendor == "postgresql":
-            delivery = rows.select_for_update(skip_locked=True).first()
-            if delivery is None:
-                return None
-            Delivery.objects.filter(id=delivery.id).update(**claim)
-        else:
-            delivery = rows.first()
-            if delivery is None:
-                return None
-            seen = {"status": delivery.status, "claimed_at": delivery.claimed_at, "attempts": delivery.attempts}
-            if Delivery.objects.filter(id=delivery.id, **seen).update(**claim) != 1:
-                return None
-    delivery.status, delivery.claimed_at, delivery.attempts = Delivery.Status.SENDING, now, delivery.attempts + 1
-    return delivery
+            rows = rows.select_for_update(skip_locked=True)
+        claimed = list(rows)
+        ids = [d.id for d in claimed]
+        if Delivery.objects.filter(claimable(now), id__in=ids).update(**claim) != len(ids):
+            claimed = list(Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at=now))
+        for delivery in claimed:
+            delivery.status, delivery.claimed_at, delivery.attempts = Delivery.Status.SENDING, now, delivery.attempts + 1
+        subscribers = load_subscribers([d.subscriber_id for d in claimed])
+        fix_content([d for d in claimed if d.subscriber_id in subscribers], subscribers)
+    return claimed
 
 
-def waiting_candidates(subscriber_id: int) -> list[int]:
-    """Ids of the subscriber's candidates not yet in any digest, best first."""
-    rows = Candidate.objects.filter(subscriber_id=subscriber_id, delivery__isnull=True)
-    return list(rows.order_by("-score", "id").values_list("id", flat=True))
+def claim_delivery(delivery_id: int, now: datetime) -> Delivery | None:
+    claimed = claim_deliveries([delivery_id], now)
+    return claimed[0] if claimed else None
+
+
+def load_subscribers(subscriber_ids: list[int]) -> dict[int, Subscriber]:
+    """The active ones among `subscriber_ids`, with what building their digest reads."""
+    rows = Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE).prefetch_related("topics")
+    return {subscriber.id: subscriber for subscriber in rows}
+
+
+def waiting_candidates(subscriber_ids: list[int]) -> dict[int, list[int]]:
+    """Ids of each subscriber's candidates not yet in any digest, best first."""
+    rows = Candidate.objects.filter(subscriber_id__in=subscriber_ids, delivery__isnull=True)
+    found: dict[int, list[int]] = {subscriber_id: [] for subscriber_id in subscriber_ids}
+    for candidate_id, subscriber_id in rows.order_by("subscriber_id", "-score", "id").values_list("id", "subscriber_id"):
+        found[subscriber_id].append(candidate_id)
+    return found
 
 
 def pick_papers(subscriber: Subscriber) -> tuple[list[Candidate], int]:
     """The candidates a digest built now would show, and how many more matched (reads only)."""
-    waiting = waiting_candidates(subscriber.id)
+    waiting = waiting_candidates([subscriber.id])[subscriber.id]
     shown = waiting[: subscriber.max_papers]
     chosen = Candidate.objects.filter(id__in=shown).select_related("paper").order_by("-score", "id")
     return list(chosen), len(waiting) - len(shown)
 
 
-def fix_content(delivery: Delivery, subscriber: Subscriber) -> None:
-    """On the first attempt, attach the waiting candidates and give the digest its Message-ID."""
-    if delivery.message_id:
+def fix_content(deliveries: list[Delivery], subscribers: dict[int, Subscriber]) -> None:
+    """On a first attempt, attach the waiting candidates and give the digest its Message-ID."""
+    first = [d for d in deliveries if not d.message_id]
+    if not first:
         return
-    with transaction.atomic():
-        waiting = waiting_candidates(subscriber.id)
-        Candidate.objects.filter(id__in=waiting, delivery__isnull=True).update(delivery=delivery)
-        delivery.paper_count = min(len(waiting), subscriber.max_papers)
-        delivery.more_count = len(waiting) - delivery.paper_count
+    waiting = waiting_candidates([d.subscriber_id for d in first])
+    for delivery in first:
+        candidate_ids = waiting[delivery.subscriber_id]
+        Candidate.objects.filter(id__in=candidate_ids, delivery__isnull=True).update(delivery=delivery)
+        delivery.paper_count = min(len(candidate_ids), subscribers[delivery.subscriber_id].max_papers)
+        delivery.more_count = len(candidate_ids) - delivery.paper_count
         delivery.message_id = new_message_id()
-        delivery.save(update_fields=["paper_count", "more_count", "message_id"])
+    Delivery.objects.bulk_update(first, ["paper_count", "more_count", "message_id"])
 
 
-def digest_papers(delivery: Delivery) -> list[Candidate]:
-    rows = Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score", "id")
-    return list(rows[: delivery.paper_count])
+def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Candidate]]:
+    """The papers each delivery shows: its best `paper_count` candidates (two queries in all)."""
+    counts = {d.id: d.paper_count for d in deliveries}
+    ranked = Candidate.objects.filter(delivery_id__in=counts).order_by("delivery_id", "-score", "id")
+    shown: list[int] = []
+    taken: dict[int, int] = {}
+    for candidate_id, delivery_id in ranked.values_list("id", "delivery_id"):
+        if taken.get(delivery_id, 0) < counts[delivery_id]:
+            taken[delivery_id] = taken.get(delivery_id, 0) + 1
+            shown.append(candidate_id)
+    papers: dict[int, list[Candidate]] = {delivery_id: [] for delivery_id in counts}
+    for candidate in Candidate.objects.filter(id__in=shown).select_related("paper").order_by("-score", "id"):
+        papers[candidate.delivery_id].append(candidate)
+    return papers
 
 
 def is_permanent_refusal(error: Exception) -> bool:
@@ -158,8 +203,10 @@ def retry_delay(attempts: int) -> timedelta:
 
 def _finish(delivery: Delivery, **changes) -> bool:
     """Record the outcome, unless the row was taken from us in the meantime."""
-    updated = Delivery.objects.filter(id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
-    done = updated.update(**changes) == 1
+    with transaction.atomic():
+        _durable_later()
+        updated = Delivery.objects.filter(id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
+        done = updated.update(**changes) == 1
     if not done:
         log.warning("delivery %s was reclaimed while its worker still held it", delivery.id)
     return done
@@ -180,25 +227,24 @@ def close_quietly(connection) -> None:
             connection.connection = None
 
 
-def send_delivery(delivery: Delivery, connection, limiter: SendRateLimiter) -> Outcome:
+def send_delivery(
+    delivery: Delivery, subscriber: Subscriber | None, papers: list[Candidate], connection, limiter: SendRateLimiter
+) -> Outcome:
     """Build and send one claimed Delivery over `connection`, and record what happened."""
-    limiter.acquire()
-    subscriber = Subscriber.objects.prefetch_related("topics").filter(id=delivery.subscriber_id).first()
-    if subscriber is None or subscriber.status != Subscriber.Status.ACTIVE:
+    if subscriber is None:
         _finish(delivery, status=Delivery.Status.SKIPPED, last_error="subscriber no longer active")
         return Outcome.INACTIVE
-    fix_content(delivery, subscriber)
     if delivery.paper_count == 0 and not settings.SEND_EMPTY_DIGESTS:
         _finish(delivery, status=Delivery.Status.SKIPPED, last_error="")
         return Outcome.EMPTY
     message = build_digest_message(
-        subscriber,
-        digest_papers(delivery),
-        delivery.more_count,
-        delivery=delivery,
-        message_id=delivery.message_id,
-        connection=connection,
+        subscriber, papers, delivery.more_count, delivery=delivery, message_id=delivery.message_id, connection=connection
     )
+    limiter.acquire()
+    # The last look before the mail server: someone who left since the claim gets nothing.
+    if not Subscriber.objects.filter(id=subscriber.id, status=Subscriber.Status.ACTIVE).exists():
+        _finish(delivery, status=Delivery.Status.SKIPPED, last_error="subscriber no longer active")
+        return Outcome.INACTIVE
     try:
         connection.open()
         connection.send_messages([message])
@@ -236,24 +282,26 @@ def _record_failure(delivery: Delivery, error: Exception, *, subject: str) -> Ou
 
 
 def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult:
-    """Send a chunk of deliveries over one reused connection; safe to run twice."""
-    started = time.perf_counter()
+    """Claim, build and send a chunk of deliveries over one reused connection; safe to run twice.
+
+    The chunk is claimed in one transaction, so a worker killed halfway leaves its unsent rows in
+    `sending` until SENDING_TIMEOUT_SECONDS, when they are claimed again.
+    """
     connection = connection or get_connection()
     limiter = send_rate_limiter()
-    result = ChunkResult()
+    result = ChunkResult(not_claimed=len(set(delivery_ids)))
+    claimed = claim_deliveries(list(delivery_ids), timezone.now())
+    result.not_claimed -= len(claimed)
+    if not claimed:
+        return result
+    subscribers = load_subscribers([d.subscriber_id for d in claimed])
+    papers = digest_papers(claimed)
     try:
-        for delivery_id in delivery_ids:
-            delivery = claim_delivery(delivery_id, timezone.now())
-            if delivery is None:
-                result.count(Outcome.NOT_CLAIMED)
-                continue
-            result.count(send_delivery(delivery, connection, limiter))
+        for delivery in claimed:
+            outcome = send_delivery(delivery, subscribers.get(delivery.subscriber_id), papers[delivery.id], connection, limiter)
+            result.count(outcome)
     finally:
         close_quietly(connection)
-    log_event(
-        log, "send.chunk", deliveries=len(delivery_ids), first_id=min(delivery_ids, default=None), **vars(result),
-        ms=round((time.perf_counter() - started) * 1000),
-    )
     return result
 
 
