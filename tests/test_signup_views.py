@@ -10,6 +10,10 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from digest.models import Paper
 from subscribers.models import Subscriber, Topic
@@ -483,3 +487,22 @@ def test_signup_keeps_answering_when_the_broker_is_down_and_lets_the_next_attemp
     assert subscriber.status == "pending"
     assert subscriber.confirmation_sent_at is None, "no email went out, so the hourly slot is free again"
     assert "could not queue subscribers.send_confirmation" in caplog.text
+
+
+typed_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Cf", "Co", "Cn")), min_size=1, max_size=60
+).filter(str.strip)
+
+
+@hypothesis_settings(max_examples=40, deadline=None)
+@given(keywords=typed_text, interests=typed_text, author=typed_text)
+def test_whatever_a_subscriber_typed_comes_back_escaped_on_their_page(keywords, interests, author):
+    subscriber, _ = Subscriber.objects.get_or_create(email="fuzz@example.org", defaults={"status": Status.ACTIVE})
+    Subscriber.objects.filter(pk=subscriber.pk).update(keywords=keywords, interests=interests, authors=[author])
+
+    html = Client().get(manage_url(subscriber)).content.decode()
+
+    assert f'value="{escape(keywords)}"' in html
+    assert f">\n{escape(interests)}</textarea>" in html
+    assert escape(author) in html
+    assert html.count("<script") == 1, "only our own script tag"
