@@ -113,9 +113,7 @@ class PaperAdmin(admin.ModelAdmin):
 
 @admin.register(Feed)
 class FeedAdmin(admin.ModelAdmin):
-    list_display = (
-        "__str__", "kind", "enabled", "healthy", "last_polled_at", "last_success_at", "last_run", "error", "papers_seen",
-    )
+    list_display = ("__str__", "enabled", "healthy", "last_polled_at", "last_run", "error", "papers_seen")
     list_filter = ("enabled", "kind")
     search_fields = ("url", "name")
     actions = ["poll_now", "enable", "disable"]

@@ -52,6 +52,13 @@ def page(monkeypatch):
         page.set_default_timeout(15_000)
         page.errors = []
         page.on("pageerror", lambda error: page.errors.append(str(error)))
+        # Any blocked script or style (our Content-Security-Policy) shows up here; the favicon we lack does not count.
+        page.on(
+            "console",
+            lambda msg: page.errors.append(f"{msg.text} {msg.location}")
+            if msg.type == "error" and "favicon.ico" not in msg.location.get("url", "")
+            else None,
+        )
         try:
             yield page
         finally:
@@ -138,6 +145,14 @@ def test_an_operator_logs_in_opens_the_dashboard_and_previews_a_digest(page, liv
         assert first_title.split()[0] in frame.locator("body").inner_text()
         assert first_title.split()[0] in page.locator(".digest-preview-text").inner_text()
         shoot(page, "admin-digest-preview")
+
+        step = "topic"
+        topic = Topic.objects.get(slug="diffusion-models")
+        page.goto(f"{live_server.url}/admin/subscribers/topic/{topic.pk}/change/")
+        assert page.locator("#topic-preview tbody tr").count() >= 1
+        shoot(page, "admin-topic-preview")
+        page.goto(f"{live_server.url}/admin/digest/feed/")
+        shoot(page, "admin-feeds")
         assert page.errors == []
     except BaseException:
         shoot(page, f"admin-failed-at-{step}")
