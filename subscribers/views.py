@@ -114,6 +114,7 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
+@require_http_methods(["GET"])
 def export(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = read_token(token, "manage")
     if subscriber is None:

@@ -212,6 +212,19 @@ def test_the_rate_limit_window_resets_after_an_hour(client, committed, settings)
         assert sign_up(client, committed, email="b@example.org").status_code == 302
 
 
+def test_behind_a_proxy_the_client_ip_is_the_last_forwarded_address(client, committed, settings):
+    settings.BEHIND_PROXY = True
+    settings.SIGNUP_RATE_PER_IP = 1
+
+    def post(forwarded_for, email):
+        with committed():
+            return client.post("/", form(email=email), HTTP_X_FORWARDED_FOR=forwarded_for)
+
+    assert post("203.0.113.7", "a@example.org").status_code == 302
+    assert post("1.2.3.4, 203.0.113.7", "b@example.org").status_code == 429, "a spoofed first entry changes nothing"
+    assert post("203.0.113.8", "c@example.org").status_code == 302
+
+
 @pytest.mark.redis
 def test_the_rate_limit_is_shared_through_redis(client, committed, settings, redis_url):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}}
