@@ -218,7 +218,7 @@ MATCH_CHUNK_SIZE = env_int("MATCH_CHUNK_SIZE", 500)
 # Cosine similarity (TF-IDF) from which an interest or topic description counts as a match.
 MATCH_SIMILARITY_THRESHOLD = env_float("MATCH_SIMILARITY_THRESHOLD", 0.12)
 # Best matches stored per subscriber and run (the digest shows max papers, the site the rest).
-MATCH_KEEP_PER_SUBSCRIBER = env_int("MATCH_KEEP_PER_SUBSCRIBER", 100)
+MATCH_KEEP_PER_SUBSCRIBER = env_int("MATCH_KEEP_PER_SUBSCRIBER", 50)
 # Recent stored papers added to a run's papers to fit the IDF of the similarity model.
 MATCH_IDF_PAPERS = env_int("MATCH_IDF_PAPERS", 2000)
 RANKING_MIN_RELEVANCE = env_float("RANKING_MIN_RELEVANCE", 0.2)

@@ -9,6 +9,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from digest.keywords import fold
 
@@ -44,6 +45,7 @@ def _given_names(text: str, shouting: bool) -> list[str]:
     return [name for name in names if name not in SUFFIXES]
 
 
+@lru_cache(maxsize=100_000)
 def parse_author(name: str) -> AuthorName | None:
     text = fold(name).translate(_EXTRA_FOLD).strip()
     shouting = text.isupper()

@@ -21,6 +21,7 @@ _STEMMER = snowballstemmer.stemmer("english")
 _WORD_RE = re.compile(r"[^\W_]+")
 _SYNTAX_RE = re.compile(r'(-?)"([^"]*)"?|([^\s,"]+)|(,)')
 _VOWELS = set("aeiouy")
+_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 ACRONYM_PREFIX = "A:"
 
 # A lone word from this list would match almost every abstract; inside a phrase it is kept.
@@ -37,8 +38,9 @@ STOPWORDS = frozenset(
 
 def fold(text: str) -> str:
     """Accents off, compatibility forms unified (ﬁ -> fi, full-width letters -> ASCII)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if text.isascii():
+        return text
+    return _COMBINING_RE.sub("", unicodedata.normalize("NFKD", text))
 
 
 def words(text: str) -> list[str]:
@@ -71,13 +73,15 @@ def word_key(word: str) -> str:
     return ACRONYM_PREFIX + spelled if spelled else stem(word)
 
 
+@lru_cache(maxsize=200_000)
+def token_keys(token: str) -> tuple[str, str | None]:
+    spelled = acronym(token)
+    return stem(token), ACRONYM_PREFIX + spelled if spelled else None
+
+
 def text_keys(text: str) -> list[tuple[str, str | None]]:
     """Per token of a paper's text: its stem and, for capitalised tokens, its acronym key."""
-    keys = []
-    for token in words(text):
-        spelled = acronym(token)
-        keys.append((stem(token), ACRONYM_PREFIX + spelled if spelled else None))
-    return keys
+    return [token_keys(token) for token in words(text)]
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,9 @@ class KeywordQuery:
         return bool(self.include or self.exclude)
 
 
+@lru_cache(maxsize=100_000)
 def make_term(text: str) -> Term | None:
+    """A keyword or phrase as typed -> its Term (cached: an audience types the same terms)."""
     tokens = words(text)
     if not tokens or (len(tokens) == 1 and tokens[0].lower() in STOPWORDS and not acronym(tokens[0])):
         return None

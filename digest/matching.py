@@ -14,10 +14,12 @@ outside it, and the ranking (digest.ranking) turns relevance into the final scor
 """
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
@@ -78,12 +80,33 @@ class Matcher:
         return bool(self.keywords.include or self.interests or self.topics or self.authors)
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     paper_id: int
     relevance: float
     score: float
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """One subscriber's matches, best first, held column-wise: a run makes millions of them."""
+
+    paper_ids: list[int]
+    relevance: list[float]
+    scores: list[float]
+    reasons: list[str]
+
+    def __len__(self) -> int:
+        return len(self.paper_ids)
+
+    def __iter__(self) -> Iterator[Match]:
+        return map(Match, self.paper_ids, self.relevance, self.scores, self.reasons)
+
+    def __getitem__(self, position: int) -> Match:
+        return Match(self.paper_ids[position], self.relevance[position], self.scores[position], self.reasons[position])
+
+
+NO_MATCHES = Matches([], [], [], [])
 
 
 @lru_cache(maxsize=4096)
@@ -141,11 +164,27 @@ def _log_miss(relevance: float | np.ndarray):
 
 
 @dataclass
-class _TermHits:
+class _Hits:
+    """Sorted paper positions with the relevance each gets from one signal."""
+
     positions: np.ndarray
     weights: np.ndarray
     log_miss: np.ndarray
-    relevance: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, found: Mapping[int, float]) -> "_Hits":
+        positions = np.array(sorted(found), dtype=np.int32)
+        weights = np.array([found[position] for position in positions.tolist()], dtype=np.float32)
+        return cls(positions=positions, weights=weights, log_miss=_log_miss(weights))
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        if not len(self.positions):
+            return np.zeros(len(positions), dtype=np.float32)
+        slots = np.minimum(np.searchsorted(self.positions, positions), len(self.positions) - 1)
+        return np.where(self.positions[slots] == positions, self.weights[slots], 0.0)
+
+
+_NO_HITS = _Hits(np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
 class BatchIndex:
@@ -161,25 +200,28 @@ class BatchIndex:
     ):
         self.papers = list(papers)
         self.size = len(self.papers)
+        self.ids = np.array([paper.id for paper in self.papers], dtype=np.int64)
         self.weights = weights or RankingWeights.from_settings()
         self.similarity_threshold = (
             settings.MATCH_SIMILARITY_THRESHOLD if similarity_threshold is None else similarity_threshold
         )
         self._title_keys = [text_keys(paper.title) for paper in self.papers]
         self._abstract_keys = [text_keys(paper.abstract) for paper in self.papers]
-        postings: dict[str, set[int]] = {}
-        title_words: list[set[str]] = []
+        # Words and adjacent word pairs -> papers: a two-word phrase is answered without reading any
+        # text, a longer one is read only in the papers holding all its pairs.
+        postings: defaultdict[str, list[int]] = defaultdict(list)
+        self._title_words: list[set[str]] = []
         for position in range(self.size):
-            in_title: set[str] = set()
-            for keys, into in ((self._title_keys[position], in_title), (self._abstract_keys[position], None)):
-                for stemmed, spelled in keys:
-                    for key in (stemmed, spelled) if spelled else (stemmed,):
-                        postings.setdefault(key, set()).add(position)
-                        if into is not None:
-                            into.add(key)
-            title_words.append(in_title)
-        self._postings = {key: np.array(sorted(found), dtype=np.int32) for key, found in postings.items()}
-        self._title_words = title_words
+            title, abstract = self._title_keys[position], self._abstract_keys[position]
+            in_title = {key for pair in title for key in pair if key}
+            keys = in_title | {key for pair in abstract for key in pair if key}
+            for sequence in (title, abstract):
+                keys.update(f"{a} {b}" for first, second in zip(sequence, sequence[1:])
+                            for a in first if a for b in second if b)
+            for key in keys:
+                postings[key].append(position)
+            self._title_words.append(in_title)
+        self._postings = {key: np.array(found, dtype=np.int32) for key, found in postings.items()}
         self.authors = AuthorIndex(paper.authors for paper in self.papers)
         self.similarity = PaperSimilarity([paper_text(p.title, p.abstract) for p in self.papers], background)
         now = now or timezone.now()
@@ -187,41 +229,38 @@ class BatchIndex:
             [p.upvotes for p in self.papers], [p.published for p in self.papers], [p.sources for p in self.papers],
             now, self.weights,
         )
-        self._terms: dict[tuple[str, ...], _TermHits] = {}
-        self._authors: dict[AuthorName, dict[int, str]] = {}
+        self._terms: dict[tuple[str, ...], _Hits] = {}
+        self._authors: dict[AuthorName, tuple[_Hits, dict[int, str]]] = {}
         self._topics: dict[TopicPrefs, np.ndarray] = {}
         self._categories: dict[frozenset[str], np.ndarray] = {}
 
-    def term_hits(self, term: Term) -> _TermHits:
+    def term_hits(self, term: Term) -> _Hits:
         cached = self._terms.get(term.keys)
         if cached is not None:
             return cached
-        candidates = self._postings.get(term.keys[0], np.zeros(0, np.int32))
-        for key in term.keys[1:]:
-            candidates = np.intersect1d(candidates, self._postings.get(key, np.zeros(0, np.int32)), assume_unique=True)
-        relevance: dict[int, float] = {}
+        empty = np.zeros(0, np.int32)
+        keys = term.keys if len(term.keys) == 1 else [a + " " + b for a, b in zip(term.keys, term.keys[1:])]
+        candidates = self._postings.get(keys[0], empty)
+        for key in keys[1:]:
+            candidates = np.intersect1d(candidates, self._postings.get(key, empty), assume_unique=True)
+        found: dict[int, float] = {}
         for position in candidates.tolist():
-            if term.is_phrase:
-                if occurs(term, self._title_keys[position]):
-                    relevance[position] = KEYWORD_IN_TITLE
-                elif occurs(term, self._abstract_keys[position]):
-                    relevance[position] = KEYWORD_IN_ABSTRACT
+            if len(term.keys) == 1:
+                in_title = term.keys[0] in self._title_words[position]
             else:
-                relevance[position] = KEYWORD_IN_TITLE if term.keys[0] in self._title_words[position] else KEYWORD_IN_ABSTRACT
-        weights = np.fromiter(relevance.values(), dtype=np.float32, count=len(relevance))
-        hits = _TermHits(
-            positions=np.fromiter(relevance.keys(), dtype=np.int32, count=len(relevance)),
-            weights=weights,
-            log_miss=_log_miss(weights),
-            relevance=relevance,
-        )
-        self._terms[term.keys] = hits
+                in_title = occurs(term, self._title_keys[position])
+                if not in_title and len(term.keys) > 2 and not occurs(term, self._abstract_keys[position]):
+                    continue
+            found[position] = KEYWORD_IN_TITLE if in_title else KEYWORD_IN_ABSTRACT
+        hits = self._terms[term.keys] = _Hits.of(found) if found else _NO_HITS
         return hits
 
-    def author_hits(self, author: AuthorName) -> dict[int, str]:
+    def author_hits(self, author: AuthorName) -> tuple[_Hits, dict[int, str]]:
+        """Papers by the author, and the name as each paper spells it."""
         cached = self._authors.get(author)
         if cached is None:
-            cached = self._authors[author] = self.authors.papers_by(author)
+            written = self.authors.papers_by(author)
+            cached = self._authors[author] = (_Hits.of(dict.fromkeys(written, AUTHOR)) if written else _NO_HITS, written)
         return cached
 
     def query_log_miss(self, query: KeywordQuery, factor: float = 1.0) -> np.ndarray:
@@ -244,7 +283,7 @@ class BatchIndex:
             log_miss = self.query_log_miss(topic.keywords, TOPIC_KEYWORD_FACTOR)
             if topic.description:
                 log_miss += _log_miss(self.similarity_relevance(self.similarity.scores([topic.description])[0]))
-            cached = TOPIC_SCALE * -np.expm1(log_miss)
+            cached = (TOPIC_SCALE * -np.expm1(log_miss)).astype(np.float32)
             for positions in self.excluded(topic.keywords):
                 cached[positions] = 0.0
             self._topics[topic] = cached
@@ -262,107 +301,118 @@ class BatchIndex:
         return cached
 
 
-def _relevance_rows(matchers: Sequence[Matcher], index: BatchIndex) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """A matchers x papers relevance array, the interest similarities, and which row each text is."""
-    log_miss = np.zeros((len(matchers), index.size), dtype=np.float32)
-    texts = sorted({matcher.interests for matcher in matchers if matcher.interests})
-    text_row = {text: row for row, text in enumerate(texts)}
-    interest_relevance = index.similarity_relevance(index.similarity.scores(texts)) if texts else np.zeros((0, index.size))
-    with_interest = [row for row, matcher in enumerate(matchers) if matcher.interests]
-    if with_interest:
-        rows = [text_row[matchers[row].interests] for row in with_interest]
-        log_miss[with_interest] += _log_miss(interest_relevance[rows])
-    for row, matcher in enumerate(matchers):
-        into = log_miss[row]
-        for term in matcher.keywords.include:
-            hits = index.term_hits(term)
-            into[hits.positions] += hits.log_miss
-        for author in matcher.authors:
-            found = index.author_hits(author)
-            if found:
-                into[np.fromiter(found, dtype=np.int32, count=len(found))] += math.log1p(-AUTHOR)
-        for topic in matcher.topics:
-            into += _log_miss(index.topic_relevance(topic))
-    relevance = -np.expm1(log_miss)
-    for row, matcher in enumerate(matchers):
-        into = relevance[row]
-        if matcher.categories:
-            chosen = index.in_categories(matcher.categories)
-            if not matcher.has_signals:
-                into[chosen] = CATEGORY_ONLY
-            elif matcher.category_mode == BOOST:
-                boosted = chosen & (into > 0)
-                into[boosted] = 1 - (1 - into[boosted]) * (1 - CATEGORY_BOOST)
-            if matcher.category_mode == FILTER:
-                into[~chosen] = 0.0
-        for positions in index.excluded(matcher.keywords):
-            into[positions] = 0.0
-    return relevance, interest_relevance, text_row
+class _Evidence(NamedTuple):
+    reason: str
+    hits: _Hits | None  # sparse signals: keywords, authors
+    dense: np.ndarray | None  # dense signals: topics, interests, categories (relevance per paper)
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        return self.hits.at(positions) if self.hits is not None else self.dense[positions]
 
 
-def _reason(matcher: Matcher, position: int, index: BatchIndex, interest: float, in_category: bool) -> str:
-    evidence: list[tuple[float, str]] = []
+def _evidence(matcher: Matcher, index: BatchIndex, interest: np.ndarray | None) -> list[_Evidence]:
+    found: list[_Evidence] = []
     for author in matcher.authors:
-        written = index.author_hits(author).get(position)
+        hits, written = index.author_hits(author)
         if written:
-            evidence.append((AUTHOR, f"by {written}"))
+            # The fullest spelling in the batch reads best: "Yann LeCun" rather than "Y. LeCun".
+            found.append(_Evidence(f"by {max(written.values(), key=len)}", hits, None))
     for term in matcher.keywords.include:
-        found = index.term_hits(term).relevance.get(position)
-        if found:
-            evidence.append((found, f"matches your keyword '{term.text}'"))
+        hits = index.term_hits(term)
+        if len(hits.positions):
+            found.append(_Evidence(f"matches your keyword '{term.text}'", hits, None))
     for topic in matcher.topics:
-        found = float(index.topic_relevance(topic)[position])
-        if found > 0:
-            evidence.append((found, f"in your topic {topic.name}"))
-    if interest > 0:
-        evidence.append((interest, "similar to your interests"))
-    if in_category:
-        evidence.append((CATEGORY_ONLY, "in your categories"))
-    evidence.sort(key=lambda item: -item[0])
-    seen: list[str] = []
-    for _, text in evidence:
-        if text not in seen:
-            seen.append(text)
-    reason = "; ".join(seen[:2])
-    return reason[:1].upper() + reason[1:297] + ("..." if len(reason) > 297 else "")
+        found.append(_Evidence(f"in your topic {topic.name}", None, index.topic_relevance(topic)))
+    if interest is not None:
+        found.append(_Evidence("similar to your interests", None, interest))
+    return found
 
 
-def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None = None) -> list[list[Match]]:
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _reasons(evidence: list[_Evidence], positions: np.ndarray, in_category: np.ndarray | None) -> list[str]:
+    """Per paper, its strongest piece of evidence and the next one, if any."""
+    texts = [item.reason for item in evidence]
+    rows = [item.at(positions) for item in evidence]
+    if in_category is not None:
+        texts.append("in your categories")
+        rows.append(in_category[positions] * CATEGORY_ONLY)
+    if not rows:
+        return [""] * len(positions)
+    values = np.vstack(rows)
+    columns = np.arange(len(positions))
+    best = values.argmax(axis=0)
+    values[best, columns] = 0.0
+    second = np.where(values.max(axis=0) > 0, values.argmax(axis=0), -1)
+    # Few distinct (best, second) pairs per subscriber: build each reason once.
+    codes = (best * (len(texts) + 1) + second + 1).tolist()
+    table: dict[int, str] = {}
+    for code in set(codes):
+        first, other = divmod(code, len(texts) + 1)
+        text = _capitalised(texts[first]) + ("; " + texts[other - 1] if other else "")
+        table[code] = text if len(text) <= 300 else text[:297] + "..."
+    return [table[code] for code in codes]
+
+
+def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None = None) -> list[Matches]:
     """For each matcher, its matched papers best first (at most `keep`), with score and reason."""
     keep = settings.MATCH_KEEP_PER_SUBSCRIBER if keep is None else keep
     if not matchers or not index.size:
-        return [[] for _ in matchers]
-    relevance, interest_relevance, text_row = _relevance_rows(matchers, index)
-    scores = relevance * index.trend
-    scores[relevance < index.weights.min_relevance] = 0.0
-    results: list[list[Match]] = []
-    for row, matcher in enumerate(matchers):
-        row_scores = scores[row]
-        positions = np.flatnonzero(row_scores)
-        if len(positions) > keep:
-            positions = positions[np.argpartition(-row_scores[positions], keep - 1)[:keep]]
-        positions = positions[np.argsort(-row_scores[positions], kind="stable")]
-        interest = interest_relevance[text_row[matcher.interests]] if matcher.interests else None
+        return [NO_MATCHES for _ in matchers]
+    texts = sorted({matcher.interests for matcher in matchers if matcher.interests})
+    text_row = {text: row for row, text in enumerate(texts)}
+    interests = index.similarity_relevance(index.similarity.scores(texts)) if texts else None
+    interests_log_miss = _log_miss(interests) if texts else None
+    min_relevance = index.weights.min_relevance
+    results: list[Matches] = []
+    for matcher in matchers:
+        interest = interests[text_row[matcher.interests]] if matcher.interests else None
+        evidence = _evidence(matcher, index, interest)
+        if matcher.interests:
+            log_miss = interests_log_miss[text_row[matcher.interests]].copy()
+        else:
+            log_miss = np.zeros(index.size, np.float32)
+        for item in evidence:
+            if item.hits is not None:
+                log_miss[item.hits.positions] += item.hits.log_miss
+            elif item.dense is not interest:
+                log_miss += _log_miss(item.dense)
+        relevance = -np.expm1(log_miss)
         chosen = index.in_categories(matcher.categories) if matcher.categories else None
+        if chosen is not None:
+            if not matcher.has_signals:
+                relevance[chosen] = CATEGORY_ONLY
+            elif matcher.category_mode == BOOST:
+                boosted = chosen & (relevance > 0)
+                relevance[boosted] = 1 - (1 - relevance[boosted]) * (1 - CATEGORY_BOOST)
+            if matcher.category_mode == FILTER:
+                relevance[~chosen] = 0.0
+        for positions in index.excluded(matcher.keywords):
+            relevance[positions] = 0.0
+        positions = np.flatnonzero(relevance >= min_relevance)
+        if not len(positions):
+            results.append(NO_MATCHES)
+            continue
+        scores = relevance[positions] * index.trend[positions]
+        if len(positions) > keep:
+            best = np.argpartition(-scores, keep - 1)[:keep]
+            positions, scores = positions[best], scores[best]
+        order = np.argsort(-scores, kind="stable")
+        positions, scores = positions[order], scores[order]
         results.append(
-            [
-                Match(
-                    paper_id=index.papers[position].id,
-                    relevance=round(float(relevance[row, position]), 4),
-                    score=round(float(row_scores[position]), 4),
-                    reason=_reason(
-                        matcher, position, index,
-                        float(interest[position]) if interest is not None else 0.0,
-                        bool(chosen[position]) if chosen is not None else False,
-                    ),
-                )
-                for position in positions.tolist()
-            ]
+            Matches(
+                paper_ids=index.ids[positions].tolist(),
+                relevance=np.round(relevance[positions], 4).tolist(),
+                scores=np.round(scores, 4).tolist(),
+                reasons=_reasons(evidence, positions, chosen),
+            )
         )
     return results
 
 
-def match_subscribers(matchers: Mapping[int, Matcher], index: BatchIndex, keep: int | None = None) -> dict[int, list[Match]]:
+def match_subscribers(matchers: Mapping[int, Matcher], index: BatchIndex, keep: int | None = None) -> dict[int, Matches]:
     """Subscriber id -> matches; subscribers with identical preferences are evaluated once."""
     unique = list(dict.fromkeys(matchers.values()))
     found = dict(zip(unique, match_many(unique, index, keep)))

@@ -8,6 +8,7 @@ then one sparse matrix product. Nothing is downloaded and nothing beyond numpy/s
 import math
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -27,9 +28,16 @@ FILLER = frozenset(
 _SKIP = STOPWORDS | FILLER
 
 
+@lru_cache(maxsize=200_000)
+def _meaning(token: str) -> str | None:
+    if len(token) < 2 or token.isdigit() or token.lower() in _SKIP:
+        return None
+    return stem(token)
+
+
 def analyze(text: str) -> list[str]:
     """The stems that carry meaning: stopwords, filler and bare numbers removed."""
-    return [stem(token) for token in words(text) if len(token) > 1 and not token.isdigit() and token.lower() not in _SKIP]
+    return [meaning for meaning in map(_meaning, words(text)) if meaning]
 
 
 def paper_text(title: str, abstract: str) -> str:

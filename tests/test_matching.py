@@ -99,7 +99,7 @@ def test_subscribers_with_the_same_preferences_share_one_evaluation(index):
     assert first == same
     found = match_subscribers({1: first, 2: same, 3: Matcher()}, index)
     assert found[1] is found[2]
-    assert found[3] == []
+    assert len(found[3]) == 0
 
 
 def test_only_the_best_matches_are_kept(index):
