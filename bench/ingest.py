@@ -1,10 +1,11 @@
 """Ingestion throughput against bare feedparser on the same generated arXiv RSS document.
 
-    .venv/bin/python bench/ingest.py [--entries 20000]
+    .venv/bin/python bench/ingest.py [--entries 20000] [--rounds 3]
 
 Builds an rss.arxiv.org-style RSS 2.0 feed, times `feedparser.parse` of it (the baseline, with
 the options ingestion uses and with feedparser's defaults), then a full ingest (parse, clean,
-store) into a fresh SQLite database, then the same ingest again (every paper unchanged).
+store) into a fresh SQLite database, then the same ingest again (every paper unchanged); the
+best of a few rounds of each.
 The last line is machine-readable.
 """
 
@@ -65,6 +66,7 @@ def build_feed(entries: int, seed: int = 7) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds")
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="paperboy-bench-")
@@ -83,18 +85,14 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     body = build_feed(args.entries)
-    print(f"document: {args.entries} entries, {len(body) / 1e6:.1f} MB, database {workdir}/bench.sqlite3")
+    n = args.entries
+    print(f"document: {n} entries, {len(body) / 1e6:.1f} MB, database {workdir}/bench.sqlite3")
 
-    started = time.perf_counter()
-    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
-    parse_s = time.perf_counter() - started
-    assert len(parsed.entries) == args.entries, len(parsed.entries)
     started = time.perf_counter()
     feedparser.parse(body)
     default_parse_s = time.perf_counter() - started
 
-    feed = Feed.objects.create(url="bench://generated", kind=Feed.Kind.ARXIV_RSS)
-    queries = []
+    queries: list[str] = []
 
     def count_query(execute, sql, params, many, context):
         # Counting only: CaptureQueriesContext would also format every SQL string with its
@@ -102,21 +100,34 @@ def main() -> None:
         queries.append(sql[:30])
         return execute(sql, params, many, context)
 
-    with connection.execute_wrapper(count_query):
+    # Best of several rounds: the figures are for this code, not for whatever else the machine runs.
+    parse_s = ingest_s = again_s = float("inf")
+    for round_number in range(1, args.rounds + 1):
         started = time.perf_counter()
-        report = ingest_document(body, feed.url, feed)
-        ingest_s = time.perf_counter() - started
-    assert report.counts.new == args.entries == Paper.objects.count(), report.summary()
+        parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+        parse_s = min(parse_s, time.perf_counter() - started)
+        assert len(parsed.entries) == n, len(parsed.entries)
+        del parsed
 
-    started = time.perf_counter()
-    again = ingest_document(body, feed.url, feed)
-    again_s = time.perf_counter() - started
-    assert again.counts.unchanged == args.entries, again.summary()
+        call_command("flush", interactive=False, verbosity=0)
+        feed = Feed.objects.create(url="bench://generated", kind=Feed.Kind.ARXIV_RSS)
+        queries.clear()
+        with connection.execute_wrapper(count_query):
+            started = time.perf_counter()
+            report = ingest_document(body, feed.url, feed)
+            ingest_s = min(ingest_s, time.perf_counter() - started)
+        assert report.counts.new == n == Paper.objects.count(), report.summary()
 
-    n = args.entries
+        started = time.perf_counter()
+        again = ingest_document(body, feed.url, feed)
+        again_s = min(again_s, time.perf_counter() - started)
+        assert again.counts.unchanged == n, again.summary()
+        print(f"round {round_number}/{args.rounds} done", file=sys.stderr)
+
     parse_rate, ingest_rate = n / parse_s, n / ingest_s
     print(f"bare feedparser.parse (ingestion's options): {parse_s:.2f} s, {parse_rate:,.0f} entries/s")
-    print(f"bare feedparser.parse (defaults, sanitizing): {default_parse_s:.2f} s, {n / default_parse_s:,.0f} entries/s")
+    print(f"bare feedparser.parse (defaults, sanitizing, one round): {default_parse_s:.2f} s, "
+          f"{n / default_parse_s:,.0f} entries/s")
     print(f"full ingest, fresh database (parse+clean+store): {ingest_s:.2f} s, {ingest_rate:,.0f} entries/s, "
           f"{len(queries)} queries")
     print(f"re-ingest, every paper unchanged: {again_s:.2f} s, {n / again_s:,.0f} entries/s")
