@@ -1,8 +1,8 @@
 """Every change to a subscriber: signup, confirmation, preferences, pause, unsubscribe, erasure.
 
 Views, the admin, commands and tasks call these functions; none of them writes a status itself.
-Emails are queued after the transaction commits, so a signup answers in the same time whether the
-address is new or known.
+Emails are queued after the transaction commits: no page waits for SMTP, and a rolled-back change
+sends nothing.
 """
 
 import enum

@@ -233,3 +233,28 @@ def test_subscribe_command_refuses_unknown_topics_and_categories(topic):
     with pytest.raises(CommandError, match="not arXiv categories"):
         call_command("subscribe", "grace@example.org", "--category", "cs.XX")
     assert not Subscriber.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_signups_for_one_address_make_one_subscriber_and_one_email(on_postgres):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    start = Barrier(8)
+
+    def sign_up(i: int) -> SignupOutcome:
+        try:
+            start.wait()
+            return services.subscribe("Race@Example.org" if i % 2 else "race@example.org", Preferences(keywords=f"k{i}"))
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(sign_up, range(8)))
+
+    assert Subscriber.objects.count() == 1
+    assert outcomes.count(SignupOutcome.CONFIRMATION_SENT) == 1
+    assert len(mail.outbox) == 1
