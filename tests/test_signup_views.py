@@ -95,6 +95,16 @@ def test_the_signup_page_offers_topics_with_descriptions_and_this_weeks_trending
     assert "<script>" not in html and 'src="/static/js/preferences.js"' in html
 
 
+def test_subscriber_pages_carry_the_security_headers(client, active):
+    for url in ("/", manage_url(active), unsubscribe_url(active)):
+        headers = client.get(url).headers
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "same-origin", "tokens in our URLs never leave the site"
+
+
 def test_a_signup_creates_a_pending_subscriber_and_shows_check_your_inbox(client, committed, topic):
     response = sign_up(client, committed, topics=[str(topic.pk)], categories=["cs.CV", "cs.GR"], authors="Ben Mildenhall\n")
 
