@@ -47,23 +47,34 @@ def due_moment(subscriber: Subscriber, now: datetime) -> datetime:
     return slot if slot is not None and slot <= now else now
 
 
-def claim_due(subscriber: Subscriber, now: datetime) -> Delivery | None:
-    """Advance the subscriber's slot (compare-and-set) and create the Delivery it was due for.
+def advance_slot(subscriber: Subscriber, now: datetime) -> bool:
+    """Move the subscriber's slot past `now` if nobody else moved it first (compare-and-set)."""
+    return Subscriber.objects.filter(
+        id=subscriber.id, status=Subscriber.Status.ACTIVE, next_delivery_at=subscriber.next_delivery_at
+    ).update(next_delivery_at=next_delivery_after(subscriber, now)) == 1
 
-    Returns the new Delivery, or None when another dispatcher won the slot or the period already
-    has a Delivery (e.g. `--now` on a day whose digest went out).
+
+def create_deliveries(winners: list[Subscriber], now: datetime) -> list[int]:
+    """A Delivery per subscriber for the period they were due; ids of the rows created here.
+
+    A period that already has its Delivery (e.g. `--now` on a day whose digest went out) gets
+    no second one, and is not queued again.
     """
-    old = subscriber.next_delivery_at
-    due_at = due_moment(subscriber, now)
-    claimed = Subscriber.objects.filter(
-        id=subscriber.id, status=Subscriber.Status.ACTIVE, next_delivery_at=old
-    ).update(next_delivery_at=next_delivery_after(subscriber, now))
-    if claimed != 1:
-        return None
-    delivery, created = Delivery.objects.get_or_create(
-        subscriber_id=subscriber.id, period=period_key(subscriber, due_at), defaults={"scheduled_for": due_at}
+    due_at = {s.id: due_moment(s, now) for s in winners}
+    wanted = {(s.id, period_key(s, due_at[s.id])) for s in winners}
+    if not wanted:
+        return []
+    periods = {period for _, period in wanted}
+    existing = set(
+        Delivery.objects.filter(subscriber_id__in=due_at, period__in=periods).values_list("subscriber_id", "period")
     )
-    return delivery if created else None
+    fresh = wanted - existing
+    Delivery.objects.bulk_create(
+        [Delivery(subscriber_id=sid, period=period, scheduled_for=due_at[sid]) for sid, period in fresh],
+        ignore_conflicts=True,  # the unique (subscriber, period) constraint has the last word
+    )
+    rows = Delivery.objects.filter(subscriber_id__in={sid for sid, _ in fresh}, period__in=periods)
+    return sorted(i for i, sid, period in rows.values_list("id", "subscriber_id", "period") if (sid, period) in fresh)
 
 
 def dispatch_due(
@@ -85,7 +96,7 @@ def dispatch_due(
         batch = Subscriber.objects.filter(id__in=batch_ids).order_by("id").only(*SCHEDULE_FIELDS)
         # One transaction per batch: the slot moves if and only if its Delivery row exists.
         with transaction.atomic():
-            batch_ids = [d.id for d in (claim_due(subscriber, now) for subscriber in batch) if d is not None]
+            batch_ids = create_deliveries([s for s in batch if advance_slot(s, now)], now)
             if queue:
                 queue_deliveries(batch_ids)
         created.extend(batch_ids)

@@ -1,0 +1,277 @@
+"""Digest throughput: match, build and send every subscriber's digest into a local SMTP sink.
+
+    .venv/bin/python bench/digests.py --subscribers 100000 --papers 2000   # the full size
+    .venv/bin/python bench/digests.py                                      # a quick 5,000
+
+Generates papers and subscribers the way bench/matching.py does (seed vocabulary), stores them in
+a fresh database (SQLite in a temporary folder, or --database-url), then runs the real code path
+with `--workers` processes, as Celery workers would: matching chunks (`match_chunk`), the
+dispatcher (`dispatch_due`), and sending chunks (`send_delivery_chunk`: claim, build, send over
+one SMTP connection per chunk, record). The SMTP sink is aiosmtpd in a separate process.
+
+Two baselines are measured in the same run, on a sample of the same subscribers and the same sink:
+(a) the plain way: per subscriber, query its papers, `render_to_string` the templates and
+`EmailMultiAlternatives.send()` (a new connection per message); (b) the ceiling: one identical
+prebuilt message sent over one reused connection. `digests_per_s` counts dispatch + build + send
+(what the baselines do); the matching time is printed beside it. The last line is machine-readable.
+"""
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def run_sink(port_out, received) -> None:
+    """An aiosmtpd server that counts what it accepts and keeps nothing."""
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    class Counting:
+        async def handle_DATA(self, server, session, envelope):
+            with received.get_lock():
+                received.value += 1
+            return "250 OK"
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(Counting(), hostname="sink"), "127.0.0.1", 0)
+        port_out.send(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def fresh_postgres_database(url: str) -> None:
+    """Drop and create the database the URL names (it must be a bench database)."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+
+def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=5000)
+    parser.add_argument("--papers", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2, help="processes, like Celery workers")
+    parser.add_argument("--sample", type=int, default=300, help="subscribers for each baseline")
+    parser.add_argument(
+        "--database-url", default="",
+        help="a PostgreSQL bench database to drop and create (e.g. postgres://postgres@127.0.0.1:5432/paperboy_bench); "
+        "default: a fresh SQLite file in a temporary folder",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    ctx = multiprocessing.get_context("fork")
+    port_in, port_out = ctx.Pipe(duplex=False)
+    received = ctx.Value("l", 0)
+    sink = ctx.Process(target=run_sink, args=(port_out, received), daemon=True)
+    sink.start()
+    port = port_in.recv()
+
+    folder = tempfile.mkdtemp(prefix="paperboy-bench-")
+    if args.database_url.startswith("postgres"):
+        fresh_postgres_database(args.database_url)
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": args.database_url or f"sqlite:///{folder}/bench.sqlite3",
+        "PAPERBOY_VAR_DIR": folder,
+        "EMAIL_URL": f"smtp://127.0.0.1:{port}",
+        "SEND_RATE_PER_SECOND": "0",
+        "LOG_LEVEL": "WARNING",
+    })
+    os.environ.pop("REDIS_URL", None)
+    try:
+        run(args, ctx, received)
+    finally:
+        sink.terminate()
+
+
+def run(args, ctx, received) -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connections
+
+    call_command("migrate", verbosity=0)
+    populate(args)
+    connections.close_all()  # each forked worker opens its own connection
+
+    from digest.dispatch import chunked, dispatch_due
+    from digest.match_runs import start_match_run
+    from digest.models import Delivery
+
+    started = time.perf_counter()
+    plan = start_match_run(all_papers=True)
+    connections.close_all()
+    with ctx.Pool(args.workers) as pool:
+        candidates = sum(pool.imap_unordered(_match, [(plan.run_id, chunk) for chunk in plan.chunks]))
+    match_seconds = time.perf_counter() - started
+    print(f"match: {candidates} candidates for {args.subscribers} subscribers in {match_seconds:.1f} s", flush=True)
+
+    started = time.perf_counter()
+    ids = dispatch_due(queue=False)
+    dispatch_seconds = time.perf_counter() - started
+    connections.close_all()
+    chunks = list(chunked(ids, settings.DIGEST_CHUNK_SIZE))
+    started = time.perf_counter()
+    sent = empty = 0
+    with ctx.Pool(args.workers) as pool:
+        for done, (chunk_sent, chunk_empty, worker_peak) in enumerate(pool.imap_unordered(_send, chunks), 1):
+            sent += chunk_sent
+            empty += chunk_empty
+            if done % max(1, len(chunks) // 10) == 0:
+                print(f"  sent {sent} of {len(ids)} ({worker_peak:.0f} MB in that worker)", flush=True)
+    send_seconds = time.perf_counter() - started
+    assert received.value == sent, (received.value, sent)
+    assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == sent
+    digests_per_s = sent / (dispatch_seconds + send_seconds)
+    print(f"dispatch {len(ids)} deliveries in {dispatch_seconds:.1f} s; build and send {sent} digests "
+          f"({empty} empty, skipped) in {send_seconds:.1f} s with {args.workers} workers", flush=True)
+
+    sample_ids = list(Delivery.objects.filter(status=Delivery.Status.SENT).order_by("id").values_list("id", flat=True)[: args.sample])
+    plain_per_s = plain_way(sample_ids, received)
+    ceiling_per_s = ceiling(sample_ids[0], len(sample_ids) * 4, received)
+    whole = match_seconds + dispatch_seconds + send_seconds
+    peak = max(peak_mb(), peak_mb(resource.RUSAGE_CHILDREN))
+    print(f"whole path (match + dispatch + build + send): {whole:.1f} s for {args.subscribers} subscribers")
+    print(f"digests {digests_per_s:,.0f}/s; plain way {plain_per_s:,.0f}/s (x{digests_per_s / plain_per_s:.1f}); "
+          f"ceiling {ceiling_per_s:,.0f}/s (x{digests_per_s / ceiling_per_s:.2f}); peak memory {peak:.0f} MB per process")
+    print(f"subscribers={args.subscribers} digests_per_s={digests_per_s:.0f} plain_per_s={plain_per_s:.0f} "
+          f"ceiling_per_s={ceiling_per_s:.0f} peak_mb={peak:.0f}")
+
+
+def populate(args) -> None:
+    """Papers, topics and due subscribers with generated preferences (not timed)."""
+    from django.utils import timezone
+
+    from bench.matching import Generator
+    from digest.models import Paper
+    from subscribers.models import Subscriber, Topic
+
+    generator = Generator(args.seed)
+    topics = {}
+    for position, (name, description, keywords) in enumerate(generator.topics):
+        topics[name] = Topic.objects.create(slug=f"topic-{position}", name=name, description=description, keywords=keywords)
+    papers = []
+    for number in range(1, args.papers + 1):
+        doc = generator.paper(number)
+        arxiv_id = f"2611.{number:05d}"
+        papers.append(Paper(
+            arxiv_id=arxiv_id, guid=arxiv_id, title=doc.title, abstract=doc.abstract, authors=list(doc.authors),
+            categories=list(doc.categories), primary_category=doc.categories[0], published=doc.published,
+            url=f"https://arxiv.org/abs/{arxiv_id}", pdf_url=f"https://arxiv.org/pdf/{arxiv_id}", upvotes=doc.upvotes,
+        ))
+    Paper.objects.bulk_create(papers, batch_size=1000)
+    due = timezone.now() - timedelta(minutes=1)
+    Through = Subscriber.topics.through
+    for first in range(0, args.subscribers, 5000):
+        rows, chosen = [], []
+        for number in range(first, min(first + 5000, args.subscribers)):
+            prefs = generator.preferences()
+            rows.append(Subscriber(
+                email=f"reader{number}@example.org", status=Subscriber.Status.ACTIVE, next_delivery_at=due,
+                keywords=prefs["keywords"], interests=prefs.get("interests", ""), authors=prefs.get("authors", []),
+                categories=prefs.get("categories", []), category_mode=prefs.get("category_mode", "boost"),
+            ))
+            chosen.append([topics[name] for name, _, _ in prefs.get("topics", [])])
+        created = Subscriber.objects.bulk_create(rows)
+        Through.objects.bulk_create(
+            Through(subscriber_id=s.id, topic_id=t.id) for s, ts in zip(created, chosen) for t in ts
+        )
+    print(f"stored {args.papers} papers and {args.subscribers} subscribers", flush=True)
+
+
+def _match(job) -> int:
+    from digest.match_runs import match_chunk
+
+    run_id, chunk = job
+    return match_chunk(run_id, chunk)
+
+
+def _send(chunk) -> tuple[int, int, float]:
+    from digest.sending import send_delivery_chunk
+
+    result = send_delivery_chunk(chunk)
+    return result.sent, result.empty, peak_mb()
+
+
+def plain_way(delivery_ids: list[int], received) -> float:
+    """Per subscriber: its papers, render_to_string the templates, send() on a new connection."""
+    from django.conf import settings
+    from django.core.mail import EmailMultiAlternatives
+    from django.template.loader import render_to_string
+
+    from digest.digest_email import build_digest_context
+    from digest.models import Candidate, Delivery
+    from subscribers.emails import personal_links
+
+    before = received.value
+    started = time.perf_counter()
+    for delivery_id in delivery_ids:
+        delivery = Delivery.objects.select_related("subscriber").get(id=delivery_id)
+        subscriber = delivery.subscriber
+        candidates = list(Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score")[: delivery.paper_count])
+        context = {
+            "SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, "subscriber": subscriber,
+            **build_digest_context(subscriber, candidates, delivery.more_count, delivery), **personal_links(subscriber),
+        }
+        message = EmailMultiAlternatives(
+            subject=" ".join(render_to_string("emails/digest-subject.txt", context).split()),
+            body=render_to_string("emails/digest.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[subscriber.email],
+        )
+        message.attach_alternative(render_to_string("emails/digest.html", context), "text/html")
+        message.send()
+    seconds = time.perf_counter() - started
+    assert received.value - before == len(delivery_ids)
+    return len(delivery_ids) / seconds
+
+
+def ceiling(delivery_id: int, count: int, received) -> float:
+    """One prebuilt digest sent `count` times over one reused connection."""
+    from django.core.mail import get_connection
+
+    from digest.digest_email import build_digest_message
+    from digest.models import Candidate, Delivery
+
+    delivery = Delivery.objects.select_related("subscriber").get(id=delivery_id)
+    candidates = list(Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score")[: delivery.paper_count])
+    connection = get_connection()
+    message = build_digest_message(delivery.subscriber, candidates, delivery.more_count, delivery=delivery)
+    data = message.message().as_bytes(linesep="\r\n")  # built once, outside the timing
+    before = received.value
+    connection.open()
+    started = time.perf_counter()
+    for _ in range(count):
+        connection.connection.sendmail(message.from_email, message.to, data)
+    seconds = time.perf_counter() - started
+    connection.close()
+    assert received.value - before == count
+    return count / seconds
+
+
+if __name__ == "__main__":
+    main()
