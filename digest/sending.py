@@ -32,8 +32,8 @@ from enum import Enum
 
 from django.conf import settings
 from django.core.mail import get_connection
+from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -201,12 +201,34 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))  # nosec B311
 
 
+def _waiting_for_the_database(write):
+    """Run `write`, reconnecting while the database restarts, for at most half SENDING_TIMEOUT_SECONDS.
+
+    Outcomes are recorded after the mail server has answered: one lost to a database that blinked
+    would leave the row to be reclaimed later, and the digest would be sent a second time.
+    """
+    deadline = time.monotonic() + settings.SENDING_TIMEOUT_SECONDS / 2
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError):
+            if db_connection.in_atomic_block or time.monotonic() >= deadline:
+                raise
+            log.warning("database unavailable while recording a delivery; retrying", exc_info=True)
+            db_connection.close()
+            time.sleep(0.5)
+
+
 def _finish(delivery: Delivery, **changes) -> bool:
     """Record the outcome, unless the row was taken from us in the meantime."""
-    with transaction.atomic():
-        _durable_later()
-        updated = Delivery.objects.filter(id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
-        done = updated.update(**changes) == 1
+
+    def write() -> int:
+        with transaction.atomic():
+            _durable_later()
+            updated = Delivery.objects.filter(id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
+            return updated.update(**changes)
+
+    done = _waiting_for_the_database(write) == 1
     if not done:
         log.warning("delivery %s was reclaimed while its worker still held it", delivery.id)
     return done
@@ -274,6 +296,7 @@ def _record_failure(delivery: Delivery, error: Exception, *, subject: str) -> Ou
     _finish(
         delivery,
         status=Delivery.Status.QUEUED,
+        queued_at=None,
         next_attempt_at=timezone.now() + retry_delay(delivery.attempts),
         last_error=reason,
         subject=subject[:300],
@@ -306,15 +329,21 @@ def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult
 
 
 def due_retries(now: datetime) -> list[int]:
-    """Deliveries to queue again: retries whose time has come, and rows a dead worker left behind.
+    """Deliveries to queue again, marked as queued now; the sweep behind `digest.retry_deliveries`.
 
-    A queued row older than SENDING_TIMEOUT_SECONDS that never got a first attempt is included
-    too, in case its task was lost with a broker.
+    That is: retries whose time has come, rows a dead worker left in `sending`, and first
+    attempts whose task seems lost (queued longer than SENDING_TIMEOUT_SECONDS ago, e.g. with a
+    broker's data). `queued_at` keeps a row that waits behind a long queue from being queued
+    again more than once per SENDING_TIMEOUT_SECONDS.
     """
     stale = now - timedelta(seconds=settings.SENDING_TIMEOUT_SECONDS)
-    forgotten = Q(status=Delivery.Status.QUEUED, next_attempt_at__isnull=True, created_at__lt=stale)
-    rows = Delivery.objects.filter(claimable(now) & (Q(next_attempt_at__isnull=False) | ~Q(status=Delivery.Status.QUEUED)) | forgotten)
-    return list(rows.order_by("id").values_list("id", flat=True))
+    not_recently_queued = Q(queued_at__isnull=True) | Q(queued_at__lt=stale)
+    due = (claimable(now) & not_recently_queued) & (
+        Q(status=Delivery.Status.SENDING) | Q(next_attempt_at__isnull=False) | Q(queued_at__isnull=False)
+    )
+    ids = list(Delivery.objects.filter(due).order_by("id").values_list("id", flat=True))
+    Delivery.objects.filter(due, id__in=ids).update(queued_at=now)
+    return ids
 
 
 def give_up_abandoned(now: datetime) -> int:
