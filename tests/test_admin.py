@@ -223,11 +223,13 @@ def test_deliveries_show_status_attempts_error_and_message_id_and_filter_by_stat
     assert "SMTPRecipientsRefused: 550 mailbox full" in html and "&lt;fixed@paperboy.test&gt;" in html
     html = client.get("/admin/digest/delivery/", {"status__exact": "failed"}).content.decode()
     assert "reader@example.org" in html and "ok@example.org" not in html
-    day = sent.scheduled_for
-    html = client.get(
-        "/admin/digest/delivery/", {"scheduled_for__year": day.year, "scheduled_for__month": day.month, "scheduled_for__day": day.day}
-    ).content.decode()
+    day = sent.scheduled_for.date().isoformat()
+    html = client.get("/admin/digest/delivery/").content.decode()
+    assert f"?day={day}" in html  # offered among the last two weeks
+    html = client.get("/admin/digest/delivery/", {"day": day}).content.decode()
     assert "ok@example.org" in html and "reader@example.org" not in html
+    html = client.get("/admin/digest/delivery/", {"day": "2020-01-01"}).content.decode()
+    assert "ok@example.org" not in html and "reader@example.org" not in html
     assert "Retried paper" in client.get(f"/admin/digest/delivery/{failed.pk}/change/").content.decode()
 
 
