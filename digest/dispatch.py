@@ -70,7 +70,7 @@ def create_deliveries(winners: list[Subscriber], now: datetime) -> list[int]:
     )
     fresh = wanted - existing
     Delivery.objects.bulk_create(
-        [Delivery(subscriber_id=sid, period=period, scheduled_for=due_at[sid]) for sid, period in fresh],
+        [Delivery(subscriber_id=sid, period=period, scheduled_for=due_at[sid], queued_at=now) for sid, period in fresh],
         ignore_conflicts=True,  # the unique (subscriber, period) constraint has the last word
     )
     rows = Delivery.objects.filter(subscriber_id__in={sid for sid, _ in fresh}, period__in=periods)

@@ -354,3 +354,14 @@ def test_senddigests_dry_run_shows_the_digests_and_changes_nothing(sink, papers)
     assert Candidate.objects.filter(delivery__isnull=True).count() == 5
     ada.refresh_from_db()
     assert ada.next_delivery_at == NOW - timedelta(minutes=1)
+
+
+def test_the_sweep_requeues_a_lost_first_attempt_once_per_timeout(papers, settings):
+    settings.SENDING_TIMEOUT_SECONDS = 600
+    delivery = queued_digest("ada@example.org", papers)
+    Delivery.objects.filter(id=delivery.id).update(queued_at=NOW)
+
+    assert due_retries(NOW + timedelta(seconds=599)) == []  # its task may just be waiting in line
+    assert due_retries(NOW + timedelta(seconds=601)) == [delivery.id]
+    assert due_retries(NOW + timedelta(seconds=900)) == []  # queued again a moment ago
+    assert due_retries(NOW + timedelta(seconds=1202)) == [delivery.id]
