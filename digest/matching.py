@@ -2,8 +2,8 @@
 
 A subscriber's preferences compile into a `Matcher`, a plain hashable value, so subscribers with the
 same preferences share one evaluation. A batch of papers is indexed once (`BatchIndex`): an
-inverted index from word keys to papers, phrases checked only on papers holding all their words,
-authors found by family name, and TF-IDF rows for meaning-matching. Every lookup a matcher makes
+inverted index from words and adjacent word pairs to papers (a phrase is looked up, not searched
+for), authors found by family name, and TF-IDF rows for meaning-matching. Every lookup a matcher makes
 (a term, an author, a topic, a category set) is cached on the index, so work is shared between all
 subscribers of a run. Scores are combined per paper as independent evidence:
 
@@ -13,7 +13,6 @@ over the signals below; an excluded keyword vetoes the paper, a category filter 
 outside it, and the ranking (digest.ranking) turns relevance into the final score.
 """
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
