@@ -433,3 +433,13 @@ def test_the_preview_pages_are_for_staff_only(client):
     for suffix in ("preview/", "preview/html/", "digests/"):
         response = client.get(f"/admin/subscribers/subscriber/{subscriber.pk}/{suffix}")
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_the_preview_of_a_subscriber_with_nothing_waiting_says_so(client, staff):
+    subscriber = Subscriber.objects.create(email="quiet@example.org", status="paused")
+    html = client.get(f"/admin/subscribers/subscriber/{subscriber.pk}/preview/").content.decode()
+    assert "0 papers" in html
+    assert "They are <strong>paused</strong>, so no digest will actually go out." in html
+    assert client.get(f"/admin/subscribers/subscriber/{subscriber.pk}/preview/html/").status_code == 200
+    assert "No digest yet." in client.get(f"/admin/subscribers/subscriber/{subscriber.pk}/digests/").content.decode()
