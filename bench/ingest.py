@@ -63,14 +63,36 @@ def build_feed(entries: int, seed: int = 7) -> bytes:
     ).encode()
 
 
+def recreate_postgres_database(url: str) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds")
+    parser.add_argument(
+        "--postgres", metavar="URL",
+        help="a PostgreSQL server URL (postgres://user@host:port/NAME): database NAME is dropped and recreated",
+    )
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="paperboy-bench-")
-    os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/bench.sqlite3"
+    if args.postgres:
+        recreate_postgres_database(args.postgres)
+        os.environ["DATABASE_URL"] = args.postgres
+        where = args.postgres
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/bench.sqlite3"
+        where = f"{workdir}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["LOG_LEVEL"] = "WARNING"
     import django
@@ -86,7 +108,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     body = build_feed(args.entries)
     n = args.entries
-    print(f"document: {n} entries, {len(body) / 1e6:.1f} MB, database {workdir}/bench.sqlite3")
+    print(f"document: {n} entries, {len(body) / 1e6:.1f} MB, database {where}")
 
     started = time.perf_counter()
     feedparser.parse(body)
