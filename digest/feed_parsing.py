@@ -198,7 +198,7 @@ def _read_arxiv_api_entry(entry: Any) -> ParsedPaper | None:
     url, pdf_url = _arxiv_urls(identifier.id, identifier.version)
     for link in _get(entry, "links") or []:
         if _get(link, "title") == "pdf" or _get(link, "type") == "application/pdf":
-            pdf_url = _get(link, "href") or pdf_url
+            pdf_url = _http_url(_get(link, "href")) or pdf_url
     primary = _get(entry, "arxiv_primary_category") or {}
     categories = _tag_terms(entry)
     published, updated = _entry_dates(entry)
