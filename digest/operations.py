@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
 
 from digest.digest_email import build_digest_message
 from digest.dispatch import queue_deliveries
@@ -39,22 +40,16 @@ def poll_now(feed_ids: Iterable[int]) -> int:
 def retry_failed(delivery_ids: Iterable[int]) -> list[int]:
     """Put failed deliveries back in the queue with fresh attempts; returns the ids requeued.
 
-    Only rows still `failed` move (compare-and-set), so a double click queues nothing twice. The
-    content and Message-ID fixed on the first attempt are kept: the retry sends the same digest,
-    and the sender re-checks that the subscriber is still active.
+    The rows are locked while they move, so only rows still `failed` are requeued and a double
+    click queues nothing twice. The content and Message-ID fixed on the first attempt are kept:
+    the retry sends the same digest, and the sender re-checks that the subscriber is still active.
     """
-    ids = list(
-        Delivery.objects.filter(id__in=list(delivery_ids), status=Delivery.Status.FAILED).values_list("id", flat=True)
-    )
-    moved = [
-        delivery_id
-        for delivery_id in ids
-        if Delivery.objects.filter(id=delivery_id, status=Delivery.Status.FAILED).update(
-            status=Delivery.Status.QUEUED, attempts=0, next_attempt_at=None
-        )
-    ]
-    queue_deliveries(moved)
-    return moved
+    with transaction.atomic():
+        failed = Delivery.objects.select_for_update().filter(id__in=list(delivery_ids), status=Delivery.Status.FAILED)
+        ids = list(failed.order_by("id").values_list("id", flat=True))
+        Delivery.objects.filter(id__in=ids).update(status=Delivery.Status.QUEUED, attempts=0, next_attempt_at=None)
+        queue_deliveries(ids)  # sent to the workers once this commits
+    return ids
 
 
 @dataclass(frozen=True)
