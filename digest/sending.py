@@ -26,6 +26,8 @@ import logging
 import random
 import smtplib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import Enum
@@ -34,7 +36,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db.models import F, Q
+from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
 
 from config.logevents import log_event
@@ -83,17 +85,28 @@ def claimable(now: datetime) -> Q:
     ) & Q(attempts__lt=settings.SEND_MAX_ATTEMPTS)
 
 
-def _durable_later() -> None:
-    """Inside a transaction: on PostgreSQL, commit without waiting for the disk flush.
+@contextmanager
+def commits_without_flush() -> Iterator[None]:
+    """On PostgreSQL, let this connection's commits return before the disk flush, for a chunk.
 
     Claims and outcomes are written once per digest; waiting for fsync on each would cap a worker
     at a few hundred digests per second. A worker crash loses nothing (the server has the commit);
     only a database server crash can forget the last fraction of a second of outcomes, and those
     digests are then sent again under the same Message-ID.
     """
-    if db_connection.vendor == "postgresql":
-        with db_connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    if db_connection.vendor != "postgresql":
+        yield
+        return
+    with db_connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        try:
+            with db_connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except (OperationalError, InterfaceError):
+            pass  # a new connection starts with the server's default anyway
 
 
 def claim_deliveries(delivery_ids: list[int], now: datetime) -> list[Delivery]:
@@ -105,7 +118,6 @@ def claim_deliveries(delivery_ids: list[int], now: datetime) -> list[Delivery]:
     """
     claim = {"status": Delivery.Status.SENDING, "claimed_at": now, "attempts": F("attempts") + 1}
     with transaction.atomic():
-        _durable_later()
         rows = Delivery.objects.filter(claimable(now), id__in=delivery_ids).order_by("id")
         if db_connection.vendor == "postgresql":
             rows = rows.select_for_update(skip_locked=True)
@@ -156,10 +168,12 @@ def fix_content(deliveries: list[Delivery], subscribers: dict[int, Subscriber]) 
     waiting = waiting_candidates([d.subscriber_id for d in first])
     for delivery in first:
         candidate_ids = waiting[delivery.subscriber_id]
-        Candidate.objects.filter(id__in=candidate_ids, delivery__isnull=True).update(delivery=delivery)
         delivery.paper_count = min(len(candidate_ids), subscribers[delivery.subscriber_id].max_papers)
         delivery.more_count = len(candidate_ids) - delivery.paper_count
         delivery.message_id = new_message_id()
+    attach = Case(*(When(subscriber_id=d.subscriber_id, then=Value(d.id)) for d in first), output_field=BigIntegerField())
+    all_ids = [candidate_id for ids in waiting.values() for candidate_id in ids]
+    Candidate.objects.filter(id__in=all_ids, delivery__isnull=True).update(delivery_id=attach)
     Delivery.objects.bulk_update(first, ["paper_count", "more_count", "message_id"])
 
 
@@ -223,10 +237,8 @@ def _finish(delivery: Delivery, **changes) -> bool:
     """Record the outcome, unless the row was taken from us in the meantime."""
 
     def write() -> int:
-        with transaction.atomic():
-            _durable_later()
-            updated = Delivery.objects.filter(id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
-            return updated.update(**changes)
+        updated = Delivery.objects.filter(id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
+        return updated.update(**changes)
 
     done = _waiting_for_the_database(write) == 1
     if not done:
@@ -310,21 +322,25 @@ def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult
     The chunk is claimed in one transaction, so a worker killed halfway leaves its unsent rows in
     `sending` until SENDING_TIMEOUT_SECONDS, when they are claimed again.
     """
+    started = time.perf_counter()
     connection = connection or get_connection()
     limiter = send_rate_limiter()
     result = ChunkResult(not_claimed=len(set(delivery_ids)))
-    claimed = claim_deliveries(list(delivery_ids), timezone.now())
-    result.not_claimed -= len(claimed)
-    if not claimed:
-        return result
-    subscribers = load_subscribers([d.subscriber_id for d in claimed])
-    papers = digest_papers(claimed)
-    try:
-        for delivery in claimed:
-            outcome = send_delivery(delivery, subscribers.get(delivery.subscriber_id), papers[delivery.id], connection, limiter)
-            result.count(outcome)
-    finally:
-        close_quietly(connection)
+    with commits_without_flush():
+        claimed = claim_deliveries(list(delivery_ids), timezone.now())
+        result.not_claimed -= len(claimed)
+        subscribers = load_subscribers([d.subscriber_id for d in claimed]) if claimed else {}
+        papers = digest_papers(claimed) if claimed else {}
+        try:
+            for delivery in claimed:
+                subscriber = subscribers.get(delivery.subscriber_id)
+                result.count(send_delivery(delivery, subscriber, papers[delivery.id], connection, limiter))
+        finally:
+            close_quietly(connection)
+    log_event(
+        log, "send.chunk", deliveries=len(delivery_ids), first_id=min(delivery_ids, default=None), **vars(result),
+        ms=round((time.perf_counter() - started) * 1000),
+    )
     return result
 
 

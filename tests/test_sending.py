@@ -234,14 +234,14 @@ def test_a_delivery_stuck_in_sending_is_sent_again_after_the_timeout_with_the_sa
     assert fresh(delivery).attempts == 2
 
 
-def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_assert_max_num_queries):
+def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_assert_num_queries):
     deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
     # Per chunk: the claim (select, update), subscribers and topics (for the claim and the build),
-    # the waiting candidates, the content, the papers (ids, rows).
-    # Per digest: attaching its candidates, the last look at the subscriber, the outcome.
-    # PostgreSQL adds `SET LOCAL synchronous_commit` to the claim and to each outcome.
-    fast_commits = 1 + 10 if connection.vendor == "postgresql" else 0
-    with django_assert_max_num_queries(12 + 10 * 5 + fast_commits):
+    # the waiting candidates, attaching them, the content, the papers (ids, rows).
+    # Per digest: the last look at the subscriber and the outcome.
+    # PostgreSQL adds setting and resetting `synchronous_commit`.
+    fast_commits = 2 if connection.vendor == "postgresql" else 0
+    with django_assert_num_queries(13 + 10 * 2 + fast_commits):
         assert send(*deliveries).sent == 10
 
 
