@@ -54,6 +54,10 @@ def dashboard_context(days: int = stats.DEFAULT_DAYS) -> dict:
     }
 
 
+PERIODS = (7, 30, 90)
+
+
 def dashboard(request):
-    context = {**admin.site.each_context(request), "title": "Dashboard", **dashboard_context()}
+    days = int(request.GET["days"]) if request.GET.get("days") in {str(p) for p in PERIODS} else stats.DEFAULT_DAYS
+    context = {**admin.site.each_context(request), "title": "Dashboard", "periods": PERIODS, **dashboard_context(days)}
     return TemplateResponse(request, "admin/dashboard.html", context)

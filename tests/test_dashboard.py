@@ -153,3 +153,11 @@ def test_the_admin_index_links_to_the_dashboard(client, staff):
 def test_the_dashboard_is_for_staff_only(client):
     response = client.get("/admin/dashboard/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_the_dashboard_can_show_the_last_week_or_quarter(client, staff):
+    assert "Subscribers by status, last 7 days" in client.get("/admin/dashboard/", {"days": "7"}).content.decode()
+    html = client.get("/admin/dashboard/", {"days": "90"}).content.decode()
+    assert "last 90 days" in html and '<a href="?days=30">30 days</a>' in html
+    assert "last 30 days" in client.get("/admin/dashboard/", {"days": "100000"}).content.decode()
