@@ -123,10 +123,11 @@ def claim_deliveries(delivery_ids: list[int], now: datetime) -> list[Delivery]:
             rows = rows.select_for_update(skip_locked=True)
         claimed = list(rows)
         ids = [d.id for d in claimed]
-        if Delivery.objects.filter(claimable(now), id__in=ids).update(**claim) != len(ids):
+        if Delivery.objects.filter(claimable(now), id__in=ids).update(**claim) == len(ids):
+            for delivery in claimed:
+                delivery.status, delivery.claimed_at, delivery.attempts = Delivery.Status.SENDING, now, delivery.attempts + 1
+        else:  # another writer got in between (a database without row locks or a write lock)
             claimed = list(Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at=now))
-        for delivery in claimed:
-            delivery.status, delivery.claimed_at, delivery.attempts = Delivery.Status.SENDING, now, delivery.attempts + 1
         subscribers = load_subscribers([d.subscriber_id for d in claimed])
         fix_content([d for d in claimed if d.subscriber_id in subscribers], subscribers)
     return claimed
