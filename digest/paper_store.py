@@ -9,7 +9,7 @@ link sources), never a query per paper. Merging rules:
   brings categories.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -73,7 +73,9 @@ def _merge_duplicates(papers: list[ParsedPaper]) -> list[ParsedPaper]:
         else:
             row = _new_row(earlier)
             _apply(row, parsed)
-            merged[parsed.guid] = _as_parsed(row)
+            # Two sightings without a version stay versionless, so neither counts as "older".
+            known = earlier.version or parsed.version
+            merged[parsed.guid] = replace(_as_parsed(row), version=row.version if known else None)
     return list(merged.values())
 
 

@@ -269,3 +269,10 @@ def test_each_feed_run_logs_one_ingest_event_with_its_counts(fixture_path, caplo
     assert len(events) == 1
     assert (events[0].feed_id, events[0].new, events[0].skipped, events[0].errors) == (feed.pk, 86, 1, 2)
     assert events[0].ms >= 0 and "truncated" in events[0].error
+
+
+def test_versionless_duplicates_in_one_batch_still_merge_into_a_newer_row():
+    store_papers([paper("2601.2", version=3)])
+    counts = store_papers([paper("2601.2", version=None, upvotes=5), paper("2601.2", version=None, upvotes=8)])
+    assert (counts.updated, counts.unchanged) == (1, 1)
+    assert (Paper.objects.get().version, Paper.objects.get().upvotes) == (3, 8)
