@@ -139,8 +139,9 @@ def compile_matcher(subscriber) -> Matcher:
         keywords=subscriber.keywords,
         interests=subscriber.interests,
         topics=[(topic.name, topic.description, topic.keywords) for topic in subscriber.topics.all()],
-        authors=subscriber.authors or (),
-        categories=subscriber.categories or (),
+        # JSON fields: whatever an admin typed in, only strings are names and categories.
+        authors=[name for name in subscriber.authors or () if isinstance(name, str)],
+        categories=[category for category in subscriber.categories or () if isinstance(category, str)],
         category_mode=subscriber.category_mode,
     )
 

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from digest import match_runs
 from digest.match_runs import match_chunk, start_match_run
 from digest.models import Candidate, Feed, MatchRun, Paper, PaperSource
+from digest.tasks.matching import match_chunk as match_chunk_task
 from digest.tasks.matching import match_new_papers
 from subscribers.models import Subscriber, Topic
 
@@ -185,3 +186,13 @@ def test_the_command_reports_the_run(capsys):
     assert "1 papers" in out and "1 active subscribers" in out and "1 new candidates" in out
     call_command("matchpapers")
     assert "No new papers" in capsys.readouterr().out
+
+
+def test_the_chunk_task_is_safe_to_run_twice():
+    make_paper(1, "Diffusion models", "Diffusion.")
+    readers = [make_subscriber(n, keywords="diffusion", authors=[{"not": "a name"}, "Yann LeCun"]) for n in range(3)]
+    plan = start_match_run()
+    ids = [reader.id for reader in readers]
+    assert match_chunk_task.delay(plan.run_id, ids).get() == 3
+    assert match_chunk_task.delay(plan.run_id, ids).get() == 0
+    assert Candidate.objects.count() == 3
