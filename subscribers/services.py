@@ -51,6 +51,15 @@ class Preferences:
         values = {name: getattr(subscriber, name) for name in SCALAR_PREFERENCES}
         return cls(topics=list(subscriber.topics.all()), **values)
 
+    def to_data(self) -> dict:
+        """JSON-ready, for a task message."""
+        return {"topics": [topic.pk for topic in self.topics], **{name: getattr(self, name) for name in SCALAR_PREFERENCES}}
+
+    @classmethod
+    def from_data(cls, data: dict) -> "Preferences":
+        topics = list(Topic.objects.filter(pk__in=data.get("topics", [])))
+        return cls(topics=topics, **{name: data[name] for name in SCALAR_PREFERENCES if name in data})
+
 
 SCALAR_PREFERENCES = tuple(name for name in Preferences.__dataclass_fields__ if name != "topics")
 
@@ -82,6 +91,30 @@ def find_by_email(email: str) -> Subscriber | None:
 
 def receives_digests(subscriber: Subscriber) -> bool:
     return subscriber.status in RECEIVING
+
+
+def queue_signup(email: str, prefs: Preferences) -> None:
+    """Hand the signup to a worker. A new and a known address take different work, so doing it in
+    the request would let its timing tell who subscribes; queueing costs the same for both."""
+    from subscribers import tasks
+
+    _queue_or_run(tasks.subscribe, email, prefs.to_data())
+
+
+def queue_manage_link_request(email: str) -> None:
+    """The "email me my link" form, through a worker for the same reason as queue_signup."""
+    from subscribers import tasks
+
+    _queue_or_run(tasks.request_manage_link, email)
+
+
+def _queue_or_run(task, *args) -> None:
+    try:
+        task.delay(*args)
+    except Exception:
+        # Without a broker the page still works; only its timing is no longer uniform.
+        log.exception("could not queue %s; running it in the request", task.name)
+        task.run(*args)
 
 
 def subscribe(email: str, prefs: Preferences) -> SignupOutcome:

@@ -9,6 +9,16 @@ from subscribers import emails, services
 from subscribers.models import Subscriber
 
 
+@shared_task(name="subscribers.subscribe")
+def subscribe(email: str, preferences: dict) -> str:
+    return services.subscribe(email, services.Preferences.from_data(preferences))
+
+
+@shared_task(name="subscribers.request_manage_link")
+def request_manage_link(email: str) -> bool:
+    return services.request_manage_link(email)
+
+
 @shared_task(name="subscribers.send_confirmation")
 def send_confirmation(subscriber_id: int) -> None:
     # Re-checked here: the address may have confirmed or left since the email was queued.

@@ -46,8 +46,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             log.info("signup honeypot filled, ignored")
             return redirect("subscribers:check_inbox")
         if valid:
-            outcome = services.subscribe(form.cleaned_data["email"], form.preferences())
-            log.info("signup: %s", outcome)
+            services.queue_signup(form.cleaned_data["email"], form.preferences())
             return redirect("subscribers:check_inbox")
     context = {"form": form, "papers": selectors.trending_this_week()}
     return render(request, "subscribers/signup.html", context, status=400 if form.is_bound else 200)
@@ -65,7 +64,7 @@ def request_link(request: HttpRequest) -> HttpResponse:
         if not ratelimit.signup_allowed(request, form.cleaned_data.get("email") if valid else None):
             return rate_limited(request)
         if valid:
-            services.request_manage_link(form.cleaned_data["email"])
+            services.queue_manage_link_request(form.cleaned_data["email"])
             return redirect("subscribers:check_inbox")
     return render(request, "subscribers/request_link.html", {"form": form}, status=400 if form.is_bound else 200)
 

@@ -486,6 +486,17 @@ def test_every_email_carries_the_one_click_headers_that_work(client, committed):
     assert Subscriber.objects.get().status == "unsubscribed"
 
 
+def use_broker(settings, url: str):
+    """Queue for real (not eager) on the broker at `url`; Celery's cached producer pool is reset
+    before and after, so that the test and those after it publish where their settings say."""
+    from config.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = url
+    app.conf.task_always_eager = False
+    app._pool = app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def broker_down(settings):
     """Celery publishing to a Redis port nobody listens on, as when Redis has stopped."""
@@ -494,12 +505,28 @@ def broker_down(settings):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{dead_port}/0"
-    app.conf.task_always_eager = False
-    app._pool = app.amqp._producer_pool = None
+    use_broker(settings, f"redis://127.0.0.1:{dead_port}/0")
     yield
     app._pool = app.amqp._producer_pool = None
+
+
+@pytest.mark.redis
+def test_a_new_and_a_known_address_cost_the_request_the_same_work(client, settings, redis_url, django_assert_num_queries):
+    """Whether an address subscribes must not show in the answer's timing: the request only
+    validates and queues; the worker does the different work."""
+    from config.celery import app
+    import redis
+
+    Subscriber.objects.create(email="known@example.org", status=Status.ACTIVE)
+    use_broker(settings, redis_url)
+    try:
+        for email in ("new@example.org", "known@example.org"):
+            with django_assert_num_queries(0):
+                assert client.post("/", form(email=email)).status_code == 302
+    finally:
+        app._pool = app.amqp._producer_pool = None
+    assert redis.Redis.from_url(redis_url).llen("celery") == 2, "both signups wait in the queue"
+    assert Subscriber.objects.count() == 1 and not mail.outbox
 
 
 def test_signup_keeps_answering_when_the_broker_is_down_and_lets_the_next_attempt_send(client, committed, broker_down, caplog):
@@ -509,6 +536,7 @@ def test_signup_keeps_answering_when_the_broker_is_down_and_lets_the_next_attemp
     subscriber = Subscriber.objects.get()
     assert subscriber.status == "pending"
     assert subscriber.confirmation_sent_at is None, "no email went out, so the hourly slot is free again"
+    assert "could not queue subscribers.subscribe; running it in the request" in caplog.text
     assert "could not queue subscribers.send_confirmation" in caplog.text
 
 
