@@ -24,6 +24,22 @@ FAILED_STATUSES = (Delivery.Status.FAILED, Delivery.Status.BOUNCED)
 CONFIRMED_STATUSES = (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED, Subscriber.Status.BOUNCED)
 
 
+class UTCDate(TruncDate):
+    """The UTC calendar day of a datetime.
+
+    SQLite stores datetimes as UTC text, so the day is its first ten characters: a built-in
+    string function instead of the Python function Django registers for TruncDate, which made
+    grouping half a million deliveries take seconds.
+    """
+
+    def __init__(self, expression, **extra):
+        super().__init__(expression, tzinfo=dt_timezone.utc, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.lhs)
+        return f"substr({sql}, 1, 10)", params
+
+
 @dataclass
 class DaySeries:
     """Named series of one number per day."""
@@ -74,9 +90,9 @@ def subscribers_over_time(days: int = DEFAULT_DAYS) -> DaySeries:
     groups = (
         Subscriber.objects.order_by()
         .annotate(
-            created_day=TruncDate("created_at"),
-            confirmed_day=TruncDate("confirmed_at"),
-            unsubscribed_day=TruncDate("unsubscribed_at"),
+            created_day=UTCDate("created_at"),
+            confirmed_day=UTCDate("confirmed_at"),
+            unsubscribed_day=UTCDate("unsubscribed_at"),
         )
         .values_list("status", "created_day", "confirmed_day", "unsubscribed_day")
         .annotate(n=Count("id"))
@@ -97,7 +113,7 @@ def digests_per_day(days: int = DEFAULT_DAYS) -> DaySeries:
         Delivery.objects.order_by()
         # On the plain columns, so the database can skip old rows before computing any day.
         .filter(Q(sent_at__gte=start) | Q(sent_at__isnull=True, scheduled_for__gte=start))
-        .annotate(day=TruncDate(Coalesce("sent_at", "scheduled_for")))
+        .annotate(day=UTCDate(Coalesce("sent_at", "scheduled_for")))
         .values_list("day", "status")
         .annotate(n=Count("id"))
     )
@@ -111,7 +127,7 @@ def papers_per_day_by_source(days: int = DEFAULT_DAYS) -> DaySeries:
     rows = list(
         PaperSource.objects.order_by()
         .filter(first_seen__gte=_start_of(span[0]))
-        .annotate(day=TruncDate("first_seen"))
+        .annotate(day=UTCDate("first_seen"))
         .values_list("day", "feed__name", "feed__url")
         .annotate(n=Count("id"))
     )
