@@ -11,19 +11,18 @@ import threading
 import time
 import tracemalloc
 
-import kombu.pools
 import pytest
 import redis
 import time_machine
 from django.db import connection
 
-from config.celery import app as celery_app
 from digest.ingestion import ingest_all
 from digest.models import Delivery, Feed, Paper
 from digest.sending import due_retries, send_delivery_chunk
 from subscribers.models import Subscriber
 from tests.feed_server import FeedServer, Route
 from tests.smtp_sink import SmtpSink
+from tests.stress.broker import broker_and_cache_on  # noqa: F401 - fixture
 from tests.stress.servers import ThrowawayRedis
 from tests.test_sending import NOW, fresh, papers, queued_digest, sink  # noqa: F401 - fixtures
 from tests.test_signup_views import form
@@ -177,33 +176,6 @@ def test_a_50_mb_feed_body_is_refused_within_bounded_memory(settings):
 def throwaway_redis():
     with ThrowawayRedis() as server:
         yield server
-
-
-@pytest.fixture
-def broker_and_cache_on(settings):
-    """Point the cache (rate limits) and the Celery broker at a Redis, with tasks really queued."""
-    saved_retry = celery_app.conf.broker_connection_retry
-
-    def point(url: str) -> None:
-        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
-                                       "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
-        settings.CELERY_TASK_ALWAYS_EAGER = False
-        celery_app.conf.task_always_eager = False
-        # Celery reads the Django settings live, and they win over app.conf.
-        settings.CELERY_BROKER_URL = url
-        settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1}
-        settings.CELERY_BROKER_CONNECTION_RETRY = False
-        celery_app.conf.broker_connection_retry = False
-        reset_connections()
-
-    def reset_connections() -> None:
-        kombu.pools.reset()
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    yield point
-    celery_app.conf.broker_connection_retry = saved_retry
-    reset_connections()
 
 
 @pytest.mark.django_db(transaction=True)
