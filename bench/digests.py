@@ -98,6 +98,10 @@ def main() -> None:
         "EMAIL_URL": f"smtp://127.0.0.1:{port}",
         "SEND_RATE_PER_SECOND": "0",
         "LOG_LEVEL": "WARNING",
+        # Production settings: DEBUG would keep every query of a worker in memory.
+        "DEBUG": "0",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
+        "SECURE_SSL_REDIRECT": "0",
     })
     os.environ.pop("REDIS_URL", None)
     try:

@@ -47,7 +47,8 @@ class Command(BaseCommand):
         subscribers = due_subscribers(now, force=force, emails=emails).prefetch_related("topics")
         would_send = empty = already = 0
         lines = []
-        for subscriber in progress(subscribers, subscribers.count(), "Building digests", self.stderr):
+        rows = subscribers.iterator(chunk_size=500)
+        for subscriber in progress(rows, subscribers.count(), "Building digests", self.stderr):
             period = period_key(subscriber, due_moment(subscriber, now))
             if Delivery.objects.filter(subscriber=subscriber, period=period).exists():
                 already += 1
