@@ -147,3 +147,5 @@ class Delivery(models.Model):
         ordering = ["-scheduled_for", "-id"]
         verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["subscriber", "period"], name="delivery_unique_subscriber_period")]
+        # The admin lists deliveries newest first and the dashboard reads the last days.
+        indexes = [models.Index(fields=["scheduled_for", "id"], name="delivery_scheduled")]
