@@ -404,7 +404,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="Celery worker processes")
     parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
     parser.add_argument("--kills", type=int, default=3, help="times every worker is SIGKILLed in the kills phase")
-    parser.add_argument("--chunk", type=int, default=50, help="DIGEST_CHUNK_SIZE")
+    parser.add_argument("--chunk", type=int, default=25, help="DIGEST_CHUNK_SIZE")
+    parser.add_argument("--sending-timeout", type=int, default=60, help="SENDING_TIMEOUT_SECONDS")
     parser.add_argument("--sweep", type=float, default=10.0, help="seconds between two retry sweeps (beat)")
     parser.add_argument("--down", type=float, default=3.0, help="seconds Redis or PostgreSQL stays down")
     parser.add_argument("--feed-entries", type=int, default=3000, help="papers per feed in the ingest phase")
@@ -431,9 +432,10 @@ def main() -> None:
             "REDIS_URL": redis.url(),
             "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
             "CELERY_TASK_ALWAYS_EAGER": "0",
-            # Shorter than in production so that a run recovers in seconds, not hours.
-            "CELERY_VISIBILITY_TIMEOUT": "30",
-            "SENDING_TIMEOUT_SECONDS": "15",
+            # Shorter than in production so that a run recovers in a minute, not hours; still well
+            # above the time a live worker needs for one chunk, or a slow chunk would be reclaimed.
+            "CELERY_VISIBILITY_TIMEOUT": "120",
+            "SENDING_TIMEOUT_SECONDS": str(args.sending_timeout),
             "SEND_RETRY_BASE_SECONDS": "1",
             "SEND_RETRY_MAX_SECONDS": "5",
             "SEND_RATE_PER_SECOND": "0",
