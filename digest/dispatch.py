@@ -18,7 +18,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from digest.models import Delivery
-from digest.scheduling import next_delivery_after, period_key
+from digest.scheduling import next_delivery_after, period_key, schedule_subscriber
 from subscribers.models import Subscriber
 
 T = TypeVar("T")
@@ -34,6 +34,15 @@ def due_subscribers(now: datetime, *, force: bool = False, emails: Iterable[str]
     if emails:
         subscribers = subscribers.filter(reduce(operator.or_, (Q(email__iexact=e.strip()) for e in emails)))
     return subscribers.order_by("next_delivery_at", "id")
+
+
+def schedule_unscheduled(now: datetime) -> int:
+    """Give a slot to active subscribers who have none (e.g. activated in the admin or a script)."""
+    unscheduled = Subscriber.objects.filter(status=Subscriber.Status.ACTIVE, next_delivery_at__isnull=True)
+    subscribers = list(unscheduled.only(*SCHEDULE_FIELDS))
+    for subscriber in subscribers:
+        schedule_subscriber(subscriber, now)
+    return len(subscribers)
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -90,6 +99,7 @@ def dispatch_due(
     `senddigests` passes `queue=False` and sends them itself.
     """
     now = now or timezone.now()
+    schedule_unscheduled(now)
     due_ids = list(due_subscribers(now, force=force, emails=emails).values_list("id", flat=True))
     created: list[int] = []
     for batch_ids in chunked(due_ids, settings.DIGEST_CHUNK_SIZE):

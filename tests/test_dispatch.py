@@ -38,6 +38,14 @@ def test_it_creates_a_delivery_for_each_due_subscriber_and_moves_their_slot():
 
 
 @pytest.mark.django_db
+def test_it_gives_an_active_subscriber_without_a_slot_their_next_one():
+    sub = due_subscriber("ada@example.org", next_delivery_at=None, timezone="Europe/Berlin")
+    assert dispatch_due(NOW, queue=False) == []
+    sub.refresh_from_db()
+    assert sub.next_delivery_at == datetime(2026, 11, 27, 7, tzinfo=timezone.utc)  # 08:00 in Berlin
+
+
+@pytest.mark.django_db
 def test_it_never_queues_a_period_twice():
     due_subscriber("ada@example.org")
     assert len(dispatch_due(NOW, queue=False)) == 1
@@ -94,9 +102,10 @@ def test_it_dispatches_with_a_fixed_number_of_queries_per_subscriber(django_asse
     settings.DIGEST_CHUNK_SIZE = 50
     for n in range(20):
         due_subscriber(f"reader{n}@example.org")
-    # To list and load the subscribers, then the compare-and-set per subscriber, then per batch
-    # the existing deliveries, one insert and reading the new ids (plus the savepoint).
-    with django_assert_num_queries(2 + 20 + 5):
+    # To find unscheduled subscribers, list and load the due ones, then the compare-and-set per
+    # subscriber, then per batch the existing deliveries, one insert and reading the new ids
+    # (plus the savepoint).
+    with django_assert_num_queries(3 + 20 + 5):
         assert len(dispatch_due(NOW, queue=False)) == 20
 
 
