@@ -2,7 +2,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from digest.dispatch import dispatch_due, queue_deliveries
-from digest.sending import give_up_abandoned, due_retries, send_delivery_chunk
+from digest.sending import due_retries, give_up_abandoned, send_delivery_chunk
 
 __all__ = ["dispatch_digests", "retry_deliveries", "send_digest_chunk"]
 
