@@ -1,6 +1,8 @@
+import os
 import re
 from email import message_from_bytes, policy
 from email.utils import parseaddr, parsedate_to_datetime
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -382,3 +384,73 @@ def test_subject_keywords_match_titles_as_the_matcher_does():
         candidate.paper.title = title
 
     assert subject_topics(subscriber, candidates) == ["representations"]
+
+
+# --- how it looks, in Debian's Chromium ---------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture
+def html():
+    """A digest's HTML part, built before the browser starts (the ORM and Playwright's loop don't mix)."""
+    subscriber, candidates, delivery = make_digest(count=5, more=7)
+    return parts(build_digest_message(subscriber, candidates, 7, delivery=delivery))[1]
+
+
+@pytest.fixture
+def show(html, monkeypatch):
+    """Opens the digest at a width and colour scheme; returns the page and saves a screenshot."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: install Debian's chromium package (bin/install-system-packages)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+        def open_html(width: int, scheme: str, name: str):
+            page = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme).new_page()
+            page.set_content(html, wait_until="load")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"digest-email-{name}.png"), full_page=True)
+            return page
+
+        try:
+            yield open_html
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_the_html_fits_a_phone_screen_without_sideways_scrolling(show):
+    page = show(360, "light", "narrow")
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    card = page.locator("td.card").first.bounding_box()
+    assert card["width"] >= 300
+
+
+@pytest.mark.browser
+def test_the_html_keeps_a_readable_column_on_a_wide_screen(show):
+    page = show(1280, "light", "wide")
+
+    container = page.locator("table.container").bounding_box()
+    assert 600 <= container["width"] <= 660
+    assert page.evaluate("getComputedStyle(document.querySelector('td.card')).backgroundColor") == "rgb(255, 255, 255)"
+
+
+@pytest.mark.browser
+def test_the_html_turns_dark_in_dark_mode(show):
+    page = show(800, "dark", "dark")
+
+    background = page.evaluate("getComputedStyle(document.querySelector('td.card')).backgroundColor")
+    title = page.evaluate("getComputedStyle(document.querySelector('.title a')).color")
+    assert background == "rgb(26, 31, 41)"
+    assert title == "rgb(230, 233, 240)"
