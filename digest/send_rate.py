@@ -18,11 +18,19 @@ KEY_PREFIX = "paperboy:send-rate:"
 
 
 class SendRateLimiter:
-    def __init__(self, per_second: float, redis_url: str = "", *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        per_second: float,
+        redis_url: str = "",
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.per_second = per_second
         self.window = max(1.0, 1.0 / per_second) if per_second > 0 else 1.0
         self.allowance = max(1, round(per_second * self.window)) if per_second > 0 else 0
         self.clock = clock
+        self.sleep = sleep
         self._redis = None
         if redis_url and per_second > 0:
             import redis
@@ -56,7 +64,7 @@ class SendRateLimiter:
             if self._count(window) <= self.allowance:
                 return waited
             pause = (window + 1) * self.window - now
-            time.sleep(pause)
+            self.sleep(pause)
             waited += pause
 
 

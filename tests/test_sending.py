@@ -287,13 +287,52 @@ def test_without_a_rate_the_limiter_never_waits():
     assert time.monotonic() - started < 0.5
 
 
-def test_without_redis_the_rate_is_kept_in_the_process():
-    limiter = SendRateLimiter(20)
-    started = time.monotonic()
-    for _ in range(30):
+class FakeClock:
+    def __init__(self, start: float = 1_000_000.25):
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def sends_per_second(limiter: SendRateLimiter, clock: FakeClock, count: int):
+    from collections import Counter
+
+    seconds = Counter()
+    for _ in range(count):
         limiter.acquire()
-    assert time.monotonic() - started > 0.0
+        seconds[int(clock.now)] += 1
+    return seconds
+
+
+def test_without_redis_the_rate_is_kept_in_the_process():
+    clock = FakeClock()
+    limiter = SendRateLimiter(20, clock=clock.time, sleep=clock.sleep)
     assert limiter._redis is None
+    assert list(sends_per_second(limiter, clock, 45).values()) == [20, 20, 5]
+    assert [round(s, 2) for s in clock.sleeps] == [0.75, 1.0]
+
+
+@pytest.mark.redis
+def test_two_workers_share_one_redis_window(redis_url):
+    clock = FakeClock()
+    workers = [SendRateLimiter(20, redis_url, clock=clock.time, sleep=clock.sleep) for _ in range(2)]
+    seconds = sends_per_second(workers[0], clock, 15)
+    seconds += sends_per_second(workers[1], clock, 15)
+    assert list(seconds.values()) == [20, 10]
+
+
+def test_a_rate_below_one_per_second_uses_longer_windows():
+    clock = FakeClock(start=1_000_000.0)
+    limiter = SendRateLimiter(0.5, clock=clock.time, sleep=clock.sleep)
+    for _ in range(3):
+        limiter.acquire()
+    assert clock.now == 1_000_004.0  # one message per two seconds
 
 
 def run_senddigests(*args: str) -> str:
