@@ -251,6 +251,16 @@ def _local_date(subscriber: Subscriber, moment: datetime):
     return moment.astimezone(zone).date()
 
 
+def delivery_papers(delivery: Delivery) -> tuple[list[Candidate], list[Candidate]]:
+    """The papers a digest showed and the ones it counted as "N more", best first.
+
+    Sending attaches every waiting match to the delivery and shows its best `paper_count`.
+    """
+    ranked = list(delivery.candidates.select_related("paper").order_by("-score", "id"))
+    shown = delivery.paper_count or max(len(ranked) - delivery.more_count, 0)
+    return ranked[:shown], ranked[shown:]
+
+
 def build_digest_context(
     subscriber: Subscriber,
     candidates: Sequence[Candidate],

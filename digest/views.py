@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from digest.archive import archive_days, papers_of_day
-from digest.digest_email import build_digest_context, digest_item
+from digest.digest_email import build_digest_context, delivery_papers, digest_item
 from digest.feedback import DIRECTIONS, apply_feedback
 from digest.models import Delivery, Paper
 from subscribers.emails import personal_links
@@ -44,10 +44,9 @@ def digest_view(request, token):
     delivery = Delivery.objects.filter(pk=extra["d"], subscriber=subscriber).first()
     if delivery is None:
         raise Http404("No such digest")
-    candidates = delivery.candidates.select_related("paper").order_by("-score", "id")
-    context = build_digest_context(subscriber, candidates, delivery.more_count, delivery)
-    waiting = subscriber.candidates.filter(delivery__isnull=True).select_related("paper").order_by("-score", "id")
-    context["more_items"] = [digest_item(subscriber, candidate) for candidate in waiting[: max(delivery.more_count, 0)]]
+    shown, more = delivery_papers(delivery)
+    context = build_digest_context(subscriber, shown, len(more), delivery)
+    context["more_items"] = [digest_item(subscriber, candidate) for candidate in more]
     context.update(personal_links(subscriber), subscriber=subscriber)
     response = render(request, "digest/digest_view.html", context)
     response.headers["X-Robots-Tag"] = "noindex"

@@ -75,7 +75,7 @@ def make_digest(count: int = 6, more: int = 3, subscriber: Subscriber | None = N
     subscriber = subscriber or make_subscriber()
     delivery = Delivery.objects.create(
         subscriber=subscriber, period="2026-03-17", scheduled_for=datetime(2026, 3, 17, 8, tzinfo=timezone.utc),
-        more_count=more,
+        paper_count=count, more_count=more,
     )
     candidates = []
     for index, (title, abstract) in enumerate(seed_papers()[:count]):
