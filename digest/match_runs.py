@@ -8,7 +8,8 @@ twice: the unique (subscriber, paper) constraint and the already-a-candidate che
 never offered to a subscriber twice, whatever run, version or feed brings it back.
 
 A run is finished when its last chunk is done; the next run starts after the last finished run, so
-papers of a run whose chunks were lost are matched again rather than skipped.
+papers of a run whose chunks were lost are matched again rather than skipped, and so is the previous
+run's range when a paper committed late appeared in it.
 """
 
 import logging
@@ -42,8 +43,15 @@ def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> 
     """Record a run over the papers since the last finished run; None when there is nothing new."""
     chunk_size = chunk_size or settings.MATCH_CHUNK_SIZE
     with transaction.atomic():
-        previous = MatchRun.objects.filter(finished_at__isnull=False).aggregate(last=Max("last_paper_id"))["last"]
-        first = 0 if all_papers else (previous or 0)
+        previous = MatchRun.objects.filter(finished_at__isnull=False).order_by("-last_paper_id", "-id").first()
+        first = 0
+        if previous is not None and not all_papers:
+            first = previous.last_paper_id
+            # Ids are handed out on insert, not on commit: a paper from a slow ingest transaction can
+            # appear under an id a run already passed. Its run's range then holds more papers than
+            # that run counted, so match the range again (papers already offered are skipped).
+            if Paper.objects.filter(id__gt=previous.first_paper_id, id__lte=first).count() > previous.papers:
+                first = previous.first_paper_id
         last = Paper.objects.aggregate(last=Max("id"))["last"] or 0
         if last <= first:
             return None

@@ -196,3 +196,15 @@ def test_the_chunk_task_is_safe_to_run_twice():
     assert match_chunk_task.delay(plan.run_id, ids).get() == 3
     assert match_chunk_task.delay(plan.run_id, ids).get() == 0
     assert Candidate.objects.count() == 3
+
+
+def test_a_paper_committed_late_under_an_id_a_run_passed_is_still_matched():
+    reader = make_subscriber(1, keywords="diffusion")
+    make_paper(1, "Diffusion one")
+    late_id = Paper.objects.get().id + 1
+    make_paper(3, "Diffusion three", id=late_id + 1)  # committed first, though inserted second
+    call_command("matchpapers", stdout=None)
+    make_paper(2, "Diffusion two", id=late_id)  # the slow transaction commits after the run
+    call_command("matchpapers", stdout=None)
+    assert candidates_of(reader) == ["Diffusion one", "Diffusion three", "Diffusion two"]
+    assert start_match_run() is None
