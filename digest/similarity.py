@@ -83,12 +83,12 @@ class PaperSimilarity:
 
     def __init__(self, paper_texts: Sequence[str], background: Sequence[str] = ()):
         self.model = TfidfModel([*paper_texts, *background])
-        # Dense papers-by-terms, transposed: a sparse query block times it is one BLAS-free pass.
-        self._papers_t = np.ascontiguousarray(self.model.transform(paper_texts).T.toarray())
+        # Kept sparse: a day's papers over a real vocabulary would be hundreds of MB dense.
+        self._papers_t = self.model.transform(paper_texts).T.tocsr()
         self.paper_count = len(paper_texts)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """A len(texts) x papers array of cosine similarities in [0, 1]."""
         if not texts:
             return np.zeros((0, self.paper_count), dtype=np.float32)
-        return np.asarray(self.model.transform(texts) @ self._papers_t, dtype=np.float32)
+        return (self.model.transform(texts) @ self._papers_t).toarray().astype(np.float32, copy=False)
