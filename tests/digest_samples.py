@@ -1,5 +1,7 @@
 """A typical digest for the email tests: real titles and abstracts from the seed trending page."""
 
+import base64
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -86,3 +88,13 @@ def make_digest(count: int = 6, more: int = 3, subscriber: Subscriber | None = N
             )
         )
     return subscriber, candidates, delivery
+
+
+def make_dkim_key(folder: Path) -> tuple[Path, bytes]:
+    """A fresh 2048-bit RSA key (PEM file) and the DNS TXT record that publishes its public half."""
+    private = folder / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
+    public_der = subprocess.run(
+        ["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"], check=True, capture_output=True
+    ).stdout
+    return private, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)

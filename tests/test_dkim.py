@@ -1,26 +1,17 @@
-import base64
-import subprocess
-
 import dkim
 import pytest
 from django.core import mail
 
 from digest.digest_email import build_digest_message
-from tests.digest_samples import make_digest
+from tests.digest_samples import make_digest, make_dkim_key
+from tests.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
 def key_pair(tmp_path_factory):
-    """A fresh 2048-bit RSA key (PEM file) and the DNS TXT record that publishes its public half."""
-    folder = tmp_path_factory.mktemp("dkim")
-    private = folder / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(private), "2048"], check=True, capture_output=True)
-    public_der = subprocess.run(
-        ["openssl", "rsa", "-in", str(private), "-pubout", "-outform", "DER"], check=True, capture_output=True
-    ).stdout
-    return private, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+    return make_dkim_key(tmp_path_factory.mktemp("dkim"))
 
 
 @pytest.fixture
@@ -79,6 +70,19 @@ def test_the_eml_backend_writes_a_signed_message_that_verifies(dkim_settings, ke
 
     [written] = list(tmp_path.glob("*.eml"))
     assert verifies(written.read_bytes(), key_pair[1])
+
+
+def test_the_signature_survives_a_real_smtp_conversation(dkim_settings, key_pair):
+    subscriber, candidates, delivery = make_digest()
+    with SmtpSink() as sink:
+        connection = mail.get_connection(
+            "django.core.mail.backends.smtp.EmailBackend", host=sink.host, port=sink.port, timeout=10
+        )
+        build_digest_message(subscriber, candidates, 3, delivery=delivery, connection=connection).send()
+
+        [received] = sink.received
+
+    assert verifies(received.data, key_pair[1])
 
 
 def test_it_does_not_sign_without_a_key(settings):

@@ -8,7 +8,7 @@ import pytest
 
 from digest.digest_email import build_digest_message
 from tests.conftest import IN_CI
-from tests.digest_samples import make_digest
+from tests.digest_samples import make_digest, make_dkim_key
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +54,19 @@ def test_a_typical_digest_scores_at_most_zero(production_like):
 def test_a_short_digest_without_more_link_scores_at_most_zero(production_like):
     subscriber, candidates, delivery = make_digest(count=1, more=0)
     raw = build_digest_message(subscriber, candidates, 0, delivery=delivery).message().as_bytes(linesep="\r\n")
+
+    score, report = spamassassin_report(raw)
+
+    assert score <= 0, report
+
+
+def test_a_dkim_signed_digest_scores_at_most_zero(production_like, settings, tmp_path):
+    key, _ = make_dkim_key(tmp_path)
+    settings.DKIM_PRIVATE_KEY_PATH = str(key)
+    settings.DKIM_SELECTOR = "pb2026"
+    settings.DKIM_DOMAIN = "paperboy.example.org"
+    raw = typical_digest_bytes()
+    assert b"DKIM-Signature:" in raw
 
     score, report = spamassassin_report(raw)
 
