@@ -6,6 +6,7 @@ previews, the admin and tests all share. `build_digest_message` turns it into a 
 """
 
 import re
+import textwrap
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ EXCERPT_CHARS = 320
 SUBJECT_TOPICS = 2
 SUBJECT_MAX_CHARS = 90
 CARD_CACHE_SIZE = 5000
+INDENT = {"initial_indent": "   ", "subsequent_indent": "   "}
 
 # Phrases the matcher puts in quotes in a reason: "matches your keyword 'neural field'".
 _QUOTED = re.compile(r"[\"'‘“]([^\"'’”]{2,80})[\"'’”]")
@@ -169,7 +171,9 @@ def paper_card(paper: Paper) -> PaperCard:
         card,
         # Bandit: the output of an autoescaping template, kept so that it is not escaped twice.
         html=mark_safe(render_to_string("emails/digest_paper.html", {"paper": card})),  # nosec B308 B703
-        text=render_to_string("emails/digest_paper.txt", {"paper": card}).strip("\n"),
+        text=render_to_string(
+            "emails/digest_paper.txt", {"paper": card, "excerpt_lines": textwrap.fill(card.excerpt, 75, **INDENT)}
+        ).strip("\n"),
     )
     _cards[key] = card
     if len(_cards) > CARD_CACHE_SIZE:
