@@ -6,6 +6,7 @@ schedule by hand. Each subscriber has two extra pages: their last digests with w
 and a preview of their next digest exactly as it would be emailed, which records and sends nothing.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
@@ -20,6 +21,7 @@ from digest import operations
 from digest.models import Candidate, Delivery
 from digest.stats import topics_with_followers
 from subscribers import services
+from subscribers.forms import PreferencesForm
 from subscribers.models import Subscriber, Topic
 
 RECENT_DIGESTS = 20
@@ -63,12 +65,25 @@ class TopicAdmin(admin.ModelAdmin):
         return Truncator(topic.keywords).chars(80)
 
 
+class SubscriberAdminForm(forms.ModelForm, PreferencesForm):
+    """The preference fields and checks of the subscriber's own manage page, on the model's row."""
+
+    class Meta:
+        model = Subscriber
+        fields = services.SCALAR_PREFERENCES + ("topics",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["authors"] = "\n".join(self.instance.authors or ())
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
+    form = SubscriberAdminForm
     list_display = ("email", "status", "frequency", "schedule", "topic_names", "created_at", "confirmed_at", "next_delivery_at")
     list_filter = ("status", "frequency", "category_mode", "topics", "created_at")
     search_fields = ("email",)
-    filter_horizontal = ("topics",)
     actions = ["send_preview_to_me", "resend_confirmation", "pause", "unsubscribe"]
     readonly_fields = (
         "email", "status", "created_at", "confirmed_at", "unsubscribed_at", "confirmation_sent_at",
@@ -106,10 +121,8 @@ class SubscriberAdmin(admin.ModelAdmin):
         pass  # the preferences are stored in save_related, once the topics are known
 
     def save_related(self, request, form, formsets, change):
-        values = {name: form.cleaned_data.get(name, getattr(form.instance, name)) for name in services.SCALAR_PREFERENCES}
-        topics = list(form.cleaned_data.get("topics", form.instance.topics.all()))
-        stored = Subscriber.objects.get(pk=form.instance.pk)
-        services.update_preferences(stored, services.Preferences(topics=topics, **values))
+        # A fresh row: the form already changed the instance, and the service compares schedules.
+        services.update_preferences(Subscriber.objects.get(pk=form.instance.pk), form.preferences())
 
     # --- Actions ----------------------------------------------------------------------------
 

@@ -313,14 +313,15 @@ def test_the_subscriber_page_shows_preferences_and_saves_them_through_the_servic
     html = client.get(url).content.decode()
     assert "NeRF" in html and "Europe/Paris" in html and "Preview next digest" in html and "Last digests" in html
     form = {
-        "topics": [topic.pk], "keywords": "NeRF, -medical", "interests": "view synthesis", "categories": '["cs.CV"]',
-        "category_mode": "boost", "authors": "[]", "frequency": "daily", "weekday": 0, "delivery_hour": 18,
+        "topics": [topic.pk], "keywords": "NeRF, -medical", "interests": "view synthesis", "categories": ["cs.CV"],
+        "category_mode": "boost", "authors": "Ada Lovelace\n  Alan   Turing", "frequency": "daily", "weekday": 0, "delivery_hour": 18,
         "timezone": "Europe/Paris", "max_papers": 5, "_save": "Save",
     }
     response = client.post(url, form)
     assert response.status_code == 302, response.content.decode()[:3000]
     subscriber.refresh_from_db()
     assert subscriber.keywords == "NeRF, -medical" and subscriber.max_papers == 5
+    assert subscriber.authors == ["Ada Lovelace", "Alan Turing"] and subscriber.categories == ["cs.CV"]
     assert list(subscriber.topics.all()) == [topic]
     assert subscriber.status == "active"
     # the schedule changed, so the service moved the next delivery to 18:00 Paris time
@@ -443,3 +444,20 @@ def test_the_preview_of_a_subscriber_with_nothing_waiting_says_so(client, staff)
     assert "They are <strong>paused</strong>, so no digest will actually go out." in html
     assert client.get(f"/admin/subscribers/subscriber/{subscriber.pk}/preview/html/").status_code == 200
     assert "No digest yet." in client.get(f"/admin/subscribers/subscriber/{subscriber.pk}/digests/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_subscriber_page_checks_preferences_like_the_manage_page(client, staff):
+    subscriber = Subscriber.objects.create(email="alice@uni.example", status="active", keywords="NeRF", authors=["Ada Lovelace"])
+    url = f"/admin/subscribers/subscriber/{subscriber.pk}/change/"
+    assert "Ada Lovelace</textarea>" in client.get(url).content.decode()
+    form = {
+        "keywords": "NeRF", "category_mode": "boost", "frequency": "daily", "weekday": 0, "delivery_hour": 8,
+        "timezone": "Mars/Olympus_Mons", "max_papers": 500, "_save": "Save",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"timezone", "max_papers"}
+    subscriber.refresh_from_db()
+    assert subscriber.timezone == "UTC" and subscriber.max_papers == 10
