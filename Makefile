@@ -31,5 +31,11 @@ test-postgres: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+# The long proofs (README "Reliability"): faults under load, then load. Servers it stops are its own.
+stress: $(STAMP)
+	bin/install-system-packages
+	$(BIN)/python bench/stress_digests.py
+	$(BIN)/python bench/load.py
+
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache

@@ -103,7 +103,9 @@ def dispatch_due(
     due_ids = list(due_subscribers(now, force=force, emails=emails).values_list("id", flat=True))
     created: list[int] = []
     for batch_ids in chunked(due_ids, settings.DIGEST_CHUNK_SIZE):
-        batch = Subscriber.objects.filter(id__in=batch_ids).order_by("id").only(*SCHEDULE_FIELDS)
+        # Still due? Another dispatcher may have moved slots since the ids were listed, and an
+        # overdue slot moved past now must not be claimed again for a second, later period.
+        batch = due_subscribers(now, force=force).filter(id__in=batch_ids).order_by("id").only(*SCHEDULE_FIELDS)
         # One transaction per batch: the slot moves if and only if its Delivery row exists.
         with transaction.atomic():
             batch_ids = create_deliveries([s for s in batch if advance_slot(s, now)], now)

@@ -207,3 +207,45 @@ def test_signup_keeps_answering_when_redis_stops_and_emails_once_it_is_back(
     assert client.post("/", form(email="during@example.org")).status_code == 302
     assert queue.llen("celery") == 1  # Redis came back empty; the retried signup queued its email
     assert Subscriber.objects.filter(email="during@example.org").count() == 1
+
+
+# --- dispatchers racing ----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_dispatchers_racing_over_overdue_slots_create_one_delivery_per_subscriber(on_postgres, settings):
+    """Slots days overdue (e.g. after an outage): a dispatcher that listed them before the other
+    moved them must not claim them again for today's period."""
+    from datetime import timedelta
+
+    from django.db import connections
+    from django.utils import timezone
+
+    from digest.dispatch import dispatch_due
+
+    settings.DIGEST_CHUNK_SIZE = 50
+    now = timezone.now()
+    Subscriber.objects.bulk_create(
+        Subscriber(email=f"late{n}@example.org", status=Subscriber.Status.ACTIVE, next_delivery_at=now - timedelta(days=3))
+        for n in range(600)
+    )
+    start = threading.Barrier(2)
+    created: list[int] = []
+
+    def dispatcher() -> None:
+        try:
+            start.wait()
+            created.extend(dispatch_due(now, queue=False))
+        finally:
+            connections.close_all()
+
+    racers = [threading.Thread(target=dispatcher) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(120)
+
+    assert len(created) == 600
+    assert Delivery.objects.count() == 600
+    assert set(Delivery.objects.values_list("period", flat=True)) == {(now - timedelta(days=3)).date().isoformat()}
