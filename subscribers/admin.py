@@ -42,7 +42,7 @@ class TopicAdmin(admin.ModelAdmin):
         return topics_with_followers()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        topic = self.get_object(request, object_id)
+        topic = self.get_object(request, object_id) if request.method == "GET" else None
         if topic is not None:
             # "Try other words" asks by GET, leaving the saved topic untouched until Save.
             description = request.GET.get("preview_description", topic.description)[:5000]
