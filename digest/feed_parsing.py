@@ -277,6 +277,9 @@ def _parse_hf_daily(body: bytes) -> ParsedFeed:
     if not isinstance(data, list):
         result.error = "not a feed: expected a JSON list of papers"
         return result
+    if data and not any(isinstance(item, dict) for item in data):
+        result.error = "not a feed: the JSON list holds no paper objects"
+        return result
     for item in data:
         paper = _read_hf_item(item)
         if paper is None:

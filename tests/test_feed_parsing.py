@@ -159,7 +159,7 @@ def test_it_reports_an_html_page_as_not_a_feed():
     assert result.error == "not a feed: got an HTML page"
 
 
-@pytest.mark.parametrize("body", [b"", b"   ", b"just some words", b"{not json", b'{"hello": 1}'])
+@pytest.mark.parametrize("body", [b"", b"   ", b"just some words", b"{not json", b'{"hello": 1}', b"[1, 2, 3]"])
 def test_it_reports_other_non_feeds_as_errors(body):
     result = parse_document(body)
     assert result.papers == []
@@ -170,3 +170,14 @@ def test_it_uses_the_kind_it_is_told_over_detection(fixture_path):
     result = parse(fixture_path, "arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml", kind=Feed.Kind.RSS)
     assert result.kind == Feed.Kind.RSS
     assert result.papers[0].arxiv_id == "2604.21952"
+
+
+def test_it_reads_an_empty_hugging_face_day_as_no_papers_and_no_error():
+    result = parse_document(b"[]")
+    assert (result.kind, result.papers, result.error) == (Feed.Kind.HF_DAILY, [], "")
+
+
+def test_it_skips_hugging_face_items_without_id_or_title():
+    result = parse_document(b'[{"paper": {"id": "2607.12345", "title": "Kept"}}, {"paper": {"title": "No id"}}, {"x": 1}]')
+    assert [p.arxiv_id for p in result.papers] == ["2607.12345"]
+    assert result.skipped == 2
