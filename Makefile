@@ -16,6 +16,7 @@ $(STAMP): requirements.lock
 venv: $(STAMP)
 
 run: $(STAMP)
+	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py loadseeds
 	$(BIN)/python manage.py ensureadmin
