@@ -146,7 +146,9 @@ def run(args, ctx, received) -> None:
             sent += chunk_sent
             empty += chunk_empty
             if done % max(1, len(chunks) // 10) == 0:
-                print(f"  sent {sent} of {len(ids)} ({worker_peak:.0f} MB in that worker)", flush=True)
+                elapsed = time.perf_counter() - started
+                print(f"  sent {sent} of {len(ids)} in {elapsed:.0f} s ({sent / elapsed:.0f}/s; "
+                      f"{worker_peak:.0f} MB in that worker)", flush=True)
     send_seconds = time.perf_counter() - started
     assert received.value == sent, (received.value, sent)
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == sent
