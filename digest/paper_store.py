@@ -12,7 +12,7 @@ link sources), never a query per paper. Merging rules:
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -107,19 +107,33 @@ def _store_chunk(papers: list[ParsedPaper], feed: Feed | None) -> StoreCounts:
     counts.new, counts.updated = len(new_rows), len(changed)
 
     if feed is not None:
-        _link_sources(feed, papers, existing, new_rows)
+        _link_sources(feed, papers)
     return counts
 
 
-def _link_sources(feed: Feed, papers: list[ParsedPaper], existing: dict[str, Paper], new_rows: list[Paper]) -> None:
-    ids = {row.pk for row in existing.values()}
-    ids.update(row.pk for row in new_rows if row.pk)
-    if any(row.pk is None for row in new_rows):
-        # Backends that cannot return inserted ids: one query finds them.
-        ids.update(Paper.objects.filter(guid__in=[p.guid for p in papers]).values_list("pk", flat=True))
-    PaperSource.objects.bulk_create(
-        [PaperSource(paper_id=pk, feed=feed) for pk in ids], ignore_conflicts=True, batch_size=CHUNK_SIZE
+def _link_sources(feed: Feed, papers: list[ParsedPaper]) -> None:
+    """Record that `feed` announced these papers: one INSERT ... SELECT, no model instance per link.
+
+    The ORM has no INSERT ... SELECT, and a PaperSource object per paper cost a fifth of storing.
+    ON CONFLICT DO NOTHING is the same on PostgreSQL and SQLite (3.24+).
+    """
+    qn = connection.ops.quote_name
+    source, paper = PaperSource._meta, Paper._meta
+    guids = [p.guid for p in papers]
+    # Rows keyed by another guid but carrying the arXiv id (see _store_chunk) are found by id.
+    arxiv_ids = [p.arxiv_id for p in papers if p.arxiv_id and p.arxiv_id != p.guid]
+    where = f"{qn(paper.get_field('guid').column)} IN ({', '.join(['%s'] * len(guids))})"
+    if arxiv_ids:
+        where += f" OR {qn(paper.get_field('arxiv_id').column)} IN ({', '.join(['%s'] * len(arxiv_ids))})"
+    columns = ", ".join(qn(source.get_field(name).column) for name in ("paper", "feed", "first_seen"))
+    sql = (
+        # Bandit: only quoted table and column names from the models are formatted in; values are parameters.
+        f"INSERT INTO {qn(source.db_table)} ({columns}) SELECT {qn(paper.pk.column)}, %s, %s "  # nosec B608
+        f"FROM {qn(paper.db_table)} WHERE {where} ON CONFLICT DO NOTHING"
     )
+    first_seen = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [feed.pk, first_seen, *guids, *arxiv_ids])
 
 
 def _new_row(parsed: ParsedPaper) -> Paper:
