@@ -17,7 +17,7 @@ class Command(BaseCommand):
         else:
             sync_feeds_from_settings()
             feeds = list(Feed.objects.filter(enabled=True).order_by("url"))
-            reports = [ingest_feed(feed) for feed in progress(feeds, len(feeds), "Feeds", self.stderr)]
+            reports = [ingest_feed(feed) for feed in progress(feeds, len(feeds), "Feeds")]
         for report in reports:
             self._print(report)
         failed = [r.source for r in reports if r.failed]
