@@ -79,6 +79,10 @@ def main() -> None:
         "default: a fresh SQLite file in a temporary folder",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="keep the --database-url of a previous run (subscribers, papers, matches) and only dispatch and send again",
+    )
     args = parser.parse_args()
 
     ctx = multiprocessing.get_context("fork")
@@ -89,7 +93,7 @@ def main() -> None:
     port = port_in.recv()
 
     folder = tempfile.mkdtemp(prefix="paperboy-bench-")
-    if args.database_url.startswith("postgres"):
+    if args.database_url.startswith("postgres") and not args.reuse:
         fresh_postgres_database(args.database_url)
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -119,20 +123,23 @@ def run(args, ctx, received) -> None:
     from django.db import connections
 
     call_command("migrate", verbosity=0)
-    populate(args)
-    connections.close_all()  # each forked worker opens its own connection
-
+    warm_up()
     from digest.dispatch import chunked, dispatch_due
     from digest.match_runs import start_match_run
     from digest.models import Delivery
 
-    started = time.perf_counter()
-    plan = start_match_run(all_papers=True)
-    connections.close_all()
-    with ctx.Pool(args.workers) as pool:
-        candidates = sum(pool.imap_unordered(_match, [(plan.run_id, chunk) for chunk in plan.chunks]))
-    match_seconds = time.perf_counter() - started
-    print(f"match: {candidates} candidates for {args.subscribers} subscribers in {match_seconds:.1f} s", flush=True)
+    if args.reuse:
+        match_seconds = unsend_everything()
+    else:
+        populate(args)
+        connections.close_all()  # each forked worker opens its own connection
+        started = time.perf_counter()
+        plan = start_match_run(all_papers=True)
+        connections.close_all()
+        with ctx.Pool(args.workers) as pool:
+            candidates = sum(pool.imap_unordered(_match, [(plan.run_id, chunk) for chunk in plan.chunks]))
+        match_seconds = time.perf_counter() - started
+        print(f"match: {candidates} candidates for {args.subscribers} subscribers in {match_seconds:.1f} s", flush=True)
 
     started = time.perf_counter()
     ids = dispatch_due(queue=False)
@@ -161,11 +168,40 @@ def run(args, ctx, received) -> None:
     ceiling_per_s = ceiling(sample_ids[0], len(sample_ids) * 4, received)
     whole = match_seconds + dispatch_seconds + send_seconds
     peak = max(peak_mb(), peak_mb(resource.RUSAGE_CHILDREN))
-    print(f"whole path (match + dispatch + build + send): {whole:.1f} s for {args.subscribers} subscribers")
+    if not args.reuse:
+        print(f"whole path (match + dispatch + build + send): {whole:.1f} s for {args.subscribers} subscribers")
     print(f"digests {digests_per_s:,.0f}/s; plain way {plain_per_s:,.0f}/s (x{digests_per_s / plain_per_s:.1f}); "
           f"ceiling {ceiling_per_s:,.0f}/s (x{digests_per_s / ceiling_per_s:.2f}); peak memory {peak:.0f} MB per process")
     print(f"subscribers={args.subscribers} digests_per_s={digests_per_s:.0f} plain_per_s={plain_per_s:.0f} "
           f"ceiling_per_s={ceiling_per_s:.0f} peak_mb={peak:.0f}")
+
+
+def warm_up() -> None:
+    """Import and build what sending touches lazily (URLs, templates) before forking workers.
+
+    Forked workers then share it, and never import a file that changed since the run began.
+    """
+    from django.template.loader import get_template
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - imports every view module
+    for name in ("emails/digest-subject.txt", "emails/digest.txt", "emails/digest.html"):
+        get_template(name)
+
+
+def unsend_everything() -> float:
+    """--reuse: forget the previous run's deliveries; its matches stay. Returns 0 match seconds."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from subscribers.models import Subscriber
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE digest_candidate SET delivery_id = NULL WHERE delivery_id IS NOT NULL")
+        cursor.execute("DELETE FROM digest_delivery")
+    Subscriber.objects.update(next_delivery_at=timezone.now() - timedelta(minutes=1))
+    print(f"reusing the subscribers and matches of a previous run: {Subscriber.objects.count()} subscribers", flush=True)
+    return 0.0
 
 
 def populate(args) -> None:
