@@ -18,7 +18,7 @@ class Command(BaseCommand):
             self.stdout.write("No new papers since the last run.")
             return
         created = 0
-        for chunk in progress(plan.chunks, len(plan.chunks), "Subscriber chunks", self.stderr):
+        for chunk in progress(plan.chunks, len(plan.chunks), "Subscriber chunks"):
             created += match_chunk(plan.run_id, chunk)
         run = MatchRun.objects.get(id=plan.run_id)
         self.stdout.write(
