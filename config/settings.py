@@ -222,6 +222,8 @@ MATCH_SIMILARITY_THRESHOLD = env_float("MATCH_SIMILARITY_THRESHOLD", 0.12)
 MATCH_KEEP_PER_SUBSCRIBER = env_int("MATCH_KEEP_PER_SUBSCRIBER", 50)
 # Recent stored papers added to a run's papers to fit the IDF of the similarity model.
 MATCH_IDF_PAPERS = env_int("MATCH_IDF_PAPERS", 2000)
+# A subscriber who confirms or changes preferences is matched against the papers of these last days.
+MATCH_RECENT_DAYS = env_int("MATCH_RECENT_DAYS", 7)
 RANKING_MIN_RELEVANCE = env_float("RANKING_MIN_RELEVANCE", 0.2)
 RANKING_TREND_WEIGHT = env_float("RANKING_TREND_WEIGHT", 0.3)
 RANKING_UPVOTES_WEIGHT = env_float("RANKING_UPVOTES_WEIGHT", 0.5)

@@ -15,10 +15,11 @@ run's range when a paper committed late appeared in it.
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, QuerySet
 from django.utils import timezone
 
 from config.logevents import log_event
@@ -71,24 +72,24 @@ def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> 
     return RunPlan(run_id=run.id, chunks=chunks)
 
 
+def build_index(papers: QuerySet, background: QuerySet) -> BatchIndex:
+    """Index `papers`, fitting the similarity model's IDF on them and up to MATCH_IDF_PAPERS others."""
+    papers = papers.annotate(source_count=Count("sources")).order_by("id")
+    texts = background.order_by("-id").values_list("title", "abstract")[: settings.MATCH_IDF_PAPERS]
+    return BatchIndex(
+        [paper_doc(paper, paper.source_count) for paper in papers],
+        background=[f"{title}. {abstract}" for title, abstract in texts],
+    )
+
+
 def run_index(run: MatchRun) -> BatchIndex:
     """The run's papers indexed once per process (two queries when built, none when cached)."""
     cached = _index_cache.get(run.id)
     if cached is not None:
         return cached
-    papers = (
-        Paper.objects.filter(id__gt=run.first_paper_id, id__lte=run.last_paper_id)
-        .annotate(source_count=Count("sources"))
-        .order_by("id")
-    )
-    background = (
-        Paper.objects.filter(id__lte=run.first_paper_id)
-        .order_by("-id")
-        .values_list("title", "abstract")[: settings.MATCH_IDF_PAPERS]
-    )
-    index = BatchIndex(
-        [paper_doc(paper, paper.source_count) for paper in papers],
-        background=[f"{title}. {abstract}" for title, abstract in background],
+    index = build_index(
+        Paper.objects.filter(id__gt=run.first_paper_id, id__lte=run.last_paper_id),
+        Paper.objects.filter(id__lte=run.first_paper_id),
     )
     _index_cache.clear()
     _index_cache[run.id] = index
@@ -99,18 +100,15 @@ def clear_index_cache() -> None:
     _index_cache.clear()
 
 
-def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
-    """Match one chunk of subscribers against the run's papers; returns the candidates created."""
-    started = time.perf_counter()
-    run = MatchRun.objects.get(id=run_id)
-    index = run_index(run)
+def store_matches(subscriber_ids: list[int], index: BatchIndex, papers: QuerySet) -> int:
+    """Match the active subscribers among `subscriber_ids` against the index of `papers`; store new candidates."""
     subscribers = list(
         Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE).prefetch_related("topics")
     )
     already = set(
-        Candidate.objects.filter(
-            subscriber_id__in=subscriber_ids, paper_id__gt=run.first_paper_id, paper_id__lte=run.last_paper_id
-        ).values_list("subscriber_id", "paper_id")
+        Candidate.objects.filter(subscriber_id__in=subscriber_ids, paper__in=papers).values_list(
+            "subscriber_id", "paper_id"
+        )
     )
     found = match_subscribers({subscriber.id: compile_matcher(subscriber) for subscriber in subscribers}, index)
     rows = [
@@ -122,20 +120,45 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
         for match in matches
         if (subscriber_id, match.paper_id) not in already
     ]
+    # ignore_conflicts: a copy of this work running at the same moment cannot double a row.
+    Candidate.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
+    """Match one chunk of subscribers against the run's papers; returns the candidates created."""
+    started = time.perf_counter()
+    run = MatchRun.objects.get(id=run_id)
+    index = run_index(run)
     with transaction.atomic():
-        # ignore_conflicts: a copy of this chunk running at the same moment cannot double a row.
-        Candidate.objects.bulk_create(rows, ignore_conflicts=True)
+        created = store_matches(
+            subscriber_ids, index, Paper.objects.filter(id__gt=run.first_paper_id, id__lte=run.last_paper_id)
+        )
         MatchRun.objects.filter(id=run_id).update(
-            candidates=F("candidates") + len(rows), chunks_done=F("chunks_done") + 1
+            candidates=F("candidates") + created, chunks_done=F("chunks_done") + 1
         )
         MatchRun.objects.filter(id=run_id, finished_at__isnull=True, chunks_done__gte=F("chunks")).update(
             finished_at=timezone.now()
         )
     log_event(
-        log, "match.chunk", run_id=run_id, subscribers=len(subscribers), papers=index.size, candidates=len(rows),
+        log, "match.chunk", run_id=run_id, subscribers=len(subscriber_ids), papers=index.size, candidates=created,
         ms=round((time.perf_counter() - started) * 1000),
     )
-    return len(rows)
+    return created
+
+
+def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
+    """Match one subscriber against the papers of the last days.
+
+    Runs only take papers newer than the last run, so a subscriber who has just confirmed (or
+    changed preferences) would otherwise see nothing until new papers arrive.
+    """
+    days = settings.MATCH_RECENT_DAYS if days is None else days
+    since = timezone.now() - timedelta(days=days)
+    recent = Paper.objects.filter(first_seen__gte=since)
+    index = build_index(recent, Paper.objects.filter(first_seen__lt=since))
+    with transaction.atomic():
+        return store_matches([subscriber_id], index, recent)
 
 
 def match_run_in_process(plan: RunPlan, chunks=None) -> int:

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -9,7 +10,7 @@ from digest import match_runs
 from digest.match_runs import match_chunk, start_match_run
 from digest.models import Candidate, Feed, MatchRun, Paper, PaperSource
 from digest.tasks.matching import match_chunk as match_chunk_task
-from digest.tasks.matching import match_new_papers
+from digest.tasks.matching import match_new_papers, match_recent_papers
 from subscribers.models import Subscriber, Topic
 
 pytestmark = pytest.mark.django_db
@@ -208,3 +209,18 @@ def test_a_paper_committed_late_under_an_id_a_run_passed_is_still_matched():
     call_command("matchpapers", stdout=None)
     assert candidates_of(reader) == ["Diffusion one", "Diffusion three", "Diffusion two"]
     assert start_match_run() is None
+
+
+def test_a_new_subscriber_is_matched_against_the_papers_of_the_last_days(settings):
+    settings.MATCH_RECENT_DAYS = 7
+    with time_machine.travel("2026-11-10 08:00Z"):
+        make_paper(1, "Diffusion, a while ago")
+    with time_machine.travel("2026-11-20 08:00Z"):
+        make_paper(2, "Diffusion this week")
+        make_paper(3, "Unrelated this week")
+    call_command("matchpapers", stdout=None)  # before the subscriber existed
+    with time_machine.travel("2026-11-21 08:00Z"):
+        reader = make_subscriber(1, keywords="diffusion")
+        assert match_recent_papers.delay(reader.id).get() == 1
+        assert match_recent_papers.delay(reader.id).get() == 0
+    assert candidates_of(reader) == ["Diffusion this week"]

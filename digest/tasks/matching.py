@@ -3,7 +3,7 @@ from django.db import transaction
 
 from digest import match_runs
 
-__all__ = ["match_chunk", "match_new_papers"]
+__all__ = ["match_chunk", "match_new_papers", "match_recent_papers"]
 
 
 @shared_task(name="digest.match_new_papers")
@@ -21,3 +21,9 @@ def match_new_papers(all_papers: bool = False) -> int | None:
 def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
     """Match one chunk; running it again creates nothing new."""
     return match_runs.match_chunk(run_id, subscriber_ids)
+
+
+@shared_task(name="digest.match_recent_papers", acks_late=True)
+def match_recent_papers(subscriber_id: int) -> int:
+    """A subscriber who confirmed or changed preferences: match the papers of the last days now."""
+    return match_runs.match_recent_papers(subscriber_id)
