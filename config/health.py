@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Max
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -38,12 +39,12 @@ def _timed(probe) -> dict[str, Any]:
     return result
 
 
-def check_database() -> dict[str, Any]:
+def check_database(database: BaseDatabaseWrapper = connection) -> dict[str, Any]:
     def probe():
-        with connection.cursor() as cursor:
+        with database.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-        return {"vendor": connection.vendor}
+        return {"vendor": database.vendor}
 
     return _timed(probe)
 
@@ -79,8 +80,8 @@ def last_runs() -> dict[str, str | None]:
     }
 
 
-def health() -> tuple[bool, dict[str, Any]]:
-    database = check_database()
+def health(database_connection: BaseDatabaseWrapper = connection) -> tuple[bool, dict[str, Any]]:
+    database = check_database(database_connection)
     broker = check_broker()
     report: dict[str, Any] = {"database": database, "broker": broker}
     if database["ok"]:

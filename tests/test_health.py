@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
+from django.db import connection
 
 from digest.models import Delivery, Feed
 from subscribers.models import Subscriber
@@ -113,3 +114,22 @@ def test_a_redis_that_stops_turns_healthz_from_200_to_503(client, settings, tmp_
 def test_probes_may_use_head_but_not_post(client, filesystem_broker):
     assert client.head("/healthz").status_code == 200
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_a_database_that_refuses_connections_is_reported_down(filesystem_broker):
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    from config.health import health
+
+    unreachable = DatabaseWrapper(
+        {**connection.settings_dict, "ENGINE": "django.db.backends.postgresql", "NAME": "paperboy",
+         "HOST": "127.0.0.1", "PORT": "1", "USER": "postgres", "PASSWORD": "", "OPTIONS": {"connect_timeout": 2}},
+        alias="unreachable",
+    )
+    healthy, report = health(unreachable)
+    assert healthy is False
+    assert report["status"] == "down"
+    assert report["database"]["ok"] is False and "OperationalError" in report["database"]["error"]
+    assert report["broker"]["ok"] is True
+    assert report["last_ingest"] is None and report["last_dispatch"] is None
