@@ -123,6 +123,7 @@ def test_an_operator_logs_in_opens_the_dashboard_and_previews_a_digest(page, liv
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(live_server.url + "/admin/")
+        shoot(page, "admin-index")
 
         step = "dashboard"
         page.get_by_role("link", name="Dashboard", exact=True).click()
