@@ -84,7 +84,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     list_display = ("email", "status", "frequency", "schedule", "topic_names", "created_at", "confirmed_at", "next_delivery_at")
     list_filter = ("status", "frequency", "category_mode", "topics", "created_at")
     search_fields = ("email",)
-    actions = ["send_preview_to_me", "resend_confirmation", "pause", "unsubscribe"]
+    actions = ["send_preview_to_me", "resend_confirmation", "pause", "resume", "unsubscribe"]
     readonly_fields = (
         "email", "status", "created_at", "confirmed_at", "unsubscribed_at", "confirmation_sent_at",
         "next_delivery_at", "bounce_count",
@@ -155,6 +155,10 @@ class SubscriberAdmin(admin.ModelAdmin):
     @admin.action(description="Pause", permissions=["change"])
     def pause(self, request, queryset: QuerySet[Subscriber]):
         self._count(request, queryset, services.pause, "subscriber(s) paused", "skipped: only active subscribers can pause")
+
+    @admin.action(description="Resume (paused subscribers only)", permissions=["change"])
+    def resume(self, request, queryset: QuerySet[Subscriber]):
+        self._count(request, queryset, services.resume, "subscriber(s) resumed", "skipped: only paused subscribers can resume")
 
     @admin.action(description="Unsubscribe", permissions=["change"])
     def unsubscribe(self, request, queryset: QuerySet[Subscriber]):

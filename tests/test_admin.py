@@ -329,7 +329,7 @@ def test_the_subscriber_page_shows_preferences_and_saves_them_through_the_servic
 
 
 @pytest.mark.django_db
-def test_pause_and_unsubscribe_go_through_the_services(client, staff):
+def test_pause_resume_and_unsubscribe_go_through_the_services(client, staff):
     active = Subscriber.objects.create(email="a@example.org", status="active", next_delivery_at=timezone.now())
     pending = Subscriber.objects.create(email="p@example.org", status="pending")
     response = client.post(
@@ -340,6 +340,9 @@ def test_pause_and_unsubscribe_go_through_the_services(client, staff):
     pending.refresh_from_db()
     assert active.status == "paused" and active.next_delivery_at is None
     assert pending.status == "pending"
+    client.post("/admin/subscribers/subscriber/", {"action": "resume", "_selected_action": [active.pk, pending.pk]})
+    active.refresh_from_db()
+    assert active.status == "active" and active.next_delivery_at is not None  # rescheduled by the service
     client.post("/admin/subscribers/subscriber/", {"action": "unsubscribe", "_selected_action": [active.pk, pending.pk]})
     assert set(Subscriber.objects.values_list("status", flat=True)) == {"unsubscribed"}
     assert Subscriber.objects.get(pk=active.pk).unsubscribed_at is not None
