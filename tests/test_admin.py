@@ -464,3 +464,19 @@ def test_the_subscriber_page_checks_preferences_like_the_manage_page(client, sta
     assert set(errors) == {"timezone", "max_papers"}
     subscriber.refresh_from_db()
     assert subscriber.timezone == "UTC" and subscriber.max_papers == 10
+
+
+@pytest.mark.django_db
+def test_a_preview_needs_an_admin_address_and_a_small_selection(client, staff):
+    people = [Subscriber.objects.create(email=f"r{i}@example.org", status="active") for i in range(11)]
+    response = client.post(
+        "/admin/subscribers/subscriber/", {"action": "send_preview_to_me", "_selected_action": [p.pk for p in people]}, follow=True
+    )
+    assert "Select at most 10 subscribers to preview." in response.content.decode()
+    staff.email = ""
+    staff.save()
+    response = client.post(
+        "/admin/subscribers/subscriber/", {"action": "send_preview_to_me", "_selected_action": [people[0].pk]}, follow=True
+    )
+    assert "Your admin account has no email address" in response.content.decode()
+    assert mail.outbox == []
