@@ -196,14 +196,20 @@ class Stress:
         time.sleep(2)  # anything sent twice arrives now
         rows = list(self.phase_deliveries(since_id).values_list("status", "message_id", "subscriber__email", "attempts"))
         phase_ids = {message_id for _, message_id, _, _ in rows if message_id}
-        per_recipient = Counter(rcpt for rcpt, message_id in received_lines(self.sink_log) if message_id in phase_ids)
+        copies = Counter(pair for pair in received_lines(self.sink_log) if pair[1] in phase_ids)
+        per_recipient = Counter(rcpt for rcpt, _ in copies.elements())
+        digests_per_recipient = Counter(rcpt for rcpt, _ in copies)
         per_subscriber = Counter(email for _, _, email, _ in rows)
         statuses = Counter(status for status, _, _, _ in rows)
         result = {
             "deliveries": len(rows),
             "sent": statuses[Delivery.Status.SENT],
             "received": sum(per_recipient.values()),
-            "duplicates": sum(n - 1 for n in per_recipient.values() if n > 1),
+            # Two different digests (Message-IDs) for one recipient in one period: a real duplicate.
+            "duplicates": sum(n - 1 for n in digests_per_recipient.values() if n > 1),
+            # The same message accepted twice: the worker died (or lost the database) after the
+            # server took the message and before the row said so; resent with the same Message-ID.
+            "resent": sum(n - 1 for n in copies.values() if n > 1),
             "lost": sum(1 for email in per_subscriber if per_recipient[email.lower()] == 0),
             "double_rows": sum(n - 1 for n in per_subscriber.values() if n > 1),
             "retried": sum(1 for *_, attempts in rows if attempts > 1),
@@ -462,6 +468,7 @@ def main() -> None:
     digest_phases = [r for label, r in results.items() if label in PHASES and label != "ingest"]
     sent = sum(r["received"] for r in digest_phases)
     duplicates = sum(r["duplicates"] for r in digest_phases)
+    resent = sum(r["resent"] for r in digest_phases)
     lost = sum(r["lost"] for r in digest_phases)
     kills = stress.faults["worker SIGKILL"]
     half_written = results.get("ingest", {}).get("half_written", 0)
@@ -469,7 +476,8 @@ def main() -> None:
     print(f"logs in {folder}")
     seconds = time.monotonic() - started
     print(f"digests={args.digests} kills={kills} duplicates={duplicates} lost={lost} seconds={seconds:.0f} "
-          f"phases={len(digest_phases)} messages={sent} faults={sum(stress.faults.values())} half_written={half_written}")
+          f"resent_same_message_id={resent} phases={len(digest_phases)} messages={sent} "
+          f"faults={sum(stress.faults.values())} half_written={half_written}")
     if duplicates or lost or half_written:
         sys.exit(1)
 
