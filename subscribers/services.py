@@ -235,7 +235,16 @@ def confirm(subscriber: Subscriber) -> bool:
     if changed:
         subscriber.refresh_from_db()
         schedule_subscriber(subscriber)
+        _match_recent_papers_on_commit(subscriber)
     return changed == 1
+
+
+def _match_recent_papers_on_commit(subscriber: Subscriber) -> None:
+    """A new or changed set of preferences is matched against the last days' papers at once;
+    otherwise the first digest would wait for papers that arrive after this moment."""
+    from digest.tasks.matching import match_recent_papers
+
+    match_recent_papers.delay_on_commit(subscriber.pk)
 
 
 def update_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
@@ -251,6 +260,8 @@ def _store(subscriber: Subscriber, prefs: Preferences) -> None:
     subscriber.topics.set(prefs.topics)
     if schedule_before != [getattr(subscriber, name) for name in SCHEDULE_FIELDS]:
         schedule_subscriber(subscriber)
+    if subscriber.status == Status.ACTIVE:
+        _match_recent_papers_on_commit(subscriber)
 
 
 def _move(subscriber: Subscriber, from_statuses: set[str], to: str, **fields) -> bool:
@@ -268,6 +279,7 @@ def resume(subscriber: Subscriber) -> bool:
     resumed = _move(subscriber, {Status.PAUSED}, Status.ACTIVE)
     if resumed:
         schedule_subscriber(subscriber)
+        _match_recent_papers_on_commit(subscriber)
     return resumed
 
 

@@ -258,3 +258,31 @@ def test_simultaneous_signups_for_one_address_make_one_subscriber_and_one_email(
     assert Subscriber.objects.count() == 1
     assert outcomes.count(SignupOutcome.CONFIRMATION_SENT) == 1
     assert len(mail.outbox) == 1
+
+
+def test_confirming_matches_the_last_days_papers_at_once(committed):
+    from digest.models import Candidate, Paper
+
+    Paper.objects.create(guid="p1", arxiv_id="2601.00001", title="Sparse attention for long sequences",
+                         abstract="We make attention cheaper for long sequences.")
+    Paper.objects.create(guid="p2", arxiv_id="2601.00002", title="Protein folding", abstract="Biology.")
+    subscribe(committed, keywords="attention")
+    subscriber = Subscriber.objects.get()
+    assert not Candidate.objects.exists()
+
+    with committed():
+        services.confirm(subscriber)
+
+    assert [c.paper.arxiv_id for c in Candidate.objects.filter(subscriber=subscriber)] == ["2601.00001"]
+
+
+def test_changing_preferences_matches_the_recent_papers_again(committed):
+    from digest.models import Candidate, Paper
+
+    Paper.objects.create(guid="p1", arxiv_id="2601.00003", title="Diffusion models for video", abstract="Video diffusion.")
+    subscriber = Subscriber.objects.create(email="bo@example.org", status=Status.ACTIVE, keywords="attention")
+
+    with committed():
+        services.update_preferences(subscriber, Preferences(keywords="diffusion"))
+
+    assert Candidate.objects.filter(subscriber=subscriber, paper__arxiv_id="2601.00003").exists()
