@@ -29,8 +29,12 @@ test: $(STAMP)
 test-postgres: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/paperboy} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The benchmarks quoted in README "Benchmarks" (each prints its same-run baseline).
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/relevance.py
+	$(BIN)/python bench/matching.py --subscribers 100000 --papers 2000
+	$(BIN)/python bench/digests.py
 
 # The long proofs (README "Reliability"): faults under load, then load. Servers it stops are its own.
 stress: $(STAMP)
