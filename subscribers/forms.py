@@ -4,15 +4,18 @@ import unicodedata
 from zoneinfo import available_timezones
 
 from django import forms
+from django.utils.safestring import SafeString
 
 from digest.keywords import parse_keywords
 from subscribers import services
 from subscribers.arxiv_categories import GROUPS
 from subscribers.models import Subscriber, Topic
+from subscribers.widgets import GroupedCheckboxes, StaticChoices, StaticSelect
 
 TIMEZONES = sorted(name for name in available_timezones() if name not in {"localtime", "Factory", "posixrules"})
-WEEKDAYS = list(enumerate(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]))
-HOURS = [(hour, f"{hour:02d}:00") for hour in range(24)]
+WEEKDAYS = StaticChoices(enumerate(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]))
+HOURS = StaticChoices((hour, f"{hour:02d}:00") for hour in range(24))
+CATEGORY_CHECKBOXES = GroupedCheckboxes(GROUPS)
 MAX_AUTHORS = 30
 MAX_KEYWORD_TERMS = 40
 MAX_AUTHOR_LENGTH = 100
@@ -51,7 +54,10 @@ class PreferencesForm(forms.Form):
     categories = forms.MultipleChoiceField(
         required=False,
         label="arXiv categories",
-        choices=[(group, [(code, f"{code} · {name}") for code, name in codes.items()]) for group, codes in GROUPS.items()],
+        choices=StaticChoices(
+            (group, [(code, f"{code} · {name}") for code, name in codes.items()]) for group, codes in GROUPS.items()
+        ),
+        # The admin shows these; the public pages show category_checkboxes().
         widget=forms.CheckboxSelectMultiple,
     )
     category_mode = forms.ChoiceField(
@@ -70,10 +76,12 @@ class PreferencesForm(forms.Form):
     frequency = forms.ChoiceField(
         choices=Subscriber.Frequency.choices, initial=Subscriber.Frequency.DAILY, widget=forms.RadioSelect
     )
-    weekday = forms.TypedChoiceField(coerce=int, choices=WEEKDAYS, initial=0, label="Weekday (weekly digests)")
-    delivery_hour = forms.TypedChoiceField(coerce=int, choices=HOURS, initial=8, label="Delivery time")
+    weekday = forms.TypedChoiceField(
+        coerce=int, choices=WEEKDAYS, initial=0, label="Weekday (weekly digests)", widget=StaticSelect
+    )
+    delivery_hour = forms.TypedChoiceField(coerce=int, choices=HOURS, initial=8, label="Delivery time", widget=StaticSelect)
     timezone = forms.ChoiceField(
-        choices=[(name, name) for name in TIMEZONES], initial="UTC", label="Time zone"
+        choices=StaticChoices((name, name) for name in TIMEZONES), initial="UTC", label="Time zone", widget=StaticSelect
     )
     max_papers = forms.IntegerField(min_value=1, max_value=50, initial=10, label="Papers per email")
 
@@ -122,14 +130,10 @@ class PreferencesForm(forms.Form):
         initial["authors"] = "\n".join(prefs.authors)
         return initial
 
-    def category_groups(self) -> list[tuple[str, list[tuple[str, str, bool]], int]]:
-        """(group, [(code, name, checked)], how many checked) for the collapsible category lists."""
+    def category_checkboxes(self) -> SafeString:
+        """One collapsible list of category checkboxes per arXiv group, opened where some are chosen."""
         field = self["categories"]
-        chosen = set(field.value() or [])
-        return [
-            (group, [(code, name, code in chosen) for code, name in codes.items()], len(chosen & codes.keys()))
-            for group, codes in GROUPS.items()
-        ]
+        return CATEGORY_CHECKBOXES.render(field.html_name, field.value())
 
 
 class SignupForm(PreferencesForm):
