@@ -1,12 +1,12 @@
 """Form widgets whose option markup is escaped once per process, not rendered per option per page.
 
 Django renders every <option> and checkbox through its own template: some 800 of them made the
-signup and manage pages cost about 90 ms of CPU each. The choices here never change while the
+signup and manage pages cost 30 to 90 ms of CPU each (bench/signup_render.py). The choices here never change while the
 process runs, so their HTML is built once and each render only marks what is chosen.
 """
 
 from collections.abc import Iterable, Iterator, Mapping
-from functools import cache, cached_property
+from functools import cached_property
 
 from django import forms
 from django.utils.choices import BaseChoiceIterator
