@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/relevance.py
 	$(BIN)/python bench/matching.py --subscribers 100000 --papers 2000
 	$(BIN)/python bench/digests.py
+	$(BIN)/python bench/signup_render.py
 
 # The long proofs (README "Reliability"): faults under load, then load. Servers it stops are its own.
 stress: $(STAMP)
