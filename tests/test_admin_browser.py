@@ -16,60 +16,29 @@ from django.utils import timezone
 
 from digest.models import Candidate, Delivery, Feed, Paper, PaperSource
 from subscribers.models import Subscriber, Topic
+from tests.browser import screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
 DOCS_SCREENSHOT = ROOT / "docs" / "dashboard.png"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 PASSWORD = "a-long-admin-password"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def page(monkeypatch):
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium package (bin/install-system-packages)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; our ORM calls stay synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        page.set_default_timeout(15_000)
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        # Any blocked script or style (our Content-Security-Policy) shows up here; the favicon we lack does not count.
-        page.on(
-            "console",
-            lambda msg: page.errors.append(f"{msg.text} {msg.location}")
-            if msg.type == "error" and "favicon.ico" not in msg.location.get("url", "")
-            else None,
-        )
-        try:
-            yield page
-        finally:
-            browser.close()
-
-
-def shoot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
+def page(chromium):
+    page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(15_000)
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    # Any blocked script or style (our Content-Security-Policy) shows up here; the favicon we lack does not count.
+    page.on(
+        "console",
+        lambda msg: page.errors.append(f"{msg.text} {msg.location}")
+        if msg.type == "error" and "favicon.ico" not in msg.location.get("url", "")
+        else None,
+    )
+    yield page
 
 
 def backdate(model, row, **fields) -> None:
@@ -123,7 +92,7 @@ def test_an_operator_logs_in_opens_the_dashboard_and_previews_a_digest(page, liv
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(live_server.url + "/admin/")
-        shoot(page, "admin-index")
+        screenshot(page, "admin-index")
 
         step = "dashboard"
         page.get_by_role("link", name="Dashboard", exact=True).click()
@@ -133,10 +102,10 @@ def test_an_operator_logs_in_opens_the_dashboard_and_previews_a_digest(page, liv
         assert "No data yet." not in page.locator(".dashboard-charts").inner_text()
         assert page.locator("#chart-topics rect").count() >= 5
         assert page.locator("#queue-length strong").inner_text().isdigit()
-        screenshot = shoot(page, "admin-dashboard")
+        dashboard_png = screenshot(page, "admin-dashboard")
         if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
             # Only on request, so that `make test` leaves the tracked tree clean.
-            shutil.copyfile(screenshot, DOCS_SCREENSHOT)
+            shutil.copyfile(dashboard_png, DOCS_SCREENSHOT)
 
         step = "preview"
         page.goto(f"{live_server.url}/admin/subscribers/subscriber/{reader.pk}/change/")
@@ -146,18 +115,18 @@ def test_an_operator_logs_in_opens_the_dashboard_and_previews_a_digest(page, liv
         frame = page.frame_locator("iframe.digest-preview-frame")
         assert first_title.split()[0] in frame.locator("body").inner_text()
         assert first_title.split()[0] in page.locator(".digest-preview-text").inner_text()
-        shoot(page, "admin-digest-preview")
+        screenshot(page, "admin-digest-preview")
 
         step = "topic"
         topic = Topic.objects.get(slug="diffusion-models")
         page.goto(f"{live_server.url}/admin/subscribers/topic/{topic.pk}/change/")
         assert page.locator("#topic-preview tbody tr").count() >= 1
-        shoot(page, "admin-topic-preview")
+        screenshot(page, "admin-topic-preview")
         page.goto(f"{live_server.url}/admin/digest/feed/")
-        shoot(page, "admin-feeds")
+        screenshot(page, "admin-feeds")
         assert page.errors == []
     except BaseException:
-        shoot(page, f"admin-failed-at-{step}")
+        screenshot(page, f"admin-failed-at-{step}")
         raise
     assert mail.outbox == []
     assert not Delivery.objects.filter(subscriber=reader).exists()

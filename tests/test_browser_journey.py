@@ -1,61 +1,33 @@
 """The whole subscriber journey in Debian's Chromium against a live server: sign up, confirm from
 the email, change a preference, unsubscribe. Screenshots land in test-artifacts/."""
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from django.core import mail
 
 from subscribers.models import Subscriber, Topic
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+from tests.browser import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium package (bin/install-system-packages)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
-    # plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(timezone_id="Europe/Berlin", viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        problems: list[str] = []
-        # Script errors and CSP violations; a 400 or a missing favicon is not a problem of the page.
-        page.on(
-            "console",
-            lambda msg: problems.append(msg.text)
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-            else None,
-        )
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        page.problems = problems
-        try:
-            yield page
-        finally:
-            browser.close()
+def browser_page(chromium):
+    context = chromium.new_context(timezone_id="Europe/Berlin", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    # Script errors and CSP violations; a 400 or a missing favicon is not a problem of the page.
+    page.on(
+        "console",
+        lambda msg: problems.append(msg.text)
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+        else None,
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.problems = problems
+    yield page
 
 
 @pytest.fixture
@@ -66,18 +38,13 @@ def topics():
     ]
 
 
-def shoot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
 def test_a_visitor_signs_up_confirms_changes_a_preference_and_unsubscribes(browser_page, live_server, settings, topics):
     settings.SITE_URL = live_server.url
     page = browser_page
     step = "signup"
     try:
         page.goto(live_server.url + "/")
-        shoot(page, "signup")
+        screenshot(page, "signup")
         assert page.locator("h1").inner_text().startswith("The week's trending papers")
         assert page.locator("select[name=timezone]").input_value() == "Europe/Berlin", "zone pre-filled from the browser"
         assert page.locator(".weekday").is_hidden(), "weekday only matters for weekly digests"
@@ -124,7 +91,7 @@ def test_a_visitor_signs_up_confirms_changes_a_preference_and_unsubscribes(brows
         assert subscriber.status == "unsubscribed"
         assert page.problems == [], f"console errors (CSP?): {page.problems}"
     except Exception:
-        shoot(page, f"failure-{step}")
+        screenshot(page, f"failure-{step}")
         raise
 
 
@@ -142,5 +109,5 @@ def test_signup_errors_show_in_the_browser_with_the_rest_kept(browser_page, live
         assert not Subscriber.objects.exists()
         assert page.problems == []
     except Exception:
-        shoot(page, "failure-signup-errors")
+        screenshot(page, "failure-signup-errors")
         raise

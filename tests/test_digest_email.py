@@ -1,8 +1,6 @@
-import os
 import re
 from email import message_from_bytes, policy
 from email.utils import parseaddr, parsedate_to_datetime
-from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -20,6 +18,7 @@ from digest.digest_email import (
 )
 from digest.models import Candidate, Delivery
 from subscribers.tokens import read_payload
+from tests.browser import screenshot
 from tests.digest_samples import make_digest, make_paper, make_subscriber
 
 pytestmark = pytest.mark.django_db
@@ -388,11 +387,6 @@ def test_subject_keywords_match_titles_as_the_matcher_does():
 
 # --- how it looks, in Debian's Chromium ---------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
 
 @pytest.fixture
 def html():
@@ -402,30 +396,16 @@ def html():
 
 
 @pytest.fixture
-def show(html, monkeypatch):
+def show(html, chromium):
     """Opens the digest at a width and colour scheme; returns the page and saves a screenshot."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium package (bin/install-system-packages)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
 
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    def open_html(width: int, scheme: str, name: str):
+        page = chromium.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme).new_page()
+        page.set_content(html, wait_until="load")
+        screenshot(page, f"digest-email-{name}")
+        return page
 
-        def open_html(width: int, scheme: str, name: str):
-            page = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme).new_page()
-            page.set_content(html, wait_until="load")
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / f"digest-email-{name}.png"), full_page=True)
-            return page
-
-        try:
-            yield open_html
-        finally:
-            browser.close()
+    return open_html
 
 
 @pytest.mark.browser
