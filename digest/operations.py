@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.utils import timezone
 
 from digest.digest_email import build_digest_message
 from digest.dispatch import queue_deliveries
@@ -47,7 +48,9 @@ def retry_failed(delivery_ids: Iterable[int]) -> list[int]:
     with transaction.atomic():
         failed = Delivery.objects.select_for_update().filter(id__in=list(delivery_ids), status=Delivery.Status.FAILED)
         ids = list(failed.order_by("id").values_list("id", flat=True))
-        Delivery.objects.filter(id__in=ids).update(status=Delivery.Status.QUEUED, attempts=0, next_attempt_at=None)
+        Delivery.objects.filter(id__in=ids).update(
+            status=Delivery.Status.QUEUED, attempts=0, next_attempt_at=None, queued_at=timezone.now()
+        )
         queue_deliveries(ids)  # sent to the workers once this commits
     return ids
 

@@ -257,6 +257,19 @@ def test_retry_failed_sends_the_same_digest_again_and_leaves_other_deliveries_al
     assert Delivery.objects.get(pk=sent.pk).status == "sent"
 
 
+@pytest.mark.django_db
+def test_a_retried_delivery_is_not_queued_again_by_the_retry_sweep_while_its_task_waits():
+    from digest.operations import retry_failed
+    from digest.sending import due_retries
+
+    failed = failed_delivery()
+    Delivery.objects.filter(pk=failed.pk).update(queued_at=timezone.now() - timedelta(days=1))
+
+    assert retry_failed([failed.pk]) == [failed.pk]
+
+    assert due_retries(timezone.now()) == []
+
+
 # --- Topics -------------------------------------------------------------------------------------
 
 
