@@ -186,6 +186,9 @@ SEND_RETRY_MAX_SECONDS = env_float("SEND_RETRY_MAX_SECONDS", 3600.0)
 SENDING_TIMEOUT_SECONDS = env_int("SENDING_TIMEOUT_SECONDS", 900)
 # Messages per second across all workers (counted in Redis when REDIS_URL is set); 0 = no limit.
 SEND_RATE_PER_SECOND = env_float("SEND_RATE_PER_SECOND", 0.0)
+# PostgreSQL: let a chunk's commits return before the disk flush. Faster, but a database server
+# crash may forget the last outcomes and those digests are sent again; off keeps "never twice".
+SEND_ASYNC_COMMIT = env_bool("SEND_ASYNC_COMMIT", False)
 
 # --- Subscribers ------------------------------------------------------------------------------
 # Pending subscribers who never confirm are deleted after this many days.

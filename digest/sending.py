@@ -87,14 +87,15 @@ def claimable(now: datetime) -> Q:
 
 @contextmanager
 def commits_without_flush() -> Iterator[None]:
-    """On PostgreSQL, let this connection's commits return before the disk flush, for a chunk.
+    """With SEND_ASYNC_COMMIT on PostgreSQL, let this connection's commits return before the disk
+    flush, for a chunk.
 
     Claims and outcomes are written once per digest; waiting for fsync on each would cap a worker
     at a few hundred digests per second. A worker crash loses nothing (the server has the commit);
     only a database server crash can forget the last fraction of a second of outcomes, and those
     digests are then sent again under the same Message-ID.
     """
-    if db_connection.vendor != "postgresql":
+    if db_connection.vendor != "postgresql" or not settings.SEND_ASYNC_COMMIT:
         yield
         return
     with db_connection.cursor() as cursor:

@@ -6,7 +6,6 @@ from email.utils import parseaddr
 import pytest
 import time_machine
 from django.conf import settings as django_settings
-from django.db import connection
 
 from digest.models import Candidate, Delivery
 from digest.send_rate import SendRateLimiter
@@ -239,10 +238,17 @@ def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_a
     # Per chunk: the claim (select, update), subscribers and topics (for the claim and the build),
     # the waiting candidates, attaching them, the content, the papers (ids, rows).
     # Per digest: the last look at the subscriber and the outcome.
-    # PostgreSQL adds setting and resetting `synchronous_commit`.
-    fast_commits = 2 if connection.vendor == "postgresql" else 0
-    with django_assert_num_queries(13 + 10 * 2 + fast_commits):
+    with django_assert_num_queries(13 + 10 * 2):
         assert send(*deliveries).sent == 10
+
+
+@pytest.mark.postgres
+def test_async_commit_is_opt_in_and_costs_two_statements_per_chunk(sink, papers, settings, django_assert_num_queries, on_postgres):
+    settings.SEND_ASYNC_COMMIT = True
+    deliveries = [queued_digest(f"fast{n}@example.org", papers) for n in range(10)]
+    with django_assert_num_queries(13 + 10 * 2 + 2) as captured:
+        assert send(*deliveries).sent == 10
+    assert any("synchronous_commit" in query["sql"] for query in captured.captured_queries)
 
 
 def test_the_tasks_send_a_chunk_and_queue_due_retries(sink, papers, django_capture_on_commit_callbacks):
