@@ -265,13 +265,14 @@ def plain_way(delivery_ids: list[int], received) -> float:
     from django.core.mail import EmailMultiAlternatives
     from django.template.loader import render_to_string
 
-    from digest.digest_email import build_digest_context
+    from digest.digest_email import build_digest_context, clear_card_cache
     from digest.models import Candidate, Delivery
     from subscribers.emails import personal_links
 
     before = received.value
     started = time.perf_counter()
     for delivery_id in delivery_ids:
+        clear_card_cache()  # the plain way renders every paper for every subscriber
         delivery = Delivery.objects.select_related("subscriber").get(id=delivery_id)
         subscriber = delivery.subscriber
         candidates = list(Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score")[: delivery.paper_count])
