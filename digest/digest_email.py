@@ -11,17 +11,18 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
 from digest.keywords import make_term, occurs, parse_keywords, text_keys
 from digest.models import Candidate, Delivery, Paper
-from subscribers.emails import absolute, build_message
+from subscribers.emails import absolute, build_message, inlined_html
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token
 
@@ -31,6 +32,7 @@ EXCERPT_CHARS = 320
 SUBJECT_TOPICS = 2
 SUBJECT_MAX_CHARS = 90
 CARD_CACHE_SIZE = 5000
+SKELETON_CACHE_SIZE = 500
 INDENT = {"initial_indent": "   ", "subsequent_indent": "   "}
 
 # Phrases the matcher puts in quotes in a reason: "matches your keyword 'neural field'".
@@ -144,6 +146,8 @@ _cards: OrderedDict[tuple, PaperCard] = OrderedDict()
 
 def clear_card_cache() -> None:
     _cards.clear()
+    _inlined_cards.clear()
+    _skeletons.clear()
 
 
 def paper_card(paper: Paper) -> PaperCard:
@@ -290,6 +294,106 @@ def build_digest_context(
     }
 
 
+# The digest HTML, CSS-inlined once per shape instead of once per message.
+#
+# Inlining re-parses the whole document, and most of it is the same in every digest: the layout
+# and the paper cards. So the template is rendered and inlined once per shape (how many papers,
+# which links are present, the date, the "more" count) with numbered slots in place of each
+# string, and each card is inlined once; a message is then the slots filled with its values,
+# escaped as the inliner's HTML serialiser escapes them. `inlined_html` stays the reference:
+# anything a slot could not reproduce exactly (control characters, slot-like text) goes that way.
+_SLOT = re.compile(r"pbslot(\d+)x")
+_CARD_START, _CARD_END = "pbcardstartx", "pbcardendx"
+_NOT_SLOTTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|pbslot|pbcard")
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "\xa0": "&nbsp;", "<": "&lt;", ">": "&gt;"})
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "\xa0": "&nbsp;", '"': "&quot;"})
+ITEM_SLOTS = ("html", "reason", "more_url", "less_url")
+MESSAGE_SLOTS = ("subject", "preheader", "view_url", "more_url", "manage_url", "unsubscribe_url")
+
+_inlined_cards: OrderedDict[str, str] = OrderedDict()
+_skeletons: dict[tuple, tuple[list[str], list[tuple[int, bool]]]] = {}
+
+
+def _slot_values(context: dict) -> list[str]:
+    values = [context[name] for name in MESSAGE_SLOTS] + [context["subscriber"].email]
+    for item in context["items"]:
+        values += [getattr(item, name) for name in ITEM_SLOTS]
+    return values
+
+
+def _slotted_context(context: dict, values: list[str], items: list | None = None) -> dict:
+    """The context with slot names (or "" where the value is empty) in place of the values."""
+    slots = [f"pbslot{n}x" if value else "" for n, value in enumerate(values)]
+    first_item = len(MESSAGE_SLOTS) + 1
+    if items is None:
+        items = []
+        for start in range(first_item, len(slots), len(ITEM_SLOTS)):
+            item = dict(zip(ITEM_SLOTS, slots[start:start + len(ITEM_SLOTS)], strict=True))
+            item["html"] = mark_safe(item["html"])  # nosec B308 B703: a slot name, no markup
+            items.append(SimpleNamespace(**item))
+    return {
+        **context,
+        **dict(zip(MESSAGE_SLOTS, slots, strict=False)),
+        "subscriber": SimpleNamespace(email=slots[len(MESSAGE_SLOTS)]),
+        "items": items,
+    }
+
+
+def _skeleton(context: dict, values: list[str]) -> tuple[list[str], list[tuple[int, bool]]]:
+    """The inlined digest of this shape, split around its slots, each slot marked text or attribute."""
+    html = inlined_html(EMAIL_NAME, _slotted_context(context, values))
+    pieces = _SLOT.split(html)
+    literals, slots, before = pieces[::2], [], ""
+    for literal, number in zip(pieces[::2], pieces[1::2], strict=False):
+        before += literal
+        slots.append((int(number), before.rfind("<") > before.rfind(">")))
+    return literals, slots
+
+
+def _inlined_card(context: dict, values: list[str], card_html: str) -> str:
+    """A card's HTML as the inliner writes it inside a digest (its rules only match within the card)."""
+    found = _inlined_cards.get(card_html)
+    if found is None:
+        item = SimpleNamespace(html=mark_safe(f"{_CARD_START}{card_html}{_CARD_END}"),  # nosec B308 B703
+                               reason="r", more_url="m", less_url="l")
+        html = inlined_html(EMAIL_NAME, _slotted_context(context, values[:len(MESSAGE_SLOTS) + 1], [item]))
+        found = html.split(_CARD_START, 1)[1].split(_CARD_END, 1)[0]
+        _inlined_cards[card_html] = found
+        if len(_inlined_cards) > CARD_CACHE_SIZE:
+            _inlined_cards.popitem(last=False)
+    return found
+
+
+def digest_html(context: dict) -> str:
+    """Exactly `inlined_html("digest", context)`, without inlining the whole document each time."""
+    values = _slot_values(context)
+    cards = set(range(len(MESSAGE_SLOTS) + 1, len(values), len(ITEM_SLOTS)))
+    if any(
+        _NOT_SLOTTABLE.search(value) or isinstance(value, SafeString) != (number in cards)
+        for number, value in enumerate(values)
+    ):
+        return inlined_html(EMAIL_NAME, context)
+    shape = (
+        tuple(bool(value) for value in values), context["more_count"], context["date"],
+        context["SITE_NAME"], context["SITE_URL"],
+    )
+    skeleton = _skeletons.get(shape)
+    if skeleton is None:
+        if len(_skeletons) >= SKELETON_CACHE_SIZE:
+            _skeletons.clear()
+        skeleton = _skeletons[shape] = _skeleton(context, values)
+    literals, slots = skeleton
+    out = [literals[0]]
+    for (number, in_attribute), literal in zip(slots, literals[1:], strict=True):
+        value = values[number]
+        if number in cards:
+            out.append(_inlined_card(context, values, value))
+        else:
+            out.append(value.translate(_ATTR_ESCAPES if in_attribute else _TEXT_ESCAPES))
+        out.append(literal)
+    return "".join(out)
+
+
 def build_digest_message(
     subscriber: Subscriber,
     candidates: Sequence[Candidate],
@@ -300,4 +404,6 @@ def build_digest_message(
     connection=None,
 ) -> EmailMultiAlternatives:
     context = build_digest_context(subscriber, candidates, more_count, delivery)
-    return build_message(EMAIL_NAME, subscriber, context, message_id=message_id, connection=connection)
+    return build_message(
+        EMAIL_NAME, subscriber, context, message_id=message_id, connection=connection, render_html=digest_html
+    )
