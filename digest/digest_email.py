@@ -294,7 +294,7 @@ def build_digest_context(
     }
 
 
-# The digest HTML, CSS-inlined once per shape instead of once per message.
+# The digest's parts, rendered (and the HTML CSS-inlined) once per shape instead of once per message.
 #
 # Inlining re-parses the whole document, and most of it is the same in every digest: the layout
 # and the paper cards. So the template is rendered and inlined once per shape (how many papers,
@@ -307,7 +307,7 @@ _CARD_START, _CARD_END = "pbcardstartx", "pbcardendx"
 _NOT_SLOTTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|pbslot|pbcard")
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "\xa0": "&nbsp;", "<": "&lt;", ">": "&gt;"})
 _ATTR_ESCAPES = str.maketrans({"&": "&amp;", "\xa0": "&nbsp;", '"': "&quot;"})
-ITEM_SLOTS = ("html", "reason", "more_url", "less_url")
+ITEM_SLOTS = ("html", "text", "reason", "more_url", "less_url")
 MESSAGE_SLOTS = ("subject", "preheader", "view_url", "more_url", "manage_url", "unsubscribe_url")
 
 _inlined_cards: OrderedDict[str, str] = OrderedDict()
@@ -339,14 +339,15 @@ def _slotted_context(context: dict, values: list[str], items: list | None = None
     }
 
 
-def _skeleton(context: dict, values: list[str]) -> tuple[list[str], list[tuple[int, bool]]]:
-    """The inlined digest of this shape, split around its slots, each slot marked text or attribute."""
-    html = inlined_html(EMAIL_NAME, _slotted_context(context, values))
-    pieces = _SLOT.split(html)
+def _skeleton(context: dict, values: list[str], html: bool) -> tuple[list[str], list[tuple[int, bool]]]:
+    """The digest of this shape split around its slots, each slot marked text or attribute."""
+    slotted = _slotted_context(context, values)
+    rendered = inlined_html(EMAIL_NAME, slotted) if html else render_to_string(f"emails/{EMAIL_NAME}.txt", slotted)
+    pieces = _SLOT.split(rendered)
     literals, slots, before = pieces[::2], [], ""
     for literal, number in zip(pieces[::2], pieces[1::2], strict=False):
         before += literal
-        slots.append((int(number), before.rfind("<") > before.rfind(">")))
+        slots.append((int(number), html and before.rfind("<") > before.rfind(">")))
     return literals, slots
 
 
@@ -355,7 +356,7 @@ def _inlined_card(context: dict, values: list[str], card_html: str) -> str:
     found = _inlined_cards.get(card_html)
     if found is None:
         item = SimpleNamespace(html=mark_safe(f"{_CARD_START}{card_html}{_CARD_END}"),  # nosec B308 B703
-                               reason="r", more_url="m", less_url="l")
+                               text="t", reason="r", more_url="m", less_url="l")
         html = inlined_html(EMAIL_NAME, _slotted_context(context, values[:len(MESSAGE_SLOTS) + 1], [item]))
         found = html.split(_CARD_START, 1)[1].split(_CARD_END, 1)[0]
         _inlined_cards[card_html] = found
@@ -364,34 +365,48 @@ def _inlined_card(context: dict, values: list[str], card_html: str) -> str:
     return found
 
 
-def digest_html(context: dict) -> str:
-    """Exactly `inlined_html("digest", context)`, without inlining the whole document each time."""
+def _filled(context: dict, html: bool) -> str | None:
+    """The digest part filled in from its cached skeleton, or None when slots cannot reproduce it."""
     values = _slot_values(context)
     cards = set(range(len(MESSAGE_SLOTS) + 1, len(values), len(ITEM_SLOTS)))
     if any(
         _NOT_SLOTTABLE.search(value) or isinstance(value, SafeString) != (number in cards)
         for number, value in enumerate(values)
     ):
-        return inlined_html(EMAIL_NAME, context)
+        return None
     shape = (
-        tuple(bool(value) for value in values), context["more_count"], context["date"],
+        html, tuple(bool(value) for value in values), context["more_count"], context["date"],
         context["SITE_NAME"], context["SITE_URL"],
     )
     skeleton = _skeletons.get(shape)
     if skeleton is None:
         if len(_skeletons) >= SKELETON_CACHE_SIZE:
             _skeletons.clear()
-        skeleton = _skeletons[shape] = _skeleton(context, values)
+        skeleton = _skeletons[shape] = _skeleton(context, values, html)
     literals, slots = skeleton
     out = [literals[0]]
     for (number, in_attribute), literal in zip(slots, literals[1:], strict=True):
         value = values[number]
-        if number in cards:
+        if not html:
+            out.append(value)
+        elif number in cards:
             out.append(_inlined_card(context, values, value))
         else:
             out.append(value.translate(_ATTR_ESCAPES if in_attribute else _TEXT_ESCAPES))
         out.append(literal)
     return "".join(out)
+
+
+def digest_html(context: dict) -> str:
+    """Exactly `inlined_html("digest", context)`, without inlining the whole document each time."""
+    filled = _filled(context, html=True)
+    return inlined_html(EMAIL_NAME, context) if filled is None else filled
+
+
+def digest_text(context: dict) -> str:
+    """Exactly the rendered `emails/digest.txt`, without rendering the whole template each time."""
+    filled = _filled(context, html=False)
+    return render_to_string(f"emails/{EMAIL_NAME}.txt", context) if filled is None else filled
 
 
 def build_digest_message(
@@ -405,5 +420,6 @@ def build_digest_message(
 ) -> EmailMultiAlternatives:
     context = build_digest_context(subscriber, candidates, more_count, delivery)
     return build_message(
-        EMAIL_NAME, subscriber, context, message_id=message_id, connection=connection, render_html=digest_html
+        EMAIL_NAME, subscriber, context, message_id=message_id, connection=connection,
+        render_text=digest_text, render_html=digest_html,
     )

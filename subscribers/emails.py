@@ -53,11 +53,16 @@ def inlined_html(name: str, context: dict) -> str:
     return _inliner.inline(render_to_string(f"emails/{name}.html", context))
 
 
-def render_email(name: str, context: dict, render_html: Callable[[dict], str] | None = None) -> RenderedEmail:
-    """`render_html(context)`, when given, must return exactly what `inlined_html` would, faster."""
+def render_email(
+    name: str,
+    context: dict,
+    render_html: Callable[[dict], str] | None = None,
+    render_text: Callable[[dict], str] | None = None,
+) -> RenderedEmail:
+    """`render_html` / `render_text`, when given, must return exactly what the templates would, faster."""
     context = {"SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, **context}
     subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
-    text = render_to_string(f"emails/{name}.txt", context)
+    text = render_text(context) if render_text else render_to_string(f"emails/{name}.txt", context)
     html = render_html(context) if render_html else inlined_html(name, context)
     return RenderedEmail(subject=subject, text=text, html=html)
 
@@ -78,10 +83,11 @@ def build_message(
     message_id: str | None = None,
     connection=None,
     render_html: Callable[[dict], str] | None = None,
+    render_text: Callable[[dict], str] | None = None,
 ) -> EmailMultiAlternatives:
     """A ready-to-send message: rendered templates, personal links and list headers."""
     links = personal_links(subscriber)
-    rendered = render_email(name, {**context, **links, "subscriber": subscriber}, render_html)
+    rendered = render_email(name, {**context, **links, "subscriber": subscriber}, render_html, render_text)
     headers = {
         **list_headers(links, name),
         "Message-ID": message_id or new_message_id(),

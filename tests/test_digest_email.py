@@ -451,8 +451,10 @@ def reference_html(subscriber, candidates, more_count, delivery) -> tuple[dict, 
 
 @pytest.mark.parametrize("more_count", [0, 1, 7])
 @pytest.mark.parametrize("with_delivery", [True, False])
-def test_the_slotted_html_is_exactly_the_whole_page_inlined(more_count, with_delivery):
-    from digest.digest_email import digest_html
+def test_the_slotted_parts_are_exactly_the_whole_templates_rendered(more_count, with_delivery):
+    from django.template.loader import render_to_string
+
+    from digest.digest_email import digest_html, digest_text
 
     subscriber, candidates, delivery = make_digest(count=3)
     subscriber.email = 'o\'hara&"co"@example.org'
@@ -464,6 +466,7 @@ def test_the_slotted_html_is_exactly_the_whole_page_inlined(more_count, with_del
     for _ in range(2):  # the second digest of the same shape comes from the caches
         context, expected = reference_html(subscriber, candidates, more_count, delivery)
         assert digest_html(context) == expected
+        assert digest_text(context) == render_to_string("emails/digest.txt", context)
 
 
 def test_text_the_slots_cannot_reproduce_falls_back_to_inlining_the_whole_page():
