@@ -87,15 +87,7 @@ def parse_document(body: bytes, kind: str = Kind.AUTO, content_type: str = "") -
     if kind == Kind.ARXIV_API and _is_arxiv_api_error(entries):
         result.error = f"arXiv API error: {clean_text(entries[0].get('summary')) or 'unknown'}"
         return result
-    read_entry = _ENTRY_READERS.get(kind, _read_generic_entry)
-    for entry in entries:
-        paper = read_entry(entry)
-        if paper is None:
-            result.skipped += 1
-        else:
-            result.papers.append(paper)
-    if result.skipped:
-        result.problems.append(f"skipped {result.skipped} entries without an id or a title")
+    _collect(result, entries, _ENTRY_READERS.get(kind, _read_generic_entry), "entries")
     result.skipped += cut_off
     return result
 
@@ -280,15 +272,20 @@ def _parse_hf_daily(body: bytes) -> ParsedFeed:
     if data and not any(isinstance(item, dict) for item in data):
         result.error = "not a feed: the JSON list holds no paper objects"
         return result
-    for item in data:
-        paper = _read_hf_item(item)
+    _collect(result, data, _read_hf_item, "items")
+    return result
+
+
+def _collect(result: ParsedFeed, items, read, noun: str) -> None:
+    """Read every item into a paper; those without an id or a title are counted, not kept."""
+    for item in items:
+        paper = read(item)
         if paper is None:
             result.skipped += 1
         else:
             result.papers.append(paper)
     if result.skipped:
-        result.problems.append(f"skipped {result.skipped} items without an id or a title")
-    return result
+        result.problems.append(f"skipped {result.skipped} {noun} without an id or a title")
 
 
 def _read_hf_item(item: Any) -> ParsedPaper | None:
