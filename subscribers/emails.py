@@ -8,7 +8,7 @@ manage link and the RFC 8058 one-click unsubscribe headers.
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate, make_msgid, parseaddr
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import css_inline
 from django.conf import settings
@@ -44,7 +44,8 @@ def personal_links(subscriber: Subscriber) -> dict[str, str]:
     return {
         "manage_url": absolute(reverse("subscribers:manage", args=[make_token(subscriber, "manage")])),
         "unsubscribe_url": absolute(reverse("subscribers:unsubscribe", args=[unsubscribe_token])),
-        "unsubscribe_mailto": f"mailto:{from_address}?subject=unsubscribe",
+        # The token in the subject is what `manage.py mailunsubscribe` reads from the reply.
+        "unsubscribe_mailto": f"mailto:{from_address}?subject={quote(f'unsubscribe {unsubscribe_token}')}",
     }
 
 

@@ -7,6 +7,9 @@ sends nothing.
 
 import enum
 import logging
+import re
+from email import message_from_bytes
+from email import policy as email_policy
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,6 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest.scheduling import schedule_subscriber
 from subscribers.models import Subscriber, Topic
+from subscribers.tokens import read_token
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +291,22 @@ def unsubscribe(subscriber: Subscriber) -> bool:
     """Stop every email. Idempotent: a second call changes nothing and returns False."""
     others = {status for status in Status if status != Status.UNSUBSCRIBED}
     return _move(subscriber, others, Status.UNSUBSCRIBED, unsubscribed_at=timezone.now(), next_delivery_at=None)
+
+
+MAIL_UNSUBSCRIBE_SUBJECT = re.compile(r"\bunsubscribe\s+(\S+)", re.IGNORECASE)
+
+
+def unsubscribe_by_mail(raw: bytes) -> Subscriber | None:
+    """The List-Unsubscribe mailto route: an email whose subject carries an unsubscribe token.
+
+    Returns the subscriber it unsubscribed, or None when the subject holds no valid token.
+    """
+    subject = str(message_from_bytes(raw, policy=email_policy.default).get("Subject", ""))
+    found = MAIL_UNSUBSCRIBE_SUBJECT.search(subject)
+    subscriber = read_token(found.group(1), "unsubscribe") if found else None
+    if subscriber is not None:
+        unsubscribe(subscriber)
+    return subscriber
 
 
 def delete_subscriber(subscriber: Subscriber) -> None:

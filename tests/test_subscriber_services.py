@@ -286,3 +286,46 @@ def test_changing_preferences_matches_the_recent_papers_again(committed):
         services.update_preferences(subscriber, Preferences(keywords="diffusion"))
 
     assert Candidate.objects.filter(subscriber=subscriber, paper__arxiv_id="2601.00003").exists()
+
+
+def _reply_to_mailto(mailto: str, sender: str) -> bytes:
+    """The email a mail client sends for a List-Unsubscribe mailto link."""
+    from email.message import EmailMessage
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(mailto)
+    reply = EmailMessage()
+    reply["From"], reply["To"] = sender, parts.path
+    reply["Subject"] = parse_qs(parts.query)["subject"][0]
+    return reply.as_bytes()
+
+
+def test_a_reply_to_the_list_unsubscribe_mailto_unsubscribes_through_the_command(monkeypatch):
+    import io
+
+    from subscribers.emails import personal_links
+
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
+    reply = _reply_to_mailto(personal_links(subscriber)["unsubscribe_mailto"], "ada@example.org")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(reply)))
+
+    call_command("mailunsubscribe", stdout=io.StringIO())
+
+    subscriber.refresh_from_db()
+    assert subscriber.status == "unsubscribed"
+
+
+def test_a_mailto_reply_with_a_tampered_token_changes_nothing(monkeypatch):
+    import io
+
+    from subscribers.emails import personal_links
+
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
+    mailto = personal_links(subscriber)["unsubscribe_mailto"]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(_reply_to_mailto(mailto[:-3] + "xyz", "eve@example.org"))))
+
+    with pytest.raises(CommandError, match="no valid unsubscribe token"):
+        call_command("mailunsubscribe")
+
+    subscriber.refresh_from_db()
+    assert subscriber.status == "active"
