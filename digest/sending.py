@@ -36,12 +36,14 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db.models import BigIntegerField, Case, F, Q, Value, When
+from django.db.models import Count, F, OuterRef, Q, Subquery, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from config.logevents import log_event
 from digest.digest_email import build_digest_message
 from digest.models import Candidate, Delivery
+from digest.plain_sql import row_exists, update_each, update_rows
 from digest.send_rate import SendRateLimiter, send_rate_limiter
 from subscribers.emails import new_message_id
 from subscribers.models import Subscriber
@@ -110,8 +112,9 @@ def commits_without_flush() -> Iterator[None]:
             pass  # a new connection starts with the server's default anyway
 
 
-def claim_deliveries(delivery_ids: list[int], now: datetime) -> list[Delivery]:
-    """Move the claimable deliveries among `delivery_ids` to `sending`; returns those claimed.
+def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery], dict[int, Subscriber]]:
+    """Move the claimable deliveries among `delivery_ids` to `sending`; returns those claimed and
+    their subscribers who are still active.
 
     On PostgreSQL the rows are locked with SKIP LOCKED, so a second worker passes over them at
     once; elsewhere the update is a compare-and-set on the claimable condition (SQLite runs the
@@ -129,9 +132,13 @@ def claim_deliveries(delivery_ids: list[int], now: datetime) -> list[Delivery]:
                 delivery.status, delivery.claimed_at, delivery.attempts = Delivery.Status.SENDING, now, delivery.attempts + 1
         else:  # another writer got in between (a database without row locks or a write lock)
             claimed = list(Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at=now))
-        subscribers = load_subscribers([d.subscriber_id for d in claimed])
+        subscribers = load_subscribers([d.subscriber_id for d in claimed]) if claimed else {}
         fix_content([d for d in claimed if d.subscriber_id in subscribers], subscribers)
-    return claimed
+    return claimed, subscribers
+
+
+def claim_deliveries(delivery_ids: list[int], now: datetime) -> list[Delivery]:
+    return claim_chunk(delivery_ids, now)[0]
 
 
 def claim_delivery(delivery_id: int, now: datetime) -> Delivery | None:
@@ -163,35 +170,43 @@ def pick_papers(subscriber: Subscriber) -> tuple[list[Candidate], int]:
 
 
 def fix_content(deliveries: list[Delivery], subscribers: dict[int, Subscriber]) -> None:
-    """On a first attempt, attach the waiting candidates and give the digest its Message-ID."""
+    """On a first attempt, attach the waiting candidates and give the digest its Message-ID.
+
+    The counts are taken from what was attached, so a match run adding candidates meanwhile
+    cannot make them disagree with the delivery's papers.
+    """
     first = [d for d in deliveries if not d.message_id]
     if not first:
         return
-    waiting = waiting_candidates([d.subscriber_id for d in first])
+    first_ids = [d.id for d in first]
+    # A subscriber's waiting candidates join its delivery (the oldest, should a chunk hold two).
+    new_delivery = Delivery.objects.filter(id__in=first_ids, subscriber_id=OuterRef("subscriber_id")).order_by("id")
+    waiting = Candidate.objects.filter(subscriber_id__in={d.subscriber_id for d in first}, delivery__isnull=True)
+    waiting.update(delivery_id=Subquery(new_delivery.values("id")[:1]))
+    attached = Candidate.objects.filter(delivery_id__in=first_ids).values("delivery_id").annotate(n=Count("id"))
+    counts = dict(attached.values_list("delivery_id", "n"))
     for delivery in first:
-        candidate_ids = waiting[delivery.subscriber_id]
-        delivery.paper_count = min(len(candidate_ids), subscribers[delivery.subscriber_id].max_papers)
-        delivery.more_count = len(candidate_ids) - delivery.paper_count
+        found = counts.get(delivery.id, 0)
+        delivery.paper_count = min(found, subscribers[delivery.subscriber_id].max_papers)
+        delivery.more_count = found - delivery.paper_count
         delivery.message_id = new_message_id()
-    attach = Case(*(When(subscriber_id=d.subscriber_id, then=Value(d.id)) for d in first), output_field=BigIntegerField())
-    all_ids = [candidate_id for ids in waiting.values() for candidate_id in ids]
-    Candidate.objects.filter(id__in=all_ids, delivery__isnull=True).update(delivery_id=attach)
-    Delivery.objects.bulk_update(first, ["paper_count", "more_count", "message_id"])
+    update_each(
+        Delivery, ("paper_count", "more_count", "message_id"),
+        {d.id: (d.paper_count, d.more_count, d.message_id) for d in first},
+    )
 
 
 def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Candidate]]:
-    """The papers each delivery shows: its best `paper_count` candidates (two queries in all)."""
+    """The papers each delivery shows: its best `paper_count` candidates, in one query."""
     counts = {d.id: d.paper_count for d in deliveries}
-    ranked = Candidate.objects.filter(delivery_id__in=counts).order_by("delivery_id", "-score", "id")
-    shown: list[int] = []
-    taken: dict[int, int] = {}
-    for candidate_id, delivery_id in ranked.values_list("id", "delivery_id"):
-        if taken.get(delivery_id, 0) < counts[delivery_id]:
-            taken[delivery_id] = taken.get(delivery_id, 0) + 1
-            shown.append(candidate_id)
     papers: dict[int, list[Candidate]] = {delivery_id: [] for delivery_id in counts}
-    for candidate in Candidate.objects.filter(id__in=shown).select_related("paper").order_by("-score", "id"):
-        papers[candidate.delivery_id].append(candidate)
+    if not any(counts.values()):
+        return papers
+    rank = Window(RowNumber(), partition_by=F("delivery_id"), order_by=[F("score").desc(), F("id").asc()])
+    ranked = Candidate.objects.filter(delivery_id__in=counts).annotate(rank=rank).filter(rank__lte=max(counts.values()))
+    for candidate in ranked.select_related("paper").order_by("delivery_id", "rank"):
+        if candidate.rank <= counts[candidate.delivery_id]:
+            papers[candidate.delivery_id].append(candidate)
     return papers
 
 
@@ -239,8 +254,7 @@ def _finish(delivery: Delivery, **changes) -> bool:
     """Record the outcome, unless the row was taken from us in the meantime."""
 
     def write() -> int:
-        updated = Delivery.objects.filter(id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
-        return updated.update(**changes)
+        return update_rows(Delivery, changes, id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
 
     done = _waiting_for_the_database(write) == 1
     if not done:
@@ -278,7 +292,7 @@ def send_delivery(
     )
     limiter.acquire()
     # The last look before the mail server: someone who left since the claim gets nothing.
-    if not Subscriber.objects.filter(id=subscriber.id, status=Subscriber.Status.ACTIVE).exists():
+    if not row_exists(Subscriber, id=subscriber.id, status=Subscriber.Status.ACTIVE):
         _finish(delivery, status=Delivery.Status.SKIPPED, last_error="subscriber no longer active")
         return Outcome.INACTIVE
     try:
@@ -329,9 +343,8 @@ def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult
     limiter = send_rate_limiter()
     result = ChunkResult(not_claimed=len(set(delivery_ids)))
     with commits_without_flush():
-        claimed = claim_deliveries(list(delivery_ids), timezone.now())
+        claimed, subscribers = claim_chunk(list(delivery_ids), timezone.now())
         result.not_claimed -= len(claimed)
-        subscribers = load_subscribers([d.subscriber_id for d in claimed]) if claimed else {}
         papers = digest_papers(claimed) if claimed else {}
         try:
             for delivery in claimed:

@@ -1,0 +1,67 @@
+"""The hot-path SQL helpers store and find exactly what the ORM calls they stand for would."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from digest.models import Delivery
+from digest.plain_sql import row_exists, update_each, update_rows
+from subscribers.models import Subscriber
+
+pytestmark = pytest.mark.django_db
+
+CLAIMED = datetime(2026, 11, 26, 7, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def deliveries():
+    rows = []
+    for n in range(3):
+        subscriber = Subscriber.objects.create(email=f"reader{n}@example.org", status=Subscriber.Status.ACTIVE)
+        rows.append(Delivery.objects.create(
+            subscriber=subscriber, period="2026-11-26", scheduled_for=CLAIMED, status=Delivery.Status.SENDING,
+            claimed_at=CLAIMED,
+        ))
+    return rows
+
+
+def test_row_exists_answers_like_the_orm(deliveries):
+    subscriber = deliveries[0].subscriber
+    assert row_exists(Subscriber, id=subscriber.id, status=Subscriber.Status.ACTIVE)
+    Subscriber.objects.filter(id=subscriber.id).update(status=Subscriber.Status.UNSUBSCRIBED)
+    assert not row_exists(Subscriber, id=subscriber.id, status=Subscriber.Status.ACTIVE)
+    assert row_exists(Subscriber, id=subscriber.id, status=Subscriber.Status.UNSUBSCRIBED)
+
+
+def test_update_rows_matches_a_datetime_to_the_microsecond_and_stores_what_the_orm_would(deliveries):
+    first = deliveries[0]
+    sent_at = datetime(2026, 11, 26, 7, 0, 5, tzinfo=UTC)
+    changes = {"status": Delivery.Status.SENT, "sent_at": sent_at, "subject": "3 new papers on ‘fields’", "next_attempt_at": None}
+
+    assert update_rows(Delivery, changes, id=first.id, status=Delivery.Status.SENDING, claimed_at=CLAIMED) == 1
+    # The compare-and-set: the row is no longer `sending`, so a second writer changes nothing.
+    assert update_rows(Delivery, changes, id=first.id, status=Delivery.Status.SENDING, claimed_at=CLAIMED) == 0
+    Delivery.objects.filter(id=deliveries[1].id).update(**changes)
+
+    by_sql, by_orm = Delivery.objects.get(id=first.id), Delivery.objects.get(id=deliveries[1].id)
+    for name in changes:
+        assert getattr(by_sql, name) == getattr(by_orm, name) == changes[name]
+    assert Delivery.objects.filter(sent_at=sent_at).count() == 2  # stored in the ORM's format, so found by it
+
+
+def test_update_rows_misses_a_row_claimed_at_another_moment(deliveries):
+    later = CLAIMED.replace(microsecond=123457)
+    assert update_rows(Delivery, {"status": Delivery.Status.SENT}, id=deliveries[0].id, claimed_at=later) == 0
+    assert Delivery.objects.get(id=deliveries[0].id).status == Delivery.Status.SENDING
+
+
+def test_update_each_writes_each_row_its_own_values_and_leaves_the_others(deliveries):
+    first, second, untouched = deliveries
+    changed = update_each(
+        Delivery, ("paper_count", "more_count", "message_id"),
+        {first.id: (10, 41, "<a@paperboy>"), second.id: (3, 0, "<b'quote\"@paperboy>")},
+    )
+    assert changed == 2
+    rows = {d.id: (d.paper_count, d.more_count, d.message_id) for d in Delivery.objects.all()}
+    assert rows == {first.id: (10, 41, "<a@paperboy>"), second.id: (3, 0, "<b'quote\"@paperboy>"), untouched.id: (0, 0, "")}
+    assert update_each(Delivery, ("paper_count",), {}) == 0
