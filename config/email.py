@@ -1,10 +1,11 @@
-"""EMAIL_URL parsing and the `.eml` folder backend.
+"""EMAIL_URL parsing and the SMTP and `.eml` folder backends.
 
 `smtp://user:pass@host:port?tls=1` (or `smtps://` for implicit TLS, `?ssl=1` too) talks SMTP;
 `file:///some/folder` writes each message as one `.eml` file in that folder.
 """
 
 import os
+import smtplib
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -14,8 +15,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
+from django.core.mail.message import sanitize_address
 
-SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+SMTP_BACKEND = "config.email.SmtpBackend"
 EML_BACKEND = "config.email.EmlFolderBackend"
 
 
@@ -58,6 +61,31 @@ def parse_email_url(url: str, base_dir: Path) -> dict:
     raise ImproperlyConfigured(f"EMAIL_URL scheme must be smtp, smtps, file, console or anymail: {url!r}")
 
 
+def message_bytes(message) -> bytes:
+    """What goes on the wire: the message's own `message_bytes()` when it has one (ours are
+    written directly, see subscribers/mime.py), else Django's `message().as_bytes()`."""
+    write = getattr(message, "message_bytes", None)
+    return write() if write is not None else message.message().as_bytes(linesep="\r\n")
+
+
+class SmtpBackend(DjangoSmtpBackend):
+    """Django's SMTP backend (one connection for many messages, TLS, timeouts), sending `message_bytes`."""
+
+    def _send(self, email_message) -> bool:
+        if not email_message.recipients():
+            return False
+        encoding = email_message.encoding or settings.DEFAULT_CHARSET
+        from_email = sanitize_address(email_message.from_email, encoding)
+        recipients = [sanitize_address(address, encoding) for address in email_message.recipients()]
+        try:
+            self.connection.sendmail(from_email, recipients, message_bytes(email_message))
+        except smtplib.SMTPException:
+            if not self.fail_silently:
+                raise
+            return False
+        return True
+
+
 class EmlFolderBackend(BaseEmailBackend):
     """Writes every message as its own RFC 5322 `.eml` file, named so they sort by time."""
 
@@ -75,7 +103,7 @@ class EmlFolderBackend(BaseEmailBackend):
         for message in email_messages:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
             name = f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.eml"
-            data = message.message().as_bytes(linesep="\r\n")
+            data = message_bytes(message)
             tmp = self.folder / (name + ".tmp")
             tmp.write_bytes(data)
             # Rename is atomic, so a reader never sees half a message.

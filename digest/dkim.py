@@ -3,7 +3,8 @@
 Set `DKIM_PRIVATE_KEY_PATH`, `DKIM_SELECTOR` and `DKIM_DOMAIN` and publish the public key at
 `<selector>._domainkey.<domain>`. The signature covers the RFC 8058 headers (List-Unsubscribe and
 List-Unsubscribe-Post): mailbox providers only offer one-click unsubscribe when they are signed.
-Signing happens in `message()`, so every backend (SMTP, `.eml` folder, anymail) sends signed bytes.
+Signing happens in `message()` and `message_bytes()`, so every backend (SMTP, `.eml` folder,
+anymail) sends signed bytes.
 """
 
 from functools import lru_cache
@@ -12,6 +13,8 @@ from pathlib import Path
 import dkim
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+
+from subscribers.mime import alternative_bytes, fold
 
 SIGNED_HEADERS = (
     b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
@@ -57,3 +60,15 @@ class SignedEmailMultiAlternatives(EmailMultiAlternatives):
             # The signature must be computed over the bytes a backend will send: SMTP uses CRLF.
             msg["DKIM-Signature"] = dkim_signature(msg.as_bytes(linesep="\r\n"), key)
         return msg
+
+    def message_bytes(self) -> bytes:
+        """`message().as_bytes()` with CRLF line ends, written directly when the message has our usual shape."""
+        data = alternative_bytes(self)
+        if data is None:
+            return self.message().as_bytes(linesep="\r\n")
+        key = dkim_key()
+        if key is not None:
+            signature = dkim_signature(data, key)
+            header = fold("DKIM-Signature", signature) or f"DKIM-Signature: {signature}"
+            data = header.encode("ascii") + b"\r\n" + data
+        return data

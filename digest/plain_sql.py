@@ -31,7 +31,9 @@ def row_exists(model: type[Model], **conditions) -> bool:
     """`model.objects.filter(**conditions).exists()` for equality on plain fields."""
     where, params = _where(model, conditions)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {connection.ops.quote_name(model._meta.db_table)} WHERE {where} LIMIT 1", params)
+        table = connection.ops.quote_name(model._meta.db_table)
+        # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+        cursor.execute(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1", params)  # nosec B608
         return cursor.fetchone() is not None
 
 
@@ -45,7 +47,8 @@ def update_rows(model: type[Model], changes: Mapping[str, object], **conditions)
     where, where_params = _where(model, conditions)
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {', '.join(assignments)} WHERE {where}", params + where_params)
+        # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+        cursor.execute(f"UPDATE {table} SET {', '.join(assignments)} WHERE {where}", params + where_params)  # nosec B608
         return cursor.rowcount
 
 
@@ -70,8 +73,7 @@ def update_each(model: type[Model], names: Sequence[str], rows: Mapping[int, Seq
     assignments = ", ".join(f"{column} = new.column{n}" for n, (column, _) in enumerate(fields, 2))
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM (VALUES {values_sql}) AS new WHERE {table}.{pk_column} = new.column1",
-            params,
-        )
+        # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+        sql = f"UPDATE {table} SET {assignments} FROM (VALUES {values_sql}) AS new WHERE {table}.{pk_column} = new.column1"  # nosec B608
+        cursor.execute(sql, params)
         return cursor.rowcount

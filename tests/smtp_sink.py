@@ -22,6 +22,8 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
+from config.email import SMTP_BACKEND
+
 DISCONNECT = "disconnect"
 
 
@@ -153,7 +155,7 @@ class SmtpSink:
     def email_settings(self) -> dict:
         """Django settings that point the SMTP backend at this sink."""
         return {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_BACKEND": SMTP_BACKEND,
             "EMAIL_HOST": self.host,
             "EMAIL_PORT": self.port,
             "EMAIL_HOST_USER": "",

@@ -1,0 +1,97 @@
+"""The bytes of our usual message shape, written directly: a text body and one HTML alternative.
+
+Django's `message().as_bytes()` builds a tree of email objects and walks it with Python's
+generator; for a 40 kB digest that is about 0.8 ms, a fifth of the cost of building it. The
+message written here is the same MIME structure with the same headers (a multipart/alternative
+of a 7bit/8bit UTF-8 text part and HTML part), so `email.message_from_bytes` reads both the same
+way (tests compare them). Anything else returns None and takes Django's way: attachments, several
+alternatives, a line longer than SMTP allows (which needs quoted-printable), a header with a
+line break (which Django refuses), an address Django cannot write.
+"""
+
+import secrets
+from email.header import Header
+
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import sanitize_address
+
+ADDRESS_HEADERS = {"from", "to", "cc", "reply-to"}
+FOLD_AT = 78
+LONGEST_LINE = 998  # RFC 5322: octets before CRLF
+
+
+def fold(name: str, value: str) -> str | None:
+    """`Name: value` folded at spaces to FOLD_AT columns where it can be; None if a line stays too long."""
+    lines, line = [], f"{name}:"
+    for word in value.split(" "):
+        if word and len(line) + 1 + len(word) > FOLD_AT and line != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += f" {word}"
+    lines.append(line)
+    return None if any(len(line) > LONGEST_LINE for line in lines) else "\r\n".join(lines)
+
+
+def _header(name: str, value: str) -> str | None:
+    if "\n" in value or "\r" in value:
+        return None
+    if not value.isascii():
+        return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return fold(name, value)
+
+
+def _addresses(name: str, addresses: list[str]) -> str | None:
+    try:
+        value = ", ".join(sanitize_address(address, "utf-8") for address in addresses)
+    except ValueError:
+        return None
+    return _header(name, value) if value.isascii() else None
+
+
+def _body(text: str) -> tuple[bytes, str] | None:
+    """The part's bytes with CRLF line ends and its transfer encoding, or None if a line is too long."""
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    if max(map(len, data.split(b"\n"))) > LONGEST_LINE:
+        return None
+    return data.replace(b"\n", b"\r\n"), "7bit" if data.isascii() else "8bit"
+
+
+def alternative_bytes(message: EmailMultiAlternatives) -> bytes | None:
+    """The message as the SMTP and `.eml` backends send it, or None when it is not of our usual shape."""
+    if (
+        message.attachments or len(message.alternatives) != 1 or message.alternatives[0][1] != "text/html"
+        or message.content_subtype != "plain" or message.mixed_subtype != "mixed" or message.cc or message.bcc
+        or message.encoding not in (None, "utf-8")
+    ):
+        return None
+    text, html = _body(message.body), _body(message.alternatives[0][0])
+    if text is None or html is None:
+        return None
+    boundary = f"==============={secrets.token_hex(10)}=="
+    if boundary.encode() in text[0] or boundary.encode() in html[0]:
+        return None
+    extra = {name.lower() for name in message.extra_headers}
+    if extra & ADDRESS_HEADERS or not {"date", "message-id"} <= extra:
+        return None
+    lines = [
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
+        "MIME-Version: 1.0",
+        _header("Subject", message.subject),
+        _addresses("From", [message.from_email]),
+        _addresses("To", message.to),
+    ]
+    if message.reply_to:
+        lines.append(_addresses("Reply-To", message.reply_to))
+    lines += [_header(name, str(value)) for name, value in message.extra_headers.items()]
+    if None in lines:
+        return None
+    out = ["\r\n".join(lines).encode("ascii"), b"\r\n\r\n"]
+    for subtype, (data, encoding) in (("plain", text), ("html", html)):
+        out += [
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode("ascii"),
+            data,
+            b"\r\n",
+        ]
+    out.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(out)
