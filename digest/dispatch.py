@@ -4,9 +4,14 @@ Each due subscriber is claimed with a compare-and-set on `next_delivery_at` (onl
 that moves it from the value it read wins), and the winner creates the subscriber's Delivery row
 for the period; the (subscriber, period) unique constraint stops a second row. Only rows created
 here are queued, in chunks of ids, once the transaction has committed.
+
+Subscribers whose slot moves from the same instant to the same instant (same zone, hour and
+frequency: most of a busy slot) are moved by one statement for the group; should another writer
+have moved any of them first, that statement is undone and each is claimed on its own.
 """
 
 import operator
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import reduce
@@ -63,6 +68,37 @@ def advance_slot(subscriber: Subscriber, now: datetime) -> bool:
     ).update(next_delivery_at=next_delivery_after(subscriber, now)) == 1
 
 
+def advance_slots(subscribers: list[Subscriber], now: datetime) -> list[Subscriber]:
+    """`advance_slot` for many subscribers; returns those whose slot this call moved."""
+    groups: dict[tuple[datetime | None, datetime], list[Subscriber]] = defaultdict(list)
+    for subscriber in subscribers:
+        groups[(subscriber.next_delivery_at, next_delivery_after(subscriber, now))].append(subscriber)
+    moved = []
+    for (slot, next_slot), members in groups.items():
+        if len(members) > 1 and _advance_group(members, slot, next_slot):
+            moved += members
+        else:
+            moved += [subscriber for subscriber in members if advance_slot(subscriber, now)]
+    return moved
+
+
+class _Contended(Exception):
+    pass
+
+
+def _advance_group(members: list[Subscriber], slot: datetime | None, next_slot: datetime) -> bool:
+    """Move every member from `slot` to `next_slot` in one statement, or none of them."""
+    ids = [subscriber.id for subscriber in members]
+    try:
+        with transaction.atomic():
+            moved = Subscriber.objects.filter(id__in=ids, status=Subscriber.Status.ACTIVE, next_delivery_at=slot)
+            if moved.update(next_delivery_at=next_slot) != len(ids):
+                raise _Contended
+    except _Contended:
+        return False
+    return True
+
+
 def create_deliveries(winners: list[Subscriber], now: datetime) -> list[int]:
     """A Delivery per subscriber for the period they were due; ids of the rows created here.
 
@@ -108,7 +144,7 @@ def dispatch_due(
         batch = due_subscribers(now, force=force).filter(id__in=batch_ids).order_by("id").only(*SCHEDULE_FIELDS)
         # One transaction per batch: the slot moves if and only if its Delivery row exists.
         with transaction.atomic():
-            batch_ids = create_deliveries([s for s in batch if advance_slot(s, now)], now)
+            batch_ids = create_deliveries(advance_slots(list(batch), now), now)
             if queue:
                 queue_deliveries(batch_ids)
         created.extend(batch_ids)

@@ -5,7 +5,7 @@ import pytest
 import time_machine
 from django.db import close_old_connections, connection, transaction
 
-from digest.dispatch import advance_slot, create_deliveries, dispatch_due
+from digest.dispatch import advance_slot, advance_slots, create_deliveries, dispatch_due
 from digest.models import Delivery
 from digest.sending import claim_delivery
 from subscribers.models import Subscriber
@@ -102,11 +102,31 @@ def test_it_dispatches_with_a_fixed_number_of_queries_per_subscriber(django_asse
     settings.DIGEST_CHUNK_SIZE = 50
     for n in range(20):
         due_subscriber(f"reader{n}@example.org")
-    # To find unscheduled subscribers, list and load the due ones, then the compare-and-set per
-    # subscriber, then per batch the existing deliveries, one insert and reading the new ids
-    # (plus the savepoint).
-    with django_assert_num_queries(3 + 20 + 5):
-        assert len(dispatch_due(NOW, queue=False)) == 20
+    for n in range(5):
+        due_subscriber(f"tokyo{n}@example.org", timezone="Asia/Tokyo")
+    due_subscriber("alone@example.org", delivery_hour=6)
+    # To find unscheduled subscribers, list and load the due ones; then per batch a savepoint and
+    # its release, one compare-and-set per group sharing a slot (inside its own savepoint when it
+    # holds more than one), the existing deliveries, one insert and reading the new ids.
+    with django_assert_num_queries(3 + 2 + (2 * 3 + 1) + 3):
+        assert len(dispatch_due(NOW, queue=False)) == 26
+    assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {
+        datetime(2026, 11, 27, 8, tzinfo=timezone.utc), datetime(2026, 11, 26, 23, tzinfo=timezone.utc),
+        datetime(2026, 11, 27, 6, tzinfo=timezone.utc),
+    }
+
+
+@pytest.mark.django_db
+def test_a_group_that_another_dispatcher_partly_moved_is_claimed_one_by_one():
+    for n in range(3):
+        due_subscriber(f"reader{n}@example.org")
+    read_before = list(Subscriber.objects.order_by("id"))
+    assert advance_slot(Subscriber.objects.get(email="reader1@example.org"), NOW)  # the other dispatcher
+
+    moved = advance_slots(read_before, NOW)
+
+    assert [s.email for s in moved] == ["reader0@example.org", "reader2@example.org"]
+    assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {datetime(2026, 11, 27, 8, tzinfo=timezone.utc)}
 
 
 @pytest.mark.django_db
