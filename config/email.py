@@ -16,7 +16,6 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
-from django.core.mail.message import sanitize_address
 
 SMTP_BACKEND = "config.email.SmtpBackend"
 EML_BACKEND = "config.email.EmlFolderBackend"
@@ -72,11 +71,13 @@ class SmtpBackend(DjangoSmtpBackend):
     """Django's SMTP backend (one connection for many messages, TLS, timeouts), sending `message_bytes`."""
 
     def _send(self, email_message) -> bool:
+        from subscribers.mime import sanitized_address  # settings import this module; apps load later
+
         if not email_message.recipients():
             return False
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = sanitize_address(email_message.from_email, encoding)
-        recipients = [sanitize_address(address, encoding) for address in email_message.recipients()]
+        from_email = sanitized_address(email_message.from_email, encoding)
+        recipients = [sanitized_address(address, encoding) for address in email_message.recipients()]
         try:
             self.connection.sendmail(from_email, recipients, message_bytes(email_message))
         except smtplib.SMTPException:

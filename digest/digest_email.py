@@ -133,6 +133,14 @@ def view_url(subscriber: Subscriber, delivery: Delivery) -> str:
     return _token_url("digest:view")(token)
 
 
+# What a digest reads of a paper (`paper_card`, `subject_topics`): loading only these makes
+# fetching a chunk's papers about a third cheaper.
+PAPER_FIELDS = (
+    "id", "title", "abstract", "authors", "categories", "primary_category", "upvotes", "url", "pdf_url", "code_url",
+    "arxiv_id",
+)
+
+
 def _card_key(paper: Paper) -> tuple:
     # Every field a card shows: a cached card can never outlive a change to its paper.
     return (

@@ -41,7 +41,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from config.logevents import log_event
-from digest.digest_email import build_digest_message
+from digest.digest_email import PAPER_FIELDS, build_digest_message
 from digest.models import Candidate, Delivery
 from digest.plain_sql import row_exists, update_each, update_rows
 from digest.send_rate import SendRateLimiter, send_rate_limiter
@@ -204,7 +204,8 @@ def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Candidate]]:
         return papers
     rank = Window(RowNumber(), partition_by=F("delivery_id"), order_by=[F("score").desc(), F("id").asc()])
     ranked = Candidate.objects.filter(delivery_id__in=counts).annotate(rank=rank).filter(rank__lte=max(counts.values()))
-    for candidate in ranked.select_related("paper").order_by("delivery_id", "rank"):
+    fields = ["id", "delivery_id", "paper_id", "score", "reason", *(f"paper__{name}" for name in PAPER_FIELDS)]
+    for candidate in ranked.select_related("paper").only(*fields).order_by("delivery_id", "rank"):
         if candidate.rank <= counts[candidate.delivery_id]:
             papers[candidate.delivery_id].append(candidate)
     return papers

@@ -4,11 +4,12 @@ from email import message_from_bytes, policy
 
 import pytest
 from django.core.mail import BadHeaderError
+from django.core.mail.message import sanitize_address
 
 from digest.dkim import SignedEmailMultiAlternatives
 from digest.digest_email import build_digest_message
 from subscribers.emails import confirmation_message
-from subscribers.mime import FOLD_AT, alternative_bytes
+from subscribers.mime import FOLD_AT, alternative_bytes, sanitized_address
 from tests.digest_samples import make_digest, make_subscriber
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +114,11 @@ def test_a_header_with_a_line_break_is_refused_as_django_refuses_it():
     assert alternative_bytes(message) is None
     with pytest.raises(BadHeaderError):
         message.message_bytes()
+
+
+@pytest.mark.parametrize("address", [
+    "ada@example.org", "a.b+digest@mail.example.co.uk", "Paperboy <digest@paperboy.example.org>",
+    "Paperböy <digest@paperboy.example.org>", "ädä@example.org", "grace@exämple.org", '"a..b"@example.org',
+])
+def test_sanitized_address_is_djangos_sanitize_address(address):
+    assert sanitized_address(address) == sanitize_address(address, "utf-8")
