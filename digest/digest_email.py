@@ -124,8 +124,25 @@ def _token_url(route: str) -> Callable[[str], str]:
 
 
 def feedback_url(subscriber: Subscriber, paper_id: int, direction: str, *, url_for=None) -> str:
+    """A feedback link signed for this one paper and direction (previews, which have no delivery)."""
     token = make_token(subscriber, "feedback", {"p": paper_id, "d": direction})
     return (url_for or _token_url("digest:feedback"))(token)
+
+
+def feedback_links(subscriber: Subscriber, delivery: Delivery | None) -> Callable[[int, str], str]:
+    """`(paper id, direction) -> feedback URL` for the papers of one digest.
+
+    A sent digest's links share one signed token that names the delivery, and the view accepts
+    only papers of that delivery: the same links as one token per link would allow, for one
+    signature per digest instead of two per paper.
+    """
+    if delivery is None or not delivery.pk:
+        url_for = _token_url("digest:feedback")
+        return lambda paper_id, direction: feedback_url(subscriber, paper_id, direction, url_for=url_for)
+    token = make_token(subscriber, "feedback", {"digest": delivery.pk})
+    example = absolute(reverse("digest:feedback_paper", args=[token, 0, "more"]))
+    base = example.removesuffix("0/more/")
+    return lambda paper_id, direction: f"{base}{paper_id}/{direction}/"
 
 
 def view_url(subscriber: Subscriber, delivery: Delivery) -> str:
@@ -193,14 +210,13 @@ def paper_card(paper: Paper) -> PaperCard:
     return card
 
 
-def digest_item(subscriber: Subscriber, candidate: Candidate, *, url_for=None) -> DigestItem:
-    url_for = url_for or _token_url("digest:feedback")
+def digest_item(candidate: Candidate, feedback: Callable[[int, str], str]) -> DigestItem:
     paper_id = candidate.paper_id
     return DigestItem(
         card=paper_card(candidate.paper),
         reason=candidate.reason,
-        more_url=feedback_url(subscriber, paper_id, "more", url_for=url_for),
-        less_url=feedback_url(subscriber, paper_id, "less", url_for=url_for),
+        more_url=feedback(paper_id, "more"),
+        less_url=feedback(paper_id, "less"),
     )
 
 
@@ -285,8 +301,8 @@ def build_digest_context(
 ) -> dict:
     """Everything a digest shows, as plain values (no personal manage/unsubscribe links)."""
     candidates = list(candidates)
-    url_for = _token_url("digest:feedback")
-    items = [digest_item(subscriber, candidate, url_for=url_for) for candidate in candidates]
+    feedback = feedback_links(subscriber, delivery)
+    items = [digest_item(candidate, feedback) for candidate in candidates]
     moment = delivery.scheduled_for if delivery is not None and delivery.scheduled_for else timezone.now()
     web_url = view_url(subscriber, delivery) if delivery is not None and delivery.pk else ""
     topics = subject_topics(subscriber, candidates)

@@ -6,6 +6,7 @@ app_name = "digest"
 urlpatterns = [
     path("papers/", views.paper_list, name="paper_list"),
     path("feedback/<str:token>/", views.feedback, name="feedback"),
+    path("feedback/<str:token>/<int:paper_id>/<str:direction>/", views.feedback_paper, name="feedback_paper"),
     path("digest/<str:token>/", views.digest_view, name="view"),
     path("archive/", views.archive_index, name="archive"),
     re_path(r"^archive/(?P<day>\d{4}-\d{2}-\d{2})/$", views.archive_day, name="archive_day"),

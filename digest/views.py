@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from digest.archive import archive_days, papers_of_day
-from digest.digest_email import build_digest_context, delivery_papers, digest_item
+from digest.digest_email import build_digest_context, delivery_papers, digest_item, feedback_links
 from digest.feedback import DIRECTIONS, apply_feedback
 from digest.models import Delivery, Paper
 from subscribers.emails import personal_links
@@ -21,13 +21,32 @@ def paper_list(request):
 
 @require_http_methods(["GET", "POST"])
 def feedback(request, token):
-    """GET only asks (mail scanners follow links); POST changes the preferences."""
+    """A link signed for one paper and direction (digest previews). GET only asks (mail scanners
+    follow links); POST changes the preferences."""
     found = read_payload(token, "feedback")
     extra = found[1] if found else {}
     paper = Paper.objects.filter(pk=extra.get("p")).first() if isinstance(extra.get("p"), int) else None
     if found is None or paper is None or extra.get("d") not in DIRECTIONS:
         return render(request, "digest/feedback_invalid.html", status=404)
-    subscriber, direction = found[0], extra["d"]
+    return _feedback(request, found[0], paper, extra["d"])
+
+
+@require_http_methods(["GET", "POST"])
+def feedback_paper(request, token, paper_id: int, direction: str):
+    """A link from a sent digest: its token names the digest, which must hold the paper."""
+    found = read_payload(token, "feedback")
+    digest_id = found[1].get("digest") if found else None
+    if not isinstance(digest_id, int) or direction not in DIRECTIONS:
+        return render(request, "digest/feedback_invalid.html", status=404)
+    subscriber = found[0]
+    in_digest = {"candidates__delivery_id": digest_id, "candidates__delivery__subscriber": subscriber}
+    paper = Paper.objects.filter(pk=paper_id, **in_digest).first()
+    if paper is None:
+        return render(request, "digest/feedback_invalid.html", status=404)
+    return _feedback(request, subscriber, paper, direction)
+
+
+def _feedback(request, subscriber, paper: Paper, direction: str):
     context = {"paper": paper, "direction": direction, "manage_url": personal_links(subscriber)["manage_url"]}
     if request.method == "POST":
         context["change"] = apply_feedback(subscriber, paper, direction)
@@ -46,7 +65,8 @@ def digest_view(request, token):
         raise Http404("No such digest")
     shown, more = delivery_papers(delivery)
     context = build_digest_context(subscriber, shown, len(more), delivery)
-    context["more_items"] = [digest_item(subscriber, candidate) for candidate in more]
+    feedback = feedback_links(subscriber, delivery)
+    context["more_items"] = [digest_item(candidate, feedback) for candidate in more]
     context.update(personal_links(subscriber), subscriber=subscriber)
     response = render(request, "digest/digest_view.html", context)
     response.headers["X-Robots-Tag"] = "noindex"

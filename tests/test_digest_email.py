@@ -152,10 +152,23 @@ def test_the_context_holds_each_paper_as_the_email_shows_it():
     assert str(context["date"]) == "2026-03-17"
 
 
-def test_feedback_links_carry_a_signed_paper_and_direction():
+def test_a_sent_digests_feedback_links_share_one_token_naming_it_and_add_the_paper_and_direction():
     subscriber, candidates, delivery = make_digest(count=2)
 
-    item = build_digest_context(subscriber, candidates, 0, delivery)["items"][1]
+    items = build_digest_context(subscriber, candidates, 0, delivery)["items"]
+
+    token = items[0].more_url.split("/feedback/", 1)[1].split("/", 1)[0]
+    assert read_payload(token, "feedback") == (subscriber, {"digest": delivery.pk})
+    assert read_payload(token, "digest") is None
+    assert [(item.more_url, item.less_url) for item in items] == [
+        (f"{SITE}/feedback/{token}/{c.paper_id}/more/", f"{SITE}/feedback/{token}/{c.paper_id}/less/") for c in candidates
+    ]
+
+
+def test_a_preview_without_a_delivery_signs_each_feedback_link_for_its_paper_and_direction():
+    subscriber, candidates, _ = make_digest(count=2)
+
+    item = build_digest_context(subscriber, candidates, 0)["items"][1]
 
     assert read_payload(token_from(item.more_url, "feedback"), "feedback") == (
         subscriber, {"p": candidates[1].paper.pk, "d": "more"}

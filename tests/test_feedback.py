@@ -5,11 +5,11 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from digest.digest_email import feedback_url
+from digest.digest_email import build_digest_context, feedback_url
 from digest.feedback import add_keyword, apply_feedback, less_like_this_term, more_like_this_term, title_words
 from digest.keywords import parse_keywords
 from subscribers.models import Subscriber
-from tests.digest_samples import make_paper, make_subscriber, seed_papers
+from tests.digest_samples import make_digest, make_paper, make_subscriber, seed_papers
 
 pytestmark = pytest.mark.django_db
 
@@ -139,6 +139,51 @@ def test_a_less_link_posts_an_exclusion(client, papers):
     assert "added the exclusion <code>-" in response.content.decode()
     subscriber.refresh_from_db()
     assert subscriber.keywords.startswith("-")
+
+
+# --- links from a sent digest: one token names the digest, the URL the paper and direction ------
+
+
+@pytest.fixture
+def sent_digest():
+    subscriber, candidates, delivery = make_digest(count=3, subscriber=make_subscriber(keywords="interpretability"))
+    return subscriber, candidates, delivery, build_digest_context(subscriber, candidates, 0, delivery)["items"]
+
+
+def test_a_digest_link_asks_then_changes_the_preferences(client, sent_digest):
+    subscriber, candidates, _, items = sent_digest
+
+    asked = client.get(path_of(items[0].more_url))
+    assert asked.status_code == 200 and candidates[0].paper.title.encode() in asked.content
+    assert Subscriber.objects.get(pk=subscriber.pk).categories == []
+
+    done = client.post(path_of(items[0].more_url))
+    assert done.status_code == 200 and "added the category" in done.content.decode()
+    assert Subscriber.objects.get(pk=subscriber.pk).categories == [candidates[0].paper.primary_category]
+
+
+def test_a_digest_link_edited_to_a_paper_outside_that_digest_is_refused(client, sent_digest):
+    subscriber, candidates, _, items = sent_digest
+    outside = make_paper(40, *seed_papers()[10])
+
+    edited = items[0].more_url.replace(f"/{candidates[0].paper_id}/more/", f"/{outside.pk}/more/")
+    sideways = items[0].more_url.replace("/more/", "/sideways/")
+
+    assert client.post(path_of(edited)).status_code == 404
+    assert client.post(path_of(sideways)).status_code == 404
+    assert Subscriber.objects.get(pk=subscriber.pk).categories == []
+
+
+def test_a_token_naming_another_subscribers_digest_is_refused(client, sent_digest):
+    from subscribers.tokens import make_token
+
+    _, candidates, delivery, _ = sent_digest
+    intruder = make_subscriber("mallory@example.org", keywords="")
+    token = make_token(intruder, "feedback", {"digest": delivery.pk})
+
+    url = reverse("digest:feedback_paper", args=[token, candidates[0].paper_id, "less"])
+    assert client.post(url).status_code == 404
+    assert Subscriber.objects.get(pk=intruder.pk).keywords == ""
 
 
 @pytest.mark.parametrize("token", ["garbage", "x" * 2000])
