@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from config.email import EML_BACKEND, SMTP_BACKEND, parse_email_url
@@ -116,3 +117,21 @@ def test_celery_app_loads_config_from_django_settings():
     assert app.conf.task_acks_late is True
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.task_reject_on_worker_lost is True
+
+
+def test_the_embedded_sqlite_database_runs_in_wal_mode_without_waiting_for_the_disk_on_commit(tmp_path, django_db_blocker):
+    import sqlite3
+
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    settings_dict = {**django_settings.DATABASES["default"], "NAME": str(tmp_path / "wal.sqlite3")}
+    if settings_dict["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("the PostgreSQL pass has no SQLite settings")
+    wrapper = DatabaseWrapper(settings_dict, alias="wal-check")
+    with django_db_blocker.unblock(), wrapper.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 1  # NORMAL
+    wrapper.close()
+    assert sqlite3.connect(tmp_path / "wal.sqlite3").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
