@@ -194,12 +194,15 @@ def unsend_everything() -> float:
     from django.db import connection
     from django.utils import timezone
 
+    from digest.models import Candidate
+    from digest.plain_sql import refresh_statistics
     from subscribers.models import Subscriber
 
     with connection.cursor() as cursor:
         cursor.execute("UPDATE digest_candidate SET delivery_id = NULL WHERE delivery_id IS NOT NULL")
         cursor.execute("DELETE FROM digest_delivery")
     Subscriber.objects.update(next_delivery_at=timezone.now() - timedelta(minutes=1))
+    refresh_statistics(Candidate)  # as the end of a match run does
     print(f"reusing the subscribers and matches of a previous run: {Subscriber.objects.count()} subscribers", flush=True)
     return 0.0
 

@@ -3,7 +3,8 @@
 `start_match_run` records a MatchRun over the new paper ids and splits the active subscribers into
 chunks; `match_chunk` matches one chunk and stores Candidate rows. A chunk makes the same number of
 queries whatever its size (the run, its papers, the background texts for the IDF, the subscribers
-with their topics, the candidates they already have, one insert, two updates) and is safe to run
+with their topics, the candidates they already have, one insert, two updates; the run's last chunk
+then refreshes the candidates' planner statistics) and is safe to run
 twice: the unique (subscriber, paper) constraint and the already-a-candidate check mean a paper is
 never offered to a subscriber twice, whatever run, version or feed brings it back.
 
@@ -26,6 +27,7 @@ from config.logevents import log_event
 from digest.dispatch import chunked
 from digest.matching import BatchIndex, compile_matcher, match_subscribers, paper_doc
 from digest.models import Candidate, MatchRun, Paper
+from digest.plain_sql import refresh_statistics
 from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -137,9 +139,11 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
         MatchRun.objects.filter(id=run_id).update(
             candidates=F("candidates") + created, chunks_done=F("chunks_done") + 1
         )
-        MatchRun.objects.filter(id=run_id, finished_at__isnull=True, chunks_done__gte=F("chunks")).update(
+        finished = MatchRun.objects.filter(id=run_id, finished_at__isnull=True, chunks_done__gte=F("chunks")).update(
             finished_at=timezone.now()
         )
+    if finished:
+        refresh_statistics(Candidate)
     log_event(
         log, "match.chunk", run_id=run_id, subscribers=len(subscriber_ids), papers=index.size, candidates=created,
         ms=round((time.perf_counter() - started) * 1000),

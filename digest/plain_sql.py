@@ -77,3 +77,14 @@ def update_each(model: type[Model], names: Sequence[str], rows: Mapping[int, Seq
         sql = f"UPDATE {table} SET {assignments} FROM (VALUES {values_sql}) AS new WHERE {table}.{pk_column} = new.column1"  # nosec B608
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def refresh_statistics(model: type[Model]) -> None:
+    """ANALYZE the model's table, after a bulk change that leaves the planner's statistics stale.
+
+    A match run adds tens of candidates per subscriber; until the statistics know it (autovacuum
+    may be minutes away, or off), PostgreSQL estimates thousands of rows per delivery and scans
+    the whole table on every chunk of a send.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
