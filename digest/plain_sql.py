@@ -52,29 +52,39 @@ def update_rows(model: type[Model], changes: Mapping[str, object], **conditions)
         return cursor.rowcount
 
 
-def update_each(model: type[Model], names: Sequence[str], rows: Mapping[int, Sequence[object]]) -> int:
-    """`bulk_update` of the fields `names` to per-row values, `rows` keyed by primary key, in one statement.
+def update_each(
+    model: type[Model],
+    names: Sequence[str],
+    rows: Mapping[object, Sequence[object]],
+    *,
+    key: str | None = None,
+    only_unset: bool = False,
+) -> int:
+    """`bulk_update` of the fields `names` to per-row values, in one statement: `rows` maps a value
+    of the `key` field (the primary key by default) to the values for the rows that have it.
 
     Django's bulk_update writes a CASE WHEN per field and row, which costs milliseconds to build for
     a chunk of a hundred; this joins a VALUES list instead (PostgreSQL, and SQLite 3.33 and newer).
+    With `only_unset`, rows whose fields are already set (not NULL) are left alone.
     A column whose values are all None would have no type on PostgreSQL: give such rows to `update_rows`.
     """
     if not rows:
         return 0
     fields = [_column(model, name) for name in names]
-    pk_column, pk_field = _column(model, model._meta.pk.name)
+    key_column, key_field = _column(model, key or model._meta.pk.name)
     params: list = []
-    for pk, values in rows.items():
-        params.append(pk_field.get_db_prep_save(pk, connection))
+    for key_value, values in rows.items():
+        params.append(key_field.get_db_prep_save(key_value, connection))
         params.extend(field.get_db_prep_save(value, connection) for (_, field), value in zip(fields, values, strict=True))
     width = len(names) + 1
     values_sql = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
+    table = connection.ops.quote_name(model._meta.db_table)
     # VALUES columns are named column1, column2... by both PostgreSQL and SQLite.
     assignments = ", ".join(f"{column} = new.column{n}" for n, (column, _) in enumerate(fields, 2))
-    table = connection.ops.quote_name(model._meta.db_table)
+    unset = "".join(f" AND {table}.{column} IS NULL" for column, _ in fields) if only_unset else ""
     with connection.cursor() as cursor:
         # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
-        sql = f"UPDATE {table} SET {assignments} FROM (VALUES {values_sql}) AS new WHERE {table}.{pk_column} = new.column1"  # nosec B608
+        sql = f"UPDATE {table} SET {assignments} FROM (VALUES {values_sql}) AS new WHERE {table}.{key_column} = new.column1{unset}"  # nosec B608
         cursor.execute(sql, params)
         return cursor.rowcount
 

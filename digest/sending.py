@@ -36,7 +36,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db.models import Count, F, OuterRef, Q, Subquery, Window
+from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -178,12 +178,12 @@ def fix_content(deliveries: list[Delivery], subscribers: dict[int, Subscriber]) 
     first = [d for d in deliveries if not d.message_id]
     if not first:
         return
-    first_ids = [d.id for d in first]
     # A subscriber's waiting candidates join its delivery (the oldest, should a chunk hold two).
-    new_delivery = Delivery.objects.filter(id__in=first_ids, subscriber_id=OuterRef("subscriber_id")).order_by("id")
-    waiting = Candidate.objects.filter(subscriber_id__in={d.subscriber_id for d in first}, delivery__isnull=True)
-    waiting.update(delivery_id=Subquery(new_delivery.values("id")[:1]))
-    attached = Candidate.objects.filter(delivery_id__in=first_ids).values("delivery_id").annotate(n=Count("id"))
+    oldest: dict[int, tuple[int]] = {}
+    for delivery in sorted(first, key=lambda d: d.id):
+        oldest.setdefault(delivery.subscriber_id, (delivery.id,))
+    update_each(Candidate, ("delivery",), oldest, key="subscriber", only_unset=True)
+    attached = Candidate.objects.filter(delivery_id__in=[d.id for d in first]).values("delivery_id").annotate(n=Count("id"))
     counts = dict(attached.values_list("delivery_id", "n"))
     for delivery in first:
         found = counts.get(delivery.id, 0)

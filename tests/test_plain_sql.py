@@ -65,3 +65,21 @@ def test_update_each_writes_each_row_its_own_values_and_leaves_the_others(delive
     rows = {d.id: (d.paper_count, d.more_count, d.message_id) for d in Delivery.objects.all()}
     assert rows == {first.id: (10, 41, "<a@paperboy>"), second.id: (3, 0, "<b'quote\"@paperboy>"), untouched.id: (0, 0, "")}
     assert update_each(Delivery, ("paper_count",), {}) == 0
+
+
+def test_update_each_by_another_key_and_only_where_unset_leaves_set_rows_alone(deliveries):
+    from digest.models import Candidate, Paper
+
+    paper = Paper.objects.create(guid="urn:p", title="A paper")
+    first, second, _ = deliveries
+    waiting = Candidate.objects.create(subscriber=first.subscriber, paper=paper, score=1, reason="r")
+    taken = Candidate.objects.create(subscriber=second.subscriber, paper=paper, score=1, reason="r", delivery=second)
+
+    changed = update_each(
+        Candidate, ("delivery",), {first.subscriber_id: (first.id,), second.subscriber_id: (first.id,)},
+        key="subscriber", only_unset=True,
+    )
+
+    assert changed == 1
+    assert Candidate.objects.get(id=waiting.id).delivery_id == first.id
+    assert Candidate.objects.get(id=taken.id).delivery_id == second.id
