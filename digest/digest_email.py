@@ -22,7 +22,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from digest.keywords import make_term, occurs, parse_keywords, text_keys
 from digest.models import Candidate, Delivery, Paper
-from subscribers.emails import absolute, build_message, inlined_html
+from subscribers.emails import absolute, build_message, inlined_html, token_url
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token
 
@@ -116,17 +116,9 @@ def pdf_url(paper: Paper) -> str:
     return ""
 
 
-def _token_url(route: str) -> Callable[[str], str]:
-    """`token -> absolute URL` for a route taking one token, reversing the route only once."""
-    template = absolute(reverse(route, args=["TOKEN"]))
-    head, _, tail = template.partition("TOKEN")
-    return lambda token: f"{head}{token}{tail}"
-
-
-def feedback_url(subscriber: Subscriber, paper_id: int, direction: str, *, url_for=None) -> str:
+def feedback_url(subscriber: Subscriber, paper_id: int, direction: str) -> str:
     """A feedback link signed for this one paper and direction (previews, which have no delivery)."""
-    token = make_token(subscriber, "feedback", {"p": paper_id, "d": direction})
-    return (url_for or _token_url("digest:feedback"))(token)
+    return token_url("digest:feedback", make_token(subscriber, "feedback", {"p": paper_id, "d": direction}))
 
 
 def feedback_links(subscriber: Subscriber, delivery: Delivery | None) -> Callable[[int, str], str]:
@@ -137,17 +129,14 @@ def feedback_links(subscriber: Subscriber, delivery: Delivery | None) -> Callabl
     signature per digest instead of two per paper.
     """
     if delivery is None or not delivery.pk:
-        url_for = _token_url("digest:feedback")
-        return lambda paper_id, direction: feedback_url(subscriber, paper_id, direction, url_for=url_for)
+        return lambda paper_id, direction: feedback_url(subscriber, paper_id, direction)
     token = make_token(subscriber, "feedback", {"digest": delivery.pk})
-    example = absolute(reverse("digest:feedback_paper", args=[token, 0, "more"]))
-    base = example.removesuffix("0/more/")
+    base = token_url("digest:feedback_paper", token, 0, "more").removesuffix("0/more/")
     return lambda paper_id, direction: f"{base}{paper_id}/{direction}/"
 
 
 def view_url(subscriber: Subscriber, delivery: Delivery) -> str:
-    token = make_token(subscriber, "digest", {"d": delivery.pk})
-    return _token_url("digest:view")(token)
+    return token_url("digest:view", make_token(subscriber, "digest", {"d": delivery.pk}))
 
 
 # What a digest reads of a paper (`paper_card`, `subject_topics`): loading only these makes
@@ -333,6 +322,7 @@ _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "\xa0": "&nbsp;", "<": "&lt;", ">":
 _ATTR_ESCAPES = str.maketrans({"&": "&amp;", "\xa0": "&nbsp;", '"': "&quot;"})
 ITEM_SLOTS = ("html", "text", "reason", "more_url", "less_url")
 MESSAGE_SLOTS = ("subject", "preheader", "view_url", "more_url", "manage_url", "unsubscribe_url")
+_VALUES_KEY = "_slot_values"  # templates cannot read a name starting with an underscore
 
 _inlined_cards: OrderedDict[str, str] = OrderedDict()
 _skeletons: dict[tuple, tuple[list[str], list[tuple[int, bool]]]] = {}
@@ -391,15 +381,31 @@ def _inlined_card(context: dict, values: list[str], card_html: str) -> str:
     return found
 
 
+def _slottable_values(context: dict) -> list[str] | None:
+    """The slot values, or None when slots cannot reproduce them; worked out once per message
+    (the text and HTML parts share the context)."""
+    if _VALUES_KEY not in context:
+        values = _slot_values(context)
+        first_card = len(MESSAGE_SLOTS) + 1
+        cards, others = values[first_card::len(ITEM_SLOTS)], values[:first_card] + [
+            value for number, value in enumerate(values[first_card:]) if number % len(ITEM_SLOTS)
+        ]
+        # Newlines are slottable, so joining on them cannot make a match that no single value has.
+        slottable = (
+            not _NOT_SLOTTABLE.search("\n".join(values))
+            and all(isinstance(card, SafeString) for card in cards)
+            and not any(isinstance(value, SafeString) for value in others)
+        )
+        context[_VALUES_KEY] = values if slottable else None
+    return context[_VALUES_KEY]
+
+
 def _filled(context: dict, html: bool) -> str | None:
     """The digest part filled in from its cached skeleton, or None when slots cannot reproduce it."""
-    values = _slot_values(context)
-    cards = set(range(len(MESSAGE_SLOTS) + 1, len(values), len(ITEM_SLOTS)))
-    if any(
-        _NOT_SLOTTABLE.search(value) or isinstance(value, SafeString) != (number in cards)
-        for number, value in enumerate(values)
-    ):
+    values = _slottable_values(context)
+    if values is None:
         return None
+    cards = set(range(len(MESSAGE_SLOTS) + 1, len(values), len(ITEM_SLOTS)))
     shape = (
         html, tuple(bool(value) for value in values), context["more_count"], context["date"],
         context["SITE_NAME"], context["SITE_URL"],

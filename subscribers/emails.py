@@ -8,13 +8,14 @@ manage link and the RFC 8058 one-click unsubscribe headers.
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate, make_msgid, parseaddr
+from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 import css_inline
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from digest.dkim import SignedEmailMultiAlternatives
 from subscribers.models import Subscriber
@@ -38,12 +39,28 @@ def site_domain() -> str:
     return urlsplit(settings.SITE_URL).hostname or "localhost"
 
 
+@lru_cache(maxsize=64)
+def _around_token(route: str, rest: tuple, site_url: str, script_prefix: str) -> tuple[str, str]:
+    head, _, tail = (site_url + reverse(route, args=["TOKEN", *rest])).partition("TOKEN")
+    return head, tail
+
+
+def token_url(route: str, token: str, *rest) -> str:
+    """`absolute(reverse(route, args=[token, *rest]))`, reversing the route once per process.
+
+    Every email carries several such links and `reverse` is slow; the cache is keyed by SITE_URL
+    and the script prefix, so a changed setting never gives a stale link.
+    """
+    head, tail = _around_token(route, rest, settings.SITE_URL, get_script_prefix())
+    return f"{head}{token}{tail}"
+
+
 def personal_links(subscriber: Subscriber) -> dict[str, str]:
     unsubscribe_token = make_token(subscriber, "unsubscribe")
     _, from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
     return {
-        "manage_url": absolute(reverse("subscribers:manage", args=[make_token(subscriber, "manage")])),
-        "unsubscribe_url": absolute(reverse("subscribers:unsubscribe", args=[unsubscribe_token])),
+        "manage_url": token_url("subscribers:manage", make_token(subscriber, "manage")),
+        "unsubscribe_url": token_url("subscribers:unsubscribe", unsubscribe_token),
         # The token in the subject is what `manage.py mailunsubscribe` reads from the reply.
         "unsubscribe_mailto": f"mailto:{from_address}?subject={quote(f'unsubscribe {unsubscribe_token}')}",
     }
