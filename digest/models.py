@@ -100,7 +100,11 @@ class MatchRun(models.Model):
 class Candidate(models.Model):
     """A paper that matched a subscriber, waiting for (or included in) a digest."""
 
-    subscriber = models.ForeignKey("subscribers.Subscriber", on_delete=models.CASCADE, related_name="candidates")
+    # No index of its own: the (subscriber, paper) and (subscriber, delivery) indexes lead with it,
+    # and every index is written again when a send attaches candidates to their delivery.
+    subscriber = models.ForeignKey(
+        "subscribers.Subscriber", on_delete=models.CASCADE, related_name="candidates", db_index=False
+    )
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="candidates")
     score = models.FloatField(help_text="Final ranking score (relevance mixed with trendiness)")
     relevance = models.FloatField(default=0)
