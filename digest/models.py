@@ -100,8 +100,8 @@ class MatchRun(models.Model):
 class Candidate(models.Model):
     """A paper that matched a subscriber, waiting for (or included in) a digest."""
 
-    # No index of its own: the (subscriber, paper) and (subscriber, delivery) indexes lead with it,
-    # and every index is written again when a send attaches candidates to their delivery.
+    # No index of its own: the (subscriber, paper) index leads with it, and every index is
+    # written again when a send attaches candidates to their delivery.
     subscriber = models.ForeignKey(
         "subscribers.Subscriber", on_delete=models.CASCADE, related_name="candidates", db_index=False
     )
@@ -116,8 +116,8 @@ class Candidate(models.Model):
     )
 
     class Meta:
+        # A subscriber's waiting candidates are found through this index too: a few dozen rows each.
         constraints = [models.UniqueConstraint(fields=["subscriber", "paper"], name="candidate_unique_subscriber_paper")]
-        indexes = [models.Index(fields=["subscriber", "delivery"])]
 
 
 class Delivery(models.Model):
