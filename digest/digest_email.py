@@ -11,6 +11,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -222,6 +223,11 @@ def positive_keywords(keywords: str) -> list[str]:
     return [term.text for term in parse_keywords(keywords).include]
 
 
+@lru_cache(maxsize=CARD_CACHE_SIZE)
+def _title_keys(title: str) -> list:
+    return text_keys(title)  # a digest run reads the same few thousand titles over and over
+
+
 def subject_topics(subscriber: Subscriber, candidates: Sequence[Candidate], limit: int = SUBJECT_TOPICS) -> list[str]:
     """What the papers are about, from the subscriber's own words, most frequent first.
 
@@ -231,12 +237,13 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Candidate], limi
     """
     labels = [(topic.name, make_term(topic.name)) for topic in subscriber.topics.all()]
     labels += [(term.text, term) for term in parse_keywords(subscriber.keywords).include]
+    labels = [(label, label.casefold(), term) for label, term in labels]
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
     for position, candidate in enumerate(candidates):
         reason = candidate.reason.casefold()
-        title = text_keys(candidate.paper.title)
-        found = {label for label, term in labels if label.casefold() in reason or (term and occurs(term, title))}
+        title = _title_keys(candidate.paper.title)
+        found = {label for label, folded, term in labels if folded in reason or (term and occurs(term, title))}
         found |= {quoted.strip() for quoted in _QUOTED.findall(candidate.reason)}
         seen: set[str] = set()
         for label in sorted(found, key=len, reverse=True):

@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from config.logevents import log_event
 from digest.digest_email import PAPER_FIELDS, build_digest_message
-from digest.models import Candidate, Delivery
+from digest.models import Candidate, Delivery, Paper
 from digest.plain_sql import row_exists, update_each, update_rows
 from digest.send_rate import SendRateLimiter, send_rate_limiter
 from subscribers.emails import new_message_id
@@ -197,18 +197,25 @@ def fix_content(deliveries: list[Delivery], subscribers: dict[int, Subscriber]) 
 
 
 def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Candidate]]:
-    """The papers each delivery shows: its best `paper_count` candidates, in one query."""
+    """The papers each delivery shows: its best `paper_count` candidates (two queries in all).
+
+    A chunk's hundred digests show the same few hundred papers: each is loaded once, not once
+    per digest that shows it.
+    """
     counts = {d.id: d.paper_count for d in deliveries}
-    papers: dict[int, list[Candidate]] = {delivery_id: [] for delivery_id in counts}
+    shown: dict[int, list[Candidate]] = {delivery_id: [] for delivery_id in counts}
     if not any(counts.values()):
-        return papers
+        return shown
     rank = Window(RowNumber(), partition_by=F("delivery_id"), order_by=[F("score").desc(), F("id").asc()])
     ranked = Candidate.objects.filter(delivery_id__in=counts).annotate(rank=rank).filter(rank__lte=max(counts.values()))
-    fields = ["id", "delivery_id", "paper_id", "score", "reason", *(f"paper__{name}" for name in PAPER_FIELDS)]
-    for candidate in ranked.select_related("paper").only(*fields).order_by("delivery_id", "rank"):
-        if candidate.rank <= counts[candidate.delivery_id]:
-            papers[candidate.delivery_id].append(candidate)
-    return papers
+    rows = ranked.only("id", "delivery_id", "paper_id", "score", "reason").order_by("delivery_id", "rank")
+    chosen = [candidate for candidate in rows if candidate.rank <= counts[candidate.delivery_id]]
+    papers = Paper.objects.only(*PAPER_FIELDS).in_bulk({candidate.paper_id for candidate in chosen})
+    for candidate in chosen:
+        if candidate.paper_id in papers:  # else deleted since, and its candidates with it
+            candidate.paper = papers[candidate.paper_id]
+            shown[candidate.delivery_id].append(candidate)
+    return shown
 
 
 def is_permanent_refusal(error: Exception) -> bool:

@@ -55,9 +55,14 @@ def token_url(route: str, token: str, *rest) -> str:
     return f"{head}{token}{tail}"
 
 
+@lru_cache(maxsize=8)
+def _bare_address(address: str) -> str:
+    return parseaddr(address)[1]
+
+
 def personal_links(subscriber: Subscriber) -> dict[str, str]:
     unsubscribe_token = make_token(subscriber, "unsubscribe")
-    _, from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    from_address = _bare_address(settings.DEFAULT_FROM_EMAIL)
     return {
         "manage_url": token_url("subscribers:manage", make_token(subscriber, "manage")),
         "unsubscribe_url": token_url("subscribers:unsubscribe", unsubscribe_token),
