@@ -94,7 +94,11 @@ def refresh_statistics(model: type[Model]) -> None:
 
     A match run adds tens of candidates per subscriber; until the statistics know it (autovacuum
     may be minutes away, or off), PostgreSQL estimates thousands of rows per delivery and scans
-    the whole table on every chunk of a send.
+    the whole table on every chunk of a send. PostgreSQL only: SQLite's statistics count all the
+    NULLs of a column as one value, so the new candidates (no delivery yet) would make it think
+    the delivery index useless, where without statistics it assumes an index is selective.
     """
+    if connection.vendor != "postgresql":
+        return
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")

@@ -231,7 +231,7 @@ def test_a_new_subscriber_is_matched_against_the_papers_of_the_last_days(setting
     assert candidates_of(reader) == ["Diffusion this week"]
 
 
-def test_the_last_chunk_of_a_run_refreshes_the_planners_statistics_of_candidates():
+def test_the_last_chunk_of_a_run_refreshes_the_planners_statistics_of_candidates_on_postgresql():
     make_paper(1, "A paper on diffusion")
     for n in range(4):
         make_subscriber(n, keywords="diffusion")
@@ -241,4 +241,5 @@ def test_the_last_chunk_of_a_run_refreshes_the_planners_statistics_of_candidates
         with CaptureQueriesContext(connection) as context:
             match_chunk(plan.run_id, chunk)
         analyzed.append([q["sql"] for q in context.captured_queries if q["sql"].startswith("ANALYZE")])
-    assert analyzed == [[], ['ANALYZE "digest_candidate"']]
+    # SQLite would read the candidates' NULL deliveries as one common value: it gets no statistics.
+    assert analyzed == [[], ['ANALYZE "digest_candidate"'] if connection.vendor == "postgresql" else []]
