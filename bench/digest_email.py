@@ -3,7 +3,7 @@
     .venv/bin/python bench/digest_email.py [--digests 2000] [--papers 10]
 
 Stores the seed page's papers and one subscriber per digest in a fresh SQLite database, then
-builds every digest to bytes (`build_digest_message(...).message().as_bytes()`) twice: the
+builds every digest to the bytes a backend sends (`build_digest_message(...).message_bytes()`) twice: the
 baseline clears the card cache before each digest (every card rendered again, as before the
 cache), the second run keeps it (each card rendered once). Each digest shows `--papers` papers
 drawn from the same pool, as a day's digests do. Times are CPU seconds of this process (building
@@ -76,7 +76,7 @@ def main() -> None:
         for subscriber, candidates, delivery in progress(loaded, len(loaded), "cold" if cold else "cached"):
             if cold:
                 clear_card_cache()
-            raw = build_digest_message(subscriber, candidates, 3, delivery=delivery).message().as_bytes()
+            raw = build_digest_message(subscriber, candidates, 3, delivery=delivery).message_bytes()
             size += len(raw)
         return time.process_time() - started, size // len(loaded)
 
