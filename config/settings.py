@@ -183,7 +183,7 @@ BOUNCE_LIMIT = env_int("BOUNCE_LIMIT", 3)
 
 # --- Sending digests (see digest/sending.py) ---------------------------------------------------
 SEND_EMPTY_DIGESTS = env_bool("SEND_EMPTY_DIGESTS", False)
-# Subscribers (dispatch) and deliveries (one worker task, one SMTP connection) per chunk.
+# Deliveries per worker task (one SMTP connection each), as the dispatcher queues them.
 DIGEST_CHUNK_SIZE = env_int("DIGEST_CHUNK_SIZE", 100)
 SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 6)
 SEND_RETRY_BASE_SECONDS = env_float("SEND_RETRY_BASE_SECONDS", 60.0)
