@@ -411,3 +411,25 @@ def test_the_sweep_requeues_a_lost_first_attempt_once_per_timeout(papers, settin
     assert due_retries(NOW + timedelta(seconds=601)) == [delivery.id]
     assert due_retries(NOW + timedelta(seconds=900)) == []  # queued again a moment ago
     assert due_retries(NOW + timedelta(seconds=1202)) == [delivery.id]
+
+
+def test_two_first_attempts_of_one_subscriber_in_a_chunk_send_each_paper_once(sink, papers):
+    older = queued_digest("ada@example.org", papers, count=3)
+    newer = Delivery.objects.create(subscriber=older.subscriber, period="2026-11-27", scheduled_for=NOW)
+
+    result = send(older, newer)
+
+    # The older digest takes every waiting paper; the newer one finds none left and is skipped.
+    assert (result.sent, result.empty) == (1, 1)
+    assert Candidate.objects.filter(delivery=older).count() == 3
+    assert (fresh(older).paper_count, fresh(newer).status) == (3, Delivery.Status.SKIPPED)
+    assert sink.count_for("ada@example.org") == 1
+
+
+def test_a_candidate_matched_after_the_claim_waits_for_the_next_digest(sink, papers):
+    delivery = queued_digest("ada@example.org", papers, count=2)
+    send(delivery)
+    late = Candidate.objects.create(subscriber=delivery.subscriber, paper=papers[5], score=0.99, reason="later")
+
+    assert Candidate.objects.get(id=late.id).delivery_id is None
+    assert (fresh(delivery).paper_count, fresh(delivery).more_count) == (2, 0)
