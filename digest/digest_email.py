@@ -324,7 +324,7 @@ def build_digest_context(
 # anything a slot could not reproduce exactly (control characters, slot-like text) goes that way.
 _SLOT = re.compile(r"pbslot(\d+)x")
 _CARD_START, _CARD_END = "pbcardstartx", "pbcardendx"
-_NOT_SLOTTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|pbslot|pbcard")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # what the inliner's serialiser would not write back as is
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "\xa0": "&nbsp;", "<": "&lt;", ">": "&gt;"})
 _ATTR_ESCAPES = str.maketrans({"&": "&amp;", "\xa0": "&nbsp;", '"': "&quot;"})
 ITEM_SLOTS = ("html", "text", "reason", "more_url", "less_url")
@@ -398,8 +398,9 @@ def _slottable_values(context: dict) -> list[str] | None:
             value for number, value in enumerate(values[first_card:]) if number % len(ITEM_SLOTS)
         ]
         # Newlines are slottable, so joining on them cannot make a match that no single value has.
+        joined = "\n".join(values)
         slottable = (
-            not _NOT_SLOTTABLE.search("\n".join(values))
+            not _CONTROL.search(joined) and "pbslot" not in joined and "pbcard" not in joined
             and all(isinstance(card, SafeString) for card in cards)
             and not any(isinstance(value, SafeString) for value in others)
         )

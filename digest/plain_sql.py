@@ -8,12 +8,18 @@ values with the fields' own `get_db_prep_save`, so the two always store the same
 """
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from django.db import connection
 from django.db.models import Model
 
 
 def _column(model: type[Model], name: str) -> tuple[str, object]:
+    return _quoted_column(model, name, connection.vendor)
+
+
+@lru_cache(maxsize=256)
+def _quoted_column(model: type[Model], name: str, vendor: str) -> tuple[str, object]:
     field = model._meta.get_field(name)
     return connection.ops.quote_name(field.column), field
 
