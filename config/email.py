@@ -17,6 +17,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
 
+from config import smtp_client
+
 SMTP_BACKEND = "config.email.SmtpBackend"
 EML_BACKEND = "config.email.EmlFolderBackend"
 
@@ -68,16 +70,24 @@ def message_bytes(message) -> bytes:
 
 
 class SmtpBackend(DjangoSmtpBackend):
-    """Django's SMTP backend (one connection for many messages, TLS, timeouts), sending `message_bytes`."""
+    """Django's SMTP backend (one connection for many messages, TLS, timeouts), sending `message_bytes`
+    through the two-step client of config/smtp_client.py."""
 
-    def _send(self, email_message) -> bool:
+    @property
+    def connection_class(self):
+        return smtp_client.SMTP_SSL if self.use_ssl else smtp_client.SMTP
+
+    def _envelope(self, email_message) -> tuple[str, list[str]]:
         from subscribers.mime import sanitized_address  # settings import this module; apps load later
 
+        encoding = email_message.encoding or settings.DEFAULT_CHARSET
+        recipients = [sanitized_address(address, encoding) for address in email_message.recipients()]
+        return sanitized_address(email_message.from_email, encoding), recipients
+
+    def _send(self, email_message) -> bool:
         if not email_message.recipients():
             return False
-        encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = sanitized_address(email_message.from_email, encoding)
-        recipients = [sanitized_address(address, encoding) for address in email_message.recipients()]
+        from_email, recipients = self._envelope(email_message)
         try:
             self.connection.sendmail(from_email, recipients, message_bytes(email_message))
         except smtplib.SMTPException:
@@ -85,6 +95,106 @@ class SmtpBackend(DjangoSmtpBackend):
                 raise
             return False
         return True
+
+    def stream(self) -> "SmtpStream":
+        return SmtpStream(self)
+
+
+class SmtpStream:
+    """Messages sent one after another over one SmtpBackend connection, in the steps of
+    config/smtp_client.py: `begin` a message's envelope, `accept` it, `send` its data, `flush`,
+    and read its `verdict`.
+
+    A caller that flushes after queueing one message's data and the next envelope, and builds
+    the next message before reading the verdict, keeps the server busy while it builds. The
+    connection is opened on demand; a message whose envelope was lost with a connection that
+    failed for an earlier message is begun again, once, on a new connection.
+    """
+
+    def __init__(self, backend: SmtpBackend):
+        self.backend = backend
+
+    def begin(self, from_email: str, to: str) -> "StreamedMessage":
+        from subscribers.mime import sanitized_address  # settings import this module; apps load later
+
+        message = StreamedMessage(sanitized_address(from_email), [sanitized_address(to)])
+        self._begin(message)
+        return message
+
+    def accept(self, message: "StreamedMessage") -> None:
+        if message.transaction.lost and not message.transaction.envelope and not message.begun_again:
+            message.begun_again = True
+            self._begin(message)
+        self._connected(message).accept(message.transaction)
+
+    def send(self, message: "StreamedMessage", email_message) -> None:
+        """Queue the data of `email_message`, whose envelope must be the one begun."""
+        if self.backend._envelope(email_message) != (message.from_addr, message.recipients):
+            raise ValueError("the message's sender or recipients differ from the envelope begun for it")
+        self.send_bytes(message, message_bytes(email_message))
+
+    def send_bytes(self, message: "StreamedMessage", data: bytes) -> None:
+        self._connected(message).send_data(message.transaction, data)
+
+    def flush(self) -> None:
+        if self.backend.connection is not None:
+            self.backend.connection.flush()
+
+    def verdict(self, message: "StreamedMessage") -> None:
+        self._connected(message).verdict(message.transaction)
+
+    def _begin(self, message: "StreamedMessage") -> None:
+        if self.backend.connection is not None and self.backend.connection.sock is None:
+            self.backend.connection = None  # the client hung up (a 421, a dropped connection): open anew
+        self.backend.open()
+        if self.backend.connection is None:  # open() failed silently
+            raise smtplib.SMTPServerDisconnected("could not connect to the mail server")
+        message.client = self.backend.connection
+        message.transaction = message.client.begin(message.from_addr, message.recipients)
+
+    def _connected(self, message: "StreamedMessage") -> smtp_client.TwoStepSending:
+        if message.client is not self.backend.connection or message.transaction.lost:
+            raise smtplib.SMTPServerDisconnected("the connection was lost before the server answered this message")
+        return message.client
+
+
+class StreamedMessage:
+    """A message under way in an SmtpStream: its envelope and the connection it was begun on."""
+
+    def __init__(self, from_addr: str, recipients: list[str]):
+        self.from_addr, self.recipients = from_addr, recipients
+        self.client: smtp_client.TwoStepSending | None = None
+        self.transaction: smtp_client.Transaction | None = None
+        self.begun_again = False
+
+
+class ImmediateStream:
+    """The steps of SmtpStream for backends that send a message in one call (the `.eml` folder,
+    anymail, Django's test backends): `send` sends, the other steps have nothing to do."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def begin(self, from_email: str, to: str) -> None:
+        return None
+
+    def accept(self, message: None) -> None:
+        pass
+
+    def send(self, message: None, email_message) -> None:
+        self.backend.open()
+        self.backend.send_messages([email_message])
+
+    def flush(self) -> None:
+        pass
+
+    def verdict(self, message: None) -> None:
+        pass
+
+
+def message_stream(backend) -> SmtpStream | ImmediateStream:
+    stream = getattr(backend, "stream", None)
+    return stream() if stream is not None else ImmediateStream(backend)
 
 
 class EmlFolderBackend(BaseEmailBackend):

@@ -8,7 +8,9 @@
 
 Answers are given per recipient at RCPT time; the word `disconnect` instead drops the connection
 once the message data has arrived, before answering it. A message counts as received only when the
-sink answered 250 to its data, as a real mail server would.
+sink answered 250 to its data, as a real mail server would. With `pipelining=True` the sink offers
+PIPELINING (RFC 2920), as Postfix and the hosted providers do: aiosmtpd reads commands in order
+from a buffered stream, which is all that pipelining asks of a server.
 """
 
 import asyncio
@@ -53,6 +55,8 @@ class _Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         self.sink.connections += 1
+        if self.sink.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -85,8 +89,9 @@ class _Handler:
 class SmtpSink:
     """Counts and keeps what it accepts; answers what the test scripted for each recipient."""
 
-    def __init__(self, *, data_delay: float = 0.0):
+    def __init__(self, *, data_delay: float = 0.0, pipelining: bool = False):
         self.data_delay = data_delay
+        self.pipelining = pipelining
         self.received: list[Received] = []
         self._scripts: dict[str, deque[str]] = defaultdict(deque)
         self._always: dict[str, str] = {}

@@ -1,0 +1,259 @@
+"""smtplib's SMTP client, sending one message after another in as few round trips as the server allows.
+
+`sendmail` waits for four answers per message (MAIL, RCPT, DATA, the data itself), and between
+two messages the connection is idle while the sender builds the next. Here a message is a
+`Transaction` in four steps: `begin` (the envelope), `accept` (its answers), `send_data` and
+`verdict` (the answer to the data). When the server offers PIPELINING (RFC 2920, as Postfix, Exim
+and the hosted providers do), the envelope goes out in one write, and the next message's envelope
+can follow the previous message's data in the same write: the server's answers to both arrive
+while the sender builds the next message. Without PIPELINING every command waits for its answer,
+and a message's envelope waits until the previous message's verdict is read.
+
+What to do after each refusal (RSET, or close on 421) and the exceptions raised are sendmail's.
+"""
+
+import smtplib
+from collections import deque
+from dataclasses import dataclass, field
+from smtplib import (
+    CRLF,
+    SMTPDataError,
+    SMTPException,
+    SMTPRecipientsRefused,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+    quoteaddr,
+)
+
+ACCEPTED_RECIPIENT = (250, 251)
+Answer = tuple[int, bytes]
+
+
+def with_periods_quoted(data: bytes) -> bytes:
+    """The message data as DATA sends it: lines starting with a dot get another (RFC 5321 4.5.2),
+    and the final `.` line. smtplib's regular expression does the same, about 30 times slower."""
+    quoted = data.replace(b"\n.", b"\n..")
+    if quoted.startswith(b"."):
+        quoted = b"." + quoted
+    if not quoted.endswith(b"\r\n"):
+        quoted += b"\r\n"
+    return quoted + b".\r\n"
+
+
+@dataclass(eq=False)
+class Transaction:
+    """One message on a connection: its envelope and the server's answers, read in order."""
+
+    from_addr: str
+    recipients: list[str]
+    size: int | None = None
+    envelope: list[Answer] = field(default_factory=list)  # MAIL, each RCPT, DATA
+    data_answer: Answer | None = None
+    written: bool = False
+    accepted: bool = False
+    lost: bool = False  # the connection went before the server answered it
+
+    def commands(self, size_option: bool) -> list[str]:
+        size = f" size={self.size}" if size_option and self.size is not None else ""
+        return [f"mail FROM:{quoteaddr(self.from_addr)}{size}"] + [f"rcpt TO:{quoteaddr(to)}" for to in self.recipients]
+
+    def refused(self) -> dict[str, Answer]:
+        rcpts = self.envelope[1:1 + len(self.recipients)]
+        return {to: answer for to, answer in zip(self.recipients, rcpts, strict=False) if answer[0] not in ACCEPTED_RECIPIENT}
+
+
+class TwoStepSending:
+    """The Transaction steps for smtplib.SMTP and SMTP_SSL; `sendmail` is the four in a row.
+
+    At most two transactions are open at once: one whose data awaits its verdict and the next,
+    whose envelope may already be written.
+    """
+
+    def _state(self) -> tuple[list[bytes], deque, list[Transaction]]:
+        if not hasattr(self, "_unsent"):
+            self._unsent: list[bytes] = []  # written at the next read
+            self._expected: deque[tuple[Transaction, str]] = deque()  # answers to come, in order
+            self._open: list[Transaction] = []
+        return self._unsent, self._expected, self._open
+
+    # --- the four steps ----------------------------------------------------------------------
+    def begin(self, from_addr: str, to_addrs: list[str] | str, size: int | None = None) -> Transaction:
+        """Start a message's envelope: written now with PIPELINING (at the next flush or read),
+        else when `accept` is called."""
+        _, _, open_ = self._state()
+        if any(not t.accepted for t in open_) or len(open_) >= 2:
+            raise SMTPException("a transaction is still waiting for its answers")
+        self.ehlo_or_helo_if_needed()
+        recipients = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+        transaction = Transaction(from_addr, recipients, size)
+        open_.append(transaction)
+        if self.has_extn("pipelining"):
+            self._write_envelope(transaction)
+        return transaction
+
+    def accept(self, transaction: Transaction) -> dict[str, Answer]:
+        """Read the envelope's answers: the refused recipients, or sendmail's exception (the
+        transaction is then over). Afterwards the server waits for the data."""
+        self._check_alive(transaction)
+        if not transaction.written:  # without PIPELINING: once every earlier answer is in, one by one
+            self._read_until(lambda: not self._expected)
+            self._one_by_one(transaction)
+        self._read_until(lambda: len(transaction.envelope) == len(transaction.recipients) + 2)
+        mail, rcpts, data = transaction.envelope[0], transaction.envelope[1:-1], transaction.envelope[-1]
+        refused = transaction.refused()
+        if mail[0] != 250:
+            self._abandon(transaction, mail[0])
+            raise SMTPSenderRefused(mail[0], mail[1], transaction.from_addr)
+        if any(answer[0] == 421 for answer in rcpts):
+            self.close()
+            raise SMTPRecipientsRefused(refused)
+        if len(refused) == len(transaction.recipients):
+            self._abandon(transaction, None)
+            raise SMTPRecipientsRefused(refused)
+        if data[0] != 354:
+            self._abandon(transaction, data[0])
+            raise SMTPDataError(*data)
+        transaction.accepted = True
+        return refused
+
+    def send_data(self, transaction: Transaction, msg: bytes) -> None:
+        """Queue the message data (written at the next flush or read)."""
+        self._check_alive(transaction)
+        if not transaction.accepted or transaction.data_answer is not None:
+            raise SMTPException("the server has not accepted this envelope")
+        unsent, expected, _ = self._state()
+        unsent.append(with_periods_quoted(msg))
+        expected.append((transaction, "data"))
+
+    def verdict(self, transaction: Transaction) -> dict[str, Answer]:
+        """The server's answer to the data: the refused recipients, as sendmail returns them, or
+        SMTPDataError."""
+        self._check_alive(transaction)
+        self._read_until(lambda: transaction.data_answer is not None)
+        self._open.remove(transaction)
+        code, response = transaction.data_answer
+        if code != 250:
+            if code == 421:
+                self.close()
+            else:
+                self._queue_ignored(b"RSET\r\n", transaction)
+            raise SMTPDataError(code, response)
+        return transaction.refused()
+
+    def flush(self) -> None:
+        """Write what is queued: a message's data and the next envelope go out in one write."""
+        unsent, _, _ = self._state()
+        if unsent:
+            data, unsent[:] = b"".join(unsent), []
+            self.send(data)
+
+    # --- smtplib's interface -----------------------------------------------------------------
+    def sendmail(self, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
+        if isinstance(msg, str) or mail_options or rcpt_options:
+            return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
+        transaction = self.begin(from_addr, to_addrs, size=len(msg))
+        self.accept(transaction)
+        self.send_data(transaction, msg)
+        return self.verdict(transaction)
+
+    def quit(self):
+        # QUIT in the middle of a message would be read as its data: just hang up (the server
+        # then discards the unfinished message).
+        _, expected, open_ = self._state()
+        if expected or any(t.data_answer is None for t in open_):
+            self.close()
+            return (221, b"closed")
+        return super().quit()
+
+    def close(self):
+        if hasattr(self, "_unsent"):
+            for transaction in self._open:
+                transaction.lost = True
+            self._unsent, self._expected, self._open = [], deque(), []
+        super().close()
+
+    # --- the wire ----------------------------------------------------------------------------
+    def _write_envelope(self, transaction: Transaction) -> None:
+        unsent, expected, _ = self._state()
+        commands = transaction.commands(self.does_esmtp and self.has_extn("size")) + ["data"]
+        for command in commands:
+            if "\r" in command or "\n" in command:
+                raise ValueError(f"command contains a line break: {command!r}")
+        unsent.append("".join(command + CRLF for command in commands).encode(self.command_encoding))
+        expected.extend((transaction, "envelope") for _ in commands)
+        transaction.written = True
+
+    def _one_by_one(self, transaction: Transaction) -> None:
+        """Without PIPELINING: each command after the previous answer, stopping where sendmail stops."""
+        not_sent = (503, b"not sent")
+        transaction.written = True
+        commands = transaction.commands(self.does_esmtp and self.has_extn("size"))
+        self.putcmd(commands[0])
+        transaction.envelope.append(self._reply())
+        if transaction.envelope[0][0] != 250:
+            transaction.envelope += [not_sent] * (len(commands) - 1) + [not_sent]
+            return
+        for number, command in enumerate(commands[1:], 1):
+            self.putcmd(command)
+            transaction.envelope.append(self._reply())
+            if transaction.envelope[-1][0] == 421:
+                transaction.envelope += [not_sent] * (len(commands) - 1 - number) + [not_sent]
+                return
+        if not any(answer[0] in ACCEPTED_RECIPIENT for answer in transaction.envelope[1:]):
+            transaction.envelope.append(not_sent)
+            return
+        self.putcmd("data")
+        transaction.envelope.append(self._reply())
+
+    def _read_until(self, done) -> None:
+        """Read answers in the order they come, each into its transaction, until `done()`."""
+        _, expected, _ = self._state()
+        self.flush()
+        while not done():
+            if not expected:
+                raise SMTPException("no answer is expected")
+            transaction, kind = expected.popleft()
+            answer = self._reply()
+            if kind == "data":
+                transaction.data_answer = answer
+            elif kind == "envelope":
+                transaction.envelope.append(answer)
+
+    def _reply(self) -> Answer:
+        try:
+            return self.getreply()
+        except SMTPServerDisconnected:
+            self.close()
+            raise
+
+    def _check_alive(self, transaction: Transaction) -> None:
+        if transaction.lost:
+            raise SMTPServerDisconnected("the connection was lost before the server answered this message")
+
+    def _abandon(self, transaction: Transaction, code: int | None) -> None:
+        """End a transaction that will not send its message: close on 421, else RSET.
+
+        A pipelining server may have said 354 to a DATA whose recipients it refused: an empty
+        message ends that data before the RSET (RFC 2920, section 3.1).
+        """
+        self._open.remove(transaction)
+        if code == 421:
+            self.close()
+            return
+        if transaction.envelope[-1][0] == 354:
+            self._queue_ignored(b".\r\n", transaction)
+        self._queue_ignored(b"RSET\r\n", transaction)
+
+    def _queue_ignored(self, command: bytes, transaction: Transaction) -> None:
+        """A command whose answer is read in turn and dropped (so later answers stay in step)."""
+        unsent, expected, _ = self._state()
+        unsent.append(command)
+        expected.append((transaction, "ignored"))
+
+
+class SMTP(TwoStepSending, smtplib.SMTP):
+    pass
+
+
+class SMTP_SSL(TwoStepSending, smtplib.SMTP_SSL):  # noqa: N801 - smtplib's name
+    pass

@@ -1,0 +1,226 @@
+"""The two-step SMTP client (config/smtp_client.py) against a real aiosmtpd server, with and without
+PIPELINING on offer."""
+
+import smtplib
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from config import smtp_client
+from config.email import SmtpBackend
+from tests.smtp_sink import SmtpSink
+
+MESSAGE = (
+    b"From: a@example.org\r\nTo: b@example.org\r\nSubject: dots\r\n\r\n"
+    b".starts with a dot\r\nmiddle\r\n..two dots\r\n.\r\nlast line"
+)
+
+
+class CountingSMTP(smtplib.SMTP):
+    """Counts the writes the client makes: one per command without pipelining."""
+
+    writes = 0
+
+    def send(self, s):
+        self.writes += 1
+        super().send(s)
+
+
+class CountingClient(smtp_client.TwoStepSending, CountingSMTP):
+    pass
+
+
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def server(request):
+    with SmtpSink(pipelining=request.param) as sink:
+        yield sink
+
+
+def client(sink: SmtpSink) -> CountingClient:
+    connection = CountingClient(sink.host, sink.port, timeout=10)
+    connection.ehlo()
+    return connection
+
+
+@given(st.binary(max_size=300) | st.lists(st.sampled_from([b".", b"\r\n", b"\n", b"x", b"\r"])).map(b"".join))
+def test_data_is_quoted_exactly_as_smtplib_quotes_it(data):
+    expected = smtplib._quote_periods(data)
+    if expected[-2:] != b"\r\n":
+        expected += b"\r\n"
+    assert smtp_client.with_periods_quoted(data) == expected + b".\r\n"
+
+
+def test_the_server_receives_the_message_byte_for_byte(server):
+    connection = client(server)
+
+    assert connection.sendmail("a@example.org", ["b@example.org"], MESSAGE) == {}
+    connection.quit()
+
+    assert server.received[0].data == MESSAGE + b"\r\n"  # the data ends with the line break DATA adds
+    assert server.received[0].rcpt_tos == ("b@example.org",)
+
+
+def test_with_pipelining_the_envelope_is_one_write(server):
+    connection = client(server)
+    before = connection.writes
+
+    connection.sendmail("a@example.org", ["b@example.org"], MESSAGE)
+
+    # MAIL, RCPT and DATA in one write, then the data; without PIPELINING one write each.
+    assert connection.writes - before == (2 if server.pipelining else 4)
+    assert connection.has_extn("pipelining") == server.pipelining
+
+
+def test_the_next_envelope_goes_out_with_the_data_and_the_answers_come_together(server):
+    connection = client(server)
+    first = connection.begin("a@example.org", ["b@example.org"])
+    connection.accept(first)
+    connection.send_data(first, MESSAGE)
+    second = connection.begin("a@example.org", ["c@example.org"])
+    before = connection.writes
+
+    connection.flush()
+    connection.verdict(first)
+    connection.accept(second)
+
+    # With PIPELINING the data and the next envelope are one write; without, the envelope
+    # waits for the verdict and goes command by command.
+    assert connection.writes - before == (1 if server.pipelining else 4)
+    connection.send_data(second, MESSAGE)
+    connection.verdict(second)
+    assert server.per_recipient() == {"b@example.org": 1, "c@example.org": 1}
+
+
+def test_the_stream_returns_before_the_server_answers_the_data():
+    from django.core.mail import EmailMessage
+
+    from config.email import message_stream
+
+    with SmtpSink(data_delay=0.3, pipelining=True) as sink:
+        backend = SmtpBackend(host=sink.host, port=sink.port, timeout=10)
+        stream = message_stream(backend)
+        email = EmailMessage("Hi", "Body", "a@example.org", ["b@example.org"])
+        started = time.monotonic()
+        handle = stream.begin("a@example.org", "b@example.org")
+        stream.accept(handle)
+        stream.send(handle, email)
+        stream.flush()
+        # The server holds its answer to the data for 0.3 s: nothing above waited for it.
+        assert (len(sink.received), time.monotonic() - started < 0.3) == (0, True)
+
+        stream.verdict(handle)
+
+        assert [r.rcpt_tos for r in sink.received] == [("b@example.org",)]
+        with pytest.raises(ValueError, match="differ"):
+            other = stream.begin("a@example.org", "b@example.org")
+            stream.accept(other)
+            stream.send(other, EmailMessage("Hi", "Body", "a@example.org", ["c@example.org"]))
+        backend.close()
+
+
+def test_a_message_begun_on_a_connection_that_died_before_answering_is_begun_again_once(server):
+    from django.core.mail import EmailMessage
+
+    from config.email import message_stream
+
+    server.script("dropped@example.org", "disconnect")
+    backend = SmtpBackend(host=server.host, port=server.port, timeout=10)
+    stream = message_stream(backend)
+    dropped = stream.begin("a@example.org", "dropped@example.org")
+    stream.accept(dropped)
+    stream.send(dropped, EmailMessage("Hi", "Body", "a@example.org", ["dropped@example.org"]))
+    fine = stream.begin("a@example.org", "fine@example.org")
+    stream.flush()
+
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        stream.verdict(dropped)
+    stream.accept(fine)  # on a new connection
+    stream.send(fine, EmailMessage("Hi", "Body", "a@example.org", ["fine@example.org"]))
+    stream.flush()
+    stream.verdict(fine)
+
+    assert (server.per_recipient(), server.connections) == ({"fine@example.org": 1}, 2)
+    backend.close()
+
+
+def test_a_refused_recipient_raises_and_the_connection_sends_the_next_message(server):
+    server.always("gone@example.org", "550 5.1.1 No such user")
+    connection = client(server)
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        connection.sendmail("a@example.org", ["gone@example.org"], MESSAGE)
+    assert refused.value.recipients["gone@example.org"][0] == 550
+
+    assert connection.sendmail("a@example.org", ["b@example.org"], MESSAGE) == {}
+    assert server.per_recipient() == {"b@example.org": 1}
+
+
+def test_one_refused_recipient_of_two_is_returned_as_sendmail_returns_it(server):
+    server.always("gone@example.org", "550 5.1.1 No such user")
+    connection = client(server)
+
+    refused = connection.sendmail("a@example.org", ["gone@example.org", "b@example.org"], MESSAGE)
+
+    assert list(refused) == ["gone@example.org"]
+    assert server.per_recipient() == {"b@example.org": 1}
+
+
+def test_a_temporary_refusal_keeps_its_4xx_code(server):
+    server.script("busy@example.org", "451 4.7.1 Try again later")
+    connection = client(server)
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        connection.sendmail("a@example.org", ["busy@example.org"], MESSAGE)
+
+    assert refused.value.recipients["busy@example.org"][0] == 451
+    assert connection.sendmail("a@example.org", ["busy@example.org"], MESSAGE) == {}
+
+
+def test_a_421_closes_the_connection(server):
+    server.script("b@example.org", "421 4.3.2 Shutting down")
+    connection = client(server)
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        connection.sendmail("a@example.org", ["b@example.org"], MESSAGE)
+
+    assert connection.sock is None
+
+
+def test_a_server_that_drops_the_connection_after_the_data_fails_the_verdict(server):
+    server.script("b@example.org", "disconnect")
+    connection = client(server)
+
+    transaction = connection.begin("a@example.org", ["b@example.org"])
+    connection.accept(transaction)
+    connection.send_data(transaction, MESSAGE)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        connection.verdict(transaction)
+
+    assert (server.received, connection.sock) == ([], None)
+
+
+def test_the_steps_are_taken_in_order(server):
+    connection = client(server)
+
+    first = connection.begin("a@example.org", ["b@example.org"])
+    with pytest.raises(smtplib.SMTPException, match="waiting"):
+        connection.begin("a@example.org", ["b@example.org"])  # before the first envelope's answers
+    with pytest.raises(smtplib.SMTPException, match="not accepted"):
+        connection.send_data(first, MESSAGE)
+    connection.accept(first)
+    connection.send_data(first, MESSAGE)
+    assert connection.verdict(first) == {}
+
+
+def test_quitting_in_the_middle_of_a_message_hangs_up_and_sends_nothing(server):
+    connection = client(server)
+    transaction = connection.begin("a@example.org", ["b@example.org"])
+    connection.accept(transaction)  # the server now reads data: a QUIT would be taken as data
+
+    connection.quit()
+
+    assert (connection.sock, transaction.lost) == (None, True)
+    time.sleep(0.1)
+    assert server.received == []
