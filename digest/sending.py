@@ -16,6 +16,10 @@ The rules, in one place:
 - Transient failures (4xx, timeouts, disconnects) go back to `queued` with `next_attempt_at`
   (exponential backoff with jitter) until SEND_MAX_ATTEMPTS; permanent ones (5xx for the
   recipient) are `failed` at once and count towards the subscriber's BOUNCE_LIMIT.
+- Over SMTP the server works while the worker builds: a digest's data goes out in one write with
+  the next digest's envelope (when the server offers PIPELINING), the next digest is built, and
+  only then is the first one's verdict read and recorded. Each outcome is still recorded on its
+  own, right after its verdict.
 - A chunk is claimed in one transaction. A Delivery left in `sending` longer than
   SENDING_TIMEOUT_SECONDS (its worker died mid-chunk) is claimed again and sent with the same
   Message-ID; a digest the server accepted just before the worker died can thus arrive twice,
@@ -36,17 +40,18 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db.models import Count, F, Q, Window
+from django.db.models import Count, F, Prefetch, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from config.email import message_stream
 from config.logevents import log_event
 from digest.digest_email import PAPER_FIELDS, build_digest_message
 from digest.models import Candidate, Delivery, Paper
 from digest.plain_sql import row_exists, update_each, update_rows
 from digest.send_rate import SendRateLimiter, send_rate_limiter
 from subscribers.emails import new_message_id
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, Topic
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +137,14 @@ def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery],
                 delivery.status, delivery.claimed_at, delivery.attempts = Delivery.Status.SENDING, now, delivery.attempts + 1
         else:  # another writer got in between (a database without row locks or a write lock)
             claimed = list(Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at=now))
-        subscribers = load_subscribers([d.subscriber_id for d in claimed]) if claimed else {}
-        fix_content([d for d in claimed if d.subscriber_id in subscribers], subscribers)
+        # Only what fixing the content needs is read under the write lock (SQLite holds it for
+        # the whole transaction, and every other worker's outcome waits for it).
+        max_papers = dict(
+            Subscriber.objects.filter(id__in=[d.subscriber_id for d in claimed], status=Subscriber.Status.ACTIVE)
+            .values_list("id", "max_papers")
+        ) if claimed else {}
+        fix_content([d for d in claimed if d.subscriber_id in max_papers], max_papers)
+    subscribers = load_subscribers([d.subscriber_id for d in claimed]) if claimed else {}
     return claimed, subscribers
 
 
@@ -148,7 +159,8 @@ def claim_delivery(delivery_id: int, now: datetime) -> Delivery | None:
 
 def load_subscribers(subscriber_ids: list[int]) -> dict[int, Subscriber]:
     """The active ones among `subscriber_ids`, with what building their digest reads."""
-    rows = Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE).prefetch_related("topics")
+    topics = Prefetch("topics", queryset=Topic.objects.only("id", "name"))  # names are all a digest reads
+    rows = Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE).prefetch_related(topics)
     return {subscriber.id: subscriber for subscriber in rows}
 
 
@@ -169,7 +181,7 @@ def pick_papers(subscriber: Subscriber) -> tuple[list[Candidate], int]:
     return list(chosen), len(waiting) - len(shown)
 
 
-def fix_content(deliveries: list[Delivery], subscribers: dict[int, Subscriber]) -> None:
+def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> None:
     """On a first attempt, attach the waiting candidates and give the digest its Message-ID.
 
     The counts are taken from what was attached, so a match run adding candidates meanwhile
@@ -187,7 +199,7 @@ def fix_content(deliveries: list[Delivery], subscribers: dict[int, Subscriber]) 
     counts = dict(attached.values_list("delivery_id", "n"))
     for delivery in first:
         found = counts.get(delivery.id, 0)
-        delivery.paper_count = min(found, subscribers[delivery.subscriber_id].max_papers)
+        delivery.paper_count = min(found, max_papers[delivery.subscriber_id])
         delivery.more_count = found - delivery.paper_count
         delivery.message_id = new_message_id()
     update_each(
@@ -285,43 +297,140 @@ def close_quietly(connection) -> None:
             connection.connection = None
 
 
-def send_delivery(
-    delivery: Delivery, subscriber: Subscriber | None, papers: list[Candidate], connection, limiter: SendRateLimiter
-) -> Outcome:
-    """Build and send one claimed Delivery over `connection`, and record what happened."""
+@dataclass
+class Upcoming:
+    """A digest to send whose envelope is begun; its message is built next."""
+
+    delivery: Delivery
+    subscriber: Subscriber
+    handle: object  # the stream's handle on the message under way
+
+
+@dataclass
+class InFlight:
+    """A digest whose data is with the mail server and whose verdict is still to be read."""
+
+    delivery: Delivery
+    subject: str
+    handle: object
+
+
+def skipped_outcome(delivery: Delivery, subscriber: Subscriber | None) -> Outcome | None:
+    """Record and return why a claimed digest is not to be sent, or None when it is."""
     if subscriber is None:
         _finish(delivery, status=Delivery.Status.SKIPPED, last_error="subscriber no longer active")
         return Outcome.INACTIVE
     if delivery.paper_count == 0 and not settings.SEND_EMPTY_DIGESTS:
         _finish(delivery, status=Delivery.Status.SKIPPED, last_error="")
         return Outcome.EMPTY
-    message = build_digest_message(
-        subscriber, papers, delivery.more_count, delivery=delivery, message_id=delivery.message_id, connection=connection
-    )
-    limiter.acquire()
-    # The last look before the mail server: someone who left since the claim gets nothing.
-    if not row_exists(Subscriber, id=subscriber.id, status=Subscriber.Status.ACTIVE):
-        _finish(delivery, status=Delivery.Status.SKIPPED, last_error="subscriber no longer active")
-        return Outcome.INACTIVE
-    try:
-        connection.open()
-        connection.send_messages([message])
-    except Exception as error:
+    return None
+
+
+def _connection_kept(error: Exception) -> bool:
+    """A refusal in words leaves the SMTP connection usable (the client reset it, or hung up on
+    a 421); anything else (a timeout, a provider's error) may have left it in a bad state."""
+    return isinstance(error, (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused))
+
+
+def _failed(delivery: Delivery, error: Exception, connection, subject: str | None) -> Outcome:
+    if not _connection_kept(error):
         close_quietly(connection)
-        return _record_failure(delivery, error, subject=message.subject)
+    return _record_failure(delivery, error, subject=subject)
+
+
+def next_to_send(pending: Iterator[Delivery], subscribers: dict[int, Subscriber], stream, connection,
+                 limiter: SendRateLimiter, result: ChunkResult) -> Upcoming | None:
+    """The next claimed digest to send, its envelope begun; those not to be sent are recorded on the way."""
+    for delivery in pending:
+        subscriber = subscribers.get(delivery.subscriber_id)
+        skipped = skipped_outcome(delivery, subscriber)
+        if skipped:
+            result.count(skipped)
+            continue
+        limiter.acquire()
+        # The last look before the mail server: someone who left since the claim gets nothing.
+        if not row_exists(Subscriber, id=delivery.subscriber_id, status=Subscriber.Status.ACTIVE):
+            _finish(delivery, status=Delivery.Status.SKIPPED, last_error="subscriber no longer active")
+            result.count(Outcome.INACTIVE)
+            continue
+        try:
+            handle = stream.begin(settings.DEFAULT_FROM_EMAIL, subscriber.email)
+        except Exception as error:
+            result.count(_failed(delivery, error, connection, subject=None))
+            continue
+        return Upcoming(delivery, subscriber, handle)
+    return None
+
+
+def hand_over(upcoming: Upcoming, message, stream, connection) -> Outcome | InFlight:
+    """Queue a built digest's data behind its accepted envelope (written with the next envelope)."""
+    try:
+        stream.accept(upcoming.handle)
+        stream.send(upcoming.handle, message)
+    except Exception as error:
+        return _failed(upcoming.delivery, error, connection, subject=message.subject)
+    return InFlight(upcoming.delivery, message.subject, upcoming.handle)
+
+
+def land(flight: InFlight, stream, connection) -> Outcome:
+    """Read the server's verdict on a digest in flight and record it."""
+    try:
+        stream.verdict(flight.handle)
+    except Exception as error:
+        return _failed(flight.delivery, error, connection, subject=flight.subject)
     _finish(
-        delivery,
+        flight.delivery,
         status=Delivery.Status.SENT,
         sent_at=timezone.now(),
-        subject=message.subject[:300],
+        subject=flight.subject[:300],
         next_attempt_at=None,
         last_error="",
     )
     return Outcome.SENT
 
 
-def _record_failure(delivery: Delivery, error: Exception, *, subject: str) -> Outcome:
+def send_claimed(
+    claimed: list[Delivery], subscribers: dict[int, Subscriber], papers: dict[int, list[Candidate]], connection,
+    limiter: SendRateLimiter, result: ChunkResult,
+) -> None:
+    """Build and send each claimed digest over `connection`, and record what happened to each.
+
+    Per digest: its envelope is written with the previous digest's data; the digest is built
+    while the server reads both; then the previous digest's verdict is read and recorded, and
+    this digest's data queued.
+    """
+    stream = message_stream(connection)
+    pending = iter(claimed)
+    upcoming = next_to_send(pending, subscribers, stream, connection, limiter, result)
+    in_flight: InFlight | None = None
+    try:
+        while upcoming is not None:
+            stream.flush()
+            delivery = upcoming.delivery
+            message = build_digest_message(
+                upcoming.subscriber, papers[delivery.id], delivery.more_count, delivery=delivery,
+                message_id=delivery.message_id, connection=connection,
+            )
+            if in_flight is not None:
+                result.count(land(in_flight, stream, connection))
+                in_flight = None
+            handed = hand_over(upcoming, message, stream, connection)
+            if isinstance(handed, InFlight):
+                in_flight = handed
+            else:
+                result.count(handed)
+            upcoming = next_to_send(pending, subscribers, stream, connection, limiter, result)
+    finally:
+        try:
+            if in_flight is not None:
+                result.count(land(in_flight, stream, connection))
+        finally:
+            close_quietly(connection)
+
+
+def _record_failure(delivery: Delivery, error: Exception, *, subject: str | None) -> Outcome:
     reason = f"{type(error).__name__}: {error}"[:2000]
+    subject = delivery.subject if subject is None else subject
     if is_permanent_refusal(error):
         if _finish(delivery, status=Delivery.Status.FAILED, last_error=reason, subject=subject[:300], next_attempt_at=None):
             record_bounce(delivery.subscriber_id)
@@ -354,12 +463,7 @@ def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult
         claimed, subscribers = claim_chunk(list(delivery_ids), timezone.now())
         result.not_claimed -= len(claimed)
         papers = digest_papers(claimed) if claimed else {}
-        try:
-            for delivery in claimed:
-                subscriber = subscribers.get(delivery.subscriber_id)
-                result.count(send_delivery(delivery, subscriber, papers[delivery.id], connection, limiter))
-        finally:
-            close_quietly(connection)
+        send_claimed(claimed, subscribers, papers, connection, limiter, result)
     log_event(
         log, "send.chunk", deliveries=len(delivery_ids), first_id=min(delivery_ids, default=None), **vars(result),
         ms=round((time.perf_counter() - started) * 1000),

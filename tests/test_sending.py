@@ -17,9 +17,9 @@ from tests.smtp_sink import SmtpSink
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def sink(settings):
-    with SmtpSink() as server:
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def sink(request, settings):
+    with SmtpSink(pipelining=request.param) as server:
         for name, value in server.email_settings().items():
             setattr(settings, name, value)
         yield server
@@ -173,6 +173,22 @@ def test_it_reconnects_after_a_disconnect_mid_data_and_retries_that_digest(sink,
     assert sink.per_recipient() == {"fine@example.org": 1, "dropped@example.org": 1}
 
 
+def test_a_digest_whose_verdict_is_read_last_in_the_chunk_is_recorded_too(sink, papers):
+    # The verdict on a digest is read once the next one is built: here after a skipped digest,
+    # and for the last digest when the chunk ends.
+    fine = queued_digest("fine@example.org", papers)
+    leaver = queued_digest("leaver@example.org", papers)
+    dropped = queued_digest("dropped@example.org", papers)
+    Subscriber.objects.filter(id=leaver.subscriber_id).update(status=Subscriber.Status.UNSUBSCRIBED)
+    sink.script("dropped@example.org", "disconnect")
+
+    result = send(fine, leaver, dropped)
+
+    assert (result.sent, result.inactive, result.retrying) == (1, 1, 1)
+    assert [fresh(d).status for d in (fine, leaver, dropped)] == ["sent", "skipped", "queued"]
+    assert sink.per_recipient() == {"fine@example.org": 1}
+
+
 def test_it_gives_up_after_the_last_attempt_without_counting_a_bounce(sink, papers, settings):
     settings.SEND_MAX_ATTEMPTS = 2
     sink.script("ada@example.org", "421 4.3.2 Busy", "421 4.3.2 Still busy")
@@ -235,11 +251,11 @@ def test_a_delivery_stuck_in_sending_is_sent_again_after_the_timeout_with_the_sa
 
 def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_assert_num_queries):
     deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
-    # Per chunk: the claim (select, update), subscribers and topics (loaded once for the claim and
-    # the build), attaching the waiting candidates, counting them, the content, the candidates
-    # shown and their papers.
+    # Per chunk: the claim (select, update), the subscribers' max papers, attaching the waiting
+    # candidates, counting them, the content (all under the write lock), then the subscribers and
+    # topics, the candidates shown and their papers.
     # Per digest: the last look at the subscriber and the outcome.
-    with django_assert_num_queries(11 + 10 * 2):
+    with django_assert_num_queries(12 + 10 * 2):
         assert send(*deliveries).sent == 10
 
 
@@ -247,7 +263,7 @@ def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_a
 def test_async_commit_is_opt_in_and_costs_two_statements_per_chunk(sink, papers, settings, django_assert_num_queries, on_postgres):
     settings.SEND_ASYNC_COMMIT = True
     deliveries = [queued_digest(f"fast{n}@example.org", papers) for n in range(10)]
-    with django_assert_num_queries(11 + 10 * 2 + 2) as captured:
+    with django_assert_num_queries(12 + 10 * 2 + 2) as captured:
         assert send(*deliveries).sent == 10
     assert any("synchronous_commit" in query["sql"] for query in captured.captured_queries)
 
