@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from config.email import message_stream
 from config.logevents import log_event
+from config.sqlite_writers import write_turn
 from digest.digest_email import PAPER_FIELDS, build_digest_message
 from digest.models import Candidate, Delivery, Paper
 from digest.plain_sql import row_exists, update_each, update_rows
@@ -126,7 +127,7 @@ def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery],
     transaction under its write lock, so the rows read are the rows changed).
     """
     claim = {"status": Delivery.Status.SENDING, "claimed_at": now, "attempts": F("attempts") + 1}
-    with transaction.atomic():
+    with write_turn(), transaction.atomic():
         rows = Delivery.objects.filter(claimable(now), id__in=delivery_ids).order_by("id")
         if db_connection.vendor == "postgresql":
             rows = rows.select_for_update(skip_locked=True)
@@ -274,7 +275,8 @@ def _finish(delivery: Delivery, **changes) -> bool:
     """Record the outcome, unless the row was taken from us in the meantime."""
 
     def write() -> int:
-        return update_rows(Delivery, changes, id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
+        with write_turn():
+            return update_rows(Delivery, changes, id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
 
     done = _waiting_for_the_database(write) == 1
     if not done:
