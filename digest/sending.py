@@ -47,7 +47,7 @@ from django.utils import timezone
 from config.email import message_stream
 from config.logevents import log_event
 from config.sqlite_writers import write_turn
-from digest.digest_email import PAPER_FIELDS, build_digest_message
+from digest.digest_email import PAPER_FIELDS, PaperRow, Pick, build_digest_message
 from digest.models import Candidate, Delivery, Paper
 from digest.plain_sql import row_exists, update_each, update_rows
 from digest.send_rate import SendRateLimiter, send_rate_limiter
@@ -209,25 +209,27 @@ def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> None:
     )
 
 
-def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Candidate]]:
+def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Pick]]:
     """The papers each delivery shows: its best `paper_count` candidates (two queries in all).
 
     A chunk's hundred digests show the same few hundred papers: each is loaded once, not once
-    per digest that shows it.
+    per digest that shows it, and as plain values (PaperRow, Pick) rather than model instances.
     """
     counts = {d.id: d.paper_count for d in deliveries}
-    shown: dict[int, list[Candidate]] = {delivery_id: [] for delivery_id in counts}
+    shown: dict[int, list[Pick]] = {delivery_id: [] for delivery_id in counts}
     if not any(counts.values()):
         return shown
     rank = Window(RowNumber(), partition_by=F("delivery_id"), order_by=[F("score").desc(), F("id").asc()])
     ranked = Candidate.objects.filter(delivery_id__in=counts).annotate(rank=rank).filter(rank__lte=max(counts.values()))
-    rows = ranked.only("id", "delivery_id", "paper_id", "score", "reason").order_by("delivery_id", "rank")
-    chosen = [candidate for candidate in rows if candidate.rank <= counts[candidate.delivery_id]]
-    papers = Paper.objects.only(*PAPER_FIELDS).in_bulk({candidate.paper_id for candidate in chosen})
-    for candidate in chosen:
-        if candidate.paper_id in papers:  # else deleted since, and its candidates with it
-            candidate.paper = papers[candidate.paper_id]
-            shown[candidate.delivery_id].append(candidate)
+    rows = ranked.order_by("delivery_id", "rank").values_list("id", "delivery_id", "paper_id", "score", "reason", "rank")
+    chosen = [row for row in rows if row[5] <= counts[row[1]]]
+    papers = {
+        row[0]: PaperRow(*row)
+        for row in Paper.objects.filter(id__in={row[2] for row in chosen}).values_list(*PAPER_FIELDS)
+    }
+    for candidate_id, delivery_id, paper_id, score, reason, _ in chosen:
+        if paper_id in papers:  # else deleted since, and its candidates with it
+            shown[delivery_id].append(Pick(candidate_id, paper_id, papers[paper_id], score, reason))
     return shown
 
 
@@ -392,7 +394,7 @@ def land(flight: InFlight, stream, connection) -> Outcome:
 
 
 def send_claimed(
-    claimed: list[Delivery], subscribers: dict[int, Subscriber], papers: dict[int, list[Candidate]], connection,
+    claimed: list[Delivery], subscribers: dict[int, Subscriber], papers: dict[int, list[Pick]], connection,
     limiter: SendRateLimiter, result: ChunkResult,
 ) -> None:
     """Build and send each claimed digest over `connection`, and record what happened to each.
