@@ -138,14 +138,13 @@ def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery],
                 delivery.status, delivery.claimed_at, delivery.attempts = Delivery.Status.SENDING, now, delivery.attempts + 1
         else:  # another writer got in between (a database without row locks or a write lock)
             claimed = list(Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at=now))
-        # Only what fixing the content needs is read under the write lock (SQLite holds it for
-        # the whole transaction, and every other worker's outcome waits for it).
-        max_papers = dict(
-            Subscriber.objects.filter(id__in=[d.subscriber_id for d in claimed], status=Subscriber.Status.ACTIVE)
-            .values_list("id", "max_papers")
-        ) if claimed else {}
-        fix_content([d for d in claimed if d.subscriber_id in max_papers], max_papers)
     subscribers = load_subscribers([d.subscriber_id for d in claimed]) if claimed else {}
+    # The subscribers are read between the two transactions: SQLite writes one transaction at a
+    # time, and every other worker's outcomes wait for it. Content not fixed when a worker dies
+    # is fixed when the rows are claimed again.
+    fixing = [d for d in claimed if d.subscriber_id in subscribers]
+    with write_turn(), transaction.atomic():
+        fix_content(fixing, {d.subscriber_id: subscribers[d.subscriber_id].max_papers for d in fixing})
     return claimed, subscribers
 
 
