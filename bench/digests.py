@@ -98,6 +98,12 @@ def main() -> None:
         help="keep the --database-url of a previous run (subscribers, papers, matches) and only dispatch and send again",
     )
     parser.add_argument(
+        "--worker-nice", type=int, default=10,
+        help="niceness of the sending workers (default 10, as for batch work): the sink stands in for a mail server, which "
+        "has a machine of its own in production; here it shares the cores and the kernel serves it first. 0 measures it "
+        "as an equal, whose answers wait behind the workers' time slices",
+    )
+    parser.add_argument(
         "--no-pipelining", action="store_true", help="the sink does not offer PIPELINING (RFC 2920): four round trips per message",
     )
     args = parser.parse_args()
@@ -166,7 +172,7 @@ def run(args, ctx, received) -> None:
     cpu_before = busy_cpu_seconds()
     started = time.perf_counter()
     sent = empty = 0
-    with ctx.Pool(args.workers) as pool:
+    with ctx.Pool(args.workers, initializer=os.nice, initargs=(args.worker_nice,)) as pool:
         for done, (chunk_sent, chunk_empty, worker_peak) in enumerate(pool.imap_unordered(_send, chunks), 1):
             sent += chunk_sent
             empty += chunk_empty
