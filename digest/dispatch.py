@@ -23,6 +23,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from digest.models import Delivery
+from digest.plain_sql import insert_rows
 from digest.scheduling import next_delivery_after, period_key, schedule_subscriber
 from subscribers.models import Subscriber
 
@@ -117,8 +118,9 @@ def create_deliveries(winners: list[Subscriber], now: datetime) -> list[int]:
         Delivery.objects.filter(subscriber_id__in=due_at, period__in=periods).values_list("subscriber_id", "period")
     )
     fresh = wanted - existing
-    Delivery.objects.bulk_create(
-        [Delivery(subscriber_id=sid, period=period, scheduled_for=due_at[sid], queued_at=now) for sid, period in fresh],
+    insert_rows(
+        Delivery,
+        [{"subscriber_id": sid, "period": period, "scheduled_for": due_at[sid], "queued_at": now} for sid, period in fresh],
         ignore_conflicts=True,  # the unique (subscriber, period) constraint has the last word
     )
     rows = Delivery.objects.filter(subscriber_id__in={sid for sid, _ in fresh}, period__in=periods)

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from django.db import connection
 from django.db.models import Model
+from django.utils import timezone
 
 
 def _column(model: type[Model], name: str) -> tuple[str, object]:
@@ -93,6 +94,53 @@ def update_each(
         sql = f"UPDATE {table} SET {assignments} FROM (VALUES {values_sql}) AS new WHERE {table}.{key_column} = new.column1{unset}"  # nosec B608
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ignore_conflicts: bool = False) -> None:
+    """`model.objects.bulk_create([model(**row) for row in rows], ignore_conflicts=...)` for plain
+    values, without building an instance per row (bulk_create spends about 0.1 ms on each).
+
+    Every row gives the same fields; the others get their default, or the time of the call for
+    `auto_now` and `auto_now_add` fields, as bulk_create gives them.
+    """
+    if not rows:
+        return
+    given = list(rows[0])
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    now = timezone.now()
+    constant = {}
+    for field in fields:
+        if field.name not in given and field.attname not in given:
+            value = now if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) else field.get_default()
+            constant[field.attname] = field.get_db_prep_save(value, connection)
+    columns = [_column(model, name) for name in given]
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = [column for column, _ in columns] + [connection.ops.quote_name(model._meta.get_field(a).column) for a in constant]
+    width = len(names)
+    per_batch = max(1, (connection.features.max_query_params or 30000) // width)
+    conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    tail = list(constant.values())
+    prepared: dict[tuple[str, object], object] = {}  # most rows repeat a few slots, periods and times
+
+    def prepare(name: str, field, value):
+        try:
+            return prepared[name, value]
+        except KeyError:
+            found = prepared[name, value] = field.get_db_prep_save(value, connection)
+            return found
+        except TypeError:  # not hashable
+            return field.get_db_prep_save(value, connection)
+
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_batch):
+            batch = rows[start:start + per_batch]
+            params: list = []
+            for row in batch:
+                params.extend(prepare(name, field, row[name]) for name, (_, field) in zip(given, columns, strict=True))
+                params.extend(tail)
+            values = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(batch))
+            # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+            cursor.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {values}{conflict}", params)  # nosec B608
 
 
 def refresh_statistics(model: type[Model]) -> None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from digest.models import Delivery
-from digest.plain_sql import row_exists, update_each, update_rows
+from digest.plain_sql import insert_rows, row_exists, update_each, update_rows
 from subscribers.models import Subscriber
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +83,38 @@ def test_update_each_by_another_key_and_only_where_unset_leaves_set_rows_alone(d
     assert changed == 1
     assert Candidate.objects.get(id=waiting.id).delivery_id == first.id
     assert Candidate.objects.get(id=taken.id).delivery_id == second.id
+
+
+def test_insert_rows_stores_what_bulk_create_would_and_skips_conflicts(deliveries):
+    subscriber = deliveries[0].subscriber
+    other = Subscriber.objects.create(email="other@example.org", status=Subscriber.Status.ACTIVE)
+    rows = [
+        {"subscriber_id": subscriber.id, "period": "2026-11-27", "scheduled_for": CLAIMED, "queued_at": CLAIMED},
+        {"subscriber_id": subscriber.id, "period": "2026-11-26", "scheduled_for": CLAIMED, "queued_at": CLAIMED},  # exists
+    ]
+
+    insert_rows(Delivery, rows, ignore_conflicts=True)
+    Delivery.objects.bulk_create([Delivery(**rows[0] | {"subscriber_id": other.id})])
+
+    by_sql = Delivery.objects.get(subscriber=subscriber, period="2026-11-27")
+    by_orm = Delivery.objects.get(subscriber=other, period="2026-11-27")
+    for field in Delivery._meta.concrete_fields:
+        if field.name not in ("id", "subscriber", "created_at"):
+            assert getattr(by_sql, field.attname) == getattr(by_orm, field.attname), field.name
+    assert abs(by_sql.created_at - by_orm.created_at).total_seconds() < 5
+    assert Delivery.objects.filter(subscriber=subscriber).count() == 2  # the existing period kept, once
+    assert Delivery.objects.filter(queued_at=CLAIMED).count() == 2  # stored in the ORM's format, so found by it
+
+
+def test_insert_rows_without_ignoring_conflicts_raises_on_one(deliveries):
+    from django.db import IntegrityError, transaction
+
+    row = {"subscriber_id": deliveries[0].subscriber_id, "period": "2026-11-26", "scheduled_for": CLAIMED}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(Delivery, [row])
+
+
+def test_insert_rows_splits_many_rows_into_statements_the_database_takes(db):
+    subscribers = Subscriber.objects.bulk_create(Subscriber(email=f"r{n}@example.org") for n in range(150))
+    insert_rows(Delivery, [{"subscriber_id": s.id, "period": "p", "scheduled_for": CLAIMED} for s in subscribers])
+    assert Delivery.objects.filter(period="p").count() == 150
