@@ -198,6 +198,7 @@ def clear_card_cache() -> None:
     _cards.clear()
     _inlined_cards.clear()
     _skeletons.clear()
+    _card_slottable.cache_clear()
 
 
 def paper_card(paper: Paper | PaperRow) -> PaperCard:
@@ -407,15 +408,27 @@ def _slotted_context(context: dict, values: list[str], items: list | None = None
     }
 
 
-def _skeleton(context: dict, values: list[str], html: bool) -> tuple[list[str], list[tuple[int, bool]]]:
-    """The digest of this shape split around its slots, each slot marked text or attribute."""
+# Slot kinds besides the escapes: the text part's values, and inlined cards.
+_RAW, _CARD = object(), object()
+
+
+def _skeleton(context: dict, values: list[str], html: bool) -> tuple[list[str], list[tuple[int, object]]]:
+    """The digest of this shape split around its slots, each slot with how it is filled: as is
+    (text), an inlined card, or escaped as attribute or text."""
     slotted = _slotted_context(context, values)
     rendered = inlined_html(EMAIL_NAME, slotted) if html else render_to_string(f"emails/{EMAIL_NAME}.txt", slotted)
+    cards = range(len(MESSAGE_SLOTS) + 1, len(values), len(ITEM_SLOTS))
     pieces = _SLOT.split(rendered)
     literals, slots, before = pieces[::2], [], ""
     for literal, number in zip(pieces[::2], pieces[1::2], strict=False):
         before += literal
-        slots.append((int(number), html and before.rfind("<") > before.rfind(">")))
+        if not html:
+            kind = _RAW
+        elif int(number) in cards:
+            kind = _CARD
+        else:
+            kind = _ATTR_ESCAPES if before.rfind("<") > before.rfind(">") else _TEXT_ESCAPES
+        slots.append((int(number), kind))
     return literals, slots
 
 
@@ -434,36 +447,40 @@ def _inlined_card(context: dict, values: list[str], card_html: str) -> str:
     return found
 
 
-def _slottable_values(context: dict) -> list[str] | None:
-    """The slot values, or None when slots cannot reproduce them; worked out once per message
-    (the text and HTML parts share the context)."""
+def _slottable_values(context: dict) -> tuple[list[str], tuple[bool, ...]] | None:
+    """The slot values and which are present, or None when slots cannot reproduce them; worked
+    out once per message (the text and HTML parts share the context)."""
     if _VALUES_KEY not in context:
         values = _slot_values(context)
         first_card = len(MESSAGE_SLOTS) + 1
-        cards, others = values[first_card::len(ITEM_SLOTS)], values[:first_card] + [
-            value for number, value in enumerate(values[first_card:]) if number % len(ITEM_SLOTS)
-        ]
+        cards = values[first_card::len(ITEM_SLOTS)]
+        others = values[:first_card]
+        for position in range(1, len(ITEM_SLOTS)):
+            others += values[first_card + position::len(ITEM_SLOTS)]
         # Newlines are slottable, so joining on them cannot make a match that no single value has.
-        joined = "\n".join(values)
+        joined = "\n".join(others)
         slottable = (
             not _CONTROL.search(joined) and "pbslot" not in joined and "pbcard" not in joined
-            and all(isinstance(card, SafeString) for card in cards)
-            and not any(isinstance(value, SafeString) for value in others)
+            and all(isinstance(card, SafeString) and _card_slottable(card) for card in cards)
+            and not any(issubclass(kind, SafeString) for kind in set(map(type, others)))
         )
-        context[_VALUES_KEY] = values if slottable else None
+        context[_VALUES_KEY] = (values, tuple(map(bool, values))) if slottable else None
     return context[_VALUES_KEY]
+
+
+@lru_cache(maxsize=CARD_CACHE_SIZE)
+def _card_slottable(card: str) -> bool:
+    # A day's digests show the same cards over and over: each is looked at once.
+    return not _CONTROL.search(card) and "pbslot" not in card and "pbcard" not in card
 
 
 def _filled(context: dict, html: bool) -> str | None:
     """The digest part filled in from its cached skeleton, or None when slots cannot reproduce it."""
-    values = _slottable_values(context)
-    if values is None:
+    slottable = _slottable_values(context)
+    if slottable is None:
         return None
-    cards = set(range(len(MESSAGE_SLOTS) + 1, len(values), len(ITEM_SLOTS)))
-    shape = (
-        html, tuple(bool(value) for value in values), context["more_count"], context["date"],
-        context["SITE_NAME"], context["SITE_URL"],
-    )
+    values, present = slottable
+    shape = (html, present, context["more_count"], context["date"], context["SITE_NAME"], context["SITE_URL"])
     skeleton = _skeletons.get(shape)
     if skeleton is None:
         if len(_skeletons) >= SKELETON_CACHE_SIZE:
@@ -471,14 +488,14 @@ def _filled(context: dict, html: bool) -> str | None:
         skeleton = _skeletons[shape] = _skeleton(context, values, html)
     literals, slots = skeleton
     out = [literals[0]]
-    for (number, in_attribute), literal in zip(slots, literals[1:], strict=True):
+    for (number, kind), literal in zip(slots, literals[1:], strict=True):
         value = values[number]
-        if not html:
+        if kind is _RAW:
             out.append(value)
-        elif number in cards:
+        elif kind is _CARD:
             out.append(_inlined_card(context, values, value))
         else:
-            out.append(_escaped(value, _ATTR_ESCAPES if in_attribute else _TEXT_ESCAPES))
+            out.append(_escaped(value, kind))
         out.append(literal)
     return "".join(out)
 
