@@ -9,11 +9,17 @@ with `--workers` processes, as Celery workers would: matching chunks (`match_chu
 dispatcher (`dispatch_due`), and sending chunks (`send_delivery_chunk`: claim, build, send over
 one SMTP connection per chunk, record). The SMTP sink is aiosmtpd in a separate process.
 
-Two baselines are measured in the same run, on a sample of the same subscribers and the same sink:
-(a) the plain way: per subscriber, query its papers, `render_to_string` the templates and
-`EmailMultiAlternatives.send()` (a new connection per message); (b) the ceiling: one identical
-prebuilt message sent over one reused connection, pipelined as the workers send. `digests_per_s` counts dispatch + build + send
-(what the baselines do); the matching time is printed beside it. The last line is machine-readable.
+Two baselines are measured in the same run, on a sample of the same subscribers and the same sink,
+each three times, keeping its best: (a) the plain way: per subscriber, query its papers,
+`render_to_string` the templates and `EmailMultiAlternatives.send()` (a new connection per
+message); (b) the ceiling: one identical prebuilt message sent over one reused connection,
+pipelined as the workers send. `digests_per_s` counts dispatch + build + send (what the baselines
+do); the matching time is printed beside it. The last line is machine-readable.
+
+The sink offers PIPELINING, as production mail servers do (`--no-pipelining` to refuse it), and the
+sending workers run at nice 10 (`--worker-nice`): in production the mail server has its own
+machine, here it shares the two cores, and without it the workers would mostly measure how long
+the kernel keeps the sink waiting behind their time slices.
 """
 
 import argparse
@@ -191,8 +197,9 @@ def run(args, ctx, received) -> None:
           f"{cpu_seconds / max(sent, 1) * 1000:.2f} ms of CPU per digest (workers, sink and database)", flush=True)
 
     sample_ids = list(Delivery.objects.filter(status=Delivery.Status.SENT).order_by("id").values_list("id", flat=True)[: args.sample])
-    plain_per_s = plain_way(sample_ids, received)
-    ceiling_per_s = ceiling(sample_ids[0], len(sample_ids) * 4, received)
+    # Each baseline's best of three runs: a hiccup of the machine must not flatter the ratios.
+    plain_per_s = max(plain_way(sample_ids, received) for _ in range(3))
+    ceiling_per_s = max(ceiling(sample_ids[0], len(sample_ids) * 4, received) for _ in range(3))
     whole = match_seconds + dispatch_seconds + send_seconds
     peak = max(peak_mb(), peak_mb(resource.RUSAGE_CHILDREN))
     if not args.reuse:
