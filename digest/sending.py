@@ -46,7 +46,6 @@ from django.utils import timezone
 
 from config.email import message_stream
 from config.logevents import log_event
-from config.sqlite_writers import write_turn
 from digest.digest_email import PAPER_FIELDS, PaperRow, Pick, build_digest_message
 from digest.models import Candidate, Delivery, Paper
 from digest.plain_sql import row_exists, update_each, update_rows
@@ -127,7 +126,7 @@ def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery],
     transaction under its write lock, so the rows read are the rows changed).
     """
     claim = {"status": Delivery.Status.SENDING, "claimed_at": now, "attempts": F("attempts") + 1}
-    with write_turn(), transaction.atomic():
+    with transaction.atomic():
         rows = Delivery.objects.filter(claimable(now), id__in=delivery_ids).order_by("id")
         if db_connection.vendor == "postgresql":
             rows = rows.select_for_update(skip_locked=True)
@@ -143,7 +142,7 @@ def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery],
     # time, and every other worker's outcomes wait for it. Content not fixed when a worker dies
     # is fixed when the rows are claimed again.
     fixing = [d for d in claimed if d.subscriber_id in subscribers]
-    with write_turn(), transaction.atomic():
+    with transaction.atomic():
         fix_content(fixing, {d.subscriber_id: subscribers[d.subscriber_id].max_papers for d in fixing})
     return claimed, subscribers
 
@@ -276,8 +275,7 @@ def _finish(delivery: Delivery, **changes) -> bool:
     """Record the outcome, unless the row was taken from us in the meantime."""
 
     def write() -> int:
-        with write_turn():
-            return update_rows(Delivery, changes, id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
+        return update_rows(Delivery, changes, id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
 
     done = _waiting_for_the_database(write) == 1
     if not done:
