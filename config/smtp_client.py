@@ -42,14 +42,15 @@ def with_periods_quoted(data: bytes) -> bytes:
     return quoted + b".\r\n"
 
 
-# A bare dot-atom address, which smtplib's quoteaddr would only put in angle brackets.
-_BARE_ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+# A bare dot-atom address: smtplib's quoteaddr only puts it in angle brackets, and Django's
+# sanitize_address returns it unchanged.
+BARE_ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
 def quoted_address(address: str) -> str:
     """smtplib's `quoteaddr`, whose address parser costs more than the rest of a command, skipped
     for bare addresses and cached for named ones (the sender of every message)."""
-    return f"<{address}>" if _BARE_ADDRESS.fullmatch(address) else _quoted_named(address)
+    return f"<{address}>" if BARE_ADDRESS.fullmatch(address) else _quoted_named(address)
 
 
 @lru_cache(maxsize=64)
@@ -86,24 +87,23 @@ class TwoStepSending:
     whose envelope may already be written.
     """
 
-    def _state(self) -> tuple[list[bytes], deque, list[Transaction]]:
-        if not hasattr(self, "_unsent"):
-            self._unsent: list[bytes] = []  # written at the next read
-            self._expected: deque[tuple[Transaction, str]] = deque()  # answers to come, in order
-            self._open: list[Transaction] = []
-        return self._unsent, self._expected, self._open
+    def __init__(self, *args, **kwargs):
+        # Before smtplib's __init__, which connects and may close() on failure.
+        self._unsent: list[bytes] = []  # written at the next read
+        self._expected: deque[tuple[Transaction, str]] = deque()  # answers to come, in order
+        self._open: list[Transaction] = []
+        super().__init__(*args, **kwargs)
 
     # --- the four steps ----------------------------------------------------------------------
     def begin(self, from_addr: str, to_addrs: list[str] | str, size: int | None = None) -> Transaction:
         """Start a message's envelope: written now with PIPELINING (at the next flush or read),
         else when `accept` is called."""
-        _, _, open_ = self._state()
-        if any(not t.accepted for t in open_) or len(open_) >= 2:
+        if any(not t.accepted for t in self._open) or len(self._open) >= 2:
             raise SMTPException("a transaction is still waiting for its answers")
         self.ehlo_or_helo_if_needed()
         recipients = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
         transaction = Transaction(from_addr, recipients, size)
-        open_.append(transaction)
+        self._open.append(transaction)
         if self.has_extn("pipelining"):
             self._write_envelope(transaction)
         return transaction
@@ -138,9 +138,8 @@ class TwoStepSending:
         self._check_alive(transaction)
         if not transaction.accepted or transaction.data_answer is not None:
             raise SMTPException("the server has not accepted this envelope")
-        unsent, expected, _ = self._state()
-        unsent.append(with_periods_quoted(msg))
-        expected.append((transaction, "data"))
+        self._unsent.append(with_periods_quoted(msg))
+        self._expected.append((transaction, "data"))
 
     def verdict(self, transaction: Transaction) -> dict[str, Answer]:
         """The server's answer to the data: the refused recipients, as sendmail returns them, or
@@ -159,9 +158,8 @@ class TwoStepSending:
 
     def flush(self) -> None:
         """Write what is queued: a message's data and the next envelope go out in one write."""
-        unsent, _, _ = self._state()
-        if unsent:
-            data, unsent[:] = b"".join(unsent), []
+        if self._unsent:
+            data, self._unsent = b"".join(self._unsent), []
             self.send(data)
 
     # --- smtplib's interface -----------------------------------------------------------------
@@ -176,60 +174,49 @@ class TwoStepSending:
     def quit(self):
         # QUIT in the middle of a message would be read as its data: just hang up (the server
         # then discards the unfinished message).
-        _, expected, open_ = self._state()
-        if expected or any(t.data_answer is None for t in open_):
+        if self._expected or any(t.data_answer is None for t in self._open):
             self.close()
             return (221, b"closed")
         return super().quit()
 
     def close(self):
-        if hasattr(self, "_unsent"):
-            for transaction in self._open:
-                transaction.lost = True
-            self._unsent, self._expected, self._open = [], deque(), []
+        for transaction in self._open:
+            transaction.lost = True
+        self._unsent, self._expected, self._open = [], deque(), []
         super().close()
 
     # --- the wire ----------------------------------------------------------------------------
     def _write_envelope(self, transaction: Transaction) -> None:
-        unsent, expected, _ = self._state()
         commands = transaction.commands(self.does_esmtp and self.has_extn("size")) + ["data"]
         for command in commands:
             if "\r" in command or "\n" in command:
                 raise ValueError(f"command contains a line break: {command!r}")
-        unsent.append("".join(command + CRLF for command in commands).encode(self.command_encoding))
-        expected.extend((transaction, "envelope") for _ in commands)
+        self._unsent.append("".join(command + CRLF for command in commands).encode(self.command_encoding))
+        self._expected.extend((transaction, "envelope") for _ in commands)
         transaction.written = True
 
     def _one_by_one(self, transaction: Transaction) -> None:
-        """Without PIPELINING: each command after the previous answer, stopping where sendmail stops."""
-        not_sent = (503, b"not sent")
+        """Without PIPELINING: each command after the previous answer, stopping where sendmail
+        stops; the commands not sent are answered "not sent", so the envelope has all its answers."""
         transaction.written = True
-        commands = transaction.commands(self.does_esmtp and self.has_extn("size"))
-        self.putcmd(commands[0])
-        transaction.envelope.append(self._reply())
-        if transaction.envelope[0][0] != 250:
-            transaction.envelope += [not_sent] * (len(commands) - 1) + [not_sent]
-            return
-        for number, command in enumerate(commands[1:], 1):
+        for command in transaction.commands(self.does_esmtp and self.has_extn("size")):
             self.putcmd(command)
             transaction.envelope.append(self._reply())
-            if transaction.envelope[-1][0] == 421:
-                transaction.envelope += [not_sent] * (len(commands) - 1 - number) + [not_sent]
-                return
-        if not any(answer[0] in ACCEPTED_RECIPIENT for answer in transaction.envelope[1:]):
-            transaction.envelope.append(not_sent)
-            return
-        self.putcmd("data")
-        transaction.envelope.append(self._reply())
+            if transaction.envelope[0][0] != 250 or transaction.envelope[-1][0] == 421:
+                break
+        else:
+            if any(answer[0] in ACCEPTED_RECIPIENT for answer in transaction.envelope[1:]):
+                self.putcmd("data")
+                transaction.envelope.append(self._reply())
+        transaction.envelope += [(503, b"not sent")] * (len(transaction.recipients) + 2 - len(transaction.envelope))
 
     def _read_until(self, done) -> None:
         """Read answers in the order they come, each into its transaction, until `done()`."""
-        _, expected, _ = self._state()
         self.flush()
         while not done():
-            if not expected:
+            if not self._expected:
                 raise SMTPException("no answer is expected")
-            transaction, kind = expected.popleft()
+            transaction, kind = self._expected.popleft()
             answer = self._reply()
             if kind == "data":
                 transaction.data_answer = answer
@@ -263,9 +250,8 @@ class TwoStepSending:
 
     def _queue_ignored(self, command: bytes, transaction: Transaction) -> None:
         """A command whose answer is read in turn and dropped (so later answers stay in step)."""
-        unsent, expected, _ = self._state()
-        unsent.append(command)
-        expected.append((transaction, "ignored"))
+        self._unsent.append(command)
+        self._expected.append((transaction, "ignored"))
 
 
 class SMTP(TwoStepSending, smtplib.SMTP):

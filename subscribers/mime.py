@@ -9,7 +9,6 @@ alternatives, a line longer than SMTP allows (which needs quoted-printable), a h
 line break (which Django refuses), an address Django cannot write.
 """
 
-import re
 import secrets
 from email.header import Header
 from functools import lru_cache
@@ -17,9 +16,9 @@ from functools import lru_cache
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import sanitize_address
 
+from config.smtp_client import BARE_ADDRESS
+
 ADDRESS_HEADERS = {"from", "to", "cc", "reply-to"}
-# A bare dot-atom address, which sanitize_address returns unchanged.
-PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 FOLD_AT = 78
 LONGEST_LINE = 998  # RFC 5322: octets before CRLF
 
@@ -39,7 +38,7 @@ def fold(name: str, value: str) -> str | None:
 def sanitized_address(address: str, encoding: str = "utf-8") -> str:
     """Django's `sanitize_address`, whose header parser is slow, skipped for a bare address and
     cached for named ones (the From address of every message)."""
-    if PLAIN_ADDRESS.fullmatch(address):
+    if BARE_ADDRESS.fullmatch(address):  # sanitize_address returns those unchanged
         return address
     return _sanitized_named_address(address, encoding)
 
