@@ -141,9 +141,10 @@ def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery],
     # The subscribers are read between the two transactions: SQLite writes one transaction at a
     # time, and every other worker's outcomes wait for it. Content not fixed when a worker dies
     # is fixed when the rows are claimed again.
-    fixing = [d for d in claimed if d.subscriber_id in subscribers]
-    with transaction.atomic():
-        fix_content(fixing, {d.subscriber_id: subscribers[d.subscriber_id].max_papers for d in fixing})
+    first = [d for d in claimed if d.subscriber_id in subscribers and not d.message_id]
+    if first:
+        with transaction.atomic():
+            fix_content(first, {d.subscriber_id: subscribers[d.subscriber_id].max_papers for d in first})
     return claimed, subscribers
 
 
