@@ -97,6 +97,31 @@ def test_it_sends_a_whole_chunk_over_one_connection(sink, papers):
     assert len({d.message_id for d in Delivery.objects.all()}) == 5
 
 
+def test_a_digest_takes_one_write_with_the_next_envelope_when_pipelining_and_four_without(sink, papers, monkeypatch):
+    from config import smtp_client
+    from config.email import SmtpBackend
+
+    writes = []
+
+    class CountingSMTP(smtp_client.SMTP):
+        def send(self, s):
+            writes.append(s)
+            super().send(s)
+
+    monkeypatch.setattr(SmtpBackend, "connection_class", property(lambda backend: CountingSMTP))
+    deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(5)]
+
+    assert send(*deliveries).sent == 5
+
+    if sink.pipelining:
+        # EHLO, the first envelope, then each digest's data with the next envelope, the last
+        # digest's data alone, and QUIT.
+        assert len(writes) == 2 + 5 + 1
+        assert all(w.rstrip().endswith(b"data") for w in writes[2:6]) and b"\r\n.\r\nmail FROM:" in writes[2]
+    else:
+        assert len(writes) == 1 + 5 * 4 + 1  # EHLO, then MAIL, RCPT, DATA and the data for each, QUIT
+
+
 def test_it_sends_nothing_twice_when_a_chunk_runs_again(sink, papers):
     deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(3)]
 
