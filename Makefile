@@ -29,7 +29,7 @@ test: $(STAMP)
 test-postgres: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/paperboy} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The benchmarks quoted in README "Benchmarks" (each prints its same-run baseline).
+# The benchmarks quoted in docs/benchmarks.md (each prints its same-run baseline).
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/relevance.py
@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/digests.py
 	$(BIN)/python bench/signup_render.py
 
-# The long proofs (README "Reliability"): faults under load, then load. Servers it stops are its own.
+# The long proofs (docs/reliability.md): faults under load, then load. Servers it stops are its own.
 stress: $(STAMP)
 	bin/install-system-packages
 	$(BIN)/python bench/stress_digests.py

@@ -1,6 +1,6 @@
 """The operator's side in Debian's Chromium against a live server: log into the admin, open the
 dashboard and a subscriber's next-digest preview. Screenshots land in test-artifacts/, and the
-dashboard's is copied to docs/dashboard.png for the README when UPDATE_DOCS_SCREENSHOTS is set."""
+dashboard's is copied to docs/dashboard.png for the docs when UPDATE_DOCS_SCREENSHOTS is set."""
 
 import os
 import random
