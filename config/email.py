@@ -9,6 +9,7 @@ import smtplib
 import threading
 import uuid
 from datetime import datetime, timezone
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -69,6 +70,16 @@ def message_bytes(message) -> bytes:
     return write() if write is not None else message.message().as_bytes(linesep="\r\n")
 
 
+def envelope_address(address: str, encoding: str = "utf-8") -> str:
+    """The address as MAIL FROM and RCPT TO write it; UnsendableAddress for a local part that is not
+    ASCII (Django would write it as an RFC 2047 encoded word: another, invalid address)."""
+    from subscribers.mime import sanitized_address  # settings import this module; apps load later
+
+    if not address.isascii() and not parseaddr(address)[1].rpartition("@")[0].isascii():
+        raise smtp_client.UnsendableAddress(f"{address!r}: a local part that is not ASCII needs SMTPUTF8, which Paperboy does not use")
+    return sanitized_address(address, encoding)
+
+
 class SmtpBackend(DjangoSmtpBackend):
     """Django's SMTP backend (one connection for many messages, TLS, timeouts), sending `message_bytes`
     through the two-step client of config/smtp_client.py."""
@@ -78,11 +89,9 @@ class SmtpBackend(DjangoSmtpBackend):
         return smtp_client.SMTP_SSL if self.use_ssl else smtp_client.SMTP
 
     def _envelope(self, email_message) -> tuple[str, list[str]]:
-        from subscribers.mime import sanitized_address  # settings import this module; apps load later
-
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        recipients = [sanitized_address(address, encoding) for address in email_message.recipients()]
-        return sanitized_address(email_message.from_email, encoding), recipients
+        recipients = [envelope_address(address, encoding) for address in email_message.recipients()]
+        return envelope_address(email_message.from_email, encoding), recipients
 
     def _send(self, email_message) -> bool:
         if not email_message.recipients():
@@ -114,10 +123,10 @@ class SmtpStream:
     def __init__(self, backend: SmtpBackend):
         self.backend = backend
 
-    def begin(self, from_email: str, to: str) -> "StreamedMessage":
-        from subscribers.mime import sanitized_address  # settings import this module; apps load later
-
-        message = StreamedMessage(sanitized_address(from_email), [sanitized_address(to)])
+    def begin(self, from_email: str, to: str, size: int | None = None) -> "StreamedMessage":
+        """Begin a message's envelope; `size`, its data's length, is declared when the server
+        offers SIZE, and a message over the server's limit is refused here."""
+        message = StreamedMessage(envelope_address(from_email), [envelope_address(to)], size)
         self._begin(message)
         return message
 
@@ -127,11 +136,13 @@ class SmtpStream:
             self._begin(message)
         self._connected(message).accept(message.transaction)
 
-    def send(self, message: "StreamedMessage", email_message) -> None:
-        """Queue the data of `email_message`, whose envelope must be the one begun."""
-        if self.backend._envelope(email_message) != (message.from_addr, message.recipients):
-            raise ValueError("the message's sender or recipients differ from the envelope begun for it")
-        self.send_bytes(message, message_bytes(email_message))
+    def send(self, message: "StreamedMessage", email_message, data: bytes | None = None) -> None:
+        """Queue the data of `email_message` (its `message_bytes`, unless given), whose recipients
+        must be the envelope's. The envelope sender may differ from its From: that is where
+        bounces go (digest/return_path.py)."""
+        if self.backend._envelope(email_message)[1] != message.recipients:
+            raise ValueError("the message's recipients differ from the envelope begun for it")
+        self.send_bytes(message, message_bytes(email_message) if data is None else data)
 
     def send_bytes(self, message: "StreamedMessage", data: bytes) -> None:
         self._connected(message).send_data(message.transaction, data)
@@ -150,7 +161,7 @@ class SmtpStream:
         if self.backend.connection is None:  # open() failed silently
             raise smtplib.SMTPServerDisconnected("could not connect to the mail server")
         message.client = self.backend.connection
-        message.transaction = message.client.begin(message.from_addr, message.recipients)
+        message.transaction = message.client.begin(message.from_addr, message.recipients, message.size)
 
     def _connected(self, message: "StreamedMessage") -> smtp_client.TwoStepSending:
         if message.client is not self.backend.connection or message.transaction.lost:
@@ -161,8 +172,8 @@ class SmtpStream:
 class StreamedMessage:
     """A message under way in an SmtpStream: its envelope and the connection it was begun on."""
 
-    def __init__(self, from_addr: str, recipients: list[str]):
-        self.from_addr, self.recipients = from_addr, recipients
+    def __init__(self, from_addr: str, recipients: list[str], size: int | None = None):
+        self.from_addr, self.recipients, self.size = from_addr, recipients, size
         self.client: smtp_client.TwoStepSending | None = None
         self.transaction: smtp_client.Transaction | None = None
         self.begun_again = False
@@ -175,13 +186,13 @@ class ImmediateStream:
     def __init__(self, backend):
         self.backend = backend
 
-    def begin(self, from_email: str, to: str) -> None:
+    def begin(self, from_email: str, to: str, size: int | None = None) -> None:
         return None
 
     def accept(self, message: None) -> None:
         pass
 
-    def send(self, message: None, email_message) -> None:
+    def send(self, message: None, email_message, data: bytes | None = None) -> None:
         self.backend.open()
         self.backend.send_messages([email_message])
 
