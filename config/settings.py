@@ -195,6 +195,14 @@ SEND_RATE_PER_SECOND = env_float("SEND_RATE_PER_SECOND", 0.0)
 # PostgreSQL: let a chunk's commits return before the disk flush. Faster, but a database server
 # crash may forget the last outcomes and those digests are sent again; off keeps "never twice".
 SEND_ASYNC_COMMIT = env_bool("SEND_ASYNC_COMMIT", False)
+# A digest larger than this (bytes, as sent) leaves out its largest papers until it fits, or fails.
+DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 1_000_000)
+# Refused messages (not addresses: see digest/refusals.py): /healthz says "degraded" when more than
+# this share of the digests tried over the window were refused as messages (and at least 5).
+MESSAGE_REFUSAL_ALARM_RATE = env_float("MESSAGE_REFUSAL_ALARM_RATE", 0.05)
+MESSAGE_REFUSAL_WINDOW_MINUTES = env_int("MESSAGE_REFUSAL_WINDOW_MINUTES", 60)
+# When most digests tried are refused as messages, sending pauses this long (digest/refusal_alarm.py).
+MESSAGE_REFUSAL_PAUSE_SECONDS = env_int("MESSAGE_REFUSAL_PAUSE_SECONDS", 1800)
 
 # --- Subscribers ------------------------------------------------------------------------------
 # Pending subscribers who never confirm are deleted after this many days.
