@@ -63,6 +63,24 @@ def parse_email_url(url: str, base_dir: Path) -> dict:
     raise ImproperlyConfigured(f"EMAIL_URL scheme must be smtp, smtps, file, console or anymail: {url!r}")
 
 
+# The token of a VERP return path and the "+" before it (digest/return_path.py): a local part holds
+# 64 octets (RFC 5321 4.5.3.1.1), so the bounce mailbox's own part may have the rest.
+VERP_SUFFIX_CHARS = 39
+
+
+def parse_bounce_address(value: str, from_email: str, *, verp: bool) -> str:
+    """BOUNCE_ADDRESS, or bounces@ the domain of the From address when it is empty."""
+    address = value or f"bounces@{parseaddr(from_email)[1].rpartition('@')[2] or 'localhost'}"
+    local, _, domain = address.rpartition("@")
+    if not (local and domain) or not address.isascii() or any(c.isspace() or c in '<>"(),;' for c in address):
+        raise ImproperlyConfigured(f"BOUNCE_ADDRESS must be a bare address such as bounces@example.org, got {address!r}")
+    if verp and len(local) > 64 - VERP_SUFFIX_CHARS:
+        raise ImproperlyConfigured(
+            f"BOUNCE_ADDRESS: with BOUNCE_VERP the part before @ has at most {64 - VERP_SUFFIX_CHARS} characters, got {local!r}"
+        )
+    return address
+
+
 def message_bytes(message) -> bytes:
     """What goes on the wire: the message's own `message_bytes()` when it has one (ours are
     written directly, see subscribers/mime.py), else Django's `message().as_bytes()`."""

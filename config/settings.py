@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.email import parse_email_url
+from config.email import parse_bounce_address, parse_email_url
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -180,6 +180,12 @@ DKIM_SELECTOR = env_str("DKIM_SELECTOR")
 DKIM_DOMAIN = env_str("DKIM_DOMAIN")
 # Permanent bounces (5xx, hard-bounce reports) after which a subscriber is marked bounced.
 BOUNCE_LIMIT = env_int("BOUNCE_LIMIT", 3)
+# Where bounces go (the envelope sender, Return-Path): by default bounces@ the From domain. With
+# BOUNCE_VERP each digest has its own signed return path, bounces+<token>@ that domain, so a bounce
+# proves which digest it answers (see digest/return_path.py); the domain's mail server must deliver
+# bounces+anything@ to the bounce mailbox (Postfix: recipient_delimiter = +).
+BOUNCE_VERP = env_bool("BOUNCE_VERP", True)
+BOUNCE_ADDRESS = parse_bounce_address(env_str("BOUNCE_ADDRESS"), DEFAULT_FROM_EMAIL, verp=BOUNCE_VERP)
 
 # --- Sending digests (see digest/sending.py) ---------------------------------------------------
 SEND_EMPTY_DIGESTS = env_bool("SEND_EMPTY_DIGESTS", False)
