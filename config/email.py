@@ -9,6 +9,7 @@ import smtplib
 import threading
 import uuid
 from datetime import datetime, timezone
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -62,11 +63,39 @@ def parse_email_url(url: str, base_dir: Path) -> dict:
     raise ImproperlyConfigured(f"EMAIL_URL scheme must be smtp, smtps, file, console or anymail: {url!r}")
 
 
+# The token of a VERP return path and the "+" before it (digest/return_path.py): a local part holds
+# 64 octets (RFC 5321 4.5.3.1.1), so the bounce mailbox's own part may have the rest.
+VERP_SUFFIX_CHARS = 39
+
+
+def parse_bounce_address(value: str, from_email: str, *, verp: bool) -> str:
+    """BOUNCE_ADDRESS, or bounces@ the domain of the From address when it is empty."""
+    address = value or f"bounces@{parseaddr(from_email)[1].rpartition('@')[2] or 'localhost'}"
+    local, _, domain = address.rpartition("@")
+    if not (local and domain) or not address.isascii() or any(c.isspace() or c in '<>"(),;' for c in address):
+        raise ImproperlyConfigured(f"BOUNCE_ADDRESS must be a bare address such as bounces@example.org, got {address!r}")
+    if verp and len(local) > 64 - VERP_SUFFIX_CHARS:
+        raise ImproperlyConfigured(
+            f"BOUNCE_ADDRESS: with BOUNCE_VERP the part before @ has at most {64 - VERP_SUFFIX_CHARS} characters, got {local!r}"
+        )
+    return address
+
+
 def message_bytes(message) -> bytes:
     """What goes on the wire: the message's own `message_bytes()` when it has one (ours are
     written directly, see subscribers/mime.py), else Django's `message().as_bytes()`."""
     write = getattr(message, "message_bytes", None)
     return write() if write is not None else message.message().as_bytes(linesep="\r\n")
+
+
+def envelope_address(address: str, encoding: str = "utf-8") -> str:
+    """The address as MAIL FROM and RCPT TO write it; UnsendableAddress for a local part that is not
+    ASCII (Django would write it as an RFC 2047 encoded word: another, invalid address)."""
+    from subscribers.mime import sanitized_address  # settings import this module; apps load later
+
+    if not address.isascii() and not parseaddr(address)[1].rpartition("@")[0].isascii():
+        raise smtp_client.UnsendableAddress(f"{address!r}: a local part that is not ASCII needs SMTPUTF8, which Paperboy does not use")
+    return sanitized_address(address, encoding)
 
 
 class SmtpBackend(DjangoSmtpBackend):
@@ -78,11 +107,9 @@ class SmtpBackend(DjangoSmtpBackend):
         return smtp_client.SMTP_SSL if self.use_ssl else smtp_client.SMTP
 
     def _envelope(self, email_message) -> tuple[str, list[str]]:
-        from subscribers.mime import sanitized_address  # settings import this module; apps load later
-
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        recipients = [sanitized_address(address, encoding) for address in email_message.recipients()]
-        return sanitized_address(email_message.from_email, encoding), recipients
+        recipients = [envelope_address(address, encoding) for address in email_message.recipients()]
+        return envelope_address(email_message.from_email, encoding), recipients
 
     def _send(self, email_message) -> bool:
         if not email_message.recipients():
@@ -114,10 +141,10 @@ class SmtpStream:
     def __init__(self, backend: SmtpBackend):
         self.backend = backend
 
-    def begin(self, from_email: str, to: str) -> "StreamedMessage":
-        from subscribers.mime import sanitized_address  # settings import this module; apps load later
-
-        message = StreamedMessage(sanitized_address(from_email), [sanitized_address(to)])
+    def begin(self, from_email: str, to: str, size: int | None = None) -> "StreamedMessage":
+        """Begin a message's envelope; `size`, its data's length, is declared when the server
+        offers SIZE, and a message over the server's limit is refused here."""
+        message = StreamedMessage(envelope_address(from_email), [envelope_address(to)], size)
         self._begin(message)
         return message
 
@@ -127,11 +154,13 @@ class SmtpStream:
             self._begin(message)
         self._connected(message).accept(message.transaction)
 
-    def send(self, message: "StreamedMessage", email_message) -> None:
-        """Queue the data of `email_message`, whose envelope must be the one begun."""
-        if self.backend._envelope(email_message) != (message.from_addr, message.recipients):
-            raise ValueError("the message's sender or recipients differ from the envelope begun for it")
-        self.send_bytes(message, message_bytes(email_message))
+    def send(self, message: "StreamedMessage", email_message, data: bytes | None = None) -> None:
+        """Queue the data of `email_message` (its `message_bytes`, unless given), whose recipients
+        must be the envelope's. The envelope sender may differ from its From: that is where
+        bounces go (digest/return_path.py)."""
+        if self.backend._envelope(email_message)[1] != message.recipients:
+            raise ValueError("the message's recipients differ from the envelope begun for it")
+        self.send_bytes(message, message_bytes(email_message) if data is None else data)
 
     def send_bytes(self, message: "StreamedMessage", data: bytes) -> None:
         self._connected(message).send_data(message.transaction, data)
@@ -150,7 +179,7 @@ class SmtpStream:
         if self.backend.connection is None:  # open() failed silently
             raise smtplib.SMTPServerDisconnected("could not connect to the mail server")
         message.client = self.backend.connection
-        message.transaction = message.client.begin(message.from_addr, message.recipients)
+        message.transaction = message.client.begin(message.from_addr, message.recipients, message.size)
 
     def _connected(self, message: "StreamedMessage") -> smtp_client.TwoStepSending:
         if message.client is not self.backend.connection or message.transaction.lost:
@@ -161,8 +190,8 @@ class SmtpStream:
 class StreamedMessage:
     """A message under way in an SmtpStream: its envelope and the connection it was begun on."""
 
-    def __init__(self, from_addr: str, recipients: list[str]):
-        self.from_addr, self.recipients = from_addr, recipients
+    def __init__(self, from_addr: str, recipients: list[str], size: int | None = None):
+        self.from_addr, self.recipients, self.size = from_addr, recipients, size
         self.client: smtp_client.TwoStepSending | None = None
         self.transaction: smtp_client.Transaction | None = None
         self.begun_again = False
@@ -175,13 +204,13 @@ class ImmediateStream:
     def __init__(self, backend):
         self.backend = backend
 
-    def begin(self, from_email: str, to: str) -> None:
+    def begin(self, from_email: str, to: str, size: int | None = None) -> None:
         return None
 
     def accept(self, message: None) -> None:
         pass
 
-    def send(self, message: None, email_message) -> None:
+    def send(self, message: None, email_message, data: bytes | None = None) -> None:
         self.backend.open()
         self.backend.send_messages([email_message])
 

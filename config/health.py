@@ -1,8 +1,12 @@
-"""`/healthz`: is the database answering, is the broker reachable, when did ingest and dispatch last work.
+"""`/healthz`: is the database answering, is the broker reachable, when did ingest and dispatch last
+work, are mail servers refusing our digests.
 
 A load balancer or uptime checker needs only the status code: 200 when the database and the
 broker are up, 503 when either is down. Stale ingest or dispatch times are reported, not judged:
-how old is too old depends on the schedule the operator chose.
+how old is too old depends on the schedule the operator chose. The status says "degraded" (still
+200: the site works, mail does not) when mail servers refused more than MESSAGE_REFUSAL_ALARM_RATE
+of the digests tried over the last MESSAGE_REFUSAL_WINDOW_MINUTES as messages
+(digest/refusal_alarm.py): a monitor that reads the body can page someone.
 """
 
 import os
@@ -80,16 +84,29 @@ def last_runs() -> dict[str, str | None]:
     }
 
 
+def refused_messages() -> dict[str, Any]:
+    """Digests tried and refused as messages over the alarm's window (one query)."""
+    from digest.refusal_alarm import message_refusals
+
+    recent = message_refusals()
+    return {
+        "window_minutes": recent.minutes, "tried": recent.tried, "refused": recent.refused,
+        "rate": round(recent.rate, 4), "alarm": recent.alarming,
+    }
+
+
 def health(database_connection: BaseDatabaseWrapper = connection) -> tuple[bool, dict[str, Any]]:
     database = check_database(database_connection)
     broker = check_broker()
     report: dict[str, Any] = {"database": database, "broker": broker}
     if database["ok"]:
         report.update(last_runs())
+        report["refused_messages"] = refused_messages()
     else:
-        report.update({"last_ingest": None, "last_dispatch": None})
+        report.update({"last_ingest": None, "last_dispatch": None, "refused_messages": None})
     healthy = database["ok"] and broker["ok"]
-    return healthy, {"status": "ok" if healthy else "down", **report}
+    degraded = healthy and report["refused_messages"]["alarm"]
+    return healthy, {"status": "degraded" if degraded else "ok" if healthy else "down", **report}
 
 
 @never_cache

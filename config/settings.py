@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.email import parse_email_url
+from config.email import parse_bounce_address, parse_email_url
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -180,6 +180,12 @@ DKIM_SELECTOR = env_str("DKIM_SELECTOR")
 DKIM_DOMAIN = env_str("DKIM_DOMAIN")
 # Permanent bounces (5xx, hard-bounce reports) after which a subscriber is marked bounced.
 BOUNCE_LIMIT = env_int("BOUNCE_LIMIT", 3)
+# Where bounces go (the envelope sender, Return-Path): by default bounces@ the From domain. With
+# BOUNCE_VERP each digest has its own signed return path, bounces+<token>@ that domain, so a bounce
+# proves which digest it answers (see digest/return_path.py); the domain's mail server must deliver
+# bounces+anything@ to the bounce mailbox (Postfix: recipient_delimiter = +).
+BOUNCE_VERP = env_bool("BOUNCE_VERP", True)
+BOUNCE_ADDRESS = parse_bounce_address(env_str("BOUNCE_ADDRESS"), DEFAULT_FROM_EMAIL, verp=BOUNCE_VERP)
 
 # --- Sending digests (see digest/sending.py) ---------------------------------------------------
 SEND_EMPTY_DIGESTS = env_bool("SEND_EMPTY_DIGESTS", False)
@@ -195,6 +201,14 @@ SEND_RATE_PER_SECOND = env_float("SEND_RATE_PER_SECOND", 0.0)
 # PostgreSQL: let a chunk's commits return before the disk flush. Faster, but a database server
 # crash may forget the last outcomes and those digests are sent again; off keeps "never twice".
 SEND_ASYNC_COMMIT = env_bool("SEND_ASYNC_COMMIT", False)
+# A digest larger than this (bytes, as sent) leaves out its largest papers until it fits, or fails.
+DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 1_000_000)
+# Refused messages (not addresses: see digest/refusals.py): /healthz says "degraded" when more than
+# this share of the digests tried over the window were refused as messages (and at least 5).
+MESSAGE_REFUSAL_ALARM_RATE = env_float("MESSAGE_REFUSAL_ALARM_RATE", 0.05)
+MESSAGE_REFUSAL_WINDOW_MINUTES = env_int("MESSAGE_REFUSAL_WINDOW_MINUTES", 60)
+# When most digests tried are refused as messages, sending pauses this long (digest/refusal_alarm.py).
+MESSAGE_REFUSAL_PAUSE_SECONDS = env_int("MESSAGE_REFUSAL_PAUSE_SECONDS", 1800)
 
 # --- Subscribers ------------------------------------------------------------------------------
 # Pending subscribers who never confirm are deleted after this many days.

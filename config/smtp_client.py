@@ -9,7 +9,11 @@ can follow the previous message's data in the same write: the server's answers t
 while the sender builds the next message. Without PIPELINING every command waits for its answer,
 and a message's envelope waits until the previous message's verdict is read.
 
-What to do after each refusal (RSET, or close on 421) and the exceptions raised are sendmail's.
+A message's size goes with its MAIL FROM when the server offers SIZE (RFC 1870), and a message
+over the server's limit is refused before anything is written. What to do after each refusal
+(RSET, or close on 421) and the exceptions raised are sendmail's, but for one thing: no RSET after
+the answer to the data, which ends the transaction by itself (a pipelined RSET there would be read
+as the next message's data).
 """
 
 import re
@@ -29,6 +33,12 @@ from smtplib import (
 
 ACCEPTED_RECIPIENT = (250, 251)
 Answer = tuple[int, bytes]
+
+
+class UnsendableAddress(SMTPException):
+    """An address this client will not write: a local part that is not ASCII needs SMTPUTF8 (RFC
+    6531) end to end, which it does not use; written any other way it would be a different,
+    invalid address."""
 
 
 def with_periods_quoted(data: bytes) -> bytes:
@@ -101,6 +111,10 @@ class TwoStepSending:
         if any(not t.accepted for t in self._open) or len(self._open) >= 2:
             raise SMTPException("a transaction is still waiting for its answers")
         self.ehlo_or_helo_if_needed()
+        limit = self.size_limit()
+        if size is not None and limit and size > limit:
+            # RFC 1870: the server would refuse it (552 5.3.4); do not make it read the message first.
+            raise SMTPSenderRefused(552, f"5.3.4 message of {size} bytes is over the server's SIZE limit of {limit}".encode(), from_addr)
         recipients = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
         transaction = Transaction(from_addr, recipients, size)
         self._open.append(transaction)
@@ -149,12 +163,18 @@ class TwoStepSending:
         self._open.remove(transaction)
         code, response = transaction.data_answer
         if code != 250:
+            # No RSET: the answer to the data ends the transaction whatever it says (RFC 5321
+            # 4.1.1.4), and a pipelined next envelope may already have the server reading its data.
             if code == 421:
                 self.close()
-            else:
-                self._queue_ignored(b"RSET\r\n", transaction)
             raise SMTPDataError(code, response)
         return transaction.refused()
+
+    def size_limit(self) -> int:
+        """The largest message the server takes, from its SIZE extension (RFC 1870); 0 when it
+        names none."""
+        declared = self.esmtp_features.get("size", "") if self.does_esmtp else ""
+        return int(declared) if declared.strip().isdigit() else 0
 
     def flush(self) -> None:
         """Write what is queued: a message's data and the next envelope go out in one write."""

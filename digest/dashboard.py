@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 
 from digest import charts, stats
+from digest.refusal_alarm import message_refusals
 
 STATUS_COLORS = {
     "active": "#16a34a",
@@ -24,6 +25,9 @@ def dashboard_context(days: int = stats.DEFAULT_DAYS) -> dict:
         "totals": stats.totals(),
         "queue_length": stats.queue_length(),
         "queue_name": stats.queue_name(),
+        # Refused messages (not addresses): the alarm's window, and the last day for scale.
+        "refused_recently": message_refusals(),
+        "refused_today": message_refusals(24 * 60),
         "charts": [
             charts.line_chart(
                 f"Subscribers by status, last {days} days",

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from config.email import message_bytes
 from digest.keywords import make_term, occurs, parse_keywords, text_keys
 from digest.models import Candidate, Delivery, Paper
 from subscribers.emails import absolute, build_message, inlined_html, token_url
@@ -526,3 +527,46 @@ def build_digest_message(
         EMAIL_NAME, subscriber, context, message_id=message_id, connection=connection,
         render_text=digest_text, render_html=digest_html,
     )
+
+
+class DigestTooLarge(Exception):
+    """A digest over DIGEST_MAX_BYTES even without its papers."""
+
+
+def _card_bytes(candidate: Shown) -> int:
+    card = paper_card(candidate.paper)
+    return len(card.html) + len(card.text) + 2 * len(candidate.reason)
+
+
+def build_digest_within(
+    subscriber: Subscriber,
+    candidates: Sequence[Shown],
+    more_count: int,
+    max_bytes: int,
+    *,
+    delivery: Delivery | None = None,
+    message_id: str | None = None,
+    connection=None,
+) -> tuple[EmailMultiAlternatives, bytes]:
+    """The digest message and its bytes as sent, at most `max_bytes`.
+
+    A digest over it (a feed sent a paper with a title of megabytes) leaves out the paper with the
+    largest card, counted with the "N more" that link to the digest's page, and is built again,
+    until it fits: the same papers each time, so a retry sends the same digest. DigestTooLarge
+    when even no paper is too many.
+    """
+    shown = list(candidates)
+    while True:
+        message = build_digest_message(
+            subscriber, shown, more_count + len(candidates) - len(shown), delivery=delivery,
+            message_id=message_id, connection=connection,
+        )
+        data = message_bytes(message)
+        if len(data) <= max_bytes:
+            return message, data
+        if not shown:
+            raise DigestTooLarge(f"the digest is {len(data)} bytes with no paper, over DIGEST_MAX_BYTES={max_bytes}")
+        # One at a time: a paper's share of the bytes is more than its card (its title is also in
+        # the preheader), so a guess at how many to leave out could leave out too many.
+        largest = max(shown, key=_card_bytes)
+        shown = [candidate for candidate in shown if candidate is not largest]

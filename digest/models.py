@@ -153,3 +153,18 @@ class Delivery(models.Model):
         constraints = [models.UniqueConstraint(fields=["subscriber", "period"], name="delivery_unique_subscriber_period")]
         # The admin lists deliveries newest first and the dashboard reads the last days.
         indexes = [models.Index(fields=["scheduled_for", "id"], name="delivery_scheduled")]
+
+
+class SendTally(models.Model):
+    """Digests tried and refused as messages, per minute: what the refusal alarm, /healthz and the
+    sending pause read (digest/refusal_alarm.py). One row per minute with mail, kept a week."""
+
+    minute = models.DateTimeField(unique=True)
+    tried = models.PositiveIntegerField(default=0)
+    message_refusals = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute"]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M}: {self.message_refusals} of {self.tried} refused"

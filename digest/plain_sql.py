@@ -153,6 +153,20 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
             cursor.execute(f"INSERT INTO {table} ({names}) VALUES {values}{conflict}", params)  # nosec B608
 
 
+def insert_or_add(model: type[Model], key: Mapping[str, object], counts: Mapping[str, int]) -> None:
+    """Add `counts` to the row with `key` (its fields unique together), creating it with `counts`
+    when there is none: one statement, however many writers add to the same row at once."""
+    names = [*key, *counts]
+    params = [_column(model, name)[1].get_db_prep_save(value, connection) for name, value in {**key, **counts}.items()]
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = [_column(model, name)[0] for name in names]
+    added = ", ".join(f"{column} = {table}.{column} + excluded.{column}" for column in columns[len(key):])
+    with connection.cursor() as cursor:
+        # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({', '.join(columns[:len(key)])}) DO UPDATE SET {added}"  # nosec B608
+        cursor.execute(sql, params)
+
+
 def refresh_statistics(model: type[Model]) -> None:
     """ANALYZE the model's table, after a bulk change that leaves the planner's statistics stale.
 

@@ -14,12 +14,19 @@ The rules, in one place:
 - The subscriber is re-checked just before talking to the mail server: anyone no longer active
   gets nothing (`skipped`).
 - Transient failures (4xx, timeouts, disconnects) go back to `queued` with `next_attempt_at`
-  (exponential backoff with jitter) until SEND_MAX_ATTEMPTS; permanent ones (5xx for the
-  recipient) are `failed` at once and count towards the subscriber's BOUNCE_LIMIT.
-- Over SMTP the server works while the worker builds: a digest's data goes out in one write with
-  the next digest's envelope (when the server offers PIPELINING), the next digest is built, and
-  only then is the first one's verdict read and recorded. Each outcome is still recorded on its
-  own, right after its verdict.
+  (exponential backoff with jitter) until SEND_MAX_ATTEMPTS; a refused address (a 5xx to RCPT
+  TO) is `failed` at once and counts towards the subscriber's BOUNCE_LIMIT; a refused message (a
+  5xx to MAIL FROM, DATA or the data, over the server's SIZE, over DIGEST_MAX_BYTES) is `failed`
+  at once, counts nothing and raises the alarm (digest/refusals.py, digest/refusal_alarm.py).
+- When most digests tried are refused as messages, sending pauses: the chunk stops, its untried
+  digests go back to `queued` for MESSAGE_REFUSAL_PAUSE_SECONDS with their attempt uncounted,
+  and chunks that start meanwhile wait too, unclaimed.
+- Each digest goes out with its own return path (digest/return_path.py), so its bounces prove
+  which digest they answer.
+- Over SMTP the server works while the worker builds: a digest is built (its size is declared
+  with its envelope), its envelope goes out in one write with the previous digest's data (when
+  the server offers PIPELINING), the next digest is built, and only then is the previous one's
+  verdict read and recorded. Each outcome is still recorded on its own, right after its verdict.
 - A chunk is claimed in one transaction. A Delivery left in `sending` longer than
   SENDING_TIMEOUT_SECONDS (its worker died mid-chunk) is claimed again and sent with the same
   Message-ID; a digest the server accepted just before the worker died can thus arrive twice,
@@ -37,7 +44,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from django.conf import settings
-from django.core.mail import get_connection
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
 from django.db.models import Count, F, Prefetch, Q, Window
@@ -46,9 +53,13 @@ from django.utils import timezone
 
 from config.email import message_stream
 from config.logevents import log_event
-from digest.digest_email import PAPER_FIELDS, PaperRow, Pick, build_digest_message
+from config.smtp_client import UnsendableAddress
+from digest.digest_email import PAPER_FIELDS, DigestTooLarge, PaperRow, Pick, build_digest_within
 from digest.models import Candidate, Delivery, Paper
 from digest.plain_sql import row_exists, update_each, update_rows
+from digest.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
+from digest.refusals import Refusal, smtp_refusal
+from digest.return_path import return_path
 from digest.send_rate import SendRateLimiter, send_rate_limiter
 from subscribers.emails import new_message_id
 from subscribers.models import Subscriber, Topic
@@ -62,6 +73,7 @@ class Outcome(Enum):
     INACTIVE = "inactive"
     RETRYING = "retrying"
     FAILED = "failed"
+    REFUSED = "refused"  # the message, not the address: failed, no bounce counted
     NOT_CLAIMED = "not_claimed"
 
 
@@ -72,7 +84,14 @@ class ChunkResult:
     inactive: int = 0
     retrying: int = 0
     failed: int = 0
+    refused: int = 0
     not_claimed: int = 0
+    paused: int = 0  # put back in the queue untried while most digests are refused
+
+    @property
+    def tried(self) -> int:
+        """Digests the mail server was asked to take."""
+        return self.sent + self.retrying + self.failed + self.refused
 
     def count(self, outcome: Outcome) -> None:
         setattr(self, outcome.value, getattr(self, outcome.value) + 1)
@@ -232,21 +251,6 @@ def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Pick]]:
     return shown
 
 
-def is_permanent_refusal(error: Exception) -> bool:
-    """True when the server refused this recipient for good (5xx), not for now."""
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return bool(error.recipients) and all(code >= 500 for code, _ in error.recipients.values())
-    if isinstance(error, smtplib.SMTPSenderRefused):
-        return False  # our sender's problem, not the subscriber's: retry, never count a bounce
-    if isinstance(error, smtplib.SMTPResponseException):
-        return error.smtp_code >= 500
-    try:
-        from anymail.exceptions import AnymailRecipientsRefused
-    except ImportError:  # pragma: no cover - anymail is installed
-        return False
-    return isinstance(error, AnymailRecipientsRefused)
-
-
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff with jitter: half the doubled delay fixed, half random, capped."""
     ceiling = min(settings.SEND_RETRY_MAX_SECONDS, settings.SEND_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
@@ -300,12 +304,14 @@ def close_quietly(connection) -> None:
 
 
 @dataclass
-class Upcoming:
-    """A digest to send whose envelope is begun; its message is built next."""
+class Ready:
+    """A digest built and about to go: its envelope, with the message's size, is begun next."""
 
     delivery: Delivery
     subscriber: Subscriber
-    handle: object  # the stream's handle on the message under way
+    message: EmailMultiAlternatives
+    data: bytes  # what goes on the wire
+    handle: object = None  # the stream's handle on the message, once begun
 
 
 @dataclass
@@ -315,6 +321,19 @@ class InFlight:
     delivery: Delivery
     subject: str
     handle: object
+
+
+@dataclass
+class Chunk:
+    """What sending one chunk's digests over one connection works with."""
+
+    pending: Iterator[Delivery]  # claimed and not yet looked at
+    subscribers: dict[int, Subscriber]
+    papers: dict[int, list[Pick]]
+    connection: object
+    stream: object
+    limiter: SendRateLimiter
+    result: ChunkResult
 
 
 def skipped_outcome(delivery: Delivery, subscriber: Subscriber | None) -> Outcome | None:
@@ -330,8 +349,9 @@ def skipped_outcome(delivery: Delivery, subscriber: Subscriber | None) -> Outcom
 
 def _connection_kept(error: Exception) -> bool:
     """A refusal in words leaves the SMTP connection usable (the client reset it, or hung up on
-    a 421); anything else (a timeout, a provider's error) may have left it in a bad state."""
-    return isinstance(error, (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused))
+    a 421), as does an address refused before anything was written; anything else (a timeout, a
+    provider's error) may have left it in a bad state."""
+    return isinstance(error, (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused, UnsendableAddress))
 
 
 def _failed(delivery: Delivery, error: Exception, connection, subject: str | None) -> Outcome:
@@ -340,46 +360,62 @@ def _failed(delivery: Delivery, error: Exception, connection, subject: str | Non
     return _record_failure(delivery, error, subject=subject)
 
 
-def next_to_send(pending: Iterator[Delivery], subscribers: dict[int, Subscriber], stream, connection,
-                 limiter: SendRateLimiter, result: ChunkResult) -> Upcoming | None:
-    """The next claimed digest to send, its envelope begun; those not to be sent are recorded on the way."""
-    for delivery in pending:
-        subscriber = subscribers.get(delivery.subscriber_id)
+def next_built(chunk: Chunk) -> Ready | None:
+    """The next claimed digest to send, built; those not to be sent are recorded on the way."""
+    for delivery in chunk.pending:
+        subscriber = chunk.subscribers.get(delivery.subscriber_id)
         skipped = skipped_outcome(delivery, subscriber)
         if skipped:
-            result.count(skipped)
+            chunk.result.count(skipped)
             continue
-        limiter.acquire()
+        chunk.limiter.acquire()
         # The last look before the mail server: someone who left since the claim gets nothing.
         if not row_exists(Subscriber, id=delivery.subscriber_id, status=Subscriber.Status.ACTIVE):
             _finish(delivery, status=Delivery.Status.SKIPPED, last_error="subscriber no longer active")
-            result.count(Outcome.INACTIVE)
+            chunk.result.count(Outcome.INACTIVE)
             continue
         try:
-            handle = stream.begin(settings.DEFAULT_FROM_EMAIL, subscriber.email)
-        except Exception as error:
-            result.count(_failed(delivery, error, connection, subject=None))
+            message, data = build_digest_within(
+                subscriber, chunk.papers[delivery.id], delivery.more_count, settings.DIGEST_MAX_BYTES,
+                delivery=delivery, message_id=delivery.message_id, connection=chunk.connection,
+            )
+        except DigestTooLarge as error:
+            chunk.result.count(_record_failure(delivery, error, subject=None))
             continue
-        return Upcoming(delivery, subscriber, handle)
+        return Ready(delivery, subscriber, message, data)
     return None
 
 
-def hand_over(upcoming: Upcoming, message, stream, connection) -> Outcome | InFlight:
+def begun(chunk: Chunk, ready: Ready | None) -> Ready | None:
+    """`ready` with its envelope begun (its return path and size), or the next digest whose
+    envelope could be begun; those refused on the way are recorded."""
+    while ready is not None:
+        try:
+            ready.handle = chunk.stream.begin(return_path(ready.delivery.id), ready.subscriber.email, size=len(ready.data))
+        except Exception as error:
+            chunk.result.count(_failed(ready.delivery, error, chunk.connection, subject=ready.message.subject))
+            ready = next_built(chunk)
+            continue
+        return ready
+    return None
+
+
+def hand_over(ready: Ready, chunk: Chunk) -> Outcome | InFlight:
     """Queue a built digest's data behind its accepted envelope (written with the next envelope)."""
     try:
-        stream.accept(upcoming.handle)
-        stream.send(upcoming.handle, message)
+        chunk.stream.accept(ready.handle)
+        chunk.stream.send(ready.handle, ready.message, ready.data)
     except Exception as error:
-        return _failed(upcoming.delivery, error, connection, subject=message.subject)
-    return InFlight(upcoming.delivery, message.subject, upcoming.handle)
+        return _failed(ready.delivery, error, chunk.connection, subject=ready.message.subject)
+    return InFlight(ready.delivery, ready.message.subject, ready.handle)
 
 
-def land(flight: InFlight, stream, connection) -> Outcome:
+def land(flight: InFlight, chunk: Chunk) -> Outcome:
     """Read the server's verdict on a digest in flight and record it."""
     try:
-        stream.verdict(flight.handle)
+        chunk.stream.verdict(flight.handle)
     except Exception as error:
-        return _failed(flight.delivery, error, connection, subject=flight.subject)
+        return _failed(flight.delivery, error, chunk.connection, subject=flight.subject)
     _finish(
         flight.delivery,
         status=Delivery.Status.SENT,
@@ -397,48 +433,78 @@ def send_claimed(
 ) -> None:
     """Build and send each claimed digest over `connection`, and record what happened to each.
 
-    Per digest: its envelope is written with the previous digest's data; the digest is built
-    while the server reads both; then the previous digest's verdict is read and recorded, and
-    this digest's data queued.
+    Per digest: it is built before its envelope is begun (the envelope declares its size); its
+    envelope is written with the previous digest's data; the next digest is built while the server
+    reads both; then the previous digest's verdict is read and recorded, and this digest's data
+    queued. Should most digests tried be refused as messages, the chunk stops there (`pause`).
     """
-    stream = message_stream(connection)
-    pending = iter(claimed)
-    upcoming = next_to_send(pending, subscribers, stream, connection, limiter, result)
+    chunk = Chunk(iter(claimed), subscribers, papers, connection, message_stream(connection), limiter, result)
+    ready = begun(chunk, next_built(chunk))
     in_flight: InFlight | None = None
     try:
-        while upcoming is not None:
-            stream.flush()
-            delivery = upcoming.delivery
-            message = build_digest_message(
-                upcoming.subscriber, papers[delivery.id], delivery.more_count, delivery=delivery,
-                message_id=delivery.message_id, connection=connection,
-            )
+        while ready is not None:
+            chunk.stream.flush()
+            following = next_built(chunk)
             if in_flight is not None:
-                result.count(land(in_flight, stream, connection))
+                result.count(land(in_flight, chunk))
                 in_flight = None
-            handed = hand_over(upcoming, message, stream, connection)
+            if most_refused(result.tried, result.refused):
+                pause(chunk, [ready.delivery, *([following.delivery] if following else []), *chunk.pending])
+                break
+            handed = hand_over(ready, chunk)
             if isinstance(handed, InFlight):
                 in_flight = handed
             else:
                 result.count(handed)
-            upcoming = next_to_send(pending, subscribers, stream, connection, limiter, result)
+            ready = begun(chunk, following)
     finally:
         try:
             if in_flight is not None:
-                result.count(land(in_flight, stream, connection))
+                result.count(land(in_flight, chunk))
         finally:
             close_quietly(connection)
 
 
+def pause(chunk: Chunk, untried: list[Delivery]) -> None:
+    """Most digests tried were refused as messages: the untried ones go back to the queue until the
+    pause ends, their attempt not counted (digest/refusal_alarm.py)."""
+    until = pause_until(timezone.now())
+    ids, claims = [d.id for d in untried], {d.claimed_at for d in untried}
+
+    def write() -> int:
+        return Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at__in=claims).update(
+            status=Delivery.Status.QUEUED, attempts=F("attempts") - 1, next_attempt_at=until, queued_at=None
+        )
+
+    chunk.result.paused += _waiting_for_the_database(write) if ids else 0
+    log_event(
+        log, "send.paused", level=logging.ERROR, tried=chunk.result.tried, refused=chunk.result.refused,
+        requeued=chunk.result.paused, until=until.isoformat(),
+    )
+
+
 def _record_failure(delivery: Delivery, error: Exception, *, subject: str | None) -> Outcome:
+    """Record a digest that did not go: a refused address counts towards BOUNCE_LIMIT, a refused
+    message fails alone and raises the alarm, anything else is tried again later
+    (digest/refusals.py says which is which)."""
     reason = f"{type(error).__name__}: {error}"[:2000]
-    subject = delivery.subject if subject is None else subject
-    if is_permanent_refusal(error):
-        if _finish(delivery, status=Delivery.Status.FAILED, last_error=reason, subject=subject[:300], next_attempt_at=None):
+    subject = (delivery.subject if subject is None else subject)[:300]
+    if isinstance(error, UnsendableAddress):
+        _finish(delivery, status=Delivery.Status.FAILED, last_error=reason, subject=subject, next_attempt_at=None)
+        return Outcome.FAILED
+    refusal = Refusal.MESSAGE if isinstance(error, DigestTooLarge) else smtp_refusal(error)
+    if refusal is Refusal.RECIPIENT:
+        if _finish(delivery, status=Delivery.Status.FAILED, last_error=reason, subject=subject, next_attempt_at=None):
             record_bounce(delivery.subscriber_id)
         return Outcome.FAILED
+    if refusal is Refusal.MESSAGE:
+        refused = f"message refused: {reason}"[:2000]
+        if _finish(delivery, status=Delivery.Status.FAILED, last_error=refused, subject=subject, next_attempt_at=None):
+            note_message_refusal(delivery.id, reason, source="smtp")
+        return Outcome.REFUSED
+    # Transient, and a full mailbox (RFC 3463 calls 5.2.2 a persistent transient failure).
     if delivery.attempts >= settings.SEND_MAX_ATTEMPTS:
-        _finish(delivery, status=Delivery.Status.FAILED, last_error=f"gave up: {reason}", subject=subject[:300])
+        _finish(delivery, status=Delivery.Status.FAILED, last_error=f"gave up: {reason}", subject=subject)
         return Outcome.FAILED
     _finish(
         delivery,
@@ -446,26 +512,40 @@ def _record_failure(delivery: Delivery, error: Exception, *, subject: str | None
         queued_at=None,
         next_attempt_at=timezone.now() + retry_delay(delivery.attempts),
         last_error=reason,
-        subject=subject[:300],
+        subject=subject,
     )
     return Outcome.RETRYING
+
+
+def defer_while_paused(delivery_ids: list[int], now: datetime) -> int:
+    """Sending is paused: leave these deliveries queued, unclaimed, until the pause ends."""
+    return Delivery.objects.filter(claimable(now), id__in=delivery_ids, status=Delivery.Status.QUEUED).update(
+        next_attempt_at=pause_until(now), queued_at=None
+    )
 
 
 def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult:
     """Claim, build and send a chunk of deliveries over one reused connection; safe to run twice.
 
     The chunk is claimed in one transaction, so a worker killed halfway leaves its unsent rows in
-    `sending` until SENDING_TIMEOUT_SECONDS, when they are claimed again.
+    `sending` until SENDING_TIMEOUT_SECONDS, when they are claimed again. While most recent
+    digests are refused as messages, the chunk is not claimed: it waits for the pause to end.
     """
     started = time.perf_counter()
     connection = connection or get_connection()
     limiter = send_rate_limiter()
     result = ChunkResult(not_claimed=len(set(delivery_ids)))
     with commits_without_flush():
-        claimed, subscribers = claim_chunk(list(delivery_ids), timezone.now())
-        result.not_claimed -= len(claimed)
-        papers = digest_papers(claimed) if claimed else {}
-        send_claimed(claimed, subscribers, papers, connection, limiter, result)
+        now = timezone.now()
+        if sending_paused(now):
+            result.paused = defer_while_paused(list(delivery_ids), now)
+            result.not_claimed -= result.paused
+        else:
+            claimed, subscribers = claim_chunk(list(delivery_ids), now)
+            result.not_claimed -= len(claimed)
+            papers = digest_papers(claimed) if claimed else {}
+            send_claimed(claimed, subscribers, papers, connection, limiter, result)
+            tally(result.tried, result.refused)
     log_event(
         log, "send.chunk", deliveries=len(delivery_ids), first_id=min(delivery_ids, default=None), **vars(result),
         ms=round((time.perf_counter() - started) * 1000),

@@ -7,10 +7,14 @@
         sink.count_for("a@example.com") == 1
 
 Answers are given per recipient at RCPT time; the word `disconnect` instead drops the connection
-once the message data has arrived, before answering it. A message counts as received only when the
-sink answered 250 to its data, as a real mail server would. With `pipelining=True` the sink offers
-PIPELINING (RFC 2920), as Postfix and the hosted providers do: aiosmtpd reads commands in order
-from a buffered stream, which is all that pipelining asks of a server.
+once the message data has arrived, before answering it. The answer to the data itself can refuse
+the message: for every message (`SmtpSink(data_answer="554 5.7.1 Rejected as spam")`) or for one
+recipient's (`sink.refuse_data("b@example.com", "552 5.3.4 Too big")`). A message counts as
+received only when the sink answered 250 to its data, as a real mail server would. With
+`pipelining=True` the sink offers PIPELINING (RFC 2920), as Postfix and the hosted providers do:
+aiosmtpd reads commands in order from a buffered stream, which is all that pipelining asks of a
+server. It always offers SIZE (RFC 1870), with `size_limit` (aiosmtpd's default: 32 MiB), and
+keeps the MAIL FROM parameters of what it receives.
 """
 
 import asyncio
@@ -34,6 +38,7 @@ class Received:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+    mail_options: tuple[str, ...] = ()
 
     @property
     def message(self) -> EmailMessage:
@@ -82,24 +87,35 @@ class _Handler:
             session.disconnect_after_data = False
             server.transport.close()
             return "421 4.4.2 Connection dropped"
-        self.sink._accept(Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.content)))
+        refusal = self.sink._data_answer_for(envelope.rcpt_tos)
+        if refusal:
+            self.sink.refused_data += 1
+            return refusal
+        self.sink._accept(
+            Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.content), tuple(envelope.mail_options))
+        )
         return "250 Message accepted for delivery"
 
 
 class SmtpSink:
     """Counts and keeps what it accepts; answers what the test scripted for each recipient."""
 
-    def __init__(self, *, data_delay: float = 0.0, pipelining: bool = False):
+    def __init__(self, *, data_delay: float = 0.0, pipelining: bool = False, data_answer: str = "",
+                 size_limit: int | None = None):
         self.data_delay = data_delay
         self.pipelining = pipelining
+        self.data_answer = data_answer  # a refusal of every message's data, when set
         self.received: list[Received] = []
+        self.refused_data = 0  # messages whose data arrived and was refused
         self._scripts: dict[str, deque[str]] = defaultdict(deque)
         self._always: dict[str, str] = {}
+        self._data_refusals: dict[str, str] = {}
         self._lock = threading.Lock()
         self._held = False
         self.held_now = 0  # messages whose data arrived and wait, unanswered, for release()
         self.connections = 0
-        self._controller = _EphemeralController(_Handler(self), hostname="127.0.0.1", port=0, ready_timeout=10)
+        limit = {} if size_limit is None else {"data_size_limit": size_limit}
+        self._controller = _EphemeralController(_Handler(self), hostname="127.0.0.1", port=0, ready_timeout=10, **limit)
 
     # --- scripting -----------------------------------------------------------------------------
     def script(self, recipient: str, *answers: str) -> None:
@@ -110,6 +126,11 @@ class SmtpSink:
     def always(self, recipient: str, answer: str) -> None:
         with self._lock:
             self._always[recipient.lower()] = answer
+
+    def refuse_data(self, recipient: str, answer: str) -> None:
+        """Answer `answer` to the data of every message to `recipient`, after accepting its envelope."""
+        with self._lock:
+            self._data_refusals[recipient.lower()] = answer
 
     def hold(self) -> None:
         """Stop answering message data until `release()`: clients hang mid-send."""
@@ -124,6 +145,11 @@ class SmtpSink:
             if self._scripts[key]:
                 return self._scripts[key].popleft()
             return self._always.get(key, "")
+
+    def _data_answer_for(self, recipients: list[str]) -> str:
+        with self._lock:
+            found = [self._data_refusals[r.lower()] for r in recipients if r.lower() in self._data_refusals]
+        return found[0] if found else self.data_answer
 
     def _accept(self, received: Received) -> None:
         with self._lock:

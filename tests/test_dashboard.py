@@ -161,3 +161,20 @@ def test_the_dashboard_can_show_the_last_week_or_quarter(client, staff):
     html = client.get("/admin/dashboard/", {"days": "90"}).content.decode()
     assert "last 90 days" in html and '<a href="?days=30">30 days</a>' in html
     assert "last 30 days" in client.get("/admin/dashboard/", {"days": "100000"}).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_dashboard_shows_recent_message_refusals_and_flags_an_alarm(client, staff, frozen, settings):
+    from digest.refusal_alarm import tally
+
+    settings.MESSAGE_REFUSAL_ALARM_RATE, settings.MESSAGE_REFUSAL_WINDOW_MINUTES = 0.05, 60
+    tally(200, 3, now=NOW - timedelta(hours=5))
+    tally(40, 2, now=NOW - timedelta(minutes=10))
+    html = client.get("/admin/dashboard/").content.decode()
+    assert '<li id="refused-messages">' in html
+    assert "<strong>2</strong> messages refused in 60 min <span>(5 % of 40 tried; 5 of 240 in 24 h)</span>" in html
+
+    tally(40, 20, now=NOW - timedelta(minutes=5))
+    html = client.get("/admin/dashboard/").content.decode()
+    assert '<li id="refused-messages" class="dashboard-alarm"><strong>22</strong> messages refused' in html
+    assert "28 % of 80 tried: over the alarm rate, see /healthz; 25 of 280 in 24 h" in html

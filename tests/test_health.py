@@ -133,3 +133,56 @@ def test_a_database_that_refuses_connections_is_reported_down(filesystem_broker)
     assert report["database"]["ok"] is False and "OperationalError" in report["database"]["error"]
     assert report["broker"]["ok"] is True
     assert report["last_ingest"] is None and report["last_dispatch"] is None
+
+
+# --- mail servers refusing our messages -----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_says_degraded_when_a_mail_server_refuses_our_messages(client, filesystem_broker, settings):
+    from tests.digest_samples import make_paper, make_subscriber, seed_papers
+    from tests.smtp_sink import SmtpSink
+    from digest.models import Candidate
+    from digest.sending import send_delivery_chunk
+
+    papers = [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:2])]
+    deliveries = []
+    for n in range(6):
+        subscriber = make_subscriber(f"reader{n}@example.org")
+        Candidate.objects.create(subscriber=subscriber, paper=papers[0], score=1.0, reason="r")
+        deliveries.append(Delivery.objects.create(subscriber=subscriber, period="p", scheduled_for=datetime.now(UTC)))
+    assert client.get("/healthz").json()["status"] == "ok"
+
+    with SmtpSink(pipelining=True, data_answer="550 5.7.26 Unauthenticated email is not accepted (DMARC)") as sink:
+        for name, value in sink.email_settings().items():
+            setattr(settings, name, value)
+        send_delivery_chunk([d.id for d in deliveries])
+
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["refused_messages"] == {"window_minutes": 60, "tried": 5, "refused": 5, "rate": 1.0, "alarm": True}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("tried", "refused", "minutes_ago", "status"), [
+    (1000, 4, 1, "ok"),  # too few to mean anything
+    (100, 5, 1, "ok"),  # 5 %, not more
+    (100, 6, 1, "degraded"),
+    (100, 60, 61, "ok"),  # out of the window
+    (0, 5, 1, "degraded"),  # bounces reporting refused messages, with nothing sent lately
+])
+def test_degraded_means_more_than_the_alarm_rate_of_recent_digests_refused_as_messages(
+    client, filesystem_broker, settings, tried, refused, minutes_ago, status
+):
+    from datetime import timedelta
+
+    from digest.refusal_alarm import tally
+
+    settings.MESSAGE_REFUSAL_ALARM_RATE, settings.MESSAGE_REFUSAL_WINDOW_MINUTES = 0.05, 60
+    tally(tried, refused, now=datetime.now(UTC) - timedelta(minutes=minutes_ago))
+
+    response = client.get("/healthz")
+
+    assert (response.status_code, response.json()["status"]) == (200, status)

@@ -118,3 +118,16 @@ def test_insert_rows_splits_many_rows_into_statements_the_database_takes(db):
     subscribers = Subscriber.objects.bulk_create(Subscriber(email=f"r{n}@example.org") for n in range(150))
     insert_rows(Delivery, [{"subscriber_id": s.id, "period": "p", "scheduled_for": CLAIMED} for s in subscribers])
     assert Delivery.objects.filter(period="p").count() == 150
+
+
+def test_insert_or_add_creates_the_row_then_adds_to_it(db):
+    from digest.models import SendTally
+    from digest.plain_sql import insert_or_add
+
+    minute, other = datetime(2026, 11, 26, 7, 1, tzinfo=UTC), datetime(2026, 11, 26, 7, 2, tzinfo=UTC)
+    insert_or_add(SendTally, {"minute": minute}, {"tried": 3, "message_refusals": 1})
+    insert_or_add(SendTally, {"minute": minute}, {"tried": 4, "message_refusals": 0})
+    insert_or_add(SendTally, {"minute": other}, {"tried": 1, "message_refusals": 1})
+
+    rows = SendTally.objects.order_by("minute").values_list("minute", "tried", "message_refusals")
+    assert list(rows) == [(minute, 7, 1), (other, 1, 1)]

@@ -278,9 +278,10 @@ def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_a
     deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
     # Per chunk: the claim (select, update), the subscribers and topics, attaching the waiting
     # candidates, counting them, the content, the candidates shown and their papers; and the
-    # claim's and the content's transactions (a savepoint and its release each, in a test).
+    # claim's and the content's transactions (a savepoint and its release each, in a test); the
+    # look at the refusal tally before the claim and the chunk's counts added to it after.
     # Per digest: the last look at the subscriber and the outcome.
-    with django_assert_num_queries(9 + 2 * 2 + 10 * 2):
+    with django_assert_num_queries(9 + 2 * 2 + 2 + 10 * 2):
         assert send(*deliveries).sent == 10
 
 
@@ -288,7 +289,7 @@ def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_a
 def test_async_commit_is_opt_in_and_costs_two_statements_per_chunk(sink, papers, settings, django_assert_num_queries, on_postgres):
     settings.SEND_ASYNC_COMMIT = True
     deliveries = [queued_digest(f"fast{n}@example.org", papers) for n in range(10)]
-    with django_assert_num_queries(9 + 2 * 2 + 10 * 2 + 2) as captured:
+    with django_assert_num_queries(9 + 2 * 2 + 2 + 10 * 2 + 2) as captured:
         assert send(*deliveries).sent == 10
     assert any("synchronous_commit" in query["sql"] for query in captured.captured_queries)
 
@@ -474,3 +475,182 @@ def test_a_candidate_matched_after_the_claim_waits_for_the_next_digest(sink, pap
 
     assert Candidate.objects.get(id=late.id).delivery_id is None
     assert (fresh(delivery).paper_count, fresh(delivery).more_count) == (2, 0)
+
+
+# --- refused messages are not the reader's bounces (digest/refusals.py) ---------------------------
+
+
+def test_the_envelope_names_the_digests_own_return_path_and_declares_its_size(sink, papers):
+    from digest.return_path import delivery_id_from
+
+    delivery = queued_digest("ada@example.org", papers)
+
+    send(delivery)
+
+    [received] = sink.received
+    assert delivery_id_from(received.mail_from) == delivery.id
+    assert received.mail_options == (f"SIZE={len(received.data)}",)
+    assert received.message["From"] == django_settings.DEFAULT_FROM_EMAIL
+
+
+def test_a_message_refused_after_its_data_fails_without_counting_a_bounce(sink, papers, caplog):
+    from digest.refusal_alarm import message_refusals
+
+    sink.refuse_data("ada@example.org", "554 5.7.1 Message rejected as spam")
+    refused = queued_digest("ada@example.org", papers)
+    fine = queued_digest("bob@example.org", papers)
+
+    result = send(refused, fine)
+
+    assert (result.refused, result.sent, result.failed) == (1, 1, 0)
+    delivery = fresh(refused)
+    assert delivery.status == Delivery.Status.FAILED
+    assert delivery.last_error.startswith("message refused: SMTPDataError: (554, b'5.7.1 Message rejected as spam')")
+    assert delivery.subscriber.bounce_count == 0 and delivery.subscriber.status == "active"
+    assert sink.per_recipient() == {"bob@example.org": 1}
+    assert (message_refusals().tried, message_refusals().refused) == (2, 1)
+    [alarm] = [r for r in caplog.records if getattr(r, "event", "") == "mail.message_refused"]
+    assert (alarm.delivery_id, alarm.source, alarm.levelname) == (refused.id, "smtp", "WARNING")
+
+
+def test_a_server_refusing_every_message_never_marks_anyone_bounced(papers, settings):
+    settings.BOUNCE_LIMIT = 1
+    with SmtpSink(pipelining=True, data_answer="554 5.7.26 DMARC policy violation") as server:
+        for name, value in server.email_settings().items():
+            setattr(settings, name, value)
+        delivery = queued_digest("ada@example.org", papers)
+
+        assert send(delivery).refused == 1
+
+    assert Subscriber.objects.get(id=delivery.subscriber_id).status == "active"
+
+
+def test_a_full_mailbox_at_rcpt_is_retried_and_never_counted(sink, papers):
+    sink.script("ada@example.org", "552 5.2.2 Mailbox full")
+    delivery = queued_digest("ada@example.org", papers)
+
+    assert send(delivery).retrying == 1
+
+    assert fresh(delivery).status == Delivery.Status.QUEUED
+    assert fresh(delivery).subscriber.bounce_count == 0
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
+def test_when_most_messages_are_refused_the_chunk_pauses_and_puts_the_rest_back_untried(papers, settings, caplog, pipelining):
+    from digest.refusal_alarm import message_refusals
+
+    settings.MESSAGE_REFUSAL_PAUSE_SECONDS = 1800
+    with time_machine.travel(NOW, tick=False) as clock:
+        deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
+        later = [queued_digest(f"later{n}@example.org", papers) for n in range(2)]
+        with SmtpSink(pipelining=pipelining, data_answer="554 5.7.1 Message refused by content filter") as server:
+            for name, value in server.email_settings().items():
+                setattr(settings, name, value)
+
+            result = send(*deliveries)
+            # A chunk that starts during the pause waits, unclaimed.
+            meanwhile = send(*later)
+
+            assert (result.refused, result.paused, result.sent, result.failed) == (5, 5, 0, 0)
+            assert server.refused_data == 5 and server.received == []
+            statuses = [fresh(d) for d in deliveries]
+            assert [d.status for d in statuses] == ["failed"] * 5 + ["queued"] * 5
+            assert all(d.attempts == 0 and d.next_attempt_at == NOW + timedelta(seconds=1800) for d in statuses[5:])
+            assert all(d.queued_at is None and d.message_id for d in statuses[5:])
+            assert (meanwhile.paused, meanwhile.not_claimed, server.connections) == (2, 0, 1)
+            assert [(fresh(d).status, fresh(d).attempts) for d in later] == [("queued", 0)] * 2
+            assert not Subscriber.objects.filter(bounce_count__gt=0).exists()
+            assert (message_refusals().tried, message_refusals().refused) == (5, 5)
+            [paused] = [r for r in caplog.records if getattr(r, "event", "") == "send.paused"]
+            assert (paused.levelname, paused.requeued, paused.refused) == ("ERROR", 5, 5)
+
+        # The pause ends, the server takes mail again: the sweep brings the untried digests back.
+        clock.move_to(NOW + timedelta(seconds=1801))
+        with SmtpSink(pipelining=pipelining) as server:
+            for name, value in server.email_settings().items():
+                setattr(settings, name, value)
+            again = send_delivery_chunk(due_retries(NOW + timedelta(seconds=1801)))
+
+    assert (again.sent, again.paused) == (7, 0)
+    assert sorted(server.per_recipient()) == sorted([f"reader{n}@example.org" for n in range(5, 10)] + ["later0@example.org", "later1@example.org"])
+    assert all(fresh(d).attempts == 1 for d in deliveries[5:])
+
+
+def test_a_few_refused_messages_in_a_chunk_do_not_pause_it(sink, papers):
+    for n in (0, 2, 4, 6, 9):
+        sink.refuse_data(f"reader{n}@example.org", "554 5.6.0 Content rejected")
+    deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
+
+    result = send(*deliveries)
+
+    # Half of them: 4 of the first 7 (too few to judge a server by), then 5 of 10.
+    assert (result.refused, result.sent, result.paused) == (5, 5, 0)
+
+
+def test_a_digest_over_the_servers_size_limit_is_not_sent_and_fails_as_a_refused_message(papers, settings):
+    big = queued_digest("big@example.org", papers, count=8)
+    small = queued_digest("small@example.org", papers, count=1)
+    with SmtpSink(pipelining=True, size_limit=16_000) as server:
+        for name, value in server.email_settings().items():
+            setattr(settings, name, value)
+
+        result = send(big, small)
+
+    assert (result.refused, result.sent) == (1, 1)
+    assert server.per_recipient() == {"small@example.org": 1} and server.connections == 1
+    assert "5.3.4" in fresh(big).last_error and "SIZE limit of 16000" in fresh(big).last_error
+    assert fresh(big).subscriber.bounce_count == 0
+
+
+def test_a_huge_paper_is_left_out_of_a_digest_over_the_size_cap(sink, papers, settings):
+    from tests.digest_samples import make_paper
+
+    settings.DIGEST_MAX_BYTES = 1_000_000
+    huge = make_paper(20, "A paper whose title never ends " + "and on " * 400_000, "Abstract.", upvotes=999)
+    delivery = queued_digest("ada@example.org", [huge, *papers], count=4)
+
+    assert send(delivery).sent == 1
+
+    [received] = sink.received
+    assert len(received.data) <= 1_000_000
+    text = " ".join(received.message.get_body(("plain",)).get_content().split())
+    assert "never ends" not in text
+    assert all(" ".join(paper.title.split()[:4]) in text for paper in papers[:3])
+    assert "And 1 more paper matched your interests" in text
+    assert received.message["Subject"].startswith("3 new papers")
+
+
+def test_a_digest_too_large_even_without_papers_fails_clearly(sink, papers, settings):
+    settings.DIGEST_MAX_BYTES = 2_000
+    delivery = queued_digest("ada@example.org", papers)
+
+    assert send(delivery).refused == 1
+
+    assert fresh(delivery).last_error.startswith("message refused: DigestTooLarge: the digest is ")
+    assert "over DIGEST_MAX_BYTES=2000" in fresh(delivery).last_error
+    assert sink.received == [] and fresh(delivery).subscriber.bounce_count == 0
+
+
+def test_a_local_part_that_is_not_ascii_fails_its_digest_clearly_and_the_chunk_goes_on(sink, papers):
+    unsendable = queued_digest("jörg@example.org", papers)
+    fine = queued_digest("bob@example.org", papers)
+
+    result = send(unsendable, fine)
+
+    assert (result.failed, result.sent) == (1, 1)
+    assert "SMTPUTF8" in fresh(unsendable).last_error
+    assert fresh(unsendable).subscriber.bounce_count == 0
+    assert sink.per_recipient() == {"bob@example.org": 1} and sink.connections == 1
+
+
+def test_the_retry_sweep_forgets_refusal_tallies_older_than_a_week(db):
+    from digest.models import SendTally
+    from digest.refusal_alarm import tally
+    from digest.tasks import retry_deliveries
+
+    with time_machine.travel(NOW, tick=False):
+        tally(10, 1, now=NOW - timedelta(days=8))
+        tally(10, 2, now=NOW - timedelta(days=6))
+        retry_deliveries()
+
+    assert list(SendTally.objects.values_list("message_refusals", flat=True)) == [2]

@@ -220,3 +220,66 @@ def test_quitting_in_the_middle_of_a_message_hangs_up_and_sends_nothing(server):
        | st.sampled_from(["Paperboy <paperboy@example.org>", '"Doe, J." <j@example.org>', "<a@b>", "x"]))
 def test_addresses_are_quoted_as_smtplib_quotes_them(address):
     assert smtp_client.quoted_address(address) == smtplib.quoteaddr(address)
+
+
+def test_a_refused_message_leaves_the_pipelined_next_message_intact(server):
+    # The next envelope went out with the refused message's data: an RSET after the refusal would
+    # land inside the next message's data.
+    server.refuse_data("spam@example.org", "554 5.7.1 Message rejected as spam")
+    connection = client(server)
+    first = connection.begin("a@example.org", ["spam@example.org"])
+    connection.accept(first)
+    connection.send_data(first, MESSAGE)
+    second = connection.begin("a@example.org", ["b@example.org"])
+    connection.flush()
+
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        connection.verdict(first)
+    assert refused.value.smtp_code == 554
+    connection.accept(second)
+    connection.send_data(second, MESSAGE)
+    connection.verdict(second)
+
+    assert [r.data for r in server.received] == [MESSAGE + b"\r\n"]
+    assert connection.sendmail("a@example.org", ["c@example.org"], MESSAGE) == {}
+
+
+def test_the_size_goes_with_mail_from_when_the_server_offers_size(server):
+    connection = client(server)
+
+    connection.sendmail("a@example.org", ["b@example.org"], MESSAGE)
+
+    assert connection.size_limit() == 33554432  # aiosmtpd's
+    assert server.received[0].mail_options == (f"SIZE={len(MESSAGE)}",)
+
+
+def test_a_message_over_the_servers_size_limit_is_refused_before_anything_is_written():
+    with SmtpSink(pipelining=True, size_limit=1000) as sink:
+        connection = client(sink)
+        writes = connection.writes
+
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            connection.begin("a@example.org", ["b@example.org"], size=1001)
+
+        assert (refused.value.smtp_code, connection.writes) == (552, writes)
+        assert b"5.3.4" in refused.value.smtp_error
+        assert connection.sendmail("a@example.org", ["b@example.org"], MESSAGE) == {}  # a smaller one goes
+        assert len(sink.received) == 1
+
+
+@pytest.mark.parametrize("address", ["jörg@example.org", "Jörg <jörg@example.org>"])
+def test_a_local_part_that_is_not_ascii_is_refused_before_anything_is_written(server, address):
+    from django.core.mail import EmailMessage
+
+    from config.email import message_stream
+
+    backend = SmtpBackend(host=server.host, port=server.port, timeout=10)
+    with pytest.raises(smtp_client.UnsendableAddress, match="SMTPUTF8"):
+        backend.send_messages([EmailMessage("Hi", "Body", "a@example.org", [address])])
+    with pytest.raises(smtp_client.UnsendableAddress):
+        message_stream(backend).begin("a@example.org", address)
+
+    # An international domain name is written as IDNA, a valid address.
+    assert backend.send_messages([EmailMessage("Hi", "Body", "a@example.org", ["jorg@bücher.example"])]) == 1
+    assert [r.rcpt_tos for r in server.received] == [("jorg@xn--bcher-kva.example",)]
+    backend.close()

@@ -2,6 +2,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from digest.dispatch import dispatch_due, queue_deliveries
+from digest.refusal_alarm import forget_old_tallies
 from digest.sending import due_retries, give_up_abandoned, send_delivery_chunk
 
 __all__ = ["dispatch_digests", "retry_deliveries", "send_digest_chunk"]
@@ -24,6 +25,7 @@ def retry_deliveries() -> int:
     """Beat: queue retries that are due and deliveries a dead worker left in `sending`."""
     now = timezone.now()
     give_up_abandoned(now)
+    forget_old_tallies(now)
     ids = due_retries(now)
     queue_deliveries(ids)
     return len(ids)

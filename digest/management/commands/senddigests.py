@@ -42,6 +42,11 @@ class Command(BaseCommand):
             f"Sent {result.sent}, skipped as empty {result.empty}, failed {result.failed} "
             f"(to retry later {result.retrying}, no longer subscribed {result.inactive})."
         )
+        if result.refused or result.paused:
+            self.stdout.write(
+                f"Refused as messages by the mail server {result.refused} (not counted as bounces); "
+                f"put back while sending is paused {result.paused}."
+            )
 
     def dry_run(self, now, *, force: bool, emails: list[str]) -> None:
         subscribers = due_subscribers(now, force=force, emails=emails).prefetch_related("topics")
