@@ -85,7 +85,7 @@ def ingest_feed(feed: Feed) -> IngestReport:
                 logger.exception("Ingesting %s failed", feed.url)
                 report = IngestReport(source=feed.url, problems=[f"ingest failed: {exc}"], failed=True)
             if not report.failed:
-                Feed.objects.filter(pk=feed.pk).update(etag=fetched.etag[:500], last_modified=fetched.last_modified[:100])
+                Feed.objects.filter(pk=feed.pk).update(etag=fetched.etag, last_modified=fetched.last_modified)
     _record_run(feed, report, started)
     return report
 
