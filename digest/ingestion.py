@@ -12,12 +12,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.logevents import log_event
+from digest.cleaning import clean_line, cut_text
 from digest.feed_parsing import parse_document
 from digest.fetching import FetchError, fetch
 from digest.models import Feed
 from digest.paper_store import StoreCounts, store_papers
 
 logger = logging.getLogger(__name__)
+
+# A feed's last_error is shown in the admin and the dashboard; a problem can quote the feed.
+MAX_LAST_ERROR_CHARS = 2_000
 
 
 @dataclass
@@ -27,6 +31,7 @@ class IngestReport:
     problems: list[str] = field(default_factory=list)
     failed: bool = False
     not_modified: bool = False
+    trimmed: int = 0
 
     @property
     def error(self) -> str:
@@ -37,7 +42,7 @@ class IngestReport:
         state = " (not modified)" if self.not_modified else " FAILED" if self.failed else ""
         return (
             f"{self.source}{state}: new={c.new} updated={c.updated} unchanged={c.unchanged} "
-            f"skipped={c.skipped} errors={len(self.problems)}"
+            f"skipped={c.skipped} trimmed={self.trimmed} errors={len(self.problems)}"
         )
 
 
@@ -51,9 +56,10 @@ def ingest_document(body: bytes, source: str, feed: Feed | None = None, content_
         report.failed = True
         return report
     if feed is not None and not feed.name and parsed.title:
-        Feed.objects.filter(pk=feed.pk, name="").update(name=parsed.title[:200])
+        Feed.objects.filter(pk=feed.pk, name="").update(name=cut_text(parsed.title, 200))
     report.counts = store_papers(parsed.papers, feed)
     report.counts.skipped += parsed.skipped
+    report.trimmed = parsed.trimmed
     return report
 
 
@@ -92,9 +98,10 @@ def ingest_feed(feed: Feed) -> IngestReport:
 
 def _record_run(feed: Feed, report: IngestReport, started: datetime) -> None:
     c = report.counts
+    error = cut_text(clean_line(report.error), MAX_LAST_ERROR_CHARS)
     values = {
         "last_polled_at": started,
-        "last_error": report.error,
+        "last_error": error,
         "last_new": c.new,
         "last_updated": c.updated,
         "last_unchanged": c.unchanged,
@@ -106,8 +113,8 @@ def _record_run(feed: Feed, report: IngestReport, started: datetime) -> None:
     log_event(
         logger, "ingest.feed", level=logging.WARNING if report.problems else logging.INFO,
         feed_id=feed.pk, url=feed.url, new=c.new, updated=c.updated, unchanged=c.unchanged, skipped=c.skipped,
-        not_modified=report.not_modified, failed=report.failed, errors=len(report.problems),
-        ms=round((timezone.now() - started).total_seconds() * 1000), error=report.error[:300],
+        trimmed=report.trimmed, not_modified=report.not_modified, failed=report.failed, errors=len(report.problems),
+        ms=round((timezone.now() - started).total_seconds() * 1000), error=error[:300],
     )
 
 

@@ -1,13 +1,20 @@
+import json
+import re
 from dataclasses import replace
+from email.utils import format_datetime
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from digest.feed_limits import MAX_ABSTRACT_CHARS, MAX_COUNT, MAX_TITLE_CHARS
 from digest.feed_parsing import ParsedPaper, parse_document
-from digest.ingestion import ingest_all, ingest_feed, ingest_source, sync_feeds_from_settings
+from digest.ingestion import (
+    MAX_LAST_ERROR_CHARS, ingest_all, ingest_document, ingest_feed, ingest_source, sync_feeds_from_settings,
+)
 from digest.models import Feed, Paper, PaperSource
 from digest import paper_store
 from digest.paper_store import StoreCounts, store_papers
@@ -21,6 +28,7 @@ RSS_AI = "arxiv_rss2_2026-04-27_cs.AI_trimmed_3items.xml"
 API_20 = "arxiv_api_atom_2026-04-30_cat-cs.LG-OR-cs.AI_max20_20entries.xml"
 TRUNCATED = "arxiv_rss-atom_2025-08-20_cs.AI_TRUNCATED_86entries.xml"
 HF_5 = "hf_daily_papers_api_2026-07-31_5papers.json"
+BIG = 10 * 1024 * 1024
 ALL_CAPTURES = [
     ("arxiv_api_atom_2026-04-12_idlist-0000.0000_zero_entries.xml", 0),
     ("arxiv_api_atom_2026-04-12_search-testing_max10_10entries.xml", 10),
@@ -250,7 +258,7 @@ def test_the_command_prints_counts_per_source_and_fails_when_one_is_unreadable(f
     with pytest.raises(CommandError, match="could not read 1 of 2 sources"):
         call_command("ingest", str(fixture_path(RSS_LG)), str(tmp_path / "missing.xml"))
     out, err = capsys.readouterr()
-    assert f"{fixture_path(RSS_LG)}: new=3 updated=0 unchanged=0 skipped=0 errors=0" in out
+    assert f"{fixture_path(RSS_LG)}: new=3 updated=0 unchanged=0 skipped=0 trimmed=0 errors=0" in out
     assert "missing.xml FAILED" in out and "no such file" in err
 
 
@@ -277,3 +285,165 @@ def test_versionless_duplicates_in_one_batch_still_merge_into_a_newer_row():
     counts = store_papers([paper("2601.2", version=None, upvotes=5), paper("2601.2", version=None, upvotes=8)])
     assert (counts.updated, counts.unchanged) == (1, 1)
     assert (Paper.objects.get().version, Paper.objects.get().upvotes) == (3, 8)
+
+
+# Hostile feeds, stored: the same attacks through ingestion and the database (both passes).
+
+REAL_ID = "2604.21952"  # the first paper of RSS_LG, version 1
+
+
+def generic_rss(*items: str, title: str = "Aggregator") -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{title}</title>'
+        "<link>https://aggregator.example/</link><description>d</description>" + "".join(items) + "</channel></rss>"
+    ).encode()
+
+
+def impostor_item(link: str = f"https://arxiv.org/abs/{REAL_ID}v9", title: str = "Buy cheap pills") -> str:
+    return (
+        f"<item><title>{title}</title><link>{link}</link><guid>{link}</guid>"
+        "<description>Not the abstract.</description><author>Mallory</author>"
+        "<category>spam</category><pubDate>Mon, 27 Apr 2026 00:00:00 GMT</pubDate></item>"
+    )
+
+
+def ingest_as(url: str, body: bytes, kind: str = Feed.Kind.AUTO):
+    feed, _ = Feed.objects.get_or_create(url=url, defaults={"kind": kind})
+    return ingest_document(body, url, feed)
+
+
+def test_a_10_mb_title_grows_neither_the_row_nor_the_feed_s_record_nor_the_pages(client, caplog):
+    now = format_datetime(timezone.now())
+    body = generic_rss(
+        f"<item><title>{'Big ' * (BIG // 4)}</title><guid>https://aggregator.example/1</guid>"
+        f"<description>{'word ' * 200_000}</description><pubDate>{now}</pubDate></item>",
+        f"<item><title>Small</title><guid>https://aggregator.example/2</guid><pubDate>{now}</pubDate></item>",
+    )
+    with FeedServer() as server:
+        server.routes["/feed"] = Route(body=body)
+        feed = Feed.objects.create(url=server.url("/feed"))
+        with caplog.at_level("INFO", logger="digest.ingestion"):
+            report = ingest_feed(feed)
+    feed.refresh_from_db()
+    assert (report.counts.new, report.trimmed, feed.last_new) == (2, 1, 2)
+    assert "skipped=0 trimmed=1 errors=2" in report.summary()
+    assert f"trimmed 1 entry: title cut to {MAX_TITLE_CHARS:,} characters" in feed.last_error
+    assert f"trimmed 1 entry: abstract cut to {MAX_ABSTRACT_CHARS:,} characters" in feed.last_error
+    (event,) = [r for r in caplog.records if getattr(r, "event", "") == "ingest.feed"]
+    assert event.trimmed == 1
+    big = Paper.objects.get(guid="https://aggregator.example/1")
+    assert (len(big.title), len(big.abstract)) == (MAX_TITLE_CHARS, MAX_ABSTRACT_CHARS)
+    for page in ("/", "/papers/"):
+        response = client.get(page)
+        assert response.status_code == 200
+        assert "Big Big" in response.content.decode()
+        assert len(response.content) < 100_000, (page, len(response.content))
+
+
+def test_an_entry_with_a_100_kb_id_is_skipped_and_the_rest_stored():
+    report = ingest_as("https://aggregator.example/feed", generic_rss(
+        impostor_item(link="https://aggregator.example/" + "x" * 100_000),
+        impostor_item(link="https://aggregator.example/ok", title="Kept"),
+    ))
+    assert (report.counts.new, report.counts.skipped) == (1, 1)
+    assert "skipped 1 entry with an id over 1,000 characters" in report.error
+    assert Paper.objects.get().title == "Kept"
+
+
+HOSTILE_UPVOTES = ["9223372036854775808", "2147483648", "1" + "0" * 5000, "-5", '"12k"', "null", "1e400",
+                   "NaN", "-Infinity", "true", "{}", "12.5"]
+
+
+def test_hostile_numbers_are_clamped_or_ignored_and_every_item_stored():
+    """2^63 was an OverflowError that lost the whole day; on PostgreSQL anything past 2^31-1 was."""
+    items = ",".join(
+        '{"paper": {"id": "2607.%05d", "title": "Paper %d", "upvotes": %s}}' % (n, n, raw)
+        for n, raw in enumerate(HOSTILE_UPVOTES)
+    )
+    report = ingest_as("https://huggingface.co/api/daily_papers", f"[{items}]".encode())
+    assert not report.failed
+    assert report.counts.new == len(HOSTILE_UPVOTES)
+    assert report.trimmed == len(HOSTILE_UPVOTES) - 2  # null and 12.5 are fine
+    stored = dict(Paper.objects.values_list("title", "upvotes"))
+    assert [stored[f"Paper {n}"] for n in range(len(HOSTILE_UPVOTES))] == [
+        MAX_COUNT, MAX_COUNT, MAX_COUNT, 0, 0, 0, 0, 0, 0, 0, 0, 12
+    ]
+    # A real count later still raises a clamped one's... and never lowers the maximum.
+    again = '[{"paper": {"id": "2607.00003", "title": "Paper 3", "upvotes": 7}}]'
+    ingest_as("https://huggingface.co/api/daily_papers", again.encode())
+    assert Paper.objects.get(title="Paper 3").upvotes == 7
+
+
+def test_nul_bytes_control_characters_and_surrogates_are_stored_without_them():
+    """PostgreSQL refuses NUL in text and jsonb; no driver encodes a lone surrogate."""
+    rss_body = generic_rss(
+        "<item><title>Null\x00title</title><guid>https://aggregator.example/p/\x001</guid>"
+        "<link>https://aggregator.example/p/1</link><description>a&#0;b\x1bc&#xD800;d</description>"
+        "<author>Ann\x00Lee</author><category>m\x00l</category></item>"
+    )
+    json_body = (
+        b'[{"paper": {"id": "hf\\u0000\\ud800id", "title": "T\\u0000i\\ud800tle", "summary": "a\\udfffb",'
+        b' "authors": [{"name": "Ann\\u0000 Lee\\ud83d"}], "githubRepo": "https://github.com/a\\u0000/b"}}]'
+    )
+    assert ingest_as("https://aggregator.example/feed", rss_body).counts.new == 1
+    assert ingest_as("https://huggingface.co/api/daily_papers", json_body).counts.new == 1
+    control = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+    for row in Paper.objects.all():
+        texts = [row.guid, row.title, row.abstract, row.url, row.code_url, *row.authors, *row.categories]
+        assert not any(control.search(text) for text in texts), texts
+    assert Paper.objects.filter(title="Null title", abstract="a b c\ufffdd").exists()
+
+
+def test_dates_out_of_range_are_stored_as_no_date_and_the_pages_still_render(client):
+    body = generic_rss(
+        "<item><title>Year one</title><guid>https://aggregator.example/1</guid>"
+        "<pubDate>Mon, 01 Jan 0001 00:00:00 GMT</pubDate></item>",
+        "<item><title>Year 99999</title><guid>https://aggregator.example/2</guid>"
+        "<pubDate>Mon, 01 Jan 99999 00:00:00 GMT</pubDate></item>",
+        "<item><title>Year 2999</title><guid>https://aggregator.example/3</guid>"
+        "<pubDate>Tue, 01 Jan 2999 00:00:00 GMT</pubDate></item>",
+    )
+    report = ingest_as("https://aggregator.example/feed", body)
+    assert (report.counts.new, report.trimmed) == (3, 2)
+    assert list(Paper.objects.values_list("published", flat=True)) == [None, None, None]
+    assert client.get("/archive/").status_code == 200 and client.get("/papers/").status_code == 200
+
+
+def test_a_script_link_is_never_stored():
+    body = generic_rss(
+        "<item><title>T1</title><guid>urn:x:1</guid><link>javascript:alert(1)</link></item>",
+        "<item><title>T2</title><guid>urn:x:2</guid><link>data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;</link></item>",
+    )
+    hf_day = json.dumps([{"paper": {"id": "2607.00009", "title": "T3", "githubRepo": "javascript:alert(1)",
+                                    "projectPage": "data:text/html,x"}}]).encode()
+    ingest_as("https://aggregator.example/feed", body)
+    ingest_as("https://huggingface.co/api/daily_papers", hf_day)
+    for url, pdf_url, code_url, project_url in Paper.objects.values_list("url", "pdf_url", "code_url", "project_url"):
+        assert all(link == "" or link.startswith(("https://", "http://")) for link in (url, pdf_url, code_url, project_url))
+    assert Paper.objects.count() == 3
+
+
+def test_one_feed_s_error_text_is_bounded_and_printable(fixture_path):
+    body = fixture_path("arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml").read_bytes()
+    body = body.replace(b"incorrect id format for abc", b"\x01" + b"y" * BIG)
+    with FeedServer() as server:
+        server.routes["/api"] = Route(body=body)
+        feed = Feed.objects.create(url=server.url("/api"))
+        report = ingest_feed(feed)
+    feed.refresh_from_db()
+    assert report.failed
+    assert "arXiv API error: yyy" in feed.last_error and len(feed.last_error) <= MAX_LAST_ERROR_CHARS
+    assert "\x01" not in feed.last_error
+
+
+def test_a_validator_header_with_a_nul_is_not_stored_and_the_other_feeds_go_on(fixture_path):
+    """PostgreSQL refuses the NUL: the update after the ingest raised out of ingest_all."""
+    with FeedServer() as server:
+        server.routes["/nul"] = Route(body=fixture_path(RSS_AI).read_bytes(), etag='"a\x00b"',
+                                      last_modified="Mon, 27 Apr 2026\x00 04:00:01 GMT")
+        server.routes["/good"] = Route(body=fixture_path(RSS_LG).read_bytes(), etag='"good"')
+        feeds = [Feed.objects.create(url=server.url("/nul")), Feed.objects.create(url=server.url("/good"))]
+        reports = ingest_all(feeds)
+    assert [r.failed for r in reports] == [False, False]
+    assert list(Feed.objects.order_by("pk").values_list("etag", "last_modified")) == [("", ""), ('"good"', "")]
+    assert Paper.objects.count() == 6
