@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -20,6 +21,9 @@ from digest.paper_store import StoreCounts, store_papers
 
 logger = logging.getLogger(__name__)
 
+# arXiv's own hosts: only a document from one of them may set arXiv papers' text and version.
+ARXIV_HOSTS = frozenset({"arxiv.org", "www.arxiv.org", "export.arxiv.org", "rss.arxiv.org"})
+ARXIV_KINDS = frozenset({Feed.Kind.ARXIV_RSS, Feed.Kind.ARXIV_API})
 # A feed's last_error is shown in the admin and the dashboard; a problem can quote the feed.
 MAX_LAST_ERROR_CHARS = 2_000
 
@@ -49,7 +53,8 @@ class IngestReport:
 def ingest_document(body: bytes, source: str, feed: Feed | None = None, content_type: str = "") -> IngestReport:
     """Parse and store one fetched document."""
     report = IngestReport(source=source)
-    parsed = parse_document(body, kind=feed.kind if feed else Feed.Kind.AUTO, content_type=content_type)
+    declared_kind = feed.kind if feed else Feed.Kind.AUTO
+    parsed = parse_document(body, kind=declared_kind, content_type=content_type)
     report.problems.extend(parsed.problems)
     if parsed.error:
         report.problems.append(parsed.error)
@@ -57,10 +62,33 @@ def ingest_document(body: bytes, source: str, feed: Feed | None = None, content_
         return report
     if feed is not None and not feed.name and parsed.title:
         Feed.objects.filter(pk=feed.pk, name="").update(name=cut_text(parsed.title, 200))
-    report.counts = store_papers(parsed.papers, feed)
+    from_arxiv = speaks_for_arxiv(source, parsed.kind, declared_kind)
+    report.counts = store_papers(parsed.papers, feed, from_arxiv=from_arxiv)
     report.counts.skipped += parsed.skipped
     report.trimmed = parsed.trimmed
     return report
+
+
+def speaks_for_arxiv(source: str, kind: str, declared_kind: str) -> bool:
+    """Whether a document may set arXiv papers' text and version: arXiv's own feeds only.
+
+    A document cannot vouch for itself (any feed can look like arXiv's or link arXiv ids), so the
+    kind read from it must agree with where it came from: an http(s) address on one of arXiv's
+    hosts, or a local file that an operator declared an arXiv capture by giving its Feed an arXiv
+    kind (only staff create Feeds, and a file on the server is one an operator put there).
+    """
+    if kind not in ARXIV_KINDS:
+        return False
+    try:
+        parts = urlsplit(source)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False
+    if parts.scheme in ("http", "https"):
+        return host in ARXIV_HOSTS
+    # Local, as fetching reads it: file://, a plain path, or a Windows drive letter.
+    is_local = parts.scheme == "file" or len(parts.scheme) <= 1
+    return is_local and declared_kind in ARXIV_KINDS
 
 
 def ingest_source(source: str) -> IngestReport:
