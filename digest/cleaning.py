@@ -6,6 +6,7 @@ escape it once and nothing from a feed is ever rendered as HTML.
 
 import html
 import re
+import unicodedata
 from typing import NamedTuple
 
 import nh3
@@ -14,7 +15,9 @@ import nh3
 # real feeds need at most two (markup escaped once inside an RSS description).
 MAX_CLEANING_ROUNDS = 10
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters, and lone surrogates (JSON can send them): PostgreSQL refuses NUL in text,
+# and no database driver can encode a surrogate.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 # A `<` that does not open something tag-like is text (`p<0.05`, `x < y`): escape it so the
 # HTML parser keeps it instead of reading the rest of the sentence as a tag.
 _LONE_LESS_THAN = re.compile(r"<(?!/|[A-Za-z][^<>]*>|!|\?)")
@@ -25,12 +28,20 @@ _AUTHOR_SEPARATOR = re.compile(r"\s*[,;]\s*|\s+and\s+|\s*&\s*", re.IGNORECASE)
 _NAME_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
 
 _NEW_STYLE_ID = r"(?P<new>\d{4}\.\d{4,5})"
-_OLD_STYLE_ID = r"(?P<old>[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})"
+# Archives are short ("cond-mat", "math.GT"): a bound keeps any match inside the 40-character column.
+_OLD_STYLE_ID = r"(?P<old>[a-z][a-z\-]{0,19}(?:\.[A-Z]{2})?/\d{7})"
 _ARXIV_ID = re.compile(
     r"^\s*(?:oai:arXiv\.org:|arXiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/)?"
     rf"(?:{_NEW_STYLE_ID}|{_OLD_STYLE_ID})(?:v(?P<version>\d+))?(?:\.pdf)?/?\s*$",
     re.IGNORECASE,
 )
+
+
+# What parse_arxiv_id reports for a version of more digits than this: out of any range, and not
+# worth converting (int() of thousands of digits is slow, and refused past 4,300).
+MAX_VERSION_DIGITS = 9
+OVERLONG_VERSION = 10**MAX_VERSION_DIGITS
+ELLIPSIS = "\u2026"
 
 
 class ArxivId(NamedTuple):
@@ -42,9 +53,12 @@ def fold_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
-def clean_text(value: str | None) -> str:
-    """Plain text from a feed field: tags dropped, entities decoded, whitespace folded."""
-    if not value:
+def clean_text(value: object) -> str:
+    """Plain text from a feed field: tags dropped, entities decoded, whitespace folded.
+
+    Anything but a string (a JSON number, list or object where text belongs) is no text.
+    """
+    if not value or not isinstance(value, str):
         return ""
     text = _CONTROL_CHARS.sub(" ", value)
     if "<" not in text:
@@ -68,12 +82,34 @@ def clean_text(value: str | None) -> str:
     return text
 
 
-def clean_abstract(value: str | None) -> str:
+def clean_line(value: object) -> str:
+    """One line as sent (an entry id, a link, a message) minus what no column may hold: control
+    characters and surrogates; whitespace folded. No markup is removed: it is no text to display."""
+    if not value or not isinstance(value, str):
+        return ""
+    return fold_whitespace(_CONTROL_CHARS.sub(" ", value))
+
+
+def cut_text(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, ending in an ellipsis when cut.
+
+    Cleaned text holds no entities to break, and a Python string no surrogate pairs; the cut also
+    keeps a combining accent with its letter and drops a dangling space.
+    """
+    if len(text) <= limit:
+        return text
+    end = max(limit - 1, 0)
+    while end > 0 and unicodedata.combining(text[end]):
+        end -= 1
+    return text[:end].rstrip() + ELLIPSIS
+
+
+def clean_abstract(value: object) -> str:
     """An abstract as plain text, without rss.arxiv.org's `arXiv:… Announce Type: … Abstract:`."""
     return _ANNOUNCE_PREFIX.sub("", clean_text(value), count=1)
 
 
-def split_authors(value: str | None) -> list[str]:
+def split_authors(value: object) -> list[str]:
     """Names from one joined string: rss.arxiv.org sends every author of a paper as one name."""
     text = clean_text(value)
     if not text:
@@ -91,11 +127,21 @@ def split_authors(value: str | None) -> list[str]:
 
 
 def parse_arxiv_id(value: str | None) -> ArxivId | None:
-    """The canonical id and version from any form arXiv uses, or None if it is not one."""
-    if not value:
+    """The canonical id and version from any form arXiv uses, or None if it is not one.
+
+    A version of more than MAX_VERSION_DIGITS digits comes back as OVERLONG_VERSION, for the caller
+    to reject with the other out-of-range versions.
+    """
+    if not value or not isinstance(value, str):
         return None
     match = _ARXIV_ID.match(value)
     if not match:
         return None
-    version = match.group("version")
-    return ArxivId(match.group("new") or match.group("old"), int(version) if version else None)
+    digits = match.group("version")
+    if not digits:
+        version = None
+    elif len(digits) > MAX_VERSION_DIGITS:
+        version = OVERLONG_VERSION
+    else:
+        version = int(digits)
+    return ArxivId(match.group("new") or match.group("old"), version)

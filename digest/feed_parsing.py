@@ -7,24 +7,56 @@ captures that show them, in tests/fixtures/ and ../shared/feeds/SOURCES.md.
 
 import json
 import re
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import feedparser
 
-from digest.cleaning import clean_abstract, clean_text, parse_arxiv_id, split_authors
+from digest.cleaning import clean_abstract, clean_line, clean_text, cut_text, parse_arxiv_id, split_authors
+from digest.feed_limits import MAX_VERSION, SkipEntry, checked_guid, checked_url, json_count, json_int, limit_paper
 from digest.models import Feed
 
 Kind = Feed.Kind
 
 ARXIV_ABS_URL = "https://arxiv.org/abs/{}"
 ARXIV_PDF_URL = "https://arxiv.org/pdf/{}"
+HF_PAPER_URL = "https://huggingface.co/papers/{}"
 # Where a document that stops early still closes its root element, it was not cut off.
 # FeedParserDict.get remaps keys (with warnings) on every call; entries store fields under their
 # own names, so plain dict lookups read them for a fraction of the cost.
 _get = dict.get
 _CLOSING_ROOT = re.compile(rb"</(?:[\w-]+:)?(?:feed|rss|RDF)\s*>\s*$")
+# feedparser's fallback parser raises on a numeric reference to a surrogate or past U+10FFFF,
+# which would fail the whole document for one entry: such references become U+FFFD first.
+_NUMERIC_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+))")
+_REPLACEMENT_REFERENCE = b"&#xFFFD"
+# feedparser (6.0.x) looks for an e-mail address in an RSS author, managingEditor, webMaster or
+# dc:publisher with a regex that is quadratic in the length of a run of address characters: a
+# 32 KB one costs a minute, a megabyte days. Runs longer than an address part can be (64, RFC 5321)
+# are cut before it looks; they are in no real name.
+MAX_ADDRESS_RUN = 64
+_ADDRESS_RUN = re.compile(rf"(?<![A-Za-z0-9_.+-])[A-Za-z0-9_.+-]{{{MAX_ADDRESS_RUN + 1},}}")
+# How much of an arXiv API error message is worth keeping.
+MAX_ERROR_CHARS = 300
+# Exceptions a malformed entry can raise in a reader: it is skipped and counted, the others kept.
+_DAMAGED_ENTRY = (TypeError, ValueError, AttributeError, LookupError, OverflowError)
+
+_feedparser_sync_author_detail = feedparser.mixin._FeedParserMixin._sync_author_detail
+
+
+def _sync_author_detail_in_linear_time(self, key: str = "author") -> None:
+    context = self._get_context()
+    value = context.get(key)
+    if isinstance(value, str) and len(value) > MAX_ADDRESS_RUN:
+        context[key] = _ADDRESS_RUN.sub(lambda run: run.group()[:MAX_ADDRESS_RUN], value)
+    _feedparser_sync_author_detail(self, key)
+
+
+feedparser.mixin._FeedParserMixin._sync_author_detail = _sync_author_detail_in_linear_time
 
 
 @dataclass
@@ -55,6 +87,8 @@ class ParsedFeed:
     kind: str
     papers: list[ParsedPaper] = field(default_factory=list)
     skipped: int = 0
+    # Kept entries with a field cut, dropped or clamped to feed_limits' caps.
+    trimmed: int = 0
     problems: list[str] = field(default_factory=list)
     error: str = ""
     title: str = ""
@@ -66,6 +100,8 @@ def parse_document(body: bytes, kind: str = Kind.AUTO, content_type: str = "") -
         return ParsedFeed(kind=kind, error="empty document")
     if kind == Kind.HF_DAILY or (kind == Kind.AUTO and body.lstrip()[:1] in (b"[", b"{")):
         return _parse_hf_daily(body)
+    if b"&#" in body:
+        body = _NUMERIC_REFERENCE.sub(_valid_reference, body)
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
     if not parsed.version and not parsed.entries:
         return ParsedFeed(kind=kind, error=_not_a_feed_message(body, content_type, parsed))
@@ -85,11 +121,21 @@ def parse_document(body: bytes, kind: str = Kind.AUTO, content_type: str = "") -
                 f"document is truncated: kept {len(entries)} complete entries, skipped the cut-off one"
             )
     if kind == Kind.ARXIV_API and _is_arxiv_api_error(entries):
-        result.error = f"arXiv API error: {clean_text(entries[0].get('summary')) or 'unknown'}"
+        message = cut_text(clean_text(entries[0].get("summary")), MAX_ERROR_CHARS)
+        result.error = f"arXiv API error: {message or 'unknown'}"
         return result
-    _collect(result, entries, _ENTRY_READERS.get(kind, _read_generic_entry), "entries")
+    _collect(result, entries, _ENTRY_READERS.get(kind, _read_generic_entry), ("entry", "entries"))
     result.skipped += cut_off
     return result
+
+
+def _valid_reference(match: re.Match[bytes]) -> bytes:
+    hex_digits, digits = match.groups()
+    significant = (hex_digits or digits).lstrip(b"0") or b"0"
+    if len(significant) > 7:
+        return _REPLACEMENT_REFERENCE
+    code = int(significant, 16 if hex_digits else 10)
+    return _REPLACEMENT_REFERENCE if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF else match.group()
 
 
 def detect_feed_kind(parsed: feedparser.FeedParserDict) -> str:
@@ -149,15 +195,15 @@ def _entry_summary(entry: Any) -> str:
 
 
 def _arxiv_urls(arxiv_id: str, version: int | None) -> tuple[str, str]:
-    versioned = f"{arxiv_id}v{version}" if version else arxiv_id
+    versioned = f"{arxiv_id}v{version}" if version and version <= MAX_VERSION else arxiv_id
     return ARXIV_ABS_URL.format(arxiv_id), ARXIV_PDF_URL.format(versioned)
 
 
-def _read_arxiv_rss_entry(entry: Any) -> ParsedPaper | None:
+def _read_arxiv_rss_entry(entry: Any, notes: list[str]) -> ParsedPaper | None:
     title = clean_text(_get(entry, "title"))
     identifier = parse_arxiv_id(_get(entry, "id")) or parse_arxiv_id(_get(entry, "link"))
     if not title or identifier is None:
-        return _read_generic_entry(entry)
+        return _read_generic_entry(entry, notes)
     authors: list[str] = []
     for author in _get(entry, "authors") or []:
         authors.extend(split_authors(_get(author, "name")))
@@ -182,15 +228,15 @@ def _read_arxiv_rss_entry(entry: Any) -> ParsedPaper | None:
     )
 
 
-def _read_arxiv_api_entry(entry: Any) -> ParsedPaper | None:
+def _read_arxiv_api_entry(entry: Any, notes: list[str]) -> ParsedPaper | None:
     title = clean_text(_get(entry, "title"))
     identifier = parse_arxiv_id(_get(entry, "id"))
     if not title or identifier is None:
-        return _read_generic_entry(entry)
+        return _read_generic_entry(entry, notes)
     url, pdf_url = _arxiv_urls(identifier.id, identifier.version)
     for link in _get(entry, "links") or []:
         if _get(link, "title") == "pdf" or _get(link, "type") == "application/pdf":
-            pdf_url = _http_url(_get(link, "href")) or pdf_url
+            pdf_url = checked_url(_get(link, "href"), notes, "pdf link") or pdf_url
     primary = _get(entry, "arxiv_primary_category") or {}
     categories = _tag_terms(entry)
     published, updated = _entry_dates(entry)
@@ -214,10 +260,10 @@ def _read_arxiv_api_entry(entry: Any) -> ParsedPaper | None:
     )
 
 
-def _read_generic_entry(entry: Any) -> ParsedPaper | None:
+def _read_generic_entry(entry: Any, notes: list[str]) -> ParsedPaper | None:
     title = clean_text(_get(entry, "title"))
-    link = _get(entry, "link", "").strip()
-    guid = _get(entry, "id", "").strip() or link
+    link = clean_line(_get(entry, "link"))
+    guid = clean_line(_get(entry, "id")) or link
     if not title or not guid:
         return None
     identifier = parse_arxiv_id(guid) or parse_arxiv_id(link)
@@ -226,7 +272,7 @@ def _read_generic_entry(entry: Any) -> ParsedPaper | None:
         authors.extend(split_authors(_get(author, "name")))
     published, updated = _entry_dates(entry)
     return ParsedPaper(
-        guid=identifier.id if identifier else guid[:1000],
+        guid=identifier.id if identifier else checked_guid(guid),
         arxiv_id=identifier.id if identifier else None,
         version=identifier.version if identifier else None,
         title=title,
@@ -235,16 +281,12 @@ def _read_generic_entry(entry: Any) -> ParsedPaper | None:
         categories=_tag_terms(entry),
         published=published,
         updated=updated,
-        url=_http_url(link),
+        # An arXiv paper's page is arXiv's, whatever page the entry links to.
+        url=ARXIV_ABS_URL.format(identifier.id) if identifier else checked_url(link, notes, "link"),
     )
 
 
 _ENTRY_READERS = {Kind.ARXIV_RSS: _read_arxiv_rss_entry, Kind.ARXIV_API: _read_arxiv_api_entry}
-
-
-def _http_url(value: Any) -> str:
-    text = str(value or "").strip()
-    return text[:1000] if text.startswith(("http://", "https://")) else ""
 
 
 def _iso_datetime(value: Any) -> datetime | None:
@@ -260,9 +302,9 @@ def _iso_datetime(value: Any) -> datetime | None:
 def _parse_hf_daily(body: bytes) -> ParsedFeed:
     result = ParsedFeed(kind=Kind.HF_DAILY, title="Hugging Face daily papers")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        result.error = f"not a feed: invalid JSON ({exc})"
+        data = json.loads(body, parse_int=json_int)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        result.error = f"not a feed: invalid JSON ({cut_text(str(exc), MAX_ERROR_CHARS)})"
         return result
     if isinstance(data, dict):
         data = data.get("papers", data.get("items"))
@@ -272,42 +314,70 @@ def _parse_hf_daily(body: bytes) -> ParsedFeed:
     if data and not any(isinstance(item, dict) for item in data):
         result.error = "not a feed: the JSON list holds no paper objects"
         return result
-    _collect(result, data, _read_hf_item, "items")
+    _collect(result, data, _read_hf_item, ("item", "items"))
     return result
 
 
-def _collect(result: ParsedFeed, items, read, noun: str) -> None:
-    """Read every item into a paper; those without an id or a title are counted, not kept."""
+Reader = Callable[[Any, list[str]], ParsedPaper | None]
+
+
+def _collect(result: ParsedFeed, items: Iterable, read: Reader, noun: tuple[str, str]) -> None:
+    """Read every item into a paper held to feed_limits' caps.
+
+    An item without an id or a title, with an id over its cap, or too damaged to read is counted
+    and not kept; one with a field cut or dropped is kept and counted; the problems say why.
+    """
+    skipped: Counter[str] = Counter()
+    trimmed: Counter[str] = Counter()
+    notes: list[str] = []
     for item in items:
-        paper = read(item)
+        notes.clear()
+        try:
+            paper = read(item, notes)
+        except SkipEntry as exc:
+            skipped[str(exc)] += 1
+            continue
+        except _DAMAGED_ENTRY as exc:
+            skipped[f"that could not be read ({type(exc).__name__})"] += 1
+            continue
         if paper is None:
-            result.skipped += 1
-        else:
-            result.papers.append(paper)
-    if result.skipped:
-        result.problems.append(f"skipped {result.skipped} {noun} without an id or a title")
+            skipped["without an id or a title"] += 1
+            continue
+        limit_paper(paper, notes)
+        result.papers.append(paper)
+        if notes:
+            result.trimmed += 1
+            trimmed.update(set(notes))
+    for reason, count in skipped.items():
+        result.skipped += count
+        result.problems.append(f"skipped {count} {noun[count != 1]} {reason}")
+    for reason, count in trimmed.items():
+        result.problems.append(f"trimmed {count} {noun[count != 1]}: {reason}")
 
 
-def _read_hf_item(item: Any) -> ParsedPaper | None:
+def _read_hf_item(item: Any, notes: list[str]) -> ParsedPaper | None:
     if not isinstance(item, dict):
         return None
     # /api/daily_papers wraps each paper; /api/papers does not.
     paper = item.get("paper") if isinstance(item.get("paper"), dict) else item
     title = clean_text(paper.get("title") or item.get("title"))
-    raw_id = str(paper.get("id") or "").strip()
+    raw_id = paper.get("id")
+    raw_id = clean_line(str(raw_id) if isinstance(raw_id, int | float) else raw_id)
     if not title or not raw_id:
         return None
     identifier = parse_arxiv_id(raw_id)
     authors = [
         name
-        for author in paper.get("authors") or []
+        for author in _json_list(paper.get("authors"))
         if isinstance(author, dict) and (name := clean_text(author.get("name")))
     ]
-    upvotes = paper.get("upvotes")
     arxiv_id = identifier.id if identifier else None
-    url = ARXIV_ABS_URL.format(arxiv_id) if arxiv_id else f"https://huggingface.co/papers/{raw_id}"
+    if arxiv_id:
+        url = ARXIV_ABS_URL.format(arxiv_id)
+    else:
+        url = checked_url(HF_PAPER_URL.format(quote(raw_id, safe="")), notes, "link")
     return ParsedPaper(
-        guid=arxiv_id or f"hf:{raw_id}"[:1000],
+        guid=arxiv_id or checked_guid(f"hf:{raw_id}"),
         arxiv_id=arxiv_id,
         version=identifier.version if identifier else None,
         title=title,
@@ -316,7 +386,11 @@ def _read_hf_item(item: Any) -> ParsedPaper | None:
         published=_iso_datetime(paper.get("publishedAt")),
         url=url,
         pdf_url=ARXIV_PDF_URL.format(arxiv_id) if arxiv_id else "",
-        code_url=_http_url(paper.get("githubRepo")),
-        project_url=_http_url(paper.get("projectPage")),
-        upvotes=upvotes if isinstance(upvotes, int) and upvotes >= 0 else None,
+        code_url=checked_url(paper.get("githubRepo"), notes, "code link"),
+        project_url=checked_url(paper.get("projectPage"), notes, "project page"),
+        upvotes=json_count(paper.get("upvotes"), notes, "upvotes"),
     )
+
+
+def _json_list(value: Any) -> list:
+    return value if isinstance(value, list) else []

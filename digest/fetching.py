@@ -13,8 +13,12 @@ from urllib.parse import unquote, urlsplit
 import requests
 from django.conf import settings
 
+from digest.models import Feed
+
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
+ETAG_MAX_CHARS = Feed._meta.get_field("etag").max_length
+LAST_MODIFIED_MAX_CHARS = Feed._meta.get_field("last_modified").max_length
 
 
 class FetchError(Exception):
@@ -116,10 +120,20 @@ def _fetch_http(url: str, etag: str, last_modified: str) -> FetchResult:
                 url=url,
                 body=body,
                 status=response.status_code,
-                etag=response.headers.get("ETag", ""),
-                last_modified=response.headers.get("Last-Modified", ""),
+                etag=_validator(response, "ETag", ETAG_MAX_CHARS),
+                last_modified=_validator(response, "Last-Modified", LAST_MODIFIED_MAX_CHARS),
                 content_type=response.headers.get("Content-Type", ""),
             )
+
+
+def _validator(response: requests.Response, name: str, limit: int) -> str:
+    """A validator header worth storing and sending back: printable ASCII that fits its column.
+
+    Any other (a NUL, which PostgreSQL refuses, or a 100 KB value) is dropped, and the next fetch
+    is simply unconditional.
+    """
+    value = response.headers.get(name, "")
+    return value if len(value) <= limit and value.isascii() and value.isprintable() else ""
 
 
 def _read_body(response: requests.Response, url: str, timeout: float) -> bytes:

@@ -7,17 +7,25 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
 
 from config.logevents import log_event
+from digest.cleaning import clean_line, cut_text
 from digest.feed_parsing import parse_document
 from digest.fetching import FetchError, fetch
 from digest.models import Feed
 from digest.paper_store import StoreCounts, store_papers
 
 logger = logging.getLogger(__name__)
+
+# arXiv's own hosts: only a document from one of them may set arXiv papers' text and version.
+ARXIV_HOSTS = frozenset({"arxiv.org", "www.arxiv.org", "export.arxiv.org", "rss.arxiv.org"})
+ARXIV_KINDS = frozenset({Feed.Kind.ARXIV_RSS, Feed.Kind.ARXIV_API})
+# A feed's last_error is shown in the admin and the dashboard; a problem can quote the feed.
+MAX_LAST_ERROR_CHARS = 2_000
 
 
 @dataclass
@@ -27,6 +35,7 @@ class IngestReport:
     problems: list[str] = field(default_factory=list)
     failed: bool = False
     not_modified: bool = False
+    trimmed: int = 0
 
     @property
     def error(self) -> str:
@@ -37,24 +46,49 @@ class IngestReport:
         state = " (not modified)" if self.not_modified else " FAILED" if self.failed else ""
         return (
             f"{self.source}{state}: new={c.new} updated={c.updated} unchanged={c.unchanged} "
-            f"skipped={c.skipped} errors={len(self.problems)}"
+            f"skipped={c.skipped} trimmed={self.trimmed} errors={len(self.problems)}"
         )
 
 
 def ingest_document(body: bytes, source: str, feed: Feed | None = None, content_type: str = "") -> IngestReport:
     """Parse and store one fetched document."""
     report = IngestReport(source=source)
-    parsed = parse_document(body, kind=feed.kind if feed else Feed.Kind.AUTO, content_type=content_type)
+    declared_kind = feed.kind if feed else Feed.Kind.AUTO
+    parsed = parse_document(body, kind=declared_kind, content_type=content_type)
     report.problems.extend(parsed.problems)
     if parsed.error:
         report.problems.append(parsed.error)
         report.failed = True
         return report
     if feed is not None and not feed.name and parsed.title:
-        Feed.objects.filter(pk=feed.pk, name="").update(name=parsed.title[:200])
-    report.counts = store_papers(parsed.papers, feed)
+        Feed.objects.filter(pk=feed.pk, name="").update(name=cut_text(parsed.title, 200))
+    from_arxiv = speaks_for_arxiv(source, parsed.kind, declared_kind)
+    report.counts = store_papers(parsed.papers, feed, from_arxiv=from_arxiv)
     report.counts.skipped += parsed.skipped
+    report.trimmed = parsed.trimmed
     return report
+
+
+def speaks_for_arxiv(source: str, kind: str, declared_kind: str) -> bool:
+    """Whether a document may set arXiv papers' text and version: arXiv's own feeds only.
+
+    A document cannot vouch for itself (any feed can look like arXiv's or link arXiv ids), so the
+    kind read from it must agree with where it came from: an http(s) address on one of arXiv's
+    hosts, or a local file that an operator declared an arXiv capture by giving its Feed an arXiv
+    kind (only staff create Feeds, and a file on the server is one an operator put there).
+    """
+    if kind not in ARXIV_KINDS:
+        return False
+    try:
+        parts = urlsplit(source)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False
+    if parts.scheme in ("http", "https"):
+        return host in ARXIV_HOSTS
+    # Local, as fetching reads it: file://, a plain path, or a Windows drive letter.
+    is_local = parts.scheme == "file" or len(parts.scheme) <= 1
+    return is_local and declared_kind in ARXIV_KINDS
 
 
 def ingest_source(source: str) -> IngestReport:
@@ -85,16 +119,17 @@ def ingest_feed(feed: Feed) -> IngestReport:
                 logger.exception("Ingesting %s failed", feed.url)
                 report = IngestReport(source=feed.url, problems=[f"ingest failed: {exc}"], failed=True)
             if not report.failed:
-                Feed.objects.filter(pk=feed.pk).update(etag=fetched.etag[:500], last_modified=fetched.last_modified[:100])
+                Feed.objects.filter(pk=feed.pk).update(etag=fetched.etag, last_modified=fetched.last_modified)
     _record_run(feed, report, started)
     return report
 
 
 def _record_run(feed: Feed, report: IngestReport, started: datetime) -> None:
     c = report.counts
+    error = cut_text(clean_line(report.error), MAX_LAST_ERROR_CHARS)
     values = {
         "last_polled_at": started,
-        "last_error": report.error,
+        "last_error": error,
         "last_new": c.new,
         "last_updated": c.updated,
         "last_unchanged": c.unchanged,
@@ -106,8 +141,8 @@ def _record_run(feed: Feed, report: IngestReport, started: datetime) -> None:
     log_event(
         logger, "ingest.feed", level=logging.WARNING if report.problems else logging.INFO,
         feed_id=feed.pk, url=feed.url, new=c.new, updated=c.updated, unchanged=c.unchanged, skipped=c.skipped,
-        not_modified=report.not_modified, failed=report.failed, errors=len(report.problems),
-        ms=round((timezone.now() - started).total_seconds() * 1000), error=report.error[:300],
+        trimmed=report.trimmed, not_modified=report.not_modified, failed=report.failed, errors=len(report.problems),
+        ms=round((timezone.now() - started).total_seconds() * 1000), error=error[:300],
     )
 
 

@@ -53,6 +53,10 @@ class Paper(models.Model):
     journal_ref = models.TextField(blank=True)
     comment = models.TextField(blank=True)
     upvotes = models.PositiveIntegerField(default=0)
+    text_from_arxiv = models.BooleanField(
+        default=False,
+        help_text="Title, abstract, authors, categories and version come from arXiv's own feeds; other feeds no longer change them",
+    )
     first_seen = models.DateTimeField(auto_now_add=True, db_index=True)
     last_changed = models.DateTimeField(auto_now=True)
     feeds = models.ManyToManyField(Feed, through="PaperSource", related_name="papers", blank=True)

@@ -2,11 +2,15 @@
 
 A batch costs a constant number of queries per chunk (load existing, insert new, update changed,
 link sources), never a query per paper. Merging rules:
-- a newer arXiv version replaces the paper's text and metadata;
-- an older version changes nothing;
+- only arXiv's own feeds (`from_arxiv`, decided by ingestion from the feed's kind and host) set
+  an arXiv paper's text and version: any feed can claim to be arXiv, or link an arXiv id;
+- the first arXiv sighting of a paper another feed created replaces its text and version;
+- after that, a newer arXiv version replaces the text and metadata, and an older one changes nothing;
 - the same (or an unknown) version only fills what is missing, keeps the most upvotes, and
   adds links (code, project page) the row lacks: Hugging Face brings votes and code, arXiv
-  brings categories.
+  brings categories;
+- other feeds may create a paper (it must exist to be recommended) and add upvotes, code and
+  project links, but never change the version, nor any text once arXiv has set it.
 """
 
 from dataclasses import dataclass, fields, replace
@@ -27,9 +31,13 @@ VERSIONED_FIELDS = (
     "title", "abstract", "authors", "categories", "primary_category", "updated",
     "url", "pdf_url", "doi", "journal_ref", "comment",
 )
-# Fields any sighting may fill when the row has none yet.
-FILLABLE_FIELDS = VERSIONED_FIELDS + ("published", "code_url", "project_url")
-UPDATE_FIELDS = ["version", "upvotes", "last_changed", "arxiv_id", *FILLABLE_FIELDS]
+# What other feeds contribute to a paper whose text came from arXiv (when the row has none yet).
+CONTRIBUTED_FIELDS = ("code_url", "project_url")
+# Fields any sighting may fill when the row has none yet (while arXiv has not set its text).
+FILLABLE_FIELDS = VERSIONED_FIELDS + ("published", *CONTRIBUTED_FIELDS)
+# What arXiv's first sighting replaces outright, even with nothing: no other feed's text may stay.
+ARXIV_TEXT_FIELDS = ("title", "abstract", "authors", "categories", "primary_category")
+UPDATE_FIELDS = ["version", "upvotes", "last_changed", "arxiv_id", "text_from_arxiv", *FILLABLE_FIELDS]
 
 
 @dataclass
@@ -43,43 +51,46 @@ class StoreCounts:
         return StoreCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
-def store_papers(papers: list[ParsedPaper], feed: Feed | None = None) -> StoreCounts:
-    """Upsert a batch atomically: a crash midway leaves the database as it was."""
+def store_papers(papers: list[ParsedPaper], feed: Feed | None = None, *, from_arxiv: bool = False) -> StoreCounts:
+    """Upsert a batch atomically: a crash midway leaves the database as it was.
+
+    `from_arxiv`: the batch comes from one of arXiv's own feeds, which alone set arXiv text and versions.
+    """
     try:
         with transaction.atomic():
-            return _store(papers, feed)
+            return _store(papers, feed, from_arxiv)
     except IntegrityError:
         # Another worker inserted one of these papers between our read and our insert: the
         # second attempt sees its row and merges into it.
         with transaction.atomic():
-            return _store(papers, feed)
+            return _store(papers, feed, from_arxiv)
 
 
-def _store(papers: list[ParsedPaper], feed: Feed | None) -> StoreCounts:
+def _store(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool) -> StoreCounts:
     counts = StoreCounts()
-    unique = _merge_duplicates(papers)
+    unique = _merge_duplicates(papers, from_arxiv)
     counts.unchanged += len(papers) - len(unique)
     for start in range(0, len(unique), CHUNK_SIZE):
-        counts += _store_chunk(unique[start : start + CHUNK_SIZE], feed)
+        counts += _store_chunk(unique[start : start + CHUNK_SIZE], feed, from_arxiv)
     return counts
 
 
-def _merge_duplicates(papers: list[ParsedPaper]) -> list[ParsedPaper]:
+def _merge_duplicates(papers: list[ParsedPaper], from_arxiv: bool) -> list[ParsedPaper]:
     merged: dict[str, ParsedPaper] = {}
     for parsed in papers:
         earlier = merged.get(parsed.guid)
         if earlier is None:
             merged[parsed.guid] = parsed
         else:
-            row = _new_row(earlier)
-            _apply(row, parsed)
+            row = _new_row(earlier, from_arxiv)
+            _apply(row, parsed, from_arxiv)
             # Two sightings without a version stay versionless, so neither counts as "older".
             known = earlier.version or parsed.version
             merged[parsed.guid] = replace(_as_parsed(row), version=row.version if known else None)
     return list(merged.values())
 
 
-def _store_chunk(papers: list[ParsedPaper], feed: Feed | None) -> StoreCounts:
+def _store_chunk(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool) -> StoreCounts:
     counts = StoreCounts()
     guids = [p.guid for p in papers]
     # The guid is the arXiv id when there is one: only older rows keyed otherwise need the second list.
@@ -96,8 +107,8 @@ def _store_chunk(papers: list[ParsedPaper], feed: Feed | None) -> StoreCounts:
     for parsed in papers:
         row = existing.get(parsed.arxiv_id or "") or existing.get(parsed.guid)
         if row is None:
-            new_rows.append(_new_row(parsed))
-        elif _apply(row, parsed):
+            new_rows.append(_new_row(parsed, from_arxiv))
+        elif _apply(row, parsed, from_arxiv):
             row.last_changed = now
             changed.append(row)
         else:
@@ -136,12 +147,13 @@ def _link_sources(feed: Feed, papers: list[ParsedPaper]) -> None:
         cursor.execute(sql, [feed.pk, first_seen, *guids, *arxiv_ids])
 
 
-def _new_row(parsed: ParsedPaper) -> Paper:
+def _new_row(parsed: ParsedPaper, from_arxiv: bool) -> Paper:
     return Paper(
         arxiv_id=parsed.arxiv_id,
         guid=parsed.guid,
-        version=parsed.version or 1,
+        version=(parsed.version or 1) if from_arxiv else 1,
         upvotes=parsed.upvotes or 0,
+        text_from_arxiv=from_arxiv,
         **{name: _value(parsed, name) for name in FILLABLE_FIELDS},
     )
 
@@ -161,26 +173,49 @@ def _value(parsed: ParsedPaper, name: str):
     return list(value) if isinstance(value, list) else value
 
 
-def _apply(row: Paper, parsed: ParsedPaper) -> bool:
+def _apply(row: Paper, parsed: ParsedPaper, from_arxiv: bool) -> bool:
     """Merge one sighting into a row; True when the row changed."""
     before = {name: getattr(row, name) for name in UPDATE_FIELDS}
-    if parsed.version and parsed.version < row.version:
+    if from_arxiv and not row.text_from_arxiv:
+        _take_over(row, parsed)
+    elif from_arxiv and parsed.version and parsed.version < row.version:
         return False
-    if parsed.version and parsed.version > row.version:
+    elif from_arxiv and parsed.version and parsed.version > row.version:
         row.version = parsed.version
-        for name in VERSIONED_FIELDS:
-            if _present(getattr(parsed, name)):
-                setattr(row, name, _value(parsed, name))
-    for name in FILLABLE_FIELDS:
+        _replace_present(row, parsed, VERSIONED_FIELDS)
+    writes_text = from_arxiv or not row.text_from_arxiv
+    for name in FILLABLE_FIELDS if writes_text else CONTRIBUTED_FIELDS:
         if not _present(getattr(row, name)) and _present(getattr(parsed, name)):
             setattr(row, name, _value(parsed, name))
     if parsed.arxiv_id and not row.arxiv_id:
         row.arxiv_id = parsed.arxiv_id
     if parsed.upvotes is not None and parsed.upvotes > row.upvotes:
         row.upvotes = parsed.upvotes
-    if isinstance(row.updated, datetime) and isinstance(parsed.updated, datetime) and parsed.updated > row.updated:
+    if (
+        writes_text and isinstance(row.updated, datetime) and isinstance(parsed.updated, datetime)
+        and parsed.updated > row.updated
+    ):
         row.updated = parsed.updated
     return any(getattr(row, name) != value for name, value in before.items())
+
+
+def _take_over(row: Paper, parsed: ParsedPaper) -> None:
+    """arXiv's first sighting of a row another feed wrote: its text and version replace theirs.
+
+    The version too may go down: another feed's number was never arXiv's (rows stored before
+    arXiv's sightings were told apart may hold one).
+    """
+    row.text_from_arxiv = True
+    row.version = parsed.version or 1
+    for name in ARXIV_TEXT_FIELDS:
+        setattr(row, name, _value(parsed, name))
+    _replace_present(row, parsed, (*VERSIONED_FIELDS, "published"))
+
+
+def _replace_present(row: Paper, parsed: ParsedPaper, names: tuple[str, ...]) -> None:
+    for name in names:
+        if _present(getattr(parsed, name)):
+            setattr(row, name, _value(parsed, name))
 
 
 def _present(value) -> bool:

@@ -1,9 +1,12 @@
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.cleaning import ArxivId, clean_abstract, clean_text, parse_arxiv_id, split_authors
+from digest.cleaning import (
+    OVERLONG_VERSION, ArxivId, clean_abstract, clean_line, clean_text, cut_text, parse_arxiv_id, split_authors,
+)
 
 TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 # Text that feeds actually send: prose, markup, entities, escaped markup and odd whitespace.
@@ -99,3 +102,48 @@ def test_joined_author_names_split_back(names):
     names = [n for n in names if n.lower() not in {"jr", "sr", "ii", "iii", "iv"} and " And " not in f" {n} "]
     if names:
         assert split_authors(", ".join(names)) == names
+
+
+def test_cut_text_leaves_short_text_alone_and_ends_a_cut_with_an_ellipsis():
+    assert cut_text("short", 5) == "short"
+    assert cut_text("a longer sentence", 9) == "a longer\u2026"
+    assert cut_text("word " * 10, 6) == "word\u2026"  # no dangling space before the ellipsis
+
+
+def test_cut_text_never_parts_an_accent_from_its_letter():
+    assert cut_text("cafe\u0301 cafe\u0301", 6) == "cafe\u0301\u2026"
+    assert cut_text("cafe\u0301 cafe\u0301", 5) == "caf\u2026"
+
+
+@given(st.text(), st.integers(min_value=1, max_value=50))
+def test_a_cut_text_fits_its_limit_and_encodes(text, limit):
+    cut = cut_text(clean_text(text), limit)
+    assert len(cut) <= limit
+    cut.encode("utf-8")
+
+
+def test_clean_text_drops_nul_control_characters_and_lone_surrogates_with_or_without_markup():
+    assert clean_text("a\x00b\x07c\ud800d\udfffe") == "a b c d e"
+    assert clean_text("<b>a\x00b</b>\ud800 c") == "a b c"
+
+
+@pytest.mark.parametrize("value", [12345, 1.5, ["a"], {"a": 1}, True])
+def test_clean_text_reads_no_text_from_a_json_value_of_another_type(value):
+    assert clean_text(value) == "" and clean_abstract(value) == "" and split_authors(value) == []
+
+
+def test_clean_line_keeps_an_id_as_sent_minus_controls_and_surrogates():
+    assert clean_line(" https://lab.example/p/\x001\ud800 ") == "https://lab.example/p/ 1"
+    assert clean_line(7) == ""
+
+
+def test_an_arxiv_version_too_long_to_convert_comes_back_out_of_range():
+    assert parse_arxiv_id("2612.77777v" + "9" * 5000) == ArxivId("2612.77777", OVERLONG_VERSION)
+    assert parse_arxiv_id("2612.77777v" + "1" + "0" * 30).version == OVERLONG_VERSION
+    assert parse_arxiv_id("2612.77777v123456789") == ArxivId("2612.77777", 123456789)
+
+
+def test_an_old_style_arxiv_id_with_an_endless_archive_is_no_arxiv_id():
+    assert parse_arxiv_id("a" * 100_000 + "/0101001") is None
+    assert parse_arxiv_id("cond-mat.stat-mech/0101001") is None
+    assert parse_arxiv_id("cond-mat/0101001v2") == ArxivId("cond-mat/0101001", 2)

@@ -1,9 +1,8 @@
 """feedparser's own test corpus (over 2,000 well- and ill-formed feeds) through parsing and storing.
 
-CI gets ../shared beside the clone, read-only; elsewhere the test skips when the corpus is absent.
+The corpus is in ../shared (see tests/shared.py): the test skips when it is absent, or fails in CI.
 """
 
-import os
 import re
 import time
 from pathlib import Path
@@ -13,19 +12,16 @@ import pytest
 from digest.feed_parsing import parse_document
 from digest.models import Paper
 from digest.paper_store import store_papers
+from tests.shared import shared_folder
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "feedparser-corpus"
 TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 
 pytestmark = pytest.mark.django_db
 
 
 def corpus_files() -> list[Path]:
-    if not CORPUS.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"feedparser corpus missing at {CORPUS}")
-        pytest.skip(f"feedparser corpus not found at {CORPUS}")
-    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix in {".xml", ".json"})
+    corpus = shared_folder("feedparser-corpus")
+    return sorted(p for p in corpus.rglob("*") if p.is_file() and p.suffix in {".xml", ".json"})
 
 
 def test_every_corpus_file_is_ingested_without_crash_or_stored_markup():

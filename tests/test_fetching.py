@@ -116,3 +116,19 @@ def test_it_waits_between_two_requests_to_the_same_host(settings):
     wait_for_host("http://polite.example/b")
     wait_for_host("http://other.example/c")
     assert 0.25 < time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    "etag, last_modified",
+    [('"a\x00b"', "Mon, 27 Apr 2026 04:00:01 GMT\x00"), ('"' + "e" * 600 + '"', "M" * 200), ('"\x7f"', "\x1b[31m")],
+)
+def test_a_validator_the_database_would_refuse_or_cut_is_dropped(server, etag, last_modified):
+    server.routes["/feed"] = Route(body=FEED, etag=etag, last_modified=last_modified)
+    result = fetch(server.url("/feed"))
+    assert (result.body, result.etag, result.last_modified) == (FEED, "", "")
+
+
+def test_a_printable_validator_that_fits_is_kept(server):
+    server.routes["/feed"] = Route(body=FEED, etag='W/"' + "e" * 400 + '"', last_modified="Mon, 27 Apr 2026 04:00:01 GMT")
+    result = fetch(server.url("/feed"))
+    assert (len(result.etag), result.last_modified) == (404, "Mon, 27 Apr 2026 04:00:01 GMT")

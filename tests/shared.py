@@ -1,0 +1,19 @@
+"""Where ../shared is (other sites' data the tests read but the repository does not hold): beside
+the clone in CI, a level further up from a git worktree. Missing, a test skips, or fails in CI."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+_CANDIDATES = [folder / "shared" for folder in Path(__file__).resolve().parents[1:4]]
+
+
+def shared_folder(name: str) -> Path:
+    for candidate in _CANDIDATES:
+        if (candidate / name).is_dir():
+            return candidate / name
+    message = f"../shared/{name} not found (looked in {', '.join(str(c) for c in _CANDIDATES)})"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
