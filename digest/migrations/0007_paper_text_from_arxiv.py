@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('digest', '0005_candidate_indexes_for_cheaper_sends'),
+        ('digest', '0006_send_tally'),
     ]
 
     operations = [
