@@ -16,13 +16,19 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from subscribers.models import Subscriber
 
-# purpose -> lifetime; None means the link works as long as the subscriber exists.
+# A digest's web copy ("view in browser") is read within days of its email; two months still
+# covers a long holiday's backlog, and as long as the "more/less like this" links of the same
+# digest. After that a link that was forwarded or posted somewhere stops showing the digest.
+DIGEST_LINK_LIFETIME = timedelta(days=60)
+
+# purpose -> lifetime; None means the link works as long as the subscriber exists (unsubscribe
+# links must keep working in every email ever sent).
 LIFETIMES: dict[str, timedelta | None] = {
     "confirm": timedelta(days=7),
     "manage": timedelta(days=90),
     "unsubscribe": None,
     "feedback": timedelta(days=60),
-    "digest": None,
+    "digest": DIGEST_LINK_LIFETIME,
 }
 ONE_SHOT = {"confirm"}
 
