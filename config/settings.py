@@ -202,6 +202,8 @@ PENDING_PURGE_DAYS = env_int("PENDING_PURGE_DAYS", 14)
 # Signup and "email me my link" posts allowed per hour, per client IP and per address.
 SIGNUP_RATE_PER_IP = env_int("SIGNUP_RATE_PER_IP", 20)
 SIGNUP_RATE_PER_ADDRESS = env_int("SIGNUP_RATE_PER_ADDRESS", 5)
+# Changes posted on one subscriber's manage page (save, pause, resume...) per hour, then 429.
+MANAGE_RATE_PER_SUBSCRIBER = env_int("MANAGE_RATE_PER_SUBSCRIBER", 20)
 # Failed admin logins per quarter hour, per client IP and per username, before 429 (config/admin_login.py).
 ADMIN_LOGIN_FAILURES = env_int("ADMIN_LOGIN_FAILURES", 10)
 

@@ -12,6 +12,7 @@ from email import message_from_bytes
 from email import policy as email_policy
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -20,6 +21,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from digest.scheduling import schedule_subscriber
+from subscribers import rematch
 from subscribers.models import Subscriber, Topic
 from subscribers.tokens import read_token
 
@@ -245,10 +247,9 @@ def confirm(subscriber: Subscriber) -> bool:
 
 def _match_recent_papers_on_commit(subscriber: Subscriber) -> None:
     """A new or changed set of preferences is matched against the last days' papers at once;
-    otherwise the first digest would wait for papers that arrive after this moment."""
-    from digest.tasks.matching import match_recent_papers
-
-    match_recent_papers.delay_on_commit(subscriber.pk)
+    otherwise the first digest would wait for papers that arrive after this moment. At most one
+    such re-match waits per subscriber (subscribers/rematch.py)."""
+    transaction.on_commit(partial(rematch.queue_rematch, subscriber.pk))
 
 
 def update_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
