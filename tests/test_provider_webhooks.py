@@ -102,9 +102,11 @@ def test_with_a_secret_a_wrong_or_missing_secret_changes_nothing(victims, settin
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
     client = Client(raise_request_exception=False)
 
-    for auth in (None, basic("hooks:wrong"), basic(SECRET + "x"), basic(SECRET[:-1]), "Bearer " + SECRET):
-        assert set(attack(client, auth)) == {400}, auth
+    for auth in (None, basic("hooks:wrong"), basic(SECRET + "x"), basic(SECRET[:-1]), "Bearer " + SECRET, "Basic %%%"):
+        assert set(attack(client, auth)) == {401}, auth
     assert unchanged(*victims)
+    challenge = client.post("/anymail/postmark/tracking/", "{}", content_type="application/json")
+    assert challenge["WWW-Authenticate"].startswith("Basic ")
 
 
 def test_with_a_secret_the_right_one_works(victims, settings):
@@ -123,24 +125,33 @@ def test_a_secret_given_as_anymail_webhook_secret_alone_also_opens_them(victims,
     assert attack(Client(), basic(SECRET))[0] == 200
 
 
-def test_anymail_compares_the_secret_in_constant_time(victims, settings, monkeypatch):
-    """Held here so that an anymail upgrade cannot quietly drop it (CVE-2018-6596)."""
+def test_the_secret_is_compared_in_constant_time_here_and_by_anymail(victims, settings, monkeypatch):
+    """Held here so that neither a change of ours nor an anymail upgrade can quietly drop it
+    (anymail's CVE-2018-6596)."""
     import anymail.webhooks.base
     from django.utils.crypto import constant_time_compare
 
-    compared = []
+    import config.webhooks
 
-    def spy(given, expected):
-        compared.append((given, expected))
-        return constant_time_compare(given, expected)
+    compared = {"ours": [], "anymail": []}
 
-    monkeypatch.setattr(anymail.webhooks.base, "constant_time_compare", spy)
-    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    def spy(who):
+        def compare(given, expected):
+            compared[who].append((given, expected))
+            return constant_time_compare(given, expected)
+        return compare
+
+    monkeypatch.setattr(config.webhooks, "constant_time_compare", spy("ours"))
+    monkeypatch.setattr(anymail.webhooks.base, "constant_time_compare", spy("anymail"))
+    settings.ANYMAIL = {"WEBHOOK_SECRET": ["hooks:old-secret", SECRET]}  # two while rotating
 
     attack(Client(raise_request_exception=False), basic("hooks:guess"))
-
-    assert ("hooks:guess", SECRET) in compared
+    assert ("hooks:guess", SECRET) in compared["ours"] and ("hooks:guess", "hooks:old-secret") in compared["ours"]
+    assert compared["anymail"] == [], "a wrong secret never reaches anymail"
     assert unchanged(*victims)
+
+    attack(Client(), basic(SECRET))
+    assert (SECRET, SECRET) in compared["anymail"]
 
 
 # --- check --deploy ---------------------------------------------------------------------------
