@@ -131,6 +131,8 @@ BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A bearer token that shows /healthz's details (paths, errors, times) to a probe; unset: staff only.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 
 # --- Redis, cache, Celery -----------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
