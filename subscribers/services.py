@@ -82,10 +82,28 @@ class InvalidEmail(ValueError):
     pass
 
 
+class UnsupportedLocalPart(InvalidEmail):
+    """Letters beyond ASCII before the @: only mail servers speaking SMTPUTF8 take such an
+    address, and a To: header can only carry it raw (RFC 6532), never RFC 2047-encoded."""
+
+
+NON_ASCII_LOCAL_PART = (
+    "We can't send to addresses with accented or non-Latin letters before the @ (like jörg@…) yet. "
+    "Please use an address with plain letters, digits and . _ + - before the @."
+)
+
+
 def normalize_email(raw: str) -> str:
-    """The address as we store it, or InvalidEmail. Syntax only: no DNS lookups."""
+    """The address as we store it, or InvalidEmail. Syntax only: no DNS lookups.
+
+    An internationalised domain is stored in its ASCII (punycode) form, `ana@xn--bcher-kva.example`
+    for `ana@bücher.example`: one spelling per address, which every mail server accepts.
+    """
+    local_part = raw.strip().rpartition("@")[0]
+    if not local_part.isascii():
+        raise UnsupportedLocalPart(NON_ASCII_LOCAL_PART)
     try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized
+        return validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False).ascii_email
     except EmailNotValidError as error:
         raise InvalidEmail(str(error)) from None
 
