@@ -15,7 +15,7 @@ from datetime import timedelta
 from functools import partial
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
@@ -142,10 +142,12 @@ def _queue_or_run(task, *args) -> None:
 
 
 def subscribe(email: str, prefs: Preferences) -> SignupOutcome:
-    """Sign an address up (double opt-in), or email its owner their manage link if it is known.
+    """Sign a new address up (double opt-in); for a known address, email its owner instead.
 
-    Pending, unsubscribed and bounced addresses start the opt-in again with the preferences just
-    given; nothing is sent to them but the confirmation email until they use it.
+    The form is anonymous, so it never changes what a known address has stored, whatever its
+    status: a pending address gets its confirmation email again (at most one an hour), any other
+    its manage link (at most one an hour), from which its owner can resubscribe with the
+    preferences they kept.
     """
     email = normalize_email(email)
     subscriber = find_by_email(email)
@@ -161,13 +163,9 @@ def subscribe(email: str, prefs: Preferences) -> SignupOutcome:
                 raise
         else:
             return _opt_in(subscriber)
-    if subscriber.status in (Status.ACTIVE, Status.PAUSED):
-        return SignupOutcome.MANAGE_LINK_SENT if send_manage_link(subscriber) else SignupOutcome.THROTTLED
-    with transaction.atomic():
-        subscriber.status = Status.PENDING
-        subscriber.save(update_fields=["status"])
-        _store(subscriber, prefs)
-    return _opt_in(subscriber)
+    if subscriber.status == Status.PENDING:
+        return _opt_in(subscriber)
+    return SignupOutcome.MANAGE_LINK_SENT if send_manage_link(subscriber) else SignupOutcome.THROTTLED
 
 
 def _opt_in(subscriber: Subscriber) -> SignupOutcome:
@@ -306,6 +304,25 @@ def resume(subscriber: Subscriber) -> bool:
     return resumed
 
 
+def resubscribe(subscriber: Subscriber) -> bool:
+    """Unsubscribed or bounced -> active, with the preferences they kept.
+
+    Only from the manage page: its link reached the subscriber's own address, which is the proof
+    of ownership a confirmation email would ask for.
+    """
+    now = timezone.now()
+    resubscribed = _move(
+        subscriber, {Status.UNSUBSCRIBED, Status.BOUNCED}, Status.ACTIVE, unsubscribed_at=None, bounce_count=0
+    )
+    if resubscribed:
+        if subscriber.confirmed_at is None:
+            Subscriber.objects.filter(pk=subscriber.pk, confirmed_at__isnull=True).update(confirmed_at=now)
+            subscriber.confirmed_at = now
+        schedule_subscriber(subscriber)
+        _match_recent_papers_on_commit(subscriber)
+    return resubscribed
+
+
 def unsubscribe(subscriber: Subscriber) -> bool:
     """Stop every email. Idempotent: a second call changes nothing and returns False."""
     others = {status for status in Status if status != Status.UNSUBSCRIBED}
@@ -363,10 +380,16 @@ def export_data(subscriber: Subscriber) -> dict:
 
 
 def purge_pending(older_than: timedelta) -> int:
-    """Delete pending subscribers whose last confirmation email is older than `older_than`."""
+    """Delete pending subscribers whose last confirmation email is older than `older_than`.
+
+    Only those who never confirmed: never active (no `confirmed_at`) and never sent a digest. A
+    subscriber who once was, whatever set them pending since, is never erased by this.
+    """
+    from digest.models import Delivery
+
     cutoff = timezone.now() - older_than
-    stale = Subscriber.objects.filter(status=Status.PENDING).filter(
-        Q(confirmation_sent_at__lt=cutoff) | Q(confirmation_sent_at__isnull=True, created_at__lt=cutoff)
-    )
+    stale = Subscriber.objects.filter(
+        ~Exists(Delivery.objects.filter(subscriber=OuterRef("pk"))), status=Status.PENDING, confirmed_at__isnull=True
+    ).filter(Q(confirmation_sent_at__lt=cutoff) | Q(confirmation_sent_at__isnull=True, created_at__lt=cutoff))
     deleted, by_model = stale.delete()
     return by_model.get(Subscriber._meta.label, 0)

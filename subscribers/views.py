@@ -22,6 +22,7 @@ NOTICES = {
     "saved": "Your preferences are saved.",
     "paused": "Your digest is paused. Resume it whenever you like.",
     "resumed": "Your digest is back on.",
+    "resubscribed": "You're subscribed again, with the preferences below.",
 }
 
 
@@ -86,7 +87,7 @@ def manage_url(subscriber: Subscriber) -> str:
 
 
 # Buttons of the manage page besides "Save": each a service that changes only its own subscriber.
-MANAGE_ACTIONS = {"pause": services.pause, "resume": services.resume}
+MANAGE_ACTIONS = {"pause": services.pause, "resume": services.resume, "resubscribe": services.resubscribe}
 TOO_MANY_CHANGES = (
     "You've made many changes in the last hour, so we're pausing for a while: each change re-reads "
     "a week of papers for you. Nothing was saved this time; what you typed is still in the form. "
