@@ -90,7 +90,7 @@ def manage_url(subscriber: Subscriber) -> str:
 MANAGE_ACTIONS = {"pause": services.pause, "resume": services.resume, "resubscribe": services.resubscribe}
 TOO_MANY_CHANGES = (
     "You've made many changes in the last hour, so we're pausing for a while: each change re-reads "
-    "a week of papers for you. Nothing was saved this time; what you typed is still in the form. "
+    "the latest papers for you. Nothing was saved this time; what you typed is still in the form. "
     "Please try again later."
 )
 
