@@ -12,9 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 
 from digest.digest_email import build_digest_context, feedback_url
-from subscribers.models import Subscriber
-from subscribers.tokens import LIFETIMES, make_token
-from datetime import timedelta as _t; DIGEST_LINK_LIFETIME = _t(days=60)
+from subscribers.tokens import DIGEST_LINK_LIFETIME, LIFETIMES, make_token
 from tests.digest_samples import make_digest
 
 pytestmark = pytest.mark.django_db
