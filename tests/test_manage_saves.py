@@ -59,6 +59,12 @@ def manage_path(subscriber: Subscriber) -> str:
 def real_queue(request, settings, tmp_path, broker_and_cache_on):
     """Tasks really queued: the filesystem broker with the local-memory cache (`make run`), or
     Redis as broker and cache (production)."""
+    from kombu.transport.filesystem import Transport
+
+    # kombu keeps the filesystem broker's bindings in one process-wide state: a binding left from
+    # here would route other tests' messages to this test's folder.
+    request.addfinalizer(Transport.global_state.clear)
+    Transport.global_state.clear()
     if request.param == "redis":
         broker_and_cache_on(request.getfixturevalue("redis_url"))
     else:
