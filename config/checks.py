@@ -15,7 +15,7 @@ def provider_webhooks_have_a_secret(app_configs=None, **kwargs) -> list[Error]:
         Error(
             "EMAIL_URL selects a provider (anymail) but ANYMAIL_WEBHOOK_SECRET is not set: its bounce "
             "and complaint webhooks stay switched off (404), so bounces and complaints are not recorded.",
-            hint="Set ANYMAIL_WEBHOOK_SECRET=user:password (e.g. paperboy:$(openssl rand -hex 24)) and give "
+            hint="Set ANYMAIL_WEBHOOK_SECRET=user:password (e.g. paperboy:<output of openssl rand -hex 24>) and give "
             "the provider https://user:password@your.domain/anymail/<provider>/tracking/ as its webhook URL.",
             id="paperboy.E001",
         )
