@@ -5,10 +5,16 @@ one username from anywhere, every further attempt gets 429 until the window ends
 password or not: a guesser learns nothing from the answers. Failures are counted in the same
 cache-backed limiter as signups (subscribers/ratelimit.py), so they are shared by every web
 process through Redis.
+
+The username is counted under the name the login will look up: Django's login form strips it
+and NFKC-normalises it, so `ａｄｍｉｎ` (full-width) logs into `admin` and must share its count.
 """
+
+import unicodedata
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -18,8 +24,18 @@ from subscribers import ratelimit
 WINDOW_SECONDS = 15 * 60
 
 
+def lockout_name(username: str) -> str:
+    """One key for every spelling that logs into the same account.
+
+    As the login form does (strip, then `AbstractBaseUser.normalize_username`, NFKC), and case
+    folded on top: the backend matches case-sensitively, so folding only ever joins more names.
+    """
+    name = AbstractBaseUser.normalize_username(username.strip())
+    return unicodedata.normalize("NFKC", name.casefold()).strip()
+
+
 def _identities(request: HttpRequest) -> list[tuple[str, str]]:
-    username = request.POST.get("username", "").strip().lower()
+    username = lockout_name(request.POST.get("username", ""))
     pairs = [("admin-login-ip", ratelimit.client_ip(request))]
     if username:
         pairs.append(("admin-login-user", username))

@@ -7,6 +7,10 @@ how old is too old depends on the schedule the operator chose. The status says "
 200: the site works, mail does not) when mail servers refused more than MESSAGE_REFUSAL_ALARM_RATE
 of the digests tried over the last MESSAGE_REFUSAL_WINDOW_MINUTES as messages
 (digest/refusal_alarm.py): a monitor that reads the body can page someone.
+
+Anyone may ask, so an anonymous caller gets status words only (`for_anonymous`): no folder paths,
+error texts, versions or times. The full report is for a logged-in operator (staff) or a caller
+sending `Authorization: Bearer <HEALTHZ_TOKEN>`.
 """
 
 import os
@@ -21,7 +25,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Max
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -109,8 +114,34 @@ def health(database_connection: BaseDatabaseWrapper = connection) -> tuple[bool,
     return healthy, {"status": "degraded" if degraded else "ok" if healthy else "down", **report}
 
 
+STATUS_WORDS = frozenset({"ok", "degraded", "down"})
+
+
+def for_anonymous(report: dict[str, Any]) -> dict[str, Any]:
+    """The report reduced to status words: the overall one and one per component."""
+    public: dict[str, Any] = {}
+    for name, value in report.items():
+        if name == "status" and value in STATUS_WORDS:
+            public[name] = value
+        elif isinstance(value, dict) and "ok" in value:
+            word = value.get("status")
+            public[name] = word if word in STATUS_WORDS else ("ok" if value["ok"] else "down")
+    return public
+
+
+def sees_details(request: HttpRequest) -> bool:
+    """A logged-in operator, or a probe holding HEALTHZ_TOKEN (compared in constant time)."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_active and user.is_staff:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    token = settings.HEALTHZ_TOKEN
+    return bool(token) and scheme.lower() == "bearer" and constant_time_compare(given.strip(), token)
+
+
 @never_cache
 @require_safe
 def healthz(request):
     healthy, report = health()
-    return JsonResponse(report, status=200 if healthy else 503)
+    shown = report if sees_details(request) else for_anonymous(report)
+    return JsonResponse(shown, status=200 if healthy else 503)

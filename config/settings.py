@@ -131,6 +131,8 @@ BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A bearer token that shows /healthz's details (paths, errors, times) to a probe; unset: staff only.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 
 # --- Redis, cache, Celery -----------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -216,6 +218,8 @@ PENDING_PURGE_DAYS = env_int("PENDING_PURGE_DAYS", 14)
 # Signup and "email me my link" posts allowed per hour, per client IP and per address.
 SIGNUP_RATE_PER_IP = env_int("SIGNUP_RATE_PER_IP", 20)
 SIGNUP_RATE_PER_ADDRESS = env_int("SIGNUP_RATE_PER_ADDRESS", 5)
+# Changes posted on one subscriber's manage page (save, pause, resume...) per hour, then 429.
+MANAGE_RATE_PER_SUBSCRIBER = env_int("MANAGE_RATE_PER_SUBSCRIBER", 20)
 # Failed admin logins per quarter hour, per client IP and per username, before 429 (config/admin_login.py).
 ADMIN_LOGIN_FAILURES = env_int("ADMIN_LOGIN_FAILURES", 10)
 

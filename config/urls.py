@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config import admin_login
+from config import admin_login, webhooks
 from config.health import healthz
 from digest.dashboard import dashboard
 
@@ -11,7 +11,8 @@ urlpatterns = [
     path("admin/login/", admin_login.login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
-    path("anymail/", include("anymail.urls")),
+    # Provider webhooks (bounces, complaints): 404 unless ANYMAIL_WEBHOOK_SECRET is set.
+    path("anymail/", include((webhooks.guarded_patterns(), "anymail"))),
     path("", include("digest.urls")),
     path("", include("subscribers.urls")),
 ]

@@ -4,7 +4,7 @@ A paper's day is the UTC date it was published; papers without a publication dat
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 
 from django.db.models import Count, Max, QuerySet
 from django.db.models.functions import TruncDate
@@ -34,7 +34,8 @@ def archive_days() -> list[ArchiveDay]:
 
 def papers_of_day(day: date) -> QuerySet[Paper]:
     """That day's papers, most upvoted first."""
-    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
-    return Paper.objects.filter(published__gte=start, published__lt=start + timedelta(days=1)).order_by(
+    # From the day's first to its last microsecond: the next midnight of 9999-12-31 does not exist.
+    start, end = (datetime.combine(day, moment, tzinfo=timezone.utc) for moment in (time.min, time.max))
+    return Paper.objects.filter(published__gte=start, published__lte=end).order_by(
         "-upvotes", "title", "id"
     )

@@ -2,15 +2,24 @@ from datetime import date
 
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from digest.archive import archive_days, papers_of_day
-from digest.digest_email import build_digest_context, delivery_papers, digest_item, feedback_links
+from digest.digest_email import build_digest_context, delivery_papers, digest_item
 from digest.feedback import DIRECTIONS, apply_feedback
 from digest.models import Delivery, Paper
-from subscribers.emails import personal_links
+from subscribers import services
 from subscribers.tokens import read_payload
+
+# Pages reached through a signed link never say who the subscriber is or hand out a link that
+# changes the subscription: such links go by email to the subscriber's own address.
+EMAIL_MANAGE_LINK = "email-manage-link"
+
+
+def _no_feedback(paper_id: int, direction: str) -> str:
+    return ""
 
 
 def paper_list(request):
@@ -19,6 +28,7 @@ def paper_list(request):
     return render(request, "digest/paper_list.html", {"page": page})
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def feedback(request, token):
     """A link signed for one paper and direction (digest previews). GET only asks (mail scanners
@@ -31,6 +41,7 @@ def feedback(request, token):
     return _feedback(request, found[0], paper, extra["d"])
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def feedback_paper(request, token, paper_id: int, direction: str):
     """A link from a sent digest: its token names the digest, which must hold the paper."""
@@ -47,27 +58,39 @@ def feedback_paper(request, token, paper_id: int, direction: str):
 
 
 def _feedback(request, subscriber, paper: Paper, direction: str):
-    context = {"paper": paper, "direction": direction, "manage_url": personal_links(subscriber)["manage_url"]}
+    context = {"paper": paper, "direction": direction}
     if request.method == "POST":
         context["change"] = apply_feedback(subscriber, paper, direction)
         return render(request, "digest/feedback_done.html", context)
     return render(request, "digest/feedback.html", context)
 
 
+@never_cache
+@require_http_methods(["GET", "POST"])
 def digest_view(request, token):
-    """A sent digest as a page, for whoever holds its signed link."""
+    """A sent digest as a page, for whoever holds its signed link (until DIGEST_LINK_LIFETIME).
+
+    Such a link gets forwarded and posted, so the page reads only: no manage, unsubscribe or
+    feedback links. Its one button emails the manage link to the subscriber's own address.
+    """
     found = read_payload(token, "digest")
-    if found is None or not isinstance(found[1].get("d"), int):
-        raise Http404("No such digest")
-    subscriber, extra = found
-    delivery = Delivery.objects.filter(pk=extra["d"], subscriber=subscriber).first()
+    delivery = None
+    if found is not None and isinstance(found[1].get("d"), int):
+        delivery = Delivery.objects.filter(pk=found[1]["d"], subscriber=found[0]).first()
     if delivery is None:
-        raise Http404("No such digest")
+        # Answered here, not raised, so that even this answer carries never_cache's headers.
+        return render(request, "subscribers/invalid_link.html", {"purpose": "digest"}, status=404)
+    subscriber = found[0]
+    if request.method == "POST":
+        if request.POST.get("action") == EMAIL_MANAGE_LINK:
+            services.send_manage_link(subscriber)  # at most one an hour, however often asked
+        return redirect(f"{request.path}?sent={EMAIL_MANAGE_LINK}")
     shown, more = delivery_papers(delivery)
     context = build_digest_context(subscriber, shown, len(more), delivery)
-    feedback = feedback_links(subscriber, delivery)
-    context["more_items"] = [digest_item(candidate, feedback) for candidate in more]
-    context.update(personal_links(subscriber), subscriber=subscriber)
+    context["items"] = [digest_item(candidate, _no_feedback) for candidate in shown]
+    context["more_items"] = [digest_item(candidate, _no_feedback) for candidate in more]
+    context["email_manage_link"] = EMAIL_MANAGE_LINK
+    context["manage_link_sent"] = request.GET.get("sent") == EMAIL_MANAGE_LINK
     response = render(request, "digest/digest_view.html", context)
     response.headers["X-Robots-Tag"] = "noindex"
     return response

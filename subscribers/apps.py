@@ -3,3 +3,7 @@ from django.apps import AppConfig
 
 class SubscribersConfig(AppConfig):
     name = "subscribers"
+
+    def ready(self) -> None:
+        # Registers the project's own system checks (`manage.py check --deploy`).
+        from config import checks  # noqa: F401

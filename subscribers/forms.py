@@ -161,6 +161,8 @@ class SignupForm(PreferencesForm):
     def clean_email(self) -> str:
         try:
             return services.normalize_email(self.cleaned_data["email"])
+        except services.UnsupportedLocalPart as refused:
+            raise forms.ValidationError(str(refused)) from None
         except services.InvalidEmail:
             raise forms.ValidationError("Please enter a valid email address, like name@example.org.") from None
 

@@ -1,3 +1,5 @@
+import uuid
+
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -33,6 +35,9 @@ class Subscriber(models.Model):
         FILTER = "filter", "Only papers in these categories"
 
     email = models.EmailField(max_length=254)
+    # What links name the subscriber by: random, so that a link tells nothing of how many
+    # subscribers there are or when this one joined (the row id is sequential).
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     timezone = models.CharField(max_length=64, default="UTC")
     frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.DAILY)

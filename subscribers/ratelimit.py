@@ -63,3 +63,8 @@ def signup_allowed(request: HttpRequest, email: str | None) -> bool:
     if not hit("signup-ip", client_ip(request), settings.SIGNUP_RATE_PER_IP):
         return False
     return email is None or hit("signup-address", email.lower(), settings.SIGNUP_RATE_PER_ADDRESS)
+
+
+def manage_allowed(subscriber_id: int) -> bool:
+    """Per subscriber, whichever of their links the posts come through."""
+    return hit("manage", str(subscriber_id), settings.MANAGE_RATE_PER_SUBSCRIBER)

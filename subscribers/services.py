@@ -12,14 +12,16 @@ from email import message_from_bytes
 from email import policy as email_policy
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from digest.scheduling import schedule_subscriber
+from subscribers import rematch
 from subscribers.models import Subscriber, Topic
 from subscribers.tokens import read_token
 
@@ -80,10 +82,28 @@ class InvalidEmail(ValueError):
     pass
 
 
+class UnsupportedLocalPart(InvalidEmail):
+    """Letters beyond ASCII before the @: only mail servers speaking SMTPUTF8 take such an
+    address, and a To: header can only carry it raw (RFC 6532), never RFC 2047-encoded."""
+
+
+NON_ASCII_LOCAL_PART = (
+    "We can't send to addresses with accented or non-Latin letters before the @ (like jörg@…) yet. "
+    "Please use an address with plain letters, digits and . _ + - before the @."
+)
+
+
 def normalize_email(raw: str) -> str:
-    """The address as we store it, or InvalidEmail. Syntax only: no DNS lookups."""
+    """The address as we store it, or InvalidEmail. Syntax only: no DNS lookups.
+
+    An internationalised domain is stored in its ASCII (punycode) form, `ana@xn--bcher-kva.example`
+    for `ana@bücher.example`: one spelling per address, which every mail server accepts.
+    """
+    local_part = raw.strip().rpartition("@")[0]
+    if not local_part.isascii():
+        raise UnsupportedLocalPart(NON_ASCII_LOCAL_PART)
     try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized
+        return validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False).ascii_email
     except EmailNotValidError as error:
         raise InvalidEmail(str(error)) from None
 
@@ -122,10 +142,12 @@ def _queue_or_run(task, *args) -> None:
 
 
 def subscribe(email: str, prefs: Preferences) -> SignupOutcome:
-    """Sign an address up (double opt-in), or email its owner their manage link if it is known.
+    """Sign a new address up (double opt-in); for a known address, email its owner instead.
 
-    Pending, unsubscribed and bounced addresses start the opt-in again with the preferences just
-    given; nothing is sent to them but the confirmation email until they use it.
+    The form is anonymous, so it never changes what a known address has stored, whatever its
+    status: a pending address gets its confirmation email again (at most one an hour), any other
+    its manage link (at most one an hour), from which its owner can resubscribe with the
+    preferences they kept.
     """
     email = normalize_email(email)
     subscriber = find_by_email(email)
@@ -141,13 +163,9 @@ def subscribe(email: str, prefs: Preferences) -> SignupOutcome:
                 raise
         else:
             return _opt_in(subscriber)
-    if subscriber.status in (Status.ACTIVE, Status.PAUSED):
-        return SignupOutcome.MANAGE_LINK_SENT if send_manage_link(subscriber) else SignupOutcome.THROTTLED
-    with transaction.atomic():
-        subscriber.status = Status.PENDING
-        subscriber.save(update_fields=["status"])
-        _store(subscriber, prefs)
-    return _opt_in(subscriber)
+    if subscriber.status == Status.PENDING:
+        return _opt_in(subscriber)
+    return SignupOutcome.MANAGE_LINK_SENT if send_manage_link(subscriber) else SignupOutcome.THROTTLED
 
 
 def _opt_in(subscriber: Subscriber) -> SignupOutcome:
@@ -245,10 +263,9 @@ def confirm(subscriber: Subscriber) -> bool:
 
 def _match_recent_papers_on_commit(subscriber: Subscriber) -> None:
     """A new or changed set of preferences is matched against the last days' papers at once;
-    otherwise the first digest would wait for papers that arrive after this moment."""
-    from digest.tasks.matching import match_recent_papers
-
-    match_recent_papers.delay_on_commit(subscriber.pk)
+    otherwise the first digest would wait for papers that arrive after this moment. At most one
+    such re-match waits per subscriber (subscribers/rematch.py)."""
+    transaction.on_commit(partial(rematch.queue_rematch, subscriber.pk))
 
 
 def update_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
@@ -285,6 +302,25 @@ def resume(subscriber: Subscriber) -> bool:
         schedule_subscriber(subscriber)
         _match_recent_papers_on_commit(subscriber)
     return resumed
+
+
+def resubscribe(subscriber: Subscriber) -> bool:
+    """Unsubscribed or bounced -> active, with the preferences they kept.
+
+    Only from the manage page: its link reached the subscriber's own address, which is the proof
+    of ownership a confirmation email would ask for.
+    """
+    now = timezone.now()
+    resubscribed = _move(
+        subscriber, {Status.UNSUBSCRIBED, Status.BOUNCED}, Status.ACTIVE, unsubscribed_at=None, bounce_count=0
+    )
+    if resubscribed:
+        if subscriber.confirmed_at is None:
+            Subscriber.objects.filter(pk=subscriber.pk, confirmed_at__isnull=True).update(confirmed_at=now)
+            subscriber.confirmed_at = now
+        schedule_subscriber(subscriber)
+        _match_recent_papers_on_commit(subscriber)
+    return resubscribed
 
 
 def unsubscribe(subscriber: Subscriber) -> bool:
@@ -344,10 +380,16 @@ def export_data(subscriber: Subscriber) -> dict:
 
 
 def purge_pending(older_than: timedelta) -> int:
-    """Delete pending subscribers whose last confirmation email is older than `older_than`."""
+    """Delete pending subscribers whose last confirmation email is older than `older_than`.
+
+    Only those who never confirmed: never active (no `confirmed_at`) and never sent a digest. A
+    subscriber who once was, whatever set them pending since, is never erased by this.
+    """
+    from digest.models import Delivery
+
     cutoff = timezone.now() - older_than
-    stale = Subscriber.objects.filter(status=Status.PENDING).filter(
-        Q(confirmation_sent_at__lt=cutoff) | Q(confirmation_sent_at__isnull=True, created_at__lt=cutoff)
-    )
+    stale = Subscriber.objects.filter(
+        ~Exists(Delivery.objects.filter(subscriber=OuterRef("pk"))), status=Status.PENDING, confirmed_at__isnull=True
+    ).filter(Q(confirmation_sent_at__lt=cutoff) | Q(confirmation_sent_at__isnull=True, created_at__lt=cutoff))
     deleted, by_model = stale.delete()
     return by_model.get(Subscriber._meta.label, 0)

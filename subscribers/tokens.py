@@ -1,12 +1,19 @@
 """Signed, purpose-salted, expiring tokens: nothing is stored.
 
-A token carries the subscriber id and, for one-shot purposes, a fingerprint of the state that
-using it changes, so it stops working once used (like django.contrib.auth's reset tokens).
+A token carries the subscriber's public id and, for one-shot purposes, a fingerprint of the state
+that using it changes, so it stops working once used (like django.contrib.auth's reset tokens).
+
+A signed token is readable, not secret (base64 of compressed JSON), so it names the subscriber by
+a random `public_id`, never by the sequential row id, which would tell anyone holding a link how
+many subscribers there are and in which order they came. Tokens made before public ids carried
+the row id (`"s"`); they are still read, each until its lifetime ends (an unsubscribe link in an
+old email never does).
 """
 
 import hashlib
 import hmac
 import re
+import uuid
 from datetime import timedelta
 from functools import lru_cache
 
@@ -16,13 +23,19 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from subscribers.models import Subscriber
 
-# purpose -> lifetime; None means the link works as long as the subscriber exists.
+# A digest's web copy ("view in browser") is read within days of its email; two months still
+# covers a long holiday's backlog, and as long as the "more/less like this" links of the same
+# digest. After that a link that was forwarded or posted somewhere stops showing the digest.
+DIGEST_LINK_LIFETIME = timedelta(days=60)
+
+# purpose -> lifetime; None means the link works as long as the subscriber exists (unsubscribe
+# links must keep working in every email ever sent).
 LIFETIMES: dict[str, timedelta | None] = {
     "confirm": timedelta(days=7),
     "manage": timedelta(days=90),
     "unsubscribe": None,
     "feedback": timedelta(days=60),
-    "digest": None,
+    "digest": DIGEST_LINK_LIFETIME,
 }
 ONE_SHOT = {"confirm"}
 
@@ -67,7 +80,7 @@ def _signer(purpose: str, key: str) -> _PurposeSigner:
 def make_token(subscriber: Subscriber, purpose: str, extra: dict | None = None) -> str:
     if purpose not in LIFETIMES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    payload = {"s": subscriber.pk, "f": _fingerprint(subscriber, purpose)}
+    payload = {"u": subscriber.public_id.hex, "f": _fingerprint(subscriber, purpose)}
     if extra:
         payload["x"] = extra
     # Keyed by SECRET_KEY too, so a rotated key (or override_settings) is never signed with a stale one.
@@ -89,14 +102,28 @@ def read_payload(token: str, purpose: str) -> tuple[Subscriber, dict] | None:
         payload = signing.loads(token, salt=f"paperboy.tokens.{purpose}", max_age=lifetime)
     except signing.BadSignature:  # SignatureExpired is a subclass
         return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("s"), int):
+    if not isinstance(payload, dict) or not isinstance(payload.get("f", ""), str):
         return None
-    subscriber = Subscriber.objects.filter(pk=payload["s"]).first()
+    extra = payload.get("x") or {}
+    subscriber = _named(payload) if isinstance(extra, dict) else None
     if subscriber is None:
         return None
     if not constant_time_compare(payload.get("f", ""), _fingerprint(subscriber, purpose)):
         return None
-    return subscriber, payload.get("x") or {}
+    return subscriber, extra
+
+
+def _named(payload: dict) -> Subscriber | None:
+    """The subscriber a payload names: by public id, or by row id in a token made before those."""
+    public_id, row_id = payload.get("u"), payload.get("s")
+    if isinstance(public_id, str):
+        try:
+            return Subscriber.objects.filter(public_id=uuid.UUID(hex=public_id)).first()
+        except ValueError:
+            return None
+    if type(row_id) is int:  # not a bool
+        return Subscriber.objects.filter(pk=row_id).first()
+    return None
 
 
 def read_token(token: str, purpose: str) -> Subscriber | None:

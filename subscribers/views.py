@@ -22,6 +22,7 @@ NOTICES = {
     "saved": "Your preferences are saved.",
     "paused": "Your digest is paused. Resume it whenever you like.",
     "resumed": "Your digest is back on.",
+    "resubscribed": "You're subscribed again, with the preferences below.",
 }
 
 
@@ -85,6 +86,15 @@ def manage_url(subscriber: Subscriber) -> str:
     return reverse("subscribers:manage", args=[make_token(subscriber, "manage")])
 
 
+# Buttons of the manage page besides "Save": each a service that changes only its own subscriber.
+MANAGE_ACTIONS = {"pause": services.pause, "resume": services.resume, "resubscribe": services.resubscribe}
+TOO_MANY_CHANGES = (
+    "You've made many changes in the last hour, so we're pausing for a while: each change re-reads "
+    "the latest papers for you. Nothing was saved this time; what you typed is still in the form. "
+    "Please try again later."
+)
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def manage(request: HttpRequest, token: str) -> HttpResponse:
@@ -92,24 +102,38 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
     if subscriber is None:
         return invalid_link(request, "manage")
     action = request.POST.get("action")
-    if action in {"pause", "resume"}:
-        getattr(services, action)(subscriber)
+    if request.method == "POST" and not ratelimit.manage_allowed(subscriber.pk):
+        form = PreferencesForm(request.POST) if action not in MANAGE_ACTIONS else _saved_preferences(subscriber)
+        response = _manage_page(request, subscriber, token, form, status=429, alert=TOO_MANY_CHANGES)
+        response["Retry-After"] = str(ratelimit.HOUR)
+        return response
+    if request.method == "POST" and action in MANAGE_ACTIONS:
+        MANAGE_ACTIONS[action](subscriber)
         return redirect(f"{request.path}?done={action}d")
     if request.method == "POST":
         form = PreferencesForm(request.POST)
         if form.is_valid():
             services.update_preferences(subscriber, form.preferences())
             return redirect(f"{request.path}?done=saved")
-    else:
-        form = PreferencesForm(initial=PreferencesForm.initial_for(subscriber))
+        return _manage_page(request, subscriber, token, form, status=400)
+    notice = NOTICES.get(request.GET.get("done", ""))
+    return _manage_page(request, subscriber, token, _saved_preferences(subscriber), notice=notice)
+
+
+def _saved_preferences(subscriber: Subscriber) -> PreferencesForm:
+    return PreferencesForm(initial=PreferencesForm.initial_for(subscriber))
+
+
+def _manage_page(request, subscriber, token, form, *, status=200, notice=None, alert=None) -> HttpResponse:
     context = {
         "form": form,
         "subscriber": subscriber,
         "token": token,
         "unsubscribe_token": make_token(subscriber, "unsubscribe"),
-        "notice": NOTICES.get(request.GET.get("done", "")),
+        "notice": notice,
+        "alert": alert,
     }
-    return render(request, "subscribers/manage.html", context, status=400 if form.is_bound else 200)
+    return render(request, "subscribers/manage.html", context, status=status)
 
 
 @never_cache

@@ -12,6 +12,13 @@ from digest.models import Delivery, Feed
 from subscribers.models import Subscriber
 
 
+@pytest.fixture(autouse=True)
+def details(settings, client):
+    """These tests read the full report: they call as a probe holding HEALTHZ_TOKEN."""
+    settings.HEALTHZ_TOKEN = "probe-token"
+    client.defaults["HTTP_AUTHORIZATION"] = "Bearer probe-token"
+
+
 @pytest.fixture
 def filesystem_broker(settings, tmp_path):
     folder = tmp_path / "queue"

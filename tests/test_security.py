@@ -10,12 +10,15 @@ import statistics
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.admin_login import WINDOW_SECONDS
 from subscribers.models import Subscriber
@@ -89,6 +92,52 @@ def test_other_ips_and_usernames_are_not_locked_out_and_success_does_not_count(c
     assert log_in(Client(), "someone-else", "wrong", ip="10.0.0.9").status_code == 429
     for _ in range(4):
         assert log_in(Client(), "operator", PASSWORD, ip="10.0.0.10").status_code == 302
+
+
+def test_a_locked_username_cannot_be_bypassed_by_a_name_django_normalises_to_it(client, settings):
+    """Django's login form NFKC-normalises the username: full-width letters log into `admin`."""
+    User.objects.create_user("admin", "admin@example.org", PASSWORD, is_staff=True, is_superuser=True)
+    settings.ADMIN_LOGIN_FAILURES = 10
+    for n in range(10):
+        log_in(Client(), "admin", f"guess {n}", ip=f"10.0.3.{n}")
+
+    fresh_ip = "10.0.4.1"
+    for disguise in ("ａｄｍｉｎ", "ＡＤＭＩＮ", " admin\t", "Admin", "ᵃdmin"):
+        response = log_in(Client(), disguise, PASSWORD, ip=fresh_ip)
+        assert response.status_code == 429, disguise
+    assert log_in(Client(), "admin", PASSWORD, ip=fresh_ip).status_code == 429
+
+
+def test_the_full_width_name_really_logs_into_the_account_when_not_locked(client):
+    """What makes the bypass real: the login form normalises the name before the backend looks it up."""
+    User.objects.create_user("admin", "admin@example.org", PASSWORD, is_staff=True, is_superuser=True)
+    assert log_in(client, "ａｄｍｉｎ", PASSWORD).status_code == 302
+    assert client.session["_auth_user_id"]
+
+
+def test_failures_under_normalised_names_count_towards_the_same_lockout(client, staff, settings):
+    settings.ADMIN_LOGIN_FAILURES = 3
+    for n, disguise in enumerate(("ｏｐｅｒａｔｏｒ", "OPERATOR", "\u1d3cperator")):
+        log_in(Client(), disguise, "wrong", ip=f"10.0.5.{n}")
+    assert log_in(Client(), "operator", PASSWORD, ip="10.0.6.1").status_code == 429
+
+
+def _compatibility_variants(letter: str) -> list[str]:
+    return [chr(code) for code in range(sys.maxunicode + 1) if unicodedata.normalize("NFKC", chr(code)) == letter]
+
+
+VARIANTS = {letter: _compatibility_variants(letter) for letter in "admin"}
+
+
+@given(st.tuples(*(st.sampled_from(VARIANTS[letter]) for letter in "admin")), st.sampled_from(["", " ", "\t", "\u3000"]))
+def test_every_spelling_the_login_form_turns_into_admin_shares_admins_lockout_key(letters, padding):
+    from django.contrib.auth.forms import UsernameField
+
+    from config.admin_login import lockout_name
+
+    spelling = padding + "".join(letters) + padding
+    assert UsernameField().clean(spelling) == "admin"  # the name the backend will look up
+    assert lockout_name(spelling) == lockout_name("admin")
 
 
 def test_the_admin_lockout_ends_with_its_window(client, staff, settings):

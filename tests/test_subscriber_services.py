@@ -104,20 +104,21 @@ def test_pending_subscribers_are_never_due_for_a_digest(committed):
     assert not services.receives_digests(Subscriber.objects.get(email="pending@example.org"))
 
 
-def test_resubscribing_after_unsubscribing_asks_for_confirmation_again(committed, topic):
-    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
+def test_resubscribing_after_unsubscribing_goes_through_the_emailed_manage_link(committed, topic):
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE, keywords="mine")
+    subscriber.topics.add(topic)
     services.unsubscribe(subscriber)
 
     with time_machine.travel(timezone.now() + timedelta(hours=2)):
-        outcome = subscribe(committed, topics=[topic])
+        outcome = subscribe(committed, keywords="typed on the form")
 
     subscriber.refresh_from_db()
-    assert outcome == SignupOutcome.CONFIRMATION_SENT
-    assert subscriber.status == "pending"
-    assert list(subscriber.topics.all()) == [topic]
-    assert "/confirm/" in mail.outbox[-1].body
-    assert services.confirm(subscriber)
-    assert subscriber.status == "active" and subscriber.unsubscribed_at is None
+    assert outcome == SignupOutcome.MANAGE_LINK_SENT
+    assert subscriber.status == "unsubscribed" and subscriber.keywords == "mine"
+    assert "/manage/" in mail.outbox[-1].body
+    assert services.resubscribe(subscriber)
+    assert subscriber.status == "active" and subscriber.unsubscribed_at is None and subscriber.next_delivery_at
+    assert subscriber.keywords == "mine" and list(subscriber.topics.all()) == [topic]
 
 
 def test_unsubscribe_is_idempotent():

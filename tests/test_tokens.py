@@ -121,3 +121,92 @@ def test_no_token_looks_like_a_bitcoin_address_to_spam_filters_and_every_one_sti
 
     assert not [token for token in tokens if LOOKS_LIKE_BITCOIN.search(token)]
     assert all(read_payload(token, "feedback")[1]["p"] == n for n, token in enumerate(tokens))
+
+
+# --- what a token tells whoever holds it ---------------------------------------------------------
+
+
+def readable_payload(token: str) -> dict:
+    """What anyone can read from a token without our key (signing only signs, it does not encrypt)."""
+    import json
+    import zlib
+
+    data = token.split(":")[0]
+    raw = signing.b64_decode(data.removeprefix(".").encode())
+    return json.loads(zlib.decompress(raw) if data.startswith(".") else raw)
+
+
+def test_a_token_names_its_subscriber_by_a_random_id_never_the_sequential_row_id():
+    first = Subscriber.objects.create(email="first@example.org", status="active")
+    second = Subscriber.objects.create(email="second@example.org", status="active")
+
+    for owner in (first, second):
+        for purpose in PURPOSES:
+            payload = readable_payload(make_token(owner, purpose, {"d": 7}))
+            assert set(payload) <= {"u", "f", "x", "n"} and "s" not in payload
+            assert payload["u"] == owner.public_id.hex
+    assert first.public_id != second.public_id and first.public_id.int + 1 != second.public_id.int
+
+
+def legacy_token(owner: Subscriber, purpose: str, extra: dict | None = None) -> str:
+    """A token as made before public ids: the row id under "s"."""
+    from subscribers.tokens import _fingerprint
+
+    payload = {"s": owner.pk, "f": _fingerprint(owner, purpose), **({"x": extra} if extra else {})}
+    return signing.dumps(payload, salt=f"paperboy.tokens.{purpose}", compress=True)
+
+
+def test_links_sent_before_public_ids_keep_working_until_they_expire():
+    owner = subscriber(Subscriber.Status.ACTIVE)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        sent = {purpose: legacy_token(owner, purpose, {"d": 1}) for purpose in PURPOSES}
+        assert all(read_payload(token, purpose) == (owner, {"d": 1}) for purpose, token in sent.items())
+        clock.shift(timedelta(days=89))
+        assert read_token(sent["manage"], "manage") == owner
+        clock.shift(timedelta(days=2))
+        assert read_token(sent["manage"], "manage") is None
+        clock.shift(timedelta(days=5 * 365))
+        assert read_token(sent["unsubscribe"], "unsubscribe") == owner, "an old email's unsubscribe link still works"
+
+
+def test_an_old_confirmation_link_still_works_once():
+    owner = subscriber()
+    token = legacy_token(owner, "confirm")
+    assert read_token(token, "confirm") == owner
+    services.confirm(owner)
+    assert read_token(token, "confirm") is None
+
+
+@examples
+@given(public_id=st.one_of(st.text(max_size=40), st.integers(), st.none(), st.lists(st.integers(), max_size=2)))
+def test_a_signed_payload_with_a_malformed_public_id_names_nobody(public_id):
+    subscriber()
+    token = signing.dumps({"u": public_id, "f": ""}, salt="paperboy.tokens.manage", compress=True)
+    assert read_token(token, "manage") is None
+
+
+def test_a_signed_payload_naming_a_row_by_true_names_nobody():
+    """JSON true is a Python int subclass: it must not read as row id 1."""
+    subscriber()
+    token = signing.dumps({"s": True, "f": ""}, salt="paperboy.tokens.unsubscribe", compress=True)
+    assert read_token(token, "unsubscribe") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_every_existing_subscriber_its_own_public_id():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("subscribers", "0002_manage_link_sent_at")], [("subscribers", "0003_subscriber_public_id")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    executor.loader.build_graph()
+    Old = executor.loader.project_state(before).apps.get_model("subscribers", "Subscriber")
+    Old.objects.bulk_create(Old(email=f"reader{n}@example.org", status="active") for n in range(2500))
+
+    executor.migrate(after)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    ids = list(Subscriber.objects.values_list("public_id", flat=True))
+    assert len(ids) == 2500 and None not in ids and len(set(ids)) == 2500

@@ -2,6 +2,7 @@ from celery import group, shared_task
 from django.db import transaction
 
 from digest import match_runs
+from subscribers import rematch
 
 __all__ = ["match_chunk", "match_new_papers", "match_recent_papers"]
 
@@ -26,4 +27,5 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
 @shared_task(name="digest.match_recent_papers", acks_late=True)
 def match_recent_papers(subscriber_id: int) -> int:
     """A subscriber who confirmed or changed preferences: match the papers of the last days now."""
+    rematch.started(subscriber_id)  # before reading the preferences: a later change queues again
     return match_runs.match_recent_papers(subscriber_id)
