@@ -338,7 +338,7 @@ def ceiling(delivery_id: int, count: int, received) -> float:
     (each message's envelope written with the previous message's data), with nothing to build."""
     from django.core.mail import get_connection
 
-    from config.email import message_stream
+    from mail.backends import message_stream
     from digest.digest_email import build_digest_message
     from digest.models import Candidate, Delivery
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.email import parse_bounce_address, parse_email_url
+from mail.backends import parse_bounce_address, parse_email_url
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -176,7 +176,7 @@ globals().update(parse_email_url(EMAIL_URL, BASE_DIR))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Paperboy <paperboy@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")} if env_str("ANYMAIL_WEBHOOK_SECRET") else {}
-# DKIM signing of every message, when all three are set (see digest/dkim.py).
+# DKIM signing of every message, when all three are set (see mail/dkim.py).
 DKIM_PRIVATE_KEY_PATH = env_str("DKIM_PRIVATE_KEY_PATH")
 DKIM_SELECTOR = env_str("DKIM_SELECTOR")
 DKIM_DOMAIN = env_str("DKIM_DOMAIN")
@@ -184,7 +184,7 @@ DKIM_DOMAIN = env_str("DKIM_DOMAIN")
 BOUNCE_LIMIT = env_int("BOUNCE_LIMIT", 3)
 # Where bounces go (the envelope sender, Return-Path): by default bounces@ the From domain. With
 # BOUNCE_VERP each digest has its own signed return path, bounces+<token>@ that domain, so a bounce
-# proves which digest it answers (see digest/return_path.py); the domain's mail server must deliver
+# proves which digest it answers (see mail/return_path.py); the domain's mail server must deliver
 # bounces+anything@ to the bounce mailbox (Postfix: recipient_delimiter = +).
 BOUNCE_VERP = env_bool("BOUNCE_VERP", True)
 BOUNCE_ADDRESS = parse_bounce_address(env_str("BOUNCE_ADDRESS"), DEFAULT_FROM_EMAIL, verp=BOUNCE_VERP)
@@ -205,7 +205,7 @@ SEND_RATE_PER_SECOND = env_float("SEND_RATE_PER_SECOND", 0.0)
 SEND_ASYNC_COMMIT = env_bool("SEND_ASYNC_COMMIT", False)
 # A digest larger than this (bytes, as sent) leaves out its largest papers until it fits, or fails.
 DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 1_000_000)
-# Refused messages (not addresses: see digest/refusals.py): /healthz says "degraded" when more than
+# Refused messages (not addresses: see mail/refusals.py): /healthz says "degraded" when more than
 # this share of the digests tried over the window were refused as messages (and at least 5).
 MESSAGE_REFUSAL_ALARM_RATE = env_float("MESSAGE_REFUSAL_ALARM_RATE", 0.05)
 MESSAGE_REFUSAL_WINDOW_MINUTES = env_int("MESSAGE_REFUSAL_WINDOW_MINUTES", 60)

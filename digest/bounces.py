@@ -10,7 +10,7 @@ Two ways in, one set of rules:
 Anyone can write a DSN naming any address, so a DSN counts only when it proves which digest it
 answers:
 
-1. by the return-path token (digest/return_path.py) of the address it was delivered to: the
+1. by the return-path token (mail/return_path.py) of the address it was delivered to: the
    envelope recipient (`feeddsn --recipient`), or the `X-Original-To`, `Delivered-To` or `To`
    header. The token names the Delivery, whatever address the report names;
 2. else by the Message-ID of the returned message, that of a digest sent to the address the report
@@ -20,7 +20,7 @@ Anything else is logged (`bounce.unproven`) and changes nothing. A digest answer
 the first report moves it from `sent` (a compare-and-set), and the same report fed again finds it
 moved and changes nothing.
 
-What a proven report does follows its status (digest/refusals.py): a refused address marks the
+What a proven report does follows its status (mail/refusals.py): a refused address marks the
 digest `bounced` and counts towards BOUNCE_LIMIT (at the limit the subscriber is marked bounced);
 a refused message or a full mailbox marks it `failed` with the reason and counts nothing (a
 refused message raises the alarm of digest/refusal_alarm.py); a delay changes nothing, the mail
@@ -43,8 +43,8 @@ from django.dispatch import receiver
 from config.logevents import log_event
 from digest.models import Delivery
 from digest.refusal_alarm import note_message_refusal, tally
-from digest.refusals import ENHANCED_STATUS, Phase, Refusal, classify, diagnostic_phase
-from digest.return_path import delivery_id_from
+from mail.refusals import ENHANCED_STATUS, Phase, Refusal, classify, diagnostic_phase
+from mail.return_path import delivery_id_from
 from digest.sending import record_bounce as count_bounce
 from subscribers.models import Subscriber
 from subscribers.services import find_by_email, unsubscribe
@@ -74,7 +74,7 @@ class DsnRecipient:
         return self.action in {"failed", "delayed"}
 
     def refusal(self, report_text: str = "") -> Refusal:
-        """What this block reports (digest/refusals.py); the command refused is read from its
+        """What this block reports (mail/refusals.py); the command refused is read from its
         diagnostic, else from the report's words for people."""
         if self.action != "failed":
             return Refusal.TRANSIENT

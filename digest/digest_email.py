@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from config.email import message_bytes
+from mail.backends import message_bytes
 from digest.keywords import make_term, occurs, parse_keywords, text_keys
 from digest.models import Candidate, Delivery, Paper
 from subscribers.emails import absolute, build_message, inlined_html, token_url

@@ -1,7 +1,7 @@
 """The alarm for refused messages: a tally per minute, the rate /healthz and the dashboard show, and
 the pause that stops sending into a wall.
 
-A message refusal (digest/refusals.py) is not the reader's fault, and it is rarely alone: a DMARC
+A message refusal (mail/refusals.py) is not the reader's fault, and it is rarely alone: a DMARC
 failure, a block list or a content filter refuses every digest. Each one is logged
 (`mail.message_refused`); the send loop adds a chunk's digests tried and refused to the minute's
 `SendTally` row in one statement, and a DSN reporting a message refusal adds one.

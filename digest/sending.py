@@ -17,11 +17,11 @@ The rules, in one place:
   (exponential backoff with jitter) until SEND_MAX_ATTEMPTS; a refused address (a 5xx to RCPT
   TO) is `failed` at once and counts towards the subscriber's BOUNCE_LIMIT; a refused message (a
   5xx to MAIL FROM, DATA or the data, over the server's SIZE, over DIGEST_MAX_BYTES) is `failed`
-  at once, counts nothing and raises the alarm (digest/refusals.py, digest/refusal_alarm.py).
+  at once, counts nothing and raises the alarm (mail/refusals.py, digest/refusal_alarm.py).
 - When most digests tried are refused as messages, sending pauses: the chunk stops, its untried
   digests go back to `queued` for MESSAGE_REFUSAL_PAUSE_SECONDS with their attempt uncounted,
   and chunks that start meanwhile wait too, unclaimed.
-- Each digest goes out with its own return path (digest/return_path.py), so its bounces prove
+- Each digest goes out with its own return path (mail/return_path.py), so its bounces prove
   which digest they answer.
 - Over SMTP the server works while the worker builds: a digest is built (its size is declared
   with its envelope), its envelope goes out in one write with the previous digest's data (when
@@ -51,16 +51,16 @@ from django.db.models import Count, F, Prefetch, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from config.email import message_stream
+from mail.backends import message_stream
 from config.logevents import log_event
-from config.smtp_client import UnsendableAddress
+from mail.smtp_client import UnsendableAddress
 from digest.digest_email import PAPER_FIELDS, DigestTooLarge, PaperRow, Pick, build_digest_within
 from digest.models import Candidate, Delivery, Paper
 from digest.plain_sql import row_exists, update_each, update_rows
 from digest.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
-from digest.refusals import Refusal, smtp_refusal
-from digest.return_path import return_path
-from digest.send_rate import SendRateLimiter, send_rate_limiter
+from mail.refusals import Refusal, smtp_refusal
+from mail.return_path import return_path
+from mail.send_rate import SendRateLimiter, send_rate_limiter
 from subscribers.emails import new_message_id
 from subscribers.models import Subscriber, Topic
 
@@ -486,7 +486,7 @@ def pause(chunk: Chunk, untried: list[Delivery]) -> None:
 def _record_failure(delivery: Delivery, error: Exception, *, subject: str | None) -> Outcome:
     """Record a digest that did not go: a refused address counts towards BOUNCE_LIMIT, a refused
     message fails alone and raises the alarm, anything else is tried again later
-    (digest/refusals.py says which is which)."""
+    (mail/refusals.py says which is which)."""
     reason = f"{type(error).__name__}: {error}"[:2000]
     subject = (delivery.subject if subject is None else subject)[:300]
     if isinstance(error, UnsendableAddress):

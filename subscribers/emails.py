@@ -17,7 +17,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import get_script_prefix, reverse
 
-from digest.dkim import SignedEmailMultiAlternatives
+from mail.dkim import SignedEmailMultiAlternatives
 from subscribers.models import Subscriber
 from subscribers.tokens import LIFETIMES, make_token
 

@@ -10,7 +10,7 @@ from django.test import Client
 
 from digest.bounces import parse_dsn, record_bounce, record_complaint
 from digest.models import Delivery
-from digest.refusals import Refusal
+from mail.refusals import Refusal
 from subscribers.models import Subscriber
 
 pytestmark = pytest.mark.django_db
@@ -269,7 +269,7 @@ def test_the_message_id_of_a_digest_sent_to_someone_else_proves_nothing(ada, eve
 
 
 def test_a_forged_return_path_token_proves_nothing(ada, monkeypatch):
-    from digest.return_path import return_path
+    from mail.return_path import return_path
 
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
     genuine = return_path(digest.id)
@@ -290,7 +290,7 @@ def test_a_forged_return_path_token_proves_nothing(ada, monkeypatch):
 
 
 def test_a_stranger_with_their_own_return_path_can_only_bounce_their_own_digest(ada, eve, monkeypatch):
-    from digest.return_path import return_path
+    from mail.return_path import return_path
 
     adas = sent_digest(ada, "<adas-digest@paperboy.example.org>")
     eves = sent_digest(eve, "<eves-digest@paperboy.example.org>")
@@ -349,7 +349,7 @@ def test_a_bounce_to_the_return_path_of_a_digest_sent_over_smtp_counts(monkeypat
 
 
 def test_a_return_path_fits_a_local_part_and_outlives_a_key_rotation(settings):
-    from digest.return_path import delivery_id_from, return_path
+    from mail.return_path import delivery_id_from, return_path
 
     settings.BOUNCE_ADDRESS = "b" * 25 + "@bounces.example.org"
     longest = return_path(2**63 - 1)
@@ -365,7 +365,7 @@ def test_a_return_path_fits_a_local_part_and_outlives_a_key_rotation(settings):
 
 
 def test_without_verp_digests_go_out_from_the_bounce_address(settings):
-    from digest.return_path import return_path
+    from mail.return_path import return_path
 
     settings.BOUNCE_VERP, settings.BOUNCE_ADDRESS = False, "bounces@paperboy.example.org"
 
@@ -375,7 +375,7 @@ def test_without_verp_digests_go_out_from_the_bounce_address(settings):
 def test_a_bounce_address_too_long_for_verp_is_a_startup_error():
     from django.core.exceptions import ImproperlyConfigured
 
-    from config.email import parse_bounce_address
+    from mail.backends import parse_bounce_address
 
     assert parse_bounce_address("", "Paperboy <digest@paperboy.example.org>", verp=True) == "bounces@paperboy.example.org"
     with pytest.raises(ImproperlyConfigured, match="at most 25"):
@@ -384,7 +384,7 @@ def test_a_bounce_address_too_long_for_verp_is_a_startup_error():
         parse_bounce_address("Bounces <bounces@example.org>", "x@example.org", verp=False)
 
 
-# --- what a proven DSN reports (digest/refusals.py) ----------------------------------------------
+# --- what a proven DSN reports (mail/refusals.py) ----------------------------------------------
 
 
 def test_a_dsn_refusing_the_message_fails_the_digest_counts_nothing_and_raises_the_alarm(ada, monkeypatch, caplog):
@@ -443,7 +443,7 @@ def test_a_5_7_1_counts_only_when_it_refused_the_recipient(ada, monkeypatch, sai
     ("5.7.26", "message"), ("5.5.4", "message"), ("4.4.1", "transient"),
 ])
 def test_the_status_mapping_follows_rfc_3463(status, refusal):
-    from digest.refusals import Phase, classify
+    from mail.refusals import Phase, classify
 
     assert classify(status, Phase.RCPT).value == refusal
 
@@ -451,7 +451,7 @@ def test_the_status_mapping_follows_rfc_3463(status, refusal):
 def test_a_bare_5xx_to_rcpt_to_is_the_recipients_and_to_data_the_messages():
     import smtplib
 
-    from digest.refusals import Refusal, smtp_refusal
+    from mail.refusals import Refusal, smtp_refusal
 
     assert smtp_refusal(smtplib.SMTPRecipientsRefused({"a@x.org": (550, b"No such user")})) is Refusal.RECIPIENT
     assert smtp_refusal(smtplib.SMTPRecipientsRefused({"a@x.org": (550, b"5.7.25 No reverse DNS")})) is Refusal.MESSAGE

@@ -2,7 +2,7 @@ import dkim
 import pytest
 from django.core import mail
 
-from config.email import SMTP_BACKEND
+from mail.backends import SMTP_BACKEND
 from digest.digest_email import build_digest_message
 from tests.digest_samples import make_digest, make_dkim_key
 from tests.smtp_sink import SmtpSink
@@ -71,7 +71,7 @@ def test_a_changed_unsubscribe_header_breaks_the_signature(dkim_settings, key_pa
 
 
 def test_the_eml_backend_writes_a_signed_message_that_verifies(dkim_settings, key_pair, tmp_path):
-    dkim_settings.EMAIL_BACKEND = "config.email.EmlFolderBackend"
+    dkim_settings.EMAIL_BACKEND = "mail.backends.EmlFolderBackend"
     dkim_settings.EMAIL_FILE_PATH = str(tmp_path)
     subscriber, candidates, delivery = make_digest()
 

@@ -170,7 +170,7 @@ def test_check_deploy_refuses_a_provider_backend_without_a_webhook_secret(settin
 
 
 def test_check_deploy_does_not_ask_for_a_secret_when_mail_goes_by_smtp(settings, default_deployment):
-    settings.EMAIL_BACKEND = "config.smtp_client.EmailBackend"
+    settings.EMAIL_BACKEND = "mail.smtp_client.EmailBackend"
     assert "paperboy.E001" not in deploy_errors()
 
 

@@ -8,7 +8,7 @@ import time_machine
 from django.conf import settings as django_settings
 
 from digest.models import Candidate, Delivery
-from digest.send_rate import SendRateLimiter
+from mail.send_rate import SendRateLimiter
 from digest.sending import due_retries, retry_delay, send_delivery_chunk
 from subscribers.models import Subscriber
 from tests.digest_samples import make_paper, make_subscriber, reason_for, seed_papers
@@ -98,8 +98,8 @@ def test_it_sends_a_whole_chunk_over_one_connection(sink, papers):
 
 
 def test_a_digest_takes_one_write_with_the_next_envelope_when_pipelining_and_four_without(sink, papers, monkeypatch):
-    from config import smtp_client
-    from config.email import SmtpBackend
+    from mail import smtp_client
+    from mail.backends import SmtpBackend
 
     writes = []
 
@@ -477,11 +477,11 @@ def test_a_candidate_matched_after_the_claim_waits_for_the_next_digest(sink, pap
     assert (fresh(delivery).paper_count, fresh(delivery).more_count) == (2, 0)
 
 
-# --- refused messages are not the reader's bounces (digest/refusals.py) ---------------------------
+# --- refused messages are not the reader's bounces (mail/refusals.py) ---------------------------
 
 
 def test_the_envelope_names_the_digests_own_return_path_and_declares_its_size(sink, papers):
-    from digest.return_path import delivery_id_from
+    from mail.return_path import delivery_id_from
 
     delivery = queued_digest("ada@example.org", papers)
 

@@ -8,7 +8,7 @@ import yaml
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
-from config.email import EML_BACKEND, SMTP_BACKEND, parse_email_url
+from mail.backends import EML_BACKEND, SMTP_BACKEND, parse_email_url
 from config.env import env_bool, env_int
 
 ROOT = Path(__file__).resolve().parent.parent

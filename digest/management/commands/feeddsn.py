@@ -14,7 +14,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from digest.bounces import record_dsn
-from digest.refusals import Refusal
+from mail.refusals import Refusal
 
 SAID = {
     Refusal.RECIPIENT: "address refused",

@@ -16,7 +16,7 @@ from functools import lru_cache
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import sanitize_address
 
-from config.smtp_client import BARE_ADDRESS
+from mail.smtp_client import BARE_ADDRESS
 
 ADDRESS_HEADERS = {"from", "to", "cc", "reply-to"}
 FOLD_AT = 78

@@ -14,7 +14,7 @@ import dkim
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 
-from subscribers.mime import alternative_bytes, fold
+from mail.mime import alternative_bytes, fold
 
 SIGNED_HEADERS = (
     b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",

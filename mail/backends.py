@@ -18,10 +18,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
 
-from config import smtp_client
+from mail import smtp_client
 
-SMTP_BACKEND = "config.email.SmtpBackend"
-EML_BACKEND = "config.email.EmlFolderBackend"
+SMTP_BACKEND = "mail.backends.SmtpBackend"
+EML_BACKEND = "mail.backends.EmlFolderBackend"
 
 
 def _flag(query: dict, key: str) -> bool:
@@ -63,7 +63,7 @@ def parse_email_url(url: str, base_dir: Path) -> dict:
     raise ImproperlyConfigured(f"EMAIL_URL scheme must be smtp, smtps, file, console or anymail: {url!r}")
 
 
-# The token of a VERP return path and the "+" before it (digest/return_path.py): a local part holds
+# The token of a VERP return path and the "+" before it (mail/return_path.py): a local part holds
 # 64 octets (RFC 5321 4.5.3.1.1), so the bounce mailbox's own part may have the rest.
 VERP_SUFFIX_CHARS = 39
 
@@ -83,7 +83,7 @@ def parse_bounce_address(value: str, from_email: str, *, verp: bool) -> str:
 
 def message_bytes(message) -> bytes:
     """What goes on the wire: the message's own `message_bytes()` when it has one (ours are
-    written directly, see subscribers/mime.py), else Django's `message().as_bytes()`."""
+    written directly, see mail/mime.py), else Django's `message().as_bytes()`."""
     write = getattr(message, "message_bytes", None)
     return write() if write is not None else message.message().as_bytes(linesep="\r\n")
 
@@ -91,7 +91,7 @@ def message_bytes(message) -> bytes:
 def envelope_address(address: str, encoding: str = "utf-8") -> str:
     """The address as MAIL FROM and RCPT TO write it; UnsendableAddress for a local part that is not
     ASCII (Django would write it as an RFC 2047 encoded word: another, invalid address)."""
-    from subscribers.mime import sanitized_address  # settings import this module; apps load later
+    from mail.mime import sanitized_address  # settings import this module; apps load later
 
     if not address.isascii() and not parseaddr(address)[1].rpartition("@")[0].isascii():
         raise smtp_client.UnsendableAddress(f"{address!r}: a local part that is not ASCII needs SMTPUTF8, which Paperboy does not use")
@@ -100,7 +100,7 @@ def envelope_address(address: str, encoding: str = "utf-8") -> str:
 
 class SmtpBackend(DjangoSmtpBackend):
     """Django's SMTP backend (one connection for many messages, TLS, timeouts), sending `message_bytes`
-    through the two-step client of config/smtp_client.py."""
+    through the two-step client of mail/smtp_client.py."""
 
     @property
     def connection_class(self):
@@ -129,7 +129,7 @@ class SmtpBackend(DjangoSmtpBackend):
 
 class SmtpStream:
     """Messages sent one after another over one SmtpBackend connection, in the steps of
-    config/smtp_client.py: `begin` a message's envelope, `accept` it, `send` its data, `flush`,
+    mail/smtp_client.py: `begin` a message's envelope, `accept` it, `send` its data, `flush`,
     and read its `verdict`.
 
     A caller that flushes after queueing one message's data and the next envelope, and builds
@@ -157,7 +157,7 @@ class SmtpStream:
     def send(self, message: "StreamedMessage", email_message, data: bytes | None = None) -> None:
         """Queue the data of `email_message` (its `message_bytes`, unless given), whose recipients
         must be the envelope's. The envelope sender may differ from its From: that is where
-        bounces go (digest/return_path.py)."""
+        bounces go (mail/return_path.py)."""
         if self.backend._envelope(email_message)[1] != message.recipients:
             raise ValueError("the message's recipients differ from the envelope begun for it")
         self.send_bytes(message, message_bytes(email_message) if data is None else data)
