@@ -29,7 +29,7 @@ BATCH = 5000
 def fill(subscribers: int, digests_each: int, papers: int, seed: int = 7) -> None:
     from django.utils import timezone
 
-    from config.progress import progress
+    from digest.management.progress import progress
     from digest.models import Delivery, Feed, Paper, PaperSource
     from subscribers.models import Subscriber, Topic
 

@@ -43,7 +43,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
 
-    from config.progress import progress
+    from digest.management.progress import progress
     from digest.digest_email import build_digest_message, clear_card_cache
     from digest.models import Candidate, Delivery
     from subscribers.models import Subscriber

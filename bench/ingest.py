@@ -34,7 +34,7 @@ def sentence(rng: random.Random, words: int) -> str:
 
 
 def build_feed(entries: int, seed: int = 7) -> bytes:
-    from config.progress import progress
+    from digest.management.progress import progress
 
     rng = random.Random(seed)
     items = []

@@ -40,7 +40,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from bench.relevance import seed_papers  # noqa: E402
-from config.progress import progress  # noqa: E402
+from digest.management.progress import progress  # noqa: E402
 from digest.keywords import STOPWORDS, parse_keywords  # noqa: E402
 from digest.matching import BatchIndex, PaperDoc, build_matcher, match_subscribers  # noqa: E402
 

@@ -107,7 +107,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.test import Client
 
-    from config.progress import progress
+    from digest.management.progress import progress
     from subscribers.models import Subscriber
     from subscribers.views import manage_url
 

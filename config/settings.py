@@ -50,7 +50,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.security.ContentSecurityPolicyMiddleware",
+    "web.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -66,7 +66,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "config.context_processors.site",
+                "web.context_processors.site",
             ],
         },
     },
@@ -220,7 +220,7 @@ SIGNUP_RATE_PER_IP = env_int("SIGNUP_RATE_PER_IP", 20)
 SIGNUP_RATE_PER_ADDRESS = env_int("SIGNUP_RATE_PER_ADDRESS", 5)
 # Changes posted on one subscriber's manage page (save, pause, resume...) per hour, then 429.
 MANAGE_RATE_PER_SUBSCRIBER = env_int("MANAGE_RATE_PER_SUBSCRIBER", 20)
-# Failed admin logins per quarter hour, per client IP and per username, before 429 (config/admin_login.py).
+# Failed admin logins per quarter hour, per client IP and per username, before 429 (web/admin_login.py).
 ADMIN_LOGIN_FAILURES = env_int("ADMIN_LOGIN_FAILURES", 10)
 
 # --- Feeds and ingestion ----------------------------------------------------------------------

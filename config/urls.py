@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config import admin_login, webhooks
-from config.health import healthz
 from digest.dashboard import dashboard
+from digest.ops.health import healthz
+from web import admin_login, webhooks
 
 urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(dashboard), name="admin-dashboard"),

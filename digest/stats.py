@@ -181,7 +181,7 @@ def queue_length() -> int | None:
 
     Redis: the length of the queue's list. Filesystem broker: the message files in its folder.
     """
-    from config.health import redis_client
+    from digest.ops.health import redis_client
 
     if settings.REDIS_URL:
         try:

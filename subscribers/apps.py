@@ -6,4 +6,4 @@ class SubscribersConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the project's own system checks (`manage.py check --deploy`).
-        from config import checks  # noqa: F401
+        from web import checks  # noqa: F401

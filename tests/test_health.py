@@ -127,7 +127,7 @@ def test_probes_may_use_head_but_not_post(client, filesystem_broker):
 def test_a_database_that_refuses_connections_is_reported_down(filesystem_broker):
     from django.db.backends.postgresql.base import DatabaseWrapper
 
-    from config.health import health
+    from digest.ops.health import health
 
     unreachable = DatabaseWrapper(
         {**connection.settings_dict, "ENGINE": "django.db.backends.postgresql", "NAME": "paperboy",

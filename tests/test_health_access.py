@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from config.health import for_anonymous
+from digest.ops.health import for_anonymous
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +77,7 @@ def test_a_logged_in_operator_sees_the_details_and_a_logged_in_non_operator_does
 
 
 def test_the_token_is_compared_in_constant_time(broker_folder, monkeypatch):
-    import config.health
+    import digest.ops.health
     from django.utils.crypto import constant_time_compare
 
     compared = []
@@ -86,7 +86,7 @@ def test_the_token_is_compared_in_constant_time(broker_folder, monkeypatch):
         compared.append((given, expected))
         return constant_time_compare(given, expected)
 
-    monkeypatch.setattr(config.health, "constant_time_compare", spy)
+    monkeypatch.setattr(digest.ops.health, "constant_time_compare", spy)
     Client().get("/healthz", HTTP_AUTHORIZATION="Bearer guess")
     assert compared == [("guess", TOKEN)]
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from config.progress import progress
+from digest.management.progress import progress
 from digest.ingestion import IngestReport, ingest_feed, ingest_source, sync_feeds_from_settings
 from digest.models import Feed
 

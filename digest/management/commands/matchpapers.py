@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from config.progress import progress
+from digest.management.progress import progress
 from digest.match_runs import match_chunk, start_match_run
 from digest.models import MatchRun
 

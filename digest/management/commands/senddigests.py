@@ -5,7 +5,7 @@ from django.core.mail import get_connection
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from config.progress import progress
+from digest.management.progress import progress
 from digest.digest_email import build_digest_message
 from digest.dispatch import chunked, dispatch_due, due_moment, due_subscribers
 from digest.models import Delivery

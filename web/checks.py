@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
-from config.webhooks import webhook_secrets
+from web.webhooks import webhook_secrets
 
 
 @register(Tags.security, deploy=True)

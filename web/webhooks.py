@@ -8,7 +8,7 @@ fail to build for providers not set up, which would be a 500), and anymail check
 Both compare with `django.utils.crypto.constant_time_compare` (anymail since 1.2.1,
 CVE-2018-6596; tests/test_provider_webhooks.py holds both to it).
 
-`manage.py check --deploy` refuses an anymail backend without a secret (config/checks.py).
+`manage.py check --deploy` refuses an anymail backend without a secret (web/checks.py).
 """
 
 from functools import wraps

@@ -1,0 +1,1 @@
+"""Operations: the admin dashboard and its stats and charts, operator actions, /healthz."""
