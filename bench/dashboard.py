@@ -69,7 +69,7 @@ def fill(subscribers: int, digests_each: int, papers: int, seed: int = 7) -> Non
 
 def naive_subscribers_over_time(days: int):
     """The baseline: every subscriber row into Python, classified day by day."""
-    from digest.stats import DaySeries, day_range, status_on
+    from digest.ops.stats import DaySeries, day_range, status_on
     from subscribers.models import Subscriber
 
     span = day_range(days)
@@ -127,8 +127,8 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from digest.dashboard import dashboard_context
-    from digest.stats import subscribers_over_time
+    from digest.ops.dashboard import dashboard_context
+    from digest.ops.stats import subscribers_over_time
 
     settings.ALLOWED_HOSTS = ["testserver"]
     Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,8 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
 
+    from digest.delivery.digest_email import build_digest_message, clear_card_cache
     from digest.management.progress import progress
-    from digest.digest_email import build_digest_message, clear_card_cache
     from digest.models import Candidate, Delivery
     from subscribers.models import Subscriber
     from tests.digest_samples import PUBLISHED, make_paper, make_subscriber, reason_for, seed_papers

@@ -153,8 +153,8 @@ def run(args, ctx, received) -> None:
 
     call_command("migrate", verbosity=0)
     warm_up()
-    from digest.dispatch import chunked, dispatch_due
-    from digest.match_runs import start_match_run
+    from digest.delivery.dispatch import chunked, dispatch_due
+    from digest.matching.runs import start_match_run
     from digest.models import Delivery
 
     if args.reuse:
@@ -286,14 +286,14 @@ def populate(args) -> None:
 
 
 def _match(job) -> int:
-    from digest.match_runs import match_chunk
+    from digest.matching.runs import match_chunk
 
     run_id, chunk = job
     return match_chunk(run_id, chunk)
 
 
 def _send(chunk) -> tuple[int, int, float]:
-    from digest.sending import send_delivery_chunk
+    from digest.delivery.sending import send_delivery_chunk
 
     result = send_delivery_chunk(chunk)
     return result.sent, result.empty, peak_mb()
@@ -305,7 +305,7 @@ def plain_way(delivery_ids: list[int], received) -> float:
     from django.core.mail import EmailMultiAlternatives
     from django.template.loader import render_to_string
 
-    from digest.digest_email import build_digest_context, clear_card_cache
+    from digest.delivery.digest_email import build_digest_context, clear_card_cache
     from digest.models import Candidate, Delivery
     from subscribers.emails import personal_links
 
@@ -338,9 +338,9 @@ def ceiling(delivery_id: int, count: int, received) -> float:
     (each message's envelope written with the previous message's data), with nothing to build."""
     from django.core.mail import get_connection
 
-    from mail.backends import message_stream
-    from digest.digest_email import build_digest_message
+    from digest.delivery.digest_email import build_digest_message
     from digest.models import Candidate, Delivery
+    from mail.backends import message_stream
 
     delivery = Delivery.objects.select_related("subscriber").get(id=delivery_id)
     candidates = list(Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score")[: delivery.paper_count])

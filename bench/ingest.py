@@ -102,8 +102,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from digest.ingestion import ingest_document
     from digest.models import Feed, Paper
+    from digest.papers.ingestion import ingest_document
 
     call_command("migrate", verbosity=0)
     body = build_feed(args.entries)

@@ -6,7 +6,7 @@ Papers and subscribers are generated from the seed papers' vocabulary: abstracts
 seed abstracts, titles mix seed titles; subscribers get keywords (phrases, acronyms, exclusions)
 drawn from the same text, free-text interests cut from seed abstracts, seed topics, followed
 authors and categories, in proportions a real audience might have. The timed part is exactly what
-`digest.match_runs.match_chunk` runs between its queries: compile each chunk's matchers, match them
+`digest.matching.runs.match_chunk` runs between its queries: compile each chunk's matchers, match them
 against the batch index (built once, like a worker's cached run index), produce the ranked matches
 with reasons. No database is involved; the queries of a chunk are a fixed handful (see
 tests/test_match_runs.py).
@@ -41,8 +41,8 @@ from django.conf import settings  # noqa: E402
 
 from bench.relevance import seed_papers  # noqa: E402
 from digest.management.progress import progress  # noqa: E402
-from digest.keywords import STOPWORDS, parse_keywords  # noqa: E402
-from digest.matching import BatchIndex, PaperDoc, build_matcher, match_subscribers  # noqa: E402
+from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_subscribers  # noqa: E402
+from subscribers.keywords import STOPWORDS, parse_keywords  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
 CATEGORIES = ["cs.LG", "cs.CV", "cs.CL", "cs.AI", "cs.NE", "stat.ML", "eess.IV", "q-bio.NC", "cs.RO", "cs.IR"]

@@ -3,7 +3,7 @@
     python bench/relevance.py [--threshold 0.12]
 
 Each subscriber of bench/relevance_labels.json is matched three ways: keywords only, free-text
-interests only, and both, through the same code as a matching run (digest.matching). A paper is
+interests only, and both, through the same code as a matching run (digest.matching.engine). A paper is
 predicted when it becomes a candidate (relevance >= RANKING_MIN_RELEVANCE). Papers labelled
 borderline count neither way. Overall figures are micro-averaged over all subscribers.
 """
@@ -22,7 +22,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from digest.matching import BatchIndex, PaperDoc, build_matcher, match_many  # noqa: E402
+from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_many  # noqa: E402
 from seeds.build_seed_feed import read_papers  # noqa: E402
 
 LABELS = Path(__file__).with_name("relevance_labels.json")

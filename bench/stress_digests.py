@@ -257,7 +257,7 @@ class Stress:
     def run_phase(self, number: int, label: str, workers: Workers, fault, dispatchers: int = 1) -> None:
         from django.db import connections
 
-        from digest.dispatch import dispatch_due
+        from digest.delivery.dispatch import dispatch_due
 
         print(f"--- {label} ---", flush=True)
         self.make_due(number)
@@ -280,7 +280,7 @@ class Stress:
         go = time.time() + 3
         code = (
             "import time, django; django.setup()\n"
-            "from digest.dispatch import dispatch_due\n"
+            "from digest.delivery.dispatch import dispatch_due\n"
             f"time.sleep(max(0, {go} - time.time()))\n"
             "print(len(dispatch_due()))\n"
         )
@@ -320,8 +320,8 @@ class Stress:
         """Feeds of many papers on a local server; PostgreSQL restarts while they are stored."""
         from django.db import connection
 
-        from digest.ingestion import ingest_all
         from digest.models import Feed, Paper, PaperSource
+        from digest.papers.ingestion import ingest_all
         from tests.feed_server import FeedServer, Route
 
         print("--- ingest ---", flush=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from mail.backends import parse_bounce_address, parse_email_url
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from mail.backends import parse_bounce_address, parse_email_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PAPERBOY_VAR_DIR", str(BASE_DIR / "var")))
@@ -189,7 +189,7 @@ BOUNCE_LIMIT = env_int("BOUNCE_LIMIT", 3)
 BOUNCE_VERP = env_bool("BOUNCE_VERP", True)
 BOUNCE_ADDRESS = parse_bounce_address(env_str("BOUNCE_ADDRESS"), DEFAULT_FROM_EMAIL, verp=BOUNCE_VERP)
 
-# --- Sending digests (see digest/sending.py) ---------------------------------------------------
+# --- Sending digests (see digest/delivery/sending.py) -----------------------------------------
 SEND_EMPTY_DIGESTS = env_bool("SEND_EMPTY_DIGESTS", False)
 # Deliveries per worker task (one SMTP connection each), as the dispatcher queues them.
 DIGEST_CHUNK_SIZE = env_int("DIGEST_CHUNK_SIZE", 100)
@@ -209,7 +209,7 @@ DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 1_000_000)
 # this share of the digests tried over the window were refused as messages (and at least 5).
 MESSAGE_REFUSAL_ALARM_RATE = env_float("MESSAGE_REFUSAL_ALARM_RATE", 0.05)
 MESSAGE_REFUSAL_WINDOW_MINUTES = env_int("MESSAGE_REFUSAL_WINDOW_MINUTES", 60)
-# When most digests tried are refused as messages, sending pauses this long (digest/refusal_alarm.py).
+# When most digests tried are refused as messages, sending pauses this long (digest/delivery/refusal_alarm.py).
 MESSAGE_REFUSAL_PAUSE_SECONDS = env_int("MESSAGE_REFUSAL_PAUSE_SECONDS", 1800)
 
 # --- Subscribers ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from digest.dashboard import dashboard
+from digest.ops.dashboard import dashboard
 from digest.ops.health import healthz
 from web import admin_login, webhooks
 

@@ -7,4 +7,4 @@ class DigestConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the anymail tracking receiver (bounces and complaints from provider webhooks).
-        from digest import bounces  # noqa: F401
+        from digest.delivery import bounces  # noqa: F401

@@ -161,7 +161,7 @@ class Delivery(models.Model):
 
 class SendTally(models.Model):
     """Digests tried and refused as messages, per minute: what the refusal alarm, /healthz and the
-    sending pause read (digest/refusal_alarm.py). One row per minute with mail, kept a week."""
+    sending pause read (digest/delivery/refusal_alarm.py). One row per minute with mail, kept a week."""
 
     minute = models.DateTimeField(unique=True)
     tried = models.PositiveIntegerField(default=0)

@@ -6,10 +6,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from digest.archive import archive_days, papers_of_day
-from digest.digest_email import build_digest_context, delivery_papers, digest_item
-from digest.feedback import DIRECTIONS, apply_feedback
+from digest.delivery.digest_email import build_digest_context, delivery_papers, digest_item
+from digest.matching.feedback import DIRECTIONS, apply_feedback
 from digest.models import Delivery, Paper
+from digest.papers.archive import archive_days, papers_of_day
 from subscribers import services
 from subscribers.tokens import read_payload
 

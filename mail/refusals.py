@@ -4,7 +4,7 @@ Only a refusal of the address counts towards BOUNCE_LIMIT. A server that refuses
 itself (too large, its content, our DMARC or SPF, our IP on a block list) would refuse it to every
 reader: were that counted as each reader's bounce, every subscriber would be marked bounced after
 BOUNCE_LIMIT digests. A message refusal fails the delivery with its reason, counts nothing, and
-raises the alarm of digest/refusal_alarm.py.
+raises the alarm of digest/delivery/refusal_alarm.py.
 
 The mapping, by enhanced status code (RFC 3463, "class.subject.detail") and by the command that
 was refused; the same for an SMTP answer and for a delivery status notification:

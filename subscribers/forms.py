@@ -6,9 +6,9 @@ from zoneinfo import available_timezones
 from django import forms
 from django.utils.safestring import SafeString
 
-from digest.keywords import parse_keywords
 from subscribers import services
 from subscribers.arxiv_categories import GROUPS
+from subscribers.keywords import parse_keywords
 from subscribers.models import Subscriber, Topic
 from subscribers.widgets import GroupedCheckboxes, StaticChoices, StaticSelect
 

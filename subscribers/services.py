@@ -8,10 +8,10 @@ sends nothing.
 import enum
 import logging
 import re
-from email import message_from_bytes
-from email import policy as email_policy
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email import message_from_bytes
+from email import policy as email_policy
 from functools import partial
 
 from django.db import IntegrityError, transaction
@@ -20,9 +20,9 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
-from digest.scheduling import schedule_subscriber
 from subscribers import rematch
 from subscribers.models import Subscriber, Topic
+from subscribers.scheduling import schedule_subscriber
 from subscribers.tokens import read_token
 
 log = logging.getLogger(__name__)

@@ -259,8 +259,8 @@ def test_retry_failed_sends_the_same_digest_again_and_leaves_other_deliveries_al
 
 @pytest.mark.django_db
 def test_a_retried_delivery_is_not_queued_again_by_the_retry_sweep_while_its_task_waits():
-    from digest.operations import retry_failed
-    from digest.sending import due_retries
+    from digest.delivery.sending import due_retries
+    from digest.ops.operations import retry_failed
 
     failed = failed_delivery()
     Delivery.objects.filter(pk=failed.pk).update(queued_at=timezone.now() - timedelta(days=1))

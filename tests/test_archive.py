@@ -3,7 +3,7 @@ from datetime import date, datetime, timezone
 import pytest
 from django.urls import reverse
 
-from digest.archive import archive_days, papers_of_day
+from digest.papers.archive import archive_days, papers_of_day
 from tests.digest_samples import make_paper
 
 pytestmark = pytest.mark.django_db

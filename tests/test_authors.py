@@ -4,7 +4,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from digest.authors import AuthorIndex, is_same_author, parse_author
+from digest.matching.authors import AuthorIndex, is_same_author, parse_author
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from digest.bounces import parse_dsn, record_bounce, record_complaint
+from digest.delivery.bounces import parse_dsn, record_bounce, record_complaint
 from digest.models import Delivery
 from mail.refusals import Refusal
 from subscribers.models import Subscriber
@@ -320,10 +320,10 @@ def test_a_genuine_dsn_fed_again_counts_once(ada, monkeypatch, settings):
 def test_a_bounce_to_the_return_path_of_a_digest_sent_over_smtp_counts(monkeypatch, settings, how):
     """The whole way: a digest goes to a real SMTP server, which bounces it to its return path
     with a report that returns no headers, so only the return path says which digest it was."""
-    from digest.sending import send_delivery_chunk
+    from digest.delivery.sending import send_delivery_chunk
+    from tests.digest_samples import make_paper
     from tests.smtp_sink import SmtpSink
     from tests.test_sending import queued_digest, seed_papers
-    from tests.digest_samples import make_paper
 
     settings.BOUNCE_LIMIT = 1
     papers = [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:3])]
@@ -388,7 +388,7 @@ def test_a_bounce_address_too_long_for_verp_is_a_startup_error():
 
 
 def test_a_dsn_refusing_the_message_fails_the_digest_counts_nothing_and_raises_the_alarm(ada, monkeypatch, caplog):
-    from digest.refusal_alarm import message_refusals
+    from digest.delivery.refusal_alarm import message_refusals
 
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
 
@@ -409,7 +409,7 @@ def test_a_dsn_refusing_the_message_fails_the_digest_counts_nothing_and_raises_t
 
 
 def test_a_full_mailbox_fails_the_digest_without_counting_or_alarming(ada, monkeypatch):
-    from digest.refusal_alarm import message_refusals
+    from digest.delivery.refusal_alarm import message_refusals
 
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
 
@@ -481,7 +481,7 @@ def test_a_webhook_bounce_carrying_our_message_id_marks_that_digest_and_counts_o
 
 
 def test_a_webhook_dmarc_rejection_is_a_refused_message_not_a_bounce(ada, webhook):
-    from digest.refusal_alarm import message_refusals
+    from digest.delivery.refusal_alarm import message_refusals
 
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
     webhook({**postmark("Bounce", "DMARCPolicy", "ada.lovelace@example.org"), "MessageID": digest.message_id})

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.core import mail
 
-from digest.digest_email import build_digest_context
+from digest.delivery.digest_email import build_digest_context
 from subscribers.models import Subscriber, Topic
 from tests.browser import screenshot
 from tests.digest_samples import make_digest

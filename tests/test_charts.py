@@ -2,7 +2,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from digest.charts import NO_DATA, Series, bar_chart, line_chart, nice_ceiling, stacked_bar_chart
+from digest.ops.charts import NO_DATA, Series, bar_chart, line_chart, nice_ceiling, stacked_bar_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -4,8 +4,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.cleaning import (
-    OVERLONG_VERSION, ArxivId, clean_abstract, clean_line, clean_text, cut_text, parse_arxiv_id, split_authors,
+from digest.papers.cleaning import (
+    OVERLONG_VERSION,
+    ArxivId,
+    clean_abstract,
+    clean_line,
+    clean_text,
+    cut_text,
+    parse_arxiv_id,
+    split_authors,
 )
 
 TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")

@@ -7,7 +7,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from digest.digest_email import (
+from digest.delivery.digest_email import (
     build_digest_context,
     build_digest_message,
     clear_card_cache,
@@ -467,7 +467,7 @@ def reference_html(subscriber, candidates, more_count, delivery) -> tuple[dict, 
 def test_the_slotted_parts_are_exactly_the_whole_templates_rendered(more_count, with_delivery):
     from django.template.loader import render_to_string
 
-    from digest.digest_email import digest_html, digest_text
+    from digest.delivery.digest_email import digest_html, digest_text
 
     subscriber, candidates, delivery = make_digest(count=3)
     subscriber.email = 'o\'hara&"co"@example.org'
@@ -483,7 +483,7 @@ def test_the_slotted_parts_are_exactly_the_whole_templates_rendered(more_count, 
 
 
 def test_text_the_slots_cannot_reproduce_falls_back_to_inlining_the_whole_page():
-    from digest.digest_email import digest_html
+    from digest.delivery.digest_email import digest_html
 
     subscriber, candidates, delivery = make_digest(count=2)
     candidates[0].reason = "carriage\r\nreturn and a pbslot0x look-alike"

@@ -5,9 +5,9 @@ import pytest
 import time_machine
 from django.db import close_old_connections, connection, transaction
 
-from digest.dispatch import advance_slot, advance_slots, create_deliveries, dispatch_due
+from digest.delivery.dispatch import advance_slot, advance_slots, create_deliveries, dispatch_due
+from digest.delivery.sending import claim_delivery
 from digest.models import Delivery
-from digest.sending import claim_delivery
 from subscribers.models import Subscriber
 from tests.digest_samples import make_subscriber
 

@@ -2,8 +2,8 @@ import dkim
 import pytest
 from django.core import mail
 
+from digest.delivery.digest_email import build_digest_message
 from mail.backends import SMTP_BACKEND
-from digest.digest_email import build_digest_message
 from tests.digest_samples import make_digest, make_dkim_key
 from tests.smtp_sink import SmtpSink
 

@@ -16,9 +16,9 @@ import redis
 import time_machine
 from django.db import connection
 
-from digest.ingestion import ingest_all
+from digest.delivery.sending import due_retries, send_delivery_chunk
 from digest.models import Delivery, Feed, Paper
-from digest.sending import due_retries, send_delivery_chunk
+from digest.papers.ingestion import ingest_all
 from subscribers.models import Subscriber
 from tests.feed_server import FeedServer, Route
 from tests.smtp_sink import SmtpSink
@@ -99,7 +99,7 @@ def test_a_digest_accepted_while_the_database_drops_our_connection_is_recorded_o
             cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
             assert cursor.fetchone()[0] >= 1
-        with caplog.at_level(logging.WARNING, logger="digest.sending"):
+        with caplog.at_level(logging.WARNING, logger="digest.delivery.sending"):
             sink.release()
             sender.join(30)
         assert sink.count_for("ada@example.org") == 1
@@ -222,7 +222,7 @@ def test_two_dispatchers_racing_over_overdue_slots_create_one_delivery_per_subsc
     from django.db import connections
     from django.utils import timezone
 
-    from digest.dispatch import dispatch_due
+    from digest.delivery.dispatch import dispatch_due
 
     settings.DIGEST_CHUNK_SIZE = 50
     now = timezone.now()

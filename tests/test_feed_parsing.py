@@ -6,14 +6,24 @@ from email.utils import format_datetime
 
 import pytest
 
-from digest.cleaning import clean_text
-from digest.feed_limits import (
-    MAX_ABSTRACT_CHARS, MAX_AUTHOR_NAME_CHARS, MAX_AUTHORS, MAX_CATEGORIES, MAX_CATEGORY_CHARS, MAX_COUNT,
-    MAX_DOI_CHARS, MAX_GUID_CHARS, MAX_NOTE_CHARS, MAX_PRIMARY_CATEGORY_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS,
+from digest.models import Feed
+from digest.papers.cleaning import clean_text
+from digest.papers.feed_limits import (
+    MAX_ABSTRACT_CHARS,
+    MAX_AUTHOR_NAME_CHARS,
+    MAX_AUTHORS,
+    MAX_CATEGORIES,
+    MAX_CATEGORY_CHARS,
+    MAX_COUNT,
+    MAX_DOI_CHARS,
+    MAX_GUID_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_PRIMARY_CATEGORY_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_URL_CHARS,
     MAX_VERSION,
 )
-from digest.feed_parsing import parse_document
-from digest.models import Feed
+from digest.papers.feed_parsing import parse_document
 from tests.shared import shared_folder
 
 TRUNCATED = "arxiv_rss-atom_2025-08-20_cs.AI_TRUNCATED_86entries.xml"

@@ -5,9 +5,9 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from digest.digest_email import build_digest_context, feedback_url
-from digest.feedback import add_keyword, apply_feedback, less_like_this_term, more_like_this_term, title_words
-from digest.keywords import parse_keywords
+from digest.delivery.digest_email import build_digest_context, feedback_url
+from digest.matching.feedback import add_keyword, apply_feedback, less_like_this_term, more_like_this_term, title_words
+from subscribers.keywords import parse_keywords
 from subscribers.models import Subscriber
 from tests.digest_samples import make_digest, make_paper, make_subscriber, seed_papers
 

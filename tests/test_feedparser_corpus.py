@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from digest.feed_parsing import parse_document
 from digest.models import Paper
-from digest.paper_store import store_papers
+from digest.papers.feed_parsing import parse_document
+from digest.papers.paper_store import store_papers
 from tests.shared import shared_folder
 
 TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
@@ -54,7 +54,7 @@ def test_every_corpus_title_summary_and_content_cleans_to_plain_text():
     """Most corpus entries lack an id and are skipped above; their text still goes through cleaning."""
     import feedparser
 
-    from digest.cleaning import clean_abstract, clean_text
+    from digest.papers.cleaning import clean_abstract, clean_text
 
     texts = 0
     for path in corpus_files():

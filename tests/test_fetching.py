@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from digest.fetching import FetchError, fetch, wait_for_host
+from digest.papers.fetching import FetchError, fetch, wait_for_host
 from tests.feed_server import FeedServer, Route
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'

@@ -147,10 +147,10 @@ def test_a_database_that_refuses_connections_is_reported_down(filesystem_broker)
 
 @pytest.mark.django_db
 def test_it_says_degraded_when_a_mail_server_refuses_our_messages(client, filesystem_broker, settings):
+    from digest.delivery.sending import send_delivery_chunk
+    from digest.models import Candidate
     from tests.digest_samples import make_paper, make_subscriber, seed_papers
     from tests.smtp_sink import SmtpSink
-    from digest.models import Candidate
-    from digest.sending import send_delivery_chunk
 
     papers = [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:2])]
     deliveries = []
@@ -185,7 +185,7 @@ def test_degraded_means_more_than_the_alarm_rate_of_recent_digests_refused_as_me
 ):
     from datetime import timedelta
 
-    from digest.refusal_alarm import tally
+    from digest.delivery.refusal_alarm import tally
 
     settings.MESSAGE_REFUSAL_ALARM_RATE, settings.MESSAGE_REFUSAL_WINDOW_MINUTES = 0.05, 60
     tally(tried, refused, now=datetime.now(UTC) - timedelta(minutes=minutes_ago))

@@ -10,15 +10,20 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from digest.feed_limits import MAX_ABSTRACT_CHARS, MAX_COUNT, MAX_TITLE_CHARS
-from digest.feed_parsing import ParsedPaper, parse_document
-from digest.ingestion import (
-    MAX_LAST_ERROR_CHARS, ingest_all, ingest_document, ingest_feed, ingest_source, speaks_for_arxiv,
+from digest.models import Feed, Paper, PaperSource
+from digest.papers import paper_store
+from digest.papers.feed_limits import MAX_ABSTRACT_CHARS, MAX_COUNT, MAX_TITLE_CHARS
+from digest.papers.feed_parsing import ParsedPaper, parse_document
+from digest.papers.ingestion import (
+    MAX_LAST_ERROR_CHARS,
+    ingest_all,
+    ingest_document,
+    ingest_feed,
+    ingest_source,
+    speaks_for_arxiv,
     sync_feeds_from_settings,
 )
-from digest.models import Feed, Paper, PaperSource
-from digest import paper_store
-from digest.paper_store import StoreCounts, store_papers
+from digest.papers.paper_store import StoreCounts, store_papers
 from digest.tasks.ingest import ingest_feeds
 from tests.feed_server import FeedServer, Route
 
@@ -275,7 +280,7 @@ def test_the_command_without_sources_ingests_every_enabled_feed(settings, fixtur
 
 def test_each_feed_run_logs_one_ingest_event_with_its_counts(fixture_path, caplog):
     feed = Feed.objects.create(url=str(fixture_path(TRUNCATED)))
-    with caplog.at_level("INFO", logger="digest.ingestion"):
+    with caplog.at_level("INFO", logger="digest.papers.ingestion"):
         ingest_feed(feed)
     events = [r for r in caplog.records if getattr(r, "event", "") == "ingest.feed"]
     assert len(events) == 1
@@ -453,7 +458,7 @@ def test_a_10_mb_title_grows_neither_the_row_nor_the_feed_s_record_nor_the_pages
     with FeedServer() as server:
         server.routes["/feed"] = Route(body=body)
         feed = Feed.objects.create(url=server.url("/feed"))
-        with caplog.at_level("INFO", logger="digest.ingestion"):
+        with caplog.at_level("INFO", logger="digest.papers.ingestion"):
             report = ingest_feed(feed)
     feed.refresh_from_db()
     assert (report.counts.new, report.trimmed, feed.last_new) == (2, 1, 2)

@@ -11,10 +11,10 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from digest.digest_email import build_digest_context, build_digest_message, feedback_url
-from digest.feed_parsing import parse_document
-from digest.ingestion import ingest_document
+from digest.delivery.digest_email import build_digest_context, build_digest_message, feedback_url
 from digest.models import Candidate, Delivery, Feed, Paper
+from digest.papers.feed_parsing import parse_document
+from digest.papers.ingestion import ingest_document
 from subscribers.emails import confirmation_message, manage_link_message
 from subscribers.models import Subscriber, Topic
 from subscribers.tokens import make_token

@@ -3,7 +3,7 @@ import string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest.keywords import STOPWORDS, fold, parse_keywords, term_in_text, words
+from subscribers.keywords import STOPWORDS, fold, parse_keywords, term_in_text, words
 
 
 def include_texts(raw):

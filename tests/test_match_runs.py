@@ -6,8 +6,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from digest import match_runs
-from digest.match_runs import match_chunk, start_match_run
+from digest.matching import runs
+from digest.matching.runs import match_chunk, start_match_run
 from digest.models import Candidate, Feed, MatchRun, Paper, PaperSource
 from digest.tasks.matching import match_chunk as match_chunk_task
 from digest.tasks.matching import match_new_papers, match_recent_papers
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh_index_cache():
-    match_runs.clear_index_cache()
+    runs.clear_index_cache()
     yield
-    match_runs.clear_index_cache()
+    runs.clear_index_cache()
 
 
 def make_paper(number, title, abstract="", **fields):
@@ -80,7 +80,7 @@ def test_running_a_chunk_twice_creates_nothing_new():
     readers = [make_subscriber(n, keywords="diffusion") for n in range(3)]
     plan = start_match_run()
     assert match_chunk(plan.run_id, plan.chunks[0]) == 6
-    match_runs.clear_index_cache()
+    runs.clear_index_cache()
     assert match_chunk(plan.run_id, plan.chunks[0]) == 0
     assert Candidate.objects.count() == 6
     assert all(len(candidates_of(reader)) == 2 for reader in readers)
@@ -135,7 +135,7 @@ def _run_with_readers(count):
 
 
 def _chunk_queries(plan, readers):
-    match_runs.clear_index_cache()
+    runs.clear_index_cache()
     with CaptureQueriesContext(connection) as context:
         created = match_chunk(plan.run_id, readers)
     assert created == 30 * len(readers)
@@ -158,10 +158,10 @@ def test_a_chunk_makes_the_same_queries_for_10_or_200_subscribers_but_for_the_in
 @pytest.mark.postgres
 def test_on_postgresql_a_chunk_of_10_or_200_subscribers_makes_exactly_the_same_queries(on_postgres):
     plan, readers = _run_with_readers(210)
-    match_runs.clear_index_cache()
+    runs.clear_index_cache()
     with CaptureQueriesContext(connection) as small:
         match_chunk(plan.run_id, readers[:10])
-    match_runs.clear_index_cache()
+    runs.clear_index_cache()
     with CaptureQueriesContext(connection) as large:
         assert match_chunk(plan.run_id, readers[10:]) == 6000
 

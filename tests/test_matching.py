@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from digest.matching import BatchIndex, Matcher, PaperDoc, build_matcher, match_many, match_subscribers
-from digest.ranking import RankingWeights
+from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many, match_subscribers
+from digest.matching.ranking import RankingWeights
 from seeds.build_seed_feed import read_papers
 
 NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)

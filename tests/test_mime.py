@@ -6,10 +6,10 @@ import pytest
 from django.core.mail import BadHeaderError
 from django.core.mail.message import sanitize_address
 
+from digest.delivery.digest_email import build_digest_message
 from mail.dkim import SignedEmailMultiAlternatives
-from digest.digest_email import build_digest_message
-from subscribers.emails import confirmation_message
 from mail.mime import FOLD_AT, alternative_bytes, sanitized_address
+from subscribers.emails import confirmation_message
 from tests.digest_samples import make_digest, make_subscriber
 
 pytestmark = pytest.mark.django_db

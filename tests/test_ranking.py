@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from digest.matching import BatchIndex, PaperDoc, build_matcher, match_many
-from digest.ranking import RankingWeights, score, trend_multiplier, trendiness
+from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_many
+from digest.matching.ranking import RankingWeights, score, trend_multiplier, trendiness
 
 NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
 WEIGHTS = RankingWeights()

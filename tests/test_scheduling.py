@@ -5,10 +5,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from digest.dispatch import dispatch_due
+from digest.delivery.dispatch import dispatch_due
 from digest.models import Delivery
-from digest.scheduling import local_instant, next_delivery_after, period_key, schedule_subscriber
 from subscribers.models import Subscriber
+from subscribers.scheduling import local_instant, next_delivery_after, period_key, schedule_subscriber
 from tests.digest_samples import make_subscriber
 
 UTC = timezone.utc

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from digest.feed_parsing import parse_document
 from digest.models import Feed, Paper
+from digest.papers.feed_parsing import parse_document
 from subscribers.models import Topic
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"

@@ -7,9 +7,9 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 
+from digest.delivery.sending import due_retries, retry_delay, send_delivery_chunk
 from digest.models import Candidate, Delivery
 from mail.send_rate import SendRateLimiter
-from digest.sending import due_retries, retry_delay, send_delivery_chunk
 from subscribers.models import Subscriber
 from tests.digest_samples import make_paper, make_subscriber, reason_for, seed_papers
 from tests.smtp_sink import SmtpSink
@@ -494,7 +494,7 @@ def test_the_envelope_names_the_digests_own_return_path_and_declares_its_size(si
 
 
 def test_a_message_refused_after_its_data_fails_without_counting_a_bounce(sink, papers, caplog):
-    from digest.refusal_alarm import message_refusals
+    from digest.delivery.refusal_alarm import message_refusals
 
     sink.refuse_data("ada@example.org", "554 5.7.1 Message rejected as spam")
     refused = queued_digest("ada@example.org", papers)
@@ -537,7 +537,7 @@ def test_a_full_mailbox_at_rcpt_is_retried_and_never_counted(sink, papers):
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
 def test_when_most_messages_are_refused_the_chunk_pauses_and_puts_the_rest_back_untried(papers, settings, caplog, pipelining):
-    from digest.refusal_alarm import message_refusals
+    from digest.delivery.refusal_alarm import message_refusals
 
     settings.MESSAGE_REFUSAL_PAUSE_SECONDS = 1800
     with time_machine.travel(NOW, tick=False) as clock:
@@ -644,8 +644,8 @@ def test_a_local_part_that_is_not_ascii_fails_its_digest_clearly_and_the_chunk_g
 
 
 def test_the_retry_sweep_forgets_refusal_tallies_older_than_a_week(db):
+    from digest.delivery.refusal_alarm import tally
     from digest.models import SendTally
-    from digest.refusal_alarm import tally
     from digest.tasks import retry_deliveries
 
     with time_machine.travel(NOW, tick=False):

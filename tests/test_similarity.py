@@ -1,6 +1,6 @@
 import numpy as np
 
-from digest.similarity import PaperSimilarity, analyze, paper_text
+from digest.matching.similarity import PaperSimilarity, analyze, paper_text
 
 PAPERS = [
     paper_text("Neural video compression", "We compress videos with implicit neural representations and a fast decoder."),

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from digest.digest_email import build_digest_message
+from digest.delivery.digest_email import build_digest_message
 from tests.conftest import IN_CI
 from tests.digest_samples import make_digest, make_dkim_key
 

@@ -7,7 +7,7 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from digest.dispatch import due_subscribers
+from digest.delivery.dispatch import due_subscribers
 from digest.models import Delivery
 from subscribers import services, tasks
 from subscribers.models import Subscriber, Topic

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 
-from digest.digest_email import build_digest_context, feedback_url
+from digest.delivery.digest_email import build_digest_context, feedback_url
 from subscribers.tokens import DIGEST_LINK_LIFETIME, LIFETIMES, make_token
 from tests.digest_samples import make_digest
 

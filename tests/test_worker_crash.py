@@ -17,7 +17,7 @@ import pytest
 from celery import Celery
 from django.db import connection
 
-from digest.dispatch import chunked
+from digest.delivery.dispatch import chunked
 from digest.models import Candidate, Delivery
 from subscribers.models import Subscriber
 from tests.digest_samples import make_paper, seed_papers

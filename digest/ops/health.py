@@ -6,7 +6,7 @@ broker are up, 503 when either is down. Stale ingest or dispatch times are repor
 how old is too old depends on the schedule the operator chose. The status says "degraded" (still
 200: the site works, mail does not) when mail servers refused more than MESSAGE_REFUSAL_ALARM_RATE
 of the digests tried over the last MESSAGE_REFUSAL_WINDOW_MINUTES as messages
-(digest/refusal_alarm.py): a monitor that reads the body can page someone.
+(digest/delivery/refusal_alarm.py): a monitor that reads the body can page someone.
 
 Anyone may ask, so an anonymous caller gets status words only (`for_anonymous`): no folder paths,
 error texts, versions or times. The full report is for a logged-in operator (staff) or a caller
@@ -91,7 +91,7 @@ def last_runs() -> dict[str, str | None]:
 
 def refused_messages() -> dict[str, Any]:
     """Digests tried and refused as messages over the alarm's window (one query)."""
-    from digest.refusal_alarm import message_refusals
+    from digest.delivery.refusal_alarm import message_refusals
 
     recent = message_refusals()
     return {

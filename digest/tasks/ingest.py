@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from digest.ingestion import ingest_all, sync_feeds_from_settings
+from digest.papers.ingestion import ingest_all, sync_feeds_from_settings
 
 __all__ = ["ingest_feeds"]
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 
-from digest.ingestion import ingest_feed
 from digest.models import Feed
+from digest.papers.ingestion import ingest_feed
 
 __all__ = ["poll_feed"]
 

@@ -6,14 +6,14 @@ Pipe it from the bounce mailbox (BOUNCE_ADDRESS and its `+token` variants), e.g.
 `bounces: "|/app/manage.py feeddsn"` (local delivery writes the X-Original-To and Delivered-To
 headers the return-path token is read from), or a pipe(8) transport passing
 `--recipient ${original_recipient}`; one message per run. A report that does not prove which
-digest it answers (digest/bounces.py) changes nothing.
+digest it answers (digest/delivery/bounces.py) changes nothing.
 """
 
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from digest.bounces import record_dsn
+from digest.delivery.bounces import record_dsn
 from mail.refusals import Refusal
 
 SAID = {

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from digest.management.progress import progress
-from digest.ingestion import IngestReport, ingest_feed, ingest_source, sync_feeds_from_settings
 from digest.models import Feed
+from digest.papers.ingestion import IngestReport, ingest_feed, ingest_source, sync_feeds_from_settings
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from digest.ingestion import ingest_feed
 from digest.models import Feed
+from digest.papers.ingestion import ingest_feed
 from subscribers.models import Topic
 
 SEEDS = Path(settings.BASE_DIR) / "seeds"

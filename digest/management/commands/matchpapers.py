@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from digest.management.progress import progress
-from digest.match_runs import match_chunk, start_match_run
+from digest.matching.runs import match_chunk, start_match_run
 from digest.models import MatchRun
 
 

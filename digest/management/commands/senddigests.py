@@ -5,12 +5,12 @@ from django.core.mail import get_connection
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from digest.delivery.digest_email import build_digest_message
+from digest.delivery.dispatch import chunked, dispatch_due, due_moment, due_subscribers
+from digest.delivery.sending import ChunkResult, pick_papers, send_delivery_chunk
 from digest.management.progress import progress
-from digest.digest_email import build_digest_message
-from digest.dispatch import chunked, dispatch_due, due_moment, due_subscribers
 from digest.models import Delivery
-from digest.scheduling import period_key
-from digest.sending import ChunkResult, pick_papers, send_delivery_chunk
+from subscribers.scheduling import period_key
 
 
 class Command(BaseCommand):

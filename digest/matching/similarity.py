@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import sparse
 
-from digest.keywords import STOPWORDS, stem, words
+from subscribers.keywords import STOPWORDS, stem, words
 
 # Words every abstract or interest statement uses; they carry no topic.
 FILLER = frozenset(

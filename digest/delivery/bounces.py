@@ -23,7 +23,7 @@ moved and changes nothing.
 What a proven report does follows its status (mail/refusals.py): a refused address marks the
 digest `bounced` and counts towards BOUNCE_LIMIT (at the limit the subscriber is marked bounced);
 a refused message or a full mailbox marks it `failed` with the reason and counts nothing (a
-refused message raises the alarm of digest/refusal_alarm.py); a delay changes nothing, the mail
+refused message raises the alarm of digest/delivery/refusal_alarm.py); a delay changes nothing, the mail
 server retries it.
 
 Webhook posts are authenticated by anymail's WEBHOOK_SECRET, so they count by address; an event
@@ -41,11 +41,11 @@ from anymail.signals import EventType, RejectReason, tracking
 from django.dispatch import receiver
 
 from config.logevents import log_event
+from digest.delivery.refusal_alarm import note_message_refusal, tally
+from digest.delivery.sending import record_bounce as count_bounce
 from digest.models import Delivery
-from digest.refusal_alarm import note_message_refusal, tally
 from mail.refusals import ENHANCED_STATUS, Phase, Refusal, classify, diagnostic_phase
 from mail.return_path import delivery_id_from
-from digest.sending import record_bounce as count_bounce
 from subscribers.models import Subscriber
 from subscribers.services import find_by_email, unsubscribe
 
@@ -194,7 +194,7 @@ def webhook_refusal(event) -> Refusal:
     return classify(found.group(0), Phase.RCPT) if found else Refusal.RECIPIENT
 
 
-@receiver(tracking, dispatch_uid="digest.bounces.on_tracking_event")
+@receiver(tracking, dispatch_uid="digest.delivery.bounces.on_tracking_event")
 def on_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
     if not event.recipient:
         return

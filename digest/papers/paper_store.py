@@ -20,8 +20,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from digest.feed_parsing import ParsedPaper
 from digest.models import Feed, Paper, PaperSource
+from digest.papers.feed_parsing import ParsedPaper
 
 # Rows per round trip: keeps every IN list and INSERT under SQLite's bound-parameter limit.
 CHUNK_SIZE = 500

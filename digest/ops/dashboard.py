@@ -3,8 +3,8 @@
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
-from digest import charts, stats
-from digest.refusal_alarm import message_refusals
+from digest.delivery.refusal_alarm import message_refusals
+from digest.ops import charts, stats
 
 STATUS_COLORS = {
     "active": "#16a34a",

@@ -12,11 +12,11 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from digest.cleaning import cut_text
 from digest.models import Paper
+from digest.papers.cleaning import cut_text
 
 if TYPE_CHECKING:
-    from digest.feed_parsing import ParsedPaper
+    from digest.papers.feed_parsing import ParsedPaper
 
 
 def _column_length(name: str) -> int:

@@ -16,9 +16,9 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from digest import operations
-from digest.digest_email import author_names
+from digest.delivery.digest_email import author_names
 from digest.models import Candidate, Delivery, Feed, MatchRun, Paper, PaperSource
+from digest.ops import operations
 
 ERROR_CHARS = 80
 

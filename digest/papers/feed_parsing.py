@@ -16,9 +16,17 @@ from urllib.parse import quote
 
 import feedparser
 
-from digest.cleaning import clean_abstract, clean_line, clean_text, cut_text, parse_arxiv_id, split_authors
-from digest.feed_limits import MAX_VERSION, SkipEntry, checked_guid, checked_url, json_count, json_int, limit_paper
 from digest.models import Feed
+from digest.papers.cleaning import clean_abstract, clean_line, clean_text, cut_text, parse_arxiv_id, split_authors
+from digest.papers.feed_limits import (
+    MAX_VERSION,
+    SkipEntry,
+    checked_guid,
+    checked_url,
+    json_count,
+    json_int,
+    limit_paper,
+)
 
 Kind = Feed.Kind
 

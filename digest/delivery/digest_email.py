@@ -21,10 +21,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from mail.backends import message_bytes
-from digest.keywords import make_term, occurs, parse_keywords, text_keys
 from digest.models import Candidate, Delivery, Paper
+from mail.backends import message_bytes
 from subscribers.emails import absolute, build_message, inlined_html, token_url
+from subscribers.keywords import make_term, occurs, parse_keywords, text_keys
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token
 

@@ -12,7 +12,7 @@ failure, a block list or a content filter refuses every digest. Each one is logg
 - Sending pauses when most digests are refused (`most_refused`): a chunk stops once more than half
   of the digests it tried, and at least PAUSE_MIN_REFUSALS, were refused as messages, and a chunk
   does not start while that is true of the last MESSAGE_REFUSAL_PAUSE_SECONDS. Its untried digests
-  go back to the queue for that long, their attempt not counted (digest/sending.py).
+  go back to the queue for that long, their attempt not counted (digest/delivery/sending.py).
 """
 
 import logging

@@ -12,11 +12,11 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.utils import timezone
 
-from digest.digest_email import build_digest_message
-from digest.dispatch import queue_deliveries
-from digest.matching import BatchIndex, Match, build_matcher, match_many, paper_doc
+from digest.delivery.digest_email import build_digest_message
+from digest.delivery.dispatch import queue_deliveries
+from digest.delivery.sending import pick_papers
+from digest.matching.engine import BatchIndex, Match, build_matcher, match_many, paper_doc
 from digest.models import Delivery, Paper
-from digest.sending import pick_papers
 from subscribers.models import Subscriber
 
 # A preview goes to staff: a one-click unsubscribe from their mail client must not unsubscribe

@@ -17,7 +17,7 @@ The rules, in one place:
   (exponential backoff with jitter) until SEND_MAX_ATTEMPTS; a refused address (a 5xx to RCPT
   TO) is `failed` at once and counts towards the subscriber's BOUNCE_LIMIT; a refused message (a
   5xx to MAIL FROM, DATA or the data, over the server's SIZE, over DIGEST_MAX_BYTES) is `failed`
-  at once, counts nothing and raises the alarm (mail/refusals.py, digest/refusal_alarm.py).
+  at once, counts nothing and raises the alarm (mail/refusals.py, digest/delivery/refusal_alarm.py).
 - When most digests tried are refused as messages, sending pauses: the chunk stops, its untried
   digests go back to `queued` for MESSAGE_REFUSAL_PAUSE_SECONDS with their attempt uncounted,
   and chunks that start meanwhile wait too, unclaimed.
@@ -51,16 +51,16 @@ from django.db.models import Count, F, Prefetch, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from mail.backends import message_stream
 from config.logevents import log_event
-from mail.smtp_client import UnsendableAddress
-from digest.digest_email import PAPER_FIELDS, DigestTooLarge, PaperRow, Pick, build_digest_within
+from digest.delivery.digest_email import PAPER_FIELDS, DigestTooLarge, PaperRow, Pick, build_digest_within
+from digest.delivery.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
 from digest.models import Candidate, Delivery, Paper
 from digest.plain_sql import row_exists, update_each, update_rows
-from digest.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
+from mail.backends import message_stream
 from mail.refusals import Refusal, smtp_refusal
 from mail.return_path import return_path
 from mail.send_rate import SendRateLimiter, send_rate_limiter
+from mail.smtp_client import UnsendableAddress
 from subscribers.emails import new_message_id
 from subscribers.models import Subscriber, Topic
 
@@ -467,7 +467,7 @@ def send_claimed(
 
 def pause(chunk: Chunk, untried: list[Delivery]) -> None:
     """Most digests tried were refused as messages: the untried ones go back to the queue until the
-    pause ends, their attempt not counted (digest/refusal_alarm.py)."""
+    pause ends, their attempt not counted (digest/delivery/refusal_alarm.py)."""
     until = pause_until(timezone.now())
     ids, claims = [d.id for d in untried], {d.claimed_at for d in untried}
 

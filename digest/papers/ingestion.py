@@ -13,11 +13,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.logevents import log_event
-from digest.cleaning import clean_line, cut_text
-from digest.feed_parsing import parse_document
-from digest.fetching import FetchError, fetch
 from digest.models import Feed
-from digest.paper_store import StoreCounts, store_papers
+from digest.papers.cleaning import clean_line, cut_text
+from digest.papers.feed_parsing import parse_document
+from digest.papers.fetching import FetchError, fetch
+from digest.papers.paper_store import StoreCounts, store_papers
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from django.urls import path, reverse
 from django.utils.text import Truncator
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from digest import operations
 from digest.models import Candidate, Delivery
-from digest.stats import topics_with_followers
+from digest.ops import operations
+from digest.ops.stats import topics_with_followers
 from subscribers import services
 from subscribers.forms import PreferencesForm
 from subscribers.models import Subscriber, Topic

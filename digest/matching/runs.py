@@ -24,8 +24,8 @@ from django.db.models import Count, F, Max, QuerySet
 from django.utils import timezone
 
 from config.logevents import log_event
-from digest.dispatch import chunked
-from digest.matching import BatchIndex, compile_matcher, match_subscribers, paper_doc
+from digest.delivery.dispatch import chunked
+from digest.matching.engine import BatchIndex, compile_matcher, match_subscribers, paper_doc
 from digest.models import Candidate, MatchRun, Paper
 from digest.plain_sql import refresh_statistics
 from subscribers.models import Subscriber

@@ -10,7 +10,7 @@ subscribers of a run. Scores are combined per paper as independent evidence:
     relevance = 1 - (1 - r1) * (1 - r2) * ...
 
 over the signals below; an excluded keyword vetoes the paper, a category filter removes papers
-outside it, and the ranking (digest.ranking) turns relevance into the final score.
+outside it, and the ranking (digest.matching.ranking) turns relevance into the final score.
 """
 
 from collections import defaultdict
@@ -24,10 +24,10 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from digest.authors import AuthorIndex, AuthorName, parse_author
-from digest.keywords import KeywordQuery, Term, occurs, parse_keywords, text_keys
-from digest.ranking import RankingWeights, trend_multipliers
-from digest.similarity import PaperSimilarity, paper_text
+from digest.matching.authors import AuthorIndex, AuthorName, parse_author
+from digest.matching.ranking import RankingWeights, trend_multipliers
+from digest.matching.similarity import PaperSimilarity, paper_text
+from subscribers.keywords import KeywordQuery, Term, occurs, parse_keywords, text_keys
 
 # Relevance each signal gives on its own.
 KEYWORD_IN_TITLE = 0.7

@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from digest.models import Delivery
 from digest.plain_sql import insert_rows
-from digest.scheduling import next_delivery_after, period_key, schedule_subscriber
 from subscribers.models import Subscriber
+from subscribers.scheduling import next_delivery_after, period_key, schedule_subscriber
 
 T = TypeVar("T")
 
