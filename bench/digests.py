@@ -340,7 +340,7 @@ def ceiling(delivery_id: int, count: int, received) -> float:
 
     from digest.delivery.digest_email import build_digest_message
     from digest.models import Candidate, Delivery
-    from mail.backends import message_stream
+    from mail.streams import message_stream
 
     delivery = Delivery.objects.select_related("subscriber").get(id=delivery_id)
     candidates = list(Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score")[: delivery.paper_count])

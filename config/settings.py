@@ -9,8 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
-from mail.backends import parse_bounce_address, parse_email_url
+from config.env import env_bool, env_float, env_int, env_list, env_str, parse_bounce_address, parse_email_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PAPERBOY_VAR_DIR", str(BASE_DIR / "var")))

@@ -1,4 +1,6 @@
-"""The bytes of our usual message shape, written directly: a text body and one HTML alternative.
+"""A message's bytes and addresses as they go on the wire.
+
+The bytes of our usual message shape are written directly: a text body and one HTML alternative.
 
 Django's `message().as_bytes()` builds a tree of email objects and walks it with Python's
 generator; for a 40 kB digest that is about 1.3 ms, more than building the digest itself. The
@@ -11,12 +13,13 @@ line break (which Django refuses), an address Django cannot write.
 
 import secrets
 from email.header import Header
+from email.utils import parseaddr
 from functools import lru_cache
 
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import sanitize_address
 
-from mail.smtp_client import BARE_ADDRESS
+from mail.smtp_client import BARE_ADDRESS, UnsendableAddress
 
 ADDRESS_HEADERS = {"from", "to", "cc", "reply-to"}
 FOLD_AT = 78
@@ -46,6 +49,21 @@ def sanitized_address(address: str, encoding: str = "utf-8") -> str:
 @lru_cache(maxsize=64)
 def _sanitized_named_address(address: str, encoding: str) -> str:
     return sanitize_address(address, encoding)
+
+
+def message_bytes(message) -> bytes:
+    """What goes on the wire: the message's own `message_bytes()` when it has one (ours are
+    written directly, `alternative_bytes` below), else Django's `message().as_bytes()`."""
+    write = getattr(message, "message_bytes", None)
+    return write() if write is not None else message.message().as_bytes(linesep="\r\n")
+
+
+def envelope_address(address: str, encoding: str = "utf-8") -> str:
+    """The address as MAIL FROM and RCPT TO write it; UnsendableAddress for a local part that is not
+    ASCII (Django would write it as an RFC 2047 encoded word: another, invalid address)."""
+    if not address.isascii() and not parseaddr(address)[1].rpartition("@")[0].isascii():
+        raise UnsendableAddress(f"{address!r}: a local part that is not ASCII needs SMTPUTF8, which Paperboy does not use")
+    return sanitized_address(address, encoding)
 
 
 def _header(name: str, value: str) -> str | None:

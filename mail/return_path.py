@@ -8,8 +8,8 @@ no one without SECRET_KEY can write a token.
 
 The token is `<delivery id in base 36>.<24 base-32 characters of an HMAC-SHA256>` (120 bits),
 salted for this one purpose like the project's other tokens, at most 38 characters: with "+" it
-fits the 64 octets of a local part beside a bounce mailbox name of up to 25 (mail.backends
-.VERP_SUFFIX_CHARS). It is lower case because some mail systems fold the case of local parts.
+fits the 64 octets of a local part beside a bounce mailbox name of up to 25 (config/env.py,
+VERP_SUFFIX_CHARS). It is lower case because some mail systems fold the case of local parts.
 """
 
 import base64

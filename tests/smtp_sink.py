@@ -28,7 +28,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from mail.backends import SMTP_BACKEND
+from config.env import SMTP_BACKEND
 
 DISCONNECT = "disconnect"
 

@@ -375,7 +375,7 @@ def test_without_verp_digests_go_out_from_the_bounce_address(settings):
 def test_a_bounce_address_too_long_for_verp_is_a_startup_error():
     from django.core.exceptions import ImproperlyConfigured
 
-    from mail.backends import parse_bounce_address
+    from config.env import parse_bounce_address
 
     assert parse_bounce_address("", "Paperboy <digest@paperboy.example.org>", verp=True) == "bounces@paperboy.example.org"
     with pytest.raises(ImproperlyConfigured, match="at most 25"):

@@ -453,7 +453,8 @@ def reference_html(subscriber, candidates, more_count, delivery) -> tuple[dict, 
     """The digest HTML the slow, obvious way: render the whole template, inline the whole page."""
     from django.conf import settings
 
-    from subscribers.emails import inlined_html, personal_links
+    from mail.rendering import inlined_html
+    from subscribers.emails import personal_links
 
     context = {
         "SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, "subscriber": subscriber,

@@ -2,8 +2,8 @@ import dkim
 import pytest
 from django.core import mail
 
+from config.env import SMTP_BACKEND
 from digest.delivery.digest_email import build_digest_message
-from mail.backends import SMTP_BACKEND
 from tests.digest_samples import make_digest, make_dkim_key
 from tests.smtp_sink import SmtpSink
 

@@ -77,8 +77,9 @@ def test_a_logged_in_operator_sees_the_details_and_a_logged_in_non_operator_does
 
 
 def test_the_token_is_compared_in_constant_time(broker_folder, monkeypatch):
-    import digest.ops.health
     from django.utils.crypto import constant_time_compare
+
+    import digest.ops.health
 
     compared = []
 

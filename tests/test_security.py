@@ -20,10 +20,10 @@ from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from web.admin_login import WINDOW_SECONDS
 from subscribers.models import Subscriber
 from tests.stress.broker import broker_and_cache_on  # noqa: F401 - fixture
 from tests.test_signup_views import form, without_csrf
+from web.admin_login import WINDOW_SECONDS
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,7 @@ import yaml
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
-from mail.backends import EML_BACKEND, SMTP_BACKEND, parse_email_url
-from config.env import env_bool, env_int
+from config.env import EML_BACKEND, SMTP_BACKEND, env_bool, env_int, parse_email_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

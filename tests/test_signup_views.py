@@ -514,8 +514,9 @@ def broker_down(settings):
 def test_a_new_and_a_known_address_cost_the_request_the_same_work(client, settings, redis_url, django_assert_num_queries):
     """Whether an address subscribes must not show in the answer's timing: the request only
     validates and queues; the worker does the different work."""
-    from config.celery import app
     import redis
+
+    from config.celery import app
 
     Subscriber.objects.create(email="known@example.org", status=Status.ACTIVE)
     use_broker(settings, redis_url)

@@ -22,8 +22,9 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from digest.models import Candidate, Delivery, Paper
-from mail.backends import message_bytes
-from subscribers.emails import absolute, build_message, inlined_html, token_url
+from mail.mime import message_bytes
+from mail.rendering import absolute, inlined_html, token_url
+from subscribers.emails import build_message
 from subscribers.keywords import make_term, occurs, parse_keywords, text_keys
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token

@@ -56,12 +56,12 @@ from digest.delivery.digest_email import PAPER_FIELDS, DigestTooLarge, PaperRow,
 from digest.delivery.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
 from digest.models import Candidate, Delivery, Paper
 from digest.plain_sql import row_exists, update_each, update_rows
-from mail.backends import message_stream
 from mail.refusals import Refusal, smtp_refusal
+from mail.rendering import new_message_id
 from mail.return_path import return_path
 from mail.send_rate import SendRateLimiter, send_rate_limiter
 from mail.smtp_client import UnsendableAddress
-from subscribers.emails import new_message_id
+from mail.streams import MessageStream, message_stream
 from subscribers.models import Subscriber, Topic
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,7 @@ class Chunk:
     subscribers: dict[int, Subscriber]
     papers: dict[int, list[Pick]]
     connection: object
-    stream: object
+    stream: MessageStream
     limiter: SendRateLimiter
     result: ChunkResult
 
