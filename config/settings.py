@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "anymail",
     "subscribers",
     "digest",
+    "web",
 ]
 
 MIDDLEWARE = [

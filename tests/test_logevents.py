@@ -3,7 +3,7 @@ import logging
 
 import pytest
 
-from config.logevents import log_event, timed_event
+from config.logging import log_event, timed_event
 from config.logging import JsonFormatter
 
 

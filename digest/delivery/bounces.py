@@ -40,7 +40,7 @@ from email.utils import getaddresses, parseaddr
 from anymail.signals import EventType, RejectReason, tracking
 from django.dispatch import receiver
 
-from config.logevents import log_event
+from config.logging import log_event
 from digest.delivery.refusal_alarm import note_message_refusal, tally
 from digest.delivery.sending import record_bounce as count_bounce
 from digest.models import Delivery

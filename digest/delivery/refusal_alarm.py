@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from config.logevents import log_event
+from config.logging import log_event
 from digest.models import SendTally
 from digest.plain_sql import insert_or_add
 

@@ -51,7 +51,7 @@ from django.db.models import Count, F, Prefetch, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from config.logevents import log_event
+from config.logging import log_event
 from digest.delivery.digest_email import PAPER_FIELDS, DigestTooLarge, PaperRow, Pick, build_digest_within
 from digest.delivery.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
 from digest.models import Candidate, Delivery, Paper

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils import timezone
 
-from config.logevents import log_event
+from config.logging import log_event
 from digest.models import Feed
 from digest.papers.cleaning import clean_line, cut_text
 from digest.papers.feed_parsing import parse_document
