@@ -153,7 +153,8 @@ def run(args, ctx, received) -> None:
 
     call_command("migrate", verbosity=0)
     warm_up()
-    from digest.delivery.dispatch import chunked, dispatch_due
+    from digest.chunks import chunked
+    from digest.delivery.dispatch import dispatch_due
     from digest.matching.runs import start_match_run
     from digest.models import Delivery
 

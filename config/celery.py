@@ -1,13 +1,40 @@
+"""The Celery app, and queueing a task by its name.
+
+A caller queues by name rather than importing the task: the task modules import the code they
+call, so the code that queues them cannot import them back (digest.send_digest_chunk is queued by
+the dispatcher it calls, subscribers.subscribe by the services it wraps). The apps import their
+task modules when they load (their `ready()`), so every process knows every task: one queued by
+name runs eagerly where CELERY_TASK_ALWAYS_EAGER says so, exactly as `task.delay` would.
+"""
+
 import os
+from functools import partial
 from pathlib import Path
 
 from celery import Celery
+from django.db import transaction
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("paperboy")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def queue(task_name: str, *args) -> None:
+    """`task.delay(*args)` for the task registered as `task_name`."""
+    app.signature(task_name, args=args).delay()
+
+
+def queue_on_commit(task_name: str, *args) -> None:
+    """`task.delay_on_commit(*args)`: queued once the current transaction commits, never if it
+    rolls back."""
+    transaction.on_commit(partial(queue, task_name, *args))
+
+
+def run_here(task_name: str, *args):
+    """The task's own function, run in this process (when it cannot be queued)."""
+    return app.tasks[task_name].run(*args)
 
 
 @app.on_after_configure.connect

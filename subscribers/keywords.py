@@ -152,6 +152,11 @@ def parse_keywords(raw: str) -> KeywordQuery:
     return KeywordQuery(include=tuple(include.values()), exclude=tuple(exclude.values()))
 
 
+def positive_keywords(keywords: str) -> list[str]:
+    """The wanted terms of a keyword string such as `"neural field", NeRF, -medical`."""
+    return [term.text for term in parse_keywords(keywords).include]
+
+
 def merge_queries(queries: Sequence[KeywordQuery]) -> KeywordQuery:
     include = {term.keys: term for query in queries for term in query.include}
     exclude = {term.keys: term for query in queries for term in query.exclude}

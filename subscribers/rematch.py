@@ -19,6 +19,8 @@ import logging
 
 from django.core.cache import cache
 
+from config.celery import queue
+
 log = logging.getLogger(__name__)
 
 # Longer than a re-match normally waits in the queue; a second one may be queued after that.
@@ -31,8 +33,6 @@ def _key(subscriber_id: int) -> str:
 
 def queue_rematch(subscriber_id: int) -> bool:
     """Queue a re-match unless one is already waiting; True if this call queued it."""
-    from digest.tasks.matching import match_recent_papers
-
     try:
         first = cache.add(_key(subscriber_id), 1, timeout=PENDING_SECONDS)
     except Exception:
@@ -41,7 +41,7 @@ def queue_rematch(subscriber_id: int) -> bool:
     if not first:
         return False
     try:
-        match_recent_papers.delay(subscriber_id)
+        queue("digest.match_recent_papers", subscriber_id)
     except Exception:
         # The change is saved and the page answers; the next change queues a re-match again.
         log.exception("could not queue a re-match for subscriber %s", subscriber_id)

@@ -15,11 +15,12 @@ from email import policy as email_policy
 from functools import partial
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
+from config.celery import queue, run_here
 from subscribers import rematch
 from subscribers.models import Subscriber, Topic
 from subscribers.scheduling import schedule_subscriber
@@ -120,25 +121,21 @@ def receives_digests(subscriber: Subscriber) -> bool:
 def queue_signup(email: str, prefs: Preferences) -> None:
     """Hand the signup to a worker. A new and a known address take different work, so doing it in
     the request would let its timing tell who subscribes; queueing costs the same for both."""
-    from subscribers import tasks
-
-    _queue_or_run(tasks.subscribe, email, prefs.to_data())
+    _queue_or_run("subscribers.subscribe", email, prefs.to_data())
 
 
 def queue_manage_link_request(email: str) -> None:
     """The "email me my link" form, through a worker for the same reason as queue_signup."""
-    from subscribers import tasks
-
-    _queue_or_run(tasks.request_manage_link, email)
+    _queue_or_run("subscribers.request_manage_link", email)
 
 
-def _queue_or_run(task, *args) -> None:
+def _queue_or_run(task_name: str, *args) -> None:
     try:
-        task.delay(*args)
+        queue(task_name, *args)
     except Exception:
         # Without a broker the page still works; only its timing is no longer uniform.
-        log.exception("could not queue %s; running it in the request", task.name)
-        task.run(*args)
+        log.exception("could not queue %s; running it in the request", task_name)
+        run_here(task_name, *args)
 
 
 def subscribe(email: str, prefs: Preferences) -> SignupOutcome:
@@ -208,36 +205,32 @@ def _claim_email_slot(subscriber: Subscriber, stamp_field: str) -> bool:
 
 def send_confirmation(subscriber: Subscriber) -> bool:
     """Queue the opt-in email unless one went out within the hour. Renews the confirm link."""
-    from subscribers import tasks
-
     if subscriber.status != Status.PENDING or not _claim_email_slot(subscriber, "confirmation_sent_at"):
         return False
-    _queue_email(tasks.send_confirmation, subscriber.pk, "confirmation_sent_at")
+    _queue_email("subscribers.send_confirmation", subscriber.pk, "confirmation_sent_at")
     return True
 
 
 def send_manage_link(subscriber: Subscriber) -> bool:
     """Queue an email with the subscriber's manage link unless one went out within the hour."""
-    from subscribers import tasks
-
     if not _claim_email_slot(subscriber, "manage_link_sent_at"):
         return False
-    _queue_email(tasks.send_manage_link, subscriber.pk, "manage_link_sent_at")
+    _queue_email("subscribers.send_manage_link", subscriber.pk, "manage_link_sent_at")
     return True
 
 
-def _queue_email(task, subscriber_id: int, stamp_field: str) -> None:
+def _queue_email(task_name: str, subscriber_id: int, stamp_field: str) -> None:
     """Queue after commit. If the broker is down the page still answers, and the slot is released
     so that the next attempt can send."""
 
-    def queue() -> None:
+    def queue_or_release() -> None:
         try:
-            task.delay(subscriber_id)
+            queue(task_name, subscriber_id)
         except Exception:
-            log.exception("could not queue %s for subscriber %s", task.name, subscriber_id)
+            log.exception("could not queue %s for subscriber %s", task_name, subscriber_id)
             Subscriber.objects.filter(pk=subscriber_id).update(**{stamp_field: None})
 
-    transaction.on_commit(queue)
+    transaction.on_commit(queue_or_release)
 
 
 def request_manage_link(email: str) -> bool:
@@ -385,11 +378,10 @@ def purge_pending(older_than: timedelta) -> int:
     Only those who never confirmed: never active (no `confirmed_at`) and never sent a digest. A
     subscriber who once was, whatever set them pending since, is never erased by this.
     """
-    from digest.models import Delivery
-
     cutoff = timezone.now() - older_than
-    stale = Subscriber.objects.filter(
-        ~Exists(Delivery.objects.filter(subscriber=OuterRef("pk"))), status=Status.PENDING, confirmed_at__isnull=True
-    ).filter(Q(confirmation_sent_at__lt=cutoff) | Q(confirmation_sent_at__isnull=True, created_at__lt=cutoff))
+    # `deliveries`: the digests sent to them (the digest app's Delivery rows point here).
+    stale = Subscriber.objects.filter(status=Status.PENDING, confirmed_at__isnull=True, deliveries__isnull=True).filter(
+        Q(confirmation_sent_at__lt=cutoff) | Q(confirmation_sent_at__isnull=True, created_at__lt=cutoff)
+    )
     deleted, by_model = stale.delete()
     return by_model.get(Subscriber._meta.label, 0)

@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from subscribers import ratelimit, selectors, services
+from subscribers import ratelimit, services
 from subscribers.forms import ManageLinkForm, PreferencesForm, SignupForm
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token, read_token
@@ -49,8 +49,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         if valid:
             services.queue_signup(form.cleaned_data["email"], form.preferences())
             return redirect("subscribers:check_inbox")
-    context = {"form": form, "papers": selectors.trending_this_week()}
-    return render(request, "subscribers/signup.html", context, status=400 if form.is_bound else 200)
+    return render(request, "subscribers/signup.html", {"form": form}, status=400 if form.is_bound else 200)
 
 
 def check_inbox(request: HttpRequest) -> HttpResponse:

@@ -256,11 +256,6 @@ def _as_phrase(name: str) -> str:
     return name
 
 
-def positive_keywords(keywords: str) -> list[str]:
-    """The wanted terms of a keyword string such as `"neural field", NeRF, -medical`."""
-    return [term.text for term in parse_keywords(keywords).include]
-
-
 @lru_cache(maxsize=CARD_CACHE_SIZE)
 def _title_keys(title: str) -> list:
     return text_keys(title)  # a digest run reads the same few thousand titles over and over

@@ -12,7 +12,7 @@ have moved any of them first, that statement is undone and each is claimed on it
 
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import reduce
 from typing import TypeVar
@@ -22,6 +22,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from config.celery import queue_on_commit
+from digest.chunks import chunked
 from digest.models import Delivery
 from digest.plain_sql import insert_rows
 from subscribers.models import Subscriber
@@ -52,11 +54,6 @@ def schedule_unscheduled(now: datetime) -> int:
     for subscriber in subscribers:
         schedule_subscriber(subscriber, now)
     return len(subscribers)
-
-
-def chunked(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 def due_moment(subscriber: Subscriber, now: datetime) -> datetime:
@@ -158,7 +155,5 @@ def dispatch_due(
 
 def queue_deliveries(delivery_ids: Sequence[int]) -> None:
     """Queue chunks of deliveries once the surrounding transaction commits."""
-    from digest.tasks.sending import send_digest_chunk  # the task module imports this one
-
     for chunk in chunked(list(delivery_ids), settings.DIGEST_CHUNK_SIZE):
-        send_digest_chunk.delay_on_commit(chunk)
+        queue_on_commit("digest.send_digest_chunk", chunk)

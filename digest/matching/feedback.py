@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from digest.delivery.digest_email import positive_keywords
 from digest.models import Paper
-from subscribers.keywords import STOPWORDS, make_term, parse_keywords
+from subscribers.keywords import STOPWORDS, make_term, parse_keywords, positive_keywords
 from subscribers.models import Subscriber
 
 MORE = "more"

@@ -24,7 +24,7 @@ from django.db.models import Count, F, Max, QuerySet
 from django.utils import timezone
 
 from config.logging import log_event
-from digest.delivery.dispatch import chunked
+from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, compile_matcher, match_subscribers, paper_doc
 from digest.models import Candidate, MatchRun, Paper
 from digest.plain_sql import refresh_statistics

@@ -30,6 +30,9 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from digest.delivery.refusal_alarm import message_refusals
+from digest.models import Delivery, Feed
+
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
@@ -81,8 +84,6 @@ def _iso(moment: datetime | None) -> str | None:
 
 def last_runs() -> dict[str, str | None]:
     """The last successful feed poll and the last digest sent (two queries)."""
-    from digest.models import Delivery, Feed
-
     return {
         "last_ingest": _iso(Feed.objects.aggregate(at=Max("last_success_at"))["at"]),
         "last_dispatch": _iso(Delivery.objects.aggregate(at=Max("sent_at"))["at"]),
@@ -91,8 +92,6 @@ def last_runs() -> dict[str, str | None]:
 
 def refused_messages() -> dict[str, Any]:
     """Digests tried and refused as messages over the alarm's window (one query)."""
-    from digest.delivery.refusal_alarm import message_refusals
-
     recent = message_refusals()
     return {
         "window_minutes": recent.minutes, "tried": recent.tried, "refused": recent.refused,

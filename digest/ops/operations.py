@@ -12,6 +12,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.utils import timezone
 
+from config.celery import queue_on_commit
 from digest.delivery.digest_email import build_digest_message
 from digest.delivery.dispatch import queue_deliveries
 from digest.delivery.sending import pick_papers
@@ -30,11 +31,9 @@ TOPIC_PREVIEW_SHOWN = 20
 
 def poll_now(feed_ids: Iterable[int]) -> int:
     """Queue one poll per feed, after the current transaction commits. Returns how many."""
-    from digest.tasks.polling import poll_feed
-
     ids = list(feed_ids)
     for feed_id in ids:
-        poll_feed.delay_on_commit(feed_id)
+        queue_on_commit("digest.poll_feed", feed_id)
     return len(ids)
 
 

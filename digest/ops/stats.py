@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from digest.models import Delivery, Feed, Paper, PaperSource
+from digest.ops.health import redis_client
 from subscribers.models import Subscriber, Topic
 
 DEFAULT_DAYS = 30
@@ -181,8 +182,6 @@ def queue_length() -> int | None:
 
     Redis: the length of the queue's list. Filesystem broker: the message files in its folder.
     """
-    from digest.ops.health import redis_client
-
     if settings.REDIS_URL:
         try:
             return int(redis_client(settings.REDIS_URL).llen(queue_name()))

@@ -5,8 +5,9 @@ from django.core.mail import get_connection
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from digest.chunks import chunked
 from digest.delivery.digest_email import build_digest_message
-from digest.delivery.dispatch import chunked, dispatch_due, due_moment, due_subscribers
+from digest.delivery.dispatch import dispatch_due, due_moment, due_subscribers
 from digest.delivery.sending import ChunkResult, pick_papers, send_delivery_chunk
 from digest.management.progress import progress
 from digest.models import Delivery
