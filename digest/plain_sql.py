@@ -1,4 +1,5 @@
-"""Queries on the per-digest hot path, written as SQL from the models' own metadata.
+"""The project's SQL (nowhere else writes any): queries on the hot paths, written from the models'
+own metadata, and the PostgreSQL statements the ORM has no call for.
 
 Building a queryset costs far more than running these indexed one-row statements (an ORM
 `filter(...).exists()` spends about 0.4 ms in Python before the database sees it; the SQL below
@@ -7,10 +8,11 @@ ORM call named in its docstring does, for plain field values (no expressions), a
 values with the fields' own `get_db_prep_save`, so the two always store the same thing.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Model
 from django.utils import timezone
 
@@ -153,6 +155,44 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
             cursor.execute(f"INSERT INTO {table} ({names}) VALUES {values}{conflict}", params)  # nosec B608
 
 
+def insert_for_each(
+    model: type[Model],
+    key: str,
+    values: Mapping[str, object],
+    source: type[Model],
+    matching: Mapping[str, Sequence[object]],
+) -> None:
+    """`model.objects.bulk_create([model(key=row, **values) for row in rows], ignore_conflicts=True)`,
+    where `rows` are the `source` rows whose field is among the given values for any field of
+    `matching` (`Q(a__in=...) | Q(b__in=...)`), in one INSERT ... SELECT that reads no row.
+
+    The ORM has no INSERT ... SELECT. ON CONFLICT DO NOTHING is the same on PostgreSQL and
+    SQLite (3.24+).
+    """
+    where, params = [], []
+    for name, wanted in matching.items():
+        if wanted:
+            column, field = _column(source, name)
+            where.append(f"{column} IN ({', '.join(['%s'] * len(wanted))})")
+            params.extend(field.get_db_prep_save(value, connection) for value in wanted)
+    if not where:
+        return
+    columns, constants = [_column(model, key)[0]], []
+    for name, value in values.items():
+        column, field = _column(model, name)
+        columns.append(column)
+        constants.append(field.get_db_prep_save(value, connection))
+    table, source_table = (connection.ops.quote_name(m._meta.db_table) for m in (model, source))
+    source_key = _column(source, source._meta.pk.name)[0]
+    sql = (
+        # Bandit: only quoted table and column names from the models' metadata are formatted in; values are parameters.
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {source_key}{', %s' * len(constants)} "  # nosec B608
+        f"FROM {source_table} WHERE {' OR '.join(where)} ON CONFLICT DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, constants + params)
+
+
 def insert_or_add(model: type[Model], key: Mapping[str, object], counts: Mapping[str, int]) -> None:
     """Add `counts` to the row with `key` (its fields unique together), creating it with `counts`
     when there is none: one statement, however many writers add to the same row at once."""
@@ -165,6 +205,22 @@ def insert_or_add(model: type[Model], key: Mapping[str, object], counts: Mapping
         # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({', '.join(columns[:len(key)])}) DO UPDATE SET {added}"  # nosec B608
         cursor.execute(sql, params)
+
+
+@contextmanager
+def asynchronous_commits() -> Iterator[None]:
+    """PostgreSQL's `SET synchronous_commit TO OFF` on this connection until the block ends: its
+    commits return before the disk flush. RESET afterwards, unless the connection is gone."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except (OperationalError, InterfaceError):
+            pass  # a new connection starts with the server's default anyway
 
 
 def refresh_statistics(model: type[Model]) -> None:

@@ -1,6 +1,8 @@
-"""Every change to a subscriber: signup, confirmation, preferences, pause, unsubscribe, erasure.
+"""Every change to a subscriber: signup, confirmation, preferences, pause, bounces, unsubscribe,
+erasure.
 
-Views, the admin, commands and tasks call these functions; none of them writes a status itself.
+Views, the admin, commands, tasks and the delivery code call these functions; none of them writes
+a status itself.
 Emails are queued after the transaction commits: no page waits for SMTP, and a rolled-back change
 sends nothing.
 """
@@ -14,8 +16,9 @@ from email import message_from_bytes
 from email import policy as email_policy
 from functools import partial
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
@@ -283,6 +286,15 @@ def _move(subscriber: Subscriber, from_statuses: set[str], to: str, **fields) ->
     if changed:
         subscriber.refresh_from_db()
     return changed == 1
+
+
+def record_bounce(subscriber_id: int) -> None:
+    """Count a permanent bounce: at BOUNCE_LIMIT an active subscriber is marked bounced and gets no
+    more digests. Each statement is right however many workers count at the same moment."""
+    Subscriber.objects.filter(id=subscriber_id).update(bounce_count=F("bounce_count") + 1)
+    Subscriber.objects.filter(
+        id=subscriber_id, status=Status.ACTIVE, bounce_count__gte=settings.BOUNCE_LIMIT
+    ).update(status=Status.BOUNCED, next_delivery_at=None)
 
 
 def pause(subscriber: Subscriber) -> bool:

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from digest.delivery.bounces import parse_dsn, record_bounce, record_complaint
+from digest.delivery.bounces import parse_dsn, record_bounce_by_address, record_complaint
 from digest.models import Delivery
 from mail.refusals import Refusal
 from subscribers.models import Subscriber
@@ -34,24 +34,24 @@ def sent_digest(subscriber, message_id: str) -> Delivery:
 
 
 def test_a_permanent_bounce_counts_and_the_limit_marks_the_subscriber_bounced(ada):
-    record_bounce("ada.lovelace@example.org", permanent=True)
+    record_bounce_by_address("ada.lovelace@example.org", permanent=True)
     ada.refresh_from_db()
     assert (ada.bounce_count, ada.status) == (1, Status.ACTIVE)
 
-    record_bounce("ADA.Lovelace@example.org", permanent=True)
+    record_bounce_by_address("ADA.Lovelace@example.org", permanent=True)
     ada.refresh_from_db()
     assert (ada.bounce_count, ada.status) == (2, Status.BOUNCED)
 
 
 def test_a_transient_bounce_changes_nothing(ada):
-    record_bounce("ada.lovelace@example.org", permanent=False)
+    record_bounce_by_address("ada.lovelace@example.org", permanent=False)
 
     ada.refresh_from_db()
     assert (ada.bounce_count, ada.status) == (0, Status.ACTIVE)
 
 
 def test_a_bounce_for_an_unknown_address_is_ignored(ada):
-    assert record_bounce("nobody@example.org", permanent=True) is None
+    assert record_bounce_by_address("nobody@example.org", permanent=True) is None
     assert record_complaint("nobody@example.org") is None
 
 

@@ -131,3 +131,43 @@ def test_insert_or_add_creates_the_row_then_adds_to_it(db):
 
     rows = SendTally.objects.order_by("minute").values_list("minute", "tried", "message_refusals")
     assert list(rows) == [(minute, 7, 1), (other, 1, 1)]
+
+
+def test_insert_for_each_links_each_matching_row_once_as_bulk_create_would(db):
+    from digest.models import Feed, Paper, PaperSource
+    from digest.plain_sql import insert_for_each
+
+    feed = Feed.objects.create(url="https://rss.arxiv.org/rss/cs.LG")
+    by_guid, by_arxiv_id, other = (
+        Paper.objects.create(guid="2611.00001", arxiv_id="2611.00001", title="a"),
+        Paper.objects.create(guid="urn:hf:2", arxiv_id="2611.00002", title="b"),
+        Paper.objects.create(guid="urn:hf:3", title="c"),
+    )
+    link = {"feed": feed.pk, "first_seen": CLAIMED}
+    wanted = {"guid": ["2611.00001", "missing"], "arxiv_id": ["2611.00002"]}
+
+    insert_for_each(PaperSource, "paper", link, Paper, wanted)
+    insert_for_each(PaperSource, "paper", link, Paper, wanted)  # the second time conflicts, and skips
+    insert_for_each(PaperSource, "paper", link, Paper, {"guid": [], "arxiv_id": []})  # nothing to match
+
+    rows = PaperSource.objects.order_by("paper_id").values_list("paper_id", "feed_id", "first_seen")
+    assert list(rows) == [(by_guid.id, feed.id, CLAIMED), (by_arxiv_id.id, feed.id, CLAIMED)]
+    assert not PaperSource.objects.filter(paper=other).exists()
+    assert PaperSource.objects.filter(first_seen=CLAIMED).count() == 2  # stored in the ORM's format, so found by it
+
+
+@pytest.mark.postgres
+def test_asynchronous_commits_last_as_long_as_the_block(on_postgres):
+    from django.db import connection
+
+    from digest.plain_sql import asynchronous_commits
+
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    before = synchronous_commit()
+    with asynchronous_commits():
+        assert synchronous_commit() == "off"
+    assert synchronous_commit() == before != "off"

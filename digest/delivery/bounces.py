@@ -42,12 +42,11 @@ from django.dispatch import receiver
 
 from config.logging import log_event
 from digest.delivery.refusal_alarm import note_message_refusal, tally
-from digest.delivery.sending import record_bounce as count_bounce
 from digest.models import Delivery
 from mail.refusals import ENHANCED_STATUS, Phase, Refusal, classify, diagnostic_phase
 from mail.return_path import delivery_id_from
 from subscribers.models import Subscriber
-from subscribers.services import find_by_email, unsubscribe
+from subscribers.services import find_by_email, record_bounce, unsubscribe
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ class DsnOutcome:
     changed: bool
 
 
-def record_bounce(email: str, permanent: bool) -> Subscriber | None:
+def record_bounce_by_address(email: str, permanent: bool) -> Subscriber | None:
     """Note a bounce for the subscriber with this address; returns them, or None if unknown.
 
     For authenticated provider events only: a DSN must prove its digest (`record_dsn`)."""
@@ -111,7 +110,7 @@ def record_bounce(email: str, permanent: bool) -> Subscriber | None:
     if not permanent:
         log.info("transient bounce for subscriber %s, left to the mail server's retries", subscriber.pk)
         return subscriber
-    count_bounce(subscriber.pk)
+    record_bounce(subscriber.pk)
     subscriber.refresh_from_db()
     log.info("permanent bounce for subscriber %s (%s so far)", subscriber.pk, subscriber.bounce_count)
     return subscriber
@@ -137,7 +136,7 @@ def record_report(delivery: Delivery, refusal: Refusal, reason: str, *, source: 
         log_event(log, "bounce.repeated", delivery_id=delivery.id, source=source, refusal=refusal.value)
         return False
     if refusal is Refusal.RECIPIENT:
-        count_bounce(delivery.subscriber_id)
+        record_bounce(delivery.subscriber_id)
     elif refusal is Refusal.MESSAGE:
         note_message_refusal(delivery.id, reason, source=source)
         tally(0, 1)
@@ -215,7 +214,7 @@ def on_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
         note_message_refusal(None, reason, source="webhook")
         tally(0, 1)
     else:
-        record_bounce(event.recipient, permanent=refusal is Refusal.RECIPIENT)
+        record_bounce_by_address(event.recipient, permanent=refusal is Refusal.RECIPIENT)
 
 
 def _field(block: Message, name: str) -> str:

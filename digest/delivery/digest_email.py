@@ -13,7 +13,6 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import lru_cache
 from types import SimpleNamespace
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -27,6 +26,7 @@ from mail.rendering import absolute, inlined_html, token_url
 from subscribers.emails import build_message
 from subscribers.keywords import make_term, occurs, parse_keywords, text_keys
 from subscribers.models import Subscriber
+from subscribers.scheduling import subscriber_zone
 from subscribers.tokens import make_token
 
 EMAIL_NAME = "digest"
@@ -305,11 +305,7 @@ def digest_subject(subscriber: Subscriber, candidates: Sequence[Shown], topics: 
 
 
 def _local_date(subscriber: Subscriber, moment: datetime):
-    try:
-        zone = ZoneInfo(subscriber.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return moment.astimezone(zone).date()
+    return moment.astimezone(subscriber_zone(subscriber.timezone)).date()
 
 
 def delivery_papers(delivery: Delivery) -> tuple[list[Candidate], list[Candidate]]:

@@ -55,7 +55,7 @@ from config.logging import log_event
 from digest.delivery.digest_email import PAPER_FIELDS, DigestTooLarge, PaperRow, Pick, build_digest_within
 from digest.delivery.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
 from digest.models import Candidate, Delivery, Paper
-from digest.plain_sql import row_exists, update_each, update_rows
+from digest.plain_sql import asynchronous_commits, row_exists, update_each, update_rows
 from mail.refusals import Refusal, smtp_refusal
 from mail.rendering import new_message_id
 from mail.return_path import return_path
@@ -63,6 +63,7 @@ from mail.send_rate import SendRateLimiter, send_rate_limiter
 from mail.smtp_client import UnsendableAddress
 from mail.streams import MessageStream, message_stream
 from subscribers.models import Subscriber, Topic
+from subscribers.services import record_bounce
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +125,8 @@ def commits_without_flush() -> Iterator[None]:
     if db_connection.vendor != "postgresql" or not settings.SEND_ASYNC_COMMIT:
         yield
         return
-    with db_connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit TO OFF")
-    try:
+    with asynchronous_commits():
         yield
-    finally:
-        try:
-            with db_connection.cursor() as cursor:
-                cursor.execute("RESET synchronous_commit")
-        except (OperationalError, InterfaceError):
-            pass  # a new connection starts with the server's default anyway
 
 
 def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery], dict[int, Subscriber]]:
@@ -286,13 +279,6 @@ def _finish(delivery: Delivery, **changes) -> bool:
     if not done:
         log.warning("delivery %s was reclaimed while its worker still held it", delivery.id)
     return done
-
-
-def record_bounce(subscriber_id: int) -> None:
-    Subscriber.objects.filter(id=subscriber_id).update(bounce_count=F("bounce_count") + 1)
-    Subscriber.objects.filter(
-        id=subscriber_id, status=Subscriber.Status.ACTIVE, bounce_count__gte=settings.BOUNCE_LIMIT
-    ).update(status=Subscriber.Status.BOUNCED, next_delivery_at=None)
 
 
 def close_quietly(connection) -> None:

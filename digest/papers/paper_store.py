@@ -16,12 +16,13 @@ link sources), never a query per paper. Merging rules:
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from digest.models import Feed, Paper, PaperSource
 from digest.papers.feed_parsing import ParsedPaper
+from digest.plain_sql import insert_for_each
 
 # Rows per round trip: keeps every IN list and INSERT under SQLite's bound-parameter limit.
 CHUNK_SIZE = 500
@@ -123,28 +124,13 @@ def _store_chunk(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool)
 
 
 def _link_sources(feed: Feed, papers: list[ParsedPaper]) -> None:
-    """Record that `feed` announced these papers: one INSERT ... SELECT, no model instance per link.
-
-    The ORM has no INSERT ... SELECT, and a PaperSource object per paper cost a fifth of storing.
-    ON CONFLICT DO NOTHING is the same on PostgreSQL and SQLite (3.24+).
-    """
-    qn = connection.ops.quote_name
-    source, paper = PaperSource._meta, Paper._meta
+    """Record that `feed` announced these papers: one INSERT ... SELECT, no model instance per link
+    (a PaperSource object per paper cost a fifth of storing)."""
     guids = [p.guid for p in papers]
     # Rows keyed by another guid but carrying the arXiv id (see _store_chunk) are found by id.
     arxiv_ids = [p.arxiv_id for p in papers if p.arxiv_id and p.arxiv_id != p.guid]
-    where = f"{qn(paper.get_field('guid').column)} IN ({', '.join(['%s'] * len(guids))})"
-    if arxiv_ids:
-        where += f" OR {qn(paper.get_field('arxiv_id').column)} IN ({', '.join(['%s'] * len(arxiv_ids))})"
-    columns = ", ".join(qn(source.get_field(name).column) for name in ("paper", "feed", "first_seen"))
-    sql = (
-        # Bandit: only quoted table and column names from the models are formatted in; values are parameters.
-        f"INSERT INTO {qn(source.db_table)} ({columns}) SELECT {qn(paper.pk.column)}, %s, %s "  # nosec B608
-        f"FROM {qn(paper.db_table)} WHERE {where} ON CONFLICT DO NOTHING"
-    )
-    first_seen = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [feed.pk, first_seen, *guids, *arxiv_ids])
+    link = {"feed": feed.pk, "first_seen": timezone.now()}
+    insert_for_each(PaperSource, "paper", link, Paper, {"guid": guids, "arxiv_id": arxiv_ids})
 
 
 def _new_row(parsed: ParsedPaper, from_arxiv: bool) -> Paper:
