@@ -7,9 +7,6 @@ the JSON object (`JsonFormatter` keeps `extra`); otherwise they follow the event
 
 import json
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 # Attributes a LogRecord already has: a JSON line leaves them out, and an `extra` key with one of
@@ -44,20 +41,3 @@ def log_event(logger: logging.Logger, event: str, *, level: int = logging.INFO, 
     extra = {("field_" + key if key in _STANDARD else key): value for key, value in fields.items()}
     extra["event"] = event
     logger.log(level, f"{event} {pairs}".rstrip(), extra=extra)
-
-
-@contextmanager
-def timed_event(logger: logging.Logger, event: str, **fields: Any) -> Iterator[dict[str, Any]]:
-    """Log `event` once the block ends, with `ms` and whatever the block adds to the yielded dict.
-
-    A block that raises is logged at ERROR with the exception's type, then the exception goes on.
-    """
-    started = time.perf_counter()
-    try:
-        yield fields
-    except Exception as exc:
-        fields["ms"] = round((time.perf_counter() - started) * 1000, 1)
-        log_event(logger, event, level=logging.ERROR, **{**fields, "error": type(exc).__name__})
-        raise
-    fields["ms"] = round((time.perf_counter() - started) * 1000, 1)
-    log_event(logger, event, **fields)

@@ -6,7 +6,6 @@
 
 import os
 import smtplib
-import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,8 +50,6 @@ class SmtpBackend(DjangoSmtpBackend):
 
 class EmlFolderBackend(BaseEmailBackend):
     """Writes every message as its own RFC 5322 `.eml` file, named so they sort by time."""
-
-    _lock = threading.Lock()
 
     def __init__(self, file_path: str | None = None, fail_silently: bool = False, **kwargs):
         super().__init__(fail_silently=fail_silently, **kwargs)

@@ -89,10 +89,6 @@ class Term:
     text: str
     keys: tuple[str, ...]
 
-    @property
-    def is_phrase(self) -> bool:
-        return len(self.keys) > 1
-
 
 @dataclass(frozen=True)
 class KeywordQuery:
@@ -157,12 +153,6 @@ def positive_keywords(keywords: str) -> list[str]:
     return [term.text for term in parse_keywords(keywords).include]
 
 
-def merge_queries(queries: Sequence[KeywordQuery]) -> KeywordQuery:
-    include = {term.keys: term for query in queries for term in query.include}
-    exclude = {term.keys: term for query in queries for term in query.exclude}
-    return KeywordQuery(include=tuple(include.values()), exclude=tuple(exclude.values()))
-
-
 def occurs(term: Term, keys: Sequence[tuple[str, str | None]]) -> bool:
     """Whether the term's words appear consecutively in a tokenised text (see `text_keys`)."""
     width = len(term.keys)
@@ -173,7 +163,3 @@ def occurs(term: Term, keys: Sequence[tuple[str, str | None]]) -> bool:
         if all(term.keys[offset] in keys[start + offset] for offset in range(1, width)):
             return True
     return False
-
-
-def term_in_text(term: Term, text: str) -> bool:
-    return occurs(term, text_keys(text))

@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 EMAIL_INTERVAL = timedelta(hours=1)
 
 Status = Subscriber.Status
-# The only status that receives digests; pending addresses have not proved they want them.
-RECEIVING = frozenset({Status.ACTIVE})
 SCHEDULE_FIELDS = ("timezone", "frequency", "weekday", "delivery_hour")
 
 
@@ -115,10 +113,6 @@ def normalize_email(raw: str) -> str:
 def find_by_email(email: str) -> Subscriber | None:
     # LOWER(email) = ..., the expression the unique index is built on, so the index serves it.
     return Subscriber.objects.alias(email_lower=Lower("email")).filter(email_lower=email.lower()).first()
-
-
-def receives_digests(subscriber: Subscriber) -> bool:
-    return subscriber.status in RECEIVING
 
 
 def queue_signup(email: str, prefs: Preferences) -> None:

@@ -4,7 +4,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from digest.matching.authors import AuthorIndex, is_same_author, parse_author
+from digest.matching.authors import AuthorIndex, parse_author, same_author
+
+
+def is_same_author(left: str, right: str) -> bool:
+    a, b = parse_author(left), parse_author(right)
+    return bool(a and b and same_author(a, b))
 
 
 @pytest.mark.parametrize(

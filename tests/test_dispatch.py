@@ -6,7 +6,7 @@ import time_machine
 from django.db import close_old_connections, connection, transaction
 
 from digest.delivery.dispatch import advance_slot, advance_slots, create_deliveries, dispatch_due
-from digest.delivery.sending import claim_delivery
+from digest.delivery.sending import claim_chunk
 from digest.models import Delivery
 from subscribers.models import Subscriber
 from tests.digest_samples import make_subscriber
@@ -185,7 +185,7 @@ def test_concurrent_workers_on_postgresql_claim_each_delivery_once(on_postgres):
     ids = [
         d.id for d in Delivery.objects.bulk_create(Delivery(subscriber=s, period="2026-11-26", scheduled_for=NOW) for s in subscribers)
     ]
-    results = _in_threads(4, lambda: [i for i in ids if claim_delivery(i, NOW) is not None])
+    results = _in_threads(4, lambda: [i for i in ids if claim_chunk([i], NOW)[0]])
     claimed = [delivery_id for chunk in results for delivery_id in chunk]
     assert sorted(claimed) == sorted(ids)
     assert set(Delivery.objects.values_list("status", "attempts")) == {("sending", 1)}
@@ -208,8 +208,8 @@ def test_a_locked_delivery_on_postgresql_is_skipped_not_waited_for(on_postgres):
     holder.start()
     try:
         assert locked.wait(10)
-        assert _in_threads(1, lambda: claim_delivery(delivery.id, NOW)) == [None]
+        assert _in_threads(1, lambda: claim_chunk([delivery.id], NOW)[0]) == [[]]
     finally:
         done.set()
         holder.join(10)
-    assert claim_delivery(delivery.id, NOW) is not None
+    assert claim_chunk([delivery.id], NOW)[0]

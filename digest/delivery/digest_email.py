@@ -183,8 +183,6 @@ def view_url(subscriber: Subscriber, delivery: Delivery) -> str:
     return token_url("digest:view", make_token(subscriber, "digest", {"d": delivery.pk}))
 
 
-
-
 def _card_key(paper: Paper | PaperRow) -> tuple:
     # Every field a card shows: a cached card can never outlive a change to its paper.
     return (

@@ -160,15 +160,6 @@ def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery],
     return claimed, subscribers
 
 
-def claim_deliveries(delivery_ids: list[int], now: datetime) -> list[Delivery]:
-    return claim_chunk(delivery_ids, now)[0]
-
-
-def claim_delivery(delivery_id: int, now: datetime) -> Delivery | None:
-    claimed = claim_deliveries([delivery_id], now)
-    return claimed[0] if claimed else None
-
-
 def load_subscribers(subscriber_ids: list[int]) -> dict[int, Subscriber]:
     """The active ones among `subscriber_ids`, with what building their digest reads."""
     topics = Prefetch("topics", queryset=Topic.objects.only("id", "name"))  # names are all a digest reads

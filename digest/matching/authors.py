@@ -92,11 +92,6 @@ def same_author(left: AuthorName, right: AuthorName) -> bool:
     return given_names_agree(left.given, right.given)
 
 
-def is_same_author(left: str, right: str) -> bool:
-    a, b = parse_author(left), parse_author(right)
-    return bool(a and b and same_author(a, b))
-
-
 class AuthorIndex:
     """The authors of a batch of papers, found by family name without scanning every paper."""
 

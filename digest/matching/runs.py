@@ -163,8 +163,3 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     index = build_index(recent, Paper.objects.filter(first_seen__lt=since))
     with transaction.atomic():
         return store_matches([subscriber_id], index, recent)
-
-
-def match_run_in_process(plan: RunPlan, chunks=None) -> int:
-    """Every chunk of a run, one after the other (the command and the demo; workers fan out)."""
-    return sum(match_chunk(plan.run_id, chunk) for chunk in (chunks if chunks is not None else plan.chunks))
