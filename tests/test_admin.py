@@ -259,7 +259,7 @@ def test_retry_failed_sends_the_same_digest_again_and_leaves_other_deliveries_al
 
 @pytest.mark.django_db
 def test_a_retried_delivery_is_not_queued_again_by_the_retry_sweep_while_its_task_waits():
-    from digest.delivery.sending import due_retries
+    from digest.delivery.claims import due_retries
     from digest.ops.operations import retry_failed
 
     failed = failed_delivery()

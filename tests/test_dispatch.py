@@ -5,8 +5,8 @@ import pytest
 import time_machine
 from django.db import close_old_connections, connection, transaction
 
+from digest.delivery.claims import claim_chunk
 from digest.delivery.dispatch import advance_slot, advance_slots, create_deliveries, dispatch_due
-from digest.delivery.sending import claim_chunk
 from digest.models import Delivery
 from subscribers.models import Subscriber
 from tests.digest_samples import make_subscriber

@@ -16,7 +16,8 @@ import redis
 import time_machine
 from django.db import connection
 
-from digest.delivery.sending import due_retries, send_delivery_chunk
+from digest.delivery.claims import due_retries
+from digest.delivery.sending import send_delivery_chunk
 from digest.models import Delivery, Feed, Paper
 from digest.papers.ingestion import ingest_all
 from subscribers.models import Subscriber

@@ -7,7 +7,8 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 
-from digest.delivery.sending import due_retries, retry_delay, send_delivery_chunk
+from digest.delivery.claims import due_retries
+from digest.delivery.sending import retry_delay, send_delivery_chunk
 from digest.models import Candidate, Delivery
 from mail.send_rate import SendRateLimiter
 from subscribers.models import Subscriber

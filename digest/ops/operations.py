@@ -1,6 +1,6 @@
 """What an operator triggers from the admin: poll feeds now, retry failed digests, preview a digest.
 
-The preview reads exactly what the next digest would contain (`sending.pick_papers`) and builds
+The preview reads exactly what the next digest would contain (`claims.pick_papers`) and builds
 the very message `sending` would send (`digest_email.build_digest_message`), but creates no
 Delivery and attaches no candidate: previewing changes nothing.
 """
@@ -13,9 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.celery import queue_on_commit
+from digest.delivery.claims import pick_papers
 from digest.delivery.digest_email import build_digest_message
 from digest.delivery.dispatch import queue_deliveries
-from digest.delivery.sending import pick_papers
 from digest.matching.engine import BatchIndex, Match, build_matcher, match_many, paper_doc
 from digest.models import Delivery, Paper
 from subscribers.models import Subscriber

@@ -1,9 +1,10 @@
 from celery import shared_task
 from django.utils import timezone
 
+from digest.delivery.claims import due_retries, give_up_abandoned
 from digest.delivery.dispatch import dispatch_due, queue_deliveries
 from digest.delivery.refusal_alarm import forget_old_tallies
-from digest.delivery.sending import due_retries, give_up_abandoned, send_delivery_chunk
+from digest.delivery.sending import send_delivery_chunk
 
 __all__ = ["dispatch_digests", "retry_deliveries", "send_digest_chunk"]
 

@@ -6,9 +6,10 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from digest.chunks import chunked
+from digest.delivery.claims import pick_papers
 from digest.delivery.digest_email import build_digest_message
 from digest.delivery.dispatch import dispatch_due, due_moment, due_subscribers
-from digest.delivery.sending import ChunkResult, pick_papers, send_delivery_chunk
+from digest.delivery.sending import ChunkResult, send_delivery_chunk
 from digest.management.progress import progress
 from digest.models import Delivery
 from subscribers.scheduling import period_key
