@@ -47,7 +47,7 @@ def main() -> None:
     from digest.management.progress import progress
     from digest.models import Candidate, Delivery
     from subscribers.models import Subscriber
-    from tests.digest_samples import PUBLISHED, make_paper, make_subscriber, reason_for, seed_papers
+    from tests.support.digest_samples import PUBLISHED, make_paper, make_subscriber, reason_for, seed_papers
 
     rng = random.Random(5)
     papers = [make_paper(i, title, abstract) for i, (title, abstract) in enumerate(seed_papers())]

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.stress.servers import free_port, wait_for_port  # noqa: E402
+from tests.support.servers import free_port, wait_for_port  # noqa: E402
 
 LOAD_LINE = re.compile(r"^LOAD (.*)$", re.M)
 

@@ -5,7 +5,7 @@ real PostgreSQL, while workers are SIGKILLed, two dispatchers race, Redis and Po
     .venv/bin/python bench/stress_digests.py --digests 1000     # a quick run
 
 Everything it stops or restarts is its own: a throwaway redis-server on an ephemeral port and a
-throwaway PostgreSQL cluster (initdb in a temporary folder), see tests/stress/servers.py. The
+throwaway PostgreSQL cluster (initdb in a temporary folder), see tests/support/servers.py. The
 machine's own servers are never touched. The SMTP sink (aiosmtpd, its own process) appends one
 line per accepted message (recipient, Message-ID), and the counts come from that file: a digest
 is lost when its recipient got nothing in the phase, duplicated when they got two.
@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.stress.servers import ThrowawayPostgres, ThrowawayRedis  # noqa: E402
+from tests.support.servers import ThrowawayPostgres, ThrowawayRedis  # noqa: E402
 
 PHASES = ("kills", "dispatch", "redis", "postgres", "ingest")
 
@@ -140,7 +140,7 @@ class Stress:
 
         from digest.models import Candidate, Paper
         from subscribers.models import Subscriber
-        from tests.digest_samples import seed_papers
+        from tests.support.digest_samples import seed_papers
 
         slot = timezone.now() - timedelta(days=30 - phase_number)
         Subscriber.objects.update(next_delivery_at=slot)
@@ -322,7 +322,7 @@ class Stress:
 
         from digest.models import Feed, Paper, PaperSource
         from digest.papers.ingestion import ingest_all
-        from tests.feed_server import FeedServer, Route
+        from tests.support.feed_server import FeedServer, Route
 
         print("--- ingest ---", flush=True)
         entries = self.args.feed_entries

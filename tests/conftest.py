@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.browser import chromium  # noqa: F401 (a fixture for every browser test)
+from tests.support.browser import chromium  # noqa: F401 (a fixture for every browser test)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IN_CI = bool(os.environ.get("CI"))

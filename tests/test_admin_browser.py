@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from digest.models import Candidate, Delivery, Feed, Paper, PaperSource
 from subscribers.models import Subscriber, Topic
-from tests.browser import screenshot
+from tests.support.browser import screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_SCREENSHOT = ROOT / "docs" / "dashboard.png"

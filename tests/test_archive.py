@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from digest.papers.archive import archive_days, papers_of_day
-from tests.digest_samples import make_paper
+from tests.support.digest_samples import make_paper
 
 pytestmark = pytest.mark.django_db
 

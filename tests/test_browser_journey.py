@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 
 from subscribers.models import Subscriber, Topic
-from tests.browser import screenshot
+from tests.support.browser import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -18,8 +18,8 @@ from digest.delivery.digest_email import (
 )
 from digest.models import Candidate, Delivery
 from subscribers.tokens import read_payload
-from tests.browser import screenshot
-from tests.digest_samples import make_digest, make_paper, make_subscriber
+from tests.support.browser import screenshot
+from tests.support.digest_samples import make_digest, make_paper, make_subscriber
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from digest.delivery.claims import claim_chunk
 from digest.delivery.dispatch import advance_slot, advance_slots, create_deliveries, dispatch_due
 from digest.models import Delivery
 from subscribers.models import Subscriber
-from tests.digest_samples import make_subscriber
+from tests.support.digest_samples import make_subscriber
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 

@@ -4,8 +4,8 @@ from django.core import mail
 
 from config.env import SMTP_BACKEND
 from digest.delivery.digest_email import build_digest_message
-from tests.digest_samples import make_digest, make_dkim_key
-from tests.smtp_sink import SmtpSink
+from tests.support.digest_samples import make_digest, make_dkim_key
+from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.django_db
 

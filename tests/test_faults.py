@@ -21,10 +21,10 @@ from digest.delivery.sending import send_delivery_chunk
 from digest.models import Delivery, Feed, Paper
 from digest.papers.ingestion import ingest_all
 from subscribers.models import Subscriber
-from tests.feed_server import FeedServer, Route
-from tests.smtp_sink import SmtpSink
-from tests.stress.broker import broker_and_cache_on  # noqa: F401 - fixture
-from tests.stress.servers import ThrowawayRedis
+from tests.support.broker import broker_and_cache_on  # noqa: F401 - fixture
+from tests.support.feed_server import FeedServer, Route
+from tests.support.servers import ThrowawayRedis
+from tests.support.smtp_sink import SmtpSink
 from tests.test_sending import NOW, fresh, papers, queued_digest, sink  # noqa: F401 - fixtures
 from tests.test_signup_views import form
 

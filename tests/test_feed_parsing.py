@@ -24,7 +24,7 @@ from digest.papers.feed_limits import (
     MAX_VERSION,
 )
 from digest.papers.feed_parsing import parse_document
-from tests.shared import shared_folder
+from tests.support.shared import shared_folder
 
 TRUNCATED = "arxiv_rss-atom_2025-08-20_cs.AI_TRUNCATED_86entries.xml"
 

@@ -9,7 +9,7 @@ from digest.delivery.digest_email import build_digest_context, feedback_url
 from digest.matching.feedback import add_keyword, apply_feedback, less_like_this_term, more_like_this_term, title_words
 from subscribers.keywords import parse_keywords
 from subscribers.models import Subscriber
-from tests.digest_samples import make_digest, make_paper, make_subscriber, seed_papers
+from tests.support.digest_samples import make_digest, make_paper, make_subscriber, seed_papers
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """feedparser's own test corpus (over 2,000 well- and ill-formed feeds) through parsing and storing.
 
-The corpus is in ../shared (see tests/shared.py): the test skips when it is absent, or fails in CI.
+The corpus is in ../shared (see tests/support/shared.py): the test skips when it is absent, or fails in CI.
 """
 
 import re
@@ -12,7 +12,7 @@ import pytest
 from digest.models import Paper
 from digest.papers.feed_parsing import parse_document
 from digest.papers.paper_store import store_papers
-from tests.shared import shared_folder
+from tests.support.shared import shared_folder
 
 TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 

@@ -3,7 +3,7 @@ import time
 import pytest
 
 from digest.papers.fetching import FetchError, fetch, wait_for_host
-from tests.feed_server import FeedServer, Route
+from tests.support.feed_server import FeedServer, Route
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 

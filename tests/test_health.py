@@ -149,8 +149,8 @@ def test_a_database_that_refuses_connections_is_reported_down(filesystem_broker)
 def test_it_says_degraded_when_a_mail_server_refuses_our_messages(client, filesystem_broker, settings):
     from digest.delivery.sending import send_delivery_chunk
     from digest.models import Candidate
-    from tests.digest_samples import make_paper, make_subscriber, seed_papers
-    from tests.smtp_sink import SmtpSink
+    from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
+    from tests.support.smtp_sink import SmtpSink
 
     papers = [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:2])]
     deliveries = []

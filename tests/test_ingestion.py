@@ -25,7 +25,7 @@ from digest.papers.ingestion import (
 )
 from digest.papers.paper_store import StoreCounts, store_papers
 from digest.tasks.ingest import ingest_feeds
-from tests.feed_server import FeedServer, Route
+from tests.support.feed_server import FeedServer, Route
 
 pytestmark = pytest.mark.django_db
 

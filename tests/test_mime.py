@@ -10,7 +10,7 @@ from digest.delivery.digest_email import build_digest_message
 from mail.dkim import SignedEmailMultiAlternatives
 from mail.mime import FOLD_AT, alternative_bytes, sanitized_address
 from subscribers.emails import confirmation_message
-from tests.digest_samples import make_digest, make_subscriber
+from tests.support.digest_samples import make_digest, make_subscriber
 
 pytestmark = pytest.mark.django_db
 

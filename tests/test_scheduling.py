@@ -9,7 +9,7 @@ from digest.delivery.dispatch import dispatch_due
 from digest.models import Delivery
 from subscribers.models import Subscriber
 from subscribers.scheduling import local_instant, next_delivery_after, period_key, schedule_subscriber
-from tests.digest_samples import make_subscriber
+from tests.support.digest_samples import make_subscriber
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -12,8 +12,8 @@ from digest.delivery.sending import retry_delay, send_delivery_chunk
 from digest.models import Candidate, Delivery
 from mail.send_rate import SendRateLimiter
 from subscribers.models import Subscriber
-from tests.digest_samples import make_paper, make_subscriber, reason_for, seed_papers
-from tests.smtp_sink import SmtpSink
+from tests.support.digest_samples import make_paper, make_subscriber, reason_for, seed_papers
+from tests.support.smtp_sink import SmtpSink
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 
@@ -604,7 +604,7 @@ def test_a_digest_over_the_servers_size_limit_is_not_sent_and_fails_as_a_refused
 
 
 def test_a_huge_paper_is_left_out_of_a_digest_over_the_size_cap(sink, papers, settings):
-    from tests.digest_samples import make_paper
+    from tests.support.digest_samples import make_paper
 
     settings.DIGEST_MAX_BYTES = 1_000_000
     huge = make_paper(20, "A paper whose title never ends " + "and on " * 400_000, "Abstract.", upvotes=999)

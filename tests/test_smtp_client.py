@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mail import smtp_client
 from mail.backends import SmtpBackend
-from tests.smtp_sink import SmtpSink
+from tests.support.smtp_sink import SmtpSink
 
 MESSAGE = (
     b"From: a@example.org\r\nTo: b@example.org\r\nSubject: dots\r\n\r\n"

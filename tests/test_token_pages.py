@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from digest.delivery.digest_email import build_digest_context, feedback_url
 from subscribers.tokens import DIGEST_LINK_LIFETIME, LIFETIMES, make_token
-from tests.digest_samples import make_digest
+from tests.support.digest_samples import make_digest
 
 pytestmark = pytest.mark.django_db
 

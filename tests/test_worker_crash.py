@@ -20,8 +20,8 @@ from django.db import connection
 from digest.delivery.dispatch import chunked
 from digest.models import Candidate, Delivery
 from subscribers.models import Subscriber
-from tests.digest_samples import make_paper, seed_papers
-from tests.smtp_sink import SmtpSink
+from tests.support.digest_samples import make_paper, seed_papers
+from tests.support.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIBERS = 200

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from digest.models import Candidate, Delivery, Paper
 from subscribers.models import Subscriber, Topic
+from tests.support import ROOT
 
-SEED_PAGE = Path(__file__).resolve().parent.parent / "seeds" / "trending-papers-page.txt"
+SEED_PAGE = ROOT / "seeds" / "trending-papers-page.txt"
 PUBLISHED = datetime(2026, 3, 17, tzinfo=timezone.utc)
 
 AUTHORS = [

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-_CANDIDATES = [folder / "shared" for folder in Path(__file__).resolve().parents[1:4]]
+from tests.support import ROOT
+
+_CANDIDATES = [folder / "shared" for folder in [ROOT, *ROOT.parents][:3]]
 
 
 def shared_folder(name: str) -> Path:

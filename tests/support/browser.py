@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
+
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = ROOT / "test-artifacts"
 # Without the background-networking flags Chromium keeps dialling out, and this machine's closed
 # network refuses it.
 CHROMIUM_ARGS = [
