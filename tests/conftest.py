@@ -1,16 +1,25 @@
-"""Shared fixtures: real Redis and PostgreSQL where a test asks for them, never mocks."""
+"""Shared fixtures: real Redis, PostgreSQL and SMTP where a test asks for them, never mocks.
+
+The browser fixtures (tests/support/browser.py) and the real broker (tests/support/broker.py) are
+plugins, so every test can ask for them by name.
+"""
 
 import os
 import socket
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 
-from tests.support.browser import chromium  # noqa: F401 (a fixture for every browser test)
+from tests.support import IN_CI
+from tests.support.digest_samples import make_paper, seed_papers
+from tests.support.smtp_sink import SmtpSink
 
+pytest_plugins = ["tests.support.browser", "tests.support.broker"]
+
+# What the project wrote itself (the DSN samples); captured feeds are read from ../shared/feeds.
 FIXTURES = Path(__file__).parent / "fixtures"
-IN_CI = bool(os.environ.get("CI"))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -75,3 +84,32 @@ def on_postgres():
     if connection.vendor != "postgresql":
         pytest.fail("this test is marked postgres and must run against PostgreSQL")
     return True
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run what waits for the commit (queued emails, tasks) at the end of the block, as production does."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def staff(client, db):
+    """A logged-in superuser."""
+    user = User.objects.create_user("ops", "ops@example.org", "pw", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def sink(request, settings):
+    """A real SMTP server (aiosmtpd) the settings send to, without and with PIPELINING."""
+    with SmtpSink(pipelining=request.param) as server:
+        for name, value in server.email_settings().items():
+            setattr(settings, name, value)
+        yield server
+
+
+@pytest.fixture
+def papers(db):
+    """The first eight papers of the seed page."""
+    return [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:8])]

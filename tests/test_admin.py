@@ -3,7 +3,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth.models import User
 from django.core import mail
 from django.utils import timezone
 
@@ -12,13 +11,6 @@ from subscribers.models import Subscriber, Topic
 
 ROWS = 1000
 QUERY_BOUND = 15
-
-
-@pytest.fixture
-def staff(client, db):
-    user = User.objects.create_user("ops", "ops@example.org", "pw", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return user
 
 
 def make_paper(guid: str, **fields) -> Paper:

@@ -321,9 +321,8 @@ def test_a_bounce_to_the_return_path_of_a_digest_sent_over_smtp_counts(monkeypat
     """The whole way: a digest goes to a real SMTP server, which bounces it to its return path
     with a report that returns no headers, so only the return path says which digest it was."""
     from digest.delivery.sending import send_delivery_chunk
-    from tests.support.digest_samples import make_paper
+    from tests.support.digest_samples import make_paper, queued_digest, seed_papers
     from tests.support.smtp_sink import SmtpSink
-    from tests.test_sending import queued_digest, seed_papers
 
     settings.BOUNCE_LIMIT = 1
     papers = [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:3])]

@@ -11,7 +11,6 @@ from digest.delivery.digest_email import build_digest_context
 from subscribers.models import Subscriber, Topic
 from tests.support.browser import screenshot
 from tests.support.digest_samples import make_digest
-from tests.test_browser_journey import browser_page  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

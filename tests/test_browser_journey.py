@@ -13,24 +13,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def browser_page(chromium):
-    context = chromium.new_context(timezone_id="Europe/Berlin", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    problems: list[str] = []
-    # Script errors and CSP violations; a 400 or a missing favicon is not a problem of the page.
-    page.on(
-        "console",
-        lambda msg: problems.append(msg.text)
-        if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-        else None,
-    )
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.problems = problems
-    yield page
-
-
-@pytest.fixture
 def topics():
     return [
         Topic.objects.create(slug="nerf", name="Neural fields", description="NeRFs, Gaussian splatting and 3D reconstruction.", position=1),

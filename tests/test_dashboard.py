@@ -2,7 +2,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth.models import User
 from kombu import Connection
 
 from digest.models import Delivery, Feed, Paper, PaperSource
@@ -15,13 +14,6 @@ TODAY = NOW.date()
 
 def at(days_ago: int, hour: int = 10) -> datetime:
     return datetime.combine(TODAY - timedelta(days=days_ago), datetime.min.time(), tzinfo=UTC).replace(hour=hour)
-
-
-@pytest.fixture
-def staff(client, db):
-    user = User.objects.create_user("ops", "ops@example.org", "pw", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture

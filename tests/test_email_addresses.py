@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from subscribers import services
 from subscribers.forms import ManageLinkForm, SignupForm
 from subscribers.models import Subscriber
-from tests.test_signup_views import form
+from tests.support.signup import form
 
 pytestmark = pytest.mark.django_db
 

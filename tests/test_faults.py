@@ -21,12 +21,11 @@ from digest.delivery.sending import send_delivery_chunk
 from digest.models import Delivery, Feed, Paper
 from digest.papers.ingestion import ingest_all
 from subscribers.models import Subscriber
-from tests.support.broker import broker_and_cache_on  # noqa: F401 - fixture
+from tests.support.digest_samples import NOW, fresh, queued_digest
 from tests.support.feed_server import FeedServer, Route
 from tests.support.servers import ThrowawayRedis
+from tests.support.signup import form
 from tests.support.smtp_sink import SmtpSink
-from tests.test_sending import NOW, fresh, papers, queued_digest, sink  # noqa: F401 - fixtures
-from tests.test_signup_views import form
 
 RSS_AI = "arxiv_rss2_2026-04-27_cs.AI_trimmed_3items.xml"
 RSS_LG = "arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml"

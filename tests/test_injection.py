@@ -6,7 +6,6 @@ emails, the public pages and the admin, never run (asserted on the rendered outp
 from html.parser import HTMLParser
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
@@ -18,7 +17,7 @@ from digest.papers.ingestion import ingest_document
 from subscribers.emails import confirmation_message, manage_link_message
 from subscribers.models import Subscriber, Topic
 from subscribers.tokens import make_token
-from tests.test_signup_views import form
+from tests.support.signup import form
 
 pytestmark = pytest.mark.django_db
 
@@ -179,13 +178,6 @@ def test_the_view_in_browser_archive_paper_list_and_feedback_pages_are_inert(cli
 
 
 # --- admin -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff(client):
-    user = User.objects.create_user("ops", "ops@example.org", "pw", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return user
 
 
 def test_every_admin_page_showing_hostile_rows_is_inert(client, staff, hostile):

@@ -19,7 +19,7 @@ from django.utils import timezone
 from digest.models import Delivery
 from subscribers import services
 from subscribers.models import Subscriber, Topic
-from tests.test_signup_views import form
+from tests.support.signup import form
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,6 @@ from config.celery import app
 from digest.models import Candidate, Paper
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token
-from tests.support.broker import broker_and_cache_on  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 

@@ -21,8 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from subscribers.models import Subscriber
-from tests.support.broker import broker_and_cache_on  # noqa: F401 - fixture
-from tests.test_signup_views import form, without_csrf
+from tests.support.signup import form, without_csrf
 from web.admin_login import WINDOW_SECONDS
 
 pytestmark = pytest.mark.django_db

@@ -12,39 +12,12 @@ from digest.delivery.sending import retry_delay, send_delivery_chunk
 from digest.models import Candidate, Delivery
 from mail.send_rate import SendRateLimiter
 from subscribers.models import Subscriber
-from tests.support.digest_samples import make_paper, make_subscriber, reason_for, seed_papers
+from tests.support.digest_samples import NOW, fresh, make_paper, make_subscriber, queued_digest, reason_for
 from tests.support.smtp_sink import SmtpSink
-
-NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
-def sink(request, settings):
-    with SmtpSink(pipelining=request.param) as server:
-        for name, value in server.email_settings().items():
-            setattr(settings, name, value)
-        yield server
-
-
-@pytest.fixture
-def papers(db):
-    return [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:8])]
-
-
-def queued_digest(email: str, papers, count: int = 3, **fields) -> Delivery:
-    """A subscriber with `count` waiting candidates and their queued Delivery."""
-    subscriber = make_subscriber(email, **fields)
-    for rank, paper in enumerate(papers[:count]):
-        Candidate.objects.create(subscriber=subscriber, paper=paper, score=1.0 - rank / 10, reason=reason_for(paper.title))
-    return Delivery.objects.create(subscriber=subscriber, period="2026-11-26", scheduled_for=NOW)
 
 
 def send(*deliveries: Delivery):
     return send_delivery_chunk([d.id for d in deliveries])
-
-
-def fresh(delivery: Delivery) -> Delivery:
-    return Delivery.objects.get(id=delivery.id)
 
 
 def test_it_sends_a_digest_that_parses_with_both_parts_list_headers_and_site_links(sink, papers):
@@ -604,7 +577,6 @@ def test_a_digest_over_the_servers_size_limit_is_not_sent_and_fails_as_a_refused
 
 
 def test_a_huge_paper_is_left_out_of_a_digest_over_the_size_cap(sink, papers, settings):
-    from tests.support.digest_samples import make_paper
 
     settings.DIGEST_MAX_BYTES = 1_000_000
     huge = make_paper(20, "A paper whose title never ends " + "and on " * 400_000, "Abstract.", upvotes=999)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from digest.models import Paper
 from subscribers.models import Subscriber, Topic
 from subscribers.tokens import make_token
+from tests.support.signup import form, without_csrf
 
 pytestmark = pytest.mark.django_db
 
@@ -31,42 +32,15 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
 def topic():
     return Topic.objects.create(
         slug="nerf", name="Neural fields", description="NeRFs, Gaussian splatting & friends", position=1
     )
 
 
-def form(**overrides) -> dict:
-    data = {
-        "email": "ada@example.org",
-        "keywords": '"neural field", NeRF, -medical',
-        "interests": "",
-        "authors": "",
-        "frequency": "daily",
-        "weekday": "0",
-        "delivery_hour": "8",
-        "timezone": "Europe/Paris",
-        "max_papers": "10",
-        "category_mode": "boost",
-        "website": "",
-    }
-    data.update(overrides)
-    return data
-
-
 def sign_up(client, committed, **overrides):
     with committed():
         return client.post("/", form(**overrides), REMOTE_ADDR=overrides.pop("ip", "127.0.0.1"))
-
-
-def without_csrf(html: str) -> str:
-    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
 
 
 def link_in(message, name: str) -> str:

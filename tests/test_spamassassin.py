@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from digest.delivery.digest_email import build_digest_message
-from tests.conftest import IN_CI
+from tests.support import IN_CI
 from tests.support.digest_samples import make_digest, make_dkim_key
 
 pytestmark = pytest.mark.django_db

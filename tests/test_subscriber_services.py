@@ -19,12 +19,6 @@ Status = Subscriber.Status
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run what waits for the commit (queued emails) at the end of the block, as production does."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-@pytest.fixture
 def topic():
     return Topic.objects.create(slug="llms", name="Large language models", description="Training and evaluating LLMs")
 

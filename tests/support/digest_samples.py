@@ -11,6 +11,8 @@ from tests.support import ROOT
 
 SEED_PAGE = ROOT / "seeds" / "trending-papers-page.txt"
 PUBLISHED = datetime(2026, 3, 17, tzinfo=timezone.utc)
+# When the sending tests' digests are due.
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 
 AUTHORS = [
     ["Dogyun Park", "Sihyeon Kim", "Sojin Lee", "Hyunwoo J. Kim"],
@@ -89,6 +91,18 @@ def make_digest(count: int = 6, more: int = 3, subscriber: Subscriber | None = N
             )
         )
     return subscriber, candidates, delivery
+
+
+def queued_digest(email: str, papers, count: int = 3, **fields) -> Delivery:
+    """A subscriber with `count` waiting candidates and their queued Delivery."""
+    subscriber = make_subscriber(email, **fields)
+    for rank, paper in enumerate(papers[:count]):
+        Candidate.objects.create(subscriber=subscriber, paper=paper, score=1.0 - rank / 10, reason=reason_for(paper.title))
+    return Delivery.objects.create(subscriber=subscriber, period="2026-11-26", scheduled_for=NOW)
+
+
+def fresh(delivery: Delivery) -> Delivery:
+    return Delivery.objects.get(id=delivery.id)
 
 
 def make_dkim_key(folder: Path) -> tuple[Path, bytes]:
