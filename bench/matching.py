@@ -9,7 +9,7 @@ authors and categories, in proportions a real audience might have. The timed par
 `digest.matching.runs.match_chunk` runs between its queries: compile each chunk's matchers, match them
 against the batch index (built once, like a worker's cached run index), produce the ranked matches
 with reasons. No database is involved; the queries of a chunk are a fixed handful (see
-tests/test_match_runs.py).
+tests/digest/matching/test_runs.py).
 
 The baseline is the obvious program: every subscriber against every paper, one case-insensitive
 word-boundary regex per keyword (no stemming, no interests, topics or authors, so it does less

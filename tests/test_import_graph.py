@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 APP_PACKAGES = ("config", "mail", "web", "subscribers", "digest")
 
 # What each package may import at module level, itself included. `web` (the site's shared pages

@@ -6,7 +6,7 @@ auth `user:password`) every anymail URL answers 404, as if it were not there. Wi
 without the right credentials gets 401 here, before anymail's view is even built (some of them
 fail to build for providers not set up, which would be a 500), and anymail checks them again.
 Both compare with `django.utils.crypto.constant_time_compare` (anymail since 1.2.1,
-CVE-2018-6596; tests/test_provider_webhooks.py holds both to it).
+CVE-2018-6596; tests/web/test_provider_webhooks.py holds both to it).
 
 `manage.py check --deploy` refuses an anymail backend without a secret (web/checks.py).
 """

@@ -11,17 +11,16 @@ import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.checks import run_checks
 from django.test import Client
 
 from subscribers.models import Subscriber
+from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
 Status = Subscriber.Status
 SECRET = "hooks:2b7e151628aed2a6abf7158809cf4f3c"
 

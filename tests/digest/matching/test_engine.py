@@ -1,14 +1,14 @@
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many, match_subscribers
 from digest.matching.ranking import RankingWeights
 from seeds.build_seed_feed import read_papers
+from tests.support import ROOT
 
 NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
-SEED_PAGE = Path(__file__).resolve().parent.parent / "seeds" / "trending-papers-page.txt"
+SEED_PAGE = ROOT / "seeds" / "trending-papers-page.txt"
 
 PAPERS = [
     PaperDoc(id=10, title="Neural fields for medical imaging", abstract="We fit neural fields to CT scans.",

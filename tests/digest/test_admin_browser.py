@@ -6,7 +6,6 @@ import os
 import random
 import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -16,9 +15,9 @@ from django.utils import timezone
 
 from digest.models import Candidate, Delivery, Feed, Paper, PaperSource
 from subscribers.models import Subscriber, Topic
+from tests.support import ROOT
 from tests.support.browser import screenshot
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS_SCREENSHOT = ROOT / "docs" / "dashboard.png"
 PASSWORD = "a-long-admin-password"
 

@@ -1,7 +1,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -9,8 +8,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import EML_BACKEND, SMTP_BACKEND, env_bool, env_int, parse_email_url
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def test_env_bool_rejects_a_malformed_value(monkeypatch):

@@ -1,7 +1,7 @@
 """Security: bandit finds nothing unexplained, the admin login is rate-limited, and signup pages
 do not tell a known address from a new one, by their answer or by their time.
 
-(`manage.py check --deploy` is tests/test_deploy_check.py; tokens are tests/test_tokens.py.)
+(`manage.py check --deploy` is tests/web/test_deploy_check.py; tokens are tests/subscribers/test_tokens.py.)
 """
 
 import json
@@ -21,12 +21,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from subscribers.models import Subscriber
+from tests.support import ROOT
 from tests.support.signup import form, without_csrf
 from web.admin_login import WINDOW_SECONDS
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
 APP_PACKAGES = ("config", "mail", "web", "subscribers", "digest")
 PASSWORD = "correct horse battery staple"
 

@@ -2,7 +2,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -10,8 +9,9 @@ from django.core.management import call_command
 from digest.models import Feed, Paper
 from digest.papers.feed_parsing import parse_document
 from subscribers.models import Topic
+from tests.support import ROOT
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = ROOT / "seeds"
 
 pytestmark = pytest.mark.django_db
 

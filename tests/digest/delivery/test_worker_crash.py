@@ -20,10 +20,10 @@ from django.db import connection
 from digest.delivery.dispatch import chunked
 from digest.models import Candidate, Delivery
 from subscribers.models import Subscriber
+from tests.support import ROOT
 from tests.support.digest_samples import make_paper, seed_papers
 from tests.support.smtp_sink import SmtpSink
 
-ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIBERS = 200
 CHUNK = 10
 SENDING_TIMEOUT = 2

@@ -2,9 +2,8 @@ import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 PRODUCTION = {
     "DEBUG": "0",
