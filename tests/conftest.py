@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from tests.support import IN_CI
+from tests.support import IN_CI, shared
 from tests.support.digest_samples import make_paper, seed_papers
 from tests.support.smtp_sink import SmtpSink
 
@@ -48,7 +48,14 @@ def _eager_celery(settings):
 
 @pytest.fixture
 def fixture_path():
+    """A file the project wrote itself, in tests/fixtures/."""
     return lambda name: FIXTURES / name
+
+
+@pytest.fixture
+def shared_feed():
+    """A captured feed in ../shared/feeds/: missing, the test skips, or fails in CI."""
+    return shared.shared_feed
 
 
 def _answers(host: str, port: int) -> bool:

@@ -114,16 +114,16 @@ def test_a_digest_accepted_while_the_database_drops_our_connection_is_recorded_o
 
 @pytest.mark.django_db
 def test_every_kind_of_bad_feed_in_one_run_fails_alone_in_bounded_time_and_the_good_ones_are_stored(
-    fixture_path, settings
+    shared_feed, settings
 ):
     settings.FEED_TIMEOUT_SECONDS = 1
     settings.FEED_HOST_DELAY_SECONDS = 0
     settings.FEED_MAX_BYTES = 2 * 1024 * 1024
     with FeedServer() as server:
         server.routes.update({
-            "/good-first": Route(body=fixture_path(RSS_AI).read_bytes()),
+            "/good-first": Route(body=shared_feed(RSS_AI).read_bytes()),
             "/hangs": Route(body=b"x", delay=60),
-            "/slow": Route(body=fixture_path(RSS_LG).read_bytes(), delay=0.4),  # slow but within the timeout
+            "/slow": Route(body=shared_feed(RSS_LG).read_bytes(), delay=0.4),  # slow but within the timeout
             "/error": Route(status=500, body=b"Internal Server Error"),
             "/html": Route(body=b"<!DOCTYPE html><html><body>Please sign in</body></html>",
                            headers={"Content-Type": "text/html"}),

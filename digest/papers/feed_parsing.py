@@ -2,7 +2,7 @@
 
 Sources: rss.arxiv.org (RSS 2.0 and Atom), the arXiv API (Atom), Hugging Face daily papers (JSON)
 and any other RSS/Atom feed (best effort). The quirks handled here are listed, with the real
-captures that show them, in tests/fixtures/ and ../shared/feeds/SOURCES.md.
+captures that show them, in ../shared/feeds/SOURCES.md (the tests read those captures).
 """
 
 import json

@@ -151,9 +151,9 @@ def test_the_feed_list_shows_status_at_a_glance(client, staff):
 
 @pytest.mark.django_db
 def test_poll_now_queues_the_feed_to_a_worker_which_ingests_it(
-    client, staff, fixture_path, django_capture_on_commit_callbacks
+    client, staff, shared_feed, django_capture_on_commit_callbacks
 ):
-    feed = Feed.objects.create(url=fixture_path("arxiv_rss2_2026-04-27_cs.AI_trimmed_3items.xml").as_uri(), enabled=False)
+    feed = Feed.objects.create(url=shared_feed("arxiv_rss2_2026-04-27_cs.AI_trimmed_3items.xml").as_uri(), enabled=False)
     with django_capture_on_commit_callbacks(execute=False) as queued:
         response = client.post("/admin/digest/feed/", {"action": "poll_now", "_selected_action": [feed.pk]}, follow=True)
     assert "Queued 1 feed(s) for polling" in response.content.decode()

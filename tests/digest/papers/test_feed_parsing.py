@@ -29,12 +29,12 @@ from tests.support.shared import shared_folder
 TRUNCATED = "arxiv_rss-atom_2025-08-20_cs.AI_TRUNCATED_86entries.xml"
 
 
-def parse(fixture_path, name, **kwargs):
-    return parse_document(fixture_path(name).read_bytes(), **kwargs)
+def parse(shared_feed, name, **kwargs):
+    return parse_document(shared_feed(name).read_bytes(), **kwargs)
 
 
-def test_it_reads_arxiv_rss2_items(fixture_path):
-    result = parse(fixture_path, "arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml")
+def test_it_reads_arxiv_rss2_items(shared_feed):
+    result = parse(shared_feed, "arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml")
     assert result.kind == Feed.Kind.ARXIV_RSS
     assert (len(result.papers), result.skipped, result.error) == (3, 0, "")
     paper = result.papers[0]
@@ -55,21 +55,21 @@ def test_it_reads_arxiv_rss2_items(fixture_path):
     assert paper.published.isoformat() == "2026-04-27T04:00:00+00:00"
 
 
-def test_it_reads_the_other_arxiv_rss2_capture(fixture_path):
-    result = parse(fixture_path, "arxiv_rss2_2026-04-27_cs.AI_trimmed_3items.xml")
+def test_it_reads_the_other_arxiv_rss2_capture(shared_feed):
+    result = parse(shared_feed, "arxiv_rss2_2026-04-27_cs.AI_trimmed_3items.xml")
     assert [p.arxiv_id for p in result.papers] == ["2604.21935", *[p.arxiv_id for p in result.papers[1:]]]
     assert all(p.title and p.abstract and p.authors for p in result.papers)
     assert all(not p.abstract.startswith("arXiv:") for p in result.papers)
 
 
-def test_it_reads_an_empty_weekend_feed_as_no_papers_and_no_error(fixture_path):
-    result = parse(fixture_path, "arxiv_rss2_2026-08-01_cs.CL_weekend_empty_0items.xml")
+def test_it_reads_an_empty_weekend_feed_as_no_papers_and_no_error(shared_feed):
+    result = parse(shared_feed, "arxiv_rss2_2026-08-01_cs.CL_weekend_empty_0items.xml")
     assert (result.papers, result.skipped, result.problems, result.error) == ([], 0, [], "")
     assert result.title == "cs.CL updates on arXiv.org"
 
 
-def test_it_keeps_the_complete_entries_of_the_truncated_feed(fixture_path):
-    result = parse(fixture_path, TRUNCATED)
+def test_it_keeps_the_complete_entries_of_the_truncated_feed(shared_feed):
+    result = parse(shared_feed, TRUNCATED)
     assert result.kind == Feed.Kind.ARXIV_RSS
     assert len(result.papers) == 86
     assert result.skipped == 1
@@ -83,8 +83,8 @@ def test_it_keeps_the_complete_entries_of_the_truncated_feed(fixture_path):
     assert len(first.authors) == 30
 
 
-def test_it_reads_every_announce_type_of_the_atom_feed(fixture_path):
-    result = parse(fixture_path, TRUNCATED)
+def test_it_reads_every_announce_type_of_the_atom_feed(shared_feed):
+    result = parse(shared_feed, TRUNCATED)
     types = {p.announce_type for p in result.papers}
     assert {"new", "cross"} <= types
     assert types <= {"new", "cross", "replace", "replace-cross"}
@@ -92,8 +92,8 @@ def test_it_reads_every_announce_type_of_the_atom_feed(fixture_path):
     assert cross.primary_category != "cs.AI"
 
 
-def test_it_reads_arxiv_api_entries_with_all_authors_in_order(fixture_path):
-    result = parse(fixture_path, "arxiv_api_atom_2026-04-30_cat-cs.LG-OR-cs.AI_max20_20entries.xml")
+def test_it_reads_arxiv_api_entries_with_all_authors_in_order(shared_feed):
+    result = parse(shared_feed, "arxiv_api_atom_2026-04-30_cat-cs.LG-OR-cs.AI_max20_20entries.xml")
     assert result.kind == Feed.Kind.ARXIV_API
     assert len(result.papers) == 20
     paper = result.papers[0]
@@ -107,8 +107,8 @@ def test_it_reads_arxiv_api_entries_with_all_authors_in_order(fixture_path):
     assert paper.url == "https://arxiv.org/abs/2604.26951"
 
 
-def test_it_reads_doi_and_journal_ref_from_the_api(fixture_path):
-    result = parse(fixture_path, "arxiv_api_atom_2026-04-12_search-testing_max10_10entries.xml")
+def test_it_reads_doi_and_journal_ref_from_the_api(shared_feed):
+    result = parse(shared_feed, "arxiv_api_atom_2026-04-12_search-testing_max10_10entries.xml")
     assert len(result.papers) == 10
     paper = next(p for p in result.papers if p.arxiv_id == "2202.12139")
     assert paper.doi == "10.1109/ICSTW55395.2022.00035"
@@ -117,13 +117,13 @@ def test_it_reads_doi_and_journal_ref_from_the_api(fixture_path):
     assert all("\n" not in p.title and "  " not in p.title for p in result.papers)
 
 
-def test_it_reads_zero_api_results_as_no_papers(fixture_path):
-    result = parse(fixture_path, "arxiv_api_atom_2026-04-12_idlist-0000.0000_zero_entries.xml")
+def test_it_reads_zero_api_results_as_no_papers(shared_feed):
+    result = parse(shared_feed, "arxiv_api_atom_2026-04-12_idlist-0000.0000_zero_entries.xml")
     assert (result.papers, result.error) == ([], "")
 
 
-def test_it_reports_the_api_error_feed_as_an_error_not_a_paper(fixture_path):
-    result = parse(fixture_path, "arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml")
+def test_it_reports_the_api_error_feed_as_an_error_not_a_paper(shared_feed):
+    result = parse(shared_feed, "arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml")
     assert result.papers == []
     assert result.error == "arXiv API error: incorrect id format for abc"
 
@@ -131,9 +131,9 @@ def test_it_reports_the_api_error_feed_as_an_error_not_a_paper(fixture_path):
 @pytest.mark.parametrize(
     "name, count", [("hf_daily_papers_api_2026-07-31_5papers.json", 5), ("hf_daily_papers_api_2026-08-03_3papers.json", 3)]
 )
-def test_it_reads_hugging_face_daily_papers(fixture_path, name, count):
-    raw = json.loads(fixture_path(name).read_text())
-    result = parse(fixture_path, name)
+def test_it_reads_hugging_face_daily_papers(shared_feed, name, count):
+    raw = json.loads(shared_feed(name).read_text())
+    result = parse(shared_feed, name)
     assert result.kind == Feed.Kind.HF_DAILY
     assert len(result.papers) == count
     for item, paper in zip(raw, result.papers, strict=True):
@@ -145,8 +145,8 @@ def test_it_reads_hugging_face_daily_papers(fixture_path, name, count):
         assert paper.version is None
 
 
-def test_it_reads_the_hugging_face_extras(fixture_path):
-    result = parse(fixture_path, "hf_daily_papers_api_2026-08-03_3papers.json")
+def test_it_reads_the_hugging_face_extras(shared_feed):
+    result = parse(shared_feed, "hf_daily_papers_api_2026-08-03_3papers.json")
     paper = result.papers[0]
     assert paper.code_url == "https://github.com/desBugger/constitutional-mt"
     assert paper.project_url == "https://www.lesswrong.com/posts/n5htoDGvKKJFAjji2"
@@ -187,8 +187,8 @@ def test_it_reports_other_non_feeds_as_errors(body):
     assert result.error
 
 
-def test_it_uses_the_kind_it_is_told_over_detection(fixture_path):
-    result = parse(fixture_path, "arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml", kind=Feed.Kind.RSS)
+def test_it_uses_the_kind_it_is_told_over_detection(shared_feed):
+    result = parse(shared_feed, "arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml", kind=Feed.Kind.RSS)
     assert result.kind == Feed.Kind.RSS
     assert result.papers[0].arxiv_id == "2604.21952"
 
@@ -504,8 +504,8 @@ def test_a_deeply_nested_json_document_is_an_error_not_a_crash():
     assert result.papers == [] and result.error.startswith("not a feed: invalid JSON")
 
 
-def test_an_arxiv_api_error_message_is_cut(fixture_path):
-    body = fixture_path("arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml").read_bytes()
+def test_an_arxiv_api_error_message_is_cut(shared_feed):
+    body = shared_feed("arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml").read_bytes()
     body = body.replace(b"incorrect id format for abc", b"x" * BIG)
     result = parse_document(body)
     assert result.error.startswith("arXiv API error: xxx") and len(result.error) < 400

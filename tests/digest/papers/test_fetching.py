@@ -91,8 +91,8 @@ def test_it_reports_a_refused_connection(settings):
         fetch(url)
 
 
-def test_it_reads_local_paths_and_file_urls(fixture_path):
-    path = fixture_path("arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml")
+def test_it_reads_local_paths_and_file_urls(shared_feed):
+    path = shared_feed("arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml")
     assert fetch(str(path)).body == path.read_bytes()
     assert fetch(path.as_uri()).body == path.read_bytes()
 

@@ -60,32 +60,32 @@ def paper(arxiv_id: str, version: int | None = 1, **fields) -> ParsedPaper:
 
 
 @pytest.mark.parametrize("name, count", ALL_CAPTURES)
-def test_it_ingests_every_capture_and_again_without_change(fixture_path, name, count):
-    first = ingest_source(str(fixture_path(name)))
+def test_it_ingests_every_capture_and_again_without_change(shared_feed, name, count):
+    first = ingest_source(str(shared_feed(name)))
     assert not first.failed
     assert (first.counts.new, Paper.objects.count()) == (count, count)
-    second = ingest_source(str(fixture_path(name)))
+    second = ingest_source(str(shared_feed(name)))
     assert (second.counts.new, second.counts.updated, second.counts.unchanged) == (0, 0, count)
     assert Paper.objects.count() == count
 
 
-def test_it_stores_the_complete_entries_of_the_truncated_feed_and_says_why(fixture_path):
-    report = ingest_source(str(fixture_path(TRUNCATED)))
+def test_it_stores_the_complete_entries_of_the_truncated_feed_and_says_why(shared_feed):
+    report = ingest_source(str(shared_feed(TRUNCATED)))
     assert not report.failed
     assert (report.counts.new, report.counts.skipped) == (86, 1)
     assert "truncated" in report.error
     assert Paper.objects.filter(abstract="").count() == 0
 
 
-def test_it_fails_the_api_error_feed_and_stores_nothing(fixture_path):
-    report = ingest_source(str(fixture_path("arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml")))
+def test_it_fails_the_api_error_feed_and_stores_nothing(shared_feed):
+    report = ingest_source(str(shared_feed("arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml")))
     assert report.failed
     assert report.error == "arXiv API error: incorrect id format for abc"
     assert Paper.objects.count() == 0
 
 
-def test_it_stores_plain_text_fields(fixture_path):
-    ingest_source(str(fixture_path(RSS_LG)))
+def test_it_stores_plain_text_fields(shared_feed):
+    ingest_source(str(shared_feed(RSS_LG)))
     stored = Paper.objects.get(arxiv_id="2604.21952")
     assert stored.guid == "2604.21952"
     assert stored.version == 1
@@ -114,7 +114,7 @@ def test_it_merges_the_same_paper_from_hugging_face_and_arxiv_into_one_row():
     assert stored.pdf_url == "https://arxiv.org/pdf/2607.23193v1"
 
 
-def test_it_merges_arxiv_first_then_hugging_face(fixture_path):
+def test_it_merges_arxiv_first_then_hugging_face(shared_feed):
     arxiv = paper("2607.23193", categories=["cs.CV"])
     store_papers([arxiv], from_arxiv=True)
     store_papers([paper("2607.23193", version=None, title="A different HF title", upvotes=12, categories=[])])
@@ -140,9 +140,9 @@ def test_a_newer_version_updates_the_paper_and_an_older_one_changes_nothing():
     assert (stored.version, stored.title, stored.categories, stored.upvotes) == (2, "Revised title", [], 4)
 
 
-def test_a_replacement_announcement_updates_rather_than_duplicates(fixture_path):
-    ingest_source(str(fixture_path(RSS_LG)))
-    replaced = parse_document(fixture_path(RSS_LG).read_bytes()).papers[0]
+def test_a_replacement_announcement_updates_rather_than_duplicates(shared_feed):
+    ingest_source(str(shared_feed(RSS_LG)))
+    replaced = parse_document(shared_feed(RSS_LG).read_bytes()).papers[0]
     replaced = replace(replaced, version=2, announce_type="replace", title="Focus Session, revised")
     assert store_papers([replaced], from_arxiv=True) == StoreCounts(updated=1)
     assert Paper.objects.filter(arxiv_id="2604.21952").count() == 1
@@ -198,9 +198,9 @@ def test_a_crash_midway_leaves_nothing_half_written(monkeypatch):
     assert Paper.objects.count() == 0
 
 
-def test_ingest_feed_uses_conditional_get_and_records_the_run(fixture_path):
+def test_ingest_feed_uses_conditional_get_and_records_the_run(shared_feed):
     with FeedServer() as server:
-        server.routes["/rss"] = Route(body=fixture_path(RSS_LG).read_bytes(), etag='"abc"',
+        server.routes["/rss"] = Route(body=shared_feed(RSS_LG).read_bytes(), etag='"abc"',
                                       last_modified="Mon, 27 Apr 2026 04:00:01 GMT")
         feed = Feed.objects.create(url=server.url("/rss"))
         first = ingest_feed(feed)
@@ -230,11 +230,11 @@ def test_ingest_feed_uses_conditional_get_and_records_the_run(fixture_path):
         (Route(body=b"x", delay=30), "no answer within"),
     ],
 )
-def test_a_bad_feed_records_its_error_and_the_others_go_on(fixture_path, settings, route, message):
+def test_a_bad_feed_records_its_error_and_the_others_go_on(shared_feed, settings, route, message):
     settings.FEED_TIMEOUT_SECONDS = 0.5
     with FeedServer() as server:
         server.routes["/bad"] = route
-        server.routes["/good"] = Route(body=fixture_path(RSS_AI).read_bytes())
+        server.routes["/good"] = Route(body=shared_feed(RSS_AI).read_bytes())
         bad = Feed.objects.create(url=server.url("/bad"), etag='"old"')
         good = Feed.objects.create(url=server.url("/good"))
         reports = ingest_all([bad, good])
@@ -254,32 +254,32 @@ def test_sync_creates_feeds_from_settings_once(settings):
     assert set(Feed.objects.values_list("url", flat=True)) == set(settings.FEEDS)
 
 
-def test_the_task_polls_every_enabled_feed(settings, fixture_path):
-    settings.FEEDS = [str(fixture_path(RSS_LG)), str(fixture_path(HF_5))]
-    Feed.objects.create(url=str(fixture_path(RSS_AI)), enabled=False)
+def test_the_task_polls_every_enabled_feed(settings, shared_feed):
+    settings.FEEDS = [str(shared_feed(RSS_LG)), str(shared_feed(HF_5))]
+    Feed.objects.create(url=str(shared_feed(RSS_AI)), enabled=False)
     result = ingest_feeds()
     assert result == {"feeds": 2, "failed": 0, "new": 8, "updated": 0}
     assert Paper.objects.count() == 8
 
 
-def test_the_command_prints_counts_per_source_and_fails_when_one_is_unreadable(fixture_path, tmp_path, capsys):
+def test_the_command_prints_counts_per_source_and_fails_when_one_is_unreadable(shared_feed, tmp_path, capsys):
     with pytest.raises(CommandError, match="could not read 1 of 2 sources"):
-        call_command("ingest", str(fixture_path(RSS_LG)), str(tmp_path / "missing.xml"))
+        call_command("ingest", str(shared_feed(RSS_LG)), str(tmp_path / "missing.xml"))
     out, err = capsys.readouterr()
-    assert f"{fixture_path(RSS_LG)}: new=3 updated=0 unchanged=0 skipped=0 trimmed=0 errors=0" in out
+    assert f"{shared_feed(RSS_LG)}: new=3 updated=0 unchanged=0 skipped=0 trimmed=0 errors=0" in out
     assert "missing.xml FAILED" in out and "no such file" in err
 
 
-def test_the_command_without_sources_ingests_every_enabled_feed(settings, fixture_path, capsys):
-    settings.FEEDS = [str(fixture_path(API_20))]
+def test_the_command_without_sources_ingests_every_enabled_feed(settings, shared_feed, capsys):
+    settings.FEEDS = [str(shared_feed(API_20))]
     call_command("ingest")
     out, _ = capsys.readouterr()
     assert "new=20" in out
     assert Feed.objects.get().last_new == 20
 
 
-def test_each_feed_run_logs_one_ingest_event_with_its_counts(fixture_path, caplog):
-    feed = Feed.objects.create(url=str(fixture_path(TRUNCATED)))
+def test_each_feed_run_logs_one_ingest_event_with_its_counts(shared_feed, caplog):
+    feed = Feed.objects.create(url=str(shared_feed(TRUNCATED)))
     with caplog.at_level("INFO", logger="digest.papers.ingestion"):
         ingest_feed(feed)
     events = [r for r in caplog.records if getattr(r, "event", "") == "ingest.feed"]
@@ -323,8 +323,8 @@ def ingest_as(url: str, body: bytes, kind: str = Feed.Kind.AUTO):
     return ingest_document(body, url, feed)
 
 
-def arxiv_rss_body(fixture_path, version: int = 1, title: str = "") -> bytes:
-    body = fixture_path(RSS_LG).read_bytes().replace(
+def arxiv_rss_body(shared_feed, version: int = 1, title: str = "") -> bytes:
+    body = shared_feed(RSS_LG).read_bytes().replace(
         f"oai:arXiv.org:{REAL_ID}v1".encode(), f"oai:arXiv.org:{REAL_ID}v{version}".encode()
     )
     return body.replace(REAL_TITLE.encode(), title.encode()) if title else body
@@ -335,9 +335,9 @@ def stored_text(arxiv_id: str = REAL_ID) -> tuple:
     return row.title, row.abstract[:40], row.authors[:2], row.categories[:1], row.version, row.text_from_arxiv
 
 
-def test_an_rss_entry_linking_an_arxiv_id_changes_nothing_arxiv_set(fixture_path):
+def test_an_rss_entry_linking_an_arxiv_id_changes_nothing_arxiv_set(shared_feed):
     """The reported attack: a generic entry linking .../abs/<id>v9 overwrote the real paper."""
-    ingest_as(ARXIV_RSS_URL, fixture_path(RSS_LG).read_bytes())
+    ingest_as(ARXIV_RSS_URL, shared_feed(RSS_LG).read_bytes())
     real = stored_text()
     assert real[0] == REAL_TITLE and real[4:] == (1, True)
 
@@ -345,19 +345,19 @@ def test_an_rss_entry_linking_an_arxiv_id_changes_nothing_arxiv_set(fixture_path
     assert not report.failed
     assert stored_text() == real
     # ...so arXiv's genuine v2 is still taken, and its own v1 again changes nothing.
-    ingest_as(ARXIV_RSS_URL, arxiv_rss_body(fixture_path, version=2, title="Focus Session, revised"))
+    ingest_as(ARXIV_RSS_URL, arxiv_rss_body(shared_feed, version=2, title="Focus Session, revised"))
     assert stored_text()[0::4] == ("Focus Session, revised", 2)
-    assert ingest_as(ARXIV_RSS_URL, fixture_path(RSS_LG).read_bytes()).counts.updated == 0
+    assert ingest_as(ARXIV_RSS_URL, shared_feed(RSS_LG).read_bytes()).counts.updated == 0
 
 
-def test_a_paper_another_feed_created_is_replaced_by_arxiv_s_first_sighting(fixture_path):
+def test_a_paper_another_feed_created_is_replaced_by_arxiv_s_first_sighting(shared_feed):
     report = ingest_as("https://aggregator.example/feed", generic_rss(impostor_item()))
     assert report.counts.new == 1
     # The paper exists (it may be recommended) but its version is not the impostor's 9.
     assert stored_text() == ("Buy cheap pills", "Not the abstract.", ["Mallory"], ["spam"], 1, False)
     assert Paper.objects.get().url == f"https://arxiv.org/abs/{REAL_ID}"
 
-    ingest_as(ARXIV_RSS_URL, fixture_path(RSS_LG).read_bytes())
+    ingest_as(ARXIV_RSS_URL, shared_feed(RSS_LG).read_bytes())
     title, abstract, authors, categories, version, from_arxiv = stored_text()
     assert (title, authors, categories, version, from_arxiv) == (
         REAL_TITLE, ["Muhammad Shafique", "Abdul Basit"], ["cs.LG"], 1, True
@@ -378,8 +378,8 @@ def test_a_second_non_arxiv_feed_neither_raises_the_version_nor_replaces_the_fir
     assert row.authors == ["Mallory"] and row.categories == ["spam"]  # filled: the first feed had none
 
 
-def test_other_feeds_still_add_upvotes_and_links_to_a_paper_arxiv_set(fixture_path):
-    ingest_as(ARXIV_RSS_URL, fixture_path(RSS_LG).read_bytes())
+def test_other_feeds_still_add_upvotes_and_links_to_a_paper_arxiv_set(shared_feed):
+    ingest_as(ARXIV_RSS_URL, shared_feed(RSS_LG).read_bytes())
     hf_day = json.dumps([{"paper": {"id": REAL_ID, "title": "HF title", "upvotes": 42,
                                     "githubRepo": "https://github.com/lab/code",
                                     "projectPage": "https://lab.example/project",
@@ -391,21 +391,21 @@ def test_other_feeds_still_add_upvotes_and_links_to_a_paper_arxiv_set(fixture_pa
     )
 
 
-def test_a_copy_of_an_arxiv_feed_served_from_another_host_is_not_arxiv(fixture_path):
+def test_a_copy_of_an_arxiv_feed_served_from_another_host_is_not_arxiv(shared_feed):
     """The content says rss.arxiv.org (channel link, oai ids) and is detected as arXiv's: not enough."""
-    body = arxiv_rss_body(fixture_path, version=9, title="Impostor title")
+    body = arxiv_rss_body(shared_feed, version=9, title="Impostor title")
     report = ingest_as("https://mirror.example/rss/cs.LG", body)
     assert not report.failed
     assert stored_text()[0::4] == ("Impostor title", 1)
     assert stored_text()[5] is False
-    ingest_as(ARXIV_RSS_URL, fixture_path(RSS_LG).read_bytes())
+    ingest_as(ARXIV_RSS_URL, shared_feed(RSS_LG).read_bytes())
     assert stored_text()[0::4] == (REAL_TITLE, 1)
 
 
-def test_a_local_file_is_arxiv_s_only_when_an_operator_gave_its_feed_an_arxiv_kind(fixture_path):
-    ingest_feed(Feed.objects.create(url=str(fixture_path(RSS_LG))))
+def test_a_local_file_is_arxiv_s_only_when_an_operator_gave_its_feed_an_arxiv_kind(shared_feed):
+    ingest_feed(Feed.objects.create(url=str(shared_feed(RSS_LG))))
     assert stored_text()[5] is False
-    declared = Feed.objects.create(url=f"file://{fixture_path(RSS_AI)}", kind=Feed.Kind.ARXIV_RSS)
+    declared = Feed.objects.create(url=f"file://{shared_feed(RSS_AI)}", kind=Feed.Kind.ARXIV_RSS)
     ingest_feed(declared)
     assert set(Paper.objects.filter(sources__feed=declared).values_list("text_from_arxiv", flat=True)) == {True}
 
@@ -436,10 +436,10 @@ def test_only_arxiv_s_own_hosts_and_declared_local_captures_speak_for_arxiv(sour
     assert speaks_for_arxiv(source, kind, declared) is trusted
 
 
-def test_an_arxiv_api_entry_with_a_version_of_10_to_the_30_keeps_the_stored_version(fixture_path):
-    ingest_as(ARXIV_API_URL, fixture_path(API_20).read_bytes())
-    first = parse_document(fixture_path(API_20).read_bytes()).papers[0]
-    huge = fixture_path(API_20).read_bytes().replace(
+def test_an_arxiv_api_entry_with_a_version_of_10_to_the_30_keeps_the_stored_version(shared_feed):
+    ingest_as(ARXIV_API_URL, shared_feed(API_20).read_bytes())
+    first = parse_document(shared_feed(API_20).read_bytes()).papers[0]
+    huge = shared_feed(API_20).read_bytes().replace(
         f"{first.arxiv_id}v1".encode(), f"{first.arxiv_id}v1{'0' * 30}".encode()
     )
     report = ingest_as(ARXIV_API_URL, huge)
@@ -559,8 +559,8 @@ def test_a_script_link_is_never_stored():
     assert Paper.objects.count() == 3
 
 
-def test_one_feed_s_error_text_is_bounded_and_printable(fixture_path):
-    body = fixture_path("arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml").read_bytes()
+def test_one_feed_s_error_text_is_bounded_and_printable(shared_feed):
+    body = shared_feed("arxiv_api_atom_2026-04-12_idlist-abc_HTTP400_error.xml").read_bytes()
     body = body.replace(b"incorrect id format for abc", b"\x01" + b"y" * BIG)
     with FeedServer() as server:
         server.routes["/api"] = Route(body=body)
@@ -572,12 +572,12 @@ def test_one_feed_s_error_text_is_bounded_and_printable(fixture_path):
     assert "\x01" not in feed.last_error
 
 
-def test_a_validator_header_with_a_nul_is_not_stored_and_the_other_feeds_go_on(fixture_path):
+def test_a_validator_header_with_a_nul_is_not_stored_and_the_other_feeds_go_on(shared_feed):
     """PostgreSQL refuses the NUL: the update after the ingest raised out of ingest_all."""
     with FeedServer() as server:
-        server.routes["/nul"] = Route(body=fixture_path(RSS_AI).read_bytes(), etag='"a\x00b"',
+        server.routes["/nul"] = Route(body=shared_feed(RSS_AI).read_bytes(), etag='"a\x00b"',
                                       last_modified="Mon, 27 Apr 2026\x00 04:00:01 GMT")
-        server.routes["/good"] = Route(body=fixture_path(RSS_LG).read_bytes(), etag='"good"')
+        server.routes["/good"] = Route(body=shared_feed(RSS_LG).read_bytes(), etag='"good"')
         feeds = [Feed.objects.create(url=server.url("/nul")), Feed.objects.create(url=server.url("/good"))]
         reports = ingest_all(feeds)
     assert [r.failed for r in reports] == [False, False]
