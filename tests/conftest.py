@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
+from config.celery import app as celery_app
 from tests.support import IN_CI, shared
 from tests.support.digest_samples import make_paper, seed_papers
 from tests.support.smtp_sink import SmtpSink
@@ -37,13 +38,11 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _eager_celery(settings):
-    from config.celery import app
-
     # Celery reads the Django setting live, and it wins over app.conf's own key.
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    app.conf.task_always_eager = True
+    celery_app.conf.task_always_eager = True
     yield
-    app.conf.task_always_eager = False
+    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import time_machine
 from django.db import connection
 
 from digest.delivery.claims import due_retries
+from digest.delivery.dispatch import dispatch_due
 from digest.delivery.sending import send_delivery_chunk
 from digest.models import Delivery, Feed, Paper
 from digest.papers.ingestion import ingest_all
@@ -221,8 +222,6 @@ def test_two_dispatchers_racing_over_overdue_slots_create_one_delivery_per_subsc
 
     from django.db import connections
     from django.utils import timezone
-
-    from digest.delivery.dispatch import dispatch_due
 
     settings.DIGEST_CHUNK_SIZE = 50
     now = timezone.now()

@@ -7,6 +7,7 @@ import yaml
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
+from config.celery import app
 from config.env import EML_BACKEND, SMTP_BACKEND, env_bool, env_int, parse_email_url
 from tests.support import ROOT
 
@@ -109,8 +110,6 @@ def test_compose_file_defines_the_production_services():
 
 
 def test_celery_app_loads_config_from_django_settings():
-    from config.celery import app
-
     assert app.conf.task_acks_late is True
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.task_reject_on_worker_lost is True

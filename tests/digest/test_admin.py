@@ -6,7 +6,9 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from digest.delivery.claims import due_retries
 from digest.models import Candidate, Delivery, Feed, MatchRun, Paper, PaperSource
+from digest.ops.operations import retry_failed
 from subscribers.models import Subscriber, Topic
 
 ROWS = 1000
@@ -251,9 +253,6 @@ def test_retry_failed_sends_the_same_digest_again_and_leaves_other_deliveries_al
 
 @pytest.mark.django_db
 def test_a_retried_delivery_is_not_queued_again_by_the_retry_sweep_while_its_task_waits():
-    from digest.delivery.claims import due_retries
-    from digest.ops.operations import retry_failed
-
     failed = failed_delivery()
     Delivery.objects.filter(pk=failed.pk).update(queued_at=timezone.now() - timedelta(days=1))
 

@@ -4,8 +4,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.models import Delivery
-from digest.plain_sql import insert_rows, row_exists, update_each, update_rows
+from digest.models import Candidate, Delivery, Feed, Paper, PaperSource, SendTally
+from digest.plain_sql import (
+    asynchronous_commits,
+    insert_for_each,
+    insert_or_add,
+    insert_rows,
+    row_exists,
+    update_each,
+    update_rows,
+)
 from subscribers.models import Subscriber
 
 pytestmark = pytest.mark.django_db
@@ -68,8 +76,6 @@ def test_update_each_writes_each_row_its_own_values_and_leaves_the_others(delive
 
 
 def test_update_each_by_another_key_and_only_where_unset_leaves_set_rows_alone(deliveries):
-    from digest.models import Candidate, Paper
-
     paper = Paper.objects.create(guid="urn:p", title="A paper")
     first, second, _ = deliveries
     waiting = Candidate.objects.create(subscriber=first.subscriber, paper=paper, score=1, reason="r")
@@ -121,9 +127,6 @@ def test_insert_rows_splits_many_rows_into_statements_the_database_takes(db):
 
 
 def test_insert_or_add_creates_the_row_then_adds_to_it(db):
-    from digest.models import SendTally
-    from digest.plain_sql import insert_or_add
-
     minute, other = datetime(2026, 11, 26, 7, 1, tzinfo=UTC), datetime(2026, 11, 26, 7, 2, tzinfo=UTC)
     insert_or_add(SendTally, {"minute": minute}, {"tried": 3, "message_refusals": 1})
     insert_or_add(SendTally, {"minute": minute}, {"tried": 4, "message_refusals": 0})
@@ -134,9 +137,6 @@ def test_insert_or_add_creates_the_row_then_adds_to_it(db):
 
 
 def test_insert_for_each_links_each_matching_row_once_as_bulk_create_would(db):
-    from digest.models import Feed, Paper, PaperSource
-    from digest.plain_sql import insert_for_each
-
     feed = Feed.objects.create(url="https://rss.arxiv.org/rss/cs.LG")
     by_guid, by_arxiv_id, other = (
         Paper.objects.create(guid="2611.00001", arxiv_id="2611.00001", title="a"),
@@ -159,8 +159,6 @@ def test_insert_for_each_links_each_matching_row_once_as_bulk_create_would(db):
 @pytest.mark.postgres
 def test_asynchronous_commits_last_as_long_as_the_block(on_postgres):
     from django.db import connection
-
-    from digest.plain_sql import asynchronous_commits
 
     def synchronous_commit() -> str:
         with connection.cursor() as cursor:

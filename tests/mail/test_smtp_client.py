@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from mail import smtp_client
 from mail.backends import SmtpBackend
+from mail.streams import message_stream
 from tests.support.smtp_sink import SmtpSink
 
 MESSAGE = (
@@ -96,8 +97,6 @@ def test_the_next_envelope_goes_out_with_the_data_and_the_answers_come_together(
 def test_the_stream_returns_before_the_server_answers_the_data():
     from django.core.mail import EmailMessage
 
-    from mail.streams import message_stream
-
     with SmtpSink(data_delay=0.3, pipelining=True) as sink:
         backend = SmtpBackend(host=sink.host, port=sink.port, timeout=10)
         stream = message_stream(backend)
@@ -122,8 +121,6 @@ def test_the_stream_returns_before_the_server_answers_the_data():
 
 def test_a_message_begun_on_a_connection_that_died_before_answering_is_begun_again_once(server):
     from django.core.mail import EmailMessage
-
-    from mail.streams import message_stream
 
     server.script("dropped@example.org", "disconnect")
     backend = SmtpBackend(host=server.host, port=server.port, timeout=10)
@@ -270,8 +267,6 @@ def test_a_message_over_the_servers_size_limit_is_refused_before_anything_is_wri
 @pytest.mark.parametrize("address", ["jörg@example.org", "Jörg <jörg@example.org>"])
 def test_a_local_part_that_is_not_ascii_is_refused_before_anything_is_written(server, address):
     from django.core.mail import EmailMessage
-
-    from mail.streams import message_stream
 
     backend = SmtpBackend(host=server.host, port=server.port, timeout=10)
     with pytest.raises(smtp_client.UnsendableAddress, match="SMTPUTF8"):

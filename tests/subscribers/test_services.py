@@ -8,8 +8,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from digest.delivery.dispatch import due_subscribers
-from digest.models import Delivery
+from digest.models import Candidate, Delivery, Paper
 from subscribers import services, tasks
+from subscribers.emails import personal_links
 from subscribers.models import Subscriber, Topic
 from subscribers.services import Preferences, SignupOutcome
 
@@ -255,8 +256,6 @@ def test_simultaneous_signups_for_one_address_make_one_subscriber_and_one_email(
 
 
 def test_confirming_matches_the_last_days_papers_at_once(committed):
-    from digest.models import Candidate, Paper
-
     Paper.objects.create(guid="p1", arxiv_id="2601.00001", title="Sparse attention for long sequences",
                          abstract="We make attention cheaper for long sequences.")
     Paper.objects.create(guid="p2", arxiv_id="2601.00002", title="Protein folding", abstract="Biology.")
@@ -271,8 +270,6 @@ def test_confirming_matches_the_last_days_papers_at_once(committed):
 
 
 def test_changing_preferences_matches_the_recent_papers_again(committed):
-    from digest.models import Candidate, Paper
-
     Paper.objects.create(guid="p1", arxiv_id="2601.00003", title="Diffusion models for video", abstract="Video diffusion.")
     subscriber = Subscriber.objects.create(email="bo@example.org", status=Status.ACTIVE, keywords="attention")
 
@@ -297,8 +294,6 @@ def _reply_to_mailto(mailto: str, sender: str) -> bytes:
 def test_a_reply_to_the_list_unsubscribe_mailto_unsubscribes_through_the_command(monkeypatch):
     import io
 
-    from subscribers.emails import personal_links
-
     subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
     reply = _reply_to_mailto(personal_links(subscriber)["unsubscribe_mailto"], "ada@example.org")
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(reply)))
@@ -311,8 +306,6 @@ def test_a_reply_to_the_list_unsubscribe_mailto_unsubscribes_through_the_command
 
 def test_a_mailto_reply_with_a_tampered_token_changes_nothing(monkeypatch):
     import io
-
-    from subscribers.emails import personal_links
 
     subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
     mailto = personal_links(subscriber)["unsubscribe_mailto"]

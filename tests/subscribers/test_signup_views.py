@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from config.celery import app
 from digest.models import Paper
 from subscribers.models import Subscriber, Topic
 from subscribers.tokens import make_token
@@ -463,7 +464,6 @@ def test_every_email_carries_the_one_click_headers_that_work(client, committed):
 def use_broker(settings, url: str):
     """Queue for real (not eager) on the broker at `url`; Celery's cached producer pool is reset
     before and after, so that the test and those after it publish where their settings say."""
-    from config.celery import app
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = url
@@ -474,7 +474,6 @@ def use_broker(settings, url: str):
 @pytest.fixture
 def broker_down(settings):
     """Celery publishing to a Redis port nobody listens on, as when Redis has stopped."""
-    from config.celery import app
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -489,8 +488,6 @@ def test_a_new_and_a_known_address_cost_the_request_the_same_work(client, settin
     """Whether an address subscribes must not show in the answer's timing: the request only
     validates and queues; the worker does the different work."""
     import redis
-
-    from config.celery import app
 
     Subscriber.objects.create(email="known@example.org", status=Status.ACTIVE)
     use_broker(settings, redis_url)

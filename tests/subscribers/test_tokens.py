@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from subscribers import services
 from subscribers.models import Subscriber
-from subscribers.tokens import LIFETIMES, make_token, read_payload, read_token
+from subscribers.tokens import LIFETIMES, LOOKS_LIKE_BITCOIN, _fingerprint, make_token, read_payload, read_token
 
 pytestmark = pytest.mark.django_db
 
@@ -114,8 +114,6 @@ def test_unknown_purposes_are_a_programming_error():
 
 @pytest.mark.django_db
 def test_no_token_looks_like_a_bitcoin_address_to_spam_filters_and_every_one_still_reads():
-    from subscribers.tokens import LOOKS_LIKE_BITCOIN
-
     subscriber = Subscriber.objects.create(email="ada@example.org", status="active")
     tokens = [make_token(subscriber, "feedback", {"p": n, "d": "more"}) for n in range(6000)]
 
@@ -150,7 +148,6 @@ def test_a_token_names_its_subscriber_by_a_random_id_never_the_sequential_row_id
 
 def legacy_token(owner: Subscriber, purpose: str, extra: dict | None = None) -> str:
     """A token as made before public ids: the row id under "s"."""
-    from subscribers.tokens import _fingerprint
 
     payload = {"s": owner.pk, "f": _fingerprint(owner, purpose), **({"x": extra} if extra else {})}
     return signing.dumps(payload, salt=f"paperboy.tokens.{purpose}", compress=True)

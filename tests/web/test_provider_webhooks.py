@@ -16,6 +16,7 @@ import pytest
 from django.core.checks import run_checks
 from django.test import Client
 
+import web.webhooks
 from subscribers.models import Subscriber
 from tests.support import ROOT
 
@@ -129,8 +130,6 @@ def test_the_secret_is_compared_in_constant_time_here_and_by_anymail(victims, se
     (anymail's CVE-2018-6596)."""
     import anymail.webhooks.base
     from django.utils.crypto import constant_time_compare
-
-    import web.webhooks
 
     compared = {"ours": [], "anymail": []}
 

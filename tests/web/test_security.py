@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from subscribers.models import Subscriber
 from tests.support import ROOT
 from tests.support.signup import form, without_csrf
-from web.admin_login import WINDOW_SECONDS
+from web.admin_login import WINDOW_SECONDS, lockout_name
 
 pytestmark = pytest.mark.django_db
 
@@ -132,8 +132,6 @@ VARIANTS = {letter: _compatibility_variants(letter) for letter in "admin"}
 @given(st.tuples(*(st.sampled_from(VARIANTS[letter]) for letter in "admin")), st.sampled_from(["", " ", "\t", "\u3000"]))
 def test_every_spelling_the_login_form_turns_into_admin_shares_admins_lockout_key(letters, padding):
     from django.contrib.auth.forms import UsernameField
-
-    from web.admin_login import lockout_name
 
     spelling = padding + "".join(letters) + padding
     assert UsernameField().clean(spelling) == "admin"  # the name the backend will look up

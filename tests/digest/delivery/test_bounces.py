@@ -8,10 +8,19 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from config.env import parse_bounce_address
 from digest.delivery.bounces import parse_dsn, record_bounce_by_address, record_complaint
+from digest.delivery.refusal_alarm import message_refusals
+from digest.delivery.sending import send_delivery_chunk
 from digest.models import Delivery
-from mail.refusals import Refusal
+from mail.refusals import Phase, Refusal, classify, smtp_refusal
+from mail.return_path import delivery_id_from, return_path
+from subscribers.emails import personal_links
 from subscribers.models import Subscriber
+from subscribers.services import purge_pending
+from subscribers.tokens import make_token
+from tests.support.digest_samples import make_paper, queued_digest, seed_papers
+from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.django_db
 
@@ -245,8 +254,6 @@ def test_a_forged_dsn_fed_three_times_changes_nothing(ada, monkeypatch, caplog):
 def test_a_forged_dsn_cannot_start_the_bounce_then_purge_chain(ada, monkeypatch):
     from datetime import timedelta
 
-    from subscribers.services import purge_pending
-
     sent_digest(ada, "<real-digest@paperboy.example.org>")
     for _ in range(3):
         feed(monkeypatch, dsn("ada.lovelace@example.org", message_id=""))
@@ -269,8 +276,6 @@ def test_the_message_id_of_a_digest_sent_to_someone_else_proves_nothing(ada, eve
 
 
 def test_a_forged_return_path_token_proves_nothing(ada, monkeypatch):
-    from mail.return_path import return_path
-
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
     genuine = return_path(digest.id)
     local, _, domain = genuine.partition("@")
@@ -290,8 +295,6 @@ def test_a_forged_return_path_token_proves_nothing(ada, monkeypatch):
 
 
 def test_a_stranger_with_their_own_return_path_can_only_bounce_their_own_digest(ada, eve, monkeypatch):
-    from mail.return_path import return_path
-
     adas = sent_digest(ada, "<adas-digest@paperboy.example.org>")
     eves = sent_digest(eve, "<eves-digest@paperboy.example.org>")
 
@@ -320,9 +323,6 @@ def test_a_genuine_dsn_fed_again_counts_once(ada, monkeypatch, settings):
 def test_a_bounce_to_the_return_path_of_a_digest_sent_over_smtp_counts(monkeypatch, settings, how):
     """The whole way: a digest goes to a real SMTP server, which bounces it to its return path
     with a report that returns no headers, so only the return path says which digest it was."""
-    from digest.delivery.sending import send_delivery_chunk
-    from tests.support.digest_samples import make_paper, queued_digest, seed_papers
-    from tests.support.smtp_sink import SmtpSink
 
     settings.BOUNCE_LIMIT = 1
     papers = [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:3])]
@@ -348,8 +348,6 @@ def test_a_bounce_to_the_return_path_of_a_digest_sent_over_smtp_counts(monkeypat
 
 
 def test_a_return_path_fits_a_local_part_and_outlives_a_key_rotation(settings):
-    from mail.return_path import delivery_id_from, return_path
-
     settings.BOUNCE_ADDRESS = "b" * 25 + "@bounces.example.org"
     longest = return_path(2**63 - 1)
     assert len(longest.partition("@")[0]) == 64
@@ -364,8 +362,6 @@ def test_a_return_path_fits_a_local_part_and_outlives_a_key_rotation(settings):
 
 
 def test_without_verp_digests_go_out_from_the_bounce_address(settings):
-    from mail.return_path import return_path
-
     settings.BOUNCE_VERP, settings.BOUNCE_ADDRESS = False, "bounces@paperboy.example.org"
 
     assert return_path(41) == "bounces@paperboy.example.org"
@@ -373,8 +369,6 @@ def test_without_verp_digests_go_out_from_the_bounce_address(settings):
 
 def test_a_bounce_address_too_long_for_verp_is_a_startup_error():
     from django.core.exceptions import ImproperlyConfigured
-
-    from config.env import parse_bounce_address
 
     assert parse_bounce_address("", "Paperboy <digest@paperboy.example.org>", verp=True) == "bounces@paperboy.example.org"
     with pytest.raises(ImproperlyConfigured, match="at most 25"):
@@ -387,8 +381,6 @@ def test_a_bounce_address_too_long_for_verp_is_a_startup_error():
 
 
 def test_a_dsn_refusing_the_message_fails_the_digest_counts_nothing_and_raises_the_alarm(ada, monkeypatch, caplog):
-    from digest.delivery.refusal_alarm import message_refusals
-
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
 
     output = feed(monkeypatch, dsn(
@@ -408,8 +400,6 @@ def test_a_dsn_refusing_the_message_fails_the_digest_counts_nothing_and_raises_t
 
 
 def test_a_full_mailbox_fails_the_digest_without_counting_or_alarming(ada, monkeypatch):
-    from digest.delivery.refusal_alarm import message_refusals
-
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
 
     feed(monkeypatch, dsn("ada.lovelace@example.org", status="5.2.2", message_id=digest.message_id,
@@ -442,15 +432,11 @@ def test_a_5_7_1_counts_only_when_it_refused_the_recipient(ada, monkeypatch, sai
     ("5.7.26", "message"), ("5.5.4", "message"), ("4.4.1", "transient"),
 ])
 def test_the_status_mapping_follows_rfc_3463(status, refusal):
-    from mail.refusals import Phase, classify
-
     assert classify(status, Phase.RCPT).value == refusal
 
 
 def test_a_bare_5xx_to_rcpt_to_is_the_recipients_and_to_data_the_messages():
     import smtplib
-
-    from mail.refusals import Refusal, smtp_refusal
 
     assert smtp_refusal(smtplib.SMTPRecipientsRefused({"a@x.org": (550, b"No such user")})) is Refusal.RECIPIENT
     assert smtp_refusal(smtplib.SMTPRecipientsRefused({"a@x.org": (550, b"5.7.25 No reverse DNS")})) is Refusal.MESSAGE
@@ -480,8 +466,6 @@ def test_a_webhook_bounce_carrying_our_message_id_marks_that_digest_and_counts_o
 
 
 def test_a_webhook_dmarc_rejection_is_a_refused_message_not_a_bounce(ada, webhook):
-    from digest.delivery.refusal_alarm import message_refusals
-
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
     webhook({**postmark("Bounce", "DMARCPolicy", "ada.lovelace@example.org"), "MessageID": digest.message_id})
     webhook(postmark("Bounce", "HardBounce", "ada.lovelace@example.org") | {
@@ -508,8 +492,6 @@ def mail_to_unsubscribe(monkeypatch, raw: bytes) -> None:
 def test_mail_without_the_subscribers_own_unsubscribe_token_unsubscribes_no_one(ada, monkeypatch, subject):
     from django.core.management.base import CommandError
 
-    from subscribers.tokens import make_token
-
     # Sent as if from Ada, with her other (valid) tokens: only an unsubscribe token counts.
     subject = subject.format(manage=make_token(ada, "manage"), digest=make_token(ada, "digest", {"d": 1}))
     raw = f"From: ada.lovelace@example.org\r\nTo: paperboy@localhost\r\nSubject: {subject}\r\n\r\nPlease.\r\n".encode()
@@ -523,8 +505,6 @@ def test_mail_without_the_subscribers_own_unsubscribe_token_unsubscribes_no_one(
 
 def test_a_bounce_returning_a_digest_with_its_unsubscribe_link_unsubscribes_no_one(ada, monkeypatch):
     from django.core.management.base import CommandError
-
-    from subscribers.emails import personal_links
 
     links = personal_links(ada)
     raw = dsn("ada.lovelace@example.org").replace(

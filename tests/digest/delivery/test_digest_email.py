@@ -11,13 +11,17 @@ from digest.delivery.digest_email import (
     build_digest_context,
     build_digest_message,
     clear_card_cache,
+    digest_html,
     digest_subject,
+    digest_text,
     excerpt,
     short_authors,
     subject_topics,
 )
 from digest.models import Candidate, Delivery
-from subscribers.tokens import read_payload
+from mail.rendering import inlined_html
+from subscribers.emails import personal_links
+from subscribers.tokens import make_token, read_payload
 from tests.support.browser import screenshot
 from tests.support.digest_samples import make_digest, make_paper, make_subscriber
 
@@ -375,8 +379,6 @@ def test_the_view_in_browser_page_escapes_markup(client):
 
 
 def test_a_digest_link_only_opens_that_subscribers_own_digest(client):
-    from subscribers.tokens import make_token
-
     subscriber, _, delivery = make_digest(count=1)
     other = make_subscriber(email="mallory@example.org")
     forged = make_token(other, "digest", {"d": delivery.pk})
@@ -453,9 +455,6 @@ def reference_html(subscriber, candidates, more_count, delivery) -> tuple[dict, 
     """The digest HTML the slow, obvious way: render the whole template, inline the whole page."""
     from django.conf import settings
 
-    from mail.rendering import inlined_html
-    from subscribers.emails import personal_links
-
     context = {
         "SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, "subscriber": subscriber,
         **build_digest_context(subscriber, candidates, more_count, delivery), **personal_links(subscriber),
@@ -467,8 +466,6 @@ def reference_html(subscriber, candidates, more_count, delivery) -> tuple[dict, 
 @pytest.mark.parametrize("with_delivery", [True, False])
 def test_the_slotted_parts_are_exactly_the_whole_templates_rendered(more_count, with_delivery):
     from django.template.loader import render_to_string
-
-    from digest.delivery.digest_email import digest_html, digest_text
 
     subscriber, candidates, delivery = make_digest(count=3)
     subscriber.email = 'o\'hara&"co"@example.org'
@@ -484,8 +481,6 @@ def test_the_slotted_parts_are_exactly_the_whole_templates_rendered(more_count, 
 
 
 def test_text_the_slots_cannot_reproduce_falls_back_to_inlining_the_whole_page():
-    from digest.delivery.digest_email import digest_html
-
     subscriber, candidates, delivery = make_digest(count=2)
     candidates[0].reason = "carriage\r\nreturn and a pbslot0x look-alike"
 

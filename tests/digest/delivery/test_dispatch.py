@@ -8,6 +8,7 @@ from django.db import close_old_connections, connection, transaction
 from digest.delivery.claims import claim_chunk
 from digest.delivery.dispatch import advance_slot, advance_slots, create_deliveries, dispatch_due
 from digest.models import Delivery
+from digest.tasks import dispatch_digests
 from subscribers.models import Subscriber
 from tests.support.digest_samples import make_subscriber
 
@@ -132,8 +133,6 @@ def test_a_group_that_another_dispatcher_partly_moved_is_claimed_one_by_one():
 @pytest.mark.django_db
 @time_machine.travel(NOW, tick=False)
 def test_the_beat_task_dispatches_what_is_due(django_capture_on_commit_callbacks):
-    from digest.tasks import dispatch_digests
-
     due_subscriber("ada@example.org")
     with django_capture_on_commit_callbacks():
         assert dispatch_digests() == 1

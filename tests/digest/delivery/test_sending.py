@@ -8,8 +8,13 @@ import time_machine
 from django.conf import settings as django_settings
 
 from digest.delivery.claims import due_retries
+from digest.delivery.refusal_alarm import message_refusals, tally
 from digest.delivery.sending import retry_delay, send_delivery_chunk
-from digest.models import Candidate, Delivery
+from digest.models import Candidate, Delivery, SendTally
+from digest.tasks import retry_deliveries, send_digest_chunk
+from mail import smtp_client
+from mail.backends import SmtpBackend
+from mail.return_path import delivery_id_from
 from mail.send_rate import SendRateLimiter
 from subscribers.models import Subscriber
 from tests.support.digest_samples import NOW, fresh, make_paper, make_subscriber, queued_digest, reason_for
@@ -72,9 +77,6 @@ def test_it_sends_a_whole_chunk_over_one_connection(sink, papers):
 
 
 def test_a_digest_takes_one_write_with_the_next_envelope_when_pipelining_and_four_without(sink, papers, monkeypatch):
-    from mail import smtp_client
-    from mail.backends import SmtpBackend
-
     writes = []
 
     class CountingSMTP(smtp_client.SMTP):
@@ -269,8 +271,6 @@ def test_async_commit_is_opt_in_and_costs_two_statements_per_chunk(sink, papers,
 
 
 def test_the_tasks_send_a_chunk_and_queue_due_retries(sink, papers, django_capture_on_commit_callbacks):
-    from digest.tasks import retry_deliveries, send_digest_chunk
-
     delivery = queued_digest("ada@example.org", papers)
     sink.script("ada@example.org", "451 4.7.1 Later")
     assert send_digest_chunk.delay([delivery.id]).get()["retrying"] == 1
@@ -455,8 +455,6 @@ def test_a_candidate_matched_after_the_claim_waits_for_the_next_digest(sink, pap
 
 
 def test_the_envelope_names_the_digests_own_return_path_and_declares_its_size(sink, papers):
-    from mail.return_path import delivery_id_from
-
     delivery = queued_digest("ada@example.org", papers)
 
     send(delivery)
@@ -468,8 +466,6 @@ def test_the_envelope_names_the_digests_own_return_path_and_declares_its_size(si
 
 
 def test_a_message_refused_after_its_data_fails_without_counting_a_bounce(sink, papers, caplog):
-    from digest.delivery.refusal_alarm import message_refusals
-
     sink.refuse_data("ada@example.org", "554 5.7.1 Message rejected as spam")
     refused = queued_digest("ada@example.org", papers)
     fine = queued_digest("bob@example.org", papers)
@@ -511,8 +507,6 @@ def test_a_full_mailbox_at_rcpt_is_retried_and_never_counted(sink, papers):
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
 def test_when_most_messages_are_refused_the_chunk_pauses_and_puts_the_rest_back_untried(papers, settings, caplog, pipelining):
-    from digest.delivery.refusal_alarm import message_refusals
-
     settings.MESSAGE_REFUSAL_PAUSE_SECONDS = 1800
     with time_machine.travel(NOW, tick=False) as clock:
         deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
@@ -577,7 +571,6 @@ def test_a_digest_over_the_servers_size_limit_is_not_sent_and_fails_as_a_refused
 
 
 def test_a_huge_paper_is_left_out_of_a_digest_over_the_size_cap(sink, papers, settings):
-
     settings.DIGEST_MAX_BYTES = 1_000_000
     huge = make_paper(20, "A paper whose title never ends " + "and on " * 400_000, "Abstract.", upvotes=999)
     delivery = queued_digest("ada@example.org", [huge, *papers], count=4)
@@ -617,10 +610,6 @@ def test_a_local_part_that_is_not_ascii_fails_its_digest_clearly_and_the_chunk_g
 
 
 def test_the_retry_sweep_forgets_refusal_tallies_older_than_a_week(db):
-    from digest.delivery.refusal_alarm import tally
-    from digest.models import SendTally
-    from digest.tasks import retry_deliveries
-
     with time_machine.travel(NOW, tick=False):
         tally(10, 1, now=NOW - timedelta(days=8))
         tally(10, 2, now=NOW - timedelta(days=6))

@@ -9,6 +9,7 @@ from digest.delivery.digest_email import build_digest_context, feedback_url
 from digest.matching.feedback import add_keyword, apply_feedback, less_like_this_term, more_like_this_term, title_words
 from subscribers.keywords import parse_keywords
 from subscribers.models import Subscriber
+from subscribers.tokens import make_token
 from tests.support.digest_samples import make_digest, make_paper, make_subscriber, seed_papers
 
 pytestmark = pytest.mark.django_db
@@ -175,8 +176,6 @@ def test_a_digest_link_edited_to_a_paper_outside_that_digest_is_refused(client, 
 
 
 def test_a_token_naming_another_subscribers_digest_is_refused(client, sent_digest):
-    from subscribers.tokens import make_token
-
     _, candidates, delivery, _ = sent_digest
     intruder = make_subscriber("mallory@example.org", keywords="")
     token = make_token(intruder, "feedback", {"digest": delivery.pk})
@@ -193,8 +192,6 @@ def test_a_forged_link_is_refused(client, token):
 
 
 def test_a_link_with_another_purpose_is_refused(client, papers):
-    from subscribers.tokens import make_token
-
     subscriber = make_subscriber()
     token = make_token(subscriber, "digest", {"p": papers[0].pk, "d": "more"})
 

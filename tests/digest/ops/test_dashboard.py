@@ -4,6 +4,7 @@ import pytest
 import time_machine
 from kombu import Connection
 
+from digest.delivery.refusal_alarm import tally
 from digest.models import Delivery, Feed, Paper, PaperSource
 from digest.ops import stats
 from subscribers.models import Subscriber, Topic
@@ -157,8 +158,6 @@ def test_the_dashboard_can_show_the_last_week_or_quarter(client, staff):
 
 @pytest.mark.django_db
 def test_the_dashboard_shows_recent_message_refusals_and_flags_an_alarm(client, staff, frozen, settings):
-    from digest.delivery.refusal_alarm import tally
-
     settings.MESSAGE_REFUSAL_ALARM_RATE, settings.MESSAGE_REFUSAL_WINDOW_MINUTES = 0.05, 60
     tally(200, 3, now=NOW - timedelta(hours=5))
     tally(40, 2, now=NOW - timedelta(minutes=10))

@@ -8,8 +8,13 @@ import pytest
 import redis
 from django.db import connection
 
-from digest.models import Delivery, Feed
+from digest.delivery.refusal_alarm import tally
+from digest.delivery.sending import send_delivery_chunk
+from digest.models import Candidate, Delivery, Feed
+from digest.ops.health import health
 from subscribers.models import Subscriber
+from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
+from tests.support.smtp_sink import SmtpSink
 
 
 @pytest.fixture(autouse=True)
@@ -127,8 +132,6 @@ def test_probes_may_use_head_but_not_post(client, filesystem_broker):
 def test_a_database_that_refuses_connections_is_reported_down(filesystem_broker):
     from django.db.backends.postgresql.base import DatabaseWrapper
 
-    from digest.ops.health import health
-
     unreachable = DatabaseWrapper(
         {**connection.settings_dict, "ENGINE": "django.db.backends.postgresql", "NAME": "paperboy",
          "HOST": "127.0.0.1", "PORT": "1", "USER": "postgres", "PASSWORD": "", "OPTIONS": {"connect_timeout": 2}},
@@ -147,11 +150,6 @@ def test_a_database_that_refuses_connections_is_reported_down(filesystem_broker)
 
 @pytest.mark.django_db
 def test_it_says_degraded_when_a_mail_server_refuses_our_messages(client, filesystem_broker, settings):
-    from digest.delivery.sending import send_delivery_chunk
-    from digest.models import Candidate
-    from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
-    from tests.support.smtp_sink import SmtpSink
-
     papers = [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:2])]
     deliveries = []
     for n in range(6):
@@ -184,8 +182,6 @@ def test_degraded_means_more_than_the_alarm_rate_of_recent_digests_refused_as_me
     client, filesystem_broker, settings, tried, refused, minutes_ago, status
 ):
     from datetime import timedelta
-
-    from digest.delivery.refusal_alarm import tally
 
     settings.MESSAGE_REFUSAL_ALARM_RATE, settings.MESSAGE_REFUSAL_WINDOW_MINUTES = 0.05, 60
     tally(tried, refused, now=datetime.now(UTC) - timedelta(minutes=minutes_ago))

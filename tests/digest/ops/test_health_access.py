@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+import digest.ops.health
 from digest.ops.health import for_anonymous
 
 pytestmark = pytest.mark.django_db
@@ -78,8 +79,6 @@ def test_a_logged_in_operator_sees_the_details_and_a_logged_in_non_operator_does
 
 def test_the_token_is_compared_in_constant_time(broker_folder, monkeypatch):
     from django.utils.crypto import constant_time_compare
-
-    import digest.ops.health
 
     compared = []
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from digest.models import Paper
+from digest.papers.cleaning import clean_abstract, clean_text
 from digest.papers.feed_parsing import parse_document
 from digest.papers.paper_store import store_papers
 from tests.support.shared import shared_folder
@@ -53,8 +54,6 @@ def test_every_corpus_file_is_ingested_without_crash_or_stored_markup():
 def test_every_corpus_title_summary_and_content_cleans_to_plain_text():
     """Most corpus entries lack an id and are skipped above; their text still goes through cleaning."""
     import feedparser
-
-    from digest.papers.cleaning import clean_abstract, clean_text
 
     texts = 0
     for path in corpus_files():
