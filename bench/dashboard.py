@@ -45,25 +45,35 @@ def fill(subscribers: int, digests_each: int, papers: int, seed: int = 7) -> Non
         for i in range(start, min(start + BATCH, subscribers)):
             created = now - timedelta(days=rng.uniform(0, 90))
             status = rng.choice(statuses)
-            rows.append(Subscriber(
-                email=f"s{i}@example.org", status=status, created_at=created,
-                confirmed_at=created + timedelta(hours=1) if status != "pending" else None,
-                unsubscribed_at=created + timedelta(days=rng.uniform(1, 20)) if status == "unsubscribed" else None,
-            ))
+            rows.append(
+                Subscriber(
+                    email=f"s{i}@example.org",
+                    status=status,
+                    created_at=created,
+                    confirmed_at=created + timedelta(hours=1) if status != "pending" else None,
+                    unsubscribed_at=created + timedelta(days=rng.uniform(1, 20)) if status == "unsubscribed" else None,
+                )
+            )
         made = Subscriber.objects.bulk_create(rows)
         Subscriber.topics.through.objects.bulk_create(
             Subscriber.topics.through(subscriber=s, topic=topics[rng.randrange(len(topics))]) for s in made
         )
         Delivery.objects.bulk_create(
             Delivery(
-                subscriber=s, period=f"p{d}", scheduled_for=now - timedelta(days=d * 2),
-                sent_at=now - timedelta(days=d * 2), status="failed" if rng.random() < 0.03 else "sent",
+                subscriber=s,
+                period=f"p{d}",
+                scheduled_for=now - timedelta(days=d * 2),
+                sent_at=now - timedelta(days=d * 2),
+                status="failed" if rng.random() < 0.03 else "sent",
             )
             for s in made
             for d in range(digests_each)
         )
     for start in progress(range(0, papers, BATCH), -(-papers // BATCH), "Papers"):
-        made = Paper.objects.bulk_create(Paper(guid=f"g{i}", title=f"Paper {i}", categories=["cs.LG"]) for i in range(start, min(start + BATCH, papers)))
+        made = Paper.objects.bulk_create(
+            Paper(guid=f"g{i}", title=f"Paper {i}", categories=["cs.LG"])
+            for i in range(start, min(start + BATCH, papers))
+        )
         PaperSource.objects.bulk_create(PaperSource(paper=p, feed=feeds[rng.randrange(len(feeds))]) for p in made)
 
 
@@ -137,8 +147,10 @@ def main() -> None:
         call_command("flush", interactive=False, verbosity=0)
     started = time.perf_counter()
     fill(args.subscribers, args.digests_each, args.papers)
-    print(f"filled {connection.vendor}: {args.subscribers} subscribers, {args.subscribers * args.digests_each} deliveries, "
-          f"{args.papers} papers in {time.perf_counter() - started:.0f} s")
+    print(
+        f"filled {connection.vendor}: {args.subscribers} subscribers, {args.subscribers * args.digests_each} deliveries, "
+        f"{args.papers} papers in {time.perf_counter() - started:.0f} s"
+    )
 
     ours_s, ours, _ = timed(lambda: subscribers_over_time(30))
     naive_s, naive, naive_queries = timed(lambda: naive_subscribers_over_time(30), repeat=1)

@@ -30,12 +30,14 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = tempfile.mkdtemp(prefix="paperboy-bench-email-")
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3",
-        "PAPERBOY_VAR_DIR": folder,
-        "SITE_URL": "https://paperboy.example.org",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3",
+            "PAPERBOY_VAR_DIR": folder,
+            "SITE_URL": "https://paperboy.example.org",
+        }
+    )
     import django
 
     django.setup()
@@ -54,8 +56,9 @@ def main() -> None:
     make_subscriber("template@example.org")  # creates the topic
     digests = []
     for n in progress(range(args.digests), args.digests, "Storing digests"):
-        subscriber = Subscriber.objects.create(email=f"reader{n}@example.org", status="active",
-                                               keywords='"neural representation", interpretability')
+        subscriber = Subscriber.objects.create(
+            email=f"reader{n}@example.org", status="active", keywords='"neural representation", interpretability'
+        )
         delivery = Delivery.objects.create(subscriber=subscriber, period=f"p{n}", scheduled_for=PUBLISHED)
         picked = rng.sample(papers, min(args.papers, len(papers)))
         Candidate.objects.bulk_create(
@@ -86,8 +89,10 @@ def main() -> None:
     print(f"{len(loaded)} digests of {args.papers} papers, {size} bytes each on average")
     print(f"without card cache: {cold_rate:8.0f} digests/s ({1000 / cold_rate:.2f} ms each)")
     print(f"with card cache:    {warm_rate:8.0f} digests/s ({1000 / warm_rate:.2f} ms each)")
-    print(f"digests={len(loaded)} papers={args.papers} cold_per_s={cold_rate:.0f} cached_per_s={warm_rate:.0f} "
-          f"speedup={warm_rate / cold_rate:.2f}")
+    print(
+        f"digests={len(loaded)} papers={args.papers} cold_per_s={cold_rate:.0f} cached_per_s={warm_rate:.0f} "
+        f"speedup={warm_rate / cold_rate:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -94,23 +94,29 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes, like Celery workers")
     parser.add_argument("--sample", type=int, default=300, help="subscribers for each baseline")
     parser.add_argument(
-        "--database-url", default="",
+        "--database-url",
+        default="",
         help="a PostgreSQL bench database to drop and create (e.g. postgres://postgres@127.0.0.1:5432/paperboy_bench); "
         "default: a fresh SQLite file in a temporary folder",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--reuse", action="store_true",
+        "--reuse",
+        action="store_true",
         help="keep the --database-url of a previous run (subscribers, papers, matches) and only dispatch and send again",
     )
     parser.add_argument(
-        "--worker-nice", type=int, default=10,
+        "--worker-nice",
+        type=int,
+        default=10,
         help="niceness of the sending workers (default 10, as for batch work): the sink stands in for a mail server, which "
         "has a machine of its own in production; here it shares the cores and the kernel serves it first. 0 measures it "
         "as an equal, whose answers wait behind the workers' time slices",
     )
     parser.add_argument(
-        "--no-pipelining", action="store_true", help="the sink does not offer PIPELINING (RFC 2920): four round trips per message",
+        "--no-pipelining",
+        action="store_true",
+        help="the sink does not offer PIPELINING (RFC 2920): four round trips per message",
     )
     args = parser.parse_args()
 
@@ -124,18 +130,20 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix="paperboy-bench-")
     if args.database_url.startswith("postgres") and not args.reuse:
         fresh_postgres_database(args.database_url)
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": args.database_url or f"sqlite:///{folder}/bench.sqlite3",
-        "PAPERBOY_VAR_DIR": folder,
-        "EMAIL_URL": f"smtp://127.0.0.1:{port}",
-        "SEND_RATE_PER_SECOND": "0",
-        "LOG_LEVEL": "WARNING",
-        # Production settings: DEBUG would keep every query of a worker in memory.
-        "DEBUG": "0",
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
-        "SECURE_SSL_REDIRECT": "0",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": args.database_url or f"sqlite:///{folder}/bench.sqlite3",
+            "PAPERBOY_VAR_DIR": folder,
+            "EMAIL_URL": f"smtp://127.0.0.1:{port}",
+            "SEND_RATE_PER_SECOND": "0",
+            "LOG_LEVEL": "WARNING",
+            # Production settings: DEBUG would keep every query of a worker in memory.
+            "DEBUG": "0",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
+            "SECURE_SSL_REDIRECT": "0",
+        }
+    )
     os.environ.pop("REDIS_URL", None)
     try:
         run(args, ctx, received)
@@ -185,19 +193,30 @@ def run(args, ctx, received) -> None:
             empty += chunk_empty
             if done % max(1, len(chunks) // 10) == 0:
                 elapsed = time.perf_counter() - started
-                print(f"  sent {sent} of {len(ids)} in {elapsed:.0f} s ({sent / elapsed:.0f}/s; "
-                      f"{worker_peak:.0f} MB in that worker)", flush=True)
+                print(
+                    f"  sent {sent} of {len(ids)} in {elapsed:.0f} s ({sent / elapsed:.0f}/s; "
+                    f"{worker_peak:.0f} MB in that worker)",
+                    flush=True,
+                )
     send_seconds = time.perf_counter() - started
     cpu_seconds = busy_cpu_seconds() - cpu_before
     assert received.value == sent, (received.value, sent)
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == sent
     digests_per_s = sent / (dispatch_seconds + send_seconds)
-    print(f"dispatch {len(ids)} deliveries in {dispatch_seconds:.1f} s; build and send {sent} digests "
-          f"({empty} empty, skipped) in {send_seconds:.1f} s with {args.workers} workers", flush=True)
-    print(f"while sending, the machine's {os.cpu_count()} cores were {cpu_seconds / send_seconds / os.cpu_count():.0%} busy: "
-          f"{cpu_seconds / max(sent, 1) * 1000:.2f} ms of CPU per digest (workers, sink and database)", flush=True)
+    print(
+        f"dispatch {len(ids)} deliveries in {dispatch_seconds:.1f} s; build and send {sent} digests "
+        f"({empty} empty, skipped) in {send_seconds:.1f} s with {args.workers} workers",
+        flush=True,
+    )
+    print(
+        f"while sending, the machine's {os.cpu_count()} cores were {cpu_seconds / send_seconds / os.cpu_count():.0%} busy: "
+        f"{cpu_seconds / max(sent, 1) * 1000:.2f} ms of CPU per digest (workers, sink and database)",
+        flush=True,
+    )
 
-    sample_ids = list(Delivery.objects.filter(status=Delivery.Status.SENT).order_by("id").values_list("id", flat=True)[: args.sample])
+    sample_ids = list(
+        Delivery.objects.filter(status=Delivery.Status.SENT).order_by("id").values_list("id", flat=True)[: args.sample]
+    )
     # Each baseline's best of three runs: a hiccup of the machine must not flatter the ratios.
     plain_per_s = max(plain_way(sample_ids, received) for _ in range(3))
     ceiling_per_s = max(ceiling(sample_ids[0], len(sample_ids) * 4, received) for _ in range(3))
@@ -205,10 +224,14 @@ def run(args, ctx, received) -> None:
     peak = max(peak_mb(), peak_mb(resource.RUSAGE_CHILDREN))
     if not args.reuse:
         print(f"whole path (match + dispatch + build + send): {whole:.1f} s for {args.subscribers} subscribers")
-    print(f"digests {digests_per_s:,.0f}/s; plain way {plain_per_s:,.0f}/s (x{digests_per_s / plain_per_s:.1f}); "
-          f"ceiling {ceiling_per_s:,.0f}/s (x{digests_per_s / ceiling_per_s:.2f}); peak memory {peak:.0f} MB per process")
-    print(f"subscribers={len(ids)} digests_per_s={digests_per_s:.0f} plain_per_s={plain_per_s:.0f} "
-          f"ceiling_per_s={ceiling_per_s:.0f} peak_mb={peak:.0f}")
+    print(
+        f"digests {digests_per_s:,.0f}/s; plain way {plain_per_s:,.0f}/s (x{digests_per_s / plain_per_s:.1f}); "
+        f"ceiling {ceiling_per_s:,.0f}/s (x{digests_per_s / ceiling_per_s:.2f}); peak memory {peak:.0f} MB per process"
+    )
+    print(
+        f"subscribers={len(ids)} digests_per_s={digests_per_s:.0f} plain_per_s={plain_per_s:.0f} "
+        f"ceiling_per_s={ceiling_per_s:.0f} peak_mb={peak:.0f}"
+    )
 
 
 def warm_up() -> None:
@@ -241,7 +264,9 @@ def unsend_everything() -> float:
         # of a match run does.
         with connection.cursor() as cursor:
             cursor.execute("VACUUM (ANALYZE) digest_candidate, digest_delivery, subscribers_subscriber")
-    print(f"reusing the subscribers and matches of a previous run: {Subscriber.objects.count()} subscribers", flush=True)
+    print(
+        f"reusing the subscribers and matches of a previous run: {Subscriber.objects.count()} subscribers", flush=True
+    )
     return 0.0
 
 
@@ -256,16 +281,28 @@ def populate(args) -> None:
     generator = Generator(args.seed)
     topics = {}
     for position, (name, description, keywords) in enumerate(generator.topics):
-        topics[name] = Topic.objects.create(slug=f"topic-{position}", name=name, description=description, keywords=keywords)
+        topics[name] = Topic.objects.create(
+            slug=f"topic-{position}", name=name, description=description, keywords=keywords
+        )
     papers = []
     for number in range(1, args.papers + 1):
         doc = generator.paper(number)
         arxiv_id = f"2611.{number:05d}"
-        papers.append(Paper(
-            arxiv_id=arxiv_id, guid=arxiv_id, title=doc.title, abstract=doc.abstract, authors=list(doc.authors),
-            categories=list(doc.categories), primary_category=doc.categories[0], published=doc.published,
-            url=f"https://arxiv.org/abs/{arxiv_id}", pdf_url=f"https://arxiv.org/pdf/{arxiv_id}", upvotes=doc.upvotes,
-        ))
+        papers.append(
+            Paper(
+                arxiv_id=arxiv_id,
+                guid=arxiv_id,
+                title=doc.title,
+                abstract=doc.abstract,
+                authors=list(doc.authors),
+                categories=list(doc.categories),
+                primary_category=doc.categories[0],
+                published=doc.published,
+                url=f"https://arxiv.org/abs/{arxiv_id}",
+                pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
+                upvotes=doc.upvotes,
+            )
+        )
     Paper.objects.bulk_create(papers, batch_size=1000)
     due = timezone.now() - timedelta(minutes=1)
     Through = Subscriber.topics.through
@@ -273,11 +310,18 @@ def populate(args) -> None:
         rows, chosen = [], []
         for number in range(first, min(first + 5000, args.subscribers)):
             prefs = generator.preferences()
-            rows.append(Subscriber(
-                email=f"reader{number}@example.org", status=Subscriber.Status.ACTIVE, next_delivery_at=due,
-                keywords=prefs["keywords"], interests=prefs.get("interests", ""), authors=prefs.get("authors", []),
-                categories=prefs.get("categories", []), category_mode=prefs.get("category_mode", "boost"),
-            ))
+            rows.append(
+                Subscriber(
+                    email=f"reader{number}@example.org",
+                    status=Subscriber.Status.ACTIVE,
+                    next_delivery_at=due,
+                    keywords=prefs["keywords"],
+                    interests=prefs.get("interests", ""),
+                    authors=prefs.get("authors", []),
+                    categories=prefs.get("categories", []),
+                    category_mode=prefs.get("category_mode", "boost"),
+                )
+            )
             chosen.append([topics[name] for name, _, _ in prefs.get("topics", [])])
         created = Subscriber.objects.bulk_create(rows)
         Through.objects.bulk_create(
@@ -316,10 +360,17 @@ def plain_way(delivery_ids: list[int], received) -> float:
         clear_card_cache()  # the plain way renders every paper for every subscriber
         delivery = Delivery.objects.select_related("subscriber").get(id=delivery_id)
         subscriber = delivery.subscriber
-        candidates = list(Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score")[: delivery.paper_count])
+        candidates = list(
+            Candidate.objects.filter(delivery=delivery)
+            .select_related("paper")
+            .order_by("-score")[: delivery.paper_count]
+        )
         context = {
-            "SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, "subscriber": subscriber,
-            **build_digest_context(subscriber, candidates, delivery.more_count, delivery), **personal_links(subscriber),
+            "SITE_NAME": settings.SITE_NAME,
+            "SITE_URL": settings.SITE_URL,
+            "subscriber": subscriber,
+            **build_digest_context(subscriber, candidates, delivery.more_count, delivery),
+            **personal_links(subscriber),
         }
         message = EmailMultiAlternatives(
             subject=" ".join(render_to_string("emails/digest-subject.txt", context).split()),
@@ -344,7 +395,9 @@ def ceiling(delivery_id: int, count: int, received) -> float:
     from mail.streams import message_stream
 
     delivery = Delivery.objects.select_related("subscriber").get(id=delivery_id)
-    candidates = list(Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score")[: delivery.paper_count])
+    candidates = list(
+        Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score")[: delivery.paper_count]
+    )
     connection = get_connection()
     message = build_digest_message(delivery.subscriber, candidates, delivery.more_count, delivery=delivery)
     data = message.message_bytes()  # what the workers send, built once, outside the timing

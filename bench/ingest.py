@@ -80,7 +80,8 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds")
     parser.add_argument(
-        "--postgres", metavar="URL",
+        "--postgres",
+        metavar="URL",
         help="a PostgreSQL server URL (postgres://user@host:port/NAME): database NAME is dropped and recreated",
     )
     args = parser.parse_args()
@@ -151,10 +152,14 @@ def main() -> None:
 
     parse_rate, ingest_rate = n / parse_s, n / ingest_s
     print(f"bare feedparser.parse (ingestion's options): {parse_s:.2f} s, {parse_rate:,.0f} entries/s")
-    print(f"bare feedparser.parse (defaults, sanitizing, one round): {default_parse_s:.2f} s, "
-          f"{n / default_parse_s:,.0f} entries/s")
-    print(f"full ingest, fresh database (parse+clean+store): {ingest_s:.2f} s, {ingest_rate:,.0f} entries/s, "
-          f"{len(queries)} queries")
+    print(
+        f"bare feedparser.parse (defaults, sanitizing, one round): {default_parse_s:.2f} s, "
+        f"{n / default_parse_s:,.0f} entries/s"
+    )
+    print(
+        f"full ingest, fresh database (parse+clean+store): {ingest_s:.2f} s, {ingest_rate:,.0f} entries/s, "
+        f"{len(queries)} queries"
+    )
     print(f"re-ingest, every paper unchanged: {again_s:.2f} s, {n / again_s:,.0f} entries/s")
     # CPU time of this process: steadier than wall time on a shared machine, and on SQLite it
     # includes the database's work (on PostgreSQL the server's share is not in it).

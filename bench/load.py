@@ -54,10 +54,25 @@ def parse_wrk(output: str) -> dict:
 
 
 def run_wrk(base: str, args, env: dict, **lua_env) -> dict:
-    command = ["wrk", f"-t{args.clients}", f"-c{args.clients}", f"-d{args.seconds}s", "--timeout", "10s",
-               "-s", str(ROOT / "bench" / "load.lua"), base]
-    output = subprocess.run(command, env={**env, **lua_env, "LOAD_MAX": str(args.max)}, capture_output=True,
-                            text=True, timeout=args.seconds * 3 + 60, check=True).stdout
+    command = [
+        "wrk",
+        f"-t{args.clients}",
+        f"-c{args.clients}",
+        f"-d{args.seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(ROOT / "bench" / "load.lua"),
+        base,
+    ]
+    output = subprocess.run(
+        command,
+        env={**env, **lua_env, "LOAD_MAX": str(args.max)},
+        capture_output=True,
+        text=True,
+        timeout=args.seconds * 3 + 60,
+        check=True,
+    ).stdout
     return parse_wrk(output)
 
 
@@ -69,7 +84,9 @@ def prepare_database(database_url: str, env: dict) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
     for command in (["migrate", "--noinput", "-v0"], ["loadseeds"], ["collectstatic", "--noinput", "-v0"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+        )
 
 
 def unsubscribe_tokens(count: int, folder: Path) -> Path:
@@ -107,9 +124,24 @@ def drain(queue, env: dict, folder: Path) -> float:
     """A Celery worker runs the queued signups (and their confirmation emails, to the console)."""
     celery = str(Path(sys.executable).with_name("celery"))
     worker = subprocess.Popen(
-        [celery, "-A", "config", "worker", "--concurrency=2", "--loglevel=WARNING", "--without-gossip",
-         "--without-mingle", "--without-heartbeat", "--hostname", f"load{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=(folder / "worker.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            celery,
+            "-A",
+            "config",
+            "worker",
+            "--concurrency=2",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            f"load{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=(folder / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     started = time.monotonic()
     try:
@@ -136,8 +168,14 @@ def check_signups(run: str, answered_file: Path) -> dict:
     missing = sorted(answered - set(counts))
     duplicates = sum(n - 1 for n in counts.values() if n > 1)
     unanswered = set(counts) - answered
-    return {"answered": len(answered), "stored": sum(counts.values()), "missing": len(missing),
-            "duplicates": duplicates, "in_flight_at_stop": len(unanswered), "examples_missing": missing[:3]}
+    return {
+        "answered": len(answered),
+        "stored": sum(counts.values()),
+        "missing": len(missing),
+        "duplicates": duplicates,
+        "in_flight_at_stop": len(unanswered),
+        "examples_missing": missing[:3],
+    }
 
 
 def main() -> None:
@@ -146,7 +184,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="per endpoint")
     parser.add_argument("--max", type=int, default=5000, help="requests per client at most, per endpoint")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
-    parser.add_argument("--database-url", default=os.environ.get("LOAD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/paperboy_load"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("LOAD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/paperboy_load"),
+    )
     parser.add_argument("--redis-url", default=os.environ.get("LOAD_REDIS_URL", "redis://127.0.0.1:6379/7"))
     args = parser.parse_args()
 
@@ -188,9 +229,25 @@ def main() -> None:
 
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     server = subprocess.Popen(
-        [gunicorn, "config.wsgi", "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}", "--backlog", "2048",
-         "--log-level", "warning", "--timeout", "60"],
-        cwd=ROOT, env=env, stdout=(folder / "gunicorn.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            gunicorn,
+            "config.wsgi",
+            "--workers",
+            str(args.workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--backlog",
+            "2048",
+            "--log-level",
+            "warning",
+            "--timeout",
+            "60",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=(folder / "gunicorn.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     results = {}
     run = secrets.token_hex(3)
@@ -201,15 +258,26 @@ def main() -> None:
         plan = [
             ("ceiling", {"LOAD_MODE": "get", "LOAD_PATH": "/check-your-inbox/"}),
             ("signup_page", {"LOAD_MODE": "get", "LOAD_PATH": "/"}),
-            ("signup", {"LOAD_MODE": "signup", "LOAD_RUN": run, "LOAD_CSRF_COOKIE": cookie, "LOAD_CSRF_TOKEN": token,
-                        "LOAD_ANSWERED": str(folder / "answered.txt")}),
+            (
+                "signup",
+                {
+                    "LOAD_MODE": "signup",
+                    "LOAD_RUN": run,
+                    "LOAD_CSRF_COOKIE": cookie,
+                    "LOAD_CSRF_TOKEN": token,
+                    "LOAD_ANSWERED": str(folder / "answered.txt"),
+                },
+            ),
             ("unsubscribe", {"LOAD_MODE": "unsubscribe", "LOAD_TOKENS": str(tokens)}),
         ]
         for name, lua_env in plan:
             result = results[name] = run_wrk(base, args, env, **lua_env)
-            print(f"{name:12s} {result['rps']:8.0f} req/s  p50 {result['p50_us'] / 1000:7.1f} ms  "
-                  f"p99 {result['p99_us'] / 1000:7.1f} ms  errors {result['errors']}  "
-                  f"({int(result['requests'])} requests in {result['seconds']:.1f} s)", flush=True)
+            print(
+                f"{name:12s} {result['rps']:8.0f} req/s  p50 {result['p50_us'] / 1000:7.1f} ms  "
+                f"p99 {result['p99_us'] / 1000:7.1f} ms  errors {result['errors']}  "
+                f"({int(result['requests'])} requests in {result['seconds']:.1f} s)",
+                flush=True,
+            )
         time.sleep(1)  # let gunicorn finish what was in flight when wrk stopped
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -219,22 +287,35 @@ def main() -> None:
     queue.flushdb()
 
     signups = check_signups(run, folder / "answered.txt")
-    unsubscribed = __import__("subscribers.models", fromlist=["Subscriber"]).Subscriber.objects.filter(
-        email__endswith="@load.example.org", status="unsubscribed").count()
+    unsubscribed = (
+        __import__("subscribers.models", fromlist=["Subscriber"])
+        .Subscriber.objects.filter(email__endswith="@load.example.org", status="unsubscribed")
+        .count()
+    )
     ceiling = results["ceiling"]["rps"]
-    print(f"signups: {signups['answered']} answered; a worker ran the {queued} queued tasks in {drain_seconds:.0f} s: "
-          f"{signups['stored']} stored, missing {signups['missing']}, duplicates {signups['duplicates']}, "
-          f"in flight when wrk stopped {signups['in_flight_at_stop']}; {unsubscribed} of 2000 unsubscribed")
+    print(
+        f"signups: {signups['answered']} answered; a worker ran the {queued} queued tasks in {drain_seconds:.0f} s: "
+        f"{signups['stored']} stored, missing {signups['missing']}, duplicates {signups['duplicates']}, "
+        f"in flight when wrk stopped {signups['in_flight_at_stop']}; {unsubscribed} of 2000 unsubscribed"
+    )
     for name in ("signup_page", "signup", "unsubscribe"):
         print(f"{name}: {results[name]['rps'] / ceiling:.2f} x the ceiling")
     errors = sum(r["errors"] for r in results.values())
-    print(" ".join(
-        [f"clients={args.clients}", f"workers={args.workers}"]
-        + [f"{name}_rps={r['rps']:.0f} {name}_p50_ms={r['p50_us'] / 1000:.1f} {name}_p99_ms={r['p99_us'] / 1000:.1f}"
-           for name, r in results.items()]
-        + [f"errors={errors}", f"signups={signups['answered']}", f"missing={signups['missing']}",
-           f"duplicates={signups['duplicates']}"]
-    ))
+    print(
+        " ".join(
+            [f"clients={args.clients}", f"workers={args.workers}"]
+            + [
+                f"{name}_rps={r['rps']:.0f} {name}_p50_ms={r['p50_us'] / 1000:.1f} {name}_p99_ms={r['p99_us'] / 1000:.1f}"
+                for name, r in results.items()
+            ]
+            + [
+                f"errors={errors}",
+                f"signups={signups['answered']}",
+                f"missing={signups['missing']}",
+                f"duplicates={signups['duplicates']}",
+            ]
+        )
+    )
     if errors or signups["missing"] or signups["duplicates"]:
         sys.exit(1)
 

@@ -68,8 +68,10 @@ class Generator:
         self.global_chain = self._chain(self.seed_tokens)
         self.sentences = [sentences(paper.abstract) for paper in self.seeds]
         self.authors = [f"{self.rng.choice(FIRST_NAMES)} {self.rng.choice(FAMILY_NAMES)}" for _ in range(4000)]
-        self.topics = [(t["name"], t["description"], t["keywords"])
-                       for t in json.loads((ROOT / "seeds" / "topics.json").read_text(encoding="utf-8"))]
+        self.topics = [
+            (t["name"], t["description"], t["keywords"])
+            for t in json.loads((ROOT / "seeds" / "topics.json").read_text(encoding="utf-8"))
+        ]
         self.terms = [self._theme_terms(tokens) for tokens in self.seed_tokens]
 
     @staticmethod
@@ -85,7 +87,12 @@ class Generator:
         clean = [re.sub(r"[^A-Za-z0-9-]", "", token) for token in tokens]
         terms = set()
         for first, second in zip(clean, clean[1:]):
-            if len(first) > 3 and len(second) > 3 and first.lower() not in STOPWORDS and second.lower() not in STOPWORDS:
+            if (
+                len(first) > 3
+                and len(second) > 3
+                and first.lower() not in STOPWORDS
+                and second.lower() not in STOPWORDS
+            ):
                 terms.add(f'"{first.lower()} {second.lower()}"')
         for token in clean:
             if len(token) > 6 and token.lower() not in STOPWORDS:
@@ -174,8 +181,10 @@ def main() -> None:
     generator = Generator(args.seed)
     papers = [generator.paper(number) for number in range(1, args.papers + 1)]
     before_mb = peak_mb()
-    print(f"generated {args.papers} papers from {len(generator.seeds)} seed abstracts; "
-          f"{sum(map(len, generator.terms))} keyword candidates; peak before matching {before_mb:.0f} MB")
+    print(
+        f"generated {args.papers} papers from {len(generator.seeds)} seed abstracts; "
+        f"{sum(map(len, generator.terms))} keyword candidates; peak before matching {before_mb:.0f} MB"
+    )
 
     wall_started = time.perf_counter()
     started = time.process_time()
@@ -208,16 +217,24 @@ def main() -> None:
     speedup = naive_seconds / seconds
     peak = peak_mb()
 
-    print(f"CPU seconds: index {index_seconds:.2f}, compile {compile_seconds:.2f}, match {match_seconds:.2f} "
-          f"(chunks of {args.chunk_size}; {unique} distinct preference sets); wall clock {wall_seconds:.1f} s "
-          f"({os.getloadavg()[0]:.1f} load average: other jobs share the CPUs when it exceeds the CPU time)")
-    print(f"{matched:.0f} matches stored ({matched / args.subscribers:.1f} per subscriber), "
-          f"{pairs / seconds:,.0f} subscriber-paper pairs per second, {matched / seconds:,.0f} matches per second")
-    print(f"naive baseline: {naive_per_subscriber * 1000:.1f} ms per subscriber on a sample of {args.naive_sample}, "
-          f"{naive_seconds:,.0f} s extrapolated to {args.subscribers} subscribers")
+    print(
+        f"CPU seconds: index {index_seconds:.2f}, compile {compile_seconds:.2f}, match {match_seconds:.2f} "
+        f"(chunks of {args.chunk_size}; {unique} distinct preference sets); wall clock {wall_seconds:.1f} s "
+        f"({os.getloadavg()[0]:.1f} load average: other jobs share the CPUs when it exceeds the CPU time)"
+    )
+    print(
+        f"{matched:.0f} matches stored ({matched / args.subscribers:.1f} per subscriber), "
+        f"{pairs / seconds:,.0f} subscriber-paper pairs per second, {matched / seconds:,.0f} matches per second"
+    )
+    print(
+        f"naive baseline: {naive_per_subscriber * 1000:.1f} ms per subscriber on a sample of {args.naive_sample}, "
+        f"{naive_seconds:,.0f} s extrapolated to {args.subscribers} subscribers"
+    )
     print(f"peak memory (max RSS) {peak:.0f} MB")
-    print(f"subscribers={args.subscribers} papers={args.papers} seconds={seconds:.1f} "
-          f"speedup_vs_naive={speedup:.0f} peak_mb={peak:.0f} wall_seconds={wall_seconds:.1f}")
+    print(
+        f"subscribers={args.subscribers} papers={args.papers} seconds={seconds:.1f} "
+        f"speedup_vs_naive={speedup:.0f} peak_mb={peak:.0f} wall_seconds={wall_seconds:.1f}"
+    )
 
 
 if __name__ == "__main__":

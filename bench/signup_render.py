@@ -59,13 +59,18 @@ def stock_widgets():
         return loop.render({"groups": groups})
 
     fields = PreferencesForm.base_fields
-    saved = {name: (fields[name].widget, fields[name].choices) for name in ("weekday", "delivery_hour", "timezone", "categories")}
+    saved = {
+        name: (fields[name].widget, fields[name].choices)
+        for name in ("weekday", "delivery_hour", "timezone", "categories")
+    }
     saved_method = PreferencesForm.category_checkboxes
     try:
         for name, (widget, choices) in saved.items():
             if name != "categories":
                 fields[name].widget = forms.Select(attrs=dict(widget.attrs))
-            fields[name].choices = [(value, list(label) if isinstance(label, tuple) else label) for value, label in choices]
+            fields[name].choices = [
+                (value, list(label) if isinstance(label, tuple) else label) for value, label in choices
+            ]
         PreferencesForm.category_checkboxes = category_checkboxes
         yield
     finally:
@@ -96,11 +101,20 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="paperboy-bench-")
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{workdir}/bench.sqlite3",
-        "PAPERBOY_VAR_DIR": workdir, "LOG_LEVEL": "WARNING", "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(40),
-        "ALLOWED_HOSTS": "testserver", "SECURE_SSL_REDIRECT": "0", "SECURE_COOKIES": "0", "SECURE_HSTS_SECONDS": "0",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"sqlite:///{workdir}/bench.sqlite3",
+            "PAPERBOY_VAR_DIR": workdir,
+            "LOG_LEVEL": "WARNING",
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(40),
+            "ALLOWED_HOSTS": "testserver",
+            "SECURE_SSL_REDIRECT": "0",
+            "SECURE_COOKIES": "0",
+            "SECURE_HSTS_SECONDS": "0",
+        }
+    )
     import django
 
     django.setup()
@@ -114,8 +128,11 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     call_command("loadseeds", stdout=open(os.devnull, "w"))
     subscriber = Subscriber.objects.create(
-        email="ada@example.org", status=Subscriber.Status.ACTIVE, timezone="Asia/Tokyo",
-        categories=["cs.LG", "stat.ML"], keywords="nerf",
+        email="ada@example.org",
+        status=Subscriber.Status.ACTIVE,
+        timezone="Asia/Tokyo",
+        categories=["cs.LG", "stat.ML"],
+        keywords="nerf",
     )
     pages = {"signup": "/", "manage": manage_url(subscriber)}
     client = Client()
@@ -134,13 +151,20 @@ def main() -> None:
 
     for page in pages:
         stock, ours = best[page, "stock"], best[page, "ours"]
-        print(f"{page:7s} page: Django widgets {stock:6.1f} ms, ours {ours:5.1f} ms of CPU per render "
-              f"({stock / ours:.1f}x faster; same markup)")
-    print(" ".join(
-        [f"renders={args.renders}"]
-        + [f"{page}_stock_ms={best[page, 'stock']:.1f} {page}_ms={best[page, 'ours']:.1f} "
-           f"{page}_speedup={best[page, 'stock'] / best[page, 'ours']:.1f}" for page in pages]
-    ))
+        print(
+            f"{page:7s} page: Django widgets {stock:6.1f} ms, ours {ours:5.1f} ms of CPU per render "
+            f"({stock / ours:.1f}x faster; same markup)"
+        )
+    print(
+        " ".join(
+            [f"renders={args.renders}"]
+            + [
+                f"{page}_stock_ms={best[page, 'stock']:.1f} {page}_ms={best[page, 'ours']:.1f} "
+                f"{page}_speedup={best[page, 'stock'] / best[page, 'ours']:.1f}"
+                for page in pages
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

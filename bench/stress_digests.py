@@ -88,12 +88,30 @@ class Workers:
     def start(self) -> None:
         celery = str(Path(sys.executable).with_name("celery"))
         for number in range(self.count):
-            command = [celery, "-A", "config", "worker", f"--concurrency={self.concurrency}", "--loglevel=WARNING",
-                       "--without-gossip", "--without-mingle", "--without-heartbeat",
-                       "--hostname", f"stress{number}-{time.time_ns()}@%h"]
+            command = [
+                celery,
+                "-A",
+                "config",
+                "worker",
+                f"--concurrency={self.concurrency}",
+                "--loglevel=WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--hostname",
+                f"stress{number}-{time.time_ns()}@%h",
+            ]
             # A session of its own, so that one killpg reaches the worker and its pool children.
-            self.processes.append(subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log.open("ab"),
-                                                   stderr=subprocess.STDOUT, start_new_session=True))
+            self.processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=self.log.open("ab"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
 
     def kill(self) -> None:
         for process in self.processes:
@@ -129,8 +147,10 @@ class Stress:
         from subscribers.models import Subscriber
 
         Subscriber.objects.bulk_create(
-            (Subscriber(email=f"reader{n:05d}@example.org", status=Subscriber.Status.ACTIVE, timezone="UTC")
-             for n in range(self.args.digests)),
+            (
+                Subscriber(email=f"reader{n:05d}@example.org", status=Subscriber.Status.ACTIVE, timezone="UTC")
+                for n in range(self.args.digests)
+            ),
             batch_size=2000,
         )
 
@@ -147,13 +167,24 @@ class Stress:
         papers = []
         for index, (title, abstract) in enumerate(seed_papers()[:3]):
             arxiv_id = f"2611.{phase_number:02d}{index:03d}"
-            papers.append(Paper.objects.create(arxiv_id=arxiv_id, guid=arxiv_id, title=title, abstract=abstract,
-                                               authors=["Ada Lovelace", "Alan Turing"], categories=["cs.LG"],
-                                               url=f"https://arxiv.org/abs/{arxiv_id}"))
+            papers.append(
+                Paper.objects.create(
+                    arxiv_id=arxiv_id,
+                    guid=arxiv_id,
+                    title=title,
+                    abstract=abstract,
+                    authors=["Ada Lovelace", "Alan Turing"],
+                    categories=["cs.LG"],
+                    url=f"https://arxiv.org/abs/{arxiv_id}",
+                )
+            )
         ids = list(Subscriber.objects.values_list("id", flat=True))
         Candidate.objects.bulk_create(
-            (Candidate(subscriber_id=s, paper=p, score=1 - rank / 10, reason="similar to your interests")
-             for s in ids for rank, p in enumerate(papers)),
+            (
+                Candidate(subscriber_id=s, paper=p, score=1 - rank / 10, reason="similar to your interests")
+                for s in ids
+                for rank, p in enumerate(papers)
+            ),
             batch_size=5000,
         )
 
@@ -184,17 +215,24 @@ class Stress:
             if total >= expected and open_rows == 0:
                 return time.monotonic() - started
             if time.monotonic() - last_report > 5:
-                print(f"  [{label}] {total - open_rows}/{expected} done, {len(received_lines(self.sink_log))} "
-                      f"messages at the sink", flush=True)
+                print(
+                    f"  [{label}] {total - open_rows}/{expected} done, {len(received_lines(self.sink_log))} "
+                    f"messages at the sink",
+                    flush=True,
+                )
                 last_report = time.monotonic()
             time.sleep(0.2)
-        raise SystemExit(f"{label}: not finished within {self.args.phase_timeout} s; worker log {self.folder / 'worker.log'}")
+        raise SystemExit(
+            f"{label}: not finished within {self.args.phase_timeout} s; worker log {self.folder / 'worker.log'}"
+        )
 
     def count(self, since_id: int, label: str, seconds: float) -> dict:
         from digest.models import Delivery
 
         time.sleep(2)  # anything sent twice arrives now
-        rows = list(self.phase_deliveries(since_id).values_list("status", "message_id", "subscriber__email", "attempts"))
+        rows = list(
+            self.phase_deliveries(since_id).values_list("status", "message_id", "subscriber__email", "attempts")
+        )
         phase_ids = {message_id for _, message_id, _, _ in rows if message_id}
         copies = Counter(pair for pair in received_lines(self.sink_log) if pair[1] in phase_ids)
         per_recipient = Counter(rcpt for rcpt, _ in copies.elements())
@@ -284,8 +322,10 @@ class Stress:
             f"time.sleep(max(0, {go} - time.time()))\n"
             "print(len(dispatch_due()))\n"
         )
-        processes = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
-                                      text=True) for _ in range(count)]
+        processes = [
+            subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=self.env, stdout=subprocess.PIPE, text=True)
+            for _ in range(count)
+        ]
         created = [int(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in processes]
         print(f"  the {count} dispatchers created {created} deliveries", flush=True)
         self.results["dispatchers"] = {"created": created}
@@ -296,8 +336,11 @@ class Stress:
             self.wait_for_sent(since, expected * kill // (self.args.kills + 2))
             workers.kill()
             self.faults["worker SIGKILL"] += 1
-            print(f"  SIGKILLed every worker ({workers.killed} processes so far) at "
-                  f"{self.sent_count(since)}/{expected} sent", flush=True)
+            print(
+                f"  SIGKILLed every worker ({workers.killed} processes so far) at "
+                f"{self.sent_count(since)}/{expected} sent",
+                flush=True,
+            )
             time.sleep(0.5)
             workers.start()
 
@@ -329,7 +372,9 @@ class Stress:
         with FeedServer() as server:
             feeds = []
             for number in range(4):
-                server.routes[f"/feed{number}"] = Route(body=rss(number, entries), headers={"Content-Type": "application/rss+xml"})
+                server.routes[f"/feed{number}"] = Route(
+                    body=rss(number, entries), headers={"Content-Type": "application/rss+xml"}
+                )
                 feeds.append(Feed.objects.create(url=server.url(f"/feed{number}"), name=f"stress feed {number}"))
 
             def restart_when_feed_two_is_fetched() -> None:
@@ -400,8 +445,10 @@ def rss(number: int, entries: int) -> bytes:
         f"<author>Ada Lovelace</author></item>"
         for i in range(entries)
     )
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Stress {number}</title>'
-            f"<link>http://stress.example/</link><description>d</description>{items}</channel></rss>").encode()
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Stress {number}</title>'
+        f"<link>http://stress.example/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
 
 
 def main() -> None:
@@ -475,9 +522,11 @@ def main() -> None:
     print("faults survived: " + ", ".join(f"{what} x{n}" for what, n in stress.faults.items()))
     print(f"logs in {folder}")
     seconds = time.monotonic() - started
-    print(f"digests={args.digests} kills={kills} duplicates={duplicates} lost={lost} seconds={seconds:.0f} "
-          f"resent_same_message_id={resent} phases={len(digest_phases)} messages={sent} "
-          f"faults={sum(stress.faults.values())} half_written={half_written}")
+    print(
+        f"digests={args.digests} kills={kills} duplicates={duplicates} lost={lost} seconds={seconds:.0f} "
+        f"resent_same_message_id={resent} phases={len(digest_phases)} messages={sent} "
+        f"faults={sum(stress.faults.values())} half_written={half_written}"
+    )
     if duplicates or lost or half_written:
         sys.exit(1)
 

@@ -112,7 +112,9 @@ def parse_bounce_address(value: str, from_email: str, *, verp: bool) -> str:
     address = value or f"bounces@{parseaddr(from_email)[1].rpartition('@')[2] or 'localhost'}"
     local, _, domain = address.rpartition("@")
     if not (local and domain) or not address.isascii() or any(c.isspace() or c in '<>"(),;' for c in address):
-        raise ImproperlyConfigured(f"BOUNCE_ADDRESS must be a bare address such as bounces@example.org, got {address!r}")
+        raise ImproperlyConfigured(
+            f"BOUNCE_ADDRESS must be a bare address such as bounces@example.org, got {address!r}"
+        )
     if verp and len(local) > 64 - VERP_SUFFIX_CHARS:
         raise ImproperlyConfigured(
             f"BOUNCE_ADDRESS: with BOUNCE_VERP the part before @ has at most {64 - VERP_SUFFIX_CHARS} characters, got {local!r}"

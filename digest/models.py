@@ -64,7 +64,9 @@ class Paper(models.Model):
     class Meta:
         ordering = ["-first_seen", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["arxiv_id"], condition=Q(arxiv_id__isnull=False), name="paper_unique_arxiv_id"),
+            models.UniqueConstraint(
+                fields=["arxiv_id"], condition=Q(arxiv_id__isnull=False), name="paper_unique_arxiv_id"
+            ),
             models.UniqueConstraint(fields=["guid"], name="paper_unique_guid"),
         ]
         indexes = [models.Index(fields=["published"])]
@@ -115,13 +117,19 @@ class Candidate(models.Model):
     reason = models.CharField(max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
     delivery = models.ForeignKey(
-        "Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates",
+        "Delivery",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="candidates",
         help_text="The digest that included this paper; empty while it waits",
     )
 
     class Meta:
         # A subscriber's waiting candidates are found through this index too: a few dozen rows each.
-        constraints = [models.UniqueConstraint(fields=["subscriber", "paper"], name="candidate_unique_subscriber_paper")]
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "paper"], name="candidate_unique_subscriber_paper")
+        ]
 
 
 class Delivery(models.Model):
@@ -154,7 +162,9 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-scheduled_for", "-id"]
         verbose_name_plural = "deliveries"
-        constraints = [models.UniqueConstraint(fields=["subscriber", "period"], name="delivery_unique_subscriber_period")]
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "period"], name="delivery_unique_subscriber_period")
+        ]
         # The admin lists deliveries newest first and the dashboard reads the last days.
         indexes = [models.Index(fields=["scheduled_for", "id"], name="delivery_scheduled")]
 

@@ -84,7 +84,9 @@ def update_each(
     params: list = []
     for key_value, values in rows.items():
         params.append(key_field.get_db_prep_save(key_value, connection))
-        params.extend(field.get_db_prep_save(value, connection) for (_, field), value in zip(fields, values, strict=True))
+        params.extend(
+            field.get_db_prep_save(value, connection) for (_, field), value in zip(fields, values, strict=True)
+        )
     width = len(names) + 1
     values_sql = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
     table = connection.ops.quote_name(model._meta.db_table)
@@ -113,7 +115,11 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
     constant = {}
     for field in model._meta.concrete_fields:
         if not field.primary_key and field.name not in given and field.attname not in given:
-            value = now if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) else field.get_default()
+            value = (
+                now
+                if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+                else field.get_default()
+            )
             constant[field.column] = (field, field.get_db_prep_save(value, connection))
     prepared: dict[tuple[str, object], object] = {}  # most rows repeat a few slots, periods and times
 
@@ -145,7 +151,7 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
         width = len(given) + len(tail)
         per_batch = max(1, (connection.features.max_query_params or 999) // width)
         for start in range(0, len(rows), per_batch):
-            batch = rows[start:start + per_batch]
+            batch = rows[start : start + per_batch]
             params: list = []
             for row in batch:
                 params.extend(prepare(name, row[name]) for name in given)
@@ -200,10 +206,10 @@ def insert_or_add(model: type[Model], key: Mapping[str, object], counts: Mapping
     params = [_column(model, name)[1].get_db_prep_save(value, connection) for name, value in {**key, **counts}.items()]
     table = connection.ops.quote_name(model._meta.db_table)
     columns = [_column(model, name)[0] for name in names]
-    added = ", ".join(f"{column} = {table}.{column} + excluded.{column}" for column in columns[len(key):])
+    added = ", ".join(f"{column} = {table}.{column} + excluded.{column}" for column in columns[len(key) :])
     with connection.cursor() as cursor:
         # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({', '.join(columns[:len(key)])}) DO UPDATE SET {added}"  # nosec B608
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({', '.join(columns[: len(key)])}) DO UPDATE SET {added}"  # nosec B608
         cursor.execute(sql, params)
 
 

@@ -17,8 +17,17 @@ from django.core.mail import EmailMultiAlternatives
 from mail.mime import alternative_bytes, fold
 
 SIGNED_HEADERS = (
-    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
-    b"List-Unsubscribe", b"List-Unsubscribe-Post", b"List-Id", b"Reply-To",
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"MIME-Version",
+    b"Content-Type",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+    b"List-Id",
+    b"Reply-To",
 )
 
 

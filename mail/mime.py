@@ -62,7 +62,9 @@ def envelope_address(address: str, encoding: str = "utf-8") -> str:
     """The address as MAIL FROM and RCPT TO write it; UnsendableAddress for a local part that is not
     ASCII (Django would write it as an RFC 2047 encoded word: another, invalid address)."""
     if not address.isascii() and not parseaddr(address)[1].rpartition("@")[0].isascii():
-        raise UnsendableAddress(f"{address!r}: a local part that is not ASCII needs SMTPUTF8, which Paperboy does not use")
+        raise UnsendableAddress(
+            f"{address!r}: a local part that is not ASCII needs SMTPUTF8, which Paperboy does not use"
+        )
     return sanitized_address(address, encoding)
 
 
@@ -93,8 +95,13 @@ def _body(text: str) -> tuple[bytes, str] | None:
 def alternative_bytes(message: EmailMultiAlternatives) -> bytes | None:
     """The message as the SMTP and `.eml` backends send it, or None when it is not of our usual shape."""
     if (
-        message.attachments or len(message.alternatives) != 1 or message.alternatives[0][1] != "text/html"
-        or message.content_subtype != "plain" or message.mixed_subtype != "mixed" or message.cc or message.bcc
+        message.attachments
+        or len(message.alternatives) != 1
+        or message.alternatives[0][1] != "text/html"
+        or message.content_subtype != "plain"
+        or message.mixed_subtype != "mixed"
+        or message.cc
+        or message.bcc
         or message.encoding not in (None, "utf-8")
     ):
         return None

@@ -107,8 +107,10 @@ def smtp_refusal(error: Exception) -> Refusal:
     if isinstance(error, smtplib.SMTPResponseException):
         # SMTPSenderRefused: MAIL FROM; SMTPDataError: DATA or the data; others (a 554 greeting,
         # a 535 for our credentials) refuse all our mail.
-        phase = Phase.MAIL if isinstance(error, smtplib.SMTPSenderRefused) else (
-            Phase.DATA if isinstance(error, smtplib.SMTPDataError) else Phase.UNKNOWN
+        phase = (
+            Phase.MAIL
+            if isinstance(error, smtplib.SMTPSenderRefused)
+            else (Phase.DATA if isinstance(error, smtplib.SMTPDataError) else Phase.UNKNOWN)
         )
         return classify(reply_status(error.smtp_code, error.smtp_error), phase)
     try:

@@ -83,11 +83,17 @@ class Transaction:
 
     def commands(self, size_option: bool) -> list[str]:
         size = f" size={self.size}" if size_option and self.size is not None else ""
-        return [f"mail FROM:{quoted_address(self.from_addr)}{size}"] + [f"rcpt TO:{quoted_address(to)}" for to in self.recipients]
+        return [f"mail FROM:{quoted_address(self.from_addr)}{size}"] + [
+            f"rcpt TO:{quoted_address(to)}" for to in self.recipients
+        ]
 
     def refused(self) -> dict[str, Answer]:
-        rcpts = self.envelope[1:1 + len(self.recipients)]
-        return {to: answer for to, answer in zip(self.recipients, rcpts, strict=False) if answer[0] not in ACCEPTED_RECIPIENT}
+        rcpts = self.envelope[1 : 1 + len(self.recipients)]
+        return {
+            to: answer
+            for to, answer in zip(self.recipients, rcpts, strict=False)
+            if answer[0] not in ACCEPTED_RECIPIENT
+        }
 
 
 class TwoStepSending:
@@ -114,7 +120,9 @@ class TwoStepSending:
         limit = self.size_limit()
         if size is not None and limit and size > limit:
             # RFC 1870: the server would refuse it (552 5.3.4); do not make it read the message first.
-            raise SMTPSenderRefused(552, f"5.3.4 message of {size} bytes is over the server's SIZE limit of {limit}".encode(), from_addr)
+            raise SMTPSenderRefused(
+                552, f"5.3.4 message of {size} bytes is over the server's SIZE limit of {limit}".encode(), from_addr
+            )
         recipients = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
         transaction = Transaction(from_addr, recipients, size)
         self._open.append(transaction)

@@ -79,7 +79,9 @@ class PreferencesForm(forms.Form):
     weekday = forms.TypedChoiceField(
         coerce=int, choices=WEEKDAYS, initial=0, label="Weekday (weekly digests)", widget=StaticSelect
     )
-    delivery_hour = forms.TypedChoiceField(coerce=int, choices=HOURS, initial=8, label="Delivery time", widget=StaticSelect)
+    delivery_hour = forms.TypedChoiceField(
+        coerce=int, choices=HOURS, initial=8, label="Delivery time", widget=StaticSelect
+    )
     timezone = forms.ChoiceField(
         choices=StaticChoices((name, name) for name in TIMEZONES), initial="UTC", label="Time zone", widget=StaticSelect
     )

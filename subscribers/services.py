@@ -61,7 +61,10 @@ class Preferences:
 
     def to_data(self) -> dict:
         """JSON-ready, for a task message."""
-        return {"topics": [topic.pk for topic in self.topics], **{name: getattr(self, name) for name in SCALAR_PREFERENCES}}
+        return {
+            "topics": [topic.pk for topic in self.topics],
+            **{name: getattr(self, name) for name in SCALAR_PREFERENCES},
+        }
 
     @classmethod
     def from_data(cls, data: dict) -> "Preferences":
@@ -286,9 +289,9 @@ def record_bounce(subscriber_id: int) -> None:
     """Count a permanent bounce: at BOUNCE_LIMIT an active subscriber is marked bounced and gets no
     more digests. Each statement is right however many workers count at the same moment."""
     Subscriber.objects.filter(id=subscriber_id).update(bounce_count=F("bounce_count") + 1)
-    Subscriber.objects.filter(
-        id=subscriber_id, status=Status.ACTIVE, bounce_count__gte=settings.BOUNCE_LIMIT
-    ).update(status=Status.BOUNCED, next_delivery_at=None)
+    Subscriber.objects.filter(id=subscriber_id, status=Status.ACTIVE, bounce_count__gte=settings.BOUNCE_LIMIT).update(
+        status=Status.BOUNCED, next_delivery_at=None
+    )
 
 
 def pause(subscriber: Subscriber) -> bool:

@@ -17,7 +17,9 @@ from django.utils.safestring import SafeString, mark_safe
 def html_attrs(attrs: Mapping[str, object]) -> str:
     """The attributes as django/forms/widgets/attrs.html writes them: False omitted, True bare."""
     return "".join(
-        f" {conditional_escape(name)}" if value is True else f' {conditional_escape(name)}="{conditional_escape(value)}"'
+        f" {conditional_escape(name)}"
+        if value is True
+        else f' {conditional_escape(name)}="{conditional_escape(value)}"'
         for name, value in attrs.items()
         if value is not False
     )
@@ -83,8 +85,11 @@ class GroupedCheckboxes:
             (
                 conditional_escape(group),
                 tuple(
-                    (value, f' value="{conditional_escape(value)}"',
-                     f"> <code>{conditional_escape(value)}</code> <span>{conditional_escape(description)}</span></label>")
+                    (
+                        value,
+                        f' value="{conditional_escape(value)}"',
+                        f"> <code>{conditional_escape(value)}</code> <span>{conditional_escape(description)}</span></label>",
+                    )
                     for value, description in items.items()
                 ),
             )
@@ -98,7 +103,9 @@ class GroupedCheckboxes:
         for group, items in self.groups:
             count = sum(value in chosen for value, _, _ in items)
             opened, badge = (" open", f' <span class="badge">{count} chosen</span>') if count else ("", "")
-            html.append(f'<details class="categories"{opened}>\n  <summary>{group}{badge}</summary>\n  <div class="category-grid">')
+            html.append(
+                f'<details class="categories"{opened}>\n  <summary>{group}{badge}</summary>\n  <div class="category-grid">'
+            )
             html.extend(
                 f"{box}{value_attr}{' checked' if value in chosen else ''}{rest}" for value, value_attr, rest in items
             )

@@ -66,8 +66,13 @@ def test_one_chunk_with_refusals_a_greylist_and_a_dropped_connection_counts_each
     assert (result.sent, result.failed, result.retrying) == (2, 1, 2)
     assert sink.per_recipient() == {"ok1@example.org": 1, "ok2@example.org": 1}
     statuses = {email: fresh(d).status for email, d in deliveries.items()}
-    assert statuses == {"ok1@example.org": "sent", "gone@example.org": "failed", "grey@example.org": "queued",
-                        "dropped@example.org": "queued", "ok2@example.org": "sent"}
+    assert statuses == {
+        "ok1@example.org": "sent",
+        "gone@example.org": "failed",
+        "grey@example.org": "queued",
+        "dropped@example.org": "queued",
+        "ok2@example.org": "sent",
+    }
     assert Subscriber.objects.get(email="gone@example.org").bounce_count == 1
     assert Subscriber.objects.get(email="grey@example.org").bounce_count == 0
 
@@ -97,8 +102,10 @@ def test_a_digest_accepted_while_the_database_drops_our_connection_is_recorded_o
         assert sink.held_now == 1, "the message never reached the sink"
         # What a PostgreSQL restart does to a worker: its session is ended under it.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             assert cursor.fetchone()[0] >= 1
         with caplog.at_level(logging.WARNING, logger="digest.delivery.sending"):
             sink.release()
@@ -121,16 +128,20 @@ def test_every_kind_of_bad_feed_in_one_run_fails_alone_in_bounded_time_and_the_g
     settings.FEED_HOST_DELAY_SECONDS = 0
     settings.FEED_MAX_BYTES = 2 * 1024 * 1024
     with FeedServer() as server:
-        server.routes.update({
-            "/good-first": Route(body=shared_feed(RSS_AI).read_bytes()),
-            "/hangs": Route(body=b"x", delay=60),
-            "/slow": Route(body=shared_feed(RSS_LG).read_bytes(), delay=0.4),  # slow but within the timeout
-            "/error": Route(status=500, body=b"Internal Server Error"),
-            "/html": Route(body=b"<!DOCTYPE html><html><body>Please sign in</body></html>",
-                           headers={"Content-Type": "text/html"}),
-            "/huge": Route(drip_bytes=50 * 1024 * 1024),
-            "/loop": Route(redirect_to="/loop"),
-        })
+        server.routes.update(
+            {
+                "/good-first": Route(body=shared_feed(RSS_AI).read_bytes()),
+                "/hangs": Route(body=b"x", delay=60),
+                "/slow": Route(body=shared_feed(RSS_LG).read_bytes(), delay=0.4),  # slow but within the timeout
+                "/error": Route(status=500, body=b"Internal Server Error"),
+                "/html": Route(
+                    body=b"<!DOCTYPE html><html><body>Please sign in</body></html>",
+                    headers={"Content-Type": "text/html"},
+                ),
+                "/huge": Route(drip_bytes=50 * 1024 * 1024),
+                "/loop": Route(redirect_to="/loop"),
+            }
+        )
         paths = ["/good-first", "/hangs", "/slow", "/error", "/html", "/huge", "/loop"]
         feeds = [Feed.objects.create(url=server.url(path)) for path in paths]
         started = time.monotonic()
@@ -226,7 +237,9 @@ def test_two_dispatchers_racing_over_overdue_slots_create_one_delivery_per_subsc
     settings.DIGEST_CHUNK_SIZE = 50
     now = timezone.now()
     Subscriber.objects.bulk_create(
-        Subscriber(email=f"late{n}@example.org", status=Subscriber.Status.ACTIVE, next_delivery_at=now - timedelta(days=3))
+        Subscriber(
+            email=f"late{n}@example.org", status=Subscriber.Status.ACTIVE, next_delivery_at=now - timedelta(days=3)
+        )
         for n in range(600)
     )
     start = threading.Barrier(2)

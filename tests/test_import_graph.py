@@ -198,7 +198,8 @@ def test_mail_imports_neither_digest_nor_subscribers_not_even_inside_a_function(
 
 def test_packages_import_only_downwards():
     wrong = [
-        where(i) for i in MODULE_LEVEL
+        where(i)
+        for i in MODULE_LEVEL
         if i.importer not in TOP and (i.target in TOP or package(i.target) not in MAY_IMPORT[package(i.importer)])
     ]
     assert wrong == []

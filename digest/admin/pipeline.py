@@ -144,14 +144,33 @@ class FeedAdmin(admin.ModelAdmin):
     search_fields = ("url", "name")
     actions = ["poll_now", "enable", "disable"]
     readonly_fields = (
-        "last_polled_at", "last_success_at", "last_error", "last_new", "last_updated", "last_unchanged", "last_skipped",
-        "etag", "last_modified", "created_at",
+        "last_polled_at",
+        "last_success_at",
+        "last_error",
+        "last_new",
+        "last_updated",
+        "last_unchanged",
+        "last_skipped",
+        "etag",
+        "last_modified",
+        "created_at",
     )
     fieldsets = (
         (None, {"fields": ("url", "name", "kind", "enabled")}),
-        ("Last run", {"fields": (
-            "last_polled_at", "last_success_at", "last_error", "last_new", "last_updated", "last_unchanged", "last_skipped",
-        )}),
+        (
+            "Last run",
+            {
+                "fields": (
+                    "last_polled_at",
+                    "last_success_at",
+                    "last_error",
+                    "last_new",
+                    "last_updated",
+                    "last_unchanged",
+                    "last_skipped",
+                )
+            },
+        ),
         ("HTTP cache", {"fields": ("etag", "last_modified", "created_at"), "classes": ("collapse",)}),
     )
 
@@ -242,7 +261,15 @@ class CandidateInline(admin.TabularInline):
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     list_display = (
-        "subscriber", "period", "status", "scheduled_for", "sent_at", "attempts", "paper_count", "error", "message_id",
+        "subscriber",
+        "period",
+        "status",
+        "scheduled_for",
+        "sent_at",
+        "attempts",
+        "paper_count",
+        "error",
+        "message_id",
     )
     list_select_related = ("subscriber",)
     list_filter = ("status", ScheduledDayFilter, ("sent_at", admin.DateFieldListFilter))

@@ -81,21 +81,46 @@ class SubscriberAdminForm(forms.ModelForm, PreferencesForm):
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
     form = SubscriberAdminForm
-    list_display = ("email", "status", "frequency", "schedule", "topic_names", "created_at", "confirmed_at", "next_delivery_at")
+    list_display = (
+        "email",
+        "status",
+        "frequency",
+        "schedule",
+        "topic_names",
+        "created_at",
+        "confirmed_at",
+        "next_delivery_at",
+    )
     list_filter = ("status", "frequency", "category_mode", "topics", "created_at")
     search_fields = ("email",)
     actions = ["send_preview_to_me", "resend_confirmation", "pause", "resume", "unsubscribe"]
     readonly_fields = (
-        "email", "status", "created_at", "confirmed_at", "unsubscribed_at", "confirmation_sent_at",
-        "next_delivery_at", "bounce_count",
+        "email",
+        "status",
+        "created_at",
+        "confirmed_at",
+        "unsubscribed_at",
+        "confirmation_sent_at",
+        "next_delivery_at",
+        "bounce_count",
     )
     fieldsets = (
         (None, {"fields": ("email", "status")}),
         ("What they follow", {"fields": ("topics", "keywords", "interests", "categories", "category_mode", "authors")}),
         ("When and how much", {"fields": ("frequency", "weekday", "delivery_hour", "timezone", "max_papers")}),
-        ("History", {"fields": (
-            "created_at", "confirmed_at", "unsubscribed_at", "confirmation_sent_at", "next_delivery_at", "bounce_count",
-        )}),
+        (
+            "History",
+            {
+                "fields": (
+                    "created_at",
+                    "confirmed_at",
+                    "unsubscribed_at",
+                    "confirmation_sent_at",
+                    "next_delivery_at",
+                    "bounce_count",
+                )
+            },
+        ),
     )
 
     def get_queryset(self, request):
@@ -112,7 +137,11 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     @admin.display(description="schedule")
     def schedule(self, subscriber: Subscriber) -> str:
-        day = f"{['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'][subscriber.weekday % 7]} " if subscriber.frequency == "weekly" else ""
+        day = (
+            f"{['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'][subscriber.weekday % 7]} "
+            if subscriber.frequency == "weekly"
+            else ""
+        )
         return f"{day}{subscriber.delivery_hour:02d}:00 {subscriber.timezone}"
 
     # --- Saving: preferences through the service, so a schedule change reschedules -----------
@@ -135,7 +164,9 @@ class SubscriberAdmin(admin.ModelAdmin):
     @admin.action(description="Send a preview of the next digest to me", permissions=["view"])
     def send_preview_to_me(self, request, queryset: QuerySet[Subscriber]):
         if not request.user.email:
-            self.message_user(request, "Your admin account has no email address to send the preview to.", messages.ERROR)
+            self.message_user(
+                request, "Your admin account has no email address to send the preview to.", messages.ERROR
+            )
             return
         chosen = list(queryset[: PREVIEW_LIMIT + 1])
         if len(chosen) > PREVIEW_LIMIT:
@@ -148,17 +179,24 @@ class SubscriberAdmin(admin.ModelAdmin):
     @admin.action(description="Resend the confirmation email", permissions=["change"])
     def resend_confirmation(self, request, queryset: QuerySet[Subscriber]):
         self._count(
-            request, queryset, services.send_confirmation,
-            "confirmation email(s) queued", "skipped: not pending, or one was sent within the hour",
+            request,
+            queryset,
+            services.send_confirmation,
+            "confirmation email(s) queued",
+            "skipped: not pending, or one was sent within the hour",
         )
 
     @admin.action(description="Pause", permissions=["change"])
     def pause(self, request, queryset: QuerySet[Subscriber]):
-        self._count(request, queryset, services.pause, "subscriber(s) paused", "skipped: only active subscribers can pause")
+        self._count(
+            request, queryset, services.pause, "subscriber(s) paused", "skipped: only active subscribers can pause"
+        )
 
     @admin.action(description="Resume (paused subscribers only)", permissions=["change"])
     def resume(self, request, queryset: QuerySet[Subscriber]):
-        self._count(request, queryset, services.resume, "subscriber(s) resumed", "skipped: only paused subscribers can resume")
+        self._count(
+            request, queryset, services.resume, "subscriber(s) resumed", "skipped: only paused subscribers can resume"
+        )
 
     @admin.action(description="Unsubscribe", permissions=["change"])
     def unsubscribe(self, request, queryset: QuerySet[Subscriber]):
@@ -173,7 +211,11 @@ class SubscriberAdmin(admin.ModelAdmin):
         return [
             path("<int:object_id>/digests/", view(self.digests_view), name="subscribers_subscriber_digests"),
             path("<int:object_id>/preview/", view(self.preview_view), name="subscribers_subscriber_preview"),
-            path("<int:object_id>/preview/html/", view(self.preview_html_view), name="subscribers_subscriber_preview_html"),
+            path(
+                "<int:object_id>/preview/html/",
+                view(self.preview_html_view),
+                name="subscribers_subscriber_preview_html",
+            ),
         ] + super().get_urls()
 
     def _subscriber(self, request, object_id: int) -> Subscriber:
@@ -183,14 +225,18 @@ class SubscriberAdmin(admin.ModelAdmin):
         return subscriber
 
     def _page(self, request, subscriber: Subscriber, template: str, title: str, **context) -> TemplateResponse:
-        return TemplateResponse(request, template, {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "original": subscriber,
-            "subscriber": subscriber,
-            "title": title,
-            **context,
-        })
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "original": subscriber,
+                "subscriber": subscriber,
+                "title": title,
+                **context,
+            },
+        )
 
     def digests_view(self, request, object_id: int):
         subscriber = self._subscriber(request, object_id)
@@ -202,18 +248,31 @@ class SubscriberAdmin(admin.ModelAdmin):
         )
         waiting = Candidate.objects.filter(subscriber=subscriber, delivery__isnull=True).count()
         return self._page(
-            request, subscriber, "admin/subscribers/subscriber/digests.html", f"Last digests of {subscriber.email}",
-            deliveries=deliveries, waiting=waiting,
+            request,
+            subscriber,
+            "admin/subscribers/subscriber/digests.html",
+            f"Last digests of {subscriber.email}",
+            deliveries=deliveries,
+            waiting=waiting,
         )
 
     def preview_view(self, request, object_id: int):
         subscriber = self._subscriber(request, object_id)
         preview = operations.preview_next_digest(subscriber)
         message = preview.message
-        headers = {"From": message.from_email, "To": ", ".join(message.to), "Subject": message.subject, **message.extra_headers}
+        headers = {
+            "From": message.from_email,
+            "To": ", ".join(message.to),
+            "Subject": message.subject,
+            **message.extra_headers,
+        }
         return self._page(
-            request, subscriber, "admin/subscribers/subscriber/preview.html", f"Next digest of {subscriber.email}",
-            preview=preview, headers=headers,
+            request,
+            subscriber,
+            "admin/subscribers/subscriber/preview.html",
+            f"Next digest of {subscriber.email}",
+            preview=preview,
+            headers=headers,
             html_url=reverse("admin:subscribers_subscriber_preview_html", args=[subscriber.pk]),
         )
 

@@ -141,7 +141,11 @@ def record_report(delivery: Delivery, refusal: Refusal, reason: str, *, source: 
         note_message_refusal(delivery.id, reason, source=source)
         tally(0, 1)
     log_event(
-        log, "bounce.recorded", delivery_id=delivery.id, subscriber_id=delivery.subscriber_id, source=source,
+        log,
+        "bounce.recorded",
+        delivery_id=delivery.id,
+        subscriber_id=delivery.subscriber_id,
+        source=source,
         refusal=refusal.value,
     )
     return True
@@ -251,8 +255,10 @@ def parse_dsn(raw: bytes) -> Dsn:
                     )
                 )
         elif content_type in {"text/rfc822-headers", "message/rfc822"} and not original_message_id:
-            returned = part.get_payload(0) if part.is_multipart() else message_from_bytes(
-                part.get_payload(decode=True) or b"", policy=policy.compat32
+            returned = (
+                part.get_payload(0)
+                if part.is_multipart()
+                else message_from_bytes(part.get_payload(decode=True) or b"", policy=policy.compat32)
             )
             original_message_id = _field(returned, "Message-ID")
         elif content_type == "text/plain" and not text and not part.get_filename():
@@ -277,11 +283,18 @@ def record_dsn(raw: bytes, envelope_recipient: str = "") -> list[DsnOutcome]:
         delivery = proven or delivery_sent_to(dsn.original_message_id, [recipient.email, recipient.original])
         if delivery is None:
             log_event(
-                log, "bounce.unproven", level=logging.WARNING, action=recipient.action, status=recipient.status,
-                domain=recipient.email.rpartition("@")[2], message_id=dsn.original_message_id[:200],
+                log,
+                "bounce.unproven",
+                level=logging.WARNING,
+                action=recipient.action,
+                status=recipient.status,
+                domain=recipient.email.rpartition("@")[2],
+                message_id=dsn.original_message_id[:200],
             )
             outcomes.append(DsnOutcome(recipient, refusal, None, False))
             continue
         reason = f"DSN {recipient.status or recipient.action}: {recipient.diagnostic}".strip()
-        outcomes.append(DsnOutcome(recipient, refusal, delivery, record_report(delivery, refusal, reason, source="dsn")))
+        outcomes.append(
+            DsnOutcome(recipient, refusal, delivery, record_report(delivery, refusal, reason, source="dsn"))
+        )
     return outcomes

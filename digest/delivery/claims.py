@@ -26,9 +26,9 @@ def claimable(now: datetime) -> Q:
     """Deliveries a worker may take: queued and due, or abandoned in `sending` by a dead worker."""
     stale = now - timedelta(seconds=settings.SENDING_TIMEOUT_SECONDS)
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    return (
-        (Q(status=Delivery.Status.QUEUED) & due) | Q(status=Delivery.Status.SENDING, claimed_at__lt=stale)
-    ) & Q(attempts__lt=settings.SEND_MAX_ATTEMPTS)
+    return ((Q(status=Delivery.Status.QUEUED) & due) | Q(status=Delivery.Status.SENDING, claimed_at__lt=stale)) & Q(
+        attempts__lt=settings.SEND_MAX_ATTEMPTS
+    )
 
 
 def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery], dict[int, Subscriber]]:
@@ -48,7 +48,11 @@ def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery],
         ids = [d.id for d in claimed]
         if Delivery.objects.filter(claimable(now), id__in=ids).update(**claim) == len(ids):
             for delivery in claimed:
-                delivery.status, delivery.claimed_at, delivery.attempts = Delivery.Status.SENDING, now, delivery.attempts + 1
+                delivery.status, delivery.claimed_at, delivery.attempts = (
+                    Delivery.Status.SENDING,
+                    now,
+                    delivery.attempts + 1,
+                )
         else:  # another writer got in between (a database without row locks or a write lock)
             claimed = list(Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at=now))
     subscribers = load_subscribers([d.subscriber_id for d in claimed]) if claimed else {}
@@ -73,7 +77,9 @@ def waiting_candidates(subscriber_ids: list[int]) -> dict[int, list[int]]:
     """Ids of each subscriber's candidates not yet in any digest, best first."""
     rows = Candidate.objects.filter(subscriber_id__in=subscriber_ids, delivery__isnull=True)
     found: dict[int, list[int]] = {subscriber_id: [] for subscriber_id in subscriber_ids}
-    for candidate_id, subscriber_id in rows.order_by("subscriber_id", "-score", "id").values_list("id", "subscriber_id"):
+    for candidate_id, subscriber_id in rows.order_by("subscriber_id", "-score", "id").values_list(
+        "id", "subscriber_id"
+    ):
         found[subscriber_id].append(candidate_id)
     return found
 
@@ -100,7 +106,9 @@ def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> None:
     for delivery in sorted(first, key=lambda d: d.id):
         oldest.setdefault(delivery.subscriber_id, (delivery.id,))
     update_each(Candidate, ("delivery",), oldest, key="subscriber", only_unset=True)
-    attached = Candidate.objects.filter(delivery_id__in=[d.id for d in first]).values("delivery_id").annotate(n=Count("id"))
+    attached = (
+        Candidate.objects.filter(delivery_id__in=[d.id for d in first]).values("delivery_id").annotate(n=Count("id"))
+    )
     counts = dict(attached.values_list("delivery_id", "n"))
     for delivery in first:
         found = counts.get(delivery.id, 0)
@@ -108,7 +116,8 @@ def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> None:
         delivery.more_count = found - delivery.paper_count
         delivery.message_id = new_message_id()
     update_each(
-        Delivery, ("paper_count", "more_count", "message_id"),
+        Delivery,
+        ("paper_count", "more_count", "message_id"),
         {d.id: (d.paper_count, d.more_count, d.message_id) for d in first},
     )
 
@@ -125,7 +134,9 @@ def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Pick]]:
         return shown
     rank = Window(RowNumber(), partition_by=F("delivery_id"), order_by=[F("score").desc(), F("id").asc()])
     ranked = Candidate.objects.filter(delivery_id__in=counts).annotate(rank=rank).filter(rank__lte=max(counts.values()))
-    rows = ranked.order_by("delivery_id", "rank").values_list("id", "delivery_id", "paper_id", "score", "reason", "rank")
+    rows = ranked.order_by("delivery_id", "rank").values_list(
+        "id", "delivery_id", "paper_id", "score", "reason", "rank"
+    )
     chosen = [row for row in rows if row[5] <= counts[row[1]]]
     papers = {
         row[0]: PaperRow(*row)

@@ -186,8 +186,17 @@ def view_url(subscriber: Subscriber, delivery: Delivery) -> str:
 def _card_key(paper: Paper | PaperRow) -> tuple:
     # Every field a card shows: a cached card can never outlive a change to its paper.
     return (
-        paper.pk, paper.title, paper.abstract, repr(paper.authors), tuple(paper.categories or ()),
-        paper.primary_category, paper.upvotes, paper.url, paper.pdf_url, paper.code_url, paper.arxiv_id,
+        paper.pk,
+        paper.title,
+        paper.abstract,
+        repr(paper.authors),
+        tuple(paper.categories or ()),
+        paper.primary_category,
+        paper.upvotes,
+        paper.url,
+        paper.pdf_url,
+        paper.code_url,
+        paper.arxiv_id,
     )
 
 
@@ -365,6 +374,8 @@ def _escaped(value: str, escapes: tuple[tuple[str, str], ...]) -> str:
         if char in value:
             value = value.replace(char, entity)
     return value
+
+
 ITEM_SLOTS = ("html", "text", "reason", "more_url", "less_url")
 MESSAGE_SLOTS = ("subject", "preheader", "view_url", "more_url", "manage_url", "unsubscribe_url")
 _VALUES_KEY = "_slot_values"  # templates cannot read a name starting with an underscore
@@ -387,7 +398,7 @@ def _slotted_context(context: dict, values: list[str], items: list | None = None
     if items is None:
         items = []
         for start in range(first_item, len(slots), len(ITEM_SLOTS)):
-            item = dict(zip(ITEM_SLOTS, slots[start:start + len(ITEM_SLOTS)], strict=True))
+            item = dict(zip(ITEM_SLOTS, slots[start : start + len(ITEM_SLOTS)], strict=True))
             # Bandit: a slot name, no markup; marked safe so that it is filled in as card HTML is.
             item["html"] = mark_safe(item["html"])  # nosec B308 B703
             items.append(SimpleNamespace(**item))
@@ -430,7 +441,7 @@ def _inlined_card(context: dict, values: list[str], card_html: str) -> str:
         # Bandit: a card's HTML is already the output of an autoescaping template (`paper_card`).
         marked = mark_safe(f"{_CARD_START}{card_html}{_CARD_END}")  # nosec B308 B703
         item = SimpleNamespace(html=marked, text="t", reason="r", more_url="m", less_url="l")
-        html = inlined_html(EMAIL_NAME, _slotted_context(context, values[:len(MESSAGE_SLOTS) + 1], [item]))
+        html = inlined_html(EMAIL_NAME, _slotted_context(context, values[: len(MESSAGE_SLOTS) + 1], [item]))
         found = html.split(_CARD_START, 1)[1].split(_CARD_END, 1)[0]
         _inlined_cards[card_html] = found
         if len(_inlined_cards) > CARD_CACHE_SIZE:
@@ -444,14 +455,16 @@ def _slottable_values(context: dict) -> tuple[list[str], tuple[bool, ...]] | Non
     if _VALUES_KEY not in context:
         values = _slot_values(context)
         first_card = len(MESSAGE_SLOTS) + 1
-        cards = values[first_card::len(ITEM_SLOTS)]
+        cards = values[first_card :: len(ITEM_SLOTS)]
         others = values[:first_card]
         for position in range(1, len(ITEM_SLOTS)):
-            others += values[first_card + position::len(ITEM_SLOTS)]
+            others += values[first_card + position :: len(ITEM_SLOTS)]
         # Newlines are slottable, so joining on them cannot make a match that no single value has.
         joined = "\n".join(others)
         slottable = (
-            not _CONTROL.search(joined) and "pbslot" not in joined and "pbcard" not in joined
+            not _CONTROL.search(joined)
+            and "pbslot" not in joined
+            and "pbcard" not in joined
             and all(isinstance(card, SafeString) and _card_slottable(card) for card in cards)
             and not any(issubclass(kind, SafeString) for kind in set(map(type, others)))
         )
@@ -514,8 +527,13 @@ def build_digest_message(
 ) -> EmailMultiAlternatives:
     context = build_digest_context(subscriber, candidates, more_count, delivery)
     return build_message(
-        EMAIL_NAME, subscriber, context, message_id=message_id, connection=connection,
-        render_text=digest_text, render_html=digest_html,
+        EMAIL_NAME,
+        subscriber,
+        context,
+        message_id=message_id,
+        connection=connection,
+        render_text=digest_text,
+        render_html=digest_html,
     )
 
 
@@ -548,8 +566,12 @@ def build_digest_within(
     shown = list(candidates)
     while True:
         message = build_digest_message(
-            subscriber, shown, more_count + len(candidates) - len(shown), delivery=delivery,
-            message_id=message_id, connection=connection,
+            subscriber,
+            shown,
+            more_count + len(candidates) - len(shown),
+            delivery=delivery,
+            message_id=message_id,
+            connection=connection,
         )
         data = message_bytes(message)
         if len(data) <= max_bytes:

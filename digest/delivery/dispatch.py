@@ -64,9 +64,12 @@ def due_moment(subscriber: Subscriber, now: datetime) -> datetime:
 
 def advance_slot(subscriber: Subscriber, now: datetime) -> bool:
     """Move the subscriber's slot past `now` if nobody else moved it first (compare-and-set)."""
-    return Subscriber.objects.filter(
-        id=subscriber.id, status=Subscriber.Status.ACTIVE, next_delivery_at=subscriber.next_delivery_at
-    ).update(next_delivery_at=next_delivery_after(subscriber, now)) == 1
+    return (
+        Subscriber.objects.filter(
+            id=subscriber.id, status=Subscriber.Status.ACTIVE, next_delivery_at=subscriber.next_delivery_at
+        ).update(next_delivery_at=next_delivery_after(subscriber, now))
+        == 1
+    )
 
 
 def advance_slots(subscribers: list[Subscriber], now: datetime) -> list[Subscriber]:
@@ -117,7 +120,10 @@ def create_deliveries(winners: list[Subscriber], now: datetime) -> list[int]:
     fresh = wanted - existing
     insert_rows(
         Delivery,
-        [{"subscriber_id": sid, "period": period, "scheduled_for": due_at[sid], "queued_at": now} for sid, period in fresh],
+        [
+            {"subscriber_id": sid, "period": period, "scheduled_for": due_at[sid], "queued_at": now}
+            for sid, period in fresh
+        ],
         ignore_conflicts=True,  # the unique (subscriber, period) constraint has the last word
     )
     rows = Delivery.objects.filter(subscriber_id__in={sid for sid, _ in fresh}, period__in=periods)

@@ -96,4 +96,6 @@ def pause_until(now: datetime) -> datetime:
 
 def note_message_refusal(delivery_id: int | None, reason: str, *, source: str) -> None:
     """Log one refused message (`source`: "smtp" for the server we send to, "dsn" or "webhook")."""
-    log_event(log, "mail.message_refused", level=logging.WARNING, delivery_id=delivery_id, source=source, reason=reason[:300])
+    log_event(
+        log, "mail.message_refused", level=logging.WARNING, delivery_id=delivery_id, source=source, reason=reason[:300]
+    )

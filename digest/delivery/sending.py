@@ -145,7 +145,9 @@ def _finish(delivery: Delivery, **changes) -> bool:
     """Record the outcome, unless the row was taken from us in the meantime."""
 
     def write() -> int:
-        return update_rows(Delivery, changes, id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at)
+        return update_rows(
+            Delivery, changes, id=delivery.id, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at
+        )
 
     done = _waiting_for_the_database(write) == 1
     if not done:
@@ -234,8 +236,13 @@ def next_built(chunk: Chunk) -> Ready | None:
             continue
         try:
             message, data = build_digest_within(
-                subscriber, chunk.papers[delivery.id], delivery.more_count, settings.DIGEST_MAX_BYTES,
-                delivery=delivery, message_id=delivery.message_id, connection=chunk.connection,
+                subscriber,
+                chunk.papers[delivery.id],
+                delivery.more_count,
+                settings.DIGEST_MAX_BYTES,
+                delivery=delivery,
+                message_id=delivery.message_id,
+                connection=chunk.connection,
             )
         except DigestTooLarge as error:
             chunk.result.count(_record_failure(delivery, error, subject=None))
@@ -249,7 +256,9 @@ def begun(chunk: Chunk, ready: Ready | None) -> Ready | None:
     envelope could be begun; those refused on the way are recorded."""
     while ready is not None:
         try:
-            ready.handle = chunk.stream.begin(return_path(ready.delivery.id), ready.subscriber.email, size=len(ready.data))
+            ready.handle = chunk.stream.begin(
+                return_path(ready.delivery.id), ready.subscriber.email, size=len(ready.data)
+            )
         except Exception as error:
             chunk.result.count(_failed(ready.delivery, error, chunk.connection, subject=ready.message.subject))
             ready = next_built(chunk)
@@ -286,8 +295,12 @@ def land(flight: InFlight, chunk: Chunk) -> Outcome:
 
 
 def send_claimed(
-    claimed: list[Delivery], subscribers: dict[int, Subscriber], papers: dict[int, list[Pick]], connection,
-    limiter: SendRateLimiter, result: ChunkResult,
+    claimed: list[Delivery],
+    subscribers: dict[int, Subscriber],
+    papers: dict[int, list[Pick]],
+    connection,
+    limiter: SendRateLimiter,
+    result: ChunkResult,
 ) -> None:
     """Build and send each claimed digest over `connection`, and record what happened to each.
 
@@ -336,8 +349,13 @@ def pause(chunk: Chunk, untried: list[Delivery]) -> None:
 
     chunk.result.paused += _waiting_for_the_database(write) if ids else 0
     log_event(
-        log, "send.paused", level=logging.ERROR, tried=chunk.result.tried, refused=chunk.result.refused,
-        requeued=chunk.result.paused, until=until.isoformat(),
+        log,
+        "send.paused",
+        level=logging.ERROR,
+        tried=chunk.result.tried,
+        refused=chunk.result.refused,
+        requeued=chunk.result.paused,
+        until=until.isoformat(),
     )
 
 
@@ -398,9 +416,11 @@ def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult
             send_claimed(claimed, subscribers, papers, connection, limiter, result)
             tally(result.tried, result.refused)
     log_event(
-        log, "send.chunk", deliveries=len(delivery_ids), first_id=min(delivery_ids, default=None), **vars(result),
+        log,
+        "send.chunk",
+        deliveries=len(delivery_ids),
+        first_id=min(delivery_ids, default=None),
+        **vars(result),
         ms=round((time.perf_counter() - started) * 1000),
     )
     return result
-
-

@@ -14,8 +14,26 @@ from functools import lru_cache
 from subscribers.keywords import fold
 
 # Letters NFKD does not decompose into an ASCII base.
-_EXTRA_FOLD = str.maketrans({"ø": "o", "Ø": "O", "ß": "ss", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "æ": "ae",
-                             "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D"})
+_EXTRA_FOLD = str.maketrans(
+    {
+        "ø": "o",
+        "Ø": "O",
+        "ß": "ss",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ı": "i",
+        "þ": "th",
+        "Þ": "Th",
+        "ð": "d",
+        "Ð": "D",
+    }
+)
 PARTICLES = frozenset("van von der den de del della dei di da du dos das le la ter ten st zu af".split())
 SUFFIXES = frozenset("jr sr ii iii iv phd".split())
 _PART_RE = re.compile(r"[^\W\d_]+")
@@ -72,8 +90,9 @@ def _make(display: str, family_tokens: Sequence[str], given: list[str]) -> Autho
         return None
     core_parts = [part for part in parts if part not in PARTICLES] or parts
     # "Le Cun" and "LeCun" are the same family name; so are "Smith-Jones" and "Smith Jones".
-    return AuthorName(display=" ".join(display.split()), family="".join(parts), core="".join(core_parts),
-                      given=tuple(given))
+    return AuthorName(
+        display=" ".join(display.split()), family="".join(parts), core="".join(core_parts), given=tuple(given)
+    )
 
 
 def given_names_agree(left: Sequence[str], right: Sequence[str]) -> bool:

@@ -122,7 +122,9 @@ def build_matcher(
     category_mode: str = BOOST,
 ) -> Matcher:
     """Preferences as plain values (topics as (name, description, keywords)) -> a Matcher."""
-    parsed_authors = {parsed.family + "|" + ".".join(parsed.given): parsed for parsed in map(parse_author, authors) if parsed}
+    parsed_authors = {
+        parsed.family + "|" + ".".join(parsed.given): parsed for parsed in map(parse_author, authors) if parsed
+    }
     return Matcher(
         keywords=parse_keywords(keywords),
         interests=" ".join(interests.split()),
@@ -216,8 +218,9 @@ class BatchIndex:
             in_title = {key for pair in title for key in pair if key}
             keys = in_title | {key for pair in abstract for key in pair if key}
             for sequence in (title, abstract):
-                keys.update(f"{a} {b}" for first, second in zip(sequence, sequence[1:])
-                            for a in first if a for b in second if b)
+                keys.update(
+                    f"{a} {b}" for first, second in zip(sequence, sequence[1:]) for a in first if a for b in second if b
+                )
             for key in keys:
                 postings[key].append(position)
             self._title_words.append(in_title)
@@ -226,8 +229,11 @@ class BatchIndex:
         self.similarity = PaperSimilarity([paper_text(p.title, p.abstract) for p in self.papers], background)
         now = now or timezone.now()
         self.trend = trend_multipliers(
-            [p.upvotes for p in self.papers], [p.published for p in self.papers], [p.sources for p in self.papers],
-            now, self.weights,
+            [p.upvotes for p in self.papers],
+            [p.published for p in self.papers],
+            [p.sources for p in self.papers],
+            now,
+            self.weights,
         )
         self._terms: dict[tuple[str, ...], _Hits] = {}
         self._authors: dict[AuthorName, tuple[_Hits, dict[int, str]]] = {}
@@ -260,7 +266,10 @@ class BatchIndex:
         cached = self._authors.get(author)
         if cached is None:
             written = self.authors.papers_by(author)
-            cached = self._authors[author] = (_Hits.of(dict.fromkeys(written, AUTHOR)) if written else _NO_HITS, written)
+            cached = self._authors[author] = (
+                _Hits.of(dict.fromkeys(written, AUTHOR)) if written else _NO_HITS,
+                written,
+            )
         return cached
 
     def query_log_miss(self, query: KeywordQuery, factor: float = 1.0) -> np.ndarray:
@@ -412,7 +421,9 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     return results
 
 
-def match_subscribers(matchers: Mapping[int, Matcher], index: BatchIndex, keep: int | None = None) -> dict[int, Matches]:
+def match_subscribers(
+    matchers: Mapping[int, Matcher], index: BatchIndex, keep: int | None = None
+) -> dict[int, Matches]:
     """Subscriber id -> matches; subscribers with identical preferences are evaluated once."""
     unique = list(dict.fromkeys(matchers.values()))
     found = dict(zip(unique, match_many(unique, index, keep)))

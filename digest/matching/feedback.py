@@ -1,4 +1,4 @@
-""""More like this" / "less like this": one click in a digest adjusts the subscriber's preferences.
+""" "More like this" / "less like this": one click in a digest adjusts the subscriber's preferences.
 
 The change is small, visible and undoable on the manage page, written in the subscriber's own
 keyword syntax (`"a phrase", word, -excluded`) so matching needs nothing new:

@@ -51,7 +51,11 @@ def trendiness(upvotes: int, age_hours: float, sources: int, weights: RankingWei
     total = weights.upvotes_weight + weights.recency_weight + weights.sources_weight
     if total <= 0:
         return 0.0
-    mixed = weights.upvotes_weight * upvotes_part + weights.recency_weight * recency_part + weights.sources_weight * sources_part
+    mixed = (
+        weights.upvotes_weight * upvotes_part
+        + weights.recency_weight * recency_part
+        + weights.sources_weight * sources_part
+    )
     return mixed / total
 
 

@@ -115,7 +115,10 @@ def store_matches(subscriber_ids: list[int], index: BatchIndex, papers: QuerySet
     found = match_subscribers({subscriber.id: compile_matcher(subscriber) for subscriber in subscribers}, index)
     rows = [
         Candidate(
-            subscriber_id=subscriber_id, paper_id=match.paper_id, score=match.score, relevance=match.relevance,
+            subscriber_id=subscriber_id,
+            paper_id=match.paper_id,
+            score=match.score,
+            relevance=match.relevance,
             reason=match.reason,
         )
         for subscriber_id, matches in found.items()
@@ -145,7 +148,12 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
     if finished:
         refresh_statistics(Candidate)
     log_event(
-        log, "match.chunk", run_id=run_id, subscribers=len(subscriber_ids), papers=index.size, candidates=created,
+        log,
+        "match.chunk",
+        run_id=run_id,
+        subscribers=len(subscriber_ids),
+        papers=index.size,
+        candidates=created,
         ms=round((time.perf_counter() - started) * 1000),
     )
     return created

@@ -62,7 +62,9 @@ class TfidfModel:
         for text in texts:
             counts = Counter(self.vocabulary[term] for term in analyze(text) if term in self.vocabulary)
             columns = np.fromiter(counts.keys(), dtype=np.int32, count=len(counts))
-            weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))) * self.idf[columns]
+            weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))) * self.idf[
+                columns
+            ]
             norm = float(np.sqrt((weights * weights).sum())) if len(weights) else 0.0
             indices.append(columns)
             values.append(weights / norm if norm else weights)

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('digest', '0001_initial'),
+        ("digest", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='matchrun',
-            name='chunks',
-            field=models.PositiveIntegerField(default=0, help_text='Subscriber chunks handed to workers'),
+            model_name="matchrun",
+            name="chunks",
+            field=models.PositiveIntegerField(default=0, help_text="Subscriber chunks handed to workers"),
         ),
         migrations.AddField(
-            model_name='matchrun',
-            name='chunks_done',
-            field=models.PositiveIntegerField(default=0, help_text='The run is finished when all are done'),
+            model_name="matchrun",
+            name="chunks_done",
+            field=models.PositiveIntegerField(default=0, help_text="The run is finished when all are done"),
         ),
     ]

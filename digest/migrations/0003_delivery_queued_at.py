@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('digest', '0002_matchrun_chunks'),
+        ("digest", "0002_matchrun_chunks"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='delivery',
-            name='queued_at',
-            field=models.DateTimeField(blank=True, help_text='When a task to send it was last queued', null=True),
+            model_name="delivery",
+            name="queued_at",
+            field=models.DateTimeField(blank=True, help_text="When a task to send it was last queued", null=True),
         ),
     ]

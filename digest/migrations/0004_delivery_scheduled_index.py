@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('digest', '0003_delivery_queued_at'),
-        ('subscribers', '0002_manage_link_sent_at'),
+        ("digest", "0003_delivery_queued_at"),
+        ("subscribers", "0002_manage_link_sent_at"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['scheduled_for', 'id'], name='delivery_scheduled'),
+            model_name="delivery",
+            index=models.Index(fields=["scheduled_for", "id"], name="delivery_scheduled"),
         ),
     ]

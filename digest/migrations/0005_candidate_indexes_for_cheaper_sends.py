@@ -5,20 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('digest', '0004_delivery_scheduled_index'),
-        ('subscribers', '0002_manage_link_sent_at'),
+        ("digest", "0004_delivery_scheduled_index"),
+        ("subscribers", "0002_manage_link_sent_at"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='candidate',
-            name='digest_cand_subscri_149458_idx',
+            model_name="candidate",
+            name="digest_cand_subscri_149458_idx",
         ),
         migrations.AlterField(
-            model_name='candidate',
-            name='subscriber',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='candidates', to='subscribers.subscriber'),
+            model_name="candidate",
+            name="subscriber",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="candidates",
+                to="subscribers.subscriber",
+            ),
         ),
     ]

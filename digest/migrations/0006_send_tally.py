@@ -4,22 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('digest', '0005_candidate_indexes_for_cheaper_sends'),
+        ("digest", "0005_candidate_indexes_for_cheaper_sends"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SendTally',
+            name="SendTally",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('minute', models.DateTimeField(unique=True)),
-                ('tried', models.PositiveIntegerField(default=0)),
-                ('message_refusals', models.PositiveIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("minute", models.DateTimeField(unique=True)),
+                ("tried", models.PositiveIntegerField(default=0)),
+                ("message_refusals", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'ordering': ['-minute'],
+                "ordering": ["-minute"],
             },
         ),
     ]

@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('digest', '0006_send_tally'),
+        ("digest", "0006_send_tally"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='paper',
-            name='text_from_arxiv',
-            field=models.BooleanField(default=False, help_text="Title, abstract, authors, categories and version come from arXiv's own feeds; other feeds no longer change them"),
+            model_name="paper",
+            name="text_from_arxiv",
+            field=models.BooleanField(
+                default=False,
+                help_text="Title, abstract, authors, categories and version come from arXiv's own feeds; other feeds no longer change them",
+            ),
         ),
     ]

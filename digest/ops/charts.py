@@ -136,7 +136,9 @@ def _table(title: str, labels: Sequence[str], series: Sequence[Series]) -> str:
     )
 
 
-def _figure(title: str, desc: str, width: int, height: int, body: Sequence[str], table: str, chart_id: str) -> SafeString:
+def _figure(
+    title: str, desc: str, width: int, height: int, body: Sequence[str], table: str, chart_id: str
+) -> SafeString:
     chart_id = chart_id or "chart-" + slugify(title)
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
@@ -161,7 +163,13 @@ def _check_lengths(labels: Sequence[str], series: Sequence[Series]) -> None:
 
 
 def line_chart(
-    title: str, labels: Sequence[str], series: Sequence[Series], *, width: int = WIDTH, height: int = HEIGHT, chart_id: str = ""
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    chart_id: str = "",
 ) -> SafeString:
     """One line per series over the labels (e.g. days)."""
     _check_lengths(labels, series)
@@ -182,7 +190,12 @@ def line_chart(
             body.extend(
                 format_html(
                     '<circle cx="{}" cy="{}" r="3" fill="{}"><title>{}, {}: {}</title></circle>',
-                    round(x, 1), canvas.y(v), s.color, label, s.name, _number(v),
+                    round(x, 1),
+                    canvas.y(v),
+                    s.color,
+                    label,
+                    s.name,
+                    _number(v),
                 )
                 for x, v, label in zip(xs, s.values, labels, strict=True)
             )
@@ -192,7 +205,13 @@ def line_chart(
 
 
 def stacked_bar_chart(
-    title: str, labels: Sequence[str], series: Sequence[Series], *, width: int = WIDTH, height: int = HEIGHT, chart_id: str = ""
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    chart_id: str = "",
 ) -> SafeString:
     """One bar per label, its series stacked bottom to top in the order given."""
     _check_lengths(labels, series)
@@ -218,8 +237,14 @@ def stacked_bar_chart(
                 body.append(
                     format_html(
                         '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}, {}: {}</title></rect>',
-                        round(centers[i] - bar / 2, 1), y_top, round(bar, 1), round(y_base - y_top, 1),
-                        s.color, label, s.name, _number(value),
+                        round(centers[i] - bar / 2, 1),
+                        y_top,
+                        round(bar, 1),
+                        round(y_base - y_top, 1),
+                        s.color,
+                        label,
+                        s.name,
+                        _number(value),
                     )
                 )
                 base += value
@@ -229,7 +254,13 @@ def stacked_bar_chart(
 
 
 def bar_chart(
-    title: str, labels: Sequence[str], values: Sequence[float], *, name: str = "count", width: int = WIDTH, chart_id: str = ""
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    name: str = "count",
+    width: int = WIDTH,
+    chart_id: str = "",
 ) -> SafeString:
     """Horizontal bars, one per label, longest first as given (e.g. the most followed topics)."""
     row, label_width = 26, 210
@@ -253,9 +284,19 @@ def bar_chart(
                     '<text x="{}" y="{}" text-anchor="end" font-size="12" fill="#111827">{}</text>'
                     '<rect x="{}" y="{}" width="{}" height="{}" rx="2" fill="{}"><title>{}: {}</title></rect>'
                     '<text x="{}" y="{}" font-size="12" fill="#111827">{}</text>',
-                    left - 8, y + 16, Truncator(label).chars(LABEL_CHARS),
-                    left, y + 4, length, row - 8, series[0].color, label, _number(value),
-                    left + length + 6, y + 16, _number(value),
+                    left - 8,
+                    y + 16,
+                    Truncator(label).chars(LABEL_CHARS),
+                    left,
+                    y + 4,
+                    length,
+                    row - 8,
+                    series[0].color,
+                    label,
+                    _number(value),
+                    left + length + 6,
+                    y + 16,
+                    _number(value),
                 )
             )
         desc = "; ".join(f"{label}: {_number(value)}" for label, value in zip(labels, values, strict=True)) + "."

@@ -32,13 +32,19 @@ def dashboard_context(days: int = stats.DEFAULT_DAYS) -> dict:
             charts.line_chart(
                 f"Subscribers by status, last {days} days",
                 subscribers.labels,
-                [charts.Series(name, values, STATUS_COLORS.get(name, "")) for name, values in subscribers.series.items()],
+                [
+                    charts.Series(name, values, STATUS_COLORS.get(name, ""))
+                    for name, values in subscribers.series.items()
+                ],
                 chart_id="chart-subscribers",
             ),
             charts.stacked_bar_chart(
                 f"Digests per day, last {days} days",
                 digests.labels,
-                [charts.Series("sent", digests.series["sent"], "#16a34a"), charts.Series("failed", digests.series["failed"], "#dc2626")],
+                [
+                    charts.Series("sent", digests.series["sent"], "#16a34a"),
+                    charts.Series("failed", digests.series["failed"], "#dc2626"),
+                ],
                 chart_id="chart-digests",
             ),
             charts.stacked_bar_chart(

@@ -64,10 +64,12 @@ def check_database(database: BaseDatabaseWrapper = connection) -> dict[str, Any]
 def check_broker() -> dict[str, Any]:
     """Redis answers PING; or, for the filesystem broker, its queue folder takes a new file."""
     if settings.REDIS_URL:
+
         def probe():
             redis_client(settings.REDIS_URL).ping()
             return {"kind": "redis"}
     else:
+
         def probe():
             folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
             fd, name = tempfile.mkstemp(dir=folder, prefix=".healthz-")
@@ -94,8 +96,11 @@ def refused_messages() -> dict[str, Any]:
     """Digests tried and refused as messages over the alarm's window (one query)."""
     recent = message_refusals()
     return {
-        "window_minutes": recent.minutes, "tried": recent.tried, "refused": recent.refused,
-        "rate": round(recent.rate, 4), "alarm": recent.alarming,
+        "window_minutes": recent.minutes,
+        "tried": recent.tried,
+        "refused": recent.refused,
+        "rate": round(recent.rate, 4),
+        "alarm": recent.alarming,
     }
 
 

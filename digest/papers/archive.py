@@ -41,9 +41,7 @@ def papers_of_day(day: date) -> QuerySet[Paper]:
     """That day's papers, most upvoted first."""
     # From the day's first to its last microsecond: the next midnight of 9999-12-31 does not exist.
     start, end = (datetime.combine(day, moment, tzinfo=dt_timezone.utc) for moment in (time.min, time.max))
-    return Paper.objects.filter(published__gte=start, published__lte=end).order_by(
-        "-upvotes", "title", "id"
-    )
+    return Paper.objects.filter(published__gte=start, published__lte=end).order_by("-upvotes", "title", "id")
 
 
 def trending_this_week(limit: int = 5) -> list[Paper]:

@@ -21,9 +21,7 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 # A `<` that does not open something tag-like is text (`p<0.05`, `x < y`): escape it so the
 # HTML parser keeps it instead of reading the rest of the sentence as a tag.
 _LONE_LESS_THAN = re.compile(r"<(?!/|[A-Za-z][^<>]*>|!|\?)")
-_ANNOUNCE_PREFIX = re.compile(
-    r"^\s*arXiv:\S+\s+Announce\s+Type:\s*[\w-]+\s*(?:Abstract:\s*)?", re.IGNORECASE
-)
+_ANNOUNCE_PREFIX = re.compile(r"^\s*arXiv:\S+\s+Announce\s+Type:\s*[\w-]+\s*(?:Abstract:\s*)?", re.IGNORECASE)
 _AUTHOR_SEPARATOR = re.compile(r"\s*[,;]\s*|\s+and\s+|\s*&\s*", re.IGNORECASE)
 _NAME_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
 

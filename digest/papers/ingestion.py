@@ -139,10 +139,21 @@ def _record_run(feed: Feed, report: IngestReport, started: datetime) -> None:
         values["last_success_at"] = timezone.now()
     Feed.objects.filter(pk=feed.pk).update(**values)
     log_event(
-        logger, "ingest.feed", level=logging.WARNING if report.problems else logging.INFO,
-        feed_id=feed.pk, url=feed.url, new=c.new, updated=c.updated, unchanged=c.unchanged, skipped=c.skipped,
-        trimmed=report.trimmed, not_modified=report.not_modified, failed=report.failed, errors=len(report.problems),
-        ms=round((timezone.now() - started).total_seconds() * 1000), error=error[:300],
+        logger,
+        "ingest.feed",
+        level=logging.WARNING if report.problems else logging.INFO,
+        feed_id=feed.pk,
+        url=feed.url,
+        new=c.new,
+        updated=c.updated,
+        unchanged=c.unchanged,
+        skipped=c.skipped,
+        trimmed=report.trimmed,
+        not_modified=report.not_modified,
+        failed=report.failed,
+        errors=len(report.problems),
+        ms=round((timezone.now() - started).total_seconds() * 1000),
+        error=error[:300],
     )
 
 

@@ -29,8 +29,17 @@ CHUNK_SIZE = 500
 
 # Fields a newer version overwrites when it brings a value.
 VERSIONED_FIELDS = (
-    "title", "abstract", "authors", "categories", "primary_category", "updated",
-    "url", "pdf_url", "doi", "journal_ref", "comment",
+    "title",
+    "abstract",
+    "authors",
+    "categories",
+    "primary_category",
+    "updated",
+    "url",
+    "pdf_url",
+    "doi",
+    "journal_ref",
+    "comment",
 )
 # What other feeds contribute to a paper whose text came from arXiv (when the row has none yet).
 CONTRIBUTED_FIELDS = ("code_url", "project_url")
@@ -178,7 +187,9 @@ def _apply(row: Paper, parsed: ParsedPaper, from_arxiv: bool) -> bool:
     if parsed.upvotes is not None and parsed.upvotes > row.upvotes:
         row.upvotes = parsed.upvotes
     if (
-        writes_text and isinstance(row.updated, datetime) and isinstance(parsed.updated, datetime)
+        writes_text
+        and isinstance(row.updated, datetime)
+        and isinstance(parsed.updated, datetime)
         and parsed.updated > row.updated
     ):
         row.updated = parsed.updated

@@ -5,54 +5,88 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Topic',
+            name="Topic",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=80, unique=True)),
-                ('name', models.CharField(max_length=120)),
-                ('description', models.TextField(help_text='Matched by meaning against paper abstracts')),
-                ('keywords', models.TextField(blank=True, help_text='Same syntax as a subscriber\'s: "a phrase", word, -excluded')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(max_length=80, unique=True)),
+                ("name", models.CharField(max_length=120)),
+                ("description", models.TextField(help_text="Matched by meaning against paper abstracts")),
+                (
+                    "keywords",
+                    models.TextField(
+                        blank=True, help_text='Same syntax as a subscriber\'s: "a phrase", word, -excluded'
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'ordering': ['position', 'name'],
+                "ordering": ["position", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Subscriber',
+            name="Subscriber",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email', models.EmailField(max_length=254)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('active', 'Active'), ('paused', 'Paused'), ('unsubscribed', 'Unsubscribed'), ('bounced', 'Bounced')], db_index=True, default='pending', max_length=16)),
-                ('timezone', models.CharField(default='UTC', max_length=64)),
-                ('frequency', models.CharField(choices=[('daily', 'Daily'), ('weekly', 'Weekly')], default='daily', max_length=8)),
-                ('weekday', models.PositiveSmallIntegerField(default=0, help_text='0 = Monday, for weekly digests')),
-                ('delivery_hour', models.PositiveSmallIntegerField(default=8, help_text='Local hour, 0-23')),
-                ('max_papers', models.PositiveSmallIntegerField(default=10)),
-                ('keywords', models.TextField(blank=True, help_text='"a phrase", word, -excluded')),
-                ('interests', models.TextField(blank=True, help_text='Free-text description, matched by meaning')),
-                ('categories', models.JSONField(blank=True, default=list)),
-                ('category_mode', models.CharField(choices=[('boost', 'Prefer papers in these categories'), ('filter', 'Only papers in these categories')], default='boost', max_length=8)),
-                ('authors', models.JSONField(blank=True, default=list)),
-                ('next_delivery_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('confirmed_at', models.DateTimeField(blank=True, null=True)),
-                ('unsubscribed_at', models.DateTimeField(blank=True, null=True)),
-                ('confirmation_sent_at', models.DateTimeField(blank=True, null=True)),
-                ('bounce_count', models.PositiveSmallIntegerField(default=0)),
-                ('topics', models.ManyToManyField(blank=True, related_name='subscribers', to='subscribers.topic')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("email", models.EmailField(max_length=254)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("active", "Active"),
+                            ("paused", "Paused"),
+                            ("unsubscribed", "Unsubscribed"),
+                            ("bounced", "Bounced"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("timezone", models.CharField(default="UTC", max_length=64)),
+                (
+                    "frequency",
+                    models.CharField(choices=[("daily", "Daily"), ("weekly", "Weekly")], default="daily", max_length=8),
+                ),
+                ("weekday", models.PositiveSmallIntegerField(default=0, help_text="0 = Monday, for weekly digests")),
+                ("delivery_hour", models.PositiveSmallIntegerField(default=8, help_text="Local hour, 0-23")),
+                ("max_papers", models.PositiveSmallIntegerField(default=10)),
+                ("keywords", models.TextField(blank=True, help_text='"a phrase", word, -excluded')),
+                ("interests", models.TextField(blank=True, help_text="Free-text description, matched by meaning")),
+                ("categories", models.JSONField(blank=True, default=list)),
+                (
+                    "category_mode",
+                    models.CharField(
+                        choices=[
+                            ("boost", "Prefer papers in these categories"),
+                            ("filter", "Only papers in these categories"),
+                        ],
+                        default="boost",
+                        max_length=8,
+                    ),
+                ),
+                ("authors", models.JSONField(blank=True, default=list)),
+                ("next_delivery_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("confirmed_at", models.DateTimeField(blank=True, null=True)),
+                ("unsubscribed_at", models.DateTimeField(blank=True, null=True)),
+                ("confirmation_sent_at", models.DateTimeField(blank=True, null=True)),
+                ("bounce_count", models.PositiveSmallIntegerField(default=0)),
+                ("topics", models.ManyToManyField(blank=True, related_name="subscribers", to="subscribers.topic")),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(django.db.models.functions.text.Lower('email'), name='subscriber_unique_email_ci')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        django.db.models.functions.text.Lower("email"), name="subscriber_unique_email_ci"
+                    )
+                ],
             },
         ),
     ]

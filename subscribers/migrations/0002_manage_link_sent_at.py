@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscribers', '0001_initial'),
+        ("subscribers", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='subscriber',
-            name='manage_link_sent_at',
+            model_name="subscriber",
+            name="manage_link_sent_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -24,7 +24,6 @@ def give_every_subscriber_a_public_id(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("subscribers", "0002_manage_link_sent_at"),
     ]

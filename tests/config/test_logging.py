@@ -6,7 +6,9 @@ from config.logging import JsonFormatter, log_event
 
 def test_it_logs_one_plain_line_with_the_fields_as_pairs(caplog):
     caplog.set_level(logging.INFO)
-    log_event(logging.getLogger("paperboy.test"), "ingest.feed", feed_id=3, new=12, url="https://a.example/rss", error="")
+    log_event(
+        logging.getLogger("paperboy.test"), "ingest.feed", feed_id=3, new=12, url="https://a.example/rss", error=""
+    )
     assert caplog.messages == ['ingest.feed feed_id=3 new=12 url=https://a.example/rss error=""']
 
 

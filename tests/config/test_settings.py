@@ -61,8 +61,15 @@ def test_eml_backend_writes_one_file_per_message(tmp_path, settings):
 def _start_settings(env: dict) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
     return subprocess.run(
-        [sys.executable, "-c", "import django; from django.conf import settings; django.setup(); print(settings.DEBUG)"],
-        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import django; from django.conf import settings; django.setup(); print(settings.DEBUG)",
+        ],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
     )
 
 
@@ -115,7 +122,9 @@ def test_celery_app_loads_config_from_django_settings():
     assert app.conf.task_reject_on_worker_lost is True
 
 
-def test_the_embedded_sqlite_database_runs_in_wal_mode_without_waiting_for_the_disk_on_commit(tmp_path, django_db_blocker):
+def test_the_embedded_sqlite_database_runs_in_wal_mode_without_waiting_for_the_disk_on_commit(
+    tmp_path, django_db_blocker
+):
     import sqlite3
 
     from django.db.backends.sqlite3.base import DatabaseWrapper

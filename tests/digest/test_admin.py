@@ -16,7 +16,12 @@ QUERY_BOUND = 15
 
 
 def make_paper(guid: str, **fields) -> Paper:
-    defaults = {"title": f"Paper {guid}", "abstract": "An abstract.", "authors": ["Ada Lovelace"], "categories": ["cs.LG"]}
+    defaults = {
+        "title": f"Paper {guid}",
+        "abstract": "An abstract.",
+        "authors": ["Ada Lovelace"],
+        "categories": ["cs.LG"],
+    }
     return Paper.objects.create(guid=guid, **{**defaults, **fields})
 
 
@@ -24,10 +29,17 @@ def make_paper(guid: str, **fields) -> Paper:
 def many_rows(db):
     """ROWS of everything the admin lists, made in bulk."""
     feeds = Feed.objects.bulk_create(
-        Feed(url=f"https://feeds.example/{i}", name=f"Feed {i}", last_polled_at=timezone.now(), last_new=i) for i in range(ROWS)
+        Feed(url=f"https://feeds.example/{i}", name=f"Feed {i}", last_polled_at=timezone.now(), last_new=i)
+        for i in range(ROWS)
     )
     papers = Paper.objects.bulk_create(
-        Paper(guid=f"g{i}", arxiv_id=f"2611.{i:05d}", title=f"Paper {i}", authors=[f"Author {i}"], categories=["cs.LG", "cs.AI"])
+        Paper(
+            guid=f"g{i}",
+            arxiv_id=f"2611.{i:05d}",
+            title=f"Paper {i}",
+            authors=[f"Author {i}"],
+            categories=["cs.LG", "cs.AI"],
+        )
         for i in range(ROWS)
     )
     PaperSource.objects.bulk_create(PaperSource(paper=p, feed=feeds[i % 3]) for i, p in enumerate(papers))
@@ -68,7 +80,9 @@ def test_each_changelist_loads_a_thousand_rows_with_a_bounded_number_of_queries(
     with django_assert_max_num_queries(QUERY_BOUND):
         response = client.get(url)
     assert response.status_code == 200
-    assert re.search(rf"\b{ROWS} (papers|feeds|match runs|candidates|deliveries|topics|subscribers)\b", response.content.decode())
+    assert re.search(
+        rf"\b{ROWS} (papers|feeds|match runs|candidates|deliveries|topics|subscribers)\b", response.content.decode()
+    )
 
 
 # --- Papers -------------------------------------------------------------------------------------
@@ -91,8 +105,13 @@ def test_the_paper_list_shows_sources_categories_and_upvotes(client, staff):
 @pytest.mark.parametrize("query", ["diffusion", "denoising score", "Hinton", "2611.01234"])
 @pytest.mark.django_db
 def test_papers_are_found_by_title_abstract_author_or_arxiv_id(client, staff, query):
-    make_paper("hit", arxiv_id="2611.01234", title="Diffusion in a nutshell", abstract="We study denoising score matching.",
-               authors=["Geoffrey Hinton"])
+    make_paper(
+        "hit",
+        arxiv_id="2611.01234",
+        title="Diffusion in a nutshell",
+        abstract="We study denoising score matching.",
+        authors=["Geoffrey Hinton"],
+    )
     make_paper("miss", arxiv_id="2611.09999", title="Graphs", abstract="Nothing of it.", authors=["Someone Else"])
     html = client.get("/admin/digest/paper/", {"q": query}).content.decode()
     assert "Diffusion in a nutshell" in html
@@ -141,8 +160,12 @@ def test_a_papers_raw_fields_are_read_only(client, staff):
 
 @pytest.mark.django_db
 def test_the_feed_list_shows_status_at_a_glance(client, staff):
-    Feed.objects.create(url="https://a.example/rss", name="Good feed", last_polled_at=timezone.now(), last_new=7, last_updated=2)
-    Feed.objects.create(url="https://b.example/rss", name="Bad feed", last_polled_at=timezone.now(), last_error="HTTP 503 from server")
+    Feed.objects.create(
+        url="https://a.example/rss", name="Good feed", last_polled_at=timezone.now(), last_new=7, last_updated=2
+    )
+    Feed.objects.create(
+        url="https://b.example/rss", name="Bad feed", last_polled_at=timezone.now(), last_error="HTTP 503 from server"
+    )
     Feed.objects.create(url="https://c.example/rss", name="New feed")
     html = client.get("/admin/digest/feed/").content.decode()
     assert "7 new, 2 updated, 0 unchanged, 0 skipped" in html
@@ -155,9 +178,13 @@ def test_the_feed_list_shows_status_at_a_glance(client, staff):
 def test_poll_now_queues_the_feed_to_a_worker_which_ingests_it(
     client, staff, shared_feed, django_capture_on_commit_callbacks
 ):
-    feed = Feed.objects.create(url=shared_feed("arxiv_rss2_2026-04-27_cs.AI_trimmed_3items.xml").as_uri(), enabled=False)
+    feed = Feed.objects.create(
+        url=shared_feed("arxiv_rss2_2026-04-27_cs.AI_trimmed_3items.xml").as_uri(), enabled=False
+    )
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        response = client.post("/admin/digest/feed/", {"action": "poll_now", "_selected_action": [feed.pk]}, follow=True)
+        response = client.post(
+            "/admin/digest/feed/", {"action": "poll_now", "_selected_action": [feed.pk]}, follow=True
+        )
     assert "Queued 1 feed(s) for polling" in response.content.decode()
     assert len(queued) == 1 and Paper.objects.count() == 0  # nothing ran inside the request
     queued[0]()  # the commit happens: the (eager) worker task polls the feed
@@ -184,7 +211,9 @@ def test_feeds_can_be_disabled_and_enabled(client, staff):
 def test_candidates_and_match_runs_are_read_only(client, staff):
     run = MatchRun.objects.create(papers=3, chunks=4, chunks_done=4, finished_at=timezone.now())
     subscriber = Subscriber.objects.create(email="a@example.org", status="active")
-    candidate = Candidate.objects.create(subscriber=subscriber, paper=make_paper("a"), score=0.7, reason="Keyword: NeRF")
+    candidate = Candidate.objects.create(
+        subscriber=subscriber, paper=make_paper("a"), score=0.7, reason="Keyword: NeRF"
+    )
     assert "Keyword: NeRF" in client.get("/admin/digest/candidate/").content.decode()
     assert "4/4" in client.get("/admin/digest/matchrun/").content.decode()
     assert client.get(f"/admin/digest/candidate/{candidate.pk}/change/").status_code == 200
@@ -198,11 +227,22 @@ def test_candidates_and_match_runs_are_read_only(client, staff):
 def failed_delivery(email: str = "reader@example.org", status: str = "active") -> Delivery:
     subscriber = Subscriber.objects.create(email=email, status=status)
     delivery = Delivery.objects.create(
-        subscriber=subscriber, period="2026-11-26", scheduled_for=timezone.now(), status="failed", attempts=1,
-        message_id="<fixed@paperboy.test>", paper_count=1, last_error="SMTPRecipientsRefused: 550 mailbox full",
+        subscriber=subscriber,
+        period="2026-11-26",
+        scheduled_for=timezone.now(),
+        status="failed",
+        attempts=1,
+        message_id="<fixed@paperboy.test>",
+        paper_count=1,
+        last_error="SMTPRecipientsRefused: 550 mailbox full",
     )
-    Candidate.objects.create(subscriber=subscriber, paper=make_paper(f"p-{email}", title="Retried paper"), score=0.9,
-                             reason="Keyword: retry", delivery=delivery)
+    Candidate.objects.create(
+        subscriber=subscriber,
+        paper=make_paper(f"p-{email}", title="Retried paper"),
+        score=0.9,
+        reason="Keyword: retry",
+        delivery=delivery,
+    )
     return delivery
 
 
@@ -210,8 +250,11 @@ def failed_delivery(email: str = "reader@example.org", status: str = "active") -
 def test_deliveries_show_status_attempts_error_and_message_id_and_filter_by_status_and_day(client, staff):
     failed = failed_delivery()
     sent = Delivery.objects.create(
-        subscriber=Subscriber.objects.create(email="ok@example.org", status="active"), period="2026-11-20",
-        scheduled_for=timezone.now() - timedelta(days=6), status="sent", message_id="<sent@paperboy.test>",
+        subscriber=Subscriber.objects.create(email="ok@example.org", status="active"),
+        period="2026-11-20",
+        scheduled_for=timezone.now() - timedelta(days=6),
+        status="sent",
+        message_id="<sent@paperboy.test>",
     )
     html = client.get("/admin/digest/delivery/").content.decode()
     assert "SMTPRecipientsRefused: 550 mailbox full" in html and "&lt;fixed@paperboy.test&gt;" in html
@@ -233,8 +276,10 @@ def test_retry_failed_sends_the_same_digest_again_and_leaves_other_deliveries_al
 ):
     failed = failed_delivery()
     sent = Delivery.objects.create(
-        subscriber=Subscriber.objects.create(email="ok@example.org", status="active"), period="2026-11-26",
-        scheduled_for=timezone.now(), status="sent",
+        subscriber=Subscriber.objects.create(email="ok@example.org", status="active"),
+        period="2026-11-26",
+        scheduled_for=timezone.now(),
+        status="sent",
     )
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -276,16 +321,22 @@ def test_topics_list_how_many_active_subscribers_follow_them(client, staff):
 @pytest.mark.django_db
 def test_a_topic_page_previews_the_recent_papers_its_words_would_match(client, staff):
     topic = Topic.objects.create(
-        slug="nerf", name="Neural fields", description="Neural radiance fields for view synthesis", keywords='"neural radiance field", NeRF'
+        slug="nerf",
+        name="Neural fields",
+        description="Neural radiance fields for view synthesis",
+        keywords='"neural radiance field", NeRF',
     )
-    make_paper("hit", title="Faster NeRF training with hash grids", abstract="Neural radiance fields train slowly; we fix it.")
+    make_paper(
+        "hit", title="Faster NeRF training with hash grids", abstract="Neural radiance fields train slowly; we fix it."
+    )
     make_paper("other", title="Protein folding with transformers", abstract="Proteins fold; we predict how.")
     html = client.get(f"/admin/subscribers/topic/{topic.pk}/change/").content.decode()
     assert "Papers this topic would match now" in html
     assert "Faster NeRF training with hash grids" in html
     assert "Protein folding with transformers" not in html
     html = client.get(
-        f"/admin/subscribers/topic/{topic.pk}/change/", {"preview_description": "protein structure", "preview_keywords": "protein"}
+        f"/admin/subscribers/topic/{topic.pk}/change/",
+        {"preview_description": "protein structure", "preview_keywords": "protein"},
     ).content.decode()
     assert "Protein folding with transformers" in html
     assert "Faster NeRF training with hash grids" not in html
@@ -310,16 +361,29 @@ def test_subscribers_are_searched_by_email_and_filtered_by_status(client, staff)
 def test_the_subscriber_page_shows_preferences_and_saves_them_through_the_service(client, staff):
     topic = Topic.objects.create(slug="nerf", name="Neural fields", description="d")
     subscriber = Subscriber.objects.create(
-        email="alice@uni.example", status="active", keywords="NeRF", delivery_hour=8, timezone="Europe/Paris",
+        email="alice@uni.example",
+        status="active",
+        keywords="NeRF",
+        delivery_hour=8,
+        timezone="Europe/Paris",
         next_delivery_at=datetime(2026, 11, 27, 7, tzinfo=UTC),
     )
     url = f"/admin/subscribers/subscriber/{subscriber.pk}/change/"
     html = client.get(url).content.decode()
     assert "NeRF" in html and "Europe/Paris" in html and "Preview next digest" in html and "Last digests" in html
     form = {
-        "topics": [topic.pk], "keywords": "NeRF, -medical", "interests": "view synthesis", "categories": ["cs.CV"],
-        "category_mode": "boost", "authors": "Ada Lovelace\n  Alan   Turing", "frequency": "daily", "weekday": 0, "delivery_hour": 18,
-        "timezone": "Europe/Paris", "max_papers": 5, "_save": "Save",
+        "topics": [topic.pk],
+        "keywords": "NeRF, -medical",
+        "interests": "view synthesis",
+        "categories": ["cs.CV"],
+        "category_mode": "boost",
+        "authors": "Ada Lovelace\n  Alan   Turing",
+        "frequency": "daily",
+        "weekday": 0,
+        "delivery_hour": 18,
+        "timezone": "Europe/Paris",
+        "max_papers": 5,
+        "_save": "Save",
     }
     response = client.post(url, form)
     assert response.status_code == 302, response.content.decode()[:3000]
@@ -347,7 +411,9 @@ def test_pause_resume_and_unsubscribe_go_through_the_services(client, staff):
     client.post("/admin/subscribers/subscriber/", {"action": "resume", "_selected_action": [active.pk, pending.pk]})
     active.refresh_from_db()
     assert active.status == "active" and active.next_delivery_at is not None  # rescheduled by the service
-    client.post("/admin/subscribers/subscriber/", {"action": "unsubscribe", "_selected_action": [active.pk, pending.pk]})
+    client.post(
+        "/admin/subscribers/subscriber/", {"action": "unsubscribe", "_selected_action": [active.pk, pending.pk]}
+    )
     assert set(Subscriber.objects.values_list("status", flat=True)) == {"unsubscribed"}
     assert Subscriber.objects.get(pk=active.pk).unsubscribed_at is not None
 
@@ -358,33 +424,45 @@ def test_resend_confirmation_emails_pending_subscribers_once_an_hour(client, sta
     active = Subscriber.objects.create(email="a@example.org", status="active")
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            "/admin/subscribers/subscriber/", {"action": "resend_confirmation", "_selected_action": [pending.pk, active.pk]},
+            "/admin/subscribers/subscriber/",
+            {"action": "resend_confirmation", "_selected_action": [pending.pk, active.pk]},
             follow=True,
         )
     assert "1 confirmation email(s) queued" in response.content.decode()
     assert [m.to for m in mail.outbox] == [["p@example.org"]]
     with django_capture_on_commit_callbacks(execute=True):
-        client.post("/admin/subscribers/subscriber/", {"action": "resend_confirmation", "_selected_action": [pending.pk]})
+        client.post(
+            "/admin/subscribers/subscriber/", {"action": "resend_confirmation", "_selected_action": [pending.pk]}
+        )
     assert len(mail.outbox) == 1
 
 
 def subscriber_with_waiting_papers(email: str = "reader@example.org") -> Subscriber:
     subscriber = Subscriber.objects.create(email=email, status="active", max_papers=2, keywords="NeRF")
     for i, title in enumerate(["NeRF in the wild", "Instant NeRF", "NeRF for robots"]):
-        Candidate.objects.create(subscriber=subscriber, paper=make_paper(f"{email}-{i}", title=title, url=f"https://arxiv.org/abs/2611.0000{i}"),
-                                 score=1 - i / 10, reason="Keyword: NeRF")
+        Candidate.objects.create(
+            subscriber=subscriber,
+            paper=make_paper(f"{email}-{i}", title=title, url=f"https://arxiv.org/abs/2611.0000{i}"),
+            score=1 - i / 10,
+            reason="Keyword: NeRF",
+        )
     return subscriber
 
 
 def nothing_recorded(subscriber: Subscriber) -> bool:
-    return not Delivery.objects.exists() and not Candidate.objects.filter(subscriber=subscriber, delivery__isnull=False).exists()
+    return (
+        not Delivery.objects.exists()
+        and not Candidate.objects.filter(subscriber=subscriber, delivery__isnull=False).exists()
+    )
 
 
 @pytest.mark.django_db
 def test_send_a_preview_to_me_emails_the_staff_member_and_records_nothing(client, staff):
     subscriber = subscriber_with_waiting_papers()
     response = client.post(
-        "/admin/subscribers/subscriber/", {"action": "send_preview_to_me", "_selected_action": [subscriber.pk]}, follow=True
+        "/admin/subscribers/subscriber/",
+        {"action": "send_preview_to_me", "_selected_action": [subscriber.pk]},
+        follow=True,
     )
     assert "Sent 1 preview(s) to ops@example.org" in response.content.decode()
     assert len(mail.outbox) == 1
@@ -402,11 +480,21 @@ def test_the_digests_page_shows_each_digest_and_what_it_contained(client, staff,
     subscriber = subscriber_with_waiting_papers()
     for day in range(5):
         delivery = Delivery.objects.create(
-            subscriber=subscriber, period=f"2026-11-{20 + day}", scheduled_for=timezone.now() - timedelta(days=5 - day),
-            status="sent", subject=f"Digest {day}", paper_count=1, message_id=f"<m{day}@x>",
+            subscriber=subscriber,
+            period=f"2026-11-{20 + day}",
+            scheduled_for=timezone.now() - timedelta(days=5 - day),
+            status="sent",
+            subject=f"Digest {day}",
+            paper_count=1,
+            message_id=f"<m{day}@x>",
         )
-        Candidate.objects.create(subscriber=subscriber, paper=make_paper(f"old{day}", title=f"Old paper {day}"), score=0.5,
-                                 reason="Keyword: NeRF", delivery=delivery)
+        Candidate.objects.create(
+            subscriber=subscriber,
+            paper=make_paper(f"old{day}", title=f"Old paper {day}"),
+            score=0.5,
+            reason="Keyword: NeRF",
+            delivery=delivery,
+        )
     with django_assert_max_num_queries(QUERY_BOUND):
         response = client.get(f"/admin/subscribers/subscriber/{subscriber.pk}/digests/")
     html = response.content.decode()
@@ -455,12 +543,20 @@ def test_the_preview_of_a_subscriber_with_nothing_waiting_says_so(client, staff)
 
 @pytest.mark.django_db
 def test_the_subscriber_page_checks_preferences_like_the_manage_page(client, staff):
-    subscriber = Subscriber.objects.create(email="alice@uni.example", status="active", keywords="NeRF", authors=["Ada Lovelace"])
+    subscriber = Subscriber.objects.create(
+        email="alice@uni.example", status="active", keywords="NeRF", authors=["Ada Lovelace"]
+    )
     url = f"/admin/subscribers/subscriber/{subscriber.pk}/change/"
     assert "Ada Lovelace</textarea>" in client.get(url).content.decode()
     form = {
-        "keywords": "NeRF", "category_mode": "boost", "frequency": "daily", "weekday": 0, "delivery_hour": 8,
-        "timezone": "Mars/Olympus_Mons", "max_papers": 500, "_save": "Save",
+        "keywords": "NeRF",
+        "category_mode": "boost",
+        "frequency": "daily",
+        "weekday": 0,
+        "delivery_hour": 8,
+        "timezone": "Mars/Olympus_Mons",
+        "max_papers": 500,
+        "_save": "Save",
     }
     response = client.post(url, form)
     assert response.status_code == 200
@@ -474,13 +570,17 @@ def test_the_subscriber_page_checks_preferences_like_the_manage_page(client, sta
 def test_a_preview_needs_an_admin_address_and_a_small_selection(client, staff):
     people = [Subscriber.objects.create(email=f"r{i}@example.org", status="active") for i in range(11)]
     response = client.post(
-        "/admin/subscribers/subscriber/", {"action": "send_preview_to_me", "_selected_action": [p.pk for p in people]}, follow=True
+        "/admin/subscribers/subscriber/",
+        {"action": "send_preview_to_me", "_selected_action": [p.pk for p in people]},
+        follow=True,
     )
     assert "Select at most 10 subscribers to preview." in response.content.decode()
     staff.email = ""
     staff.save()
     response = client.post(
-        "/admin/subscribers/subscriber/", {"action": "send_preview_to_me", "_selected_action": [people[0].pk]}, follow=True
+        "/admin/subscribers/subscriber/",
+        {"action": "send_preview_to_me", "_selected_action": [people[0].pk]},
+        follow=True,
     )
     assert "Your admin account has no email address" in response.content.decode()
     assert mail.outbox == []

@@ -33,9 +33,11 @@ def page(chromium):
     # Any blocked script or style (our Content-Security-Policy) shows up here; the favicon we lack does not count.
     page.on(
         "console",
-        lambda msg: page.errors.append(f"{msg.text} {msg.location}")
-        if msg.type == "error" and "favicon.ico" not in msg.location.get("url", "")
-        else None,
+        lambda msg: (
+            page.errors.append(f"{msg.text} {msg.location}")
+            if msg.type == "error" and "favicon.ico" not in msg.location.get("url", "")
+            else None
+        ),
     )
     yield page
 
@@ -51,9 +53,15 @@ def a_month_of_history() -> Subscriber:
     now = timezone.now()
     topics = list(Topic.objects.all())
     feeds = [
-        Feed.objects.create(url=f"https://rss.arxiv.org/rss/{cat}", name=f"arXiv {cat}", last_polled_at=now, last_success_at=now)
+        Feed.objects.create(
+            url=f"https://rss.arxiv.org/rss/{cat}", name=f"arXiv {cat}", last_polled_at=now, last_success_at=now
+        )
         for cat in ("cs.LG", "cs.CV", "cs.CL")
-    ] + [Feed.objects.create(url="https://huggingface.co/api/daily_papers", name="Hugging Face daily", last_success_at=now)]
+    ] + [
+        Feed.objects.create(
+            url="https://huggingface.co/api/daily_papers", name="Hugging Face daily", last_success_at=now
+        )
+    ]
     for i in range(240):
         paper = Paper.objects.create(guid=f"history-{i}", title=f"History paper {i}")
         sighting = PaperSource.objects.create(paper=paper, feed=feeds[i % len(feeds)])
@@ -63,7 +71,9 @@ def a_month_of_history() -> Subscriber:
         status = rng.choices(["active", "pending", "paused", "unsubscribed"], [7, 1, 1, 1])[0]
         person = Subscriber.objects.create(email=f"reader{i}@example.org", status=status)
         backdate(
-            Subscriber, person, created_at=created,
+            Subscriber,
+            person,
+            created_at=created,
             confirmed_at=created + timedelta(hours=2) if status != "pending" else None,
             unsubscribed_at=created + timedelta(days=rng.randrange(1, 10)) if status == "unsubscribed" else None,
         )
@@ -71,10 +81,15 @@ def a_month_of_history() -> Subscriber:
         for day in range(0, 30 - i // 3, 2):
             sent_at = now - timedelta(days=day, hours=1)
             Delivery.objects.create(
-                subscriber=person, period=f"d{day}", scheduled_for=sent_at,
-                status="failed" if rng.random() < 0.05 else "sent", sent_at=sent_at,
+                subscriber=person,
+                period=f"d{day}",
+                scheduled_for=sent_at,
+                status="failed" if rng.random() < 0.05 else "sent",
+                sent_at=sent_at,
             )
-    reader = Subscriber.objects.create(email="grace@example.org", status="active", max_papers=5, keywords="diffusion, NeRF")
+    reader = Subscriber.objects.create(
+        email="grace@example.org", status="active", max_papers=5, keywords="diffusion, NeRF"
+    )
     for score, paper in enumerate(Paper.objects.filter(feeds__url__startswith="seeds/")[:6]):
         Candidate.objects.create(subscriber=reader, paper=paper, score=1 - score / 10, reason="Keyword: diffusion")
     return reader

@@ -26,10 +26,15 @@ def deliveries():
     rows = []
     for n in range(3):
         subscriber = Subscriber.objects.create(email=f"reader{n}@example.org", status=Subscriber.Status.ACTIVE)
-        rows.append(Delivery.objects.create(
-            subscriber=subscriber, period="2026-11-26", scheduled_for=CLAIMED, status=Delivery.Status.SENDING,
-            claimed_at=CLAIMED,
-        ))
+        rows.append(
+            Delivery.objects.create(
+                subscriber=subscriber,
+                period="2026-11-26",
+                scheduled_for=CLAIMED,
+                status=Delivery.Status.SENDING,
+                claimed_at=CLAIMED,
+            )
+        )
     return rows
 
 
@@ -44,7 +49,12 @@ def test_row_exists_answers_like_the_orm(deliveries):
 def test_update_rows_matches_a_datetime_to_the_microsecond_and_stores_what_the_orm_would(deliveries):
     first = deliveries[0]
     sent_at = datetime(2026, 11, 26, 7, 0, 5, tzinfo=UTC)
-    changes = {"status": Delivery.Status.SENT, "sent_at": sent_at, "subject": "3 new papers on ‘fields’", "next_attempt_at": None}
+    changes = {
+        "status": Delivery.Status.SENT,
+        "sent_at": sent_at,
+        "subject": "3 new papers on ‘fields’",
+        "next_attempt_at": None,
+    }
 
     assert update_rows(Delivery, changes, id=first.id, status=Delivery.Status.SENDING, claimed_at=CLAIMED) == 1
     # The compare-and-set: the row is no longer `sending`, so a second writer changes nothing.
@@ -66,12 +76,17 @@ def test_update_rows_misses_a_row_claimed_at_another_moment(deliveries):
 def test_update_each_writes_each_row_its_own_values_and_leaves_the_others(deliveries):
     first, second, untouched = deliveries
     changed = update_each(
-        Delivery, ("paper_count", "more_count", "message_id"),
+        Delivery,
+        ("paper_count", "more_count", "message_id"),
         {first.id: (10, 41, "<a@paperboy>"), second.id: (3, 0, "<b'quote\"@paperboy>")},
     )
     assert changed == 2
     rows = {d.id: (d.paper_count, d.more_count, d.message_id) for d in Delivery.objects.all()}
-    assert rows == {first.id: (10, 41, "<a@paperboy>"), second.id: (3, 0, "<b'quote\"@paperboy>"), untouched.id: (0, 0, "")}
+    assert rows == {
+        first.id: (10, 41, "<a@paperboy>"),
+        second.id: (3, 0, "<b'quote\"@paperboy>"),
+        untouched.id: (0, 0, ""),
+    }
     assert update_each(Delivery, ("paper_count",), {}) == 0
 
 
@@ -82,8 +97,11 @@ def test_update_each_by_another_key_and_only_where_unset_leaves_set_rows_alone(d
     taken = Candidate.objects.create(subscriber=second.subscriber, paper=paper, score=1, reason="r", delivery=second)
 
     changed = update_each(
-        Candidate, ("delivery",), {first.subscriber_id: (first.id,), second.subscriber_id: (first.id,)},
-        key="subscriber", only_unset=True,
+        Candidate,
+        ("delivery",),
+        {first.subscriber_id: (first.id,), second.subscriber_id: (first.id,)},
+        key="subscriber",
+        only_unset=True,
     )
 
     assert changed == 1
@@ -96,7 +114,12 @@ def test_insert_rows_stores_what_bulk_create_would_and_skips_conflicts(deliverie
     other = Subscriber.objects.create(email="other@example.org", status=Subscriber.Status.ACTIVE)
     rows = [
         {"subscriber_id": subscriber.id, "period": "2026-11-27", "scheduled_for": CLAIMED, "queued_at": CLAIMED},
-        {"subscriber_id": subscriber.id, "period": "2026-11-26", "scheduled_for": CLAIMED, "queued_at": CLAIMED},  # exists
+        {
+            "subscriber_id": subscriber.id,
+            "period": "2026-11-26",
+            "scheduled_for": CLAIMED,
+            "queued_at": CLAIMED,
+        },  # exists
     ]
 
     insert_rows(Delivery, rows, ignore_conflicts=True)

@@ -25,7 +25,8 @@ def test_the_committed_seed_feed_is_what_the_script_builds(tmp_path):
     output = tmp_path / "feed.xml"
     subprocess.run(
         [sys.executable, str(SEEDS / "build_seed_feed.py"), str(SEEDS / "trending-papers-page.txt"), str(output)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     assert output.read_bytes() == (SEEDS / "trending-papers.xml").read_bytes()
 
@@ -63,7 +64,8 @@ def test_every_topic_is_described_and_every_seed_paper_is_covered_by_a_topic():
     keywords = [k for t in topics for k in included_keywords(t["keywords"])]
     parsed = parse_document((SEEDS / "trending-papers.xml").read_bytes())
     uncovered = [
-        p.title for p in parsed.papers
+        p.title
+        for p in parsed.papers
         if not any(re.search(rf"\b{re.escape(k)}\b", f"{p.title} {p.abstract}".lower()) for k in keywords)
     ]
     assert uncovered == [], uncovered

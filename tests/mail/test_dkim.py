@@ -84,9 +84,7 @@ def test_the_eml_backend_writes_a_signed_message_that_verifies(dkim_settings, ke
 def test_the_signature_survives_a_real_smtp_conversation(dkim_settings, key_pair):
     subscriber, candidates, delivery = make_digest()
     with SmtpSink() as sink:
-        connection = mail.get_connection(
-            SMTP_BACKEND, host=sink.host, port=sink.port, timeout=10
-        )
+        connection = mail.get_connection(SMTP_BACKEND, host=sink.host, port=sink.port, timeout=10)
         build_digest_message(subscriber, candidates, 3, delivery=delivery, connection=connection).send()
 
         [received] = sink.received

@@ -44,9 +44,15 @@ def assert_reads_the_same(message) -> bytes:
 
 def plain(subject="Hello", body="Plain words.\n", html="<p>Plain words.</p>\n", **kwargs):
     message = SignedEmailMultiAlternatives(
-        subject=subject, body=body, from_email=kwargs.pop("from_email", "Paperboy <digest@paperboy.example.org>"),
+        subject=subject,
+        body=body,
+        from_email=kwargs.pop("from_email", "Paperboy <digest@paperboy.example.org>"),
         to=kwargs.pop("to", ["ada@example.org"]),
-        headers={"Message-ID": "<1@paperboy.example.org>", "Date": "Thu, 26 Nov 2026 07:00:00 GMT", **kwargs.pop("headers", {})},
+        headers={
+            "Message-ID": "<1@paperboy.example.org>",
+            "Date": "Thu, 26 Nov 2026 07:00:00 GMT",
+            **kwargs.pop("headers", {}),
+        },
         **kwargs,
     )
     message.attach_alternative(html, "text/html")
@@ -67,7 +73,10 @@ def test_a_confirmation_email_reads_the_same():
 
 
 def test_non_ascii_subjects_and_names_are_encoded_words():
-    message = plain(subject="3 new papers on Schrödinger bridges — and ∇ fields", from_email="Paperböy <digest@paperboy.example.org>")
+    message = plain(
+        subject="3 new papers on Schrödinger bridges — and ∇ fields",
+        from_email="Paperböy <digest@paperboy.example.org>",
+    )
     raw = assert_reads_the_same(message)
 
     assert raw.isascii() or b"=?utf-8?" in raw.split(b"\r\n\r\n", 1)[0]
@@ -116,9 +125,17 @@ def test_a_header_with_a_line_break_is_refused_as_django_refuses_it():
         message.message_bytes()
 
 
-@pytest.mark.parametrize("address", [
-    "ada@example.org", "a.b+digest@mail.example.co.uk", "Paperboy <digest@paperboy.example.org>",
-    "Paperböy <digest@paperboy.example.org>", "ädä@example.org", "grace@exämple.org", '"a..b"@example.org',
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ada@example.org",
+        "a.b+digest@mail.example.co.uk",
+        "Paperboy <digest@paperboy.example.org>",
+        "Paperböy <digest@paperboy.example.org>",
+        "ädä@example.org",
+        "grace@exämple.org",
+        '"a..b"@example.org',
+    ],
+)
 def test_sanitized_address_is_djangos_sanitize_address(address):
     assert sanitized_address(address) == sanitize_address(address, "utf-8")

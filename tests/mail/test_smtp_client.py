@@ -213,8 +213,10 @@ def test_quitting_in_the_middle_of_a_message_hangs_up_and_sends_nothing(server):
     assert server.received == []
 
 
-@given(st.from_regex(r"[a-z0-9.+_-]{1,12}@[a-z0-9-]{1,8}(\.[a-z]{2,4}){0,2}", fullmatch=True)
-       | st.sampled_from(["Paperboy <paperboy@example.org>", '"Doe, J." <j@example.org>', "<a@b>", "x"]))
+@given(
+    st.from_regex(r"[a-z0-9.+_-]{1,12}@[a-z0-9-]{1,8}(\.[a-z]{2,4}){0,2}", fullmatch=True)
+    | st.sampled_from(["Paperboy <paperboy@example.org>", '"Doe, J." <j@example.org>', "<a@b>", "x"])
+)
 def test_addresses_are_quoted_as_smtplib_quotes_them(address):
     assert smtp_client.quoted_address(address) == smtplib.quoteaddr(address)
 

@@ -15,7 +15,9 @@ from tests.support.digest_samples import make_digest
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_unsubscribed_reader_signs_up_again_and_resubscribes_with_their_kept_preferences(browser_page, live_server, settings):
+def test_an_unsubscribed_reader_signs_up_again_and_resubscribes_with_their_kept_preferences(
+    browser_page, live_server, settings
+):
     settings.SITE_URL = live_server.url
     topic = Topic.objects.create(slug="nerf", name="Neural fields", description="NeRFs and 3D reconstruction.")
     reader = Subscriber.objects.create(email="grace@example.org", status="unsubscribed", keywords="mine", max_papers=5)

@@ -15,8 +15,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def topics():
     return [
-        Topic.objects.create(slug="nerf", name="Neural fields", description="NeRFs, Gaussian splatting and 3D reconstruction.", position=1),
-        Topic.objects.create(slug="llm-efficiency", name="Efficient LLMs", description="Making attention and inference cheaper.", position=2),
+        Topic.objects.create(
+            slug="nerf",
+            name="Neural fields",
+            description="NeRFs, Gaussian splatting and 3D reconstruction.",
+            position=1,
+        ),
+        Topic.objects.create(
+            slug="llm-efficiency",
+            name="Efficient LLMs",
+            description="Making attention and inference cheaper.",
+            position=2,
+        ),
     ]
 
 
@@ -28,7 +38,9 @@ def test_a_visitor_signs_up_confirms_changes_a_preference_and_unsubscribes(brows
         page.goto(live_server.url + "/")
         screenshot(page, "signup")
         assert page.locator("h1").inner_text().startswith("The week's trending papers")
-        assert page.locator("select[name=timezone]").input_value() == "Europe/Berlin", "zone pre-filled from the browser"
+        assert page.locator("select[name=timezone]").input_value() == "Europe/Berlin", (
+            "zone pre-filled from the browser"
+        )
         assert page.locator(".weekday").is_hidden(), "weekday only matters for weekly digests"
 
         page.get_by_label("Your email address").fill("grace@example.org")

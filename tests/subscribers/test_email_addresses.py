@@ -25,13 +25,15 @@ def _fresh_rate_limits():
 
 
 @pytest.mark.parametrize("address", NON_ASCII_LOCAL_PARTS)
-def test_the_signup_page_refuses_a_non_ascii_local_part_with_a_clear_message(client, address, django_capture_on_commit_callbacks):
+def test_the_signup_page_refuses_a_non_ascii_local_part_with_a_clear_message(
+    client, address, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/", form(email=address))
 
     html = response.content.decode()
     assert response.status_code == 400
-    field = html[html.index('id="field-email"'):][:1200]
+    field = html[html.index('id="field-email"') :][:1200]
     assert "accented or non-Latin letters before the @" in field
     assert not Subscriber.objects.exists() and not mail.outbox
 
@@ -58,15 +60,27 @@ def test_the_admin_cannot_add_subscribers_or_change_an_address(client):
     subscriber = Subscriber.objects.create(email="ada@example.org", status="active", keywords="x")
 
     assert client.get("/admin/subscribers/subscriber/add/").status_code == 403
-    client.post(f"/admin/subscribers/subscriber/{subscriber.pk}/change/", {
-        "email": "jörg@example.org", "keywords": "x", "category_mode": "boost", "frequency": "daily",
-        "weekday": 0, "delivery_hour": 8, "timezone": "UTC", "max_papers": 10, "_save": "Save",
-    })
+    client.post(
+        f"/admin/subscribers/subscriber/{subscriber.pk}/change/",
+        {
+            "email": "jörg@example.org",
+            "keywords": "x",
+            "category_mode": "boost",
+            "frequency": "daily",
+            "weekday": 0,
+            "delivery_hour": 8,
+            "timezone": "UTC",
+            "max_papers": 10,
+            "_save": "Save",
+        },
+    )
     subscriber.refresh_from_db()
     assert subscriber.email == "ada@example.org"
 
 
-def test_an_internationalised_domain_is_stored_in_its_ascii_form_and_mailed_there(client, django_capture_on_commit_callbacks):
+def test_an_internationalised_domain_is_stored_in_its_ascii_form_and_mailed_there(
+    client, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post("/", form(email="Ana@Bücher.example")).status_code == 302
 

@@ -46,8 +46,15 @@ def topics():
 def known(status: str, topic: Topic, email: str | None = None) -> Subscriber:
     confirmed = status != Status.PENDING
     subscriber = Subscriber.objects.create(
-        email=email or f"{status}@example.org", status=status, keywords="mine, -noise", interests="my own words",
-        categories=["cs.CV"], authors=["Ada Lovelace"], timezone="Europe/Paris", delivery_hour=7, max_papers=5,
+        email=email or f"{status}@example.org",
+        status=status,
+        keywords="mine, -noise",
+        interests="my own words",
+        categories=["cs.CV"],
+        authors=["Ada Lovelace"],
+        timezone="Europe/Paris",
+        delivery_hour=7,
+        max_papers=5,
         confirmed_at=timezone.now() - timedelta(days=100) if confirmed else None,
         unsubscribed_at=timezone.now() - timedelta(days=3) if status == Status.UNSUBSCRIBED else None,
         bounce_count=3 if status == Status.BOUNCED else 0,
@@ -61,19 +68,40 @@ def known(status: str, topic: Topic, email: str | None = None) -> Subscriber:
 
 def stored(subscriber: Subscriber) -> dict:
     row = Subscriber.objects.get(pk=subscriber.pk)
-    return {**{k: v for k, v in model_to_dict(row).items() if k not in EMAIL_STAMPS},
-            "topics": sorted(t.slug for t in row.topics.all()), "public_id": row.public_id, "created_at": row.created_at,
-            "confirmed_at": row.confirmed_at, "unsubscribed_at": row.unsubscribed_at, "bounce_count": row.bounce_count}
+    return {
+        **{k: v for k, v in model_to_dict(row).items() if k not in EMAIL_STAMPS},
+        "topics": sorted(t.slug for t in row.topics.all()),
+        "public_id": row.public_id,
+        "created_at": row.created_at,
+        "confirmed_at": row.confirmed_at,
+        "unsubscribed_at": row.unsubscribed_at,
+        "bounce_count": row.bounce_count,
+    }
 
 
 def stranger_signs_up(email: str, topic: Topic, django_capture_on_commit_callbacks) -> int:
     with django_capture_on_commit_callbacks(execute=True):
-        return Client().post("/", form(email=email.upper(), topics=[str(topic.pk)], keywords="stranger, words",
-                                       frequency="weekly", max_papers="50", timezone="UTC")).status_code
+        return (
+            Client()
+            .post(
+                "/",
+                form(
+                    email=email.upper(),
+                    topics=[str(topic.pk)],
+                    keywords="stranger, words",
+                    frequency="weekly",
+                    max_papers="50",
+                    timezone="UTC",
+                ),
+            )
+            .status_code
+        )
 
 
 @pytest.mark.parametrize("status", KNOWN)
-def test_an_anonymous_signup_for_a_known_address_changes_nothing_stored(status, topics, django_capture_on_commit_callbacks):
+def test_an_anonymous_signup_for_a_known_address_changes_nothing_stored(
+    status, topics, django_capture_on_commit_callbacks
+):
     mine, theirs = topics
     subscriber = known(status, mine)
     before = stored(subscriber)
@@ -89,7 +117,9 @@ def test_an_anonymous_signup_for_a_known_address_changes_nothing_stored(status, 
     assert re.search(link, message.body)
 
 
-def test_repeated_signups_for_a_known_address_email_its_owner_at_most_once_an_hour(topics, django_capture_on_commit_callbacks):
+def test_repeated_signups_for_a_known_address_email_its_owner_at_most_once_an_hour(
+    topics, django_capture_on_commit_callbacks
+):
     subscriber = known(Status.UNSUBSCRIBED, topics[0])
     with time_machine.travel(timezone.now(), tick=False) as clock:
         for _ in range(5):
@@ -100,9 +130,13 @@ def test_repeated_signups_for_a_known_address_email_its_owner_at_most_once_an_ho
     assert len(mail.outbox) == 2
 
 
-def test_signups_for_known_addresses_then_purgepending_erase_nothing(topics, settings, django_capture_on_commit_callbacks):
+def test_signups_for_known_addresses_then_purgepending_erase_nothing(
+    topics, settings, django_capture_on_commit_callbacks
+):
     settings.PENDING_PURGE_DAYS = 14
-    people = [known(status, topics[0]) for status in (Status.ACTIVE, Status.PAUSED, Status.UNSUBSCRIBED, Status.BOUNCED)]
+    people = [
+        known(status, topics[0]) for status in (Status.ACTIVE, Status.PAUSED, Status.UNSUBSCRIBED, Status.BOUNCED)
+    ]
     before = [stored(person) for person in people]
     for person in people:
         stranger_signs_up(person.email, topics[1], django_capture_on_commit_callbacks)
@@ -125,7 +159,10 @@ def test_purgepending_erases_only_those_who_never_confirmed(topics, settings):
     with time_machine.travel(timezone.now() + timedelta(days=30)):
         assert services.purge_pending(timedelta(days=14)) == 1
 
-    assert set(Subscriber.objects.values_list("email", flat=True)) == {"once-confirmed@example.org", "once-sent@example.org"}
+    assert set(Subscriber.objects.values_list("email", flat=True)) == {
+        "once-confirmed@example.org",
+        "once-sent@example.org",
+    }
     assert not Subscriber.objects.filter(pk=never.pk).exists()
 
 

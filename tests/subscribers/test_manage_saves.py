@@ -36,17 +36,29 @@ def reader():
 @pytest.fixture
 def papers():
     recent = timezone.now() - timedelta(days=1)
-    for n, (title, abstract) in enumerate([
-        ("Sparse attention for long sequences", "We make attention cheaper."),
-        ("Video diffusion models", "Diffusion for video generation."),
-        ("Protein folding with graph networks", "Biology meets graphs."),
-    ]):
+    for n, (title, abstract) in enumerate(
+        [
+            ("Sparse attention for long sequences", "We make attention cheaper."),
+            ("Video diffusion models", "Diffusion for video generation."),
+            ("Protein folding with graph networks", "Biology meets graphs."),
+        ]
+    ):
         Paper.objects.create(guid=f"p{n}", arxiv_id=f"2611.0000{n}", title=title, abstract=abstract, first_seen=recent)
 
 
 def preferences(**overrides) -> dict:
-    data = {"keywords": "attention", "interests": "", "authors": "", "frequency": "daily", "weekday": "0",
-            "delivery_hour": "8", "timezone": "UTC", "max_papers": "10", "category_mode": "boost", "action": "save"}
+    data = {
+        "keywords": "attention",
+        "interests": "",
+        "authors": "",
+        "frequency": "daily",
+        "weekday": "0",
+        "delivery_hour": "8",
+        "timezone": "UTC",
+        "max_papers": "10",
+        "category_mode": "boost",
+        "action": "save",
+    }
     return {**data, **overrides}
 
 
@@ -73,8 +85,10 @@ def real_queue(request, settings, tmp_path, broker_and_cache_on):
         settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
         settings.CELERY_BROKER_URL = "filesystem://"
         settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
-            "data_folder_in": str(folder), "data_folder_out": str(folder),
-            "control_folder": str(tmp_path / "control"), "store_processed": False,
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "control_folder": str(tmp_path / "control"),
+            "store_processed": False,
         }
     cache.clear()
     return request.param
@@ -120,7 +134,9 @@ def test_thirty_rapid_saves_queue_one_rematch_that_matches_the_last_preferences(
     assert matched == {"Video diffusion models"}, "the last preferences saved are the ones matched"
 
 
-def test_a_save_after_the_rematch_started_queues_the_next_one(real_queue, reader, papers, django_capture_on_commit_callbacks):
+def test_a_save_after_the_rematch_started_queues_the_next_one(
+    real_queue, reader, papers, django_capture_on_commit_callbacks
+):
     client, path = Client(), manage_path(reader)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(path, preferences(keywords="protein"))

@@ -18,7 +18,11 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 def subscriber(zone: str = "UTC", hour: int = 8, frequency: str = "daily", weekday: int = 0) -> Subscriber:
     return Subscriber(
-        email="ada@example.org", timezone=zone, delivery_hour=hour, frequency=frequency, weekday=weekday,
+        email="ada@example.org",
+        timezone=zone,
+        delivery_hour=hour,
+        frequency=frequency,
+        weekday=weekday,
         status=Subscriber.Status.ACTIVE,
     )
 

@@ -138,8 +138,16 @@ def test_pause_and_resume_move_only_between_active_and_paused():
 def test_update_preferences_stores_what_was_typed_and_reschedules_on_a_new_hour(topic):
     subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
     prefs = Preferences(
-        topics=[topic], keywords='"state space", -survey', interests="cheaper attention", categories=["cs.LG"],
-        authors=["Tri Dao"], timezone="Asia/Tokyo", frequency="weekly", weekday=4, delivery_hour=7, max_papers=5,
+        topics=[topic],
+        keywords='"state space", -survey',
+        interests="cheaper attention",
+        categories=["cs.LG"],
+        authors=["Tri Dao"],
+        timezone="Asia/Tokyo",
+        frequency="weekly",
+        weekday=4,
+        delivery_hour=7,
+        max_papers=5,
     )
     services.update_preferences(subscriber, prefs)
 
@@ -199,8 +207,22 @@ def test_addresses_with_header_injection_are_rejected(committed):
 
 def test_subscribe_command_creates_a_confirmed_subscriber_without_email(topic):
     call_command(
-        "subscribe", "grace@example.org", "--topic", "llms", "--keywords", "NeRF, -medical", "--interest", "3D",
-        "--category", "cs.CV", "--author", "Ben Mildenhall", "--frequency", "weekly", "--max-papers", "5",
+        "subscribe",
+        "grace@example.org",
+        "--topic",
+        "llms",
+        "--keywords",
+        "NeRF, -medical",
+        "--interest",
+        "3D",
+        "--category",
+        "cs.CV",
+        "--author",
+        "Ben Mildenhall",
+        "--frequency",
+        "weekly",
+        "--max-papers",
+        "5",
         "--confirmed",
     )
     subscriber = Subscriber.objects.get()
@@ -243,7 +265,9 @@ def test_simultaneous_signups_for_one_address_make_one_subscriber_and_one_email(
     def sign_up(i: int) -> SignupOutcome:
         try:
             start.wait()
-            return services.subscribe("Race@Example.org" if i % 2 else "race@example.org", Preferences(keywords=f"k{i}"))
+            return services.subscribe(
+                "Race@Example.org" if i % 2 else "race@example.org", Preferences(keywords=f"k{i}")
+            )
         finally:
             connection.close()
 
@@ -256,8 +280,12 @@ def test_simultaneous_signups_for_one_address_make_one_subscriber_and_one_email(
 
 
 def test_confirming_matches_the_last_days_papers_at_once(committed):
-    Paper.objects.create(guid="p1", arxiv_id="2601.00001", title="Sparse attention for long sequences",
-                         abstract="We make attention cheaper for long sequences.")
+    Paper.objects.create(
+        guid="p1",
+        arxiv_id="2601.00001",
+        title="Sparse attention for long sequences",
+        abstract="We make attention cheaper for long sequences.",
+    )
     Paper.objects.create(guid="p2", arxiv_id="2601.00002", title="Protein folding", abstract="Biology.")
     subscribe(committed, keywords="attention")
     subscriber = Subscriber.objects.get()
@@ -270,7 +298,9 @@ def test_confirming_matches_the_last_days_papers_at_once(committed):
 
 
 def test_changing_preferences_matches_the_recent_papers_again(committed):
-    Paper.objects.create(guid="p1", arxiv_id="2601.00003", title="Diffusion models for video", abstract="Video diffusion.")
+    Paper.objects.create(
+        guid="p1", arxiv_id="2601.00003", title="Diffusion models for video", abstract="Video diffusion."
+    )
     subscriber = Subscriber.objects.create(email="bo@example.org", status=Status.ACTIVE, keywords="attention")
 
     with committed():
@@ -309,7 +339,9 @@ def test_a_mailto_reply_with_a_tampered_token_changes_nothing(monkeypatch):
 
     subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE)
     mailto = personal_links(subscriber)["unsubscribe_mailto"]
-    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(_reply_to_mailto(mailto[:-3] + "xyz", "eve@example.org"))))
+    monkeypatch.setattr(
+        "sys.stdin", io.TextIOWrapper(io.BytesIO(_reply_to_mailto(mailto[:-3] + "xyz", "eve@example.org")))
+    )
 
     with pytest.raises(CommandError, match="no valid unsubscribe token"):
         call_command("mailunsubscribe")

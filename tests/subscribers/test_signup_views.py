@@ -81,11 +81,17 @@ def test_subscriber_pages_carry_the_security_headers(client, active):
 
 
 def test_a_signup_creates_a_pending_subscriber_and_shows_check_your_inbox(client, committed, topic):
-    response = sign_up(client, committed, topics=[str(topic.pk)], categories=["cs.CV", "cs.GR"], authors="Ben Mildenhall\n")
+    response = sign_up(
+        client, committed, topics=[str(topic.pk)], categories=["cs.CV", "cs.GR"], authors="Ben Mildenhall\n"
+    )
 
     assert response.status_code == 302 and response.headers["Location"] == reverse("subscribers:check_inbox")
     subscriber = Subscriber.objects.get()
-    assert (subscriber.status, subscriber.timezone, subscriber.categories) == ("pending", "Europe/Paris", ["cs.CV", "cs.GR"])
+    assert (subscriber.status, subscriber.timezone, subscriber.categories) == (
+        "pending",
+        "Europe/Paris",
+        ["cs.CV", "cs.GR"],
+    )
     assert subscriber.authors == ["Ben Mildenhall"] and list(subscriber.topics.all()) == [topic]
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ada@example.org"]
     assert "Check your inbox" in client.get(response.headers["Location"]).content.decode()
@@ -226,7 +232,10 @@ def test_signup_keeps_answering_when_the_rate_limit_cache_is_down(client, commit
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"redis://127.0.0.1:{dead_port}/0"}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{dead_port}/0",
+        }
     }
     settings.SIGNUP_RATE_PER_IP = 1
 
@@ -274,7 +283,9 @@ def test_an_expired_confirmation_link_changes_nothing(client, committed):
     assert Subscriber.objects.get().status == "pending"
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), lambda t: "x" + t, lambda t: "garbage"])
+@pytest.mark.parametrize(
+    "mangle", [lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), lambda t: "x" + t, lambda t: "garbage"]
+)
 def test_a_tampered_confirmation_link_changes_nothing(client, committed, mangle):
     sign_up(client, committed)
     token = link_in(mail.outbox[0], "confirm").split("/")[2]
@@ -296,7 +307,9 @@ def test_a_token_for_another_purpose_does_not_confirm(client):
 
 @pytest.fixture
 def active(topic):
-    subscriber = Subscriber.objects.create(email="ada@example.org", status=Status.ACTIVE, keywords=SCRIPT, interests=SCRIPT)
+    subscriber = Subscriber.objects.create(
+        email="ada@example.org", status=Status.ACTIVE, keywords=SCRIPT, interests=SCRIPT
+    )
     subscriber.topics.add(topic)
     return subscriber
 
@@ -326,7 +339,9 @@ def test_keywords_with_markup_are_stored_as_typed_and_shown_escaped_after_signup
 
 def test_saving_the_manage_form_updates_every_preference(client, active):
     url = manage_url(active)
-    response = client.post(url, form(keywords="mamba, -survey", frequency="weekly", weekday="4", max_papers="5", action="save"))
+    response = client.post(
+        url, form(keywords="mamba, -survey", frequency="weekly", weekday="4", max_papers="5", action="save")
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("?done=saved")
     active.refresh_from_db()
     assert (active.keywords, active.frequency, active.weekday, active.max_papers) == ("mamba, -survey", "weekly", 4, 5)
@@ -456,7 +471,9 @@ def test_every_email_carries_the_one_click_headers_that_work(client, committed):
     sign_up(client, committed)
     headers = mail.outbox[0].extra_headers
     url = re.search(r"<http://[^/]+(/unsubscribe/[^>]+)>", headers["List-Unsubscribe"]).group(1)
-    response = Client(enforce_csrf_checks=True).post(url, headers["List-Unsubscribe-Post"], content_type="application/x-www-form-urlencoded")
+    response = Client(enforce_csrf_checks=True).post(
+        url, headers["List-Unsubscribe-Post"], content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 200
     assert Subscriber.objects.get().status == "unsubscribed"
 
@@ -484,7 +501,9 @@ def broker_down(settings):
 
 
 @pytest.mark.redis
-def test_a_new_and_a_known_address_cost_the_request_the_same_work(client, settings, redis_url, django_assert_num_queries):
+def test_a_new_and_a_known_address_cost_the_request_the_same_work(
+    client, settings, redis_url, django_assert_num_queries
+):
     """Whether an address subscribes must not show in the answer's timing: the request only
     validates and queues; the worker does the different work."""
     import redis
@@ -501,7 +520,9 @@ def test_a_new_and_a_known_address_cost_the_request_the_same_work(client, settin
     assert Subscriber.objects.count() == 1 and not mail.outbox
 
 
-def test_signup_keeps_answering_when_the_broker_is_down_and_lets_the_next_attempt_send(client, committed, broker_down, caplog):
+def test_signup_keeps_answering_when_the_broker_is_down_and_lets_the_next_attempt_send(
+    client, committed, broker_down, caplog
+):
     response = sign_up(client, committed)
 
     assert response.status_code == 302 and response.headers["Location"] == reverse("subscribers:check_inbox")

@@ -23,7 +23,13 @@ def both_selects(choices, value, attrs=None) -> tuple[str, str]:
 
 @pytest.mark.parametrize("value", ["Europe/Paris", "UTC", None, "", "Mars/Olympus_Mons", ["Asia/Tokyo", "UTC"]])
 def test_the_static_select_writes_exactly_what_djangos_select_writes(value):
-    attrs = {"id": "id_timezone", "required": True, "aria-invalid": "true", "data-browser-timezone": "1", "hidden": False}
+    attrs = {
+        "id": "id_timezone",
+        "required": True,
+        "aria-invalid": "true",
+        "data-browser-timezone": "1",
+        "hidden": False,
+    }
     ours, django = both_selects(ZONES, value, attrs)
     assert ours == django
 
@@ -55,7 +61,9 @@ def test_every_form_shares_the_choices_instead_of_copying_them():
 
 
 def test_grouped_checkboxes_check_the_chosen_and_open_their_groups():
-    boxes = GroupedCheckboxes({"Physics": {"hep-th": "Theory", "hep-ex": "Experiment"}, "Maths": {"math.AG": "Geometry"}})
+    boxes = GroupedCheckboxes(
+        {"Physics": {"hep-th": "Theory", "hep-ex": "Experiment"}, "Maths": {"math.AG": "Geometry"}}
+    )
     html = str(boxes.render("categories", ["hep-ex"]))
 
     physics, maths = html.split("</details>")[:2]
@@ -76,13 +84,20 @@ def test_grouped_checkboxes_escape_names_values_and_descriptions():
 @pytest.mark.django_db
 def test_the_manage_page_shows_the_saved_zone_categories_and_schedule():
     subscriber = Subscriber.objects.create(
-        email="ada@example.org", status=Subscriber.Status.ACTIVE, timezone="Asia/Tokyo", categories=["cs.LG", "stat.ML"],
-        frequency="weekly", weekday=4, delivery_hour=7,
+        email="ada@example.org",
+        status=Subscriber.Status.ACTIVE,
+        timezone="Asia/Tokyo",
+        categories=["cs.LG", "stat.ML"],
+        frequency="weekly",
+        weekday=4,
+        delivery_hour=7,
     )
     html = Client().get(manage_url(subscriber)).content.decode()
 
     assert re.findall(r'<option value="[^"]*" selected>', html) == [
-        '<option value="4" selected>', '<option value="7" selected>', '<option value="Asia/Tokyo" selected>',
+        '<option value="4" selected>',
+        '<option value="7" selected>',
+        '<option value="Asia/Tokyo" selected>',
     ]
     assert re.findall(r'value="([^"]+)" checked>', html) == ["cs.LG", "stat.ML"]
     assert html.count('<details class="categories" open>') == 2
@@ -91,13 +106,23 @@ def test_the_manage_page_shows_the_saved_zone_categories_and_schedule():
 
 @pytest.mark.django_db
 def test_a_refused_signup_keeps_the_chosen_zone_and_categories_and_shows_the_error(client):
-    response = client.post("/", {
-        "email": "not-an-address", "keywords": "nerf", "timezone": "Pacific/Chatham", "categories": ["q-bio.NC"],
-        "frequency": "daily", "weekday": "0", "delivery_hour": "8", "max_papers": "10", "category_mode": "boost",
-    })
+    response = client.post(
+        "/",
+        {
+            "email": "not-an-address",
+            "keywords": "nerf",
+            "timezone": "Pacific/Chatham",
+            "categories": ["q-bio.NC"],
+            "frequency": "daily",
+            "weekday": "0",
+            "delivery_hour": "8",
+            "max_papers": "10",
+            "category_mode": "boost",
+        },
+    )
     html = response.content.decode()
 
     assert response.status_code == 400
-    assert '<option value="Pacific/Chatham" selected>' in html and 'data-browser-timezone' not in html
+    assert '<option value="Pacific/Chatham" selected>' in html and "data-browser-timezone" not in html
     assert re.findall(r'value="([^"]+)" checked>', html) == ["q-bio.NC"]
-    assert "Please enter a valid email address" in html[html.index('id="field-email"'):][:900]
+    assert "Please enter a valid email address" in html[html.index('id="field-email"') :][:900]

@@ -12,8 +12,13 @@ def broker_and_cache_on(settings):
     saved_retry = celery_app.conf.broker_connection_retry
 
     def point(url: str) -> None:
-        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
-                                       "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+                "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            }
+        }
         settings.CELERY_TASK_ALWAYS_EAGER = False
         celery_app.conf.task_always_eager = False
         # Celery reads the Django settings live, and they win over app.conf.

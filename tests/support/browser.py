@@ -51,9 +51,11 @@ def browser_page(chromium):
     # Script errors and CSP violations; a 400 or a missing favicon is not a problem of the page.
     page.on(
         "console",
-        lambda msg: problems.append(msg.text)
-        if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-        else None,
+        lambda msg: (
+            problems.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.problems = problems

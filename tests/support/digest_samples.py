@@ -24,7 +24,16 @@ AUTHORS = [
     ["Qinsi Wang", "Saeed Vahidian", "Hancheng Ye", "Jianyang Gu", "Jianyi Zhang", "Yiran Chen"],
     ["Jack Merullo", "Carsten Eickhoff", "Ellie Pavlick"],
 ]
-CATEGORIES = [["cs.CV", "cs.LG"], ["eess.IV", "cs.CV"], ["cs.CV"], ["cs.LG", "math.OC"], ["cs.CV"], ["cs.CV"], ["cs.CL"], ["cs.CL", "cs.LG"]]
+CATEGORIES = [
+    ["cs.CV", "cs.LG"],
+    ["eess.IV", "cs.CV"],
+    ["cs.CV"],
+    ["cs.LG", "math.OC"],
+    ["cs.CV"],
+    ["cs.CV"],
+    ["cs.CL"],
+    ["cs.CL", "cs.LG"],
+]
 
 
 def seed_papers() -> list[tuple[str, str]]:
@@ -79,8 +88,11 @@ def make_digest(count: int = 6, more: int = 3, subscriber: Subscriber | None = N
     """A subscriber, their digest's candidates (best first) and its Delivery row."""
     subscriber = subscriber or make_subscriber()
     delivery = Delivery.objects.create(
-        subscriber=subscriber, period="2026-03-17", scheduled_for=datetime(2026, 3, 17, 8, tzinfo=timezone.utc),
-        paper_count=count, more_count=more,
+        subscriber=subscriber,
+        period="2026-03-17",
+        scheduled_for=datetime(2026, 3, 17, 8, tzinfo=timezone.utc),
+        paper_count=count,
+        more_count=more,
     )
     candidates = []
     for index, (title, abstract) in enumerate(seed_papers()[:count]):
@@ -97,7 +109,9 @@ def queued_digest(email: str, papers, count: int = 3, **fields) -> Delivery:
     """A subscriber with `count` waiting candidates and their queued Delivery."""
     subscriber = make_subscriber(email, **fields)
     for rank, paper in enumerate(papers[:count]):
-        Candidate.objects.create(subscriber=subscriber, paper=paper, score=1.0 - rank / 10, reason=reason_for(paper.title))
+        Candidate.objects.create(
+            subscriber=subscriber, paper=paper, score=1.0 - rank / 10, reason=reason_for(paper.title)
+        )
     return Delivery.objects.create(subscriber=subscriber, period="2026-11-26", scheduled_for=NOW)
 
 

@@ -92,7 +92,9 @@ class _Handler:
             self.sink.refused_data += 1
             return refusal
         self.sink._accept(
-            Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.content), tuple(envelope.mail_options))
+            Received(
+                envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.content), tuple(envelope.mail_options)
+            )
         )
         return "250 Message accepted for delivery"
 
@@ -100,8 +102,9 @@ class _Handler:
 class SmtpSink:
     """Counts and keeps what it accepts; answers what the test scripted for each recipient."""
 
-    def __init__(self, *, data_delay: float = 0.0, pipelining: bool = False, data_answer: str = "",
-                 size_limit: int | None = None):
+    def __init__(
+        self, *, data_delay: float = 0.0, pipelining: bool = False, data_answer: str = "", size_limit: int | None = None
+    ):
         self.data_delay = data_delay
         self.pipelining = pipelining
         self.data_answer = data_answer  # a refusal of every message's data, when set

@@ -26,14 +26,40 @@ from subscribers.tokens import LIFETIMES
 pytestmark = pytest.mark.django_db
 
 HOSTILE = [
-    "99999999999999999999999999999999", "9223372036854775808", "2147483648", "-1", "0", "00000000001",
-    "9999-12-31", "0000-00-00", "0001-01-01", "2026-02-30", "2026-13-01",
-    "x" * 10240, "jörg", "ℌ𝔢𝔩𝔩𝔬", "%F0%9F%92%A9", "%FF%FE", "\u202e\u200b",
-    "%00", "a%00b", "..", "%2e%2e", "..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "%5C..%5C", "~root",
-    "<script>alert(1)</script>", "' OR '1'='1", "{{7*7}}", "%25s%25n",
+    "99999999999999999999999999999999",
+    "9223372036854775808",
+    "2147483648",
+    "-1",
+    "0",
+    "00000000001",
+    "9999-12-31",
+    "0000-00-00",
+    "0001-01-01",
+    "2026-02-30",
+    "2026-13-01",
+    "x" * 10240,
+    "jörg",
+    "ℌ𝔢𝔩𝔩𝔬",
+    "%F0%9F%92%A9",
+    "%FF%FE",
+    "\u202e\u200b",
+    "%00",
+    "a%00b",
+    "..",
+    "%2e%2e",
+    "..%2F..%2Fetc%2Fpasswd",
+    "../../etc/passwd",
+    "%5C..%5C",
+    "~root",
+    "<script>alert(1)</script>",
+    "' OR '1'='1",
+    "{{7*7}}",
+    "%25s%25n",
     "eyJzIjoxLCJmIjoiIn0:1uQ3ZB:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     ".eJyrVipWsjI0NTQ1NjC1NDQyMjQxNzAyNDI1NjE2MTU0MzM1NDQwNDM0MjE1NjAxMjIxMjMxMjI0:1uQ3ZB:sig",
-    "a:b:c:d:e:f", ":", "::::",
+    "a:b:c:d:e:f",
+    ":",
+    "::::",
 ]
 # Parameters the pages read, with hostile values.
 QUERY = "?page=99999999999999999999&q=%00%27&o=-999.x&done=%00&sent=x&p=-1&e=1&all=&_changelist_filters=%00"
@@ -42,8 +68,18 @@ QUERY = "?page=99999999999999999999&q=%00%27&o=-999.x&done=%00&sent=x&p=-1&e=1&a
 def signed_hostile_tokens(subscriber: Subscriber, delivery: Delivery, paper: Paper) -> list[str]:
     """Tokens with a good signature (our key and salt) around payloads we never make."""
     payloads = [
-        {"s": 10**30}, {"s": -1}, {"s": "1"}, {"s": True}, {"s": None}, [], "s", 10**30,
-        {"u": "0" * 32}, {"u": 12}, {"u": ["x"]}, {"u": "x" * 5000},
+        {"s": 10**30},
+        {"s": -1},
+        {"s": "1"},
+        {"s": True},
+        {"s": None},
+        [],
+        "s",
+        10**30,
+        {"u": "0" * 32},
+        {"u": 12},
+        {"u": ["x"]},
+        {"u": "x" * 5000},
         {"s": subscriber.pk, "f": 12},
         {"s": subscriber.pk, "x": {"d": 10**30, "p": 10**30, "digest": 10**30}},
         {"s": subscriber.pk, "x": {"d": "more", "p": str(paper.pk), "digest": str(delivery.pk)}},
@@ -52,7 +88,8 @@ def signed_hostile_tokens(subscriber: Subscriber, delivery: Delivery, paper: Pap
     ]
     return [
         signing.dumps(payload, salt=f"paperboy.tokens.{purpose}", compress=True)
-        for purpose in LIFETIMES for payload in payloads
+        for purpose in LIFETIMES
+        for payload in payloads
     ]
 
 
@@ -83,9 +120,11 @@ def _level(pattern) -> tuple[str, list[Slot]]:
     """A pattern's text with `{}` where each slot goes."""
     slots: list[Slot] = []
     if isinstance(pattern, RoutePattern):
+
         def route_slot(found):
             slots.append(Slot(found.group(1) or "str", found.group(2)))
             return "{}"
+
         return CONVERTER.sub(route_slot, str(pattern)), slots
     assert isinstance(pattern, RegexPattern), pattern
 
@@ -97,7 +136,9 @@ def _level(pattern) -> tuple[str, list[Slot]]:
     return re.sub(r"\\(.)", r"\1", text), slots
 
 
-def url_templates(resolver: URLResolver | None = None, prefix: str = "", slots: tuple = ()) -> Iterator[tuple[str, tuple]]:
+def url_templates(
+    resolver: URLResolver | None = None, prefix: str = "", slots: tuple = ()
+) -> Iterator[tuple[str, tuple]]:
     for pattern in (resolver or get_resolver()).url_patterns:
         text, found = _level(pattern.pattern)
         if isinstance(pattern, URLResolver):

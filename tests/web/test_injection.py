@@ -78,26 +78,53 @@ def _fresh_rate_limits():
 @pytest.fixture
 def hostile():
     """A hostile paper matched to a hostile subscriber, in a sent digest."""
-    topic = Topic.objects.create(slug="evil", name=f"Topic {PAYLOAD}", description=f"About {PAYLOAD}",
-                                 keywords=f'"{SCRIPT}"')
+    topic = Topic.objects.create(
+        slug="evil", name=f"Topic {PAYLOAD}", description=f"About {PAYLOAD}", keywords=f'"{SCRIPT}"'
+    )
     subscriber = Subscriber.objects.create(
-        email="eve@example.org", status=Subscriber.Status.ACTIVE, keywords=f'"{PAYLOAD}", nerf',
-        interests=f"I like {PAYLOAD}", authors=[f"Eve {PAYLOAD}"], categories=["cs.LG"],
+        email="eve@example.org",
+        status=Subscriber.Status.ACTIVE,
+        keywords=f'"{PAYLOAD}", nerf',
+        interests=f"I like {PAYLOAD}",
+        authors=[f"Eve {PAYLOAD}"],
+        categories=["cs.LG"],
     )
     subscriber.topics.add(topic)
     paper = Paper.objects.create(
-        arxiv_id="2611.00666", guid="2611.00666", title=f"Attention {PAYLOAD} is all", abstract=f"We show {PAYLOAD}.",
-        authors=[f"Mallory {PAYLOAD}", "Trent"], categories=["cs.LG"], primary_category="cs.LG",
-        published=timezone.now(), url="https://arxiv.org/abs/2611.00666", pdf_url="https://arxiv.org/pdf/2611.00666",
-        comment=PAYLOAD, journal_ref=PAYLOAD, upvotes=3,
+        arxiv_id="2611.00666",
+        guid="2611.00666",
+        title=f"Attention {PAYLOAD} is all",
+        abstract=f"We show {PAYLOAD}.",
+        authors=[f"Mallory {PAYLOAD}", "Trent"],
+        categories=["cs.LG"],
+        primary_category="cs.LG",
+        published=timezone.now(),
+        url="https://arxiv.org/abs/2611.00666",
+        pdf_url="https://arxiv.org/pdf/2611.00666",
+        comment=PAYLOAD,
+        journal_ref=PAYLOAD,
+        upvotes=3,
     )
-    delivery = Delivery.objects.create(subscriber=subscriber, period="2026-11-26", scheduled_for=timezone.now(),
-                                       status=Delivery.Status.SENT, subject=f"1 new paper on {PAYLOAD}", paper_count=1,
-                                       last_error=PAYLOAD, message_id="<1@example.org>")
-    candidate = Candidate.objects.create(subscriber=subscriber, paper=paper, score=0.9,
-                                         reason=f"matches your keyword '{PAYLOAD}'", delivery=delivery)
-    waiting_paper = Paper.objects.create(guid="https://evil.example/2", title=f"Next {PAYLOAD}", abstract=PAYLOAD,
-                                         authors=[PAYLOAD], published=timezone.now())
+    delivery = Delivery.objects.create(
+        subscriber=subscriber,
+        period="2026-11-26",
+        scheduled_for=timezone.now(),
+        status=Delivery.Status.SENT,
+        subject=f"1 new paper on {PAYLOAD}",
+        paper_count=1,
+        last_error=PAYLOAD,
+        message_id="<1@example.org>",
+    )
+    candidate = Candidate.objects.create(
+        subscriber=subscriber, paper=paper, score=0.9, reason=f"matches your keyword '{PAYLOAD}'", delivery=delivery
+    )
+    waiting_paper = Paper.objects.create(
+        guid="https://evil.example/2",
+        title=f"Next {PAYLOAD}",
+        abstract=PAYLOAD,
+        authors=[PAYLOAD],
+        published=timezone.now(),
+    )
     Candidate.objects.create(subscriber=subscriber, paper=waiting_paper, score=0.8, reason=f"by {PAYLOAD}")
     return {"topic": topic, "subscriber": subscriber, "paper": paper, "delivery": delivery, "candidate": candidate}
 

@@ -49,28 +49,54 @@ def basic(credentials: str) -> str:
 
 def spam_complaint(email: str) -> dict:
     return {
-        "RecordType": "SpamComplaint", "Type": "SpamComplaint", "TypeCode": 100001, "ID": 42,
-        "MessageID": "00000000-0000-0000-0000-000000000000", "Email": email, "From": "digest@example.org",
-        "BouncedAt": "2026-11-26T08:00:00Z", "Subject": "8 new papers", "Tag": "digest",
+        "RecordType": "SpamComplaint",
+        "Type": "SpamComplaint",
+        "TypeCode": 100001,
+        "ID": 42,
+        "MessageID": "00000000-0000-0000-0000-000000000000",
+        "Email": email,
+        "From": "digest@example.org",
+        "BouncedAt": "2026-11-26T08:00:00Z",
+        "Subject": "8 new papers",
+        "Tag": "digest",
     }
 
 
 def sendgrid_bounce(email: str, n: int) -> list[dict]:
-    return [{
-        "email": email, "event": "bounce", "type": "bounce", "status": "5.1.1",
-        "reason": "550 5.1.1 The email account that you tried to reach does not exist",
-        "timestamp": 1795680000 + n, "sg_event_id": f"forged-{n}", "sg_message_id": f"forged.{n}",
-    }]
+    return [
+        {
+            "email": email,
+            "event": "bounce",
+            "type": "bounce",
+            "status": "5.1.1",
+            "reason": "550 5.1.1 The email account that you tried to reach does not exist",
+            "timestamp": 1795680000 + n,
+            "sg_event_id": f"forged-{n}",
+            "sg_message_id": f"forged.{n}",
+        }
+    ]
 
 
 def attack(client: Client, auth: str | None = None) -> list[int]:
     """What an outsider sends: one Postmark complaint and three SendGrid hard bounces."""
     extra = {"HTTP_AUTHORIZATION": auth} if auth else {}
-    codes = [client.post("/anymail/postmark/tracking/", json.dumps(spam_complaint("victim@example.org")),
-                         content_type="application/json", **extra).status_code]
+    codes = [
+        client.post(
+            "/anymail/postmark/tracking/",
+            json.dumps(spam_complaint("victim@example.org")),
+            content_type="application/json",
+            **extra,
+        ).status_code
+    ]
     for n in range(3):
-        codes.append(client.post("/anymail/sendgrid/tracking/", json.dumps(sendgrid_bounce("other-victim@example.org", n)),
-                                 content_type="application/json", **extra).status_code)
+        codes.append(
+            client.post(
+                "/anymail/sendgrid/tracking/",
+                json.dumps(sendgrid_bounce("other-victim@example.org", n)),
+                content_type="application/json",
+                **extra,
+            ).status_code
+        )
     return codes
 
 
@@ -137,6 +163,7 @@ def test_the_secret_is_compared_in_constant_time_here_and_by_anymail(victims, se
         def compare(given, expected):
             compared[who].append((given, expected))
             return constant_time_compare(given, expected)
+
         return compare
 
     monkeypatch.setattr(web.webhooks, "constant_time_compare", spy("ours"))
@@ -174,13 +201,24 @@ def test_check_deploy_does_not_ask_for_a_secret_when_mail_goes_by_smtp(settings,
 
 def test_manage_py_check_deploy_fails_for_an_anymail_url_without_a_secret():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ANYMAIL_"))}
-    env.update({
-        "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "paperboy.example.org",
-        "SITE_URL": "https://paperboy.example.org", "EMAIL_URL": "anymail://postmark",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    })
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    env.update(
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": "paperboy.example.org",
+            "SITE_URL": "https://paperboy.example.org",
+            "EMAIL_URL": "anymail://postmark",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert result.returncode != 0
     assert "paperboy.E001" in result.stderr and "ANYMAIL_WEBHOOK_SECRET" in result.stderr

@@ -42,7 +42,10 @@ def _fresh_rate_limits():
 def test_bandit_finds_nothing_beyond_the_explained_nosec_lines():
     result = subprocess.run(
         [str(Path(sys.executable).with_name("bandit")), "-r", *APP_PACKAGES, "-q", "-f", "json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     report = json.loads(result.stdout)
     findings = [f"{r['filename']}:{r['line_number']} {r['test_id']} {r['issue_text']}" for r in report["results"]]
@@ -129,7 +132,9 @@ def _compatibility_variants(letter: str) -> list[str]:
 VARIANTS = {letter: _compatibility_variants(letter) for letter in "admin"}
 
 
-@given(st.tuples(*(st.sampled_from(VARIANTS[letter]) for letter in "admin")), st.sampled_from(["", " ", "\t", "\u3000"]))
+@given(
+    st.tuples(*(st.sampled_from(VARIANTS[letter]) for letter in "admin")), st.sampled_from(["", " ", "\t", "\u3000"])
+)
 def test_every_spelling_the_login_form_turns_into_admin_shares_admins_lockout_key(letters, padding):
     from django.contrib.auth.forms import UsernameField
 
@@ -215,7 +220,15 @@ def test_the_manage_link_form_answers_alike_for_known_and_unknown_addresses_in_a
 
 def test_no_page_lists_or_counts_subscribers_for_anonymous_visitors(client):
     Subscriber.objects.create(email="private@example.org", status=Subscriber.Status.ACTIVE)
-    for path in ["/", "/manage/", "/archive/", "/healthz", "/check-your-inbox/", "/admin/", "/admin/subscribers/subscriber/"]:
+    for path in [
+        "/",
+        "/manage/",
+        "/archive/",
+        "/healthz",
+        "/check-your-inbox/",
+        "/admin/",
+        "/admin/subscribers/subscriber/",
+    ]:
         response = client.get(path, follow=True)
         assert b"private@example.org" not in response.content, path
         assert b"private%40example.org" not in response.content, path

@@ -18,9 +18,16 @@ from tests.support.digest_samples import make_digest
 pytestmark = pytest.mark.django_db
 
 SITE = "http://127.0.0.1:8000"
-TOKEN_VIEWS = {"subscribers:manage", "subscribers:export", "subscribers:delete", "subscribers:confirm",
-               "subscribers:unsubscribe", "digest:view", "digest:feedback",
-               "digest:feedback_paper"}
+TOKEN_VIEWS = {
+    "subscribers:manage",
+    "subscribers:export",
+    "subscribers:delete",
+    "subscribers:confirm",
+    "subscribers:unsubscribe",
+    "digest:view",
+    "digest:feedback",
+    "digest:feedback_paper",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +99,9 @@ def test_the_web_copy_carries_no_link_that_changes_or_reveals_the_subscription(c
     assert digest[0].email not in html
 
 
-def test_the_web_copy_offers_to_email_the_manage_link_to_the_subscribers_own_address(client, digest, django_capture_on_commit_callbacks):
+def test_the_web_copy_offers_to_email_the_manage_link_to_the_subscribers_own_address(
+    client, digest, django_capture_on_commit_callbacks
+):
     subscriber, candidates, delivery = digest
     path = web_copy_path(subscriber, candidates, delivery)
     assert 'name="action" value="email-manage-link"' in client.get(path).content.decode()

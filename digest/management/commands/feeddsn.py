@@ -47,4 +47,6 @@ class Command(BaseCommand):
             else:
                 delivery.refresh_from_db()
                 subscriber = delivery.subscriber
-                self.stdout.write(f"{said}, digest {delivery.pk} now {delivery.status}, subscriber {subscriber.pk} now {subscriber.status}")
+                self.stdout.write(
+                    f"{said}, digest {delivery.pk} now {delivery.status}, subscriber {subscriber.pk} now {subscriber.status}"
+                )

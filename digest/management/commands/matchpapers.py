@@ -6,11 +6,15 @@ from digest.models import MatchRun
 
 
 class Command(BaseCommand):
-    help = "Match the papers that arrived since the last run (or all papers) against every active subscriber, in-process."
+    help = (
+        "Match the papers that arrived since the last run (or all papers) against every active subscriber, in-process."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--all", action="store_true", help="match every stored paper, not only new ones")
-        parser.add_argument("--chunk-size", type=int, default=None, help="subscribers per chunk (default MATCH_CHUNK_SIZE)")
+        parser.add_argument(
+            "--chunk-size", type=int, default=None, help="subscribers per chunk (default MATCH_CHUNK_SIZE)"
+        )
 
     def handle(self, *args, **options):
         plan = start_match_run(all_papers=options["all"], chunk_size=options["chunk_size"])

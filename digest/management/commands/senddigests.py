@@ -23,7 +23,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--email", nargs="+", action="extend", default=[], metavar="ADDRESS", help="only these subscribers"
         )
-        parser.add_argument("--dry-run", action="store_true", help="build and show the digests; send and record nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="build and show the digests; send and record nothing"
+        )
 
     def handle(self, *args, **options):
         now = timezone.now()

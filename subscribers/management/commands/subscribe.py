@@ -12,7 +12,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("email")
         parser.add_argument("--topic", action="append", default=[], metavar="SLUG", help="repeatable")
-        parser.add_argument("--keywords", default="", help='e.g. \'"neural field", NeRF, -medical\'')
+        parser.add_argument("--keywords", default="", help="e.g. '\"neural field\", NeRF, -medical'")
         parser.add_argument("--interest", default="", help="free-text description of interests")
         parser.add_argument("--category", action="append", default=[], metavar="CAT", help="arXiv code, repeatable")
         parser.add_argument("--author", action="append", default=[], metavar="NAME", help="repeatable")

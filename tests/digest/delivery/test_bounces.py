@@ -37,7 +37,10 @@ def ada(settings):
 
 def sent_digest(subscriber, message_id: str) -> Delivery:
     return Delivery.objects.create(
-        subscriber=subscriber, period="2026-03-17", status=Delivery.Status.SENT, message_id=message_id,
+        subscriber=subscriber,
+        period="2026-03-17",
+        status=Delivery.Status.SENT,
+        message_id=message_id,
         scheduled_for=datetime(2026, 3, 17, 8, tzinfo=timezone.utc),
     )
 
@@ -100,8 +103,13 @@ def feed(monkeypatch, raw: bytes) -> str:
 
 def test_feeddsn_records_a_hard_bounce_and_marks_the_digest_it_returns(ada, fixture_path, monkeypatch):
     bounced = sent_digest(ada, "<digest-2026-03-17-41@paperboy.example.org>")
-    other = Delivery.objects.create(subscriber=ada, period="2026-03-16", status=Delivery.Status.SENT,
-                                    message_id="<other@x>", scheduled_for=bounced.scheduled_for)
+    other = Delivery.objects.create(
+        subscriber=ada,
+        period="2026-03-16",
+        status=Delivery.Status.SENT,
+        message_id="<other@x>",
+        scheduled_for=bounced.scheduled_for,
+    )
 
     output = feed(monkeypatch, fixture_path(HARD_BOUNCE).read_bytes())
 
@@ -145,7 +153,9 @@ def webhook(client, settings):
 
     def post(payload: dict):
         return client.post(
-            "/anymail/postmark/tracking/", data=json.dumps(payload), content_type="application/json",
+            "/anymail/postmark/tracking/",
+            data=json.dumps(payload),
+            content_type="application/json",
             HTTP_AUTHORIZATION=auth,
         )
 
@@ -154,11 +164,21 @@ def webhook(client, settings):
 
 def postmark(record_type: str, kind: str, email: str) -> dict:
     return {
-        "RecordType": record_type, "Type": kind, "TypeCode": 1, "ID": 4323372036854775807,
-        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483", "Email": email, "From": "digest@paperboy.example.org",
-        "BouncedAt": "2026-03-17T08:00:09Z", "Description": "The server was unable to deliver your message",
+        "RecordType": record_type,
+        "Type": kind,
+        "TypeCode": 1,
+        "ID": 4323372036854775807,
+        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "Email": email,
+        "From": "digest@paperboy.example.org",
+        "BouncedAt": "2026-03-17T08:00:09Z",
+        "Description": "The server was unable to deliver your message",
         "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
-        "Inactive": True, "CanActivate": True, "Subject": "8 new papers", "ServerID": 23, "Tag": "digest",
+        "Inactive": True,
+        "CanActivate": True,
+        "Subject": "8 new papers",
+        "ServerID": 23,
+        "Tag": "digest",
     }
 
 
@@ -188,8 +208,11 @@ def test_a_provider_spam_complaint_webhook_unsubscribes(ada, webhook):
 def test_the_webhook_refuses_posts_without_the_secret(ada, settings):
     settings.ANYMAIL = {"WEBHOOK_SECRET": "hook:s3cret"}
 
-    response = Client(raise_request_exception=False).post("/anymail/postmark/tracking/", data=json.dumps(postmark("SpamComplaint", "SpamComplaint",
-                           "ada.lovelace@example.org")), content_type="application/json")
+    response = Client(raise_request_exception=False).post(
+        "/anymail/postmark/tracking/",
+        data=json.dumps(postmark("SpamComplaint", "SpamComplaint", "ada.lovelace@example.org")),
+        content_type="application/json",
+    )
 
     assert response.status_code in {400, 401, 403}
     ada.refresh_from_db()
@@ -199,9 +222,16 @@ def test_the_webhook_refuses_posts_without_the_secret(ada, settings):
 # --- a DSN must prove which digest it answers ----------------------------------------------------
 
 
-def dsn(recipient: str, *, status: str = "5.1.1", action: str = "failed", message_id: str = "<unrelated@x.example>",
-        delivered_to: str = "bounces@localhost", diagnostic: str = "smtp; 550 5.1.1 User unknown",
-        said: str = "(in reply to RCPT TO command)") -> bytes:
+def dsn(
+    recipient: str,
+    *,
+    status: str = "5.1.1",
+    action: str = "failed",
+    message_id: str = "<unrelated@x.example>",
+    delivered_to: str = "bounces@localhost",
+    diagnostic: str = "smtp; 550 5.1.1 User unknown",
+    said: str = "(in reply to RCPT TO command)",
+) -> bytes:
     """A delivery status notification as Postfix writes one; anyone can write one like it."""
     returned = f"Message-ID: {message_id}\r\n" if message_id else ""
     return f"""Return-Path: <>\r
@@ -370,7 +400,9 @@ def test_without_verp_digests_go_out_from_the_bounce_address(settings):
 def test_a_bounce_address_too_long_for_verp_is_a_startup_error():
     from django.core.exceptions import ImproperlyConfigured
 
-    assert parse_bounce_address("", "Paperboy <digest@paperboy.example.org>", verp=True) == "bounces@paperboy.example.org"
+    assert (
+        parse_bounce_address("", "Paperboy <digest@paperboy.example.org>", verp=True) == "bounces@paperboy.example.org"
+    )
     with pytest.raises(ImproperlyConfigured, match="at most 25"):
         parse_bounce_address("b" * 26 + "@example.org", "x@example.org", verp=True)
     with pytest.raises(ImproperlyConfigured, match="bare address"):
@@ -383,11 +415,16 @@ def test_a_bounce_address_too_long_for_verp_is_a_startup_error():
 def test_a_dsn_refusing_the_message_fails_the_digest_counts_nothing_and_raises_the_alarm(ada, monkeypatch, caplog):
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
 
-    output = feed(monkeypatch, dsn(
-        "ada.lovelace@example.org", status="5.7.26", message_id=digest.message_id,
-        diagnostic="smtp; 550 5.7.26 Unauthenticated email is not accepted due to the sender's DMARC policy",
-        said="(in reply to end of DATA command)",
-    ))
+    output = feed(
+        monkeypatch,
+        dsn(
+            "ada.lovelace@example.org",
+            status="5.7.26",
+            message_id=digest.message_id,
+            diagnostic="smtp; 550 5.7.26 Unauthenticated email is not accepted due to the sender's DMARC policy",
+            said="(in reply to end of DATA command)",
+        ),
+    )
 
     ada.refresh_from_db()
     digest.refresh_from_db()
@@ -402,8 +439,15 @@ def test_a_dsn_refusing_the_message_fails_the_digest_counts_nothing_and_raises_t
 def test_a_full_mailbox_fails_the_digest_without_counting_or_alarming(ada, monkeypatch):
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
 
-    feed(monkeypatch, dsn("ada.lovelace@example.org", status="5.2.2", message_id=digest.message_id,
-                          diagnostic="smtp; 552 5.2.2 Mailbox full"))
+    feed(
+        monkeypatch,
+        dsn(
+            "ada.lovelace@example.org",
+            status="5.2.2",
+            message_id=digest.message_id,
+            diagnostic="smtp; 552 5.2.2 Mailbox full",
+        ),
+    )
 
     ada.refresh_from_db()
     assert ada.bounce_count == 0
@@ -411,26 +455,48 @@ def test_a_full_mailbox_fails_the_digest_without_counting_or_alarming(ada, monke
     assert message_refusals().refused == 0
 
 
-@pytest.mark.parametrize(("said", "counted"), [
-    ("(in reply to RCPT TO command)", True),
-    ("(in reply to end of DATA command)", False),
-    ("", False),
-])
+@pytest.mark.parametrize(
+    ("said", "counted"),
+    [
+        ("(in reply to RCPT TO command)", True),
+        ("(in reply to end of DATA command)", False),
+        ("", False),
+    ],
+)
 def test_a_5_7_1_counts_only_when_it_refused_the_recipient(ada, monkeypatch, said, counted):
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
 
-    feed(monkeypatch, dsn("ada.lovelace@example.org", status="5.7.1", message_id=digest.message_id,
-                          diagnostic="smtp; 554 5.7.1 Delivery not authorized", said=said))
+    feed(
+        monkeypatch,
+        dsn(
+            "ada.lovelace@example.org",
+            status="5.7.1",
+            message_id=digest.message_id,
+            diagnostic="smtp; 554 5.7.1 Delivery not authorized",
+            said=said,
+        ),
+    )
 
     ada.refresh_from_db()
     assert ada.bounce_count == (1 if counted else 0)
 
 
-@pytest.mark.parametrize(("status", "refusal"), [
-    ("5.1.1", "recipient"), ("5.1.10", "recipient"), ("5.2.1", "recipient"), ("5.1.7", "message"),
-    ("5.2.2", "mailbox full"), ("5.2.3", "message"), ("5.3.4", "message"), ("5.6.1", "message"),
-    ("5.7.26", "message"), ("5.5.4", "message"), ("4.4.1", "transient"),
-])
+@pytest.mark.parametrize(
+    ("status", "refusal"),
+    [
+        ("5.1.1", "recipient"),
+        ("5.1.10", "recipient"),
+        ("5.2.1", "recipient"),
+        ("5.1.7", "message"),
+        ("5.2.2", "mailbox full"),
+        ("5.2.3", "message"),
+        ("5.3.4", "message"),
+        ("5.6.1", "message"),
+        ("5.7.26", "message"),
+        ("5.5.4", "message"),
+        ("4.4.1", "transient"),
+    ],
+)
 def test_the_status_mapping_follows_rfc_3463(status, refusal):
     assert classify(status, Phase.RCPT).value == refusal
 
@@ -468,8 +534,10 @@ def test_a_webhook_bounce_carrying_our_message_id_marks_that_digest_and_counts_o
 def test_a_webhook_dmarc_rejection_is_a_refused_message_not_a_bounce(ada, webhook):
     digest = sent_digest(ada, "<real-digest@paperboy.example.org>")
     webhook({**postmark("Bounce", "DMARCPolicy", "ada.lovelace@example.org"), "MessageID": digest.message_id})
-    webhook(postmark("Bounce", "HardBounce", "ada.lovelace@example.org") | {
-        "Details": "smtp;550 5.7.26 Unauthenticated email from paperboy.example.org is not accepted due to DMARC"})
+    webhook(
+        postmark("Bounce", "HardBounce", "ada.lovelace@example.org")
+        | {"Details": "smtp;550 5.7.26 Unauthenticated email from paperboy.example.org is not accepted due to DMARC"}
+    )
 
     ada.refresh_from_db()
     assert ada.bounce_count == 0
@@ -485,10 +553,16 @@ def mail_to_unsubscribe(monkeypatch, raw: bytes) -> None:
     call_command("mailunsubscribe", stdout=io.StringIO())
 
 
-@pytest.mark.parametrize("subject", [
-    "unsubscribe", "unsubscribe ada.lovelace@example.org", "Re: unsubscribe please", "UNSUBSCRIBE {manage}",
-    "unsubscribe {digest}",
-])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "unsubscribe",
+        "unsubscribe ada.lovelace@example.org",
+        "Re: unsubscribe please",
+        "UNSUBSCRIBE {manage}",
+        "unsubscribe {digest}",
+    ],
+)
 def test_mail_without_the_subscribers_own_unsubscribe_token_unsubscribes_no_one(ada, monkeypatch, subject):
     from django.core.management.base import CommandError
 
@@ -508,7 +582,8 @@ def test_a_bounce_returning_a_digest_with_its_unsubscribe_link_unsubscribes_no_o
 
     links = personal_links(ada)
     raw = dsn("ada.lovelace@example.org").replace(
-        b"Subject: 3 new papers\r\n", f"Subject: 3 new papers\r\nList-Unsubscribe: <{links['unsubscribe_mailto']}>\r\n".encode()
+        b"Subject: 3 new papers\r\n",
+        f"Subject: 3 new papers\r\nList-Unsubscribe: <{links['unsubscribe_mailto']}>\r\n".encode(),
     )
 
     with pytest.raises(CommandError):

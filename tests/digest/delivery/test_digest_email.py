@@ -86,7 +86,9 @@ def test_a_short_abstract_is_kept_whole_with_its_whitespace_tidied():
 def test_the_subject_names_the_topics_and_keywords_that_matched():
     subscriber, candidates, _ = make_digest(count=8)
 
-    assert digest_subject(subscriber, candidates) == "8 new papers on implicit neural representations and interpretability"
+    assert (
+        digest_subject(subscriber, candidates) == "8 new papers on implicit neural representations and interpretability"
+    )
 
 
 def test_the_subject_puts_the_most_frequent_subject_first():
@@ -165,7 +167,8 @@ def test_a_sent_digests_feedback_links_share_one_token_naming_it_and_add_the_pap
     assert read_payload(token, "feedback") == (subscriber, {"digest": delivery.pk})
     assert read_payload(token, "digest") is None
     assert [(item.more_url, item.less_url) for item in items] == [
-        (f"{SITE}/feedback/{token}/{c.paper_id}/more/", f"{SITE}/feedback/{token}/{c.paper_id}/less/") for c in candidates
+        (f"{SITE}/feedback/{token}/{c.paper_id}/more/", f"{SITE}/feedback/{token}/{c.paper_id}/less/")
+        for c in candidates
     ]
 
 
@@ -175,9 +178,13 @@ def test_a_preview_without_a_delivery_signs_each_feedback_link_for_its_paper_and
     item = build_digest_context(subscriber, candidates, 0)["items"][1]
 
     assert read_payload(token_from(item.more_url, "feedback"), "feedback") == (
-        subscriber, {"p": candidates[1].paper.pk, "d": "more"}
+        subscriber,
+        {"p": candidates[1].paper.pk, "d": "more"},
     )
-    assert read_payload(token_from(item.less_url, "feedback"), "feedback")[1] == {"p": candidates[1].paper.pk, "d": "less"}
+    assert read_payload(token_from(item.less_url, "feedback"), "feedback")[1] == {
+        "p": candidates[1].paper.pk,
+        "d": "less",
+    }
     assert read_payload(token_from(item.less_url, "feedback"), "digest") is None
 
 
@@ -222,7 +229,9 @@ def test_the_message_is_multipart_alternative_with_text_and_html():
 def test_the_message_carries_the_list_and_identity_headers():
     subscriber, candidates, delivery = make_digest(count=2)
 
-    email = parsed(build_digest_message(subscriber, candidates, 0, delivery=delivery, message_id="<d-1@paperboy.example.org>"))
+    email = parsed(
+        build_digest_message(subscriber, candidates, 0, delivery=delivery, message_id="<d-1@paperboy.example.org>")
+    )
 
     assert parseaddr(email["From"]) == ("Paperboy", "digest@paperboy.example.org")
     assert email["To"] == "ada@example.org"
@@ -277,11 +286,16 @@ def test_the_html_has_its_css_inlined_and_keeps_its_dark_mode_and_narrow_rules()
 
 def test_markup_in_titles_and_authors_is_escaped_in_the_html_and_kept_as_text_in_the_text_part():
     subscriber = make_subscriber()
-    paper = make_paper(0, "<script>alert(1)</script> & friends", "An <img src=x onerror=alert(2)> abstract.",
-                       authors=['<b onmouseover="alert(3)">Eve</b>', "Mallory"])
+    paper = make_paper(
+        0,
+        "<script>alert(1)</script> & friends",
+        "An <img src=x onerror=alert(2)> abstract.",
+        authors=['<b onmouseover="alert(3)">Eve</b>', "Mallory"],
+    )
     delivery = Delivery.objects.create(subscriber=subscriber, period="p", scheduled_for=paper.published)
-    candidate = Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>",
-                                         delivery=delivery)
+    candidate = Candidate.objects.create(
+        subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>", delivery=delivery
+    )
 
     message = build_digest_message(subscriber, [candidate], 0, delivery=delivery)
     text, html = parts(message)
@@ -347,8 +361,13 @@ def view_path(url: str) -> str:
 
 def test_the_view_in_browser_page_shows_the_digest_and_the_papers_that_did_not_fit(client):
     subscriber, candidates, delivery = make_digest(count=3, more=1)
-    waiting = Candidate.objects.create(subscriber=subscriber, paper=make_paper(9, "A paper that did not fit", "x"),
-                                       score=0.1, reason="similar to your interest", delivery=delivery)
+    waiting = Candidate.objects.create(
+        subscriber=subscriber,
+        paper=make_paper(9, "A paper that did not fit", "x"),
+        score=0.1,
+        reason="similar to your interest",
+        delivery=delivery,
+    )
     context = build_digest_context(subscriber, candidates, 1, delivery)
 
     response = client.get(view_path(context["view_url"]))
@@ -365,10 +384,12 @@ def test_the_view_in_browser_page_shows_the_digest_and_the_papers_that_did_not_f
 def test_the_view_in_browser_page_escapes_markup(client):
     subscriber = make_subscriber()
     delivery = Delivery.objects.create(subscriber=subscriber, period="p", scheduled_for=timezone.now())
-    paper = make_paper(0, "<script>alert(1)</script>", "<img src=x onerror=alert(2)>",
-                       authors=["<b onmouseover=alert(3)>Eve</b>"])
-    candidate = Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>",
-                                         delivery=delivery)
+    paper = make_paper(
+        0, "<script>alert(1)</script>", "<img src=x onerror=alert(2)>", authors=["<b onmouseover=alert(3)>Eve</b>"]
+    )
+    candidate = Candidate.objects.create(
+        subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>", delivery=delivery
+    )
 
     url = build_digest_context(subscriber, [candidate], 0, delivery)["view_url"]
     text = client.get(view_path(url)).content.decode()
@@ -456,8 +477,11 @@ def reference_html(subscriber, candidates, more_count, delivery) -> tuple[dict, 
     from django.conf import settings
 
     context = {
-        "SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, "subscriber": subscriber,
-        **build_digest_context(subscriber, candidates, more_count, delivery), **personal_links(subscriber),
+        "SITE_NAME": settings.SITE_NAME,
+        "SITE_URL": settings.SITE_URL,
+        "subscriber": subscriber,
+        **build_digest_context(subscriber, candidates, more_count, delivery),
+        **personal_links(subscriber),
     }
     return context, inlined_html("digest", context)
 

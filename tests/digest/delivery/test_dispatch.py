@@ -75,7 +75,8 @@ def test_it_treats_every_active_subscriber_as_due_with_force():
 
     assert len(dispatch_due(NOW, force=True, queue=False)) == 2
     assert set(Delivery.objects.values_list("subscriber__email", flat=True)) == {
-        "early@example.org", "unscheduled@example.org"
+        "early@example.org",
+        "unscheduled@example.org",
     }
 
 
@@ -112,7 +113,8 @@ def test_it_dispatches_with_a_fixed_number_of_queries_per_subscriber(django_asse
     with django_assert_num_queries(3 + 2 + (2 * 3 + 1) + 3):
         assert len(dispatch_due(NOW, queue=False)) == 26
     assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {
-        datetime(2026, 11, 27, 8, tzinfo=timezone.utc), datetime(2026, 11, 26, 23, tzinfo=timezone.utc),
+        datetime(2026, 11, 27, 8, tzinfo=timezone.utc),
+        datetime(2026, 11, 26, 23, tzinfo=timezone.utc),
         datetime(2026, 11, 27, 6, tzinfo=timezone.utc),
     }
 
@@ -127,7 +129,9 @@ def test_a_group_that_another_dispatcher_partly_moved_is_claimed_one_by_one():
     moved = advance_slots(read_before, NOW)
 
     assert [s.email for s in moved] == ["reader0@example.org", "reader2@example.org"]
-    assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {datetime(2026, 11, 27, 8, tzinfo=timezone.utc)}
+    assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {
+        datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
+    }
 
 
 @pytest.mark.django_db
@@ -182,7 +186,10 @@ def test_concurrent_workers_on_postgresql_claim_each_delivery_once(on_postgres):
         Subscriber(email=f"reader{n}@example.org", status="active") for n in range(100)
     )
     ids = [
-        d.id for d in Delivery.objects.bulk_create(Delivery(subscriber=s, period="2026-11-26", scheduled_for=NOW) for s in subscribers)
+        d.id
+        for d in Delivery.objects.bulk_create(
+            Delivery(subscriber=s, period="2026-11-26", scheduled_for=NOW) for s in subscribers
+        )
     ]
     results = _in_threads(4, lambda: [i for i in ids if claim_chunk([i], NOW)[0]])
     claimed = [delivery_id for chunk in results for delivery_id in chunk]

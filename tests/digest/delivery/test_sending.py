@@ -262,7 +262,9 @@ def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_a
 
 
 @pytest.mark.postgres
-def test_async_commit_is_opt_in_and_costs_two_statements_per_chunk(sink, papers, settings, django_assert_num_queries, on_postgres):
+def test_async_commit_is_opt_in_and_costs_two_statements_per_chunk(
+    sink, papers, settings, django_assert_num_queries, on_postgres
+):
     settings.SEND_ASYNC_COMMIT = True
     deliveries = [queued_digest(f"fast{n}@example.org", papers) for n in range(10)]
     with django_assert_num_queries(9 + 2 * 2 + 2 + 10 * 2 + 2) as captured:
@@ -371,7 +373,9 @@ def run_senddigests(*args: str) -> str:
 def due_with_papers(email: str, papers, count: int = 3, **fields) -> Subscriber:
     subscriber = make_subscriber(email, next_delivery_at=NOW - timedelta(minutes=1), **fields)
     for rank, paper in enumerate(papers[:count]):
-        Candidate.objects.create(subscriber=subscriber, paper=paper, score=1.0 - rank / 10, reason=reason_for(paper.title))
+        Candidate.objects.create(
+            subscriber=subscriber, paper=paper, score=1.0 - rank / 10, reason=reason_for(paper.title)
+        )
     return subscriber
 
 
@@ -506,7 +510,9 @@ def test_a_full_mailbox_at_rcpt_is_retried_and_never_counted(sink, papers):
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelining"])
-def test_when_most_messages_are_refused_the_chunk_pauses_and_puts_the_rest_back_untried(papers, settings, caplog, pipelining):
+def test_when_most_messages_are_refused_the_chunk_pauses_and_puts_the_rest_back_untried(
+    papers, settings, caplog, pipelining
+):
     settings.MESSAGE_REFUSAL_PAUSE_SECONDS = 1800
     with time_machine.travel(NOW, tick=False) as clock:
         deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
@@ -540,7 +546,9 @@ def test_when_most_messages_are_refused_the_chunk_pauses_and_puts_the_rest_back_
             again = send_delivery_chunk(due_retries(NOW + timedelta(seconds=1801)))
 
     assert (again.sent, again.paused) == (7, 0)
-    assert sorted(server.per_recipient()) == sorted([f"reader{n}@example.org" for n in range(5, 10)] + ["later0@example.org", "later1@example.org"])
+    assert sorted(server.per_recipient()) == sorted(
+        [f"reader{n}@example.org" for n in range(5, 10)] + ["later0@example.org", "later1@example.org"]
+    )
     assert all(fresh(d).attempts == 1 for d in deliveries[5:])
 
 

@@ -20,7 +20,10 @@ def spamassassin_report(raw: bytes) -> tuple[float, str]:
     try:
         result = subprocess.run(
             [SPAMASSASSIN, "-L", "-t", "--cf=use_bayes 0", "--cf=use_auto_whitelist 0"],
-            input=raw, capture_output=True, timeout=120, check=False,
+            input=raw,
+            capture_output=True,
+            timeout=120,
+            check=False,
         )
     except FileNotFoundError:
         if IN_CI:
@@ -29,7 +32,7 @@ def spamassassin_report(raw: bytes) -> tuple[float, str]:
     output = result.stdout.decode(errors="replace")
     match = re.search(r"^X-Spam-Status: \w+, score=(-?[\d.]+)", output, re.MULTILINE)
     assert match, output[:2000] + result.stderr.decode(errors="replace")
-    report = output[output.find("Content analysis details"):]
+    report = output[output.find("Content analysis details") :]
     return float(match.group(1)), report
 
 

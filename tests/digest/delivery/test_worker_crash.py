@@ -37,10 +37,23 @@ def database_url() -> str:
 
 def start_worker(env: dict, log: Path) -> subprocess.Popen:
     celery = Path(sys.executable).with_name("celery")
-    command = [str(celery), "-A", "config", "worker", "--concurrency=2", "--loglevel=INFO",
-               "--without-gossip", "--without-mingle", "--without-heartbeat", "--hostname", f"crash{time.time_ns()}@%h"]
+    command = [
+        str(celery),
+        "-A",
+        "config",
+        "worker",
+        "--concurrency=2",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--hostname",
+        f"crash{time.time_ns()}@%h",
+    ]
     # A session of its own, so one killpg reaches the main process and its pool children.
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def kill(worker: subprocess.Popen) -> None:
@@ -112,7 +125,10 @@ def test_a_worker_killed_mid_batch_and_restarted_sends_every_digest_exactly_once
             time.sleep(max(2, SENDING_TIMEOUT) + 0.5)
             worker = start_worker(env, log)
             wait_until(
-                lambda: not Delivery.objects.exclude(status=Delivery.Status.SENT).exists(), 90, "every delivery sent", log
+                lambda: not Delivery.objects.exclude(status=Delivery.Status.SENT).exists(),
+                90,
+                "every delivery sent",
+                log,
             )
             time.sleep(1)  # anything sent twice would arrive now
         finally:

@@ -11,15 +11,36 @@ NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
 SEED_PAGE = ROOT / "seeds" / "trending-papers-page.txt"
 
 PAPERS = [
-    PaperDoc(id=10, title="Neural fields for medical imaging", abstract="We fit neural fields to CT scans.",
-             categories=("eess.IV",), published=NOW),
-    PaperDoc(id=11, title="HNeRV: a hybrid neural representation for videos",
-             abstract="Implicit neural representations (INRs) store videos; our neural field decoder is fast.",
-             authors=("Hao Chen", "Yann LeCun"), categories=("cs.CV",), published=NOW),
-    PaperDoc(id=12, title="Sparse autoencoders find circuits", abstract="Mechanistic interpretability of language models.",
-             authors=("Neel Nanda",), categories=("cs.LG",), published=NOW),
-    PaperDoc(id=13, title="Work at INRIA on graphs", abstract="Graph neural networks for molecules.",
-             categories=("cs.LG", "q-bio.BM"), published=NOW),
+    PaperDoc(
+        id=10,
+        title="Neural fields for medical imaging",
+        abstract="We fit neural fields to CT scans.",
+        categories=("eess.IV",),
+        published=NOW,
+    ),
+    PaperDoc(
+        id=11,
+        title="HNeRV: a hybrid neural representation for videos",
+        abstract="Implicit neural representations (INRs) store videos; our neural field decoder is fast.",
+        authors=("Hao Chen", "Yann LeCun"),
+        categories=("cs.CV",),
+        published=NOW,
+    ),
+    PaperDoc(
+        id=12,
+        title="Sparse autoencoders find circuits",
+        abstract="Mechanistic interpretability of language models.",
+        authors=("Neel Nanda",),
+        categories=("cs.LG",),
+        published=NOW,
+    ),
+    PaperDoc(
+        id=13,
+        title="Work at INRIA on graphs",
+        abstract="Graph neural networks for molecules.",
+        categories=("cs.LG", "q-bio.BM"),
+        published=NOW,
+    ),
 ]
 
 
@@ -55,8 +76,16 @@ def test_a_followed_author_matches_however_the_name_is_written(index):
 
 
 def test_a_topic_matches_by_its_keywords_and_description(index):
-    found = matched(index, topics=[("Interpretability", "Understanding what neural networks compute, circuits.",
-                                    '"mechanistic interpretability", "sparse autoencoders"')])
+    found = matched(
+        index,
+        topics=[
+            (
+                "Interpretability",
+                "Understanding what neural networks compute, circuits.",
+                '"mechanistic interpretability", "sparse autoencoders"',
+            )
+        ],
+    )
     assert 12 in found
     assert found[12].reason.startswith("In your topic Interpretability")
 

@@ -34,7 +34,10 @@ def path_of(url: str) -> str:
 
 def test_title_words_leave_out_a_leading_name_and_vague_words():
     assert title_words("HNeRV: A Hybrid Neural Representation for Videos") == [
-        "hybrid", "neural", "representation", "videos"
+        "hybrid",
+        "neural",
+        "representation",
+        "videos",
     ]
 
 
@@ -112,7 +115,7 @@ def test_opening_the_link_only_asks_and_changes_nothing(client, papers):
     response = client.get(path_of(feedback_url(subscriber, paper.pk, "more")))
 
     assert response.status_code == 200
-    assert b"<form method=\"post\">" in response.content and paper.title.encode() in response.content
+    assert b'<form method="post">' in response.content and paper.title.encode() in response.content
     subscriber.refresh_from_db()
     assert subscriber.keywords == "interpretability" and subscriber.categories == []
 

@@ -46,10 +46,21 @@ def test_the_weights_come_from_settings(settings):
 
 def test_matching_orders_a_strong_old_match_before_a_weak_viral_one():
     papers = [
-        PaperDoc(id=1, title="A survey of everything", abstract="Mentions diffusion once.", upvotes=9000,
-                 published=NOW, sources=3),
-        PaperDoc(id=2, title="Diffusion models for video", abstract="Video diffusion.", upvotes=0,
-                 published=NOW - timedelta(days=20)),
+        PaperDoc(
+            id=1,
+            title="A survey of everything",
+            abstract="Mentions diffusion once.",
+            upvotes=9000,
+            published=NOW,
+            sources=3,
+        ),
+        PaperDoc(
+            id=2,
+            title="Diffusion models for video",
+            abstract="Video diffusion.",
+            upvotes=0,
+            published=NOW - timedelta(days=20),
+        ),
     ]
     index = BatchIndex(papers, now=NOW, weights=WEIGHTS)
     [matches] = match_many([build_matcher(keywords="diffusion")], index)

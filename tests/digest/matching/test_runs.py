@@ -24,8 +24,9 @@ def _fresh_index_cache():
 
 
 def make_paper(number, title, abstract="", **fields):
-    return Paper.objects.create(guid=f"urn:test:{number}", arxiv_id=f"2611.{number:05d}", title=title,
-                                abstract=abstract, **fields)
+    return Paper.objects.create(
+        guid=f"urn:test:{number}", arxiv_id=f"2611.{number:05d}", title=title, abstract=abstract, **fields
+    )
 
 
 def make_subscriber(number, **preferences):
@@ -121,14 +122,24 @@ def test_the_next_run_starts_after_the_last_finished_run():
 
 def _run_with_readers(count):
     for number in range(30):
-        make_paper(number, f"Diffusion paper {number}", f"Diffusion models of images, paper{number % 7}.",
-                   authors=["Yann LeCun"] if number % 5 == 0 else [])
-    topics = [Topic.objects.create(slug=f"t{n}", name=f"Topic {n}", description="video compression", keywords="codec")
-              for n in range(3)]
+        make_paper(
+            number,
+            f"Diffusion paper {number}",
+            f"Diffusion models of images, paper{number % 7}.",
+            authors=["Yann LeCun"] if number % 5 == 0 else [],
+        )
+    topics = [
+        Topic.objects.create(slug=f"t{n}", name=f"Topic {n}", description="video compression", keywords="codec")
+        for n in range(3)
+    ]
     readers = []
     for n in range(count):
-        reader = make_subscriber(n, keywords=f"diffusion, -medical, paper{n % 7}", interests="generative image models",
-                                 authors=["Yann LeCun"])
+        reader = make_subscriber(
+            n,
+            keywords=f"diffusion, -medical, paper{n % 7}",
+            interests="generative image models",
+            authors=["Yann LeCun"],
+        )
         reader.topics.set(topics[: 1 + n % 3])
         readers.append(reader.id)
     return start_match_run(), readers
@@ -140,7 +151,9 @@ def _chunk_queries(plan, readers):
         created = match_chunk(plan.run_id, readers)
     assert created == 30 * len(readers)
     # (The run's last chunk also refreshes the statistics: see the test of ANALYZE below.)
-    statements = [query["sql"].split(None, 1)[0] for query in context.captured_queries if not query["sql"].startswith("ANALYZE")]
+    statements = [
+        query["sql"].split(None, 1)[0] for query in context.captured_queries if not query["sql"].startswith("ANALYZE")
+    ]
     return len(statements) - statements.count("INSERT"), statements.count("INSERT")
 
 
@@ -150,8 +163,9 @@ def test_a_chunk_makes_the_same_queries_for_10_or_200_subscribers_but_for_the_in
     large_others, large_inserts = _chunk_queries(plan, readers[10:])
     assert small_others == large_others <= 10
     # SQLite takes at most 999 parameters per statement, so its insert is cut in batches; PostgreSQL's is one.
-    batch = connection.ops.bulk_batch_size([field for field in Candidate._meta.concrete_fields if not field.primary_key],
-                                           [None] * 6000)
+    batch = connection.ops.bulk_batch_size(
+        [field for field in Candidate._meta.concrete_fields if not field.primary_key], [None] * 6000
+    )
     assert (small_inserts, large_inserts) == (math.ceil(300 / batch), math.ceil(6000 / batch))
 
 

@@ -3,8 +3,13 @@ import numpy as np
 from digest.matching.similarity import PaperSimilarity, analyze, paper_text
 
 PAPERS = [
-    paper_text("Neural video compression", "We compress videos with implicit neural representations and a fast decoder."),
-    paper_text("Sparse autoencoders for interpretability", "Sparse autoencoders find interpretable features in language models."),
+    paper_text(
+        "Neural video compression", "We compress videos with implicit neural representations and a fast decoder."
+    ),
+    paper_text(
+        "Sparse autoencoders for interpretability",
+        "Sparse autoencoders find interpretable features in language models.",
+    ),
     paper_text("Linear attention", "A linear attention mechanism makes transformers efficient on long sequences."),
 ]
 
@@ -31,9 +36,14 @@ def test_scores_are_cosines_between_zero_and_one():
 
 def test_background_papers_change_the_weight_of_common_words():
     alone = PaperSimilarity(PAPERS).scores(["transformers"])[0, 2]
-    among_many = PaperSimilarity(PAPERS, background=["transformers everywhere"] * 50).scores(["efficient transformers"])[0, 2]
+    among_many = PaperSimilarity(PAPERS, background=["transformers everywhere"] * 50).scores(
+        ["efficient transformers"]
+    )[0, 2]
     assert alone > 0 and among_many > 0
-    assert PaperSimilarity(PAPERS, background=["transformers"] * 50).model.idf.min() < PaperSimilarity(PAPERS).model.idf.min()
+    assert (
+        PaperSimilarity(PAPERS, background=["transformers"] * 50).model.idf.min()
+        < PaperSimilarity(PAPERS).model.idf.min()
+    )
 
 
 def test_no_texts_give_an_empty_array():

@@ -25,7 +25,9 @@ def frozen():
 
 def subscriber(email, status, created, confirmed=None, unsubscribed=None) -> Subscriber:
     row = Subscriber.objects.create(email=email, status=status)
-    Subscriber.objects.filter(pk=row.pk).update(created_at=created, confirmed_at=confirmed, unsubscribed_at=unsubscribed)
+    Subscriber.objects.filter(pk=row.pk).update(
+        created_at=created, confirmed_at=confirmed, unsubscribed_at=unsubscribed
+    )
     return row
 
 
@@ -79,7 +81,11 @@ def test_most_followed_topics_count_active_subscribers_only():
 
 def test_queue_length_counts_messages_in_the_filesystem_broker_folder(settings, tmp_path):
     settings.REDIS_URL = ""
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "control_folder": str(tmp_path / "control")}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+    }
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
     assert stats.queue_length() == 0
     with Connection("filesystem://", transport_options=options) as connection:
@@ -119,13 +125,17 @@ def test_the_dashboard_renders_without_any_data(client, staff, settings, tmp_pat
 
 
 @pytest.mark.django_db
-def test_the_dashboard_renders_data_with_a_fixed_number_of_queries(client, staff, frozen, django_assert_max_num_queries):
+def test_the_dashboard_renders_data_with_a_fixed_number_of_queries(
+    client, staff, frozen, django_assert_max_num_queries
+):
     feed = Feed.objects.create(url="https://rss.arxiv.org/rss/cs.CL", name="arXiv cs.CL")
     topic = Topic.objects.create(slug="nlp", name="Language models", description="LLMs")
     for i in range(30):
         person = subscriber(f"s{i}@example.org", "active", at(i % 20), confirmed=at(i % 20))
         person.topics.add(topic)
-        Delivery.objects.create(subscriber=person, period="d", scheduled_for=at(i % 7), sent_at=at(i % 7), status="sent")
+        Delivery.objects.create(
+            subscriber=person, period="d", scheduled_for=at(i % 7), sent_at=at(i % 7), status="sent"
+        )
         paper = Paper.objects.create(guid=f"g{i}", title=f"Paper {i}")
         PaperSource.objects.create(paper=paper, feed=feed)
     with django_assert_max_num_queries(12):

@@ -46,7 +46,12 @@ def test_it_answers_200_with_the_filesystem_broker_writable(client, filesystem_b
     body = response.json()
     assert body["status"] == "ok"
     assert body["database"]["ok"] is True
-    assert body["broker"] == {"ok": True, "kind": "filesystem", "folder": str(filesystem_broker), "ms": body["broker"]["ms"]}
+    assert body["broker"] == {
+        "ok": True,
+        "kind": "filesystem",
+        "folder": str(filesystem_broker),
+        "ms": body["broker"]["ms"],
+    }
     assert body["last_ingest"] is None and body["last_dispatch"] is None
     assert list(filesystem_broker.iterdir()) == []  # the probe file is gone
     assert "no-cache" in response["Cache-Control"]
@@ -59,7 +64,9 @@ def test_it_reports_the_last_successful_ingest_and_the_last_digest_sent(client, 
     Feed.objects.create(url="https://c.example/rss", last_error="HTTP 503")
     subscriber = Subscriber.objects.create(email="a@example.org", status="active")
     sent_at = datetime(2026, 11, 26, 8, 1, tzinfo=UTC)
-    Delivery.objects.create(subscriber=subscriber, period="2026-11-26", scheduled_for=sent_at, status="sent", sent_at=sent_at)
+    Delivery.objects.create(
+        subscriber=subscriber, period="2026-11-26", scheduled_for=sent_at, status="sent", sent_at=sent_at
+    )
     body = client.get("/healthz").json()
     assert body["last_ingest"] == "2026-11-26T06:00:00+00:00"
     assert body["last_dispatch"] == "2026-11-26T08:01:00+00:00"
@@ -101,7 +108,19 @@ def test_a_redis_that_stops_turns_healthz_from_200_to_503(client, settings, tmp_
         pytest.skip("redis-server is not installed")
     port = free_port()
     server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -133,8 +152,16 @@ def test_a_database_that_refuses_connections_is_reported_down(filesystem_broker)
     from django.db.backends.postgresql.base import DatabaseWrapper
 
     unreachable = DatabaseWrapper(
-        {**connection.settings_dict, "ENGINE": "django.db.backends.postgresql", "NAME": "paperboy",
-         "HOST": "127.0.0.1", "PORT": "1", "USER": "postgres", "PASSWORD": "", "OPTIONS": {"connect_timeout": 2}},
+        {
+            **connection.settings_dict,
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "paperboy",
+            "HOST": "127.0.0.1",
+            "PORT": "1",
+            "USER": "postgres",
+            "PASSWORD": "",
+            "OPTIONS": {"connect_timeout": 2},
+        },
         alias="unreachable",
     )
     healthy, report = health(unreachable)
@@ -171,13 +198,16 @@ def test_it_says_degraded_when_a_mail_server_refuses_our_messages(client, filesy
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("tried", "refused", "minutes_ago", "status"), [
-    (1000, 4, 1, "ok"),  # too few to mean anything
-    (100, 5, 1, "ok"),  # 5 %, not more
-    (100, 6, 1, "degraded"),
-    (100, 60, 61, "ok"),  # out of the window
-    (0, 5, 1, "degraded"),  # bounces reporting refused messages, with nothing sent lately
-])
+@pytest.mark.parametrize(
+    ("tried", "refused", "minutes_ago", "status"),
+    [
+        (1000, 4, 1, "ok"),  # too few to mean anything
+        (100, 5, 1, "ok"),  # 5 %, not more
+        (100, 6, 1, "degraded"),
+        (100, 60, 61, "ok"),  # out of the window
+        (0, 5, 1, "degraded"),  # bounces reporting refused messages, with nothing sent lately
+    ],
+)
 def test_degraded_means_more_than_the_alarm_rate_of_recent_digests_refused_as_messages(
     client, filesystem_broker, settings, tried, refused, minutes_ago, status
 ):

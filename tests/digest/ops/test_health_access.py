@@ -64,7 +64,11 @@ def test_a_wrong_token_gets_what_a_stranger_gets(broker_folder, header):
 
 def test_without_a_configured_token_no_bearer_header_shows_details(settings, broker_folder):
     settings.HEALTHZ_TOKEN = ""
-    assert Client().get("/healthz", HTTP_AUTHORIZATION="Bearer ").json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert Client().get("/healthz", HTTP_AUTHORIZATION="Bearer ").json() == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "ok",
+    }
 
 
 def test_a_logged_in_operator_sees_the_details_and_a_logged_in_non_operator_does_not(broker_folder):

@@ -21,8 +21,30 @@ feed_text = st.lists(
     st.one_of(
         st.text(max_size=20),
         st.sampled_from(
-            ["<b>", "</b>", "<script>", "</script>", "<p class='x'>", "<br/>", "<!-- c -->", "&lt;", "&gt;",
-             "&amp;", "&amp;lt;", "&nbsp;", "&#60;", "&#x3c;", "<", ">", "\n", "\t", "  ", "\x00", "<i", "p<0.05"]
+            [
+                "<b>",
+                "</b>",
+                "<script>",
+                "</script>",
+                "<p class='x'>",
+                "<br/>",
+                "<!-- c -->",
+                "&lt;",
+                "&gt;",
+                "&amp;",
+                "&amp;lt;",
+                "&nbsp;",
+                "&#60;",
+                "&#x3c;",
+                "<",
+                ">",
+                "\n",
+                "\t",
+                "  ",
+                "\x00",
+                "<i",
+                "p<0.05",
+            ]
         ),
     ),
     max_size=30,

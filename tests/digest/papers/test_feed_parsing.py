@@ -129,7 +129,8 @@ def test_it_reports_the_api_error_feed_as_an_error_not_a_paper(shared_feed):
 
 
 @pytest.mark.parametrize(
-    "name, count", [("hf_daily_papers_api_2026-07-31_5papers.json", 5), ("hf_daily_papers_api_2026-08-03_3papers.json", 3)]
+    "name, count",
+    [("hf_daily_papers_api_2026-07-31_5papers.json", 5), ("hf_daily_papers_api_2026-08-03_3papers.json", 3)],
 )
 def test_it_reads_hugging_face_daily_papers(shared_feed, name, count):
     raw = json.loads(shared_feed(name).read_text())
@@ -199,7 +200,9 @@ def test_it_reads_an_empty_hugging_face_day_as_no_papers_and_no_error():
 
 
 def test_it_skips_hugging_face_items_without_id_or_title():
-    result = parse_document(b'[{"paper": {"id": "2607.12345", "title": "Kept"}}, {"paper": {"title": "No id"}}, {"x": 1}]')
+    result = parse_document(
+        b'[{"paper": {"id": "2607.12345", "title": "Kept"}}, {"paper": {"title": "No id"}}, {"x": 1}]'
+    )
     assert [p.arxiv_id for p in result.papers] == ["2607.12345"]
     assert result.skipped == 2
 
@@ -260,7 +263,11 @@ def test_every_field_over_its_cap_is_cut_and_named_in_the_problems():
     assert len(paper.authors) == MAX_AUTHORS and paper.authors[0] == "Author 0"
     assert len(paper.categories) == MAX_CATEGORIES
     assert len(paper.primary_category) == MAX_PRIMARY_CATEGORY_CHARS
-    assert (len(paper.doi), len(paper.journal_ref), len(paper.comment)) == (MAX_DOI_CHARS, MAX_NOTE_CHARS, MAX_NOTE_CHARS)
+    assert (len(paper.doi), len(paper.journal_ref), len(paper.comment)) == (
+        MAX_DOI_CHARS,
+        MAX_NOTE_CHARS,
+        MAX_NOTE_CHARS,
+    )
     assert result.trimmed == 1
     assert set(result.problems) == {
         f"trimmed 1 entry: {reason}"
@@ -277,7 +284,11 @@ def test_every_field_over_its_cap_is_cut_and_named_in_the_problems():
 
 
 def test_an_overlong_author_name_or_category_is_cut_and_the_others_kept():
-    body = rss(rss_item(extra=f"<author>{'Zed ' * 100_000}, Ann Lee</author><category>{'q' * 5000}</category><category>ml</category>"))
+    body = rss(
+        rss_item(
+            extra=f"<author>{'Zed ' * 100_000}, Ann Lee</author><category>{'q' * 5000}</category><category>ml</category>"
+        )
+    )
     (paper,) = parse_document(body).papers
     assert [len(name) for name in paper.authors] == [MAX_AUTHOR_NAME_CHARS, len("Ann Lee")]
     assert [len(term) for term in paper.categories] == [MAX_CATEGORY_CHARS, 2]
@@ -310,8 +321,8 @@ def test_a_cut_breaks_no_entity_surrogate_pair_or_accented_letter():
     assert set(entities[:-1]) == {"&"} and entities.endswith("\u2026")
     accented = parse_document(rss(rss_item("e\u0301" * 5000))).papers[0].title
     assert accented[:-1].endswith("e\u0301") and len(accented) <= MAX_TITLE_CHARS
-    emoji = parse_document(hf({"id": "2607.00001", "title": "\U0001F600" * 5000})).papers[0].title
-    assert emoji == "\U0001F600" * (MAX_TITLE_CHARS - 1) + "\u2026"
+    emoji = parse_document(hf({"id": "2607.00001", "title": "\U0001f600" * 5000})).papers[0].title
+    assert emoji == "\U0001f600" * (MAX_TITLE_CHARS - 1) + "\u2026"
     emoji.encode("utf-8")  # a split pair would leave a surrogate, which no database driver encodes
 
 
@@ -364,7 +375,9 @@ def test_a_date_out_of_range_is_no_date(date, noted):
     assert all("date out of range" in p for p in result.problems)
 
 
-@pytest.mark.parametrize("published", ["0001-01-01T00:00:00Z", "99999-01-01T00:00:00Z", "2999-01-01T00:00:00Z", 5, None])
+@pytest.mark.parametrize(
+    "published", ["0001-01-01T00:00:00Z", "99999-01-01T00:00:00Z", "2999-01-01T00:00:00Z", 5, None]
+)
 def test_a_json_date_out_of_range_or_of_another_type_is_no_date(published):
     (paper,) = parse_document(hf({"id": "2607.00001", "publishedAt": published})).papers
     assert paper.published is None
@@ -379,10 +392,17 @@ def test_a_date_just_past_midnight_us_eastern_is_kept():
 @pytest.mark.parametrize(
     "link",
     [
-        "javascript:alert(1)", " JavaScript:alert(document.cookie)", "java\tscript:alert(1)",
-        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", "vbscript:msgbox(1)",
-        "https://evil.example/a b", "https://?no=host", "//evil.example/x", "https:\\\\evil.example",
-        "https://ok.example/" + "a" * 2000, "ftp://files.example/paper.pdf",
+        "javascript:alert(1)",
+        " JavaScript:alert(document.cookie)",
+        "java\tscript:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "vbscript:msgbox(1)",
+        "https://evil.example/a b",
+        "https://?no=host",
+        "//evil.example/x",
+        "https:\\\\evil.example",
+        "https://ok.example/" + "a" * 2000,
+        "ftp://files.example/paper.pdf",
     ],
 )
 def test_only_an_http_link_that_fits_its_column_is_kept(link):
@@ -410,15 +430,26 @@ CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def _texts(paper) -> list[str]:
-    return [paper.guid, paper.title, paper.abstract, *paper.authors, *paper.categories, paper.url,
-            paper.code_url, paper.project_url]
+    return [
+        paper.guid,
+        paper.title,
+        paper.abstract,
+        *paper.authors,
+        *paper.categories,
+        paper.url,
+        paper.code_url,
+        paper.project_url,
+    ]
 
 
 def test_nul_bytes_and_control_characters_in_a_feed_leave_no_trace():
     body = rss(
-        rss_item("Null\x00title\x07", "https://lab.example/p/\x001",
-                 "<description>a&#0;b\x1bc</description><author>Ann\x00Lee</author><category>m\x00l</category>"
-                 "<link>https://lab.example/p/1\x00</link>")
+        rss_item(
+            "Null\x00title\x07",
+            "https://lab.example/p/\x001",
+            "<description>a&#0;b\x1bc</description><author>Ann\x00Lee</author><category>m\x00l</category>"
+            "<link>https://lab.example/p/1\x00</link>",
+        )
     )
     result = parse_document(body)
     (paper,) = result.papers
@@ -440,8 +471,17 @@ def test_nul_bytes_and_lone_surrogates_in_json_leave_no_trace():
     assert result.papers[0].code_url == ""
 
 
-@pytest.mark.parametrize("reference", ["&#xD800;", "&#55296;", "&#x110000;", "&#99999999999999999999;",
-                                       "&#x" + "f" * 5000 + ";", "&#" + "9" * 5000 + ";"])
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "&#xD800;",
+        "&#55296;",
+        "&#x110000;",
+        "&#99999999999999999999;",
+        "&#x" + "f" * 5000 + ";",
+        "&#" + "9" * 5000 + ";",
+    ],
+)
 def test_a_numeric_reference_no_character_has_breaks_only_its_own_text(reference):
     result = parse_document(rss(rss_item(f"Bad {reference} title"), rss_item(guid="https://lab.example/p/2")))
     assert result.error == ""
@@ -513,7 +553,9 @@ def test_an_arxiv_api_error_message_is_cut(shared_feed):
 
 def test_no_real_capture_is_trimmed():
     """Every cap is above every real value: no paper of the captures in ../shared/feeds is cut."""
-    captures = [p for p in shared_folder("feeds").iterdir() if p.suffix in (".xml", ".json") and "oai-pmh" not in p.name]
+    captures = [
+        p for p in shared_folder("feeds").iterdir() if p.suffix in (".xml", ".json") and "oai-pmh" not in p.name
+    ]
     assert len(captures) >= 15
     papers = 0
     for path in captures:

@@ -18,8 +18,12 @@ def server(settings):
 
 
 def test_it_fetches_a_feed_with_its_validators_and_our_user_agent(server):
-    server.routes["/feed"] = Route(body=FEED, etag='"v1"', last_modified="Mon, 27 Apr 2026 04:00:01 GMT",
-                                   headers={"Content-Type": "application/rss+xml"})
+    server.routes["/feed"] = Route(
+        body=FEED,
+        etag='"v1"',
+        last_modified="Mon, 27 Apr 2026 04:00:01 GMT",
+        headers={"Content-Type": "application/rss+xml"},
+    )
     result = fetch(server.url("/feed"))
     assert (result.status, result.body, result.not_modified) == (200, FEED, False)
     assert (result.etag, result.last_modified) == ('"v1"', "Mon, 27 Apr 2026 04:00:01 GMT")
@@ -129,6 +133,8 @@ def test_a_validator_the_database_would_refuse_or_cut_is_dropped(server, etag, l
 
 
 def test_a_printable_validator_that_fits_is_kept(server):
-    server.routes["/feed"] = Route(body=FEED, etag='W/"' + "e" * 400 + '"', last_modified="Mon, 27 Apr 2026 04:00:01 GMT")
+    server.routes["/feed"] = Route(
+        body=FEED, etag='W/"' + "e" * 400 + '"', last_modified="Mon, 27 Apr 2026 04:00:01 GMT"
+    )
     result = fetch(server.url("/feed"))
     assert (len(result.etag), result.last_modified) == (404, "Mon, 27 Apr 2026 04:00:01 GMT")

@@ -97,10 +97,20 @@ def test_it_stores_plain_text_fields(shared_feed):
 
 
 def test_it_merges_the_same_paper_from_hugging_face_and_arxiv_into_one_row():
-    hf = paper("2607.23193", version=None, upvotes=3, code_url="https://github.com/MAC-AutoML/OmniScope",
-               project_url="https://omniscope.example")
-    arxiv = paper("2607.23193", categories=["cs.CV", "cs.CL"], primary_category="cs.CV",
-                  pdf_url="https://arxiv.org/pdf/2607.23193v1", upvotes=None)
+    hf = paper(
+        "2607.23193",
+        version=None,
+        upvotes=3,
+        code_url="https://github.com/MAC-AutoML/OmniScope",
+        project_url="https://omniscope.example",
+    )
+    arxiv = paper(
+        "2607.23193",
+        categories=["cs.CV", "cs.CL"],
+        primary_category="cs.CV",
+        pdf_url="https://arxiv.org/pdf/2607.23193v1",
+        upvotes=None,
+    )
     assert store_papers([hf]) == StoreCounts(new=1)
     assert store_papers([arxiv], from_arxiv=True) == StoreCounts(updated=1)
     assert store_papers([replace(hf, upvotes=7)]) == StoreCounts(updated=1)
@@ -129,7 +139,9 @@ def test_it_never_lowers_upvotes():
 
 
 def test_a_newer_version_updates_the_paper_and_an_older_one_changes_nothing():
-    store_papers([paper("2604.21952", version=1, title="First title", comment="v1 comment", upvotes=4)], from_arxiv=True)
+    store_papers(
+        [paper("2604.21952", version=1, title="First title", comment="v1 comment", upvotes=4)], from_arxiv=True
+    )
     revised = paper("2604.21952", version=2, title="Revised title", comment="")
     assert store_papers([revised], from_arxiv=True) == StoreCounts(updated=1)
     stored = Paper.objects.get()
@@ -200,8 +212,9 @@ def test_a_crash_midway_leaves_nothing_half_written(monkeypatch):
 
 def test_ingest_feed_uses_conditional_get_and_records_the_run(shared_feed):
     with FeedServer() as server:
-        server.routes["/rss"] = Route(body=shared_feed(RSS_LG).read_bytes(), etag='"abc"',
-                                      last_modified="Mon, 27 Apr 2026 04:00:01 GMT")
+        server.routes["/rss"] = Route(
+            body=shared_feed(RSS_LG).read_bytes(), etag='"abc"', last_modified="Mon, 27 Apr 2026 04:00:01 GMT"
+        )
         feed = Feed.objects.create(url=server.url("/rss"))
         first = ingest_feed(feed)
         feed.refresh_from_db()
@@ -224,8 +237,10 @@ def test_ingest_feed_uses_conditional_get_and_records_the_run(shared_feed):
     "route, message",
     [
         (Route(status=500, body=b"oops"), "HTTP 500"),
-        (Route(body=b"<!DOCTYPE html><html><body>Sign in</body></html>", headers={"Content-Type": "text/html"}),
-         "not a feed: got an HTML page"),
+        (
+            Route(body=b"<!DOCTYPE html><html><body>Sign in</body></html>", headers={"Content-Type": "text/html"}),
+            "not a feed: got an HTML page",
+        ),
         (Route(redirect_to="/bad"), "redirects"),
         (Route(body=b"x", delay=30), "no answer within"),
     ],
@@ -324,8 +339,10 @@ def ingest_as(url: str, body: bytes, kind: str = Feed.Kind.AUTO):
 
 
 def arxiv_rss_body(shared_feed, version: int = 1, title: str = "") -> bytes:
-    body = shared_feed(RSS_LG).read_bytes().replace(
-        f"oai:arXiv.org:{REAL_ID}v1".encode(), f"oai:arXiv.org:{REAL_ID}v{version}".encode()
+    body = (
+        shared_feed(RSS_LG)
+        .read_bytes()
+        .replace(f"oai:arXiv.org:{REAL_ID}v1".encode(), f"oai:arXiv.org:{REAL_ID}v{version}".encode())
     )
     return body.replace(REAL_TITLE.encode(), title.encode()) if title else body
 
@@ -360,34 +377,66 @@ def test_a_paper_another_feed_created_is_replaced_by_arxiv_s_first_sighting(shar
     ingest_as(ARXIV_RSS_URL, shared_feed(RSS_LG).read_bytes())
     title, abstract, authors, categories, version, from_arxiv = stored_text()
     assert (title, authors, categories, version, from_arxiv) == (
-        REAL_TITLE, ["Muhammad Shafique", "Abdul Basit"], ["cs.LG"], 1, True
+        REAL_TITLE,
+        ["Muhammad Shafique", "Abdul Basit"],
+        ["cs.LG"],
+        1,
+        True,
     )
     assert abstract.startswith("This work presents a multi-layered")
     assert Paper.objects.count() == 3
 
 
 def test_a_second_non_arxiv_feed_neither_raises_the_version_nor_replaces_the_first_one_s_text():
-    hf_day = json.dumps([{"paper": {"id": REAL_ID, "title": "HF title", "summary": "HF abstract.",
-                                    "upvotes": 5, "githubRepo": "https://github.com/lab/code"}}]).encode()
+    hf_day = json.dumps(
+        [
+            {
+                "paper": {
+                    "id": REAL_ID,
+                    "title": "HF title",
+                    "summary": "HF abstract.",
+                    "upvotes": 5,
+                    "githubRepo": "https://github.com/lab/code",
+                }
+            }
+        ]
+    ).encode()
     ingest_as("https://huggingface.co/api/daily_papers", hf_day)
     ingest_as("https://aggregator.example/feed", generic_rss(impostor_item()))
     row = Paper.objects.get()
     assert (row.title, row.abstract, row.version, row.upvotes, row.code_url) == (
-        "HF title", "HF abstract.", 1, 5, "https://github.com/lab/code"
+        "HF title",
+        "HF abstract.",
+        1,
+        5,
+        "https://github.com/lab/code",
     )
     assert row.authors == ["Mallory"] and row.categories == ["spam"]  # filled: the first feed had none
 
 
 def test_other_feeds_still_add_upvotes_and_links_to_a_paper_arxiv_set(shared_feed):
     ingest_as(ARXIV_RSS_URL, shared_feed(RSS_LG).read_bytes())
-    hf_day = json.dumps([{"paper": {"id": REAL_ID, "title": "HF title", "upvotes": 42,
-                                    "githubRepo": "https://github.com/lab/code",
-                                    "projectPage": "https://lab.example/project",
-                                    "publishedAt": "2031-01-01T00:00:00Z"}}]).encode()
+    hf_day = json.dumps(
+        [
+            {
+                "paper": {
+                    "id": REAL_ID,
+                    "title": "HF title",
+                    "upvotes": 42,
+                    "githubRepo": "https://github.com/lab/code",
+                    "projectPage": "https://lab.example/project",
+                    "publishedAt": "2031-01-01T00:00:00Z",
+                }
+            }
+        ]
+    ).encode()
     assert ingest_as("https://huggingface.co/api/daily_papers", hf_day).counts.updated == 1
     row = Paper.objects.get(arxiv_id=REAL_ID)
     assert (row.title, row.upvotes, row.code_url, row.project_url) == (
-        REAL_TITLE, 42, "https://github.com/lab/code", "https://lab.example/project"
+        REAL_TITLE,
+        42,
+        "https://github.com/lab/code",
+        "https://lab.example/project",
     )
 
 
@@ -439,8 +488,10 @@ def test_only_arxiv_s_own_hosts_and_declared_local_captures_speak_for_arxiv(sour
 def test_an_arxiv_api_entry_with_a_version_of_10_to_the_30_keeps_the_stored_version(shared_feed):
     ingest_as(ARXIV_API_URL, shared_feed(API_20).read_bytes())
     first = parse_document(shared_feed(API_20).read_bytes()).papers[0]
-    huge = shared_feed(API_20).read_bytes().replace(
-        f"{first.arxiv_id}v1".encode(), f"{first.arxiv_id}v1{'0' * 30}".encode()
+    huge = (
+        shared_feed(API_20)
+        .read_bytes()
+        .replace(f"{first.arxiv_id}v1".encode(), f"{first.arxiv_id}v1{'0' * 30}".encode())
     )
     report = ingest_as(ARXIV_API_URL, huge)
     assert (report.failed, report.trimmed) == (False, 1)
@@ -477,17 +528,32 @@ def test_a_10_mb_title_grows_neither_the_row_nor_the_feed_s_record_nor_the_pages
 
 
 def test_an_entry_with_a_100_kb_id_is_skipped_and_the_rest_stored():
-    report = ingest_as("https://aggregator.example/feed", generic_rss(
-        impostor_item(link="https://aggregator.example/" + "x" * 100_000),
-        impostor_item(link="https://aggregator.example/ok", title="Kept"),
-    ))
+    report = ingest_as(
+        "https://aggregator.example/feed",
+        generic_rss(
+            impostor_item(link="https://aggregator.example/" + "x" * 100_000),
+            impostor_item(link="https://aggregator.example/ok", title="Kept"),
+        ),
+    )
     assert (report.counts.new, report.counts.skipped) == (1, 1)
     assert "skipped 1 entry with an id over 1,000 characters" in report.error
     assert Paper.objects.get().title == "Kept"
 
 
-HOSTILE_UPVOTES = ["9223372036854775808", "2147483648", "1" + "0" * 5000, "-5", '"12k"', "null", "1e400",
-                   "NaN", "-Infinity", "true", "{}", "12.5"]
+HOSTILE_UPVOTES = [
+    "9223372036854775808",
+    "2147483648",
+    "1" + "0" * 5000,
+    "-5",
+    '"12k"',
+    "null",
+    "1e400",
+    "NaN",
+    "-Infinity",
+    "true",
+    "{}",
+    "12.5",
+]
 
 
 def test_hostile_numbers_are_clamped_or_ignored_and_every_item_stored():
@@ -502,7 +568,18 @@ def test_hostile_numbers_are_clamped_or_ignored_and_every_item_stored():
     assert report.trimmed == len(HOSTILE_UPVOTES) - 2  # null and 12.5 are fine
     stored = dict(Paper.objects.values_list("title", "upvotes"))
     assert [stored[f"Paper {n}"] for n in range(len(HOSTILE_UPVOTES))] == [
-        MAX_COUNT, MAX_COUNT, MAX_COUNT, 0, 0, 0, 0, 0, 0, 0, 0, 12
+        MAX_COUNT,
+        MAX_COUNT,
+        MAX_COUNT,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        12,
     ]
     # A real count later still raises a clamped one's... and never lowers the maximum.
     again = '[{"paper": {"id": "2607.00003", "title": "Paper 3", "upvotes": 7}}]'
@@ -550,12 +627,24 @@ def test_a_script_link_is_never_stored():
         "<item><title>T1</title><guid>urn:x:1</guid><link>javascript:alert(1)</link></item>",
         "<item><title>T2</title><guid>urn:x:2</guid><link>data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;</link></item>",
     )
-    hf_day = json.dumps([{"paper": {"id": "2607.00009", "title": "T3", "githubRepo": "javascript:alert(1)",
-                                    "projectPage": "data:text/html,x"}}]).encode()
+    hf_day = json.dumps(
+        [
+            {
+                "paper": {
+                    "id": "2607.00009",
+                    "title": "T3",
+                    "githubRepo": "javascript:alert(1)",
+                    "projectPage": "data:text/html,x",
+                }
+            }
+        ]
+    ).encode()
     ingest_as("https://aggregator.example/feed", body)
     ingest_as("https://huggingface.co/api/daily_papers", hf_day)
     for url, pdf_url, code_url, project_url in Paper.objects.values_list("url", "pdf_url", "code_url", "project_url"):
-        assert all(link == "" or link.startswith(("https://", "http://")) for link in (url, pdf_url, code_url, project_url))
+        assert all(
+            link == "" or link.startswith(("https://", "http://")) for link in (url, pdf_url, code_url, project_url)
+        )
     assert Paper.objects.count() == 3
 
 
@@ -575,8 +664,9 @@ def test_one_feed_s_error_text_is_bounded_and_printable(shared_feed):
 def test_a_validator_header_with_a_nul_is_not_stored_and_the_other_feeds_go_on(shared_feed):
     """PostgreSQL refuses the NUL: the update after the ingest raised out of ingest_all."""
     with FeedServer() as server:
-        server.routes["/nul"] = Route(body=shared_feed(RSS_AI).read_bytes(), etag='"a\x00b"',
-                                      last_modified="Mon, 27 Apr 2026\x00 04:00:01 GMT")
+        server.routes["/nul"] = Route(
+            body=shared_feed(RSS_AI).read_bytes(), etag='"a\x00b"', last_modified="Mon, 27 Apr 2026\x00 04:00:01 GMT"
+        )
         server.routes["/good"] = Route(body=shared_feed(RSS_LG).read_bytes(), etag='"good"')
         feeds = [Feed.objects.create(url=server.url("/nul")), Feed.objects.create(url=server.url("/good"))]
         reports = ingest_all(feeds)
