@@ -286,5 +286,5 @@ class SMTP(TwoStepSending, smtplib.SMTP):
     pass
 
 
-class SMTP_SSL(TwoStepSending, smtplib.SMTP_SSL):  # noqa: N801 - smtplib's name
+class SMTP_SSL(TwoStepSending, smtplib.SMTP_SSL):  # smtplib's name
     pass

@@ -185,7 +185,7 @@ def queue_length() -> int | None:
     if settings.REDIS_URL:
         try:
             return int(redis_client(settings.REDIS_URL).llen(queue_name()))
-        except Exception:  # noqa: BLE001 - any failure means "unknown", shown as such
+        except Exception:  # any failure means "unknown", shown as such
             return None
     folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
     if not folder.is_dir():
