@@ -7,7 +7,7 @@
 import os
 import smtplib
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -61,7 +61,7 @@ class EmlFolderBackend(BaseEmailBackend):
         self.folder.mkdir(parents=True, exist_ok=True)
         sent = 0
         for message in email_messages:
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
             name = f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.eml"
             data = message_bytes(message)
             tmp = self.folder / (name + ".tmp")

@@ -6,15 +6,12 @@ exist (clocks jump forward) means the first valid instant after it on that day, 
 that happens twice (clocks go back) means its first occurrence.
 """
 
-from datetime import date, datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
 
 from subscribers.models import Subscriber
-
-UTC = dt_timezone.utc
 
 
 def subscriber_zone(name: str) -> ZoneInfo:

@@ -8,8 +8,7 @@ query of a large table; the day filter below offers recent days without reading 
 
 import json
 from collections import Counter
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
@@ -84,7 +83,7 @@ class ScheduledDayFilter(admin.SimpleListFilter):
             day = date.fromisoformat(self.value())
         except ValueError:
             return queryset.none()
-        start = datetime.combine(day, datetime.min.time(), tzinfo=dt_timezone.utc)
+        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
         return queryset.filter(scheduled_for__gte=start, scheduled_for__lt=start + timedelta(days=1))
 
 

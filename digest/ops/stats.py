@@ -6,8 +6,7 @@ folded into per-day series here, so a year of history costs the same query as a 
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -35,7 +34,7 @@ class UTCDate(TruncDate):
     """
 
     def __init__(self, expression, **extra):
-        super().__init__(expression, tzinfo=dt_timezone.utc, **extra)
+        super().__init__(expression, tzinfo=UTC, **extra)
 
     def as_sqlite(self, compiler, connection, **extra_context):
         sql, params = compiler.compile(self.lhs)
@@ -60,7 +59,7 @@ def day_range(days: int, today: date | None = None) -> list[date]:
 
 
 def _start_of(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=dt_timezone.utc)
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
 
 
 def _fold(days: list[date], rows: list[tuple[date, str, int]], names: list[str]) -> DaySeries:

@@ -5,8 +5,7 @@ A paper's day is the UTC date it was published; papers without a publication dat
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Count, Max, QuerySet
 from django.db.models.functions import TruncDate
@@ -29,7 +28,7 @@ def archive_days() -> list[ArchiveDay]:
 
     rows = (
         Paper.objects.filter(published__isnull=False)
-        .annotate(day=TruncDate("published", tzinfo=dt_timezone.utc))
+        .annotate(day=TruncDate("published", tzinfo=UTC))
         .values("day")
         .annotate(papers=Count("id"), top_upvotes=Max("upvotes"))
         .order_by("-day")
@@ -40,7 +39,7 @@ def archive_days() -> list[ArchiveDay]:
 def papers_of_day(day: date) -> QuerySet[Paper]:
     """That day's papers, most upvoted first."""
     # From the day's first to its last microsecond: the next midnight of 9999-12-31 does not exist.
-    start, end = (datetime.combine(day, moment, tzinfo=dt_timezone.utc) for moment in (time.min, time.max))
+    start, end = (datetime.combine(day, moment, tzinfo=UTC) for moment in (time.min, time.max))
     return Paper.objects.filter(published__gte=start, published__lte=end).order_by("-upvotes", "title", "id")
 
 

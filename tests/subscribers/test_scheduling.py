@@ -1,5 +1,5 @@
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +11,6 @@ from subscribers.models import Subscriber
 from subscribers.scheduling import local_instant, next_delivery_after, period_key, schedule_subscriber
 from tests.support.digest_samples import make_subscriber
 
-UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 

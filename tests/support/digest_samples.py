@@ -2,7 +2,7 @@
 
 import base64
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.models import Candidate, Delivery, Paper
@@ -10,9 +10,9 @@ from subscribers.models import Subscriber, Topic
 from tests.support import ROOT
 
 SEED_PAGE = ROOT / "seeds" / "trending-papers-page.txt"
-PUBLISHED = datetime(2026, 3, 17, tzinfo=timezone.utc)
+PUBLISHED = datetime(2026, 3, 17, tzinfo=UTC)
 # When the sending tests' digests are due.
-NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 AUTHORS = [
     ["Dogyun Park", "Sihyeon Kim", "Sojin Lee", "Hyunwoo J. Kim"],
@@ -90,7 +90,7 @@ def make_digest(count: int = 6, more: int = 3, subscriber: Subscriber | None = N
     delivery = Delivery.objects.create(
         subscriber=subscriber,
         period="2026-03-17",
-        scheduled_for=datetime(2026, 3, 17, 8, tzinfo=timezone.utc),
+        scheduled_for=datetime(2026, 3, 17, 8, tzinfo=UTC),
         paper_count=count,
         more_count=more,
     )

@@ -237,7 +237,7 @@ def test_every_admin_page_showing_hostile_rows_is_inert(client, staff, hostile):
 
 # --- ingestion -----------------------------------------------------------------------------------
 
-HOSTILE_ATOM = f"""<?xml version="1.0" encoding="UTF-8"?>
+HOSTILE_ATOM = b"""<?xml version="1.0" encoding="UTF-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:arxiv="http://arxiv.org/schemas/atom">
   <title>ArXiv Query: search_query=all:evil</title>
   <id>http://arxiv.org/api/evil</id>
@@ -254,7 +254,7 @@ HOSTILE_ATOM = f"""<?xml version="1.0" encoding="UTF-8"?>
     <arxiv:primary_category term="cs.LG" scheme="http://arxiv.org/schemas/atom"/>
     <category term="cs.LG" scheme="http://arxiv.org/schemas/atom"/>
   </entry>
-</feed>""".encode()
+</feed>"""
 
 HOSTILE_RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Evil blog</title>
 <link>https://evil.example/</link><description>d</description>

@@ -2,7 +2,7 @@ import base64
 import io
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.core.management import call_command
@@ -41,7 +41,7 @@ def sent_digest(subscriber, message_id: str) -> Delivery:
         period="2026-03-17",
         status=Delivery.Status.SENT,
         message_id=message_id,
-        scheduled_for=datetime(2026, 3, 17, 8, tzinfo=timezone.utc),
+        scheduled_for=datetime(2026, 3, 17, 8, tzinfo=UTC),
     )
 
 

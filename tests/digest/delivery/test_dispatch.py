@@ -1,5 +1,5 @@
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -12,7 +12,7 @@ from digest.tasks import dispatch_digests
 from subscribers.models import Subscriber
 from tests.support.digest_samples import make_subscriber
 
-NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 def due_subscriber(email: str, **fields) -> Subscriber:
@@ -35,7 +35,7 @@ def test_it_creates_a_delivery_for_each_due_subscriber_and_moves_their_slot():
     assert (delivery.subscriber, delivery.period, delivery.status) == (due, "2026-11-26", Delivery.Status.QUEUED)
     assert delivery.scheduled_for == NOW - timedelta(hours=1)
     due.refresh_from_db()
-    assert due.next_delivery_at == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
+    assert due.next_delivery_at == datetime(2026, 11, 27, 8, tzinfo=UTC)
 
 
 @pytest.mark.django_db
@@ -43,7 +43,7 @@ def test_it_gives_an_active_subscriber_without_a_slot_their_next_one():
     sub = due_subscriber("ada@example.org", next_delivery_at=None, timezone="Europe/Berlin")
     assert dispatch_due(NOW, queue=False) == []
     sub.refresh_from_db()
-    assert sub.next_delivery_at == datetime(2026, 11, 27, 7, tzinfo=timezone.utc)  # 08:00 in Berlin
+    assert sub.next_delivery_at == datetime(2026, 11, 27, 7, tzinfo=UTC)  # 08:00 in Berlin
 
 
 @pytest.mark.django_db
@@ -113,9 +113,9 @@ def test_it_dispatches_with_a_fixed_number_of_queries_per_subscriber(django_asse
     with django_assert_num_queries(3 + 2 + (2 * 3 + 1) + 3):
         assert len(dispatch_due(NOW, queue=False)) == 26
     assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {
-        datetime(2026, 11, 27, 8, tzinfo=timezone.utc),
-        datetime(2026, 11, 26, 23, tzinfo=timezone.utc),
-        datetime(2026, 11, 27, 6, tzinfo=timezone.utc),
+        datetime(2026, 11, 27, 8, tzinfo=UTC),
+        datetime(2026, 11, 26, 23, tzinfo=UTC),
+        datetime(2026, 11, 27, 6, tzinfo=UTC),
     }
 
 
@@ -129,9 +129,7 @@ def test_a_group_that_another_dispatcher_partly_moved_is_claimed_one_by_one():
     moved = advance_slots(read_before, NOW)
 
     assert [s.email for s in moved] == ["reader0@example.org", "reader2@example.org"]
-    assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {
-        datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
-    }
+    assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {datetime(2026, 11, 27, 8, tzinfo=UTC)}
 
 
 @pytest.mark.django_db

@@ -1,6 +1,6 @@
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 
 import pytest
@@ -239,11 +239,11 @@ def test_a_delivery_stuck_in_sending_is_sent_again_after_the_timeout_with_the_sa
         message_id = fresh(delivery).message_id
 
         clock.shift(timedelta(seconds=599))
-        assert due_retries(datetime.now(timezone.utc)) == []
+        assert due_retries(datetime.now(UTC)) == []
         assert send(delivery).not_claimed == 1
 
         clock.shift(timedelta(seconds=2))
-        assert due_retries(datetime.now(timezone.utc)) == [delivery.id]
+        assert due_retries(datetime.now(UTC)) == [delivery.id]
         assert send(delivery).sent == 1
 
     assert sink.messages_for("ada@example.org")[0]["Message-ID"] == message_id

@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from django.urls import reverse
@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def at(day: int, hour: int = 12, minute: int = 0) -> datetime:
-    return datetime(2026, 3, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.fixture
