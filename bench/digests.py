@@ -325,7 +325,7 @@ def populate(args) -> None:
             chosen.append([topics[name] for name, _, _ in prefs.get("topics", [])])
         created = Subscriber.objects.bulk_create(rows)
         Through.objects.bulk_create(
-            Through(subscriber_id=s.id, topic_id=t.id) for s, ts in zip(created, chosen) for t in ts
+            Through(subscriber_id=s.id, topic_id=t.id) for s, ts in zip(created, chosen, strict=True) for t in ts
         )
     print(f"stored {args.papers} papers and {args.subscribers} subscribers", flush=True)
 

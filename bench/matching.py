@@ -27,6 +27,7 @@ import resource
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,7 @@ class Generator:
     def _chain(token_lists: list[list[str]]) -> dict[str, list[str]]:
         chain: dict[str, list[str]] = {}
         for tokens in token_lists:
-            for first, second in zip(tokens, tokens[1:]):
+            for first, second in pairwise(tokens):
                 chain.setdefault(first, []).append(second)
         return chain
 
@@ -86,7 +87,7 @@ class Generator:
         """Words and two-word phrases of one seed a researcher might type, and its acronyms."""
         clean = [re.sub(r"[^A-Za-z0-9-]", "", token) for token in tokens]
         terms = set()
-        for first, second in zip(clean, clean[1:]):
+        for first, second in pairwise(clean):
             if (
                 len(first) > 3
                 and len(second) > 3

@@ -148,7 +148,7 @@ def test_every_kind_of_bad_feed_in_one_run_fails_alone_in_bounded_time_and_the_g
         reports = ingest_all(feeds)
         seconds = time.monotonic() - started
 
-    failed = {path: report.error for path, report in zip(paths, reports) if report.failed}
+    failed = {path: report.error for path, report in zip(paths, reports, strict=True) if report.failed}
     assert set(failed) == {"/hangs", "/error", "/html", "/huge", "/loop"}
     assert "no answer within 1 s" in failed["/hangs"]
     assert "HTTP 500" in failed["/error"]

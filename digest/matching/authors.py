@@ -96,7 +96,7 @@ def _make(display: str, family_tokens: Sequence[str], given: list[str]) -> Autho
 
 
 def given_names_agree(left: Sequence[str], right: Sequence[str]) -> bool:
-    for a, b in zip(left, right):
+    for a, b in zip(left, right, strict=False):
         if len(a) == 1 or len(b) == 1:
             if a[0] != b[0]:
                 return False

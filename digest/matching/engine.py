@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
@@ -218,9 +219,7 @@ class BatchIndex:
             in_title = {key for pair in title for key in pair if key}
             keys = in_title | {key for pair in abstract for key in pair if key}
             for sequence in (title, abstract):
-                keys.update(
-                    f"{a} {b}" for first, second in zip(sequence, sequence[1:]) for a in first if a for b in second if b
-                )
+                keys.update(f"{a} {b}" for first, second in pairwise(sequence) for a in first if a for b in second if b)
             for key in keys:
                 postings[key].append(position)
             self._title_words.append(in_title)
@@ -245,7 +244,7 @@ class BatchIndex:
         if cached is not None:
             return cached
         empty = np.zeros(0, np.int32)
-        keys = term.keys if len(term.keys) == 1 else [a + " " + b for a, b in zip(term.keys, term.keys[1:])]
+        keys = term.keys if len(term.keys) == 1 else [a + " " + b for a, b in pairwise(term.keys)]
         candidates = self._postings.get(keys[0], empty)
         for key in keys[1:]:
             candidates = np.intersect1d(candidates, self._postings.get(key, empty), assume_unique=True)
@@ -426,5 +425,5 @@ def match_subscribers(
 ) -> dict[int, Matches]:
     """Subscriber id -> matches; subscribers with identical preferences are evaluated once."""
     unique = list(dict.fromkeys(matchers.values()))
-    found = dict(zip(unique, match_many(unique, index, keep)))
+    found = dict(zip(unique, match_many(unique, index, keep), strict=True))
     return {subscriber_id: found[matcher] for subscriber_id, matcher in matchers.items()}

@@ -14,6 +14,7 @@ would never match again, so it would change nothing.
 
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from django.db import transaction
 
@@ -57,7 +58,7 @@ def title_words(title: str) -> list[str]:
 
 
 def _title_phrases(words: list[str]) -> list[str]:
-    return [f"{a} {b}" for a, b in zip(words, words[1:])]
+    return [f"{a} {b}" for a, b in pairwise(words)]
 
 
 def _titles_containing(term: str) -> int:

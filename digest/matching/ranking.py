@@ -75,6 +75,9 @@ def trend_multipliers(
     upvotes: list[int], published: list[datetime | None], sources: list[int], now: datetime, weights: RankingWeights
 ) -> np.ndarray:
     return np.array(
-        [trend_multiplier(u, age_hours(p, now), s, weights) for u, p, s in zip(upvotes, published, sources)],
+        [
+            trend_multiplier(u, age_hours(p, now), s, weights)
+            for u, p, s in zip(upvotes, published, sources, strict=True)
+        ],
         dtype=np.float32,
     )

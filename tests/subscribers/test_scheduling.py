@@ -1,5 +1,6 @@
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -71,7 +72,7 @@ def test_it_gives_every_local_day_of_a_year_exactly_one_slot(zone, hour):
     days = Counter(moment.astimezone(ZoneInfo(zone)).date() for moment in found)
     assert set(days.values()) == {1}
     assert len(days) == 365
-    assert all(later > earlier for earlier, later in zip(found, found[1:]))
+    assert all(later > earlier for earlier, later in pairwise(found))
 
 
 def test_it_finds_the_half_hour_jump_of_lord_howe():

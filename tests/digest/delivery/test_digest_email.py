@@ -414,7 +414,7 @@ def test_subject_keywords_match_titles_as_the_matcher_does():
     subscriber = make_subscriber(keywords="INR, representations")
     subscriber.topics.clear()
     _, candidates, _ = make_digest(count=2, subscriber=subscriber)
-    for candidate, title in zip(candidates, ["INRIA's new benchmark", "A hybrid neural representation"]):
+    for candidate, title in zip(candidates, ["INRIA's new benchmark", "A hybrid neural representation"], strict=True):
         candidate.reason = "similar to your interest"
         candidate.paper.title = title
 
