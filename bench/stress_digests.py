@@ -53,7 +53,7 @@ def run_sink(port_out, log_path: str) -> None:
     from aiosmtpd.smtp import SMTP
 
     parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
-    log = open(log_path, "a", buffering=1)
+    log = open(log_path, "a", buffering=1)  # noqa: SIM115 - open until the process is killed
 
     class Recording:
         async def handle_DATA(self, server, session, envelope):
@@ -302,10 +302,7 @@ class Stress:
         since = self.last_delivery_id()
         connections.close_all()
         started = time.monotonic()
-        if dispatchers == 1:
-            created = len(dispatch_due())
-        else:
-            created = self.race_dispatchers(dispatchers)
+        created = len(dispatch_due()) if dispatchers == 1 else self.race_dispatchers(dispatchers)
         print(f"  dispatched {created} deliveries", flush=True)
         workers.start()
         fault(since, created, workers)

@@ -15,10 +15,8 @@ def progress(items: Iterable[T], total: int | None, desc: str, stream: TextIO | 
         yield from tqdm(items, total=total, desc=desc, file=stream, unit="", dynamic_ncols=True)
         return
     step = max(1, (total or 0) // 10)
-    done = 0
-    for item in items:
+    for done, item in enumerate(items, 1):
         yield item
-        done += 1
         if total and (done % step == 0 or done == total):
             stream.write(f"{desc}: {done}/{total} ({100 * done // total}%)\n")
             stream.flush()

@@ -92,10 +92,7 @@ def add_keyword(keywords: str, term: str) -> str:
     present = query.exclude if term.startswith("-") else query.include
     if any(existing.keys == wanted.keys for existing in present):
         return keywords
-    if "," in re.sub(r'"[^"]*"', "", keywords):
-        current = keywords.strip().rstrip(",")
-    else:
-        current = ", ".join(_items(keywords))
+    current = keywords.strip().rstrip(",") if "," in re.sub(r'"[^"]*"', "", keywords) else ", ".join(_items(keywords))
     return f"{current}, {term}" if current else term
 
 

@@ -2,6 +2,7 @@
 dashboard and a subscriber's next-digest preview. Screenshots land in test-artifacts/, and the
 dashboard's is copied to docs/dashboard.png for the docs when UPDATE_DOCS_SCREENSHOTS is set."""
 
+import io
 import os
 import random
 import shutil
@@ -48,7 +49,7 @@ def backdate(model, row, **fields) -> None:
 
 def a_month_of_history() -> Subscriber:
     """The seed papers and topics, plus 30 days of signups, digests and sightings to chart."""
-    call_command("loadseeds", stdout=open(os.devnull, "w"))
+    call_command("loadseeds", stdout=io.StringIO())
     rng = random.Random(7)
     now = timezone.now()
     topics = list(Topic.objects.all())

@@ -1,5 +1,5 @@
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -77,7 +77,7 @@ def test_it_gives_every_local_day_of_a_year_exactly_one_slot(zone, hour):
 
 def test_it_finds_the_half_hour_jump_of_lord_howe():
     # Lord Howe moves from +10:30 to +11:00 at 02:00 local: the next valid instant is 02:30.
-    instant = local_instant(datetime(2026, 10, 4).date(), 2, ZoneInfo("Australia/Lord_Howe"))
+    instant = local_instant(date(2026, 10, 4), 2, ZoneInfo("Australia/Lord_Howe"))
     local = instant.astimezone(ZoneInfo("Australia/Lord_Howe"))
     assert (local.hour, local.minute) == (2, 30)
     assert instant - timedelta(seconds=1) < instant

@@ -224,7 +224,7 @@ def test_the_rate_limit_is_shared_through_redis(client, committed, settings, red
     assert codes == [302, 302, 429]
     import redis
 
-    assert any(key.startswith(b":1:ratelimit:signup-ip:") for key in redis.Redis.from_url(redis_url).keys())
+    assert any(key.startswith(b":1:ratelimit:signup-ip:") for key in redis.Redis.from_url(redis_url).scan_iter())
 
 
 def test_signup_keeps_answering_when_the_rate_limit_cache_is_down(client, committed, settings, caplog):

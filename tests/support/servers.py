@@ -10,6 +10,7 @@ and a PostgreSQL cluster made with initdb in a temporary folder, run as the post
         pg.restart()
 """
 
+import contextlib
 import glob
 import os
 import shutil
@@ -173,8 +174,6 @@ class ThrowawayPostgres:
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already down
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already down
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -507,7 +507,7 @@ UPVOTES = [
 @pytest.mark.parametrize("raw, stored, reason", UPVOTES)
 def test_a_hostile_json_number_is_clamped_or_ignored_and_the_document_read_whole(raw, stored, reason):
     body = (
-        '[{"paper": {"id": "2607.00001", "title": "Bad", "upvotes": %s}},'
+        '[{"paper": {"id": "2607.00001", "title": "Bad", "upvotes": %s}},'  # noqa: UP031 - JSON braces, no f-string
         ' {"paper": {"id": "2607.00002", "title": "Good", "upvotes": 3}}]' % raw
     ).encode()
     result = parse_document(body)

@@ -559,7 +559,7 @@ HOSTILE_UPVOTES = [
 def test_hostile_numbers_are_clamped_or_ignored_and_every_item_stored():
     """2^63 was an OverflowError that lost the whole day; on PostgreSQL anything past 2^31-1 was."""
     items = ",".join(
-        '{"paper": {"id": "2607.%05d", "title": "Paper %d", "upvotes": %s}}' % (n, n, raw)
+        '{"paper": {"id": "2607.%05d", "title": "Paper %d", "upvotes": %s}}' % (n, n, raw)  # noqa: UP031 - JSON braces, no f-string
         for n, raw in enumerate(HOSTILE_UPVOTES)
     )
     report = ingest_as("https://huggingface.co/api/daily_papers", f"[{items}]".encode())
