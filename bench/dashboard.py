@@ -148,7 +148,8 @@ def main() -> None:
     started = time.perf_counter()
     fill(args.subscribers, args.digests_each, args.papers)
     print(
-        f"filled {connection.vendor}: {args.subscribers} subscribers, {args.subscribers * args.digests_each} deliveries, "
+        f"filled {connection.vendor}: {args.subscribers} subscribers, "
+        f"{args.subscribers * args.digests_each} deliveries, "
         f"{args.papers} papers in {time.perf_counter() - started:.0f} s"
     )
 

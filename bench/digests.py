@@ -103,14 +103,16 @@ def main() -> None:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep the --database-url of a previous run (subscribers, papers, matches) and only dispatch and send again",
+        help="keep the --database-url of a previous run (subscribers, papers, matches) "
+        "and only dispatch and send again",
     )
     parser.add_argument(
         "--worker-nice",
         type=int,
         default=10,
-        help="niceness of the sending workers (default 10, as for batch work): the sink stands in for a mail server, which "
-        "has a machine of its own in production; here it shares the cores and the kernel serves it first. 0 measures it "
+        help="niceness of the sending workers (default 10, as for batch work): the sink stands in for a mail server, "
+        "which has a machine of its own in production; here it shares the cores and the kernel serves it first. "
+        "0 measures it "
         "as an equal, whose answers wait behind the workers' time slices",
     )
     parser.add_argument(
@@ -209,7 +211,8 @@ def run(args, ctx, received) -> None:
         flush=True,
     )
     print(
-        f"while sending, the machine's {os.cpu_count()} cores were {cpu_seconds / send_seconds / os.cpu_count():.0%} busy: "
+        f"while sending, the machine's {os.cpu_count()} cores were "
+        f"{cpu_seconds / send_seconds / os.cpu_count():.0%} busy: "
         f"{cpu_seconds / max(sent, 1) * 1000:.2f} ms of CPU per digest (workers, sink and database)",
         flush=True,
     )

@@ -305,7 +305,8 @@ def main() -> None:
         " ".join(
             [f"clients={args.clients}", f"workers={args.workers}"]
             + [
-                f"{name}_rps={r['rps']:.0f} {name}_p50_ms={r['p50_us'] / 1000:.1f} {name}_p99_ms={r['p99_us'] / 1000:.1f}"
+                f"{name}_rps={r['rps']:.0f} {name}_p50_ms={r['p50_us'] / 1000:.1f} "
+                f"{name}_p99_ms={r['p99_us'] / 1000:.1f}"
                 for name, r in results.items()
             ]
             + [

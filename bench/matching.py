@@ -47,8 +47,14 @@ from subscribers.keywords import STOPWORDS, parse_keywords  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
 CATEGORIES = ["cs.LG", "cs.CV", "cs.CL", "cs.AI", "cs.NE", "stat.ML", "eess.IV", "q-bio.NC", "cs.RO", "cs.IR"]
-FIRST_NAMES = "Yann Yoshua Geoffrey Fei-Fei Andrew Demis Ilya Jürgen Léon Sébastien Chen Wei Li Hao Mei Ana José Zoë Ngozi Priya Ivan Olga Søren Björn Amir Noor Kenji Yuki Marta Luca".split()
-FAMILY_NAMES = "LeCun Bengio Hinton Li Ng Hassabis Sutskever Schmidhuber Bottou Bubeck Chen Zhang Wang Liu Müller García Núñez Okafor Sharma Petrov Ivanova Kierkegaard Åström Haddad Khan Tanaka Sato Rossi Bianchi Dubois van der Berg".split()
+FIRST_NAMES = (
+    "Yann Yoshua Geoffrey Fei-Fei Andrew Demis Ilya Jürgen Léon Sébastien Chen Wei Li Hao Mei Ana José Zoë Ngozi Priya "
+    "Ivan Olga Søren Björn Amir Noor Kenji Yuki Marta Luca"
+).split()
+FAMILY_NAMES = (
+    "LeCun Bengio Hinton Li Ng Hassabis Sutskever Schmidhuber Bottou Bubeck Chen Zhang Wang Liu Müller García Núñez "
+    "Okafor Sharma Petrov Ivanova Kierkegaard Åström Haddad Khan Tanaka Sato Rossi Bianchi Dubois van der Berg"
+).split()
 
 
 def sentences(text: str) -> list[str]:

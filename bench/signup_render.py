@@ -33,7 +33,9 @@ CATEGORY_LOOP = """{% for group, items, count in groups %}
       <summary>{{ group }}{% if count %} <span class="badge">{{ count }} chosen</span>{% endif %}</summary>
       <div class="category-grid">
         {% for code, name, checked in items %}
-        <label class="category"><input type="checkbox" name="categories" value="{{ code }}"{% if checked %} checked{% endif %}> <code>{{ code }}</code> <span>{{ name }}</span></label>
+        <label class="category"><input type="checkbox" name="categories"
+          value="{{ code }}"{% if checked %} checked{% endif %}>
+          <code>{{ code }}</code> <span>{{ name }}</span></label>
         {% endfor %}
       </div>
     </details>

@@ -117,6 +117,7 @@ def parse_bounce_address(value: str, from_email: str, *, verp: bool) -> str:
         )
     if verp and len(local) > 64 - VERP_SUFFIX_CHARS:
         raise ImproperlyConfigured(
-            f"BOUNCE_ADDRESS: with BOUNCE_VERP the part before @ has at most {64 - VERP_SUFFIX_CHARS} characters, got {local!r}"
+            f"BOUNCE_ADDRESS: with BOUNCE_VERP the part before @ has at most {64 - VERP_SUFFIX_CHARS} characters, "
+            f"got {local!r}"
         )
     return address

@@ -55,7 +55,8 @@ class Paper(models.Model):
     upvotes = models.PositiveIntegerField(default=0)
     text_from_arxiv = models.BooleanField(
         default=False,
-        help_text="Title, abstract, authors, categories and version come from arXiv's own feeds; other feeds no longer change them",
+        help_text="Title, abstract, authors, categories and version come from arXiv's own feeds; "
+        "other feeds no longer change them",
     )
     first_seen = models.DateTimeField(auto_now_add=True, db_index=True)
     last_changed = models.DateTimeField(auto_now=True)

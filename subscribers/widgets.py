@@ -88,7 +88,8 @@ class GroupedCheckboxes:
                     (
                         value,
                         f' value="{conditional_escape(value)}"',
-                        f"> <code>{conditional_escape(value)}</code> <span>{conditional_escape(description)}</span></label>",
+                        f"> <code>{conditional_escape(value)}</code> "
+                        f"<span>{conditional_escape(description)}</span></label>",
                     )
                     for value, description in items.items()
                 ),
@@ -104,7 +105,8 @@ class GroupedCheckboxes:
             count = sum(value in chosen for value, _, _ in items)
             opened, badge = (" open", f' <span class="badge">{count} chosen</span>') if count else ("", "")
             html.append(
-                f'<details class="categories"{opened}>\n  <summary>{group}{badge}</summary>\n  <div class="category-grid">'
+                f'<details class="categories"{opened}>\n  <summary>{group}{badge}</summary>\n'
+                '  <div class="category-grid">'
             )
             html.extend(
                 f"{box}{value_attr}{' checked' if value in chosen else ''}{rest}" for value, value_attr, rest in items

@@ -186,7 +186,10 @@ class FeedAdmin(admin.ModelAdmin):
     def last_run(self, feed: Feed) -> str:
         if feed.last_polled_at is None:
             return "never polled"
-        return f"{feed.last_new} new, {feed.last_updated} updated, {feed.last_unchanged} unchanged, {feed.last_skipped} skipped"
+        return (
+            f"{feed.last_new} new, {feed.last_updated} updated, "
+            f"{feed.last_unchanged} unchanged, {feed.last_skipped} skipped"
+        )
 
     @admin.display(description="last error")
     def error(self, feed: Feed) -> str:

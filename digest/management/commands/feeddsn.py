@@ -48,5 +48,6 @@ class Command(BaseCommand):
                 delivery.refresh_from_db()
                 subscriber = delivery.subscriber
                 self.stdout.write(
-                    f"{said}, digest {delivery.pk} now {delivery.status}, subscriber {subscriber.pk} now {subscriber.status}"
+                    f"{said}, digest {delivery.pk} now {delivery.status}, "
+                    f"subscriber {subscriber.pk} now {subscriber.status}"
                 )

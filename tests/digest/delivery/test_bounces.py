@@ -121,7 +121,8 @@ def test_feeddsn_records_a_hard_bounce_and_marks_the_digest_it_returns(ada, fixt
     assert "5.1.1" in bounced.last_error
     assert other.status == Delivery.Status.SENT
     assert output.strip() == (
-        f"Ada.Lovelace@example.org: address refused (5.1.1), digest {bounced.pk} now bounced, subscriber {ada.pk} now active"
+        f"Ada.Lovelace@example.org: address refused (5.1.1), digest {bounced.pk} now bounced, "
+        f"subscriber {ada.pk} now active"
     )
 
 

@@ -286,7 +286,8 @@ def test_every_field_over_its_cap_is_cut_and_named_in_the_problems():
 def test_an_overlong_author_name_or_category_is_cut_and_the_others_kept():
     body = rss(
         rss_item(
-            extra=f"<author>{'Zed ' * 100_000}, Ann Lee</author><category>{'q' * 5000}</category><category>ml</category>"
+            extra=f"<author>{'Zed ' * 100_000}, Ann Lee</author>"
+            f"<category>{'q' * 5000}</category><category>ml</category>"
         )
     )
     (paper,) = parse_document(body).papers
