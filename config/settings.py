@@ -19,8 +19,8 @@ SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (e.g. `openssl rand -hex 32`).")
-    # Bandit: a development-only key; without DEBUG an unset SECRET_KEY is refused above.
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # nosec B105
+    # S105: a development-only key; without DEBUG an unset SECRET_KEY is refused above.
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")

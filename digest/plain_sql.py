@@ -41,8 +41,8 @@ def row_exists(model: type[Model], **conditions) -> bool:
     where, params = _where(model, conditions)
     with connection.cursor() as cursor:
         table = connection.ops.quote_name(model._meta.db_table)
-        # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
-        cursor.execute(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1", params)  # nosec B608
+        # S608: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+        cursor.execute(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1", params)  # noqa: S608
         return cursor.fetchone() is not None
 
 
@@ -56,8 +56,8 @@ def update_rows(model: type[Model], changes: Mapping[str, object], **conditions)
     where, where_params = _where(model, conditions)
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
-        # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
-        cursor.execute(f"UPDATE {table} SET {', '.join(assignments)} WHERE {where}", params + where_params)  # nosec B608
+        # S608: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+        cursor.execute(f"UPDATE {table} SET {', '.join(assignments)} WHERE {where}", params + where_params)  # noqa: S608
         return cursor.rowcount
 
 
@@ -94,8 +94,11 @@ def update_each(
     assignments = ", ".join(f"{column} = new.column{n}" for n, (column, _) in enumerate(fields, 2))
     unset = "".join(f" AND {table}.{column} IS NULL" for column, _ in fields) if only_unset else ""
     with connection.cursor() as cursor:
-        # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
-        sql = f"UPDATE {table} SET {assignments} FROM (VALUES {values_sql}) AS new WHERE {table}.{key_column} = new.column1{unset}"  # nosec B608
+        sql = (
+            # S608: only the model's quoted table and column names are formatted in; values are parameters.
+            f"UPDATE {table} SET {assignments} FROM (VALUES {values_sql}) AS new "  # noqa: S608
+            f"WHERE {table}.{key_column} = new.column1{unset}"
+        )
         cursor.execute(sql, params)
         return cursor.rowcount
 
@@ -143,8 +146,8 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
             arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for _, field in fields.values())
             scalars = "".join(f", %s::{field.db_type(connection)}" for field, _ in constant.values())
             columns = [[prepare(name, row[name]) for row in rows] for name in given]
-            # Bandit: only quoted names and types from the model's metadata are formatted in; values are parameters.
-            sql = f"INSERT INTO {table} ({names}) SELECT *{scalars} FROM unnest({arrays}){conflict}"  # nosec B608
+            # S608: only quoted names and types from the model's metadata are formatted in; values are parameters.
+            sql = f"INSERT INTO {table} ({names}) SELECT *{scalars} FROM unnest({arrays}){conflict}"  # noqa: S608
             cursor.execute(sql, [value for _, value in constant.values()] + columns)
             return
         tail = [value for _, value in constant.values()]
@@ -157,8 +160,8 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
                 params.extend(prepare(name, row[name]) for name in given)
                 params.extend(tail)
             values = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(batch))
-            # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
-            cursor.execute(f"INSERT INTO {table} ({names}) VALUES {values}{conflict}", params)  # nosec B608
+            # S608: only the model's quoted table and column names are formatted in; values are parameters.
+            cursor.execute(f"INSERT INTO {table} ({names}) VALUES {values}{conflict}", params)  # noqa: S608
 
 
 def insert_for_each(
@@ -191,8 +194,8 @@ def insert_for_each(
     table, source_table = (connection.ops.quote_name(m._meta.db_table) for m in (model, source))
     source_key = _column(source, source._meta.pk.name)[0]
     sql = (
-        # Bandit: only quoted table and column names from the models' metadata are formatted in; values are parameters.
-        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {source_key}{', %s' * len(constants)} "  # nosec B608
+        # S608: only quoted table and column names from the models' metadata are formatted in; values are parameters.
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {source_key}{', %s' * len(constants)} "  # noqa: S608
         f"FROM {source_table} WHERE {' OR '.join(where)} ON CONFLICT DO NOTHING"
     )
     with connection.cursor() as cursor:
@@ -208,8 +211,11 @@ def insert_or_add(model: type[Model], key: Mapping[str, object], counts: Mapping
     columns = [_column(model, name)[0] for name in names]
     added = ", ".join(f"{column} = {table}.{column} + excluded.{column}" for column in columns[len(key) :])
     with connection.cursor() as cursor:
-        # Bandit: only quoted table and column names from the model's metadata are formatted in; values are parameters.
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({', '.join(columns[: len(key)])}) DO UPDATE SET {added}"  # nosec B608
+        sql = (
+            # S608: only the model's quoted table and column names are formatted in; values are parameters.
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(names))}) "  # noqa: S608
+            f"ON CONFLICT ({', '.join(columns[: len(key)])}) DO UPDATE SET {added}"
+        )
         cursor.execute(sql, params)
 
 

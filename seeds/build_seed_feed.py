@@ -46,7 +46,7 @@ def read_papers(text: str) -> tuple[list[tuple[str, str]], datetime | None]:
 
 
 def guid_for(title: str) -> str:
-    digest = hashlib.sha1(" ".join(title.lower().split()).encode()).hexdigest()[:16]
+    digest = hashlib.sha1(" ".join(title.lower().split()).encode(), usedforsecurity=False).hexdigest()[:16]
     return f"urn:paperboy:seed:{digest}"
 
 

@@ -70,8 +70,8 @@ class StaticSelect(forms.Select):
             options.append(tag)
         final_attrs = html_attrs(self.build_attrs(self.attrs, attrs))
         html = f'<select name="{conditional_escape(name)}"{final_attrs}>{"".join(options)}\n</select>'
-        # Bandit: the name, every attribute, value and label were escaped where they were put in.
-        return mark_safe(html)  # nosec B308 B703
+        # S308: the name, every attribute, value and label were escaped where they were put in.
+        return mark_safe(html)  # noqa: S308
 
 
 class GroupedCheckboxes:
@@ -112,5 +112,5 @@ class GroupedCheckboxes:
                 f"{box}{value_attr}{' checked' if value in chosen else ''}{rest}" for value, value_attr, rest in items
             )
             html.append("\n  </div>\n</details>\n")
-        # Bandit: the name, groups, values and descriptions were escaped where they were put in.
-        return mark_safe("".join(html))  # nosec B308 B703
+        # S308: the name, groups, values and descriptions were escaped where they were put in.
+        return mark_safe("".join(html))  # noqa: S308

@@ -119,8 +119,8 @@ def commits_without_flush() -> Iterator[None]:
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff with jitter: half the doubled delay fixed, half random, capped."""
     ceiling = min(settings.SEND_RETRY_MAX_SECONDS, settings.SEND_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
-    # Bandit: jitter spreads retries over time; it guards no secret.
-    return timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))  # nosec B311
+    # S311: jitter spreads retries over time; it guards no secret.
+    return timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311
 
 
 def _waiting_for_the_database(write):
