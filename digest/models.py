@@ -35,7 +35,8 @@ class Feed(models.Model):
 class Paper(models.Model):
     """One paper, stored once however many feeds announce it."""
 
-    arxiv_id = models.CharField(max_length=40, null=True, blank=True, help_text="Canonical id, no version")
+    # DJ001: NULL, not "", when there is no arXiv id, so that the unique constraint skips those papers.
+    arxiv_id = models.CharField(max_length=40, null=True, blank=True, help_text="Canonical id, no version")  # noqa: DJ001
     guid = models.CharField(max_length=1000, help_text="arXiv id when known, else the source's entry id")
     version = models.PositiveSmallIntegerField(default=1)
     title = models.TextField()
@@ -86,6 +87,9 @@ class PaperSource(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["paper", "feed"], name="papersource_unique")]
 
+    def __str__(self) -> str:
+        return f"paper {self.paper_id} in feed {self.feed_id}"
+
 
 class MatchRun(models.Model):
     """One pass of matching over the papers that arrived since the previous pass."""
@@ -102,6 +106,9 @@ class MatchRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"match run {self.pk}: papers {self.first_paper_id + 1} to {self.last_paper_id}"
 
 
 class Candidate(models.Model):
@@ -131,6 +138,9 @@ class Candidate(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["subscriber", "paper"], name="candidate_unique_subscriber_paper")
         ]
+
+    def __str__(self) -> str:
+        return f"paper {self.paper_id} for subscriber {self.subscriber_id}"
 
 
 class Delivery(models.Model):
@@ -168,6 +178,9 @@ class Delivery(models.Model):
         ]
         # The admin lists deliveries newest first and the dashboard reads the last days.
         indexes = [models.Index(fields=["scheduled_for", "id"], name="delivery_scheduled")]
+
+    def __str__(self) -> str:
+        return f"digest {self.period} for subscriber {self.subscriber_id}"
 
 
 class SendTally(models.Model):
