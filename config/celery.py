@@ -21,18 +21,18 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-def queue(task_name: str, *args) -> None:
+def queue(task_name: str, *args: object) -> None:
     """`task.delay(*args)` for the task registered as `task_name`."""
     app.signature(task_name, args=args).delay()
 
 
-def queue_on_commit(task_name: str, *args) -> None:
+def queue_on_commit(task_name: str, *args: object) -> None:
     """`task.delay_on_commit(*args)`: queued once the current transaction commits, never if it
     rolls back."""
     transaction.on_commit(partial(queue, task_name, *args))
 
 
-def run_here(task_name: str, *args):
+def run_here(task_name: str, *args: object) -> object:
     """The task's own function, run in this process (when it cannot be queued)."""
     return app.tasks[task_name].run(*args)
 

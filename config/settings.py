@@ -145,7 +145,7 @@ else:
 CELERY_BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | int | bool] = {
         # Longer than any countdown or ETA we use, or Redis would redeliver a waiting task.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600),
     }
@@ -173,6 +173,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_URL = env_str("EMAIL_URL", "file://var/outbox")
 globals().update(parse_email_url(EMAIL_URL, BASE_DIR))
+# Declared for the type checker: set above for a file:// EMAIL_URL only, read by the .eml backend.
+EMAIL_FILE_PATH: str
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Paperboy <paperboy@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")} if env_str("ANYMAIL_WEBHOOK_SECRET") else {}

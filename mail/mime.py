@@ -16,7 +16,7 @@ from email.header import Header
 from email.utils import parseaddr
 from functools import lru_cache
 
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.message import sanitize_address
 
 from mail.smtp_client import BARE_ADDRESS, UnsendableAddress
@@ -51,7 +51,7 @@ def _sanitized_named_address(address: str, encoding: str) -> str:
     return sanitize_address(address, encoding)
 
 
-def message_bytes(message) -> bytes:
+def message_bytes(message: EmailMessage) -> bytes:
     """What goes on the wire: the message's own `message_bytes()` when it has one (ours are
     written directly, `alternative_bytes` below), else Django's `message().as_bytes()`."""
     write = getattr(message, "message_bytes", None)
@@ -98,6 +98,7 @@ def alternative_bytes(message: EmailMultiAlternatives) -> bytes | None:
         message.attachments
         or len(message.alternatives) != 1
         or message.alternatives[0][1] != "text/html"
+        or not isinstance(message.alternatives[0][0], str)
         or message.content_subtype != "plain"
         or message.mixed_subtype != "mixed"
         or message.cc
@@ -105,7 +106,7 @@ def alternative_bytes(message: EmailMultiAlternatives) -> bytes | None:
         or message.encoding not in (None, "utf-8")
     ):
         return None
-    text, html = _body(message.body), _body(message.alternatives[0][0])
+    text, html = _body(str(message.body)), _body(message.alternatives[0][0])
     if text is None or html is None:
         return None
     boundary = f"==============={secrets.token_hex(10)}=="
@@ -117,16 +118,17 @@ def alternative_bytes(message: EmailMultiAlternatives) -> bytes | None:
     lines = [
         f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
         "MIME-Version: 1.0",
-        _header("Subject", message.subject),
+        _header("Subject", str(message.subject)),
         _addresses("From", [message.from_email]),
         _addresses("To", message.to),
     ]
     if message.reply_to:
         lines.append(_addresses("Reply-To", message.reply_to))
     lines += [_header(name, str(value)) for name, value in message.extra_headers.items()]
-    if None in lines:
+    headers = [line for line in lines if line is not None]
+    if len(headers) < len(lines):
         return None
-    out = ["\r\n".join(lines).encode("ascii"), b"\r\n\r\n"]
+    out = ["\r\n".join(headers).encode("ascii"), b"\r\n\r\n"]
     for subtype, (data, encoding) in (("plain", text), ("html", html)):
         out += [
             f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'

@@ -40,7 +40,7 @@ def _around_token(route: str, rest: tuple, site_url: str, script_prefix: str) ->
     return head, tail
 
 
-def token_url(route: str, token: str, *rest) -> str:
+def token_url(route: str, token: str, *rest: object) -> str:
     """`absolute(reverse(route, args=[token, *rest]))`, reversing the route once per process.
 
     Every email carries several such links and `reverse` is slow; the cache is keyed by SITE_URL

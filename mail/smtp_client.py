@@ -19,6 +19,7 @@ as the next message's data).
 import re
 import smtplib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from smtplib import (
@@ -96,7 +97,7 @@ class Transaction:
         }
 
 
-class TwoStepSending:
+class TwoStepSending(smtplib.SMTP):
     """The Transaction steps for smtplib.SMTP and SMTP_SSL; `sendmail` is the four in a row.
 
     At most two transactions are open at once: one whose data awaits its verdict and the next,
@@ -169,6 +170,8 @@ class TwoStepSending:
         self._check_alive(transaction)
         self._read_until(lambda: transaction.data_answer is not None)
         self._open.remove(transaction)
+        if transaction.data_answer is None:  # never, once _read_until returns; for the type checker
+            raise SMTPException("no answer to the data was read")
         code, response = transaction.data_answer
         if code != 250:
             # No RSET: the answer to the data ends the transaction whatever it says (RFC 5321
@@ -238,7 +241,7 @@ class TwoStepSending:
                 transaction.envelope.append(self._reply())
         transaction.envelope += [(503, b"not sent")] * (len(transaction.recipients) + 2 - len(transaction.envelope))
 
-    def _read_until(self, done) -> None:
+    def _read_until(self, done: Callable[[], bool]) -> None:
         """Read answers in the order they come, each into its transaction, until `done()`."""
         self.flush()
         while not done():

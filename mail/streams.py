@@ -10,6 +10,7 @@ import smtplib
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from django.core.mail import EmailMessage
+from django.core.mail.backends.base import BaseEmailBackend
 
 from mail import smtp_client
 from mail.mime import envelope_address, message_bytes
@@ -109,10 +110,12 @@ class SmtpStream:
 class StreamedMessage:
     """A message under way in an SmtpStream: its envelope and the connection it was begun on."""
 
+    # Set by SmtpStream._begin before the stream hands the message out.
+    client: smtp_client.TwoStepSending
+    transaction: smtp_client.Transaction
+
     def __init__(self, from_addr: str, recipients: list[str], size: int | None = None):
         self.from_addr, self.recipients, self.size = from_addr, recipients, size
-        self.client: smtp_client.TwoStepSending | None = None
-        self.transaction: smtp_client.Transaction | None = None
         self.begun_again = False
 
 
@@ -140,7 +143,7 @@ class ImmediateStream:
         pass
 
 
-def message_stream(backend) -> MessageStream[Any]:
+def message_stream(backend: BaseEmailBackend) -> MessageStream[Any]:
     """The backend's own stream when it has one (SmtpBackend), else an ImmediateStream."""
     stream = getattr(backend, "stream", None)
     return stream() if stream is not None else ImmediateStream(backend)

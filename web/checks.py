@@ -1,5 +1,8 @@
 """Paperboy's own system checks, run by `manage.py check --deploy` (tagged deploy)."""
 
+from collections.abc import Sequence
+
+from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
@@ -7,7 +10,7 @@ from web.webhooks import webhook_secrets
 
 
 @register(Tags.security, deploy=True)
-def provider_webhooks_have_a_secret(app_configs=None, **kwargs) -> list[Error]:
+def provider_webhooks_have_a_secret(app_configs: Sequence[AppConfig] | None = None, **kwargs: object) -> list[Error]:
     """A hosted provider reports bounces and complaints only to webhooks that need a secret."""
     if not settings.EMAIL_BACKEND.startswith("anymail.") or webhook_secrets():
         return []

@@ -186,7 +186,7 @@ def queue_length() -> int | None:
             return int(redis_client(settings.REDIS_URL).llen(queue_name()))
         except Exception:  # any failure means "unknown", shown as such
             return None
-    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
     if not folder.is_dir():
         return 0
     return sum(1 for _ in folder.glob(f"*.{queue_name()}.msg"))
