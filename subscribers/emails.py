@@ -11,12 +11,13 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
 from django.urls import reverse
 
 from mail.dkim import SignedEmailMultiAlternatives
 from mail.rendering import absolute, list_headers, new_message_id, render_email, token_url
 from subscribers.models import Subscriber
-from subscribers.tokens import LIFETIMES, make_token
+from subscribers.tokens import CONFIRM_LINK_LIFETIME, make_token
 
 
 @lru_cache(maxsize=8)
@@ -41,7 +42,7 @@ def build_message(
     context: dict,
     *,
     message_id: str | None = None,
-    connection=None,
+    connection: BaseEmailBackend | None = None,
     render_html: Callable[[dict], str] | None = None,
     render_text: Callable[[dict], str] | None = None,
 ) -> EmailMultiAlternatives:
@@ -67,7 +68,7 @@ def build_message(
 
 def confirmation_message(subscriber: Subscriber) -> EmailMultiAlternatives:
     confirm_url = absolute(reverse("subscribers:confirm", args=[make_token(subscriber, "confirm")]))
-    return build_message("confirm", subscriber, {"confirm_url": confirm_url, "valid_days": LIFETIMES["confirm"].days})
+    return build_message("confirm", subscriber, {"confirm_url": confirm_url, "valid_days": CONFIRM_LINK_LIFETIME.days})
 
 
 def manage_link_message(subscriber: Subscriber) -> EmailMultiAlternatives:

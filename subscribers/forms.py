@@ -109,7 +109,7 @@ class PreferencesForm(forms.Form):
         return list(dict.fromkeys(names))
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         chosen = [data.get(name) for name in ("topics", "keywords", "interests", "categories", "authors")]
         if not self.errors and not any(chosen):
             raise forms.ValidationError(

@@ -10,6 +10,7 @@ sends nothing.
 import enum
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email import message_from_bytes
@@ -108,9 +109,12 @@ def normalize_email(raw: str) -> str:
     if not local_part.isascii():
         raise UnsupportedLocalPart(NON_ASCII_LOCAL_PART)
     try:
-        return validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False).ascii_email
+        ascii_email = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False).ascii_email
     except EmailNotValidError as error:
         raise InvalidEmail(str(error)) from None
+    if ascii_email is None:  # a local part that is not ASCII, refused above
+        raise UnsupportedLocalPart(NON_ASCII_LOCAL_PART)
+    return ascii_email
 
 
 def find_by_email(email: str) -> Subscriber | None:
@@ -129,7 +133,7 @@ def queue_manage_link_request(email: str) -> None:
     _queue_or_run("subscribers.request_manage_link", email)
 
 
-def _queue_or_run(task_name: str, *args) -> None:
+def _queue_or_run(task_name: str, *args: object) -> None:
     try:
         queue(task_name, *args)
     except Exception:
@@ -278,7 +282,7 @@ def _store(subscriber: Subscriber, prefs: Preferences) -> None:
         _match_recent_papers_on_commit(subscriber)
 
 
-def _move(subscriber: Subscriber, from_statuses: set[str], to: str, **fields) -> bool:
+def _move(subscriber: Subscriber, from_statuses: Collection[str], to: str, **fields: object) -> bool:
     changed = Subscriber.objects.filter(pk=subscriber.pk, status__in=from_statuses).update(status=to, **fields)
     if changed:
         subscriber.refresh_from_db()

@@ -28,10 +28,12 @@ from subscribers.models import Subscriber
 # digest. After that a link that was forwarded or posted somewhere stops showing the digest.
 DIGEST_LINK_LIFETIME = timedelta(days=60)
 
+CONFIRM_LINK_LIFETIME = timedelta(days=7)
+
 # purpose -> lifetime; None means the link works as long as the subscriber exists (unsubscribe
 # links must keep working in every email ever sent).
 LIFETIMES: dict[str, timedelta | None] = {
-    "confirm": timedelta(days=7),
+    "confirm": CONFIRM_LINK_LIFETIME,
     "manage": timedelta(days=90),
     "unsubscribe": None,
     "feedback": timedelta(days=60),
@@ -61,7 +63,7 @@ class _PurposeSigner(signing.TimestampSigner):
 
     def __init__(self, *, key: str, salt: str):
         super().__init__(key=key, salt=salt)
-        derived = hashlib.sha256(f"{self.salt}signer{self.key}".encode()).digest()
+        derived = hashlib.sha256(f"{salt}signer{key}".encode()).digest()
         self._mac = hmac.new(derived, digestmod=hashlib.sha256)
 
     def signature(self, value, key=None):
@@ -80,7 +82,7 @@ def _signer(purpose: str, key: str) -> _PurposeSigner:
 def make_token(subscriber: Subscriber, purpose: str, extra: dict | None = None) -> str:
     if purpose not in LIFETIMES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    payload = {"u": subscriber.public_id.hex, "f": _fingerprint(subscriber, purpose)}
+    payload: dict[str, object] = {"u": subscriber.public_id.hex, "f": _fingerprint(subscriber, purpose)}
     if extra:
         payload["x"] = extra
     # Keyed by SECRET_KEY too, so a rotated key (or override_settings) is never signed with a stale one.

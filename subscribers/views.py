@@ -123,7 +123,16 @@ def _saved_preferences(subscriber: Subscriber) -> PreferencesForm:
     return PreferencesForm(initial=PreferencesForm.initial_for(subscriber))
 
 
-def _manage_page(request, subscriber, token, form, *, status=200, notice=None, alert=None) -> HttpResponse:
+def _manage_page(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    token: str,
+    form: PreferencesForm,
+    *,
+    status: int = 200,
+    notice: str | None = None,
+    alert: str | None = None,
+) -> HttpResponse:
     context = {
         "form": form,
         "subscriber": subscriber,

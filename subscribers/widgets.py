@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 
 from django import forms
+from django.forms.renderers import BaseRenderer
 from django.utils.choices import BaseChoiceIterator
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
@@ -19,7 +20,7 @@ def html_attrs(attrs: Mapping[str, object]) -> str:
     return "".join(
         f" {conditional_escape(name)}"
         if value is True
-        else f' {conditional_escape(name)}="{conditional_escape(value)}"'
+        else f' {conditional_escape(name)}="{conditional_escape(str(value))}"'
         for name, value in attrs.items()
         if value is not False
     )
@@ -51,7 +52,10 @@ class StaticChoices(BaseChoiceIterator):
         if any(isinstance(label, tuple) for _, label in self.pairs):
             raise ValueError("StaticSelect renders flat choices only, not option groups.")
         return tuple(
-            (str(value), f'\n  <option value="{conditional_escape(value)}">{conditional_escape(label)}</option>\n')
+            (
+                str(value),
+                f'\n  <option value="{conditional_escape(str(value))}">{conditional_escape(str(label))}</option>\n',
+            )
             for value, label in self.pairs
         )
 
@@ -59,7 +63,9 @@ class StaticChoices(BaseChoiceIterator):
 class StaticSelect(forms.Select):
     """A single-choice <select> with the markup of Django's Select; give it StaticChoices to build it once."""
 
-    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
+    def render(
+        self, name: str, value: object, attrs: dict[str, object] | None = None, renderer: BaseRenderer | None = None
+    ) -> SafeString:
         choices = self.choices if isinstance(self.choices, StaticChoices) else StaticChoices(self.choices)
         chosen = set(self.format_value(value))
         options = []
