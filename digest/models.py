@@ -61,7 +61,9 @@ class Paper(models.Model):
     )
     first_seen = models.DateTimeField(auto_now_add=True, db_index=True)
     last_changed = models.DateTimeField(auto_now=True)
-    feeds = models.ManyToManyField(Feed, through="PaperSource", related_name="papers", blank=True)
+    feeds: "models.ManyToManyField[Feed, PaperSource]" = models.ManyToManyField(
+        Feed, through="PaperSource", related_name="papers", blank=True
+    )
 
     class Meta:
         ordering = ["-first_seen", "-id"]

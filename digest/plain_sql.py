@@ -11,19 +11,24 @@ values with the fields' own `get_db_prep_save`, so the two always store the same
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import TypeVar
 
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.utils import timezone
 
+Key = TypeVar("Key")  # update_each's row keys: the values of one field
 
-def _column(model: type[Model], name: str) -> tuple[str, object]:
+
+def _column(model: type[Model], name: str) -> tuple[str, Field]:
     return _quoted_column(model, name, connection.vendor)
 
 
 @lru_cache(maxsize=256)
-def _quoted_column(model: type[Model], name: str, vendor: str) -> tuple[str, object]:
+def _quoted_column(model: type[Model], name: str, vendor: str) -> tuple[str, Field]:
     field = model._meta.get_field(name)
+    if not isinstance(field, Field) or field.column is None:
+        raise ValueError(f"{model.__name__}.{name} has no column of its own")
     return connection.ops.quote_name(field.column), field
 
 
@@ -36,7 +41,7 @@ def _where(model: type[Model], conditions: Mapping[str, object]) -> tuple[str, l
     return " AND ".join(clauses), params
 
 
-def row_exists(model: type[Model], **conditions) -> bool:
+def row_exists(model: type[Model], **conditions: object) -> bool:
     """`model.objects.filter(**conditions).exists()` for equality on plain fields."""
     where, params = _where(model, conditions)
     with connection.cursor() as cursor:
@@ -46,7 +51,7 @@ def row_exists(model: type[Model], **conditions) -> bool:
         return cursor.fetchone() is not None
 
 
-def update_rows(model: type[Model], changes: Mapping[str, object], **conditions) -> int:
+def update_rows(model: type[Model], changes: Mapping[str, object], **conditions: object) -> int:
     """`model.objects.filter(**conditions).update(**changes)` for plain values; returns the row count."""
     assignments, params = [], []
     for name, value in changes.items():
@@ -64,7 +69,7 @@ def update_rows(model: type[Model], changes: Mapping[str, object], **conditions)
 def update_each(
     model: type[Model],
     names: Sequence[str],
-    rows: Mapping[object, Sequence[object]],
+    rows: Mapping[Key, Sequence[object]],
     *,
     key: str | None = None,
     only_unset: bool = False,
@@ -126,7 +131,7 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
             constant[field.column] = (field, field.get_db_prep_save(value, connection))
     prepared: dict[tuple[str, object], object] = {}  # most rows repeat a few slots, periods and times
 
-    def prepare(name: str, value):
+    def prepare(name: str, value: object) -> object:
         field = fields[name][1]
         try:
             return prepared[name, value]
@@ -178,7 +183,8 @@ def insert_for_each(
     The ORM has no INSERT ... SELECT. ON CONFLICT DO NOTHING is the same on PostgreSQL and
     SQLite (3.24+).
     """
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     for name, wanted in matching.items():
         if wanted:
             column, field = _column(source, name)

@@ -9,6 +9,7 @@ query of a large table; the day filter below offers recent days without reading 
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
@@ -18,6 +19,14 @@ from django.utils.text import Truncator
 from digest.delivery.digest_email import author_names
 from digest.models import Candidate, Delivery, Feed, MatchRun, Paper, PaperSource
 from digest.ops import operations
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class PapersSeen(TypedDict):
+    papers_seen: int
+
 
 ERROR_CHARS = 80
 
@@ -196,7 +205,7 @@ class FeedAdmin(admin.ModelAdmin):
         return short(feed.last_error)
 
     @admin.display(description="papers", ordering="papers_seen")
-    def papers_seen(self, feed: Feed) -> int:
+    def papers_seen(self, feed: "WithAnnotations[Feed, PapersSeen]") -> int:
         return feed.papers_seen
 
     @admin.action(description="Poll now (queued to a worker)", permissions=["change"])

@@ -6,6 +6,8 @@ schedule by hand. Each subscriber has two extra pages: their last digests with w
 and a preview of their next digest exactly as it would be emailed, which records and sends nothing.
 """
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -19,10 +21,13 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from digest.models import Candidate, Delivery
 from digest.ops import operations
-from digest.ops.stats import topics_with_followers
+from digest.ops.stats import Followers, topics_with_followers
 from subscribers import services
 from subscribers.forms import PreferencesForm
 from subscribers.models import Subscriber, Topic
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 RECENT_DIGESTS = 20
 PREVIEW_LIMIT = 10  # "send a preview to me" emails the operator once per selected subscriber
@@ -57,7 +62,7 @@ class TopicAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="active followers", ordering="followers")
-    def followers(self, topic: Topic) -> int:
+    def followers(self, topic: "WithAnnotations[Topic, Followers]") -> int:
         return topic.followers
 
     @admin.display(description="keywords")

@@ -16,6 +16,7 @@ sending `Authorization: Bearer <HEALTHZ_TOKEN>`.
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def redis_client(url: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> redis.Redi
     return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
-def _timed(probe) -> dict[str, Any]:
+def _timed(probe: Callable[[], dict[str, object] | None]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         detail = probe() or {}

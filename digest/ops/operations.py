@@ -62,7 +62,8 @@ class DigestPreview:
 
     @property
     def html(self) -> str:
-        return next((content for content, mimetype in self.message.alternatives if mimetype == "text/html"), "")
+        alternatives = self.message.alternatives
+        return next((part for part, mimetype in alternatives if mimetype == "text/html" and isinstance(part, str)), "")
 
 
 def preview_next_digest(subscriber: Subscriber) -> DigestPreview:

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
@@ -17,6 +18,9 @@ from django.utils import timezone
 from digest.models import Delivery, Feed, Paper, PaperSource
 from digest.ops.health import redis_client
 from subscribers.models import Subscriber, Topic
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 DEFAULT_DAYS = 30
 TOP_SOURCES = 6
@@ -140,7 +144,11 @@ def papers_per_day_by_source(days: int = DEFAULT_DAYS) -> DaySeries:
     return _fold(span, named, kept + (["other"] if len(totals) > len(kept) else []))
 
 
-def topics_with_followers() -> QuerySet[Topic]:
+class Followers(TypedDict):
+    followers: int
+
+
+def topics_with_followers() -> "QuerySet[WithAnnotations[Topic, Followers]]":
     """Topics annotated with `followers`, their number of active subscribers."""
     return Topic.objects.annotate(
         followers=Count("subscribers", filter=Q(subscribers__status=Subscriber.Status.ACTIVE))
@@ -183,7 +191,8 @@ def queue_length() -> int | None:
     """
     if settings.REDIS_URL:
         try:
-            return int(redis_client(settings.REDIS_URL).llen(queue_name()))
+            # redis-py types its commands for the async client too; this one is synchronous.
+            return cast(int, redis_client(settings.REDIS_URL).llen(queue_name()))
         except Exception:  # any failure means "unknown", shown as such
             return None
     folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))

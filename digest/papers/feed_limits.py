@@ -12,6 +12,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.db.models import CharField, Model
+
 from digest.models import Paper
 from digest.papers.cleaning import cut_text
 
@@ -19,8 +21,16 @@ if TYPE_CHECKING:
     from digest.papers.feed_parsing import ParsedPaper
 
 
+def column_length(model: type[Model], name: str) -> int:
+    """The max_length of a text column of `model`."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, CharField) or field.max_length is None:
+        raise TypeError(f"{model.__name__}.{name} is not a text column with a max_length")
+    return field.max_length
+
+
 def _column_length(name: str) -> int:
-    return Paper._meta.get_field(name).max_length
+    return column_length(Paper, name)
 
 
 MAX_TITLE_CHARS = 1_000  # longest real: 223

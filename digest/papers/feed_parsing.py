@@ -56,7 +56,7 @@ _DAMAGED_ENTRY = (TypeError, ValueError, AttributeError, LookupError, OverflowEr
 _feedparser_sync_author_detail = feedparser.mixin._FeedParserMixin._sync_author_detail
 
 
-def _sync_author_detail_in_linear_time(self, key: str = "author") -> None:
+def _sync_author_detail_in_linear_time(self: feedparser.mixin._FeedParserMixin, key: str = "author") -> None:
     context = self._get_context()
     value = context.get(key)
     if isinstance(value, str) and len(value) > MAX_ADDRESS_RUN:
@@ -179,7 +179,8 @@ def _struct_to_datetime(value: Any) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime(*value[:6], tzinfo=UTC)
+        year, month, day, hour, minute, second = value[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (TypeError, ValueError):
         return None
 
@@ -197,8 +198,9 @@ def _tag_terms(entry: Any) -> list[str]:
 
 def _entry_summary(entry: Any) -> str:
     summary = _get(entry, "summary", "")
-    if not summary and _get(entry, "content"):
-        summary = _get(_get(entry, "content")[0], "value", "")
+    content = _get(entry, "content")
+    if not summary and content:
+        summary = _get(content[0], "value", "")
     return summary
 
 
@@ -294,7 +296,10 @@ def _read_generic_entry(entry: Any, notes: list[str]) -> ParsedPaper | None:
     )
 
 
-_ENTRY_READERS = {Kind.ARXIV_RSS: _read_arxiv_rss_entry, Kind.ARXIV_API: _read_arxiv_api_entry}
+_ENTRY_READERS: dict[str, Callable[[Any, list[str]], ParsedPaper | None]] = {
+    Kind.ARXIV_RSS: _read_arxiv_rss_entry,
+    Kind.ARXIV_API: _read_arxiv_api_entry,
+}
 
 
 def _iso_datetime(value: Any) -> datetime | None:
@@ -367,7 +372,8 @@ def _read_hf_item(item: Any, notes: list[str]) -> ParsedPaper | None:
     if not isinstance(item, dict):
         return None
     # /api/daily_papers wraps each paper; /api/papers does not.
-    paper = item.get("paper") if isinstance(item.get("paper"), dict) else item
+    wrapped = item.get("paper")
+    paper = wrapped if isinstance(wrapped, dict) else item
     title = clean_text(paper.get("title") or item.get("title"))
     raw_id = paper.get("id")
     raw_id = clean_line(str(raw_id) if isinstance(raw_id, int | float) else raw_id)

@@ -14,11 +14,12 @@ import requests
 from django.conf import settings
 
 from digest.models import Feed
+from digest.papers.feed_limits import column_length
 
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
-ETAG_MAX_CHARS = Feed._meta.get_field("etag").max_length
-LAST_MODIFIED_MAX_CHARS = Feed._meta.get_field("last_modified").max_length
+ETAG_MAX_CHARS = column_length(Feed, "etag")
+LAST_MODIFIED_MAX_CHARS = column_length(Feed, "last_modified")
 
 
 class FetchError(Exception):
@@ -160,6 +161,6 @@ def _read_body(response: requests.Response, url: str, timeout: float) -> bytes:
 
 
 def _root_cause(exc: BaseException) -> str:
-    while exc.__cause__ or exc.__context__:
-        exc = exc.__cause__ or exc.__context__
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
     return str(exc) or type(exc).__name__

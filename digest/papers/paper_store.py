@@ -106,10 +106,10 @@ def _store_chunk(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool)
     # The guid is the arXiv id when there is one: only older rows keyed otherwise need the second list.
     arxiv_ids = [p.arxiv_id for p in papers if p.arxiv_id and p.arxiv_id != p.guid]
     existing: dict[str, Paper] = {}
-    for row in Paper.objects.filter(Q(guid__in=guids) | Q(arxiv_id__in=arxiv_ids)):
-        existing[row.guid] = row
-        if row.arxiv_id:
-            existing[row.arxiv_id] = row
+    for stored in Paper.objects.filter(Q(guid__in=guids) | Q(arxiv_id__in=arxiv_ids)):
+        existing[stored.guid] = stored
+        if stored.arxiv_id:
+            existing[stored.arxiv_id] = stored
 
     now = timezone.now()
     new_rows: list[Paper] = []
@@ -163,7 +163,7 @@ def _as_parsed(row: Paper) -> ParsedPaper:
     )
 
 
-def _value(parsed: ParsedPaper, name: str):
+def _value(parsed: ParsedPaper, name: str) -> object:
     value = getattr(parsed, name)
     return list(value) if isinstance(value, list) else value
 
@@ -215,5 +215,5 @@ def _replace_present(row: Paper, parsed: ParsedPaper, names: tuple[str, ...]) ->
             setattr(row, name, _value(parsed, name))
 
 
-def _present(value) -> bool:
+def _present(value: object) -> bool:
     return value is not None and value != "" and value != []
