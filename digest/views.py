@@ -1,7 +1,7 @@
 from datetime import date
 
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -11,6 +11,7 @@ from digest.matching.feedback import DIRECTIONS, apply_feedback
 from digest.models import Delivery, Paper
 from digest.papers.archive import archive_days, papers_of_day
 from subscribers import services
+from subscribers.models import Subscriber
 from subscribers.tokens import read_payload
 
 # Pages reached through a signed link never say who the subscriber is or hand out a link that
@@ -35,7 +36,8 @@ def feedback(request, token):
     follow links); POST changes the preferences."""
     found = read_payload(token, "feedback")
     extra = found[1] if found else {}
-    paper = Paper.objects.filter(pk=extra.get("p")).first() if isinstance(extra.get("p"), int) else None
+    paper_id = extra.get("p")
+    paper = Paper.objects.filter(pk=paper_id).first() if isinstance(paper_id, int) else None
     if found is None or paper is None or extra.get("d") not in DIRECTIONS:
         return render(request, "digest/feedback_invalid.html", status=404)
     return _feedback(request, found[0], paper, extra["d"])
@@ -43,11 +45,11 @@ def feedback(request, token):
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def feedback_paper(request, token, paper_id: int, direction: str):
+def feedback_paper(request: HttpRequest, token: str, paper_id: int, direction: str) -> HttpResponse:
     """A link from a sent digest: its token names the digest, which must hold the paper."""
     found = read_payload(token, "feedback")
     digest_id = found[1].get("digest") if found else None
-    if not isinstance(digest_id, int) or direction not in DIRECTIONS:
+    if found is None or not isinstance(digest_id, int) or direction not in DIRECTIONS:
         return render(request, "digest/feedback_invalid.html", status=404)
     subscriber = found[0]
     in_digest = {"candidates__delivery_id": digest_id, "candidates__delivery__subscriber": subscriber}
@@ -57,7 +59,7 @@ def feedback_paper(request, token, paper_id: int, direction: str):
     return _feedback(request, subscriber, paper, direction)
 
 
-def _feedback(request, subscriber, paper: Paper, direction: str):
+def _feedback(request: HttpRequest, subscriber: Subscriber, paper: Paper, direction: str) -> HttpResponse:
     context = {"paper": paper, "direction": direction}
     if request.method == "POST":
         context["change"] = apply_feedback(subscriber, paper, direction)
@@ -77,7 +79,7 @@ def digest_view(request, token):
     delivery = None
     if found is not None and isinstance(found[1].get("d"), int):
         delivery = Delivery.objects.filter(pk=found[1]["d"], subscriber=found[0]).first()
-    if delivery is None:
+    if found is None or delivery is None:
         # Answered here, not raised, so that even this answer carries never_cache's headers.
         return render(request, "subscribers/invalid_link.html", {"purpose": "digest"}, status=404)
     subscriber = found[0]
@@ -101,7 +103,7 @@ def archive_index(request):
     return render(request, "digest/archive.html", {"page": page})
 
 
-def archive_day(request, day: str):
+def archive_day(request: HttpRequest, day: str) -> HttpResponse:
     try:
         when = date.fromisoformat(day)
     except ValueError:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import Truncator
 
@@ -70,7 +71,8 @@ class CategoryFilter(admin.SimpleListFilter):
         return [(name, name) for name in sorted(name for name, _ in counts.most_common(self.SHOWN))]
 
     def queryset(self, request, queryset):
-        return queryset.filter(has_category(self.value())) if self.value() else queryset
+        value = self.value()
+        return queryset.filter(has_category(value)) if value else queryset
 
 
 class ScheduledDayFilter(admin.SimpleListFilter):
@@ -86,10 +88,11 @@ class ScheduledDayFilter(admin.SimpleListFilter):
         return [(day.isoformat(), "Today" if day == today else day.strftime("%a %d %b")) for day in days]
 
     def queryset(self, request, queryset):
-        if not self.value():
+        value = self.value()
+        if not value:
             return queryset
         try:
-            day = date.fromisoformat(self.value())
+            day = date.fromisoformat(value)
         except ValueError:
             return queryset.none()
         start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
@@ -209,16 +212,16 @@ class FeedAdmin(admin.ModelAdmin):
         return feed.papers_seen
 
     @admin.action(description="Poll now (queued to a worker)", permissions=["change"])
-    def poll_now(self, request, queryset: QuerySet[Feed]):
+    def poll_now(self, request: HttpRequest, queryset: QuerySet[Feed]) -> None:
         queued = operations.poll_now(queryset.values_list("id", flat=True))
         self.message_user(request, f"Queued {queued} feed(s) for polling; refresh in a moment to see the result.")
 
     @admin.action(description="Enable", permissions=["change"])
-    def enable(self, request, queryset: QuerySet[Feed]):
+    def enable(self, request: HttpRequest, queryset: QuerySet[Feed]) -> None:
         self.message_user(request, f"Enabled {queryset.update(enabled=True)} feed(s).")
 
     @admin.action(description="Disable", permissions=["change"])
-    def disable(self, request, queryset: QuerySet[Feed]):
+    def disable(self, request: HttpRequest, queryset: QuerySet[Feed]) -> None:
         self.message_user(request, f"Disabled {queryset.update(enabled=False)} feed(s).")
 
 
@@ -297,7 +300,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         return short(delivery.last_error)
 
     @admin.action(description="Retry failed deliveries", permissions=["change"])
-    def retry_failed(self, request, queryset: QuerySet[Delivery]):
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         requeued = operations.retry_failed(queryset.values_list("id", flat=True))
         skipped = queryset.count() - len(requeued)
         self.message_user(request, f"Queued {len(requeued)} failed delivery(ies) again.")

@@ -6,13 +6,14 @@ schedule by hand. Each subscriber has two extra pages: their last digests with w
 and a preview of their next digest exactly as it would be emailed, which records and sends nothing.
 """
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -160,15 +161,23 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     # --- Actions ----------------------------------------------------------------------------
 
-    def _count(self, request, queryset: QuerySet[Subscriber], change, done: str, skipped: str) -> None:
+    def _count(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Subscriber],
+        change: Callable[[Subscriber], bool],
+        done: str,
+        skipped: str,
+    ) -> None:
         changed = sum(1 for subscriber in queryset if change(subscriber))
         self.message_user(request, f"{changed} {done}.")
         if changed < len(queryset):
             self.message_user(request, f"{len(queryset) - changed} {skipped}.", messages.WARNING)
 
     @admin.action(description="Send a preview of the next digest to me", permissions=["view"])
-    def send_preview_to_me(self, request, queryset: QuerySet[Subscriber]):
-        if not request.user.email:
+    def send_preview_to_me(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        user = request.user
+        if not user.is_authenticated or not user.email:
             self.message_user(
                 request, "Your admin account has no email address to send the preview to.", messages.ERROR
             )
@@ -178,11 +187,11 @@ class SubscriberAdmin(admin.ModelAdmin):
             self.message_user(request, f"Select at most {PREVIEW_LIMIT} subscribers to preview.", messages.ERROR)
             return
         for subscriber in chosen:
-            operations.send_preview(subscriber, request.user.email)
-        self.message_user(request, f"Sent {len(chosen)} preview(s) to {request.user.email}; nothing was recorded.")
+            operations.send_preview(subscriber, user.email)
+        self.message_user(request, f"Sent {len(chosen)} preview(s) to {user.email}; nothing was recorded.")
 
     @admin.action(description="Resend the confirmation email", permissions=["change"])
-    def resend_confirmation(self, request, queryset: QuerySet[Subscriber]):
+    def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         self._count(
             request,
             queryset,
@@ -192,19 +201,19 @@ class SubscriberAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Pause", permissions=["change"])
-    def pause(self, request, queryset: QuerySet[Subscriber]):
+    def pause(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         self._count(
             request, queryset, services.pause, "subscriber(s) paused", "skipped: only active subscribers can pause"
         )
 
     @admin.action(description="Resume (paused subscribers only)", permissions=["change"])
-    def resume(self, request, queryset: QuerySet[Subscriber]):
+    def resume(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         self._count(
             request, queryset, services.resume, "subscriber(s) resumed", "skipped: only paused subscribers can resume"
         )
 
     @admin.action(description="Unsubscribe", permissions=["change"])
-    def unsubscribe(self, request, queryset: QuerySet[Subscriber]):
+    def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         self._count(request, queryset, services.unsubscribe, "subscriber(s) unsubscribed", "were already unsubscribed")
 
     # --- Extra pages: last digests, next digest preview ---------------------------------------
@@ -223,13 +232,15 @@ class SubscriberAdmin(admin.ModelAdmin):
             ),
         ] + super().get_urls()
 
-    def _subscriber(self, request, object_id: int) -> Subscriber:
+    def _subscriber(self, request: HttpRequest, object_id: int) -> Subscriber:
         subscriber = get_object_or_404(Subscriber, pk=object_id)
         if not self.has_view_permission(request, subscriber):
             raise PermissionDenied
         return subscriber
 
-    def _page(self, request, subscriber: Subscriber, template: str, title: str, **context) -> TemplateResponse:
+    def _page(
+        self, request: HttpRequest, subscriber: Subscriber, template: str, title: str, **context: object
+    ) -> TemplateResponse:
         return TemplateResponse(
             request,
             template,
@@ -243,7 +254,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             },
         )
 
-    def digests_view(self, request, object_id: int):
+    def digests_view(self, request: HttpRequest, object_id: int) -> TemplateResponse:
         subscriber = self._subscriber(request, object_id)
         papers = Candidate.objects.select_related("paper").order_by("-score", "id")
         deliveries = (
@@ -261,7 +272,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             waiting=waiting,
         )
 
-    def preview_view(self, request, object_id: int):
+    def preview_view(self, request: HttpRequest, object_id: int) -> TemplateResponse:
         subscriber = self._subscriber(request, object_id)
         preview = operations.preview_next_digest(subscriber)
         message = preview.message
@@ -282,7 +293,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         )
 
     @xframe_options_sameorigin
-    def preview_html_view(self, request, object_id: int):
+    def preview_html_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         subscriber = self._subscriber(request, object_id)
         response = HttpResponse(operations.preview_next_digest(subscriber).html)
         response["Content-Security-Policy"] = PREVIEW_CSP

@@ -37,7 +37,7 @@ from email import message_from_bytes, policy
 from email.message import Message
 from email.utils import getaddresses, parseaddr
 
-from anymail.signals import EventType, RejectReason, tracking
+from anymail.signals import AnymailTrackingEvent, EventType, RejectReason, tracking
 from django.dispatch import receiver
 
 from config.logging import log_event
@@ -186,7 +186,7 @@ def delivery_named_by_return_path(addresses: list[str]) -> Delivery | None:
     return None
 
 
-def webhook_refusal(event) -> Refusal:
+def webhook_refusal(event: AnymailTrackingEvent) -> Refusal:
     """A provider's permanent event as a refusal: its reject reason, refined by the SMTP answer it
     quotes only where the code itself says the message was refused, not the address."""
     if event.reject_reason in {RejectReason.SPAM, RejectReason.BLOCKED}:
@@ -198,7 +198,7 @@ def webhook_refusal(event) -> Refusal:
 
 
 @receiver(tracking, dispatch_uid="digest.delivery.bounces.on_tracking_event")
-def on_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
+def on_tracking_event(sender: object, event: AnymailTrackingEvent, esp_name: str, **kwargs: object) -> None:
     if not event.recipient:
         return
     if event.event_type in UNSUBSCRIBE_EVENTS:
@@ -225,6 +225,16 @@ def _field(block: Message, name: str) -> str:
     return " ".join(str(block.get(name, "")).split())
 
 
+def _recipient_blocks(part: Message) -> list[Message]:
+    blocks = part.get_payload()
+    return [block for block in blocks[1:] if isinstance(block, Message)] if isinstance(blocks, list) else []
+
+
+def _payload_bytes(part: Message) -> bytes:
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
 def _typed_address(value: str) -> str:
     """'rfc822; ada@example.org' -> 'ada@example.org'."""
     _, _, address = value.rpartition(";")
@@ -241,7 +251,7 @@ def parse_dsn(raw: bytes) -> Dsn:
         content_type = part.get_content_type()
         if content_type == "message/delivery-status":
             # The first block holds per-message fields, each later one describes a recipient.
-            for block in part.get_payload()[1:]:
+            for block in _recipient_blocks(part):
                 final, original = _field(block, "Final-Recipient"), _field(block, "Original-Recipient")
                 if not (final or original):
                     continue
@@ -258,11 +268,11 @@ def parse_dsn(raw: bytes) -> Dsn:
             returned = (
                 part.get_payload(0)
                 if part.is_multipart()
-                else message_from_bytes(part.get_payload(decode=True) or b"", policy=policy.compat32)
+                else message_from_bytes(_payload_bytes(part), policy=policy.compat32)
             )
-            original_message_id = _field(returned, "Message-ID")
+            original_message_id = _field(returned, "Message-ID") if isinstance(returned, Message) else ""
         elif content_type == "text/plain" and not text and not part.get_filename():
-            text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+            text = _payload_bytes(part).decode("utf-8", "replace")
     headers = [value for name in DELIVERED_TO_HEADERS for value in message.get_all(name, [])]
     delivered_to = tuple(address for _, address in getaddresses([str(value) for value in headers]) if address)
     return Dsn(recipients, original_message_id, delivered_to, " ".join(text.split()))

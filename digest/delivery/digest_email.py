@@ -10,11 +10,13 @@ import textwrap
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from types import SimpleNamespace
+from typing import Any
 
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -36,7 +38,7 @@ SUBJECT_TOPICS = 2
 SUBJECT_MAX_CHARS = 90
 CARD_CACHE_SIZE = 5000
 SKELETON_CACHE_SIZE = 500
-INDENT = {"initial_indent": "   ", "subsequent_indent": "   "}
+INDENT = "   "
 
 # Phrases the matcher puts in quotes in a reason: "matches your keyword 'neural field'".
 _QUOTED = re.compile(r"[\"'‘“]([^\"'’”]{2,80})[\"'’”]")
@@ -68,7 +70,7 @@ class DigestItem:
     more_url: str
     less_url: str
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:  # whatever the card has
         # Templates and callers read item.title, item.url... straight from the card.
         if name == "card":
             raise AttributeError(name)
@@ -236,7 +238,11 @@ def paper_card(paper: Paper | PaperRow) -> PaperCard:
         # S308: the output of an autoescaping template, kept so that it is not escaped twice.
         html=mark_safe(render_to_string("emails/digest_paper.html", {"paper": card})),  # noqa: S308
         text=render_to_string(
-            "emails/digest_paper.txt", {"paper": card, "excerpt_lines": textwrap.fill(card.excerpt, 75, **INDENT)}
+            "emails/digest_paper.txt",
+            {
+                "paper": card,
+                "excerpt_lines": textwrap.fill(card.excerpt, 75, initial_indent=INDENT, subsequent_indent=INDENT),
+            },
         ).strip("\n"),
     )
     _cards[key] = card
@@ -277,13 +283,13 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Shown], limit: i
     """
     labels = [(topic.name, make_term(topic.name)) for topic in subscriber.topics.all()]
     labels += [(term.text, term) for term in parse_keywords(subscriber.keywords).include]
-    labels = [(label, label.casefold(), term) for label, term in labels]
+    folded_labels = [(label, label.casefold(), term) for label, term in labels]
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
     for position, candidate in enumerate(candidates):
         reason = candidate.reason.casefold()
         title = _title_keys(candidate.paper.title)
-        found = {label for label, folded, term in labels if folded in reason or (term and occurs(term, title))}
+        found = {label for label, folded, term in folded_labels if folded in reason or (term and occurs(term, title))}
         found |= {quoted.strip() for quoted in _QUOTED.findall(candidate.reason)}
         seen: set[str] = set()
         for label in sorted(found, key=len, reverse=True):
@@ -311,7 +317,7 @@ def digest_subject(subscriber: Subscriber, candidates: Sequence[Shown], topics: 
     return f"{count} new {noun} picked for you"
 
 
-def _local_date(subscriber: Subscriber, moment: datetime):
+def _local_date(subscriber: Subscriber, moment: datetime) -> date:
     return moment.astimezone(subscriber_zone(subscriber.timezone)).date()
 
 
@@ -381,7 +387,7 @@ MESSAGE_SLOTS = ("subject", "preheader", "view_url", "more_url", "manage_url", "
 _VALUES_KEY = "_slot_values"  # templates cannot read a name starting with an underscore
 
 _inlined_cards: OrderedDict[str, str] = OrderedDict()
-_skeletons: dict[tuple, tuple[list[str], list[tuple[int, bool]]]] = {}
+_skeletons: dict[tuple, tuple[list[str], list[tuple[int, object]]]] = {}
 
 
 def _slot_values(context: dict) -> list[str]:
@@ -498,7 +504,7 @@ def _filled(context: dict, html: bool) -> str | None:
             out.append(value)
         elif kind is _CARD:
             out.append(_inlined_card(context, values, value))
-        else:
+        elif isinstance(kind, tuple):  # the escapes of its slot
             out.append(_escaped(value, kind))
         out.append(literal)
     return "".join(out)
@@ -523,7 +529,7 @@ def build_digest_message(
     *,
     delivery: Delivery | None = None,
     message_id: str | None = None,
-    connection=None,
+    connection: BaseEmailBackend | None = None,
 ) -> EmailMultiAlternatives:
     context = build_digest_context(subscriber, candidates, more_count, delivery)
     return build_message(
@@ -554,7 +560,7 @@ def build_digest_within(
     *,
     delivery: Delivery | None = None,
     message_id: str | None = None,
-    connection=None,
+    connection: BaseEmailBackend | None = None,
 ) -> tuple[EmailMultiAlternatives, bytes]:
     """The digest message and its bytes as sent, at most `max_bytes`.
 

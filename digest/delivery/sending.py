@@ -42,6 +42,8 @@ from enum import Enum
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpBackend
 from django.db import InterfaceError, OperationalError
 from django.db import connection as db_connection
 from django.db.models import F
@@ -141,7 +143,7 @@ def _waiting_for_the_database(write):
             time.sleep(0.5)
 
 
-def _finish(delivery: Delivery, **changes) -> bool:
+def _finish(delivery: Delivery, **changes: object) -> bool:
     """Record the outcome, unless the row was taken from us in the meantime."""
 
     def write() -> int:
@@ -155,11 +157,11 @@ def _finish(delivery: Delivery, **changes) -> bool:
     return done
 
 
-def close_quietly(connection) -> None:
+def close_quietly(connection: BaseEmailBackend) -> None:
     try:
         connection.close()
     except Exception:  # a dead connection may fail to say QUIT; the next open() starts afresh
-        if getattr(connection, "connection", None) is not None:
+        if isinstance(connection, DjangoSmtpBackend) and connection.connection is not None:
             connection.connection = None
 
 
@@ -190,7 +192,7 @@ class Chunk:
     pending: Iterator[Delivery]  # claimed and not yet looked at
     subscribers: dict[int, Subscriber]
     papers: dict[int, list[Pick]]
-    connection: object
+    connection: BaseEmailBackend
     stream: MessageStream
     limiter: SendRateLimiter
     result: ChunkResult
@@ -214,7 +216,7 @@ def _connection_kept(error: Exception) -> bool:
     return isinstance(error, (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused, UnsendableAddress))
 
 
-def _failed(delivery: Delivery, error: Exception, connection, subject: str | None) -> Outcome:
+def _failed(delivery: Delivery, error: Exception, connection: BaseEmailBackend, subject: str | None) -> Outcome:
     if not _connection_kept(error):
         close_quietly(connection)
     return _record_failure(delivery, error, subject=subject)
@@ -227,6 +229,8 @@ def next_built(chunk: Chunk) -> Ready | None:
         skipped = skipped_outcome(delivery, subscriber)
         if skipped:
             chunk.result.count(skipped)
+            continue
+        if subscriber is None:  # never: skipped_outcome recorded it; for the type checker
             continue
         chunk.limiter.acquire()
         # The last look before the mail server: someone who left since the claim gets nothing.
@@ -260,7 +264,7 @@ def begun(chunk: Chunk, ready: Ready | None) -> Ready | None:
                 return_path(ready.delivery.id), ready.subscriber.email, size=len(ready.data)
             )
         except Exception as error:
-            chunk.result.count(_failed(ready.delivery, error, chunk.connection, subject=ready.message.subject))
+            chunk.result.count(_failed(ready.delivery, error, chunk.connection, subject=str(ready.message.subject)))
             ready = next_built(chunk)
             continue
         return ready
@@ -273,8 +277,8 @@ def hand_over(ready: Ready, chunk: Chunk) -> Outcome | InFlight:
         chunk.stream.accept(ready.handle)
         chunk.stream.send(ready.handle, ready.message, ready.data)
     except Exception as error:
-        return _failed(ready.delivery, error, chunk.connection, subject=ready.message.subject)
-    return InFlight(ready.delivery, ready.message.subject, ready.handle)
+        return _failed(ready.delivery, error, chunk.connection, subject=str(ready.message.subject))
+    return InFlight(ready.delivery, str(ready.message.subject), ready.handle)
 
 
 def land(flight: InFlight, chunk: Chunk) -> Outcome:
@@ -298,7 +302,7 @@ def send_claimed(
     claimed: list[Delivery],
     subscribers: dict[int, Subscriber],
     papers: dict[int, list[Pick]],
-    connection,
+    connection: BaseEmailBackend,
     limiter: SendRateLimiter,
     result: ChunkResult,
 ) -> None:
@@ -393,7 +397,7 @@ def _record_failure(delivery: Delivery, error: Exception, *, subject: str | None
     return Outcome.RETRYING
 
 
-def send_delivery_chunk(delivery_ids: list[int], connection=None) -> ChunkResult:
+def send_delivery_chunk(delivery_ids: list[int], connection: BaseEmailBackend | None = None) -> ChunkResult:
     """Claim, build and send a chunk of deliveries over one reused connection; safe to run twice.
 
     The chunk is claimed in one transaction, so a worker killed halfway leaves its unsent rows in

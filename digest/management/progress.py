@@ -2,6 +2,7 @@
 
 import sys
 from collections.abc import Iterable, Iterator
+from io import TextIOBase
 from typing import TextIO, TypeVar
 
 from tqdm import tqdm
@@ -9,7 +10,9 @@ from tqdm import tqdm
 T = TypeVar("T")
 
 
-def progress(items: Iterable[T], total: int | None, desc: str, stream: TextIO | None = None) -> Iterator[T]:
+def progress(
+    items: Iterable[T], total: int | None, desc: str, stream: TextIO | TextIOBase | None = None
+) -> Iterator[T]:
     stream = stream or sys.stderr
     if hasattr(stream, "isatty") and stream.isatty():
         yield from tqdm(items, total=total, desc=desc, file=stream, unit="", dynamic_ncols=True)

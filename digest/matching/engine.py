@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from itertools import pairwise
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from django.conf import settings
@@ -29,6 +29,10 @@ from digest.matching.authors import AuthorIndex, AuthorName, parse_author
 from digest.matching.ranking import RankingWeights, trend_multipliers
 from digest.matching.similarity import PaperSimilarity, paper_text
 from subscribers.keywords import KeywordQuery, Term, occurs, parse_keywords, text_keys
+
+if TYPE_CHECKING:
+    from digest.models import Paper
+    from subscribers.models import Subscriber
 
 # Relevance each signal gives on its own.
 KEYWORD_IN_TITLE = 0.7
@@ -136,7 +140,7 @@ def build_matcher(
     )
 
 
-def compile_matcher(subscriber) -> Matcher:
+def compile_matcher(subscriber: "Subscriber") -> Matcher:
     """A Subscriber (topics prefetched) -> its Matcher."""
     return build_matcher(
         keywords=subscriber.keywords,
@@ -149,7 +153,7 @@ def compile_matcher(subscriber) -> Matcher:
     )
 
 
-def paper_doc(paper, sources: int = 1) -> PaperDoc:
+def paper_doc(paper: "Paper", sources: int = 1) -> PaperDoc:
     return PaperDoc(
         id=paper.id,
         title=paper.title,
@@ -162,7 +166,7 @@ def paper_doc(paper, sources: int = 1) -> PaperDoc:
     )
 
 
-def _log_miss(relevance: float | np.ndarray):
+def _log_miss(relevance: float | np.ndarray) -> np.ndarray:
     return np.log1p(-np.minimum(relevance, 0.999))
 
 
@@ -315,7 +319,9 @@ class _Evidence(NamedTuple):
     dense: np.ndarray | None  # dense signals: topics, interests, categories (relevance per paper)
 
     def at(self, positions: np.ndarray) -> np.ndarray:
-        return self.hits.at(positions) if self.hits is not None else self.dense[positions]
+        if self.hits is not None:
+            return self.hits.at(positions)
+        return self.dense[positions] if self.dense is not None else np.zeros(len(positions), np.float32)
 
 
 def _evidence(matcher: Matcher, index: BatchIndex, interest: np.ndarray | None) -> list[_Evidence]:
@@ -372,20 +378,20 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     texts = sorted({matcher.interests for matcher in matchers if matcher.interests})
     text_row = {text: row for row, text in enumerate(texts)}
     interests = index.similarity_relevance(index.similarity.scores(texts)) if texts else None
-    interests_log_miss = _log_miss(interests) if texts else None
+    interests_log_miss = _log_miss(interests) if interests is not None else None
     min_relevance = index.weights.min_relevance
     results: list[Matches] = []
     for matcher in matchers:
-        interest = interests[text_row[matcher.interests]] if matcher.interests else None
+        interest = interests[text_row[matcher.interests]] if matcher.interests and interests is not None else None
         evidence = _evidence(matcher, index, interest)
-        if matcher.interests:
+        if matcher.interests and interests_log_miss is not None:
             log_miss = interests_log_miss[text_row[matcher.interests]].copy()
         else:
             log_miss = np.zeros(index.size, np.float32)
         for item in evidence:
             if item.hits is not None:
                 log_miss[item.hits.positions] += item.hits.log_miss
-            elif item.dense is not interest:
+            elif item.dense is not None and item.dense is not interest:
                 log_miss += _log_miss(item.dense)
         relevance = -np.expm1(log_miss)
         chosen = index.in_categories(matcher.categories) if matcher.categories else None

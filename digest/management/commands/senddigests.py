@@ -1,4 +1,5 @@
 import math
+from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import get_connection
@@ -52,7 +53,7 @@ class Command(BaseCommand):
                 f"put back while sending is paused {result.paused}."
             )
 
-    def dry_run(self, now, *, force: bool, emails: list[str]) -> None:
+    def dry_run(self, now: datetime, *, force: bool, emails: list[str]) -> None:
         subscribers = due_subscribers(now, force=force, emails=emails).prefetch_related("topics")
         would_send = empty = already = 0
         lines = []
