@@ -2,8 +2,8 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY requirements.lock .
-RUN pip install -r requirements.lock
+COPY requirements/runtime.lock requirements/
+RUN pip install -r requirements/runtime.lock
 COPY . .
 RUN DEBUG=0 SECRET_KEY=build-only python manage.py collectstatic --noinput
 RUN useradd --create-home paperboy && mkdir -p var && chown -R paperboy var

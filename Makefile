@@ -2,14 +2,16 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
+# The venv gets the dev lock, which holds the runtime lock (the image installs that one alone).
+LOCKS := requirements/runtime.lock requirements/dev.lock
+STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) | cksum | cut -d' ' -f1)
 
 .PHONY: run test test-postgres stress bench venv clean
 
-$(STAMP): requirements.lock
+$(STAMP): $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
