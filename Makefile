@@ -1,4 +1,5 @@
 # Two commands for a newcomer: `make run` and `make test`. Everything they need is installed here.
+# `make lint` runs the checks .ci/run runs before the tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 LOCKS := requirements/runtime.lock requirements/dev.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-postgres stress bench venv clean
+.PHONY: run test test-postgres lint stress bench venv clean
 
 $(STAMP): $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,13 @@ test: $(STAMP)
 test-postgres: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/paperboy} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Lint (ruff, with bandit's checks), formatting, types (mypy), and no model change without its migration.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
 # The benchmarks quoted in docs/benchmarks.md (each prints its same-run baseline).
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
@@ -46,4 +54,4 @@ stress: $(STAMP)
 	$(BIN)/python bench/load.py
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache
+	rm -rf $(VENV) var staticfiles .pytest_cache .mypy_cache .ruff_cache
