@@ -1,14 +1,15 @@
 """Keyword syntax and the text handling shared by every matcher.
 
-Syntax: `"neural field", NeRF, -medical`. Quoted text is a phrase; a leading `-` excludes a word
-or a phrase. With commas, each comma-separated item is one term (several unquoted words in an item
-form a phrase, so `graph neural networks, NeRF` means two terms); without commas, spaces separate
-terms. Matching is case-insensitive on Snowball stems ("representations" finds "representation")
-of American spellings ("optimisation" finds "optimization") at word boundaries, except for
-acronyms: an all-capitals query word such as `INR` only matches the same capitals in the paper
-(`INR`, `INRs`), never `inr` inside other words or `INRIA`. A phrase also matches its words written
-joined ("fine tuning" finds "finetuning"); the engine adds the other direction and acronyms defined
-in the papers (`definitions`).
+Syntax: `"neural field", NeRF, -medical, ~scene`. Quoted text is a phrase; a leading `-` excludes a
+word or a phrase, a leading `~` asks for fewer papers holding it ("less like this" writes these).
+With commas, each comma-separated item is one term (several unquoted words in an item form a
+phrase, so `graph neural networks, NeRF` means two terms); without commas, spaces separate terms.
+Matching is case-insensitive on Snowball stems ("representations" finds "representation") of
+American spellings ("optimisation" finds "optimization") at word boundaries, except for acronyms:
+an all-capitals query word such as `INR` only matches the same capitals in the paper (`INR`,
+`INRs`), never `inr` inside other words or `INRIA`. A phrase also matches its words written joined
+("fine tuning" finds "finetuning"); the engine adds the other direction and acronyms defined in the
+papers (`definitions`).
 """
 
 import re
@@ -23,7 +24,7 @@ from breame.spelling import get_american_spelling
 # snowballstemmer hands out PyStemmer's C implementation when it is installed.
 _STEMMER = snowballstemmer.stemmer("english")
 _WORD_RE = re.compile(r"[^\W_]+")
-_SYNTAX_RE = re.compile(r'(-?)"([^"]*)"?|([^\s,"]+)|(,)')
+_SYNTAX_RE = re.compile(r'([-~]?)"([^"]*)"?|([^\s,"]+)|(,)')
 _VOWELS = set("aeiouy")
 _COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 ACRONYM_PREFIX = "A:"
@@ -114,9 +115,10 @@ class Term:
 class KeywordQuery:
     include: tuple[Term, ...] = ()
     exclude: tuple[Term, ...] = ()
+    fewer: tuple[Term, ...] = ()  # "less like this": lowered, never vetoed (see digest.matching.engine)
 
     def __bool__(self) -> bool:
-        return bool(self.include or self.exclude)
+        return bool(self.include or self.exclude or self.fewer)
 
 
 @lru_cache(maxsize=100_000)
@@ -134,44 +136,51 @@ def make_term(text: str) -> Term | None:
     return Term(text=" ".join(text.split()), keys=keys, joined=joined)
 
 
-def _raw_terms(raw: str) -> list[tuple[bool, str]]:
+INCLUDE, EXCLUDE, FEWER = "", "-", "~"
+_SIGNS = EXCLUDE + FEWER
+
+
+def _raw_terms(raw: str) -> list[tuple[str, str]]:
+    """(sign, text) per term: "" wanted, "-" excluded, "~" fewer of these."""
     comma_mode = "," in re.sub(r'"[^"]*"?', "", raw)
-    found: list[tuple[bool, str]] = []
+    found: list[tuple[str, str]] = []
     item: list[str] = []
-    item_excluded = False
+    item_sign = INCLUDE
 
     def flush() -> None:
-        nonlocal item, item_excluded
+        nonlocal item, item_sign
         if item:
-            found.append((item_excluded, " ".join(item)))
-        item, item_excluded = [], False
+            found.append((item_sign, " ".join(item)))
+        item, item_sign = [], INCLUDE
 
     for match in _SYNTAX_RE.finditer(raw):
-        minus, quoted, bare, comma = match.groups()
+        sign, quoted, bare, comma = match.groups()
         if comma:
             flush()
         elif quoted is not None:
-            found.append((bool(minus), quoted))
+            found.append((sign, quoted))
         elif comma_mode:
-            if not item and bare.startswith("-"):
-                item_excluded = True
-            item.append(bare.lstrip("-") if not item else bare)
+            if not item and bare[0] in _SIGNS:
+                item_sign = bare[0]
+            item.append(bare.lstrip(_SIGNS) if not item else bare)
         else:
-            found.append((bare.startswith("-"), bare.lstrip("-")))
+            found.append((bare[0] if bare[0] in _SIGNS else INCLUDE, bare.lstrip(_SIGNS)))
     flush()
     return found
 
 
 def parse_keywords(raw: str) -> KeywordQuery:
-    include: dict[tuple[str, ...], Term] = {}
-    exclude: dict[tuple[str, ...], Term] = {}
-    for excluded, text in _raw_terms(raw or ""):
+    by_sign: dict[str, dict[tuple[str, ...], Term]] = {INCLUDE: {}, EXCLUDE: {}, FEWER: {}}
+    for sign, text in _raw_terms(raw or ""):
         term = make_term(text)
         if term is not None:
-            (exclude if excluded else include).setdefault(term.keys, term)
-    for keys in exclude:
+            by_sign[sign].setdefault(term.keys, term)
+    include, exclude, fewer = by_sign[INCLUDE], by_sign[EXCLUDE], by_sign[FEWER]
+    for keys in [*exclude, *fewer]:
         include.pop(keys, None)
-    return KeywordQuery(include=tuple(include.values()), exclude=tuple(exclude.values()))
+    for keys in exclude:
+        fewer.pop(keys, None)
+    return KeywordQuery(include=tuple(include.values()), exclude=tuple(exclude.values()), fewer=tuple(fewer.values()))
 
 
 def positive_keywords(keywords: str) -> list[str]:

@@ -56,6 +56,8 @@ TOPIC_SCALE = 0.9  # a topic is chosen from a list, a little less personal than 
 # A topic's keyword list is long and broad: one word in an abstract is weak evidence, two are not.
 TOPIC_KEYWORD_FACTOR = 0.4
 
+# "Less like this": a paper holding a `~term` keeps this share of its relevance.
+LESS_OF_FACTOR = 0.3
 # A one-word keyword is also looked for as two words ("finetuning" -> "fine tuning"), parts this long.
 MIN_SPLIT_PART = 3
 # An acronym stands for an expansion defined by at least 1 in USUAL_MEANING_SHARE of the batch's
@@ -441,6 +443,26 @@ def _reasons(evidence: list[_Evidence], positions: np.ndarray, in_category: np.n
     return [table[code] for code in codes]
 
 
+def _apply_exclusions(query: KeywordQuery, index: BatchIndex, relevance: np.ndarray) -> None:
+    """`-term` vetoes a paper; `~term` (what "less like this" writes) lowers it, unless the paper
+    holds one of the reader's own keywords: feedback never overrides what the reader asked for."""
+    for positions in index.excluded(query):
+        relevance[positions] = 0.0
+    if not query.fewer:
+        return
+    own = np.zeros(index.size, dtype=bool)
+    for term in query.include:
+        own[index.term_hits(term).positions] = True
+    for term in query.fewer:
+        positions = index.term_hits(term).positions
+        lowered = positions[~own[positions]]
+        relevance[lowered] = _lowered(relevance[lowered])
+
+
+def _lowered(relevance: np.ndarray) -> np.ndarray:
+    return relevance * LESS_OF_FACTOR
+
+
 def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None = None) -> list[Matches]:
     """For each matcher, its matched papers best first (at most `keep`), with score and reason."""
     keep = settings.MATCH_KEEP_PER_SUBSCRIBER if keep is None else keep
@@ -474,8 +496,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
                 relevance[boosted] = 1 - (1 - relevance[boosted]) * (1 - CATEGORY_BOOST)
             if matcher.category_mode == FILTER:
                 relevance[~chosen] = 0.0
-        for positions in index.excluded(matcher.keywords):
-            relevance[positions] = 0.0
+        _apply_exclusions(matcher.keywords, index, relevance)
         positions = np.flatnonzero(relevance >= min_relevance)
         if not len(positions):
             results.append(NO_MATCHES)

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_many
+from subscribers.keywords import parse_keywords
 
 NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
 
@@ -112,3 +113,11 @@ def test_an_exclusion_can_be_a_phrase_and_vetoes_only_that_phrase():
     ]
     assert found('diffusion, -"diffusion MRI"', *texts) == [texts[0], texts[2]]
     assert found("diffusion, -MRI", *texts) == [texts[0]]
+
+
+def test_a_tilde_asks_for_fewer_and_an_exclusion_wins_over_it():
+    query = parse_keywords('"neural field", ~scene, -medical, ~"flow prior", ~medical')
+    assert [term.text for term in query.include] == ["neural field"]
+    assert [term.text for term in query.exclude] == ["medical"]
+    assert [term.text for term in query.fewer] == ["scene", "flow prior"]
+    assert [term.text for term in parse_keywords("NeRF ~scene").fewer] == ["scene"]
