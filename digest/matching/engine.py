@@ -14,7 +14,7 @@ outside it, and the ranking (digest.matching.ranking) turns relevance into the f
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -63,6 +63,8 @@ MIN_SPLIT_PART = 3
 # An acronym stands for an expansion defined by at least 1 in USUAL_MEANING_SHARE of the batch's
 # papers that define it.
 USUAL_MEANING_SHARE = 3
+
+INTEREST_REASON = "similar to your interests"
 
 BOOST = "boost"
 FILTER = "filter"
@@ -411,7 +413,7 @@ def _evidence(matcher: Matcher, index: BatchIndex, interest: np.ndarray | None) 
     for topic in matcher.topics:
         found.append(_Evidence(f"in your topic {topic.name}", None, index.topic_relevance(topic)))
     if interest is not None:
-        found.append(_Evidence("similar to your interests", None, interest))
+        found.append(_Evidence(INTEREST_REASON, None, interest))
     return found
 
 
@@ -419,8 +421,14 @@ def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _reasons(evidence: list[_Evidence], positions: np.ndarray, in_category: np.ndarray | None) -> list[str]:
-    """Per paper, its strongest piece of evidence and the next one, if any."""
+def _reasons(
+    evidence: list[_Evidence],
+    positions: np.ndarray,
+    in_category: np.ndarray | None,
+    interest: Callable[[np.ndarray], list[str]] | None = None,
+) -> list[str]:
+    """Per paper, its strongest piece of evidence and the next one, if any. The interest's evidence
+    quotes the words of the interest the paper shares (`interest(positions)` gives them)."""
     texts = [item.reason for item in evidence]
     rows = [item.at(positions) for item in evidence]
     if in_category is not None:
@@ -435,12 +443,26 @@ def _reasons(evidence: list[_Evidence], positions: np.ndarray, in_category: np.n
     second = np.where(values.max(axis=0) > 0, values.argmax(axis=0), -1)
     # Few distinct (best, second) pairs per subscriber: build each reason once.
     codes = (best * (len(texts) + 1) + second + 1).tolist()
-    table: dict[int, str] = {}
-    for code in set(codes):
-        first, other = divmod(code, len(texts) + 1)
-        text = _capitalised(texts[first]) + ("; " + texts[other - 1] if other else "")
-        table[code] = text if len(text) <= 300 else text[:297] + "..."
-    return [table[code] for code in codes]
+    slot = next((number for number, item in enumerate(evidence) if item.reason == INTEREST_REASON), -1)
+    quoted = [""] * len(positions)
+    if interest is not None and slot >= 0:
+        shown = np.flatnonzero((best == slot) | (second == slot))
+        if len(shown):
+            for position, phrase in zip(shown.tolist(), interest(positions[shown]), strict=True):
+                quoted[position] = phrase
+    table: dict[tuple[int, str], str] = {}
+    reasons = []
+    for key in zip(codes, quoted, strict=True):
+        text = table.get(key)
+        if text is None:
+            first, other = divmod(key[0], len(texts) + 1)
+            parts = [texts[first], *([texts[other - 1]] if other else [])]
+            if key[1]:
+                parts = [f"matches your interest: {key[1]}" if part == INTEREST_REASON else part for part in parts]
+            text = _capitalised("; ".join(parts))
+            text = table[key] = text if len(text) <= 300 else text[:297] + "..."
+        reasons.append(text)
+    return reasons
 
 
 def _apply_exclusions(query: KeywordQuery, index: BatchIndex, relevance: np.ndarray) -> None:
@@ -461,6 +483,12 @@ def _apply_exclusions(query: KeywordQuery, index: BatchIndex, relevance: np.ndar
 
 def _lowered(relevance: np.ndarray) -> np.ndarray:
     return relevance * LESS_OF_FACTOR
+
+
+def _interest_phrases(index: BatchIndex, interests: str) -> Callable[[np.ndarray], list[str]] | None:
+    if not interests:
+        return None
+    return lambda positions: index.similarity.shared_phrases(index.similarity.interest_words(interests), positions)
 
 
 def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None = None) -> list[Matches]:
@@ -512,7 +540,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
                 paper_ids=index.ids[positions].tolist(),
                 relevance=np.round(relevance[positions], 4).tolist(),
                 scores=np.round(scores, 4).tolist(),
-                reasons=_reasons(evidence, positions, chosen),
+                reasons=_reasons(evidence, positions, chosen, _interest_phrases(index, matcher.interests)),
             )
         )
     return results
