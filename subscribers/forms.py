@@ -38,8 +38,8 @@ class PreferencesForm(forms.Form):
     keywords = forms.CharField(
         required=False,
         max_length=500,
-        help_text='Words and "quoted phrases", separated by commas; a leading minus excludes: '
-        '"neural field", NeRF, -medical',
+        help_text='Words and "quoted phrases", separated by commas; a leading minus excludes, a leading ~ asks '
+        'for fewer: "neural field", NeRF, -medical, ~scene',
         widget=forms.TextInput(attrs={"placeholder": '"neural field", NeRF, -medical', "autocomplete": "off"}),
     )
     interests = forms.CharField(
