@@ -18,12 +18,9 @@ $(STAMP): $(LOCKS)
 
 venv: $(STAMP)
 
+# Quiet: the migrations, the seed papers and the three processes write to var/log/.
 run: $(STAMP)
-	mkdir -p var
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py loadseeds
-	$(BIN)/python manage.py ensureadmin
-	PATH="$(CURDIR)/$(BIN):$$PATH" bin/run-dev
+	@bin/run-dev
 
 test: $(STAMP)
 	bin/install-system-packages

@@ -1,0 +1,94 @@
+"""`make run`'s start (bin/run-dev), run for real in a temporary var/ folder: a quiet start whose
+last lines say where the site, the admin login and the outbox are, with the feeds polled once."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.support import ROOT
+from tests.support.servers import free_port
+
+START_TIMEOUT = 120  # seconds; a fresh SQLite database is migrated first, on a shared machine
+
+
+@pytest.fixture
+def started(tmp_path):
+    """Run bin/run-dev until it has printed its last line; yield (printed lines, port)."""
+    port, nobody = free_port(), free_port()
+    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "EMAIL_URL"}}
+    env.update(
+        PAPERBOY_VAR_DIR=str(tmp_path / "var"),
+        PORT=str(port),
+        FEEDS=f"http://127.0.0.1:{nobody}/rss/cs.LG",  # offline: nobody listens there
+        EMAIL_URL=f"file://{tmp_path / 'var' / 'outbox'}",
+    )
+    process = subprocess.Popen(
+        [str(ROOT / "bin" / "run-dev")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Ctrl-C stops"):
+                break
+        yield lines, port, nobody, tmp_path / "var"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_the_start_is_quiet_and_its_last_lines_say_where_everything_is(started):
+    lines, port, nobody, var = started
+    site = f"http://127.0.0.1:{port}/"
+    assert (
+        lines[0] == f"Starting Paperboy: database, seed papers, then web, worker and beat (their output: {var}/log/)."
+    )
+    assert lines[1] == (
+        f"Offline: could not reach 127.0.0.1:{nobody}; the digests use the seed papers until a poll succeeds."
+    )
+    assert lines[2] == ""
+    assert lines[3] == "Paperboy is running."
+    assert lines[4] == f"  Site:    {site}"
+    assert re.fullmatch(rf"  Admin:   {site}admin/  login: admin / \S+  \(shown this once\)", lines[5])
+    assert lines[6].startswith(f"  Outbox:  {var}/outbox/  ")
+    assert lines[7] == f"  Logs:    {var}/log/  (web, worker, beat)"
+    assert lines[8] == "Ctrl-C stops web, worker and beat."
+    assert len(lines) == 9  # no banner, no warning above them
+    assert {"worker.log", "beat.log", "web.log", "setup.log"} <= {p.name for p in (var / "log").iterdir()}
+
+
+def test_the_printed_admin_login_works_and_the_site_answers(started):
+    lines, port, _, _ = started
+    site = f"http://127.0.0.1:{port}"
+    password = re.search(r"login: admin / (\S+)", "\n".join(lines)).group(1)
+    assert requests.get(site + "/", timeout=10).status_code == 200
+    with requests.Session() as browser:
+        page = browser.get(site + "/admin/login/", timeout=10).text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        answer = browser.post(
+            site + "/admin/login/?next=/admin/",
+            data={"username": "admin", "password": password, "csrfmiddlewaretoken": token, "next": "/admin/"},
+            headers={"Referer": site + "/admin/login/"},
+            timeout=10,
+        )
+    assert answer.url == site + "/admin/"
+    assert "Log out" in answer.text
