@@ -1,59 +1,21 @@
 """`make run`'s start (bin/run-dev), run for real in a temporary var/ folder: a quiet start whose
 last lines say where the site, the admin login and the outbox are, with the feeds polled once."""
 
-import os
 import re
-import signal
-import subprocess
-import time
 
 import pytest
 import requests
 
-from tests.support import ROOT
 from tests.support.servers import free_port
-
-START_TIMEOUT = 120  # seconds; a fresh SQLite database is migrated first, on a shared machine
+from tests.web.run_dev import make_run
 
 
 @pytest.fixture
 def started(tmp_path):
-    """Run bin/run-dev until it has printed its last line; yield (printed lines, port)."""
-    port, nobody = free_port(), free_port()
-    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "EMAIL_URL"}}
-    env.update(
-        PAPERBOY_VAR_DIR=str(tmp_path / "var"),
-        PORT=str(port),
-        FEEDS=f"http://127.0.0.1:{nobody}/rss/cs.LG",  # offline: nobody listens there
-        EMAIL_URL=f"file://{tmp_path / 'var' / 'outbox'}",
-    )
-    process = subprocess.Popen(
-        [str(ROOT / "bin" / "run-dev")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    deadline = time.monotonic() + START_TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Ctrl-C stops"):
-                break
-        yield lines, port, nobody, tmp_path / "var"
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    """`make run` offline (nobody listens where its one feed is); yields (lines, port, that port, var)."""
+    nobody = free_port()
+    with make_run(tmp_path / "var", [f"http://127.0.0.1:{nobody}/rss/cs.LG"]) as running:
+        yield running.lines, running.port, nobody, running.var
 
 
 def test_the_start_is_quiet_and_its_last_lines_say_where_everything_is(started):
