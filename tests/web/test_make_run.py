@@ -2,9 +2,11 @@
 last lines say where the site, the admin login and the outbox are, with the feeds polled once."""
 
 import re
+from io import StringIO
 
 import pytest
 import requests
+from django.core.management import call_command
 
 from tests.support.servers import free_port
 from tests.web.run_dev import make_run
@@ -54,3 +56,18 @@ def test_the_printed_admin_login_works_and_the_site_answers(started):
         )
     assert answer.url == site + "/admin/"
     assert "Log out" in answer.text
+
+
+@pytest.mark.django_db
+def test_a_second_start_shows_no_password_and_says_how_to_reset_it(settings, tmp_path):
+    settings.EMAIL_FILE_PATH = str(tmp_path / "outbox")
+
+    def welcome() -> str:
+        out = StringIO()
+        call_command("welcome", address="127.0.0.1:8000", logs=str(tmp_path / "log"), stdout=out)
+        return out.getvalue()
+
+    first, second = welcome(), welcome()
+    assert re.search(r"login: admin / \S+  \(shown this once\)", first)
+    assert "login: the admin you made (reset it with `.venv/bin/python manage.py changepassword admin`)" in second
+    assert f"Outbox:  {tmp_path / 'outbox'}/" in second
