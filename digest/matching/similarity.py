@@ -8,7 +8,7 @@ then one sparse matrix product. Nothing is downloaded and nothing beyond numpy/s
 import math
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -94,3 +94,10 @@ class PaperSimilarity:
         if not texts:
             return np.zeros((0, self.paper_count), dtype=np.float32)
         return (self.model.transform(texts) @ self._papers_t).toarray().astype(np.float32, copy=False)
+
+    @cached_property
+    def typicality(self) -> np.ndarray:
+        """Each paper's mean cosine similarity to the batch's papers: high for papers that read like all
+        the others (digest/matching/liked.py subtracts it, as a linear model's negatives would)."""
+        mean_paper = np.asarray(self._papers_t.mean(axis=1)).ravel()
+        return (self._papers_t.T @ mean_paper).astype(np.float32, copy=False)
