@@ -258,6 +258,12 @@ FEED_MAX_BYTES = env_int("FEED_MAX_BYTES", 20 * 1024 * 1024)
 FEED_HOST_DELAY_SECONDS = env_float("FEED_HOST_DELAY_SECONDS", 3.0)
 FEED_USER_AGENT = env_str("FEED_USER_AGENT", f"Paperboy/1.0 (+{SITE_URL})")
 
+# --- Liked papers (see docs/subscribers.md) ----------------------------------------------------
+# Where papers a subscriber liked but we do not hold are fetched from, by id or title.
+ARXIV_API_URL = env_str("ARXIV_API_URL", "https://export.arxiv.org/api/query")
+LIKED_MAX_PAPERS = env_int("LIKED_MAX_PAPERS", 200)
+LIKED_FETCH_EVERY_MINUTES = env_int("LIKED_FETCH_EVERY_MINUTES", 10)
+
 # --- Matching and ranking (see README "Matching and ranking") ---------------------------------
 # Subscribers per matching task; each task makes a fixed number of queries whatever its size.
 MATCH_CHUNK_SIZE = env_int("MATCH_CHUNK_SIZE", 500)
@@ -301,4 +307,5 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-digests": {"task": "digest.dispatch_digests", "schedule": DISPATCH_EVERY_MINUTES * 60.0},
     "retry-deliveries": {"task": "digest.retry_deliveries", "schedule": 60.0},
     "purge-pending-subscribers": {"task": "subscribers.purge_pending", "schedule": 24 * 3600.0},
+    "fetch-liked-papers": {"task": "digest.fetch_liked_papers", "schedule": LIKED_FETCH_EVERY_MINUTES * 60.0},
 }

@@ -10,6 +10,7 @@ from django.utils.safestring import SafeString
 from subscribers import services
 from subscribers.arxiv_categories import GROUPS
 from subscribers.keywords import parse_keywords
+from subscribers.liked_input import MAX_TEXT_CHARS, LikedInput, LikedInputError, parse_liked_text
 from subscribers.models import Subscriber, Topic
 from subscribers.widgets import GroupedCheckboxes, StaticChoices, StaticSelect
 
@@ -165,6 +166,24 @@ class PreferencesForm(forms.Form):
         return CATEGORY_CHECKBOXES.render(field.html_name, field.value())
 
 
+def liked_papers_field() -> forms.CharField:
+    return forms.CharField(
+        required=False,
+        max_length=MAX_TEXT_CHARS,
+        label="Papers you liked",
+        help_text="arXiv ids, links or exact titles, one per line. We suggest papers like them.",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "2410.05254\nAttention Is All You Need"}),
+    )
+
+
+def read_liked_papers(text: str) -> LikedInput:
+    """The liked-papers box, read whole or refused with the reader's message (nothing is saved)."""
+    try:
+        return parse_liked_text(text)
+    except LikedInputError as refused:
+        raise forms.ValidationError(str(refused)) from None
+
+
 class SignupForm(PreferencesForm):
     email = forms.CharField(
         max_length=254,
@@ -178,6 +197,8 @@ class SignupForm(PreferencesForm):
         label="Leave this empty",
         widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
     )
+
+    liked_papers = liked_papers_field()
 
     field_order = ["email"]
 
@@ -194,6 +215,12 @@ class SignupForm(PreferencesForm):
             raise forms.ValidationError(str(refused)) from None
         except services.InvalidEmail:
             raise forms.ValidationError("Please enter a valid email address, like name@example.org.") from None
+
+    def clean_liked_papers(self) -> LikedInput:
+        return read_liked_papers(self.cleaned_data["liked_papers"])
+
+    def liked(self) -> LikedInput:
+        return self.cleaned_data.get("liked_papers") or LikedInput()
 
     def is_bot(self) -> bool:
         return bool(self.data.get("website"))

@@ -24,6 +24,9 @@ NOTICES = {
     "paused": "Your digest is paused. Resume it whenever you like.",
     "resumed": "Your digest is back on.",
     "resubscribed": "You're subscribed again, with the preferences below.",
+    # The liked-papers list (digest/liked_views.py) comes back here.
+    "liked": "Your liked papers are saved. Those we don't hold yet are being fetched from arXiv.",
+    "unliked": "The paper is no longer in your liked list.",
 }
 
 
@@ -48,7 +51,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             log.info("signup honeypot filled, ignored")
             return redirect("subscribers:check_inbox")
         if valid:
-            services.queue_signup(form.cleaned_data["email"], form.preferences())
+            services.queue_signup(form.cleaned_data["email"], form.preferences(), form.liked())
             return redirect("subscribers:check_inbox")
     return render(request, "subscribers/signup.html", {"form": form}, status=400 if form.is_bound else 200)
 

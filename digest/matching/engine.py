@@ -26,6 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
+from digest.matching.liked import liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
 from digest.matching.similarity import PaperSimilarity, paper_text
 from subscribers.keywords import (
@@ -97,10 +98,11 @@ class Matcher:
     authors: tuple[AuthorName, ...] = ()
     categories: frozenset[str] = frozenset()
     category_mode: str = BOOST
+    liked: tuple[str, ...] = ()  # texts of the papers the subscriber liked (digest/matching/liked.py)
 
     @property
     def has_signals(self) -> bool:
-        return bool(self.keywords.include or self.interests or self.topics or self.authors)
+        return bool(self.keywords.include or self.interests or self.topics or self.authors or self.liked)
 
 
 class Match(NamedTuple):
@@ -505,6 +507,9 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     for matcher in matchers:
         interest = interests[text_row[matcher.interests]] if matcher.interests and interests is not None else None
         evidence = _evidence(matcher, index, interest)
+        liked = liked_scores(matcher.liked, index.similarity)
+        if liked is not None:
+            evidence += [_Evidence(reason, None, dense) for reason, dense in liked.evidence]
         if matcher.interests and interests_log_miss is not None:
             log_miss = interests_log_miss[text_row[matcher.interests]].copy()
         else:
@@ -515,6 +520,8 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
             elif item.dense is not None and item.dense is not interest:
                 log_miss += _log_miss(item.dense)
         relevance = -np.expm1(log_miss)
+        if liked is not None:
+            liked.sharpen(relevance)
         chosen = index.in_categories(matcher.categories) if matcher.categories else None
         if chosen is not None:
             if not matcher.has_signals:
