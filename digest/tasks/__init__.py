@@ -7,4 +7,5 @@ One module per feature; Celery's autodiscovery imports this package.
 from digest.tasks.ingest import *  # noqa: F403
 from digest.tasks.matching import *  # noqa: F403
 from digest.tasks.polling import *  # noqa: F403
+from digest.tasks.retention import *  # noqa: F403
 from digest.tasks.sending import *  # noqa: F403
