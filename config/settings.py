@@ -205,6 +205,9 @@ SEND_RATE_PER_SECOND = env_float("SEND_RATE_PER_SECOND", 0.0)
 # PostgreSQL: let a chunk's commits return before the disk flush. Faster, but a database server
 # crash may forget the last outcomes and those digests are sent again; off keeps "never twice".
 SEND_ASYNC_COMMIT = env_bool("SEND_ASYNC_COMMIT", False)
+# Accepted digests recorded `sent` in one statement (and subscribers looked at in one query): a
+# worker killed mid-chunk may resend up to this many, same Message-IDs; 1 records each on its own.
+SEND_OUTCOME_BATCH = env_int("SEND_OUTCOME_BATCH", 10)
 # A digest larger than this (bytes, as sent) leaves out its largest papers until it fits, or fails.
 DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 1_000_000)
 # Refused messages (not addresses: see mail/refusals.py): /healthz says "degraded" when more than
