@@ -11,16 +11,12 @@ from digest.delivery.digest_email import (
     build_digest_context,
     build_digest_message,
     clear_card_cache,
-    digest_html,
     digest_subject,
-    digest_text,
     excerpt,
     short_authors,
     subject_topics,
 )
 from digest.models import Candidate, Delivery
-from mail.rendering import inlined_html
-from subscribers.emails import personal_links
 from subscribers.tokens import make_token, read_payload
 from tests.support.browser import screenshot
 from tests.support.digest_samples import make_digest, make_paper, make_subscriber
@@ -470,44 +466,3 @@ def test_the_html_turns_dark_in_dark_mode(show):
     title = page.evaluate("getComputedStyle(document.querySelector('.title a')).color")
     assert background == "rgb(26, 31, 41)"
     assert title == "rgb(230, 233, 240)"
-
-
-def reference_html(subscriber, candidates, more_count, delivery) -> tuple[dict, str]:
-    """The digest HTML the slow, obvious way: render the whole template, inline the whole page."""
-    from django.conf import settings
-
-    context = {
-        "SITE_NAME": settings.SITE_NAME,
-        "SITE_URL": settings.SITE_URL,
-        "subscriber": subscriber,
-        **build_digest_context(subscriber, candidates, more_count, delivery),
-        **personal_links(subscriber),
-    }
-    return context, inlined_html("digest", context)
-
-
-@pytest.mark.parametrize("more_count", [0, 1, 7])
-@pytest.mark.parametrize("with_delivery", [True, False])
-def test_the_slotted_parts_are_exactly_the_whole_templates_rendered(more_count, with_delivery):
-    from django.template.loader import render_to_string
-
-    subscriber, candidates, delivery = make_digest(count=3)
-    subscriber.email = 'o\'hara&"co"@example.org'
-    candidates[0].reason = 'matches your keyword "A & B" <i>x</i> \xa0 ‘quoted’ é'
-    candidates[1].paper.title = "<b>Bold</b> & \"quoted\" 'single' \xa0 ünïcode"
-    candidates[1].paper.code_url = 'https://example.org/?a=1&b="2"'
-    delivery = delivery if with_delivery else None
-
-    for _ in range(2):  # the second digest of the same shape comes from the caches
-        context, expected = reference_html(subscriber, candidates, more_count, delivery)
-        assert digest_html(context) == expected
-        assert digest_text(context) == render_to_string("emails/digest.txt", context)
-
-
-def test_text_the_slots_cannot_reproduce_falls_back_to_inlining_the_whole_page():
-    subscriber, candidates, delivery = make_digest(count=2)
-    candidates[0].reason = "carriage\r\nreturn and a pbslot0x look-alike"
-
-    context, expected = reference_html(subscriber, candidates, 0, delivery)
-
-    assert digest_html(context) == expected
