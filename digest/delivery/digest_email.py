@@ -8,9 +8,9 @@ previews, the admin and tests all share. `build_digest_message` turns it into a 
 
 import re
 import textwrap
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -20,7 +20,8 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.urls import reverse
 from django.utils import timezone
 
-from digest.models import Candidate, Delivery, Paper
+from digest.delivery.picks import PaperRow, Pick, load_picks
+from digest.models import Delivery
 from mail.mime import message_bytes
 from mail.rendering import absolute, render_inlined_email, token_url
 from subscribers.emails import build_message
@@ -73,61 +74,8 @@ class DigestItem:
         return getattr(self.card, name)
 
 
-@dataclass(frozen=True, slots=True)
-class PaperRow:
-    """What a digest reads of a paper (`paper_card`, `subject_topics`), as plain values.
-
-    Sending loads a chunk's few hundred papers this way: half the cost of model instances.
-    """
-
-    id: int
-    title: str
-    abstract: str
-    authors: list
-    categories: list
-    primary_category: str
-    upvotes: int
-    url: str
-    pdf_url: str
-    code_url: str
-    arxiv_id: str | None
-
-    @property
-    def pk(self) -> int:
-        return self.id
-
-
-PAPER_FIELDS = tuple(field.name for field in fields(PaperRow))
-
-
-@dataclass(frozen=True, slots=True)
-class Pick:
-    """A candidate as a sent digest shows it: what the digest reads of a Candidate, as plain values."""
-
-    id: int
-    paper_id: int
-    paper: PaperRow
-    score: float
-    reason: str
-
-
-Shown = Candidate | Pick  # what a digest is built from: candidates, or picks loaded for sending
-
-
-def author_names(authors: Iterable) -> list[str]:
-    """Names from a paper's authors, stored as plain strings or as {"name": ...} objects."""
-    names = []
-    for author in authors or []:
-        name = author.get("name", "") if isinstance(author, dict) else str(author)
-        name = " ".join(name.split())
-        if name:
-            names.append(name)
-    return names
-
-
-def short_authors(authors: Iterable, shown: int = AUTHORS_SHOWN) -> str:
+def short_authors(names: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
     """'A, B, C et al.' when there are more than `shown` + 1 authors, else every name."""
-    names = author_names(authors)
     if len(names) > shown + 1:
         return ", ".join(names[:shown]) + " et al."
     return ", ".join(names)
@@ -142,7 +90,7 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return cut + "…"
 
 
-def abstract_url(paper: Paper | PaperRow) -> str:
+def abstract_url(paper: PaperRow) -> str:
     if paper.url:
         return paper.url
     if paper.arxiv_id:
@@ -150,7 +98,7 @@ def abstract_url(paper: Paper | PaperRow) -> str:
     return ""
 
 
-def pdf_url(paper: Paper | PaperRow) -> str:
+def pdf_url(paper: PaperRow) -> str:
     if paper.pdf_url:
         return paper.pdf_url
     if paper.arxiv_id:
@@ -181,43 +129,16 @@ def view_url(subscriber: Subscriber, delivery: Delivery) -> str:
     return token_url("digest:view", make_token(subscriber, "digest", {"d": delivery.pk}))
 
 
-def _card_key(paper: Paper | PaperRow) -> tuple:
-    # Every field a card shows: a cached card can never outlive a change to its paper.
-    return (
-        paper.pk,
-        paper.title,
-        paper.abstract,
-        repr(paper.authors),
-        tuple(paper.categories or ()),
-        paper.primary_category,
-        paper.upvotes,
-        paper.url,
-        paper.pdf_url,
-        paper.code_url,
-        paper.arxiv_id,
-    )
-
-
-_cards: OrderedDict[tuple, PaperCard] = OrderedDict()
-
-
-def clear_card_cache() -> None:
-    _cards.clear()
-
-
-def paper_card(paper: Paper | PaperRow) -> PaperCard:
-    """What the digest shows of the paper, cached per process.
+@lru_cache(maxsize=CARD_CACHE_SIZE)
+def paper_card(paper: PaperRow) -> PaperCard:
+    """What the digest shows of the paper, cached per process by the whole row (so never stale).
 
     A daily digest run shows the same few thousand papers to every subscriber: each card's
     values (authors shortened, abstract cut and wrapped) are worked out once, not once per
     subscriber.
     """
-    key = _card_key(paper)
-    card = _cards.get(key)
-    if card is not None:
-        return card
     text = excerpt(paper.abstract)
-    card = PaperCard(
+    return PaperCard(
         paper_id=paper.pk,
         title=" ".join(paper.title.split()),
         url=abstract_url(paper),
@@ -229,13 +150,13 @@ def paper_card(paper: Paper | PaperRow) -> PaperCard:
         code_url=paper.code_url,
         excerpt_lines=textwrap.fill(text, 75, initial_indent=INDENT, subsequent_indent=INDENT),
     )
-    _cards[key] = card
-    if len(_cards) > CARD_CACHE_SIZE:
-        _cards.popitem(last=False)
-    return card
 
 
-def digest_item(candidate: Shown, feedback: Callable[[int, str], str]) -> DigestItem:
+def clear_card_cache() -> None:
+    paper_card.cache_clear()
+
+
+def digest_item(candidate: Pick, feedback: Callable[[int, str], str]) -> DigestItem:
     paper_id = candidate.paper_id
     return DigestItem(
         card=paper_card(candidate.paper),
@@ -258,7 +179,7 @@ def _title_keys(title: str) -> list:
     return text_keys(title)  # a digest run reads the same few thousand titles over and over
 
 
-def subject_topics(subscriber: Subscriber, candidates: Sequence[Shown], limit: int = SUBJECT_TOPICS) -> list[str]:
+def subject_topics(subscriber: Subscriber, candidates: Sequence[Pick], limit: int = SUBJECT_TOPICS) -> list[str]:
     """What the papers are about, from the subscriber's own words, most frequent first.
 
     Each paper counts once for each of the subscriber's topics or keywords that its reason names
@@ -288,7 +209,7 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Shown], limit: i
     return [_as_phrase(label) for label in ranked[:limit]]
 
 
-def digest_subject(subscriber: Subscriber, candidates: Sequence[Shown], topics: list[str] | None = None) -> str:
+def digest_subject(subscriber: Subscriber, candidates: Sequence[Pick], topics: list[str] | None = None) -> str:
     """e.g. '5 new papers on implicit neural representations and interpretability'."""
     count = len(candidates)
     noun = "paper" if count == 1 else "papers"
@@ -305,19 +226,19 @@ def _local_date(subscriber: Subscriber, moment: datetime) -> date:
     return moment.astimezone(subscriber_zone(subscriber.timezone)).date()
 
 
-def delivery_papers(delivery: Delivery) -> tuple[list[Candidate], list[Candidate]]:
+def delivery_papers(delivery: Delivery) -> tuple[list[Pick], list[Pick]]:
     """The papers a digest showed and the ones it counted as "N more", best first.
 
     Sending attaches every waiting match to the delivery and shows its best `paper_count`.
     """
-    ranked = list(delivery.candidates.select_related("paper").order_by("-score", "id"))
+    ranked = load_picks(delivery.candidates.order_by("-score", "id"))
     shown = delivery.paper_count or max(len(ranked) - delivery.more_count, 0)
     return ranked[:shown], ranked[shown:]
 
 
 def build_digest_context(
     subscriber: Subscriber,
-    candidates: Sequence[Shown],
+    candidates: Sequence[Pick],
     more_count: int,
     delivery: Delivery | None = None,
 ) -> dict:
@@ -344,7 +265,7 @@ def build_digest_context(
 
 def build_digest_message(
     subscriber: Subscriber,
-    candidates: Sequence[Shown],
+    candidates: Sequence[Pick],
     more_count: int,
     *,
     delivery: Delivery | None = None,
@@ -366,7 +287,7 @@ class DigestTooLarge(Exception):
     """A digest over DIGEST_MAX_BYTES even without its papers."""
 
 
-def _card_bytes(candidate: Shown) -> int:
+def _card_bytes(candidate: Pick) -> int:
     card = paper_card(candidate.paper)
     shown = (card.title, card.authors, card.excerpt, card.url, card.pdf_url, card.code_url, candidate.reason)
     return 2 * sum(map(len, shown))  # each is in the text part and the HTML
@@ -374,7 +295,7 @@ def _card_bytes(candidate: Shown) -> int:
 
 def build_digest_within(
     subscriber: Subscriber,
-    candidates: Sequence[Shown],
+    candidates: Sequence[Pick],
     more_count: int,
     max_bytes: int,
     *,

@@ -8,6 +8,7 @@ in order): the two serialisers spell some entities differently (`&#34;`, `&quot;
 
 import html
 import textwrap
+from datetime import UTC
 from html.parser import HTMLParser
 
 import jinja2
@@ -17,7 +18,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from digest.delivery.digest_email import PaperRow, Pick, build_digest_context, build_digest_message
+from digest.delivery.digest_email import build_digest_context, build_digest_message
+from digest.delivery.picks import PaperRow, Pick
 from mail.rendering import inline_css, render_inlined_email
 from subscribers.emails import personal_links
 from tests.support.digest_samples import make_subscriber
@@ -40,14 +42,15 @@ def papers(draw, number: int) -> PaperRow:
         id=number,
         title=draw(TEXT.filter(str.strip)),
         abstract=draw(SOME_TEXT),
-        authors=draw(st.lists(st.one_of(TEXT, st.fixed_dictionaries({"name": TEXT})), max_size=6)),
-        categories=draw(st.lists(TEXT, max_size=3)),
+        authors=tuple(draw(st.lists(TEXT.map(lambda name: " ".join(name.split())).filter(bool), max_size=6))),
+        categories=tuple(draw(st.lists(TEXT, max_size=3))),
         primary_category=draw(SOME_TEXT),
         upvotes=draw(st.integers(0, 3000)),
         url=draw(URLS),
         pdf_url=draw(URLS),
         code_url=draw(URLS),
         arxiv_id=draw(st.one_of(st.none(), st.just("2403.10001"))),
+        published=draw(st.one_of(st.none(), st.datetimes(timezones=st.just(UTC)))),
     )
 
 
@@ -155,7 +158,7 @@ def test_the_text_part_keeps_every_value_as_written(subscriber, shown):
 
 
 def test_an_excerpt_is_wrapped_and_indented_in_the_text_part(subscriber):
-    paper = PaperRow(1, "T", "word " * 100, [], [], "", 0, "https://arxiv.org/abs/1", "", "", None)
+    paper = PaperRow(1, "T", "word " * 100, (), (), "", 0, "https://arxiv.org/abs/1", "", "", None, None)
 
     body = build_digest_message(subscriber, [Pick(1, 1, paper, 1.0, "r")], 0).body
 
