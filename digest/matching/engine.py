@@ -28,6 +28,7 @@ from scipy import sparse
 
 from digest.matching import relevance_model
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
+from digest.matching.liked import liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
 from digest.matching.similarity import PaperSimilarity, paper_text
 from subscribers.keywords import (
@@ -100,10 +101,11 @@ class Matcher:
     authors: tuple[AuthorName, ...] = ()
     categories: frozenset[str] = frozenset()
     category_mode: str = BOOST
+    liked: tuple[str, ...] = ()  # texts of the papers the subscriber liked (digest/matching/liked.py)
 
     @property
     def has_signals(self) -> bool:
-        return bool(self.keywords.include or self.interests or self.topics or self.authors)
+        return bool(self.keywords.include or self.interests or self.topics or self.authors or self.liked)
 
 
 class Match(NamedTuple):
@@ -568,6 +570,9 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
         row = text_row.get(matcher.interests, -1)
         interest = described[row] if row >= 0 else None
         evidence = _evidence(matcher, index, interest)
+        liked = liked_scores(matcher.liked, index.similarity)
+        if liked is not None:
+            evidence += [_Evidence(reason, None, dense) for reason, dense in liked.evidence]
         if interest is not None and matcher.keywords.include:
             logit = as_interest[row] + as_keywords[text_row[keyword_text(matcher.keywords)]]
             _add_keyword_logit(logit, matcher.keywords, index, both)
@@ -583,6 +588,8 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
             elif item.dense is not None:
                 log_miss += _log_miss(item.dense)
         relevance = -np.expm1(log_miss)
+        if liked is not None:
+            liked.sharpen(relevance)
         chosen = index.in_categories(matcher.categories) if matcher.categories else None
         if chosen is not None:
             if not matcher.has_signals:

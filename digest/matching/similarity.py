@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -223,3 +223,10 @@ class PaperSimilarity:
             found[self._papers_t.indices[self._papers_t.indptr[column] : self._papers_t.indptr[column + 1]]] = True
             self._holding[column] = found
         return found
+
+    @cached_property
+    def typicality(self) -> np.ndarray:
+        """Each paper's mean cosine similarity to the batch's papers: high for papers that read like all
+        the others (digest/matching/liked.py subtracts it, as a linear model's negatives would)."""
+        mean_paper = np.asarray(self._papers_t.mean(axis=1)).ravel()
+        return (self._papers_t.T @ mean_paper).astype(np.float32, copy=False)
