@@ -65,8 +65,8 @@ class PreferencesForm(forms.Form):
     keywords = LimitedCharField(
         required=False,
         max_length=500,
-        help_text='Words and "quoted phrases", separated by commas; a leading minus excludes: '
-        f'"neural field", NeRF, -medical. {limit_note(500)}',
+        help_text='Words and "quoted phrases", separated by commas; a leading minus excludes, a leading ~ asks '
+        f'for fewer: "neural field", NeRF, -medical, ~scene. {limit_note(500)}',
         widget=forms.TextInput(attrs={"placeholder": '"neural field", NeRF, -medical', "autocomplete": "off"}),
     )
     interests = LimitedCharField(

@@ -226,22 +226,48 @@ def totals() -> dict[str, int]:
     }
 
 
+# kombu's Redis transport keeps a queue's prioritised messages in lists of their own.
+REDIS_PRIORITY_SEPARATOR = "\x06\x16"
+REDIS_PRIORITY_STEPS = (3, 6, 9)
+
+
+def queue_names() -> list[str]:
+    """The Celery queues: the default one, matching and sending (config/settings.py)."""
+    return list(
+        getattr(settings, "CELERY_TASK_QUEUES", None) or [getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")]
+    )
+
+
 def queue_name() -> str:
-    return getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
+    return ", ".join(queue_names())
+
+
+def queue_depths() -> dict[str, int] | None:
+    """Tasks waiting in each queue, or None when the broker cannot be asked.
+
+    Redis: the length of each queue's lists (one round trip). Filesystem broker: the message files
+    in its folder.
+    """
+    names = queue_names()
+    if settings.REDIS_URL:
+        try:
+            pipeline = redis_client(settings.REDIS_URL).pipeline(transaction=False)
+            for name in names:
+                pipeline.llen(name)
+                for step in REDIS_PRIORITY_STEPS:
+                    pipeline.llen(f"{name}{REDIS_PRIORITY_SEPARATOR}{step}")
+            lengths = cast(list[int], pipeline.execute())
+        except Exception:  # any failure means "unknown", shown as such
+            return None
+        per_queue = len(REDIS_PRIORITY_STEPS) + 1
+        return {name: sum(lengths[i * per_queue : (i + 1) * per_queue]) for i, name in enumerate(names)}
+    folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
+    if not folder.is_dir():
+        return dict.fromkeys(names, 0)
+    return {name: sum(1 for _ in folder.glob(f"*.{name}.msg")) for name in names}
 
 
 def queue_length() -> int | None:
-    """Tasks waiting in the broker's default queue, or None when the broker cannot be asked.
-
-    Redis: the length of the queue's list. Filesystem broker: the message files in its folder.
-    """
-    if settings.REDIS_URL:
-        try:
-            # redis-py types its commands for the async client too; this one is synchronous.
-            return cast(int, redis_client(settings.REDIS_URL).llen(queue_name()))
-        except Exception:  # any failure means "unknown", shown as such
-            return None
-    folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
-    if not folder.is_dir():
-        return 0
-    return sum(1 for _ in folder.glob(f"*.{queue_name()}.msg"))
+    """Tasks waiting in all the queues together, or None when the broker cannot be asked."""
+    depths = queue_depths()
+    return None if depths is None else sum(depths.values())
