@@ -1,6 +1,7 @@
 """Signup and preference forms: they parse and validate input, services.py acts on it."""
 
 import unicodedata
+from typing import Any
 from zoneinfo import available_timezones
 
 from django import forms
@@ -38,7 +39,7 @@ class LimitedCharField(forms.CharField):
     an error that keeps everything typed, and static/js/preferences.js counts as the reader types
     (unless `counted` is False: a limit in characters that the reader thinks of in other units)."""
 
-    def __init__(self, *, counted: bool = True, **kwargs):
+    def __init__(self, *, counted: bool = True, **kwargs: Any) -> None:
         self.counted = counted
         super().__init__(**kwargs)
         for validator in self.validators:
