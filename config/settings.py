@@ -231,6 +231,9 @@ if SEND_ASYNC_COMMIT and DB_TRANSACTION_POOLING:
     raise ImproperlyConfigured(
         "SEND_ASYNC_COMMIT cannot be on with DB_TRANSACTION_POOLING (PgBouncer transaction mode)."
     )
+# Accepted digests recorded `sent` in one statement (and subscribers looked at in one query): a
+# worker killed mid-chunk may resend up to this many, same Message-IDs; 1 records each on its own.
+SEND_OUTCOME_BATCH = env_int("SEND_OUTCOME_BATCH", 10)
 # A digest larger than this (bytes, as sent) leaves out its largest papers until it fits, or fails.
 DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 1_000_000)
 # Refused messages (not addresses: see mail/refusals.py): /healthz says "degraded" when more than
@@ -239,6 +242,13 @@ MESSAGE_REFUSAL_ALARM_RATE = env_float("MESSAGE_REFUSAL_ALARM_RATE", 0.05)
 MESSAGE_REFUSAL_WINDOW_MINUTES = env_int("MESSAGE_REFUSAL_WINDOW_MINUTES", 60)
 # When most digests tried are refused as messages, sending pauses this long (digest/delivery/refusal_alarm.py).
 MESSAGE_REFUSAL_PAUSE_SECONDS = env_int("MESSAGE_REFUSAL_PAUSE_SECONDS", 1800)
+
+# --- Retention (see digest/delivery/retention.py and docs/operations.md) ----------------------
+# Finished deliveries, their candidates, stale waiting candidates and match runs older than this
+# are deleted daily. At least the 60 days a digest's web link lives, whose page reads them.
+RETENTION_DAYS = env_int("RETENTION_DAYS", 60)
+# Rows deleted per transaction by the purge, so that it never holds locks for long.
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 2000)
 
 # --- Subscribers ------------------------------------------------------------------------------
 # Pending subscribers who never confirm are deleted after this many days.
@@ -268,6 +278,12 @@ FEED_MAX_BYTES = env_int("FEED_MAX_BYTES", 20 * 1024 * 1024)
 FEED_HOST_DELAY_SECONDS = env_float("FEED_HOST_DELAY_SECONDS", 3.0)
 FEED_USER_AGENT = env_str("FEED_USER_AGENT", f"Paperboy/1.0 (+{SITE_URL})")
 
+# --- Liked papers (see docs/subscribers.md) ----------------------------------------------------
+# Where papers a subscriber liked but we do not hold are fetched from, by id or title.
+ARXIV_API_URL = env_str("ARXIV_API_URL", "https://export.arxiv.org/api/query")
+LIKED_MAX_PAPERS = env_int("LIKED_MAX_PAPERS", 200)
+LIKED_FETCH_EVERY_MINUTES = env_int("LIKED_FETCH_EVERY_MINUTES", 10)
+
 # --- Matching and ranking (see README "Matching and ranking") ---------------------------------
 # Subscribers per matching task; each task makes a fixed number of queries whatever its size.
 MATCH_CHUNK_SIZE = env_int("MATCH_CHUNK_SIZE", 500)
@@ -275,6 +291,9 @@ MATCH_CHUNK_SIZE = env_int("MATCH_CHUNK_SIZE", 500)
 MATCH_SIMILARITY_THRESHOLD = env_float("MATCH_SIMILARITY_THRESHOLD", 0.12)
 # Best matches stored per subscriber and run (the digest shows max papers, the site the rest).
 MATCH_KEEP_PER_SUBSCRIBER = env_int("MATCH_KEEP_PER_SUBSCRIBER", 50)
+# Of those, at most this many times the subscriber's max papers are stored (the digest's papers and
+# the web copy's "did not fit"); the others are counted, not stored (digest/matching/runs.py).
+MATCH_STORE_PER_MAX_PAPERS = env_int("MATCH_STORE_PER_MAX_PAPERS", 2)
 # Recent stored papers added to a run's papers to fit the IDF of the similarity model.
 MATCH_IDF_PAPERS = env_int("MATCH_IDF_PAPERS", 2000)
 # A subscriber who confirms or changes preferences is matched against the papers of these last days.
@@ -311,4 +330,6 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-digests": {"task": "digest.dispatch_digests", "schedule": DISPATCH_EVERY_MINUTES * 60.0},
     "retry-deliveries": {"task": "digest.retry_deliveries", "schedule": 60.0},
     "purge-pending-subscribers": {"task": "subscribers.purge_pending", "schedule": 24 * 3600.0},
+    "fetch-liked-papers": {"task": "digest.fetch_liked_papers", "schedule": LIKED_FETCH_EVERY_MINUTES * 60.0},
+    "purge-old-rows": {"task": "digest.purge_old_rows", "schedule": 24 * 3600.0},
 }
