@@ -10,11 +10,12 @@ from django.test import Client
 from django.urls import reverse
 
 from digest.models import LikedPaper
-from digest.papers.liked_papers import add_liked_papers
+from digest.papers.liked_papers import add_liked_papers, arxiv_ids_url
 from subscribers.liked_input import LikedInput
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token
 from tests.support.digest_samples import make_paper, make_subscriber
+from tests.support.feed_server import FeedServer, Route
 from tests.support.signup import form
 
 pytestmark = pytest.mark.django_db
@@ -135,15 +136,22 @@ def test_another_subscribers_token_or_a_forged_id_removes_nothing(client, ada, p
     assert LikedPaper.objects.filter(pk=row.pk).exists()
 
 
-def test_signup_takes_liked_papers_and_stores_them_for_the_new_subscriber(
-    client, papers, django_capture_on_commit_callbacks
+def test_signup_takes_liked_papers_and_fetches_the_unknown_ones_from_arxiv(
+    client, papers, settings, shared_feed, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/", form(liked_papers=f"{papers[0].arxiv_id}\nhttps://arxiv.org/abs/2604.26942v1"))
+    settings.FEED_HOST_DELAY_SECONDS = 0
+    with FeedServer() as arxiv:
+        settings.ARXIV_API_URL = arxiv.url("/api/query")
+        capture = shared_feed("arxiv_api_atom_2026-04-30_cat-cs.LG-OR-cs.AI_max20_20entries.xml").read_bytes()
+        arxiv.routes[arxiv_ids_url(["2604.26942"]).removeprefix(arxiv.base)] = Route(body=capture)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/", form(liked_papers=f"{papers[0].arxiv_id}\nhttps://arxiv.org/abs/2604.26942v1"))
     assert response.status_code == 302
     subscriber = Subscriber.objects.get()
     rows = LikedPaper.objects.filter(subscriber=subscriber).order_by("id")
-    assert [(row.arxiv_id, row.state) for row in rows] == [(papers[0].arxiv_id, "known"), ("2604.26942", "waiting")]
+    assert [(row.arxiv_id, row.state) for row in rows] == [(papers[0].arxiv_id, "known"), ("2604.26942", "known")]
+    assert rows[1].paper.title.startswith("Hyper Input Convex Neural Networks")
+    assert len(arxiv.requests) == 1
 
 
 def test_signup_with_garbage_liked_papers_is_refused_and_nothing_is_saved(client, django_capture_on_commit_callbacks):
