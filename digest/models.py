@@ -126,6 +126,10 @@ class Candidate(models.Model):
     relevance = models.FloatField(default=0)
     reason = models.CharField(max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
+    unstored = models.PositiveIntegerField(
+        default=0,
+        help_text="Matches of the same run ranked below this one and not stored; the digest counts them as more",
+    )
     delivery = models.ForeignKey(
         "Delivery",
         null=True,

@@ -8,4 +8,5 @@ from digest.tasks.ingest import *  # noqa: F403
 from digest.tasks.liked import *  # noqa: F403
 from digest.tasks.matching import *  # noqa: F403
 from digest.tasks.polling import *  # noqa: F403
+from digest.tasks.retention import *  # noqa: F403
 from digest.tasks.sending import *  # noqa: F403
