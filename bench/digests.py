@@ -341,12 +341,13 @@ def warm_up() -> None:
 
     Forked workers then share it, and never import a file that changed since the run began.
     """
-    from django.template.loader import get_template
     from django.urls import get_resolver
+
+    from mail.rendering import jinja_environment
 
     get_resolver().url_patterns  # noqa: B018 - imports every view module
     for name in ("emails/digest-subject.txt", "emails/digest.txt", "emails/digest.html"):
-        get_template(name)
+        jinja_environment().get_template(name)  # the HTML's CSS is inlined here, once
 
 
 def unsend_everything() -> float:
@@ -447,14 +448,28 @@ def _send(chunk) -> tuple[int, int, float]:
 
 
 def plain_way(delivery_ids: list[int], received) -> float:
-    """Per subscriber: its papers, render_to_string the templates, send() on a new connection."""
+    """Per subscriber: its papers, render the templates and inline the whole page, send() on a new
+    connection."""
+    import jinja2
     from django.conf import settings
     from django.core.mail import EmailMultiAlternatives
-    from django.template.loader import render_to_string
 
     from digest.delivery.digest_email import build_digest_context, clear_card_cache
     from digest.models import Candidate, Delivery
+    from mail.rendering import inline_css
     from subscribers.emails import personal_links
+
+    # The same templates, loaded as they are written: nothing inlined beforehand.
+    plain = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(settings.BASE_DIR / "templates" / "jinja2"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+    def render_to_string(name: str, context: dict) -> str:
+        return plain.get_template(name).render(context)
 
     before = received.value
     started = time.perf_counter()
@@ -480,7 +495,7 @@ def plain_way(delivery_ids: list[int], received) -> float:
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[subscriber.email],
         )
-        message.attach_alternative(render_to_string("emails/digest.html", context), "text/html")
+        message.attach_alternative(inline_css(render_to_string("emails/digest.html", context)), "text/html")
         message.send()
     seconds = time.perf_counter() - started
     assert settled(received, before + len(delivery_ids)) - before == len(delivery_ids)

@@ -4,7 +4,6 @@ Every message to a subscriber carries their manage link and the RFC 8058 one-cli
 headers; templates, inlining and headers come from mail/rendering.py.
 """
 
-from collections.abc import Callable
 from email.utils import formatdate, parseaddr
 from functools import lru_cache
 from urllib.parse import quote
@@ -15,7 +14,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.urls import reverse
 
 from mail.dkim import SignedEmailMultiAlternatives
-from mail.rendering import absolute, list_headers, new_message_id, render_email, token_url
+from mail.rendering import RenderEmail, absolute, list_headers, new_message_id, render_email, token_url
 from subscribers.models import Subscriber
 from subscribers.tokens import CONFIRM_LINK_LIFETIME, make_token
 
@@ -43,12 +42,11 @@ def build_message(
     *,
     message_id: str | None = None,
     connection: BaseEmailBackend | None = None,
-    render_html: Callable[[dict], str] | None = None,
-    render_text: Callable[[dict], str] | None = None,
+    render: RenderEmail = render_email,
 ) -> EmailMultiAlternatives:
     """A ready-to-send message: rendered templates, personal links and list headers."""
     links = personal_links(subscriber)
-    rendered = render_email(name, {**context, **links, "subscriber": subscriber}, render_html, render_text)
+    rendered = render(name, {**context, **links, "subscriber": subscriber})
     headers = {
         **list_headers(links, name),
         "Message-ID": message_id or new_message_id(),

@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from digest.delivery.digest_email import author_names
+from digest.delivery.picks import author_names
 from digest.models import Candidate, Delivery, Feed, MatchRun, Paper, PaperSource
 from digest.ops import operations
 

@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models import Count, F, Prefetch, Q, Sum, Window
 from django.db.models.functions import RowNumber
 
-from digest.delivery.digest_email import PAPER_FIELDS, PaperRow, Pick
+from digest.delivery.picks import Pick, load_papers, load_picks
 from digest.delivery.refusal_alarm import pause_until
-from digest.models import Candidate, Delivery, Paper
+from digest.models import Candidate, Delivery
 from digest.plain_sql import update_each
 from mail.rendering import new_message_id
 from subscribers.models import Subscriber, Topic
@@ -84,13 +84,13 @@ def waiting_candidates(subscriber_ids: list[int]) -> dict[int, list[int]]:
     return found
 
 
-def pick_papers(subscriber: Subscriber) -> tuple[list[Candidate], int]:
-    """The candidates a digest built now would show, and how many more matched (reads only)."""
+def pick_papers(subscriber: Subscriber) -> tuple[list[Pick], int]:
+    """The papers a digest built now would show, and how many more matched (reads only)."""
     waiting = waiting_candidates([subscriber.id])[subscriber.id]
     shown = waiting[: subscriber.max_papers]
-    chosen = Candidate.objects.filter(id__in=shown).select_related("paper").order_by("-score", "id")
     unstored = Candidate.objects.filter(id__in=waiting).aggregate(n=Sum("unstored"))["n"] or 0
-    return list(chosen), len(waiting) - len(shown) + unstored
+    picks = load_picks(Candidate.objects.filter(id__in=shown).order_by("-score", "id"))
+    return picks, len(waiting) - len(shown) + unstored
 
 
 def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> None:
@@ -131,7 +131,7 @@ def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Pick]]:
     """The papers each delivery shows: its best `paper_count` candidates (two queries in all).
 
     A chunk's hundred digests show the same few hundred papers: each is loaded once, not once
-    per digest that shows it, and as plain values (PaperRow, Pick) rather than model instances.
+    per digest that shows it, and as plain values (digest/delivery/picks.py).
     """
     counts = {d.id: d.paper_count for d in deliveries}
     shown: dict[int, list[Pick]] = {delivery_id: [] for delivery_id in counts}
@@ -143,10 +143,7 @@ def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Pick]]:
         "id", "delivery_id", "paper_id", "score", "reason", "rank"
     )
     chosen = [row for row in rows if row[5] <= counts[row[1]]]
-    papers = {
-        row[0]: PaperRow(*row)
-        for row in Paper.objects.filter(id__in={row[2] for row in chosen}).values_list(*PAPER_FIELDS)
-    }
+    papers = load_papers(row[2] for row in chosen)
     for candidate_id, delivery_id, paper_id, score, reason, _ in chosen:
         if paper_id in papers:  # else deleted since, and its candidates with it
             shown[delivery_id].append(Pick(candidate_id, paper_id, papers[paper_id], score, reason))

@@ -61,7 +61,8 @@ from django.utils import timezone
 
 from config.logging import log_event
 from digest.delivery.claims import claim_chunk, defer_while_paused, digest_papers
-from digest.delivery.digest_email import DigestTooLarge, Pick, build_digest_within
+from digest.delivery.digest_email import DigestTooLarge, build_digest_within
+from digest.delivery.picks import Pick
 from digest.delivery.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
 from digest.models import Delivery
 from digest.plain_sql import asynchronous_commits, update_each, update_rows

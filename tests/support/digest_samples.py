@@ -2,9 +2,11 @@
 
 import base64
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from digest.delivery.picks import Pick, load_picks
 from digest.models import Candidate, Delivery, Paper
 from subscribers.models import Subscriber, Topic
 from tests.support import ROOT
@@ -85,7 +87,7 @@ def reason_for(title: str) -> str:
 
 
 def make_digest(count: int = 6, more: int = 3, subscriber: Subscriber | None = None):
-    """A subscriber, their digest's candidates (best first) and its Delivery row."""
+    """A subscriber, their digest's picks (best first, loaded as sending loads them) and its Delivery row."""
     subscriber = subscriber or make_subscriber()
     delivery = Delivery.objects.create(
         subscriber=subscriber,
@@ -102,7 +104,18 @@ def make_digest(count: int = 6, more: int = 3, subscriber: Subscriber | None = N
                 subscriber=subscriber, paper=paper, score=1.0 - index / 20, reason=reason_for(title), delivery=delivery
             )
         )
-    return subscriber, candidates, delivery
+    return subscriber, load_picks(Candidate.objects.filter(delivery=delivery).order_by("-score", "id")), delivery
+
+
+def as_picks(candidates: list[Candidate]) -> list[Pick]:
+    """Candidates made in a test, loaded as a digest loads them, in the same order."""
+    order = {candidate.pk: rank for rank, candidate in enumerate(candidates)}
+    loaded = load_picks(Candidate.objects.filter(pk__in=order))
+    return sorted(loaded, key=lambda pick: order[pick.id])
+
+
+def with_reason(picks: list[Pick], reason: str) -> list[Pick]:
+    return [replace(pick, reason=reason) for pick in picks]
 
 
 def queued_digest(email: str, papers, count: int = 3, **fields) -> Delivery:

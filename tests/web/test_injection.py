@@ -17,6 +17,7 @@ from digest.papers.ingestion import ingest_document
 from subscribers.emails import confirmation_message, manage_link_message
 from subscribers.models import Subscriber, Topic
 from subscribers.tokens import make_token
+from tests.support.digest_samples import as_picks
 from tests.support.signup import form
 
 pytestmark = pytest.mark.django_db
@@ -133,7 +134,9 @@ def hostile():
 
 
 def test_the_digest_email_shows_hostile_papers_and_keywords_as_text(hostile):
-    message = build_digest_message(hostile["subscriber"], [hostile["candidate"]], 1, delivery=hostile["delivery"])
+    message = build_digest_message(
+        hostile["subscriber"], as_picks([hostile["candidate"]]), 1, delivery=hostile["delivery"]
+    )
     html = part(message, "text/html")
     assert_inert(html, where="digest HTML")
     assert "Attention &lt;script&gt;alert(" in html
@@ -188,7 +191,7 @@ def test_the_manage_and_export_pages_of_a_hostile_subscriber_are_inert(client, h
 
 def test_the_view_in_browser_archive_paper_list_and_feedback_pages_are_inert(client, hostile):
     subscriber, paper = hostile["subscriber"], hostile["paper"]
-    context = build_digest_context(subscriber, [hostile["candidate"]], 1, hostile["delivery"])
+    context = build_digest_context(subscriber, as_picks([hostile["candidate"]]), 1, hostile["delivery"])
     day = paper.published.date().isoformat()
     pages = {
         "view in browser": context["view_url"],

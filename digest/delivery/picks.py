@@ -1,0 +1,90 @@
+"""What a digest shows, as plain values: its picks and their papers, loaded one way for every use.
+
+Sending (a chunk of deliveries at a time), the digest's web page, previews and tests all read a
+digest's papers through `load_picks`: one query for the candidates' ids, scores and reasons, one
+for their papers (each loaded once however many picks show it), and no model instances, which
+cost twice as much to make. A `PaperRow` holds every field a digest reads of a paper and nothing
+else, and is hashable: the card cache (digest_email.paper_card) is keyed by the whole row, so a
+changed paper can never be shown from a stale card.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from digest.models import Candidate, Paper
+
+
+def author_names(authors: Iterable) -> list[str]:
+    """Names from a paper's authors, stored as plain strings or as {"name": ...} objects."""
+    names = []
+    for author in authors or []:
+        name = author.get("name", "") if isinstance(author, dict) else str(author)
+        name = " ".join(name.split())
+        if name:
+            names.append(name)
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class PaperRow:
+    """What a digest reads of a paper; authors as their names."""
+
+    id: int
+    title: str
+    abstract: str
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    primary_category: str
+    upvotes: int
+    url: str
+    pdf_url: str
+    code_url: str
+    arxiv_id: str | None
+    published: datetime | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+PAPER_FIELDS = tuple(field.name for field in fields(PaperRow))
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """A paper picked for a digest: the candidate's id, score and reason, with its paper."""
+
+    id: int
+    paper_id: int
+    paper: PaperRow
+    score: float
+    reason: str
+
+
+def paper_row(values: tuple) -> PaperRow:
+    """A row of `values_list(*PAPER_FIELDS)` as a PaperRow."""
+    row = dict(zip(PAPER_FIELDS, values, strict=True))
+    row["authors"] = tuple(author_names(row["authors"]))
+    row["categories"] = tuple(str(category) for category in row["categories"] or ())
+    return PaperRow(**row)
+
+
+def load_papers(paper_ids: Iterable[int]) -> dict[int, PaperRow]:
+    return {
+        values[0]: paper_row(values)
+        for values in Paper.objects.filter(id__in=set(paper_ids)).values_list(*PAPER_FIELDS)
+    }
+
+
+def load_picks(candidates: "QuerySet[Candidate]") -> list[Pick]:
+    """The candidates, in the queryset's order, as picks (two queries)."""
+    rows = list(candidates.values_list("id", "paper_id", "score", "reason"))
+    papers = load_papers(row[1] for row in rows)
+    return [
+        Pick(id, paper_id, papers[paper_id], score, reason)
+        for id, paper_id, score, reason in rows
+        if paper_id in papers
+    ]
