@@ -1,4 +1,6 @@
+import os
 import re
+import shutil
 from dataclasses import replace
 from email import message_from_bytes, policy
 from email.utils import parseaddr, parsedate_to_datetime
@@ -21,6 +23,7 @@ from digest.delivery.digest_email import (
 from digest.delivery.picks import author_names
 from digest.models import Candidate, Delivery, Paper
 from subscribers.tokens import make_token, read_payload
+from tests.support import ROOT
 from tests.support.browser import screenshot
 from tests.support.digest_samples import as_picks, make_digest, make_paper, make_subscriber, with_reason
 
@@ -277,7 +280,7 @@ def test_the_html_has_its_css_inlined_and_keeps_its_dark_mode_and_narrow_rules()
 
     assert re.search(r'<td class="card" style="[^"]*background-color: ?#ffffff', html)
     assert "@media (prefers-color-scheme: dark)" in html
-    assert "@media (max-width: 660px)" in html
+    assert "@media (max-width: 480px)" in html
     assert '<meta name="color-scheme" content="light dark">' in html
     assert 'role="presentation"' in html
 
@@ -431,15 +434,38 @@ def html():
 
 @pytest.fixture
 def show(html, chromium):
-    """Opens the digest at a width and colour scheme; returns the page and saves a screenshot."""
+    """Opens the digest at a width and colour scheme, with or without its <style> (several clients
+    drop it); returns the page and saves a screenshot, copied into docs/ with UPDATE_DOCS_SCREENSHOTS."""
 
-    def open_html(width: int, scheme: str, name: str):
+    def open_html(width: int, scheme: str, name: str, stylesheet: bool = True):
         page = chromium.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme).new_page()
-        page.set_content(html, wait_until="load")
-        screenshot(page, f"digest-email-{name}")
+        page.set_content(html if stylesheet else re.sub(r"<style>.*?</style>", "", html, flags=re.S), wait_until="load")
+        path = screenshot(page, f"digest-email-{name}")
+        if os.environ.get("UPDATE_DOCS_SCREENSHOTS") and name in DOCS_SCREENSHOTS:
+            shutil.copyfile(path, ROOT / "docs" / f"digest-{name}.png")
         return page
 
     return open_html
+
+
+DOCS_SCREENSHOTS = {"375", "375-without-style"}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("stylesheet", [True, False], ids=["with-style", "without-style"])
+def test_the_html_is_fluid_at_375_px_with_or_without_its_stylesheet(show, stylesheet):
+    page = show(375, "light", "375" if stylesheet else "375-without-style", stylesheet=stylesheet)
+
+    assert page.evaluate("document.querySelectorAll('style').length") == (1 if stylesheet else 0)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.locator("td.card").first.bounding_box()["width"] >= 320
+
+
+@pytest.mark.browser
+def test_without_its_stylesheet_the_column_still_stops_at_640_px(show):
+    page = show(1280, "light", "wide-without-style", stylesheet=False)
+
+    assert 600 <= page.locator("table.container").bounding_box()["width"] <= 640
 
 
 @pytest.mark.browser
