@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LOCKS := requirements/runtime.lock requirements/dev.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-postgres lint stress bench venv clean
+.PHONY: run test test-postgres lint stress bench venv clean screenshots
 
 $(STAMP): $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,9 @@ $(STAMP): $(LOCKS)
 
 venv: $(STAMP)
 
+# Quiet: the migrations, the seed papers and the three processes write to var/log/.
 run: $(STAMP)
-	mkdir -p var
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py loadseeds
-	$(BIN)/python manage.py ensureadmin
-	PATH="$(CURDIR)/$(BIN):$$PATH" bin/run-dev
+	@bin/run-dev
 
 test: $(STAMP)
 	bin/install-system-packages
@@ -31,6 +28,11 @@ test: $(STAMP)
 
 test-postgres: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/paperboy} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The screenshots in docs/ (signup page, a digest at 375 px with and without its stylesheet, the
+# dashboard), made by the README walkthrough's test in Chromium.
+screenshots: $(STAMP)
+	UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_walkthrough.py
 
 # Lint (ruff, with bandit's checks), formatting, types (mypy), and no model change without its migration.
 lint: $(STAMP)

@@ -7,7 +7,9 @@ Generates papers and subscribers the way bench/matching.py does (seed vocabulary
 a fresh database (SQLite in a temporary folder, or --database-url), then runs the real code path
 with `--workers` processes, as Celery workers would: matching chunks (`match_chunk`), the
 dispatcher (`dispatch_due`), and sending chunks (`send_delivery_chunk`: claim, build, send over
-one SMTP connection per chunk, record). The SMTP sink is aiosmtpd in a separate process.
+one SMTP connection per chunk, record). The SMTP sink is postfix's `smtp-sink` (C; Debian package
+postfix, which bin/install-system-packages adds) or, with `--sink python` or when smtp-sink is
+missing, aiosmtpd in a separate process.
 
 Two baselines are measured in the same run, on a sample of the same subscribers and the same sink,
 each three times, keeping its best: (a) the plain way: per subscriber, query its papers,
@@ -16,16 +18,21 @@ message); (b) the ceiling: one identical prebuilt message sent over one reused c
 pipelined as the workers send. `digests_per_s` counts dispatch + build + send (what the baselines
 do); the matching time is printed beside it. The last line is machine-readable.
 
-The sink offers PIPELINING, as production mail servers do (`--no-pipelining` to refuse it), and the
-sending workers run at nice 10 (`--worker-nice`): in production the mail server has its own
-machine, here it shares the two cores, and without it the workers would mostly measure how long
-the kernel keeps the sink waiting behind their time slices.
+The sink offers PIPELINING, as production mail servers do (`--no-pipelining` to refuse it). The C
+sink answers in microseconds, so the workers run at their normal priority; the Python sink costs
+about as much CPU per message as a worker, and with it the sending workers run at nice 10 (the
+`--worker-nice` default for that sink): in production the mail server has its own machine, here
+it shares the two cores, and without it the workers would mostly measure how long the kernel keeps
+the sink waiting behind their time slices.
 """
 
 import argparse
 import multiprocessing
 import os
 import resource
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +69,93 @@ def run_sink(port_out, received, pipelining: bool = True) -> None:
         await server.serve_forever()
 
     asyncio.run(serve())
+
+
+class PythonSink:
+    """aiosmtpd in a forked process; `value` is the count of messages it accepted."""
+
+    name = "python (aiosmtpd)"
+
+    def __init__(self, ctx, pipelining: bool) -> None:
+        port_in, port_out = ctx.Pipe(duplex=False)
+        self._received = ctx.Value("l", 0)
+        self._process = ctx.Process(target=run_sink, args=(port_out, self._received, pipelining), daemon=True)
+        self._process.start()
+        self.port = port_in.recv()
+
+    @property
+    def value(self) -> int:
+        return self._received.value
+
+    def stop(self) -> None:
+        self._process.terminate()
+
+
+class CSink:
+    """postfix's smtp-sink, which accepts and discards; `value` is the message count it prints
+    (`-c`: "sess=.. quit=.. mesg=N" after each message, flushed at once)."""
+
+    name = "c (postfix smtp-sink)"
+
+    def __init__(self, program: str, pipelining: bool, folder: str) -> None:
+        with socket.socket() as probe:  # a free port, handed to smtp-sink
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._counts = Path(folder) / "smtp-sink.out"
+        options = ["-c", "-u", "nobody"] if os.getuid() == 0 else ["-c"]
+        options += [] if pipelining else ["-p"]
+        with open(self._counts, "wb") as out:
+            self._process = subprocess.Popen(
+                [program, *options, f"127.0.0.1:{self.port}", "1024"], stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    raise RuntimeError(f"smtp-sink did not start: {self._counts.read_text()}") from None
+                time.sleep(0.05)
+        self._base = 0
+        self._base = self.value  # the probe connections above counted no message, but be exact
+
+    @property
+    def value(self) -> int:
+        with open(self._counts, "rb") as out:
+            out.seek(max(0, out.seek(0, os.SEEK_END) - 80))
+            tail = out.read().decode("ascii", "replace")
+        found = tail.rsplit("mesg=", 1)
+        return (int(found[1].split()[0]) if len(found) == 2 else 0) - self._base
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait()
+
+
+def settled(sink, expected: int) -> int:
+    """The sink's count once it reaches `expected` (smtp-sink may print it just after answering),
+    or after a second."""
+    deadline = time.monotonic() + 1
+    while sink.value < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sink.value
+
+
+def start_sink(kind: str, ctx, pipelining: bool, folder: str):
+    """The sink asked for; the Python one, said aloud, when smtp-sink is not installed."""
+    if kind == "c":
+        program = shutil.which("smtp-sink") or (
+            "/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None
+        )
+        if program:
+            return CSink(program, pipelining, folder)
+        print(
+            "smtp-sink not found (Debian package postfix: run bin/install-system-packages as root); "
+            "falling back to the Python sink, with the workers niced",
+            flush=True,
+        )
+    return PythonSink(ctx, pipelining)
 
 
 def fresh_postgres_database(url: str) -> None:
@@ -107,13 +201,18 @@ def main() -> None:
         "and only dispatch and send again",
     )
     parser.add_argument(
+        "--sink",
+        choices=("c", "python"),
+        default="c",
+        help="the SMTP sink: postfix's smtp-sink (default; the Python one when it is missing) or aiosmtpd",
+    )
+    parser.add_argument(
         "--worker-nice",
         type=int,
-        default=10,
-        help="niceness of the sending workers (default 10, as for batch work): the sink stands in for a mail server, "
-        "which has a machine of its own in production; here it shares the cores and the kernel serves it first. "
-        "0 measures it "
-        "as an equal, whose answers wait behind the workers' time slices",
+        default=None,
+        help="niceness of the sending workers (default 0 with the C sink, 10 with the Python sink): the sink "
+        "stands in for a mail server, which has a machine of its own in production; the Python sink needs the "
+        "kernel to serve it first, else its answers wait behind the workers' time slices",
     )
     parser.add_argument(
         "--no-pipelining",
@@ -123,13 +222,11 @@ def main() -> None:
     args = parser.parse_args()
 
     ctx = multiprocessing.get_context("fork")
-    port_in, port_out = ctx.Pipe(duplex=False)
-    received = ctx.Value("l", 0)
-    sink = ctx.Process(target=run_sink, args=(port_out, received, not args.no_pipelining), daemon=True)
-    sink.start()
-    port = port_in.recv()
-
     folder = tempfile.mkdtemp(prefix="paperboy-bench-")
+    sink = start_sink(args.sink, ctx, not args.no_pipelining, folder)
+    if args.worker_nice is None:
+        args.worker_nice = 0 if isinstance(sink, CSink) else 10
+    print(f"sink: {sink.name}; sending workers at nice {args.worker_nice}", flush=True)
     if args.database_url.startswith("postgres") and not args.reuse:
         fresh_postgres_database(args.database_url)
     os.environ.update(
@@ -137,7 +234,7 @@ def main() -> None:
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": args.database_url or f"sqlite:///{folder}/bench.sqlite3",
             "PAPERBOY_VAR_DIR": folder,
-            "EMAIL_URL": f"smtp://127.0.0.1:{port}",
+            "EMAIL_URL": f"smtp://127.0.0.1:{sink.port}",
             "SEND_RATE_PER_SECOND": "0",
             "LOG_LEVEL": "WARNING",
             # Production settings: DEBUG would keep every query of a worker in memory.
@@ -148,9 +245,9 @@ def main() -> None:
     )
     os.environ.pop("REDIS_URL", None)
     try:
-        run(args, ctx, received)
+        run(args, ctx, sink)
     finally:
-        sink.terminate()
+        sink.stop()
 
 
 def run(args, ctx, received) -> None:
@@ -202,7 +299,7 @@ def run(args, ctx, received) -> None:
                 )
     send_seconds = time.perf_counter() - started
     cpu_seconds = busy_cpu_seconds() - cpu_before
-    assert received.value == sent, (received.value, sent)
+    assert settled(received, sent) == sent, (received.value, sent)
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == sent
     digests_per_s = sent / (dispatch_seconds + send_seconds)
     print(
@@ -233,7 +330,9 @@ def run(args, ctx, received) -> None:
     )
     print(
         f"subscribers={len(ids)} digests_per_s={digests_per_s:.0f} plain_per_s={plain_per_s:.0f} "
-        f"ceiling_per_s={ceiling_per_s:.0f} peak_mb={peak:.0f}"
+        f"ceiling_per_s={ceiling_per_s:.0f} peak_mb={peak:.0f} "
+        f"sink={'c' if isinstance(received, CSink) else 'python'} "
+        f"worker_nice={args.worker_nice}"
     )
 
 
@@ -399,7 +498,7 @@ def plain_way(delivery_ids: list[int], received) -> float:
         message.attach_alternative(inline_css(render_to_string("emails/digest.html", context)), "text/html")
         message.send()
     seconds = time.perf_counter() - started
-    assert received.value - before == len(delivery_ids)
+    assert settled(received, before + len(delivery_ids)) - before == len(delivery_ids)
     return len(delivery_ids) / seconds
 
 
@@ -435,7 +534,7 @@ def ceiling(delivery_id: int, count: int, received) -> float:
     stream.verdict(previous)
     seconds = time.perf_counter() - started
     connection.close()
-    assert received.value - before == count
+    assert settled(received, before + count) - before == count
     return count / seconds
 
 

@@ -1,17 +1,37 @@
-"""Matching quality on the 62 seed papers: precision and recall per imagined subscriber.
+"""Matching quality on labelled sets: precision, recall, F1 and nDCG@10 per set, mode and reader.
 
-    python bench/relevance.py [--threshold 0.12]
+    python bench/relevance.py [--set NAME ...] [--threshold 0.12] [--write-guard]
 
-Each subscriber of bench/relevance_labels.json is matched three ways: keywords only, free-text
-interests only, and both, through the same code as a matching run (digest.matching.engine). A paper is
-predicted when it becomes a candidate (relevance >= RANKING_MIN_RELEVANCE). Papers labelled
-borderline count neither way. Overall figures are micro-averaged over all subscribers.
+Every set in bench/relevance/ (*.json with "readers") names its papers by arXiv id and the capture
+in ../shared/feeds/ that holds them (the seed set: by title, in seeds/trending-papers.xml); the
+text is read through the project's own feed parser. Each reader (keywords, a free-text interest
+and a label per paper: relevant, borderline or not, see bench/relevance/RULES.md) is matched four
+ways, the first three through the same code as a matching run (build_matcher / match_many):
+
+    keywords      the reader's keywords alone
+    description   the free-text interest alone
+    both          keywords and interest
+    regex         baseline: one case-insensitive whole-phrase regex per keyword, no stemming
+
+A paper is predicted when it becomes a candidate (relevance >= RANKING_MIN_RELEVANCE). Borderline
+papers count neither way in precision and recall; nDCG@10 grades them (relevant 3, borderline 1)
+over the predicted papers in score order. Figures are micro-averaged over the readers of a set.
+
+A set's "role" says what it is for: "fit" sets are the ones weights, thresholds and rules may be
+chosen on; "held-out" sets are only reported, never tuned on. The last line gives the held-out set's
+`both` figures in a machine-readable form. --write-guard records the fit sets' figures in
+bench/relevance/guard.json, which tests/digest/matching/test_relevance_guard.py holds the code to.
 """
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,15 +39,92 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
+from django.apps import apps  # noqa: E402
 
-django.setup()
+if not apps.ready:
+    django.setup()
 
-from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_many  # noqa: E402
+from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many  # noqa: E402
+from digest.papers.feed_parsing import parse_document  # noqa: E402
 from seeds.build_seed_feed import read_papers  # noqa: E402
+from subscribers.keywords import parse_keywords  # noqa: E402
 
-LABELS = Path(__file__).with_name("relevance_labels.json")
+SETS = Path(__file__).with_name("relevance")
+GUARD = SETS / "guard.json"
 SEED_PAGE = ROOT / "seeds" / "trending-papers-page.txt"
-MODES = ("keywords", "description", "both")
+SEED_SOURCE = "seeds/trending-papers.xml"
+MODES = ("keywords", "description", "both", "regex")
+FIT, HELD_OUT = "fit", "held-out"
+GAIN = {"relevant": 3, "borderline": 1, "not": 0}
+NDCG_DEPTH = 10
+
+
+@dataclass
+class Reader:
+    name: str
+    keywords: str
+    interest: str
+    labels: dict[int, str]  # paper position in the set -> relevant / borderline / not
+
+
+@dataclass
+class LabelledSet:
+    name: str
+    role: str
+    papers: list[PaperDoc]
+    readers: list[Reader]
+
+
+@dataclass
+class Score:
+    """One reader's figures in one mode (papers the reader has not labelled are left out)."""
+
+    hits: int = 0
+    predicted: int = 0
+    wanted: int = 0
+    ndcg: float | None = None
+
+    @property
+    def precision(self) -> float:
+        return self.hits / self.predicted if self.predicted else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.wanted if self.wanted else 1.0
+
+
+@dataclass
+class Totals:
+    hits: int = 0
+    predicted: int = 0
+    wanted: int = 0
+    ndcgs: list[float] = field(default_factory=list)
+
+    def add(self, score: Score) -> None:
+        self.hits += score.hits
+        self.predicted += score.predicted
+        self.wanted += score.wanted
+        if score.ndcg is not None:
+            self.ndcgs.append(score.ndcg)
+
+    def figures(self) -> dict[str, float]:
+        precision = self.hits / self.predicted if self.predicted else 1.0
+        recall = self.hits / self.wanted if self.wanted else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        ndcg = sum(self.ndcgs) / len(self.ndcgs) if self.ndcgs else 1.0
+        return {"precision": precision, "recall": recall, "f1": f1, "ndcg10": ndcg}
+
+
+def shared_feeds() -> Path:
+    """../shared/feeds beside the clone (or a level further up from a git worktree)."""
+    candidates = [folder / "shared" / "feeds" for folder in [ROOT, *ROOT.parents][:3]]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise SystemExit(
+        "bench/relevance.py reads the labelled papers' text from ../shared/feeds/, which is missing "
+        f"(looked in {', '.join(map(str, candidates))}); the project does not ship other sites' data."
+    )
 
 
 def seed_papers() -> list[PaperDoc]:
@@ -35,56 +132,186 @@ def seed_papers() -> list[PaperDoc]:
     return [PaperDoc(id=number, title=title, abstract=abstract) for number, (title, abstract) in enumerate(pairs, 1)]
 
 
-def matcher_for(subscriber: dict, mode: str):
+@cache
+def source_papers(source: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """Paper key (arXiv id; the title for the seed feed) -> (title, abstract, authors) of a capture."""
+    path = ROOT / SEED_SOURCE if source == SEED_SOURCE else shared_feeds() / source
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: a labelled set names it as the source of its papers")
+    parsed = parse_document(path.read_bytes())
+    if parsed.error:
+        raise SystemExit(f"{path}: {parsed.error}")
+    return {
+        (paper.title if source == SEED_SOURCE else paper.arxiv_id or paper.guid): (
+            paper.title,
+            paper.abstract,
+            tuple(paper.authors),
+        )
+        for paper in parsed.papers
+    }
+
+
+def load_set(path: Path) -> LabelledSet:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("role") not in (FIT, HELD_OUT):
+        raise SystemExit(f"{path}: role must be {FIT!r} or {HELD_OUT!r}, not {data.get('role')!r}")
+    papers: list[PaperDoc] = []
+    position_of: dict[str, int] = {}
+    for entry in data["papers"]:
+        found = source_papers(entry["source"]).get(entry["id"])
+        if found is None:
+            raise SystemExit(f"{path}: paper {entry['id']} is not in {entry['source']}")
+        if entry["id"] in position_of:
+            continue
+        title, abstract, authors = found
+        position_of[entry["id"]] = len(papers)
+        papers.append(PaperDoc(id=len(papers), title=title, abstract=abstract, authors=authors))
+    readers = []
+    for reader in data["readers"]:
+        unknown = set(reader["labels"]) - set(position_of)
+        if unknown:
+            raise SystemExit(f"{path}: {reader['name']} labels papers not in the set: {sorted(unknown)[:5]}")
+        bad = {label for label in reader["labels"].values() if label not in GAIN}
+        if bad:
+            raise SystemExit(f"{path}: {reader['name']} has labels other than {sorted(GAIN)}: {sorted(bad)}")
+        labels = {position_of[key]: label for key, label in reader["labels"].items()}
+        readers.append(Reader(reader["name"], reader.get("keywords", ""), reader.get("interest", ""), labels))
+    return LabelledSet(name=data.get("name") or path.stem, role=data["role"], papers=papers, readers=readers)
+
+
+def load_sets(names: Iterable[str] = ()) -> list[LabelledSet]:
+    wanted = set(names)
+    paths = [path for path in sorted(SETS.glob("*.json")) if path != GUARD]
+    sets = [load_set(path) for path in paths if not wanted or path.stem in wanted]
+    missing = wanted - {path.stem for path in paths}
+    if missing:
+        raise SystemExit(f"no labelled set named {sorted(missing)} in {SETS}")
+    return sets
+
+
+def matcher_for(reader: Reader, mode: str) -> Matcher:
     return build_matcher(
-        keywords=subscriber["keywords"] if mode in ("keywords", "both") else "",
-        interests=subscriber["interests"] if mode in ("description", "both") else "",
+        keywords=reader.keywords if mode in ("keywords", "both") else "",
+        interests=reader.interest if mode in ("description", "both") else "",
     )
 
 
-def evaluate(threshold: float | None = None) -> dict[str, dict[str, tuple[int, int, int]]]:
-    """subscriber name -> mode -> (true positives, predicted, wanted), borderline papers left out."""
-    papers = seed_papers()
-    titles = {paper.id: paper.title for paper in papers}
-    index = BatchIndex(papers, similarity_threshold=threshold)
-    labels = json.loads(LABELS.read_text(encoding="utf-8"))["subscribers"]
-    known = set(titles.values())
-    figures: dict[str, dict[str, tuple[int, int, int]]] = {}
-    for subscriber in labels:
-        wanted, borderline = set(subscriber["wanted"]), set(subscriber.get("borderline", ()))
-        unknown = (wanted | borderline) - known
-        if unknown:
-            raise SystemExit(f"{subscriber['name']}: titles not among the seeds: {sorted(unknown)}")
-        figures[subscriber["name"]] = {}
-        for mode in MODES:
-            [matches] = match_many([matcher_for(subscriber, mode)], index, keep=len(papers))
-            predicted = {titles[match.paper_id] for match in matches} - borderline
-            figures[subscriber["name"]][mode] = (len(predicted & wanted), len(predicted), len(wanted))
+def _phrase_pattern(text: str) -> re.Pattern[str]:
+    return re.compile(r"\b" + r"\s+".join(map(re.escape, text.split())) + r"\b", re.IGNORECASE)
+
+
+def regex_ranking(keywords: str, papers: Sequence[PaperDoc]) -> list[int]:
+    """The baseline: papers where a wanted keyword occurs as a whole phrase and no excluded one does,
+    those with the keyword in the title first."""
+    query = parse_keywords(keywords)
+    include = [_phrase_pattern(term.text) for term in query.include]
+    exclude = [_phrase_pattern(term.text) for term in query.exclude]
+    ranked = []
+    for paper in papers:
+        text = f"{paper.title}\n{paper.abstract}"
+        found = sum(1 for pattern in include if pattern.search(text))
+        if found and not any(pattern.search(text) for pattern in exclude):
+            in_title = sum(1 for pattern in include if pattern.search(paper.title))
+            ranked.append((-in_title, -found, paper.id))
+    return [paper_id for *_, paper_id in sorted(ranked)]
+
+
+def score(ranking: Sequence[int], labels: dict[int, str]) -> Score:
+    judged = [paper for paper in ranking if paper in labels]
+    predicted = [paper for paper in judged if labels[paper] != "borderline"]
+    hits = sum(1 for paper in predicted if labels[paper] == "relevant")
+    wanted = sum(1 for label in labels.values() if label == "relevant")
+    ideal = sorted((GAIN[label] for label in labels.values()), reverse=True)[:NDCG_DEPTH]
+    ideal_dcg = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(ideal))
+    dcg = sum(GAIN[labels[paper]] / math.log2(rank + 2) for rank, paper in enumerate(judged[:NDCG_DEPTH]))
+    return Score(hits=hits, predicted=len(predicted), wanted=wanted, ndcg=dcg / ideal_dcg if ideal_dcg else None)
+
+
+def evaluate(labelled: LabelledSet, threshold: float | None = None) -> dict[str, dict[str, Score]]:
+    """mode -> reader name -> Score, every model mode through one batch index and one match_many."""
+    index = BatchIndex(labelled.papers, similarity_threshold=threshold)
+    model_modes = [mode for mode in MODES if mode != "regex"]
+    matchers = [matcher_for(reader, mode) for mode in model_modes for reader in labelled.readers]
+    found = iter(match_many(matchers, index, keep=len(labelled.papers)))
+    figures: dict[str, dict[str, Score]] = {mode: {} for mode in MODES}
+    for mode in model_modes:
+        for reader in labelled.readers:
+            figures[mode][reader.name] = score(next(found).paper_ids, reader.labels)
+    for reader in labelled.readers:
+        figures["regex"][reader.name] = score(regex_ranking(reader.keywords, labelled.papers), reader.labels)
     return figures
 
 
-def ratio(part: int, whole: int) -> float:
-    return part / whole if whole else 1.0
+def micro(by_reader: dict[str, Score]) -> dict[str, float]:
+    totals = Totals()
+    for reader_score in by_reader.values():
+        totals.add(reader_score)
+    return totals.figures()
+
+
+def _cell(figures: dict[str, float]) -> str:
+    return "{precision:.2f}/{recall:.2f}/{f1:.2f}/{ndcg10:.2f}".format(**figures)
+
+
+def report(labelled: LabelledSet, figures: dict[str, dict[str, Score]], readers: bool) -> None:
+    papers = len(labelled.papers)
+    labelled_pairs = sum(len(reader.labels) for reader in labelled.readers)
+    print(
+        f"\n== {labelled.name} ({labelled.role}): {papers} papers, {len(labelled.readers)} readers, "
+        f"{labelled_pairs}/{papers * len(labelled.readers)} labels"
+    )
+    print(f"{'reader':26}" + "".join(f"{mode + ' P/R/F1/nDCG':>26}" for mode in MODES))
+    if readers:
+        for reader in labelled.readers:
+            cells = [_cell(micro({reader.name: figures[mode][reader.name]})) for mode in MODES]
+            print(f"{reader.name[:25]:26}" + "".join(f"{cell:>26}" for cell in cells))
+    print(f"{'micro-average':26}" + "".join(f"{_cell(micro(figures[mode])):>26}" for mode in MODES))
+
+
+def machine_line(name: str, role: str, mode: str, figures: dict[str, float]) -> str:
+    return f"set={name} role={role} mode={mode} " + " ".join(f"{key}={value:.3f}" for key, value in figures.items())
+
+
+def write_guard(results: dict[str, tuple[LabelledSet, dict[str, dict[str, Score]]]]) -> None:
+    guard = {
+        name: {
+            mode: {key: math.floor(value * 1000) / 1000 for key, value in micro(figures[mode]).items()}
+            for mode in MODES
+        }
+        for name, (labelled, figures) in results.items()
+        if labelled.role == FIT
+    }
+    GUARD.write_text(json.dumps(guard, indent=1) + "\n", encoding="utf-8")
+    print(f"\nrecorded the fit sets' figures in {GUARD.relative_to(ROOT)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", action="append", default=[], help="only this set (repeatable)")
     parser.add_argument("--threshold", type=float, default=None, help="similarity threshold (default: the setting)")
+    parser.add_argument("--no-readers", action="store_true", help="micro-averages only")
+    parser.add_argument("--write-guard", action="store_true", help="record the fit sets' figures in guard.json")
     args = parser.parse_args()
-    figures = evaluate(args.threshold)
-    print(f"{'subscriber':28}" + "".join(f"{mode + ' P/R':>22}" for mode in MODES))
-    totals = {mode: [0, 0, 0] for mode in MODES}
-    for name, by_mode in figures.items():
-        cells = []
+    sets = load_sets(args.set)
+    fit = [s.name for s in sets if s.role == FIT]
+    held_out = [s.name for s in sets if s.role == HELD_OUT]
+    print(f"fit on (weights, thresholds and rules may be chosen here): {', '.join(fit) or 'none'}")
+    print(f"held out (reported only, never tuned on): {', '.join(held_out) or 'none'}")
+    print("cells: precision/recall/F1/nDCG@10; precision and recall micro-averaged, nDCG@10 averaged")
+    results = {}
+    for labelled in sets:
+        figures = evaluate(labelled, args.threshold)
+        results[labelled.name] = (labelled, figures)
+        report(labelled, figures, readers=not args.no_readers)
+    print()
+    for name, (labelled, figures) in results.items():
         for mode in MODES:
-            hits, predicted, wanted = by_mode[mode]
-            for slot, value in enumerate((hits, predicted, wanted)):
-                totals[mode][slot] += value
-            cells.append(f"{ratio(hits, predicted):.2f}/{ratio(hits, wanted):.2f} ({hits}/{predicted}/{wanted})")
-        print(f"{name:28}" + "".join(f"{cell:>22}" for cell in cells))
-    overall = {mode: (ratio(t[0], t[1]), ratio(t[0], t[2])) for mode, t in totals.items()}
-    print(f"{'overall':28}" + "".join(f"{p:.2f}/{r:.2f}".rjust(22) for p, r in overall.values()))
-    print(" ".join(f"{mode}_precision={p:.2f} {mode}_recall={r:.2f}" for mode, (p, r) in overall.items()))
+            print(machine_line(name, labelled.role, mode, micro(figures[mode])))
+    if args.write_guard:
+        write_guard(results)
+    last = [s for s in sets if s.role == HELD_OUT] or sets
+    labelled, figures = results[last[-1].name]
+    print(machine_line(labelled.name, labelled.role, "both", micro(figures["both"])))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ name runs eagerly where CELERY_TASK_ALWAYS_EAGER says so, exactly as `task.delay
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
 
@@ -21,9 +24,33 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+# Set by `tasks_in_process()`: a command run by hand has no worker it can count on.
+_in_process: ContextVar[bool] = ContextVar("tasks_in_process", default=False)
+
+
+@contextmanager
+def tasks_in_process() -> Iterator[None]:
+    """Within it, a queued task runs at once in this process instead of going to the broker.
+
+    For commands run by hand (`subscribe --confirmed` then `senddigests --now`): without it, the
+    work they start waits in a broker that no worker may be reading, and the command's effect is
+    only half there when it returns.
+    """
+    token = _in_process.set(True)
+    try:
+        yield
+    finally:
+        _in_process.reset(token)
+
+
 def queue(task_name: str, *args: object) -> None:
-    """`task.delay(*args)` for the task registered as `task_name`."""
-    app.signature(task_name, args=args).delay()
+    """`task.delay(*args)` for the task registered as `task_name` (run here within
+    `tasks_in_process()`)."""
+    signature = app.signature(task_name, args=args)
+    if _in_process.get():
+        signature.apply(throw=True)
+    else:
+        signature.delay()
 
 
 def queue_on_commit(task_name: str, *args: object) -> None:

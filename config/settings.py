@@ -133,6 +133,8 @@ if BEHIND_PROXY:
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # A bearer token that shows /healthz's details (paths, errors, times) to a probe; unset: staff only.
 HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
+# A bearer token for Prometheus to scrape /metrics; unset, /metrics is for logged-in staff only.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- Redis, cache, Celery -----------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -169,6 +171,20 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Matching and sending have queues of their own, so each can get its own workers (docs/deployment.md):
+# a worker started without -Q takes all three, `-Q matching` or `-Q sending` one of them.
+CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"celery": {}, "matching": {}, "sending": {}}
+CELERY_TASK_ROUTES = {
+    "digest.match_new_papers": {"queue": "matching"},
+    "digest.match_chunk": {"queue": "matching"},
+    "digest.match_recent_papers": {"queue": "matching"},
+    "digest.dispatch_digests": {"queue": "sending"},
+    "digest.send_digest_chunk": {"queue": "sending"},
+    "digest.retry_deliveries": {"queue": "sending"},
+}
+# Task events, so that Flower (or `celery events`) pointed at the same broker sees every task.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
 
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_URL = env_str("EMAIL_URL", "file://var/outbox")
@@ -205,6 +221,9 @@ SEND_RATE_PER_SECOND = env_float("SEND_RATE_PER_SECOND", 0.0)
 # PostgreSQL: let a chunk's commits return before the disk flush. Faster, but a database server
 # crash may forget the last outcomes and those digests are sent again; off keeps "never twice".
 SEND_ASYNC_COMMIT = env_bool("SEND_ASYNC_COMMIT", False)
+# Accepted digests recorded `sent` in one statement (and subscribers looked at in one query): a
+# worker killed mid-chunk may resend up to this many, same Message-IDs; 1 records each on its own.
+SEND_OUTCOME_BATCH = env_int("SEND_OUTCOME_BATCH", 10)
 # A digest larger than this (bytes, as sent) leaves out its largest papers until it fits, or fails.
 DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 1_000_000)
 # Refused messages (not addresses: see mail/refusals.py): /healthz says "degraded" when more than
@@ -213,6 +232,13 @@ MESSAGE_REFUSAL_ALARM_RATE = env_float("MESSAGE_REFUSAL_ALARM_RATE", 0.05)
 MESSAGE_REFUSAL_WINDOW_MINUTES = env_int("MESSAGE_REFUSAL_WINDOW_MINUTES", 60)
 # When most digests tried are refused as messages, sending pauses this long (digest/delivery/refusal_alarm.py).
 MESSAGE_REFUSAL_PAUSE_SECONDS = env_int("MESSAGE_REFUSAL_PAUSE_SECONDS", 1800)
+
+# --- Retention (see digest/delivery/retention.py and docs/operations.md) ----------------------
+# Finished deliveries, their candidates, stale waiting candidates and match runs older than this
+# are deleted daily. At least the 60 days a digest's web link lives, whose page reads them.
+RETENTION_DAYS = env_int("RETENTION_DAYS", 60)
+# Rows deleted per transaction by the purge, so that it never holds locks for long.
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 2000)
 
 # --- Subscribers ------------------------------------------------------------------------------
 # Pending subscribers who never confirm are deleted after this many days.
@@ -242,6 +268,12 @@ FEED_MAX_BYTES = env_int("FEED_MAX_BYTES", 20 * 1024 * 1024)
 FEED_HOST_DELAY_SECONDS = env_float("FEED_HOST_DELAY_SECONDS", 3.0)
 FEED_USER_AGENT = env_str("FEED_USER_AGENT", f"Paperboy/1.0 (+{SITE_URL})")
 
+# --- Liked papers (see docs/subscribers.md) ----------------------------------------------------
+# Where papers a subscriber liked but we do not hold are fetched from, by id or title.
+ARXIV_API_URL = env_str("ARXIV_API_URL", "https://export.arxiv.org/api/query")
+LIKED_MAX_PAPERS = env_int("LIKED_MAX_PAPERS", 200)
+LIKED_FETCH_EVERY_MINUTES = env_int("LIKED_FETCH_EVERY_MINUTES", 10)
+
 # --- Matching and ranking (see README "Matching and ranking") ---------------------------------
 # Subscribers per matching task; each task makes a fixed number of queries whatever its size.
 MATCH_CHUNK_SIZE = env_int("MATCH_CHUNK_SIZE", 500)
@@ -249,6 +281,9 @@ MATCH_CHUNK_SIZE = env_int("MATCH_CHUNK_SIZE", 500)
 MATCH_SIMILARITY_THRESHOLD = env_float("MATCH_SIMILARITY_THRESHOLD", 0.12)
 # Best matches stored per subscriber and run (the digest shows max papers, the site the rest).
 MATCH_KEEP_PER_SUBSCRIBER = env_int("MATCH_KEEP_PER_SUBSCRIBER", 50)
+# Of those, at most this many times the subscriber's max papers are stored (the digest's papers and
+# the web copy's "did not fit"); the others are counted, not stored (digest/matching/runs.py).
+MATCH_STORE_PER_MAX_PAPERS = env_int("MATCH_STORE_PER_MAX_PAPERS", 2)
 # Recent stored papers added to a run's papers to fit the IDF of the similarity model.
 MATCH_IDF_PAPERS = env_int("MATCH_IDF_PAPERS", 2000)
 # A subscriber who confirms or changes preferences is matched against the papers of these last days.
@@ -277,11 +312,14 @@ LOGGING = {
 }
 
 # --- Periodic tasks: the one place schedules are defined ---------------------------------------
-DISPATCH_EVERY_MINUTES = env_int("DISPATCH_EVERY_MINUTES", 5)
+DISPATCH_EVERY_MINUTES = env_float("DISPATCH_EVERY_MINUTES", 5)
+MATCH_EVERY_MINUTES = env_float("MATCH_EVERY_MINUTES", 15)
 CELERY_BEAT_SCHEDULE = {
     "ingest-feeds": {"task": "digest.ingest_feeds", "schedule": INGEST_EVERY_MINUTES * 60.0},
-    "match-new-papers": {"task": "digest.match_new_papers", "schedule": 15 * 60.0},
+    "match-new-papers": {"task": "digest.match_new_papers", "schedule": MATCH_EVERY_MINUTES * 60.0},
     "dispatch-digests": {"task": "digest.dispatch_digests", "schedule": DISPATCH_EVERY_MINUTES * 60.0},
     "retry-deliveries": {"task": "digest.retry_deliveries", "schedule": 60.0},
     "purge-pending-subscribers": {"task": "subscribers.purge_pending", "schedule": 24 * 3600.0},
+    "fetch-liked-papers": {"task": "digest.fetch_liked_papers", "schedule": LIKED_FETCH_EVERY_MINUTES * 60.0},
+    "purge-old-rows": {"task": "digest.purge_old_rows", "schedule": 24 * 3600.0},
 }

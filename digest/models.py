@@ -126,6 +126,10 @@ class Candidate(models.Model):
     relevance = models.FloatField(default=0)
     reason = models.CharField(max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
+    unstored = models.PositiveIntegerField(
+        default=0,
+        help_text="Matches of the same run ranked below this one and not stored; the digest counts them as more",
+    )
     delivery = models.ForeignKey(
         "Delivery",
         null=True,
@@ -198,3 +202,43 @@ class SendTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.minute:%Y-%m-%d %H:%M}: {self.message_refusals} of {self.tried} refused"
+
+
+class LikedPaper(models.Model):
+    """A paper a subscriber told us they liked (digest/papers/liked_papers.py).
+
+    Known papers point at their row; the others wait, by arXiv id or by title, until a fetch from
+    the arXiv API (digest.fetch_liked_papers) stores them, or says arXiv has no such paper.
+    """
+
+    class State(models.TextChoices):
+        KNOWN = "known"
+        WAITING = "waiting", "Waiting for arXiv"
+        NOT_FOUND = "not_found", "Not on arXiv"
+
+    subscriber = models.ForeignKey("subscribers.Subscriber", on_delete=models.CASCADE, related_name="liked_papers")
+    paper = models.ForeignKey(Paper, null=True, blank=True, on_delete=models.CASCADE, related_name="liked_by")
+    arxiv_id = models.CharField(max_length=40, blank=True, help_text="As given, canonical (no version)")
+    title = models.CharField(max_length=300, blank=True, help_text="As given, when given by title")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
+    added_at = models.DateTimeField(auto_now_add=True)
+    fetch_attempts = models.PositiveSmallIntegerField(default=0)
+    next_fetch_at = models.DateTimeField(null=True, blank=True, help_text="When a waiting paper is asked for next")
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["added_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "paper"], condition=Q(paper__isnull=False), name="likedpaper_unique_paper"
+            ),
+            models.UniqueConstraint(
+                fields=["subscriber", "arxiv_id"], condition=~Q(arxiv_id=""), name="likedpaper_unique_arxiv_id"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["next_fetch_at"], condition=Q(state="waiting"), name="likedpaper_waiting"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.arxiv_id or self.title or self.paper_id} liked by subscriber {self.subscriber_id}"

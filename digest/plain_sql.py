@@ -73,14 +73,18 @@ def update_each(
     *,
     key: str | None = None,
     only_unset: bool = False,
+    same: Mapping[str, object] | None = None,
+    where: Mapping[str, object] | None = None,
 ) -> int:
     """`bulk_update` of the fields `names` to per-row values, in one statement: `rows` maps a value
     of the `key` field (the primary key by default) to the values for the rows that have it.
 
     Django's bulk_update writes a CASE WHEN per field and row, which costs milliseconds to build for
     a chunk of a hundred; this joins a VALUES list instead (PostgreSQL, and SQLite 3.33 and newer).
-    With `only_unset`, rows whose fields are already set (not NULL) are left alone.
-    A column whose values are all None would have no type on PostgreSQL: give such rows to `update_rows`.
+    With `only_unset`, rows whose fields are already set (not NULL) are left alone. `same` sets
+    fields to one value for every row (None included), and only rows that also have the `where`
+    values change: `filter(**where)` then `update(**same)` with per-row values beside.
+    A column whose values are all None would have no type on PostgreSQL: give it in `same`.
     """
     if not rows:
         return 0
@@ -96,15 +100,24 @@ def update_each(
     values_sql = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
     table = connection.ops.quote_name(model._meta.db_table)
     # VALUES columns are named column1, column2... by both PostgreSQL and SQLite.
-    assignments = ", ".join(f"{column} = new.column{n}" for n, (column, _) in enumerate(fields, 2))
-    unset = "".join(f" AND {table}.{column} IS NULL" for column, _ in fields) if only_unset else ""
+    assignments = [f"{column} = new.column{n}" for n, (column, _) in enumerate(fields, 2)]
+    set_params, where_params = [], []
+    for name, value in (same or {}).items():
+        column, field = _column(model, name)
+        assignments.append(f"{column} = %s")
+        set_params.append(field.get_db_prep_save(value, connection))
+    conditions = "".join(f" AND {table}.{column} IS NULL" for column, _ in fields) if only_unset else ""
+    for name, value in (where or {}).items():
+        column, field = _column(model, name)
+        conditions += f" AND {table}.{column} = %s"
+        where_params.append(field.get_db_prep_save(value, connection))
     with connection.cursor() as cursor:
         sql = (
             # S608: only the model's quoted table and column names are formatted in; values are parameters.
-            f"UPDATE {table} SET {assignments} FROM (VALUES {values_sql}) AS new "  # noqa: S608
-            f"WHERE {table}.{key_column} = new.column1{unset}"
+            f"UPDATE {table} SET {', '.join(assignments)} FROM (VALUES {values_sql}) AS new "  # noqa: S608
+            f"WHERE {table}.{key_column} = new.column1{conditions}"
         )
-        cursor.execute(sql, params)
+        cursor.execute(sql, set_params + params + where_params)
         return cursor.rowcount
 
 

@@ -4,11 +4,13 @@ import unicodedata
 from zoneinfo import available_timezones
 
 from django import forms
+from django.core.validators import MaxLengthValidator
 from django.utils.safestring import SafeString
 
 from subscribers import services
 from subscribers.arxiv_categories import GROUPS
 from subscribers.keywords import parse_keywords
+from subscribers.liked_input import MAX_TEXT_CHARS, LikedInput, LikedInputError, parse_liked_text
 from subscribers.models import Subscriber, Topic
 from subscribers.widgets import GroupedCheckboxes, StaticChoices, StaticSelect
 
@@ -31,22 +33,48 @@ def reject_control_characters(value: str, *, allow_newlines: bool = False) -> st
     return value.strip()
 
 
+class LimitedCharField(forms.CharField):
+    """A CharField whose limit the page shows and counts instead of enforcing it with `maxlength`:
+    a browser cuts pasted text at `maxlength` without a word, so the limit is checked here, with
+    an error that keeps everything typed, and static/js/preferences.js counts as the reader types."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for validator in self.validators:
+            if isinstance(validator, MaxLengthValidator):
+                validator.message = (
+                    "This is %(show_value)d characters long and the limit is %(limit_value)d. "
+                    "Nothing was cut: please shorten it."
+                )
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        limit = attrs.pop("maxlength", None)
+        if limit is not None:
+            attrs["data-limit"] = limit
+        return attrs
+
+
+def limit_note(limit: int) -> str:
+    return f"Up to {limit:,} characters."
+
+
 class PreferencesForm(forms.Form):
     topics = forms.ModelMultipleChoiceField(
         queryset=Topic.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
-    keywords = forms.CharField(
+    keywords = LimitedCharField(
         required=False,
         max_length=500,
-        help_text='Words and "quoted phrases", separated by commas; a leading minus excludes: '
-        '"neural field", NeRF, -medical',
+        help_text='Words and "quoted phrases", separated by commas; a leading minus excludes, a leading ~ asks '
+        f'for fewer: "neural field", NeRF, -medical, ~scene. {limit_note(500)}',
         widget=forms.TextInput(attrs={"placeholder": '"neural field", NeRF, -medical', "autocomplete": "off"}),
     )
-    interests = forms.CharField(
+    interests = LimitedCharField(
         required=False,
         max_length=2000,
         label="Your interests, in your own words",
-        help_text="We match this by meaning against every abstract.",
+        help_text=f"We match this by meaning against every abstract. {limit_note(2000)}",
         widget=forms.Textarea(
             attrs={"rows": 3, "placeholder": "I work on making attention cheaper for long sequences"}
         ),
@@ -66,11 +94,11 @@ class PreferencesForm(forms.Form):
         widget=forms.RadioSelect,
         label="Use categories to",
     )
-    authors = forms.CharField(
+    authors = LimitedCharField(
         required=False,
         max_length=MAX_AUTHORS * (MAX_AUTHOR_LENGTH + 2),
         label="Authors to follow",
-        help_text="One name per line.",
+        help_text=f"One name per line, at most {MAX_AUTHORS} names.",
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Yoshua Bengio"}),
     )
     frequency = forms.ChoiceField(
@@ -138,6 +166,24 @@ class PreferencesForm(forms.Form):
         return CATEGORY_CHECKBOXES.render(field.html_name, field.value())
 
 
+def liked_papers_field() -> forms.CharField:
+    return forms.CharField(
+        required=False,
+        max_length=MAX_TEXT_CHARS,
+        label="Papers you liked",
+        help_text="arXiv ids, links or exact titles, one per line. We suggest papers like them.",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "2410.05254\nAttention Is All You Need"}),
+    )
+
+
+def read_liked_papers(text: str) -> LikedInput:
+    """The liked-papers box, read whole or refused with the reader's message (nothing is saved)."""
+    try:
+        return parse_liked_text(text)
+    except LikedInputError as refused:
+        raise forms.ValidationError(str(refused)) from None
+
+
 class SignupForm(PreferencesForm):
     email = forms.CharField(
         max_length=254,
@@ -151,6 +197,8 @@ class SignupForm(PreferencesForm):
         label="Leave this empty",
         widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
     )
+
+    liked_papers = liked_papers_field()
 
     field_order = ["email"]
 
@@ -167,6 +215,12 @@ class SignupForm(PreferencesForm):
             raise forms.ValidationError(str(refused)) from None
         except services.InvalidEmail:
             raise forms.ValidationError("Please enter a valid email address, like name@example.org.") from None
+
+    def clean_liked_papers(self) -> LikedInput:
+        return read_liked_papers(self.cleaned_data["liked_papers"])
+
+    def liked(self) -> LikedInput:
+        return self.cleaned_data.get("liked_papers") or LikedInput()
 
     def is_bot(self) -> bool:
         return bool(self.data.get("website"))

@@ -1,11 +1,15 @@
 """Keyword syntax and the text handling shared by every matcher.
 
-Syntax: `"neural field", NeRF, -medical`. Quoted text is a phrase; a leading `-` excludes a word
-or a phrase. With commas, each comma-separated item is one term (several unquoted words in an item
-form a phrase, so `graph neural networks, NeRF` means two terms); without commas, spaces separate
-terms. Matching is case-insensitive on stems ("representations" finds "representation") at word
-boundaries, except for acronyms: an all-capitals query word such as `INR` only matches the same
-capitals in the paper (`INR`, `INRs`), never `inr` inside other words or `INRIA`.
+Syntax: `"neural field", NeRF, -medical, ~scene`. Quoted text is a phrase; a leading `-` excludes a
+word or a phrase, a leading `~` asks for fewer papers holding it ("less like this" writes these).
+With commas, each comma-separated item is one term (several unquoted words in an item form a
+phrase, so `graph neural networks, NeRF` means two terms); without commas, spaces separate terms.
+Matching is case-insensitive on Snowball stems ("representations" finds "representation") of
+American spellings ("optimisation" finds "optimization") at word boundaries, except for acronyms:
+an all-capitals query word such as `INR` only matches the same capitals in the paper (`INR`,
+`INRs`), never `inr` inside other words or `INRIA`. A phrase also matches its words written joined
+("fine tuning" finds "finetuning"); the engine adds the other direction and acronyms defined in the
+papers (`definitions`).
 """
 
 import re
@@ -15,14 +19,24 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import snowballstemmer
+from breame.spelling import get_american_spelling
 
 # snowballstemmer hands out PyStemmer's C implementation when it is installed.
 _STEMMER = snowballstemmer.stemmer("english")
 _WORD_RE = re.compile(r"[^\W_]+")
-_SYNTAX_RE = re.compile(r'(-?)"([^"]*)"?|([^\s,"]+)|(,)')
+_SYNTAX_RE = re.compile(r'([-~]?)"([^"]*)"?|([^\s,"]+)|(,)')
 _VOWELS = set("aeiouy")
 _COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 ACRONYM_PREFIX = "A:"
+_DEFINED_RE = re.compile(r"\(\s*([A-Z][A-Za-z0-9-]{1,11})\s*\)")
+# Short words an expansion may hold that its acronym leaves out: "Bag of Words (BoW)".
+_ACRONYM_GAPS = frozenset("a an and for in of on the to with".split())
+
+# Research words breame's British -> American table lacks; each stem takes the -ise endings.
+_ISE_STEMS = """binari categori characteri discreti initiali lemmati parameteri parametri quanti summari tokeni
+    vectori""".split()
+_ISE_ENDINGS = ("se", "sed", "ses", "sing", "ser", "sers", "sation", "sations")
+_AMERICAN_EXTRA = {stem + ending: stem + "z" + ending[1:] for stem in _ISE_STEMS for ending in _ISE_ENDINGS}
 
 # A lone word from this list would match almost every abstract; inside a phrase it is kept.
 STOPWORDS = frozenset(
@@ -48,9 +62,14 @@ def words(text: str) -> list[str]:
     return _WORD_RE.findall(fold(text))
 
 
+def american(lowered: str) -> str:
+    """A lower-case word in American spelling ("modelling" -> "modeling")."""
+    return _AMERICAN_EXTRA.get(lowered) or get_american_spelling(lowered)
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    lowered = word.lower()
+    lowered = american(word.lower())
     # Porter keeps the plural s of vowel-less words ("llms"); drop it so "LLM" and "LLMs" agree.
     if len(lowered) > 2 and lowered.endswith("s") and not _VOWELS & set(lowered[:-1]):
         lowered = lowered[:-1]
@@ -88,15 +107,18 @@ def text_keys(text: str) -> list[tuple[str, str | None]]:
 class Term:
     text: str
     keys: tuple[str, ...]
+    # The same term with two adjacent words written as one ("fine tuning" -> "finetuning").
+    joined: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
 class KeywordQuery:
     include: tuple[Term, ...] = ()
     exclude: tuple[Term, ...] = ()
+    fewer: tuple[Term, ...] = ()  # "less like this": lowered, never vetoed (see digest.matching.engine)
 
     def __bool__(self) -> bool:
-        return bool(self.include or self.exclude)
+        return bool(self.include or self.exclude or self.fewer)
 
 
 @lru_cache(maxsize=100_000)
@@ -105,47 +127,60 @@ def make_term(text: str) -> Term | None:
     tokens = words(text)
     if not tokens or (len(tokens) == 1 and tokens[0].lower() in STOPWORDS and not acronym(tokens[0])):
         return None
-    return Term(text=" ".join(text.split()), keys=tuple(word_key(token) for token in tokens))
+    keys = tuple(word_key(token) for token in tokens)
+    joined = tuple(
+        (*keys[:start], stem(tokens[start] + tokens[start + 1]), *keys[start + 2 :])
+        for start in range(len(tokens) - 1)
+        if not (acronym(tokens[start]) or acronym(tokens[start + 1]))
+    )
+    return Term(text=" ".join(text.split()), keys=keys, joined=joined)
 
 
-def _raw_terms(raw: str) -> list[tuple[bool, str]]:
+INCLUDE, EXCLUDE, FEWER = "", "-", "~"
+_SIGNS = EXCLUDE + FEWER
+
+
+def _raw_terms(raw: str) -> list[tuple[str, str]]:
+    """(sign, text) per term: "" wanted, "-" excluded, "~" fewer of these."""
     comma_mode = "," in re.sub(r'"[^"]*"?', "", raw)
-    found: list[tuple[bool, str]] = []
+    found: list[tuple[str, str]] = []
     item: list[str] = []
-    item_excluded = False
+    item_sign = INCLUDE
 
     def flush() -> None:
-        nonlocal item, item_excluded
+        nonlocal item, item_sign
         if item:
-            found.append((item_excluded, " ".join(item)))
-        item, item_excluded = [], False
+            found.append((item_sign, " ".join(item)))
+        item, item_sign = [], INCLUDE
 
     for match in _SYNTAX_RE.finditer(raw):
-        minus, quoted, bare, comma = match.groups()
+        sign, quoted, bare, comma = match.groups()
         if comma:
             flush()
         elif quoted is not None:
-            found.append((bool(minus), quoted))
+            found.append((sign, quoted))
         elif comma_mode:
-            if not item and bare.startswith("-"):
-                item_excluded = True
-            item.append(bare.lstrip("-") if not item else bare)
+            if not item and bare[0] in _SIGNS:
+                item_sign = bare[0]
+            item.append(bare.lstrip(_SIGNS) if not item else bare)
         else:
-            found.append((bare.startswith("-"), bare.lstrip("-")))
+            found.append((bare[0] if bare[0] in _SIGNS else INCLUDE, bare.lstrip(_SIGNS)))
     flush()
     return found
 
 
 def parse_keywords(raw: str) -> KeywordQuery:
-    include: dict[tuple[str, ...], Term] = {}
-    exclude: dict[tuple[str, ...], Term] = {}
-    for excluded, text in _raw_terms(raw or ""):
+    by_sign: dict[str, dict[tuple[str, ...], Term]] = {INCLUDE: {}, EXCLUDE: {}, FEWER: {}}
+    for sign, text in _raw_terms(raw or ""):
         term = make_term(text)
         if term is not None:
-            (exclude if excluded else include).setdefault(term.keys, term)
-    for keys in exclude:
+            by_sign[sign].setdefault(term.keys, term)
+    include, exclude, fewer = by_sign[INCLUDE], by_sign[EXCLUDE], by_sign[FEWER]
+    for keys in [*exclude, *fewer]:
         include.pop(keys, None)
-    return KeywordQuery(include=tuple(include.values()), exclude=tuple(exclude.values()))
+    for keys in exclude:
+        fewer.pop(keys, None)
+    return KeywordQuery(include=tuple(include.values()), exclude=tuple(exclude.values()), fewer=tuple(fewer.values()))
 
 
 def positive_keywords(keywords: str) -> list[str]:
@@ -155,11 +190,50 @@ def positive_keywords(keywords: str) -> list[str]:
 
 def occurs(term: Term, keys: Sequence[tuple[str, str | None]]) -> bool:
     """Whether the term's words appear consecutively in a tokenised text (see `text_keys`)."""
-    width = len(term.keys)
-    first = term.keys[0]
+    return occurs_keys(term.keys, keys)
+
+
+def occurs_keys(wanted: Sequence[str], keys: Sequence[tuple[str, str | None]]) -> bool:
+    width = len(wanted)
+    first = wanted[0]
     for start in range(len(keys) - width + 1):
         if first not in keys[start]:
             continue
-        if all(term.keys[offset] in keys[start + offset] for offset in range(1, width)):
+        if all(wanted[offset] in keys[start + offset] for offset in range(1, width)):
             return True
     return False
+
+
+def _initials(word: str) -> str:
+    """A word's initial and its inner capitals: "AutoEncoder" -> "AE", "neural" -> "N"."""
+    if word.isupper():
+        return word[0]
+    return (word[0] + "".join(ch for ch in word[1:] if ch.isupper() or ch.isdigit())).upper()
+
+
+def definitions(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Acronyms a text defines, as (acronym key, expansion keys): "implicit neural representations
+    (INRs)" gives ("A:INR", ("implicit", "neural", "represent")). The expansion is the run of words
+    just before the parenthesis whose initials (and inner capitals) spell the acronym's capitals
+    and digits, short words such as "of" allowed in between."""
+    found = []
+    text = fold(text)
+    for match in _DEFINED_RE.finditer(text):
+        written = match.group(1)
+        core = written[:-1] if written.endswith("s") and len(written) > 2 else written
+        letters = "".join(ch for ch in core if ch.isupper() or ch.isdigit())
+        if len(letters) < 2 or "-" in core:
+            continue
+        before = words(text[max(0, match.start() - 200) : match.start()])
+        remaining, start = letters, len(before)
+        while remaining and start > 0 and len(before) - start <= len(letters) + 3:
+            word = before[start - 1]
+            initials = _initials(word)
+            if remaining.endswith(initials):
+                remaining = remaining[: -len(initials)]
+            elif word.lower() not in _ACRONYM_GAPS or start == len(before):
+                break
+            start -= 1
+        if not remaining and start < len(before):
+            found.append((word_key(core), tuple(word_key(token) for token in before[start:])))
+    return found

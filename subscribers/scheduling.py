@@ -84,3 +84,21 @@ def schedule_subscriber(subscriber: Subscriber, now: datetime | None = None) -> 
     if subscriber.pk:
         Subscriber.objects.filter(pk=subscriber.pk).update(next_delivery_at=value)
     return value
+
+
+def next_delivery_text(subscriber: Subscriber, now: datetime | None = None) -> str:
+    """When the next digest is due, as the subscriber's own clock shows it: "tomorrow, Saturday
+    5 December, at 08:00 (Europe/Paris time)". Empty when none is due (paused, unsubscribed)."""
+    if subscriber.next_delivery_at is None:
+        return ""
+    zone = subscriber_zone(subscriber.timezone)
+    due = subscriber.next_delivery_at.astimezone(zone)
+    today = (now or timezone.now()).astimezone(zone).date()
+    day = f"{due:%A} {due.day} {due:%B}"
+    if due.date() == today:
+        day = f"today, {day},"
+    elif due.date() == today + timedelta(days=1):
+        day = f"tomorrow, {day},"
+    else:
+        day = f"on {day}"
+    return f"{day} at {due:%H:%M} ({zone.key} time)"

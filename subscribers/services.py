@@ -26,6 +26,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from config.celery import queue, run_here
 from subscribers import rematch
+from subscribers.liked_input import LikedInput
 from subscribers.models import Subscriber, Topic
 from subscribers.scheduling import schedule_subscriber
 from subscribers.tokens import read_token
@@ -122,10 +123,13 @@ def find_by_email(email: str) -> Subscriber | None:
     return Subscriber.objects.alias(email_lower=Lower("email")).filter(email_lower=email.lower()).first()
 
 
-def queue_signup(email: str, prefs: Preferences) -> None:
+def queue_signup(email: str, prefs: Preferences, liked: LikedInput | None = None) -> None:
     """Hand the signup to a worker. A new and a known address take different work, so doing it in
     the request would let its timing tell who subscribes; queueing costs the same for both."""
-    _queue_or_run("subscribers.subscribe", email, prefs.to_data())
+    if liked:
+        _queue_or_run("subscribers.subscribe", email, prefs.to_data(), liked.to_data())
+    else:
+        _queue_or_run("subscribers.subscribe", email, prefs.to_data())
 
 
 def queue_manage_link_request(email: str) -> None:
@@ -142,7 +146,7 @@ def _queue_or_run(task_name: str, *args: object) -> None:
         run_here(task_name, *args)
 
 
-def subscribe(email: str, prefs: Preferences) -> SignupOutcome:
+def subscribe(email: str, prefs: Preferences, liked: LikedInput | None = None) -> SignupOutcome:
     """Sign a new address up (double opt-in); for a known address, email its owner instead.
 
     The form is anonymous, so it never changes what a known address has stored, whatever its
@@ -157,6 +161,8 @@ def subscribe(email: str, prefs: Preferences) -> SignupOutcome:
             with transaction.atomic():
                 subscriber = Subscriber.objects.create(email=email, status=Status.PENDING)
                 _store(subscriber, prefs)
+                if liked:
+                    _add_liked_papers_on_commit(subscriber, liked)
         except IntegrityError:
             # A concurrent signup for the same address won the race; treat ours as a repeat.
             subscriber = find_by_email(email)
@@ -167,6 +173,15 @@ def subscribe(email: str, prefs: Preferences) -> SignupOutcome:
     if subscriber.status == Status.PENDING:
         return _opt_in(subscriber)
     return SignupOutcome.MANAGE_LINK_SENT if send_manage_link(subscriber) else SignupOutcome.THROTTLED
+
+
+def _add_liked_papers_on_commit(subscriber: Subscriber, liked: LikedInput) -> None:
+    """The digest app stores liked papers (they point at its papers): handed over by task name."""
+
+    def queue_or_run() -> None:
+        _queue_or_run("digest.add_liked_papers", subscriber.pk, liked.to_data())
+
+    transaction.on_commit(queue_or_run)
 
 
 def _opt_in(subscriber: Subscriber) -> SignupOutcome:
@@ -382,6 +397,11 @@ def export_data(subscriber: Subscriber) -> dict:
             for row in deliveries
         ],
         "bounce_count": subscriber.bounce_count,
+        # The digest app's LikedPaper rows, through their relation to the subscriber.
+        "liked_papers": [
+            {**row, "added_at": stamp(row["added_at"])}
+            for row in subscriber.liked_papers.values("arxiv_id", "title", "paper__title", "state", "added_at")
+        ],
     }
 
 

@@ -6,12 +6,15 @@ from celery import shared_task
 from django.conf import settings
 
 from subscribers import emails, services
+from subscribers.liked_input import LikedInput
 from subscribers.models import Subscriber
 
 
 @shared_task(name="subscribers.subscribe")
-def subscribe(email: str, preferences: dict) -> str:
-    return services.subscribe(email, services.Preferences.from_data(preferences))
+def subscribe(email: str, preferences: dict, liked: dict | None = None) -> str:
+    return services.subscribe(
+        email, services.Preferences.from_data(preferences), LikedInput.from_data(liked) if liked else None
+    )
 
 
 @shared_task(name="subscribers.request_manage_link")

@@ -51,6 +51,11 @@ def _fingerprint(subscriber: Subscriber, purpose: str) -> str:
         return ""
     sent = subscriber.confirmation_sent_at.timestamp() if subscriber.confirmation_sent_at else ""
     state = f"{subscriber.pk}:{subscriber.status}:{sent}"
+    if subscriber.confirmed_at:
+        # Once confirmed, every earlier link is spent for good, even if the address is pending
+        # again within the hour in which no new link is sent. Appended only when set, so links
+        # in flight to people who never confirmed keep working.
+        state += f":{subscriber.confirmed_at.timestamp()}"
     return salted_hmac(f"paperboy.tokens.{purpose}.state", state).hexdigest()[:16]
 
 
@@ -97,6 +102,30 @@ def make_token(subscriber: Subscriber, purpose: str, extra: dict | None = None) 
 
 def read_payload(token: str, purpose: str) -> tuple[Subscriber, dict] | None:
     """The subscriber and extra data a valid token names, or None if it is forged, expired or used."""
+    found = _genuine(token, purpose)
+    if found is None:
+        return None
+    subscriber, payload, extra = found
+    if not constant_time_compare(payload.get("f", ""), _fingerprint(subscriber, purpose)):
+        return None
+    return subscriber, extra
+
+
+def read_spent_token(token: str, purpose: str) -> Subscriber | None:
+    """The subscriber a genuine, unexpired one-shot token names once it no longer works: it was
+    used, or a newer one replaced it. None if it still works, or was never ours."""
+    found = _genuine(token, purpose) if purpose in ONE_SHOT else None
+    if found is None:
+        return None
+    subscriber, payload, _ = found
+    if constant_time_compare(payload.get("f", ""), _fingerprint(subscriber, purpose)):
+        return None
+    return subscriber
+
+
+def _genuine(token: str, purpose: str) -> tuple[Subscriber, dict, dict] | None:
+    """(subscriber, payload, extra) of a token we signed for `purpose` and that has not expired,
+    whatever the state of its subscriber."""
     if purpose not in LIFETIMES or not token or len(token) > 1000:
         return None
     lifetime = LIFETIMES[purpose]
@@ -110,9 +139,7 @@ def read_payload(token: str, purpose: str) -> tuple[Subscriber, dict] | None:
     subscriber = _named(payload) if isinstance(extra, dict) else None
     if subscriber is None:
         return None
-    if not constant_time_compare(payload.get("f", ""), _fingerprint(subscriber, purpose)):
-        return None
-    return subscriber, extra
+    return subscriber, payload, extra
 
 
 def _named(payload: dict) -> Subscriber | None:

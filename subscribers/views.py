@@ -12,17 +12,21 @@ from django.views.decorators.http import require_http_methods
 from subscribers import ratelimit, services
 from subscribers.forms import ManageLinkForm, PreferencesForm, SignupForm
 from subscribers.models import Subscriber
-from subscribers.tokens import make_token, read_token
+from subscribers.scheduling import next_delivery_text
+from subscribers.tokens import make_token, read_spent_token, read_token
 
 log = logging.getLogger(__name__)
 
 # Fixed texts chosen by a query parameter: nothing from the URL is ever echoed into the page.
 NOTICES = {
-    "confirmed": "You're subscribed. Your first digest arrives at your next delivery time.",
+    "confirmed": "You're subscribed.",
     "saved": "Your preferences are saved.",
     "paused": "Your digest is paused. Resume it whenever you like.",
     "resumed": "Your digest is back on.",
     "resubscribed": "You're subscribed again, with the preferences below.",
+    # The liked-papers list (digest/liked_views.py) comes back here.
+    "liked": "Your liked papers are saved. Those we don't hold yet are being fetched from arXiv.",
+    "unliked": "The paper is no longer in your liked list.",
 }
 
 
@@ -47,7 +51,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             log.info("signup honeypot filled, ignored")
             return redirect("subscribers:check_inbox")
         if valid:
-            services.queue_signup(form.cleaned_data["email"], form.preferences())
+            services.queue_signup(form.cleaned_data["email"], form.preferences(), form.liked())
             return redirect("subscribers:check_inbox")
     return render(request, "subscribers/signup.html", {"form": form}, status=400 if form.is_bound else 200)
 
@@ -74,6 +78,9 @@ def request_link(request: HttpRequest) -> HttpResponse:
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = read_token(token, "confirm")
     if subscriber is None or subscriber.status != Subscriber.Status.PENDING:
+        spent = read_spent_token(token, "confirm")
+        if spent is not None:  # ours, and used or replaced: say which, and change nothing
+            return render(request, "subscribers/confirm_spent.html", {"subscriber": spent})
         return invalid_link(request, "confirm")
     if request.method == "POST":
         services.confirm(subscriber)
@@ -115,7 +122,10 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
             services.update_preferences(subscriber, form.preferences())
             return redirect(f"{request.path}?done=saved")
         return _manage_page(request, subscriber, token, form, status=400)
-    notice = NOTICES.get(request.GET.get("done", ""))
+    done = request.GET.get("done", "")
+    notice = NOTICES.get(done)
+    if done == "confirmed" and subscriber.next_delivery_at:
+        notice = f"{notice} Your first digest arrives {next_delivery_text(subscriber)}."
     return _manage_page(request, subscriber, token, _saved_preferences(subscriber), notice=notice)
 
 
@@ -140,6 +150,7 @@ def _manage_page(
         "unsubscribe_token": make_token(subscriber, "unsubscribe"),
         "notice": notice,
         "alert": alert,
+        "next_delivery": next_delivery_text(subscriber),
     }
     return render(request, "subscribers/manage.html", context, status=status)
 

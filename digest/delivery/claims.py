@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Count, F, Prefetch, Q, Window
+from django.db.models import Count, F, Prefetch, Q, Sum, Window
 from django.db.models.functions import RowNumber
 
 from digest.delivery.picks import Pick, load_papers, load_picks
@@ -88,7 +88,9 @@ def pick_papers(subscriber: Subscriber) -> tuple[list[Pick], int]:
     """The papers a digest built now would show, and how many more matched (reads only)."""
     waiting = waiting_candidates([subscriber.id])[subscriber.id]
     shown = waiting[: subscriber.max_papers]
-    return load_picks(Candidate.objects.filter(id__in=shown).order_by("-score", "id")), len(waiting) - len(shown)
+    unstored = Candidate.objects.filter(id__in=waiting).aggregate(n=Sum("unstored"))["n"] or 0
+    picks = load_picks(Candidate.objects.filter(id__in=shown).order_by("-score", "id"))
+    return picks, len(waiting) - len(shown) + unstored
 
 
 def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> None:
@@ -106,13 +108,17 @@ def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> None:
         oldest.setdefault(delivery.subscriber_id, (delivery.id,))
     update_each(Candidate, ("delivery",), oldest, key="subscriber", only_unset=True)
     attached = (
-        Candidate.objects.filter(delivery_id__in=[d.id for d in first]).values("delivery_id").annotate(n=Count("id"))
+        Candidate.objects.filter(delivery_id__in=[d.id for d in first])
+        .values("delivery_id")
+        .annotate(n=Count("id"), unstored=Sum("unstored"))
     )
-    counts = dict(attached.values_list("delivery_id", "n"))
+    counts = {
+        delivery_id: (n, unstored) for delivery_id, n, unstored in attached.values_list("delivery_id", "n", "unstored")
+    }
     for delivery in first:
-        found = counts.get(delivery.id, 0)
+        found, unstored = counts.get(delivery.id, (0, 0))
         delivery.paper_count = min(found, max_papers[delivery.subscriber_id])
-        delivery.more_count = found - delivery.paper_count
+        delivery.more_count = found - delivery.paper_count + unstored
         delivery.message_id = new_message_id()
     update_each(
         Delivery,

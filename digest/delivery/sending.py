@@ -9,7 +9,8 @@ The rules, in one place:
   same Message-ID.
 - A digest with no papers is `skipped` unless SEND_EMPTY_DIGESTS is on.
 - The subscriber is re-checked just before talking to the mail server: anyone no longer active
-  gets nothing (`skipped`).
+  gets nothing (`skipped`). The check is made for the next SEND_OUTCOME_BATCH digests of the
+  chunk at once, milliseconds before the first of them goes.
 - Transient failures (4xx, timeouts, disconnects) go back to `queued` with `next_attempt_at`
   (exponential backoff with jitter) until SEND_MAX_ATTEMPTS; a refused address (a 5xx to RCPT
   TO) is `failed` at once and counts towards the subscriber's BOUNCE_LIMIT; a refused message (a
@@ -23,7 +24,13 @@ The rules, in one place:
 - Over SMTP the server works while the worker builds: a digest is built (its size is declared
   with its envelope), its envelope goes out in one write with the previous digest's data (when
   the server offers PIPELINING), the next digest is built, and only then is the previous one's
-  verdict read and recorded. Each outcome is still recorded on its own, right after its verdict.
+  verdict read and recorded.
+- Accepted digests are recorded `sent` together, up to SEND_OUTCOME_BATCH in one statement (one
+  commit), and always before the worker would wait for a verdict (the server's answer to a
+  message's data has not arrived yet), at a pause and at the end of the chunk; other outcomes are
+  recorded at once. A
+  worker killed mid-chunk may thus resend at most SEND_OUTCOME_BATCH digests that the server had
+  accepted (1 records each on its own, as a chunk did before), under their Message-IDs.
 - A chunk is claimed in one transaction. A Delivery left in `sending` longer than
   SENDING_TIMEOUT_SECONDS (its worker died mid-chunk) is claimed again and sent with the same
   Message-ID; a digest the server accepted just before the worker died can thus arrive twice,
@@ -32,12 +39,15 @@ The rules, in one place:
 
 import logging
 import random
+import select
 import smtplib
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from dataclasses import field as dataclass_field
+from datetime import datetime, timedelta
 from enum import Enum
 
 from django.conf import settings
@@ -55,7 +65,7 @@ from digest.delivery.digest_email import DigestTooLarge, build_digest_within
 from digest.delivery.picks import Pick
 from digest.delivery.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
 from digest.models import Delivery
-from digest.plain_sql import asynchronous_commits, row_exists, update_rows
+from digest.plain_sql import asynchronous_commits, update_each, update_rows
 from mail.refusals import Refusal, smtp_refusal
 from mail.return_path import return_path
 from mail.send_rate import SendRateLimiter, send_rate_limiter
@@ -190,13 +200,71 @@ class InFlight:
 class Chunk:
     """What sending one chunk's digests over one connection works with."""
 
-    pending: Iterator[Delivery]  # claimed and not yet looked at
+    pending: deque[Delivery]  # claimed and not yet looked at
     subscribers: dict[int, Subscriber]
     papers: dict[int, list[Pick]]
     connection: BaseEmailBackend
     stream: MessageStream
     limiter: SendRateLimiter
     result: ChunkResult
+    active: dict[int, bool] = dataclass_field(default_factory=dict)  # the last look, per subscriber
+    unrecorded: list[tuple[Delivery, str, datetime]] = dataclass_field(
+        default_factory=list
+    )  # accepted: sent, subject, when
+
+
+def still_active(chunk: Chunk, delivery: Delivery) -> bool:
+    """The last look before the mail server, taken for this digest's subscriber and those of the
+    next SEND_OUTCOME_BATCH - 1 digests in one query."""
+    if delivery.subscriber_id not in chunk.active:
+        ahead = [delivery.subscriber_id]
+        ahead += [d.subscriber_id for d in list(chunk.pending)[: settings.SEND_OUTCOME_BATCH - 1]]
+        active = Subscriber.objects.filter(id__in=ahead, status=Subscriber.Status.ACTIVE)
+        found = set(active.values_list("id", flat=True))
+        chunk.active = {subscriber_id: subscriber_id in found for subscriber_id in ahead}
+    return chunk.active.pop(delivery.subscriber_id)
+
+
+def record_sent(chunk: Chunk) -> None:
+    """Record the accepted digests not yet recorded, in one statement per claim (a chunk has one)."""
+    while chunk.unrecorded:
+        claimed_at = chunk.unrecorded[0][0].claimed_at
+        rows = {
+            d.id: (sent_at, subject[:300]) for d, subject, sent_at in chunk.unrecorded if d.claimed_at == claimed_at
+        }
+
+        def write(rows: dict = rows, claimed_at: datetime | None = claimed_at) -> int:
+            return update_each(
+                Delivery,
+                ("sent_at", "subject"),
+                rows,
+                same={"status": Delivery.Status.SENT, "next_attempt_at": None, "last_error": ""},
+                where={"status": Delivery.Status.SENDING, "claimed_at": claimed_at},
+            )
+
+        recorded = _waiting_for_the_database(write)
+        chunk.unrecorded = [item for item in chunk.unrecorded if item[0].claimed_at != claimed_at]
+        if recorded != len(rows):
+            log.warning("%d sent deliveries were reclaimed while their worker still held them", len(rows) - recorded)
+
+
+def answer_arrived(connection: BaseEmailBackend) -> bool:
+    """Whether the mail server's next answer is already here, so that reading it will not wait
+    (False when unknown: the caller then records what it holds before reading)."""
+    sock = getattr(getattr(connection, "connection", None), "sock", None)
+    if sock is None:
+        return False
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
+def before_waiting(chunk: Chunk) -> None:
+    """About to read an answer from the mail server: record the accepted digests first, unless
+    the answer is already here. A worker killed while it waits has recorded what it sent."""
+    if chunk.unrecorded and not answer_arrived(chunk.connection):
+        record_sent(chunk)
 
 
 def skipped_outcome(delivery: Delivery, subscriber: Subscriber | None) -> Outcome | None:
@@ -225,7 +293,8 @@ def _failed(delivery: Delivery, error: Exception, connection: BaseEmailBackend, 
 
 def next_built(chunk: Chunk) -> Ready | None:
     """The next claimed digest to send, built; those not to be sent are recorded on the way."""
-    for delivery in chunk.pending:
+    while chunk.pending:
+        delivery = chunk.pending.popleft()
         subscriber = chunk.subscribers.get(delivery.subscriber_id)
         skipped = skipped_outcome(delivery, subscriber)
         if skipped:
@@ -235,7 +304,7 @@ def next_built(chunk: Chunk) -> Ready | None:
             continue
         chunk.limiter.acquire()
         # The last look before the mail server: someone who left since the claim gets nothing.
-        if not row_exists(Subscriber, id=delivery.subscriber_id, status=Subscriber.Status.ACTIVE):
+        if not still_active(chunk, delivery):
             _finish(delivery, status=Delivery.Status.SKIPPED, last_error="subscriber no longer active")
             chunk.result.count(Outcome.INACTIVE)
             continue
@@ -283,19 +352,15 @@ def hand_over(ready: Ready, chunk: Chunk) -> Outcome | InFlight:
 
 
 def land(flight: InFlight, chunk: Chunk) -> Outcome:
-    """Read the server's verdict on a digest in flight and record it."""
+    """Read the server's verdict on a digest in flight; an accepted one joins those to record."""
+    before_waiting(chunk)
     try:
         chunk.stream.verdict(flight.handle)
     except Exception as error:
         return _failed(flight.delivery, error, chunk.connection, subject=flight.subject)
-    _finish(
-        flight.delivery,
-        status=Delivery.Status.SENT,
-        sent_at=timezone.now(),
-        subject=flight.subject[:300],
-        next_attempt_at=None,
-        last_error="",
-    )
+    chunk.unrecorded.append((flight.delivery, flight.subject, timezone.now()))
+    if len(chunk.unrecorded) >= settings.SEND_OUTCOME_BATCH:
+        record_sent(chunk)
     return Outcome.SENT
 
 
@@ -314,7 +379,7 @@ def send_claimed(
     reads both; then the previous digest's verdict is read and recorded, and this digest's data
     queued. Should most digests tried be refused as messages, the chunk stops there (`pause`).
     """
-    chunk = Chunk(iter(claimed), subscribers, papers, connection, message_stream(connection), limiter, result)
+    chunk = Chunk(deque(claimed), subscribers, papers, connection, message_stream(connection), limiter, result)
     ready = begun(chunk, next_built(chunk))
     in_flight: InFlight | None = None
     try:
@@ -338,12 +403,16 @@ def send_claimed(
             if in_flight is not None:
                 result.count(land(in_flight, chunk))
         finally:
-            close_quietly(connection)
+            try:
+                record_sent(chunk)
+            finally:
+                close_quietly(connection)
 
 
 def pause(chunk: Chunk, untried: list[Delivery]) -> None:
     """Most digests tried were refused as messages: the untried ones go back to the queue until the
     pause ends, their attempt not counted (digest/delivery/refusal_alarm.py)."""
+    record_sent(chunk)
     until = pause_until(timezone.now())
     ids, claims = [d.id for d in untried], {d.claimed_at for d in untried}
 

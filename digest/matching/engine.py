@@ -13,8 +13,8 @@ over the signals below; an excluded keyword vetoes the paper, a category filter 
 outside it, and the ranking (digest.matching.ranking) turns relevance into the final score.
 """
 
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -26,9 +26,19 @@ from django.conf import settings
 from django.utils import timezone
 
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
+from digest.matching.liked import liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
 from digest.matching.similarity import PaperSimilarity, paper_text
-from subscribers.keywords import KeywordQuery, Term, occurs, parse_keywords, text_keys
+from subscribers.keywords import (
+    ACRONYM_PREFIX,
+    KeywordQuery,
+    Term,
+    definitions,
+    occurs_keys,
+    parse_keywords,
+    stem,
+    text_keys,
+)
 
 if TYPE_CHECKING:
     from digest.models import Paper
@@ -46,6 +56,16 @@ SIMILARITY_MAX = 0.8
 TOPIC_SCALE = 0.9  # a topic is chosen from a list, a little less personal than one's own words
 # A topic's keyword list is long and broad: one word in an abstract is weak evidence, two are not.
 TOPIC_KEYWORD_FACTOR = 0.4
+
+# "Less like this": a paper holding a `~term` keeps this share of its relevance.
+LESS_OF_FACTOR = 0.3
+# A one-word keyword is also looked for as two words ("finetuning" -> "fine tuning"), parts this long.
+MIN_SPLIT_PART = 3
+# An acronym stands for an expansion defined by at least 1 in USUAL_MEANING_SHARE of the batch's
+# papers that define it.
+USUAL_MEANING_SHARE = 3
+
+INTEREST_REASON = "similar to your interests"
 
 BOOST = "boost"
 FILTER = "filter"
@@ -78,10 +98,11 @@ class Matcher:
     authors: tuple[AuthorName, ...] = ()
     categories: frozenset[str] = frozenset()
     category_mode: str = BOOST
+    liked: tuple[str, ...] = ()  # texts of the papers the subscriber liked (digest/matching/liked.py)
 
     @property
     def has_signals(self) -> bool:
-        return bool(self.keywords.include or self.interests or self.topics or self.authors)
+        return bool(self.keywords.include or self.interests or self.topics or self.authors or self.liked)
 
 
 class Match(NamedTuple):
@@ -228,6 +249,15 @@ class BatchIndex:
                 postings[key].append(position)
             self._title_words.append(in_title)
         self._postings = {key: np.array(found, dtype=np.int32) for key, found in postings.items()}
+        # Acronyms the papers define: acronym -> {expansion: papers defining it so}, and the reverse.
+        self.glossary: dict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
+        self._defined: dict[str, dict[int, tuple[str, ...]]] = defaultdict(dict)
+        self._abbreviated: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for position, paper in enumerate(self.papers):
+            for acronym_key, expansion in dict(definitions(f"{paper.title}. {paper.abstract}")).items():
+                self.glossary[acronym_key][expansion] += 1
+                self._defined[acronym_key][position] = expansion
+                self._abbreviated[expansion].add(acronym_key)
         self.authors = AuthorIndex(paper.authors for paper in self.papers)
         self.similarity = PaperSimilarity([paper_text(p.title, p.abstract) for p in self.papers], background)
         now = now or timezone.now()
@@ -244,25 +274,72 @@ class BatchIndex:
         self._categories: dict[frozenset[str], np.ndarray] = {}
 
     def term_hits(self, term: Term) -> _Hits:
+        """Papers holding the term in any of its forms: as typed, joined or split ("fine tuning",
+        "finetuning"), or through an acronym a paper of the batch defines ("INR" <-> "implicit
+        neural representation"); a paper scores the title weight when a form is in its title."""
         cached = self._terms.get(term.keys)
         if cached is not None:
             return cached
-        empty = np.zeros(0, np.int32)
-        keys = term.keys if len(term.keys) == 1 else [a + " " + b for a, b in pairwise(term.keys)]
-        candidates = self._postings.get(keys[0], empty)
-        for key in keys[1:]:
-            candidates = np.intersect1d(candidates, self._postings.get(key, empty), assume_unique=True)
+        forms = dict.fromkeys([term.keys, *term.joined, *self._split_forms(term), *self._expansions(term.keys)])
         found: dict[int, float] = {}
-        for position in candidates.tolist():
-            if len(term.keys) == 1:
-                in_title = term.keys[0] in self._title_words[position]
-            else:
-                in_title = occurs(term, self._title_keys[position])
-                if not in_title and len(term.keys) > 2 and not occurs(term, self._abstract_keys[position]):
-                    continue
-            found[position] = KEYWORD_IN_TITLE if in_title else KEYWORD_IN_ABSTRACT
+        for keys in forms:
+            for position, in_title in self._phrase_hits(keys).items():
+                found[position] = max(found.get(position, 0.0), KEYWORD_IN_TITLE if in_title else KEYWORD_IN_ABSTRACT)
+        for acronym_key, defined_elsewhere in self._acronyms_for(term.keys):
+            for position, in_title in self._phrase_hits((acronym_key,)).items():
+                if position not in defined_elsewhere:
+                    weight = KEYWORD_IN_TITLE if in_title else KEYWORD_IN_ABSTRACT
+                    found[position] = max(found.get(position, 0.0), weight)
         hits = self._terms[term.keys] = _Hits.of(found) if found else _NO_HITS
         return hits
+
+    def _phrase_hits(self, keys: tuple[str, ...]) -> dict[int, bool]:
+        """Paper position -> whether the words are in its title, for papers holding them in order."""
+        empty = np.zeros(0, np.int32)
+        lookups = keys if len(keys) == 1 else [a + " " + b for a, b in pairwise(keys)]
+        candidates = self._postings.get(lookups[0], empty)
+        for key in lookups[1:]:
+            if not len(candidates):
+                break
+            candidates = np.intersect1d(candidates, self._postings.get(key, empty), assume_unique=True)
+        found: dict[int, bool] = {}
+        for position in candidates.tolist():
+            if len(keys) == 1:
+                found[position] = keys[0] in self._title_words[position]
+            elif occurs_keys(keys, self._title_keys[position]):
+                found[position] = True
+            elif len(keys) == 2 or occurs_keys(keys, self._abstract_keys[position]):
+                found[position] = False
+        return found
+
+    def _split_forms(self, term: Term) -> list[tuple[str, ...]]:
+        """A one-word term as two adjacent words some paper of the batch writes ("finetuning" ->
+        "fine tuning"); only splits into parts of three letters or more that occur as a pair."""
+        word = term.text.lower()
+        if len(term.keys) != 1 or term.keys[0].startswith(ACRONYM_PREFIX) or not word.isalpha():
+            return []
+        splits = [(stem(word[:cut]), stem(word[cut:])) for cut in range(MIN_SPLIT_PART, len(word) - MIN_SPLIT_PART + 1)]
+        return [pair for pair in splits if pair[0] + " " + pair[1] in self._postings]
+
+    def _expansions(self, keys: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """An acronym's expansions as the batch defines it, the usual meanings only ("RL" is
+        reinforcement learning, though one paper says representation learning)."""
+        if len(keys) != 1 or keys[0] not in self.glossary:
+            return []
+        meanings = self.glossary[keys[0]]
+        total = sum(meanings.values())
+        return [expansion for expansion, count in meanings.items() if count * USUAL_MEANING_SHARE >= total]
+
+    def _acronyms_for(self, keys: tuple[str, ...]) -> list[tuple[str, set[int]]]:
+        """Acronyms standing for this phrase in the batch, each with the papers that define the
+        acronym as something else (where it means something else)."""
+        if len(keys) < 2:
+            return []
+        return [
+            (acronym_key, {position for position, expansion in self._defined[acronym_key].items() if expansion != keys})
+            for acronym_key in self._abbreviated.get(keys, ())
+            if keys in self._expansions((acronym_key,))
+        ]
 
     def author_hits(self, author: AuthorName) -> tuple[_Hits, dict[int, str]]:
         """Papers by the author, and the name as each paper spells it."""
@@ -338,7 +415,7 @@ def _evidence(matcher: Matcher, index: BatchIndex, interest: np.ndarray | None) 
     for topic in matcher.topics:
         found.append(_Evidence(f"in your topic {topic.name}", None, index.topic_relevance(topic)))
     if interest is not None:
-        found.append(_Evidence("similar to your interests", None, interest))
+        found.append(_Evidence(INTEREST_REASON, None, interest))
     return found
 
 
@@ -346,8 +423,14 @@ def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _reasons(evidence: list[_Evidence], positions: np.ndarray, in_category: np.ndarray | None) -> list[str]:
-    """Per paper, its strongest piece of evidence and the next one, if any."""
+def _reasons(
+    evidence: list[_Evidence],
+    positions: np.ndarray,
+    in_category: np.ndarray | None,
+    interest: Callable[[np.ndarray], list[str]] | None = None,
+) -> list[str]:
+    """Per paper, its strongest piece of evidence and the next one, if any. The interest's evidence
+    quotes the words of the interest the paper shares (`interest(positions)` gives them)."""
     texts = [item.reason for item in evidence]
     rows = [item.at(positions) for item in evidence]
     if in_category is not None:
@@ -362,12 +445,52 @@ def _reasons(evidence: list[_Evidence], positions: np.ndarray, in_category: np.n
     second = np.where(values.max(axis=0) > 0, values.argmax(axis=0), -1)
     # Few distinct (best, second) pairs per subscriber: build each reason once.
     codes = (best * (len(texts) + 1) + second + 1).tolist()
-    table: dict[int, str] = {}
-    for code in set(codes):
-        first, other = divmod(code, len(texts) + 1)
-        text = _capitalised(texts[first]) + ("; " + texts[other - 1] if other else "")
-        table[code] = text if len(text) <= 300 else text[:297] + "..."
-    return [table[code] for code in codes]
+    slot = next((number for number, item in enumerate(evidence) if item.reason == INTEREST_REASON), -1)
+    quoted = [""] * len(positions)
+    if interest is not None and slot >= 0:
+        shown = np.flatnonzero((best == slot) | (second == slot))
+        if len(shown):
+            for position, phrase in zip(shown.tolist(), interest(positions[shown]), strict=True):
+                quoted[position] = phrase
+    table: dict[tuple[int, str], str] = {}
+    reasons = []
+    for key in zip(codes, quoted, strict=True):
+        text = table.get(key)
+        if text is None:
+            first, other = divmod(key[0], len(texts) + 1)
+            parts = [texts[first], *([texts[other - 1]] if other else [])]
+            if key[1]:
+                parts = [f"matches your interest: {key[1]}" if part == INTEREST_REASON else part for part in parts]
+            text = _capitalised("; ".join(parts))
+            text = table[key] = text if len(text) <= 300 else text[:297] + "..."
+        reasons.append(text)
+    return reasons
+
+
+def _apply_exclusions(query: KeywordQuery, index: BatchIndex, relevance: np.ndarray) -> None:
+    """`-term` vetoes a paper; `~term` (what "less like this" writes) lowers it, unless the paper
+    holds one of the reader's own keywords: feedback never overrides what the reader asked for."""
+    for positions in index.excluded(query):
+        relevance[positions] = 0.0
+    if not query.fewer:
+        return
+    own = np.zeros(index.size, dtype=bool)
+    for term in query.include:
+        own[index.term_hits(term).positions] = True
+    for term in query.fewer:
+        positions = index.term_hits(term).positions
+        lowered = positions[~own[positions]]
+        relevance[lowered] = _lowered(relevance[lowered])
+
+
+def _lowered(relevance: np.ndarray) -> np.ndarray:
+    return relevance * LESS_OF_FACTOR
+
+
+def _interest_phrases(index: BatchIndex, interests: str) -> Callable[[np.ndarray], list[str]] | None:
+    if not interests:
+        return None
+    return lambda positions: index.similarity.shared_phrases(index.similarity.interest_words(interests), positions)
 
 
 def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None = None) -> list[Matches]:
@@ -384,6 +507,9 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     for matcher in matchers:
         interest = interests[text_row[matcher.interests]] if matcher.interests and interests is not None else None
         evidence = _evidence(matcher, index, interest)
+        liked = liked_scores(matcher.liked, index.similarity)
+        if liked is not None:
+            evidence += [_Evidence(reason, None, dense) for reason, dense in liked.evidence]
         if matcher.interests and interests_log_miss is not None:
             log_miss = interests_log_miss[text_row[matcher.interests]].copy()
         else:
@@ -394,6 +520,8 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
             elif item.dense is not None and item.dense is not interest:
                 log_miss += _log_miss(item.dense)
         relevance = -np.expm1(log_miss)
+        if liked is not None:
+            liked.sharpen(relevance)
         chosen = index.in_categories(matcher.categories) if matcher.categories else None
         if chosen is not None:
             if not matcher.has_signals:
@@ -403,8 +531,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
                 relevance[boosted] = 1 - (1 - relevance[boosted]) * (1 - CATEGORY_BOOST)
             if matcher.category_mode == FILTER:
                 relevance[~chosen] = 0.0
-        for positions in index.excluded(matcher.keywords):
-            relevance[positions] = 0.0
+        _apply_exclusions(matcher.keywords, index, relevance)
         positions = np.flatnonzero(relevance >= min_relevance)
         if not len(positions):
             results.append(NO_MATCHES)
@@ -420,7 +547,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
                 paper_ids=index.ids[positions].tolist(),
                 relevance=np.round(relevance[positions], 4).tolist(),
                 scores=np.round(scores, 4).tolist(),
-                reasons=_reasons(evidence, positions, chosen),
+                reasons=_reasons(evidence, positions, chosen, _interest_phrases(index, matcher.interests)),
             )
         )
     return results

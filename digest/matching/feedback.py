@@ -6,7 +6,8 @@ keyword syntax (`"a phrase", word, -excluded`) so matching needs nothing new:
 - more like this: the paper's most widespread two-word title phrase (or word) becomes a quoted
   keyword, and its primary category joins the subscriber's categories;
 - less like this: the paper's most widespread title word that the subscriber did not ask for
-  becomes an exclusion (`-word`).
+  becomes a "fewer of these" term (`~word`): papers holding it are lowered, never vetoed, and a
+  paper holding one of the subscriber's own keywords is left alone (digest.matching.engine).
 
 "Widespread" is measured against the titles of the papers we hold: a phrase no other paper uses
 would never match again, so it would change nothing.
@@ -76,20 +77,20 @@ def _most_widespread(terms: list[str], at_least: int = 2, at_most: int | None = 
 
 def _items(keywords: str) -> list[str]:
     """The terms of a keyword string, each as written (`"a phrase"`, `word`, `-word`)."""
-    return [t.strip() for t in re.findall(r'-?"[^"]*"|[^\s,"]+', keywords or "")]
+    return [t.strip() for t in re.findall(r'[-~]?"[^"]*"|[^\s,"]+', keywords or "")]
 
 
 def add_keyword(keywords: str, term: str) -> str:
-    """`keywords` with `term` (a quoted phrase, a word or a -word) appended, unless it is already there.
+    """`keywords` with `term` (a quoted phrase, a word, a -word or a ~word) appended, unless it is already there.
 
     The result always uses commas: without them the syntax splits at spaces, so a keyword string
     written with spaces is rewritten item by item first, keeping its meaning.
     """
     query = parse_keywords(keywords)
-    wanted = make_term(term.lstrip("-").strip('"'))
+    wanted = make_term(term.lstrip("-~").strip('"'))
     if wanted is None:
         return keywords
-    present = query.exclude if term.startswith("-") else query.include
+    present = {"-": query.exclude, "~": query.fewer}.get(term[:1], query.include)
     if any(existing.keys == wanted.keys for existing in present):
         return keywords
     current = keywords.strip().rstrip(",") if "," in re.sub(r'"[^"]*"', "", keywords) else ", ".join(_items(keywords))
@@ -140,12 +141,12 @@ def apply_feedback(subscriber: Subscriber, paper: Paper, direction: str) -> Feed
     else:
         term = less_like_this_term(subscriber, paper)
         if term:
-            excluded = f"-{term}"
-            updated = add_keyword(subscriber.keywords, excluded)
+            fewer = f"~{term}"
+            updated = add_keyword(subscriber.keywords, fewer)
             if updated != subscriber.keywords:
-                subscriber.keywords, keyword = updated, excluded
+                subscriber.keywords, keyword = updated, fewer
             else:
-                already.append(excluded)
+                already.append(fewer)
     if keyword or category:
         subscriber.save(update_fields=["keywords", "categories"])
     return FeedbackChange(direction=direction, keyword=keyword, category=category, already=already)

@@ -3,7 +3,7 @@
 `start_match_run` records a MatchRun over the new paper ids and splits the active subscribers into
 chunks; `match_chunk` matches one chunk and stores Candidate rows. A chunk makes the same number of
 queries whatever its size (the run, its papers, the background texts for the IDF, the subscribers
-with their topics, the candidates they already have, one insert, two updates; the run's last chunk
+with their topics and liked papers, the candidates they already have, one insert, two updates; the run's last chunk
 then refreshes the candidates' planner statistics) and is safe to run
 twice: the unique (subscriber, paper) constraint and the already-a-candidate check mean a paper is
 never offered to a subscriber twice, whatever run, version or feed brings it back.
@@ -26,6 +26,7 @@ from django.utils import timezone
 from config.logging import log_event
 from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, compile_matcher, match_subscribers, paper_doc
+from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
 from digest.models import Candidate, MatchRun, Paper
 from digest.plain_sql import refresh_statistics
 from subscribers.models import Subscriber
@@ -102,29 +103,46 @@ def clear_index_cache() -> None:
     _index_cache.clear()
 
 
+def stored_share(matches_found: int, max_papers: int) -> int:
+    """How many of a subscriber's matches from one run are stored: a small multiple of the papers a
+    digest shows (MATCH_STORE_PER_MAX_PAPERS), so that the web copy's "did not fit" list has some,
+    and no more than MATCH_KEEP_PER_SUBSCRIBER; the rest are counted on the last one stored."""
+    return min(matches_found, max(1, settings.MATCH_STORE_PER_MAX_PAPERS * max_papers))
+
+
 def store_matches(subscriber_ids: list[int], index: BatchIndex, papers: QuerySet) -> int:
-    """Match the active subscribers among `subscriber_ids` against the index of `papers`; store new candidates."""
+    """Match the active subscribers among `subscriber_ids` against the index of `papers`; store new
+    candidates, at most `stored_share` per subscriber, the last stored counting the others."""
     subscribers = list(
-        Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE).prefetch_related("topics")
+        Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE).prefetch_related(
+            "topics", LIKED_PREFETCH
+        )
     )
     already = set(
         Candidate.objects.filter(subscriber_id__in=subscriber_ids, paper__in=papers).values_list(
             "subscriber_id", "paper_id"
         )
     )
-    found = match_subscribers({subscriber.id: compile_matcher(subscriber) for subscriber in subscribers}, index)
-    rows = [
-        Candidate(
-            subscriber_id=subscriber_id,
-            paper_id=match.paper_id,
-            score=match.score,
-            relevance=match.relevance,
-            reason=match.reason,
-        )
-        for subscriber_id, matches in found.items()
-        for match in matches
-        if (subscriber_id, match.paper_id) not in already
-    ]
+    already |= liked_paper_ids(subscribers)
+    matchers = {subscriber.id: with_liked_papers(compile_matcher(subscriber), subscriber) for subscriber in subscribers}
+    found = match_subscribers(matchers, index)
+    rows = []
+    for subscriber in subscribers:
+        matches = found[subscriber.id]
+        new = [n for n, paper_id in enumerate(matches.paper_ids) if (subscriber.id, paper_id) not in already]
+        kept = new[: stored_share(len(new), subscriber.max_papers)]
+        rows += [
+            Candidate(
+                subscriber_id=subscriber.id,
+                paper_id=matches.paper_ids[n],
+                score=matches.scores[n],
+                relevance=matches.relevance[n],
+                reason=matches.reasons[n],
+            )
+            for n in kept  # best first, as the engine ranks them
+        ]
+        if kept:
+            rows[-1].unstored = len(new) - len(kept)
     # ignore_conflicts: a copy of this work running at the same moment cannot double a row.
     Candidate.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)

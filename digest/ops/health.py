@@ -27,12 +27,12 @@ from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
-from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from digest.delivery.refusal_alarm import message_refusals
 from digest.models import Delivery, Feed
+from digest.ops.access import staff_or_bearer
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -136,12 +136,7 @@ def for_anonymous(report: dict[str, Any]) -> dict[str, Any]:
 
 def sees_details(request: HttpRequest) -> bool:
     """A logged-in operator, or a probe holding HEALTHZ_TOKEN (compared in constant time)."""
-    user = getattr(request, "user", None)
-    if user is not None and user.is_active and user.is_staff:
-        return True
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    token = settings.HEALTHZ_TOKEN
-    return bool(token) and scheme.lower() == "bearer" and constant_time_compare(given.strip(), token)
+    return staff_or_bearer(request, settings.HEALTHZ_TOKEN)
 
 
 @never_cache

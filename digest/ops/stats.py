@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from digest.models import Delivery, Feed, Paper, PaperSource
 from digest.ops.health import redis_client
+from digest.papers.seeds import SEED_FEED
 from subscribers.models import Subscriber, Topic
 
 if TYPE_CHECKING:
@@ -126,22 +127,56 @@ def digests_per_day(days: int = DEFAULT_DAYS) -> DaySeries:
     return _fold(span, named, ["sent", "failed"])
 
 
+# Papers stored by `manage.py ingest FILE-OR-URL` have no feed: the dashboard names them so.
+INGESTED_FILES = "ingested files"
+
+
 def papers_per_day_by_source(days: int = DEFAULT_DAYS) -> DaySeries:
-    """New sightings per day for each feed; beyond the busiest few, the rest add up as "other". One query."""
+    """New sightings per day for each feed (the seed papers' included), and the papers ingested
+    from files or addresses, which have no feed; beyond the busiest few sources, the rest add up
+    as "other". Two queries."""
     span = day_range(days)
+    start = _start_of(span[0])
     rows = list(
         PaperSource.objects.order_by()
-        .filter(first_seen__gte=_start_of(span[0]))
+        .filter(first_seen__gte=start)
         .annotate(day=UTCDate("first_seen"))
         .values_list("day", "feed__name", "feed__url")
         .annotate(n=Count("id"))
     )
+    rows += [
+        (day, INGESTED_FILES, "", n)
+        for day, n in Paper.objects.order_by()
+        .filter(first_seen__gte=start)
+        .filter(~Exists(PaperSource.objects.filter(paper=OuterRef("pk"))))
+        .annotate(day=UTCDate("first_seen"))
+        .values_list("day")
+        .annotate(n=Count("id"))
+    ]
     totals: Counter[str] = Counter()
     for _, name, url, n in rows:
         totals[name or url] += n
     kept = [name for name, _ in totals.most_common(TOP_SOURCES)]
     named = [(day, (name or url) if (name or url) in kept else "other", n) for day, name, url, n in rows]
     return _fold(span, named, kept + (["other"] if len(totals) > len(kept) else []))
+
+
+def _by_path(since: datetime) -> dict[str, Q]:
+    """Papers first stored since `since`, by the path they came in by: a polled feed, an
+    ingested file (or address), or the seeds; a paper a feed announced too counts for the feed."""
+    from_seeds = Exists(PaperSource.objects.filter(paper=OuterRef("pk"), feed__url=SEED_FEED))
+    from_feeds = Exists(PaperSource.objects.filter(paper=OuterRef("pk")).exclude(feed__url=SEED_FEED))
+    new = Q(first_seen__gte=since)
+    return {
+        "feeds": new & Q(from_feeds),
+        "files": new & ~Q(from_feeds) & ~Q(from_seeds),
+        "seeds": new & ~Q(from_feeds) & Q(from_seeds),
+    }
+
+
+def new_papers_by_path(since: datetime) -> dict[str, int]:
+    """How many papers came in by each path since `since`. One query."""
+    return Paper.objects.aggregate(**{path: Count("id", filter=q) for path, q in _by_path(since).items()})
 
 
 class Followers(TypedDict):
@@ -165,9 +200,16 @@ def totals() -> dict[str, int]:
     """Headline numbers. Three queries."""
     since = timezone.now() - timedelta(hours=24)
     by_status = defaultdict(int, Subscriber.objects.order_by().values_list("status").annotate(n=Count("id")))
-    papers = Paper.objects.aggregate(total=Count("id"), new=Count("id", filter=Q(first_seen__gte=since)))
+    papers = Paper.objects.aggregate(
+        total=Count("id"),
+        new=Count("id", filter=Q(first_seen__gte=since)),
+        **{f"new_from_{path}": Count("id", filter=q) for path, q in _by_path(since).items()},
+    )
+    enabled = Q(enabled=True)
     feeds = Feed.objects.aggregate(
-        polled=Count("id", filter=Q(enabled=True)), failing=Count("id", filter=Q(enabled=True) & ~Q(last_error=""))
+        on=Count("id", filter=enabled),
+        polled=Count("id", filter=enabled & Q(last_polled_at__gte=since)),
+        failing=Count("id", filter=enabled & ~Q(last_error="")),
     )
     return {
         "subscribers_active": by_status[Subscriber.Status.ACTIVE],
@@ -175,27 +217,57 @@ def totals() -> dict[str, int]:
         "subscribers_total": sum(by_status.values()),
         "papers_total": papers["total"],
         "papers_new_24h": papers["new"],
-        "feeds_enabled": feeds["polled"],
+        "papers_new_24h_from_feeds": papers["new_from_feeds"],
+        "papers_new_24h_from_files": papers["new_from_files"],
+        "papers_new_24h_from_seeds": papers["new_from_seeds"],
+        "feeds_enabled": feeds["on"],
+        "feeds_polled_24h": feeds["polled"],
         "feeds_failing": feeds["failing"],
     }
 
 
+# kombu's Redis transport keeps a queue's prioritised messages in lists of their own.
+REDIS_PRIORITY_SEPARATOR = "\x06\x16"
+REDIS_PRIORITY_STEPS = (3, 6, 9)
+
+
+def queue_names() -> list[str]:
+    """The Celery queues: the default one, matching and sending (config/settings.py)."""
+    return list(
+        getattr(settings, "CELERY_TASK_QUEUES", None) or [getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")]
+    )
+
+
 def queue_name() -> str:
-    return getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
+    return ", ".join(queue_names())
+
+
+def queue_depths() -> dict[str, int] | None:
+    """Tasks waiting in each queue, or None when the broker cannot be asked.
+
+    Redis: the length of each queue's lists (one round trip). Filesystem broker: the message files
+    in its folder.
+    """
+    names = queue_names()
+    if settings.REDIS_URL:
+        try:
+            pipeline = redis_client(settings.REDIS_URL).pipeline(transaction=False)
+            for name in names:
+                pipeline.llen(name)
+                for step in REDIS_PRIORITY_STEPS:
+                    pipeline.llen(f"{name}{REDIS_PRIORITY_SEPARATOR}{step}")
+            lengths = cast(list[int], pipeline.execute())
+        except Exception:  # any failure means "unknown", shown as such
+            return None
+        per_queue = len(REDIS_PRIORITY_STEPS) + 1
+        return {name: sum(lengths[i * per_queue : (i + 1) * per_queue]) for i, name in enumerate(names)}
+    folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
+    if not folder.is_dir():
+        return dict.fromkeys(names, 0)
+    return {name: sum(1 for _ in folder.glob(f"*.{name}.msg")) for name in names}
 
 
 def queue_length() -> int | None:
-    """Tasks waiting in the broker's default queue, or None when the broker cannot be asked.
-
-    Redis: the length of the queue's list. Filesystem broker: the message files in its folder.
-    """
-    if settings.REDIS_URL:
-        try:
-            # redis-py types its commands for the async client too; this one is synchronous.
-            return cast(int, redis_client(settings.REDIS_URL).llen(queue_name()))
-        except Exception:  # any failure means "unknown", shown as such
-            return None
-    folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
-    if not folder.is_dir():
-        return 0
-    return sum(1 for _ in folder.glob(f"*.{queue_name()}.msg"))
+    """Tasks waiting in all the queues together, or None when the broker cannot be asked."""
+    depths = queue_depths()
+    return None if depths is None else sum(depths.values())

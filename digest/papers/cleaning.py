@@ -7,9 +7,11 @@ escape it once and nothing from a feed is ever rendered as HTML.
 import html
 import re
 import unicodedata
-from typing import NamedTuple
 
 import nh3
+
+# The id grammar lives with the subscribers' input, which parses ids too (subscribers/arxiv_ids.py).
+from subscribers.arxiv_ids import OVERLONG_VERSION, ArxivId, parse_arxiv_id  # noqa: F401 - re-exported
 
 # Rounds of strip-and-unescape before giving up: each productive round shortens the text, and
 # real feeds need at most two (markup escaped once inside an RSS description).
@@ -25,26 +27,7 @@ _ANNOUNCE_PREFIX = re.compile(r"^\s*arXiv:\S+\s+Announce\s+Type:\s*[\w-]+\s*(?:A
 _AUTHOR_SEPARATOR = re.compile(r"\s*[,;]\s*|\s+and\s+|\s*&\s*", re.IGNORECASE)
 _NAME_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
 
-_NEW_STYLE_ID = r"(?P<new>\d{4}\.\d{4,5})"
-# Archives are short ("cond-mat", "math.GT"): a bound keeps any match inside the 40-character column.
-_OLD_STYLE_ID = r"(?P<old>[a-z][a-z\-]{0,19}(?:\.[A-Z]{2})?/\d{7})"
-_ARXIV_ID = re.compile(
-    r"^\s*(?:oai:arXiv\.org:|arXiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/)?"
-    rf"(?:{_NEW_STYLE_ID}|{_OLD_STYLE_ID})(?:v(?P<version>\d+))?(?:\.pdf)?/?\s*$",
-    re.IGNORECASE,
-)
-
-
-# What parse_arxiv_id reports for a version of more digits than this: out of any range, and not
-# worth converting (int() of thousands of digits is slow, and refused past 4,300).
-MAX_VERSION_DIGITS = 9
-OVERLONG_VERSION = 10**MAX_VERSION_DIGITS
 ELLIPSIS = "\u2026"
-
-
-class ArxivId(NamedTuple):
-    id: str
-    version: int | None
 
 
 def fold_whitespace(text: str) -> str:
@@ -122,24 +105,3 @@ def split_authors(value: object) -> list[str]:
         else:
             names.append(piece)
     return names
-
-
-def parse_arxiv_id(value: str | None) -> ArxivId | None:
-    """The canonical id and version from any form arXiv uses, or None if it is not one.
-
-    A version of more than MAX_VERSION_DIGITS digits comes back as OVERLONG_VERSION, for the caller
-    to reject with the other out-of-range versions.
-    """
-    if not value or not isinstance(value, str):
-        return None
-    match = _ARXIV_ID.match(value)
-    if not match:
-        return None
-    digits = match.group("version")
-    if not digits:
-        version = None
-    elif len(digits) > MAX_VERSION_DIGITS:
-        version = OVERLONG_VERSION
-    else:
-        version = int(digits)
-    return ArxivId(match.group("new") or match.group("old"), version)

@@ -1,8 +1,9 @@
 """Reading a fetched document into plain `ParsedPaper` values, whatever the source.
 
-Sources: rss.arxiv.org (RSS 2.0 and Atom), the arXiv API (Atom), Hugging Face daily papers (JSON)
-and any other RSS/Atom feed (best effort). The quirks handled here are listed, with the real
-captures that show them, in ../shared/feeds/SOURCES.md (the tests read those captures).
+Sources: rss.arxiv.org (RSS 2.0 and Atom), arXiv's RSS 1.0 of before 2024, the arXiv API (Atom),
+Hugging Face daily papers (JSON) and any other RSS/Atom feed (best effort). The quirks handled
+here are listed, with the real captures that show them, in ../shared/feeds/SOURCES.md (the tests
+read those captures); the RSS 1.0 format is covered by a fixture of our own, in tests/fixtures/.
 """
 
 import json
@@ -50,6 +51,14 @@ MAX_ADDRESS_RUN = 64
 _ADDRESS_RUN = re.compile(rf"(?<![A-Za-z0-9_.+-])[A-Za-z0-9_.+-]{{{MAX_ADDRESS_RUN + 1},}}")
 # How much of an arXiv API error message is worth keeping.
 MAX_ERROR_CHARS = 300
+# arXiv's RSS 1.0 feeds (export.arxiv.org/rss/<archive>, until 2024) carry no category element
+# and no version: both ride in the title, "Title. (arXiv:1805.08875v1 [hep-ex])", with
+# " CROSS LISTED" or " UPDATED" after the category for a cross-list or a new version.
+_OLD_ARXIV_TITLE = re.compile(
+    r"\s*\(arXiv:(?P<id>[^\s()\[\]]+)\s+\[(?P<category>[^\s()\[\]]+)\](?:\s+(?P<note>CROSS LISTED|UPDATED))?\)\s*$"
+)
+# The announcement types of today's rss.arxiv.org (arxiv:announce_type) that the notes mean.
+_OLD_ARXIV_NOTES = {None: "new", "CROSS LISTED": "cross", "UPDATED": "replace"}
 # Exceptions a malformed entry can raise in a reader: it is skipped and counted, the others kept.
 _DAMAGED_ENTRY = (TypeError, ValueError, AttributeError, LookupError, OverflowError)
 
@@ -132,9 +141,20 @@ def parse_document(body: bytes, kind: str = Kind.AUTO, content_type: str = "") -
         message = cut_text(clean_text(entries[0].get("summary")), MAX_ERROR_CHARS)
         result.error = f"arXiv API error: {message or 'unknown'}"
         return result
+    if parsed.version == "rss10":
+        _date_by_the_channel(entries, parsed.feed)
     _collect(result, entries, _ENTRY_READERS.get(kind, _read_generic_entry), ("entry", "entries"))
     result.skipped += cut_off
     return result
+
+
+def _date_by_the_channel(entries: list, channel: Any) -> None:
+    """RSS 1.0 items often carry no date (arXiv's never did): the channel's dc:date, the day of
+    the announcement, dates them."""
+    announced = _get(channel, "updated_parsed")
+    for entry in entries:
+        if announced and not _get(entry, "published_parsed") and not _get(entry, "updated_parsed"):
+            dict.__setitem__(entry, "published_parsed", announced)
 
 
 def _valid_reference(match: re.Match[bytes]) -> bytes:
@@ -150,6 +170,8 @@ def detect_feed_kind(parsed: feedparser.FeedParserDict) -> str:
     first_id = parsed.entries[0].get("id", "") if parsed.entries else ""
     feed_link = parsed.feed.get("link", "") or parsed.feed.get("id", "")
     if first_id.startswith("oai:arXiv.org:") or "rss.arxiv.org" in feed_link:
+        return Kind.ARXIV_RSS
+    if parsed.version == "rss10" and parse_arxiv_id(first_id) and _old_arxiv_title(parsed.entries[0]):
         return Kind.ARXIV_RSS
     if "opensearch_totalresults" in parsed.feed and (
         "arxiv.org" in feed_link or "arxiv.org/abs/" in first_id or "arxiv.org/api" in first_id
@@ -209,17 +231,29 @@ def _arxiv_urls(arxiv_id: str, version: int | None) -> tuple[str, str]:
     return ARXIV_ABS_URL.format(arxiv_id), ARXIV_PDF_URL.format(versioned)
 
 
+def _old_arxiv_title(entry: Any) -> re.Match[str] | None:
+    return _OLD_ARXIV_TITLE.search(clean_text(_get(entry, "title")))
+
+
 def _read_arxiv_rss_entry(entry: Any, notes: list[str]) -> ParsedPaper | None:
     title = clean_text(_get(entry, "title"))
     identifier = parse_arxiv_id(_get(entry, "id")) or parse_arxiv_id(_get(entry, "link"))
     if not title or identifier is None:
         return _read_generic_entry(entry, notes)
+    categories = _tag_terms(entry)
+    announce_type = clean_text(_get(entry, "arxiv_announce_type"))
+    old_format = _OLD_ARXIV_TITLE.search(title)
+    if old_format and (in_title := parse_arxiv_id(old_format["id"])) and in_title.id == identifier.id:
+        # arXiv put ". " before the suffix; a title's own full stop is rare ("et al.", "vs.").
+        title = title[: old_format.start()].strip().removesuffix(".")
+        identifier = in_title  # the link has no version; the title does
+        categories = categories or [old_format["category"]]
+        announce_type = announce_type or _OLD_ARXIV_NOTES[old_format["note"]]
     authors: list[str] = []
     for author in _get(entry, "authors") or []:
         authors.extend(split_authors(_get(author, "name")))
     published, updated = _entry_dates(entry)
     url, pdf_url = _arxiv_urls(identifier.id, identifier.version)
-    categories = _tag_terms(entry)
     return ParsedPaper(
         guid=identifier.id,
         arxiv_id=identifier.id,
@@ -234,7 +268,7 @@ def _read_arxiv_rss_entry(entry: Any, notes: list[str]) -> ParsedPaper | None:
         updated=updated,
         url=url,
         pdf_url=pdf_url,
-        announce_type=clean_text(_get(entry, "arxiv_announce_type")),
+        announce_type=announce_type,
     )
 
 

@@ -90,6 +90,28 @@ def test_update_each_writes_each_row_its_own_values_and_leaves_the_others(delive
     assert update_each(Delivery, ("paper_count",), {}) == 0
 
 
+def test_update_each_sets_shared_values_only_where_the_conditions_still_hold(deliveries):
+    first, second, reclaimed = deliveries
+    Delivery.objects.filter(id=reclaimed.id).update(claimed_at=datetime(2026, 11, 26, 7, 30, tzinfo=UTC))
+    sent_at = datetime(2026, 11, 26, 7, 0, 5, tzinfo=UTC)
+
+    changed = update_each(
+        Delivery,
+        ("sent_at", "subject"),
+        {d.id: (sent_at, f"digest {n}") for n, d in enumerate(deliveries)},
+        same={"status": Delivery.Status.SENT, "next_attempt_at": None, "last_error": ""},
+        where={"status": Delivery.Status.SENDING, "claimed_at": CLAIMED},
+    )
+
+    assert changed == 2
+    rows = {d.id: (d.status, d.sent_at, d.subject) for d in Delivery.objects.all()}
+    assert rows == {
+        first.id: ("sent", sent_at, "digest 0"),
+        second.id: ("sent", sent_at, "digest 1"),
+        reclaimed.id: ("sending", None, ""),
+    }
+
+
 def test_update_each_by_another_key_and_only_where_unset_leaves_set_rows_alone(deliveries):
     paper = Paper.objects.create(guid="urn:p", title="A paper")
     first, second, _ = deliveries

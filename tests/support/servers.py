@@ -177,3 +177,10 @@ class ThrowawayPostgres:
         with contextlib.suppress(subprocess.CalledProcessError):  # already down
             self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def database_url_of(settings_dict: dict) -> str:
+    """The postgres:// URL of a Django PostgreSQL connection's settings (for worker subprocesses)."""
+    auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else "")
+    host = settings_dict["HOST"] or "127.0.0.1"
+    return f"postgres://{auth}@{host}:{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"

@@ -27,6 +27,8 @@ TOKEN_VIEWS = {
     "digest:view",
     "digest:feedback",
     "digest:feedback_paper",
+    "digest:liked_papers",
+    "digest:remove_liked",
 }
 
 
@@ -165,7 +167,9 @@ def test_the_list_of_token_pages_is_complete():
 
 
 def urls_for(route: str, token: str) -> str:
-    return "/" + route.replace("<str:token>", token).replace("<int:paper_id>", "1").replace("<str:direction>", "more")
+    return "/" + route.replace("<str:token>", token).replace("<int:paper_id>", "1").replace(
+        "<str:direction>", "more"
+    ).replace("<int:liked_id>", "1")
 
 
 def test_every_token_page_is_private_and_never_stored_whatever_the_token(client, digest):
@@ -179,6 +183,8 @@ def test_every_token_page_is_private_and_never_stored_whatever_the_token(client,
         "digest:view": make_token(subscriber, "digest", {"d": delivery.pk}),
         "digest:feedback": make_token(subscriber, "feedback", {"p": 1, "d": "more"}),
         "digest:feedback_paper": make_token(subscriber, "feedback", {"digest": delivery.pk}),
+        "digest:liked_papers": make_token(subscriber, "manage"),
+        "digest:remove_liked": make_token(subscriber, "manage"),
     }
     client = Client(raise_request_exception=False)
     for name, route in token_routes():

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from config.celery import tasks_in_process
 from subscribers import services
 from subscribers.arxiv_categories import is_category
 from subscribers.forms import TIMEZONES
@@ -48,7 +49,9 @@ class Command(BaseCommand):
             delivery_hour=options["hour"],
         )
         try:
-            subscriber = services.subscribe_by_operator(options["email"], prefs, confirmed=options["confirmed"])
+            # The opt-in email, or the match against the last days' papers, is done before we return.
+            with tasks_in_process():
+                subscriber = services.subscribe_by_operator(options["email"], prefs, confirmed=options["confirmed"])
         except services.InvalidEmail as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"{subscriber.email}: {subscriber.status}")

@@ -1,6 +1,4 @@
-import os
 import re
-import shutil
 from dataclasses import replace
 from email import message_from_bytes, policy
 from email.utils import parseaddr, parsedate_to_datetime
@@ -23,7 +21,6 @@ from digest.delivery.digest_email import (
 from digest.delivery.picks import author_names
 from digest.models import Candidate, Delivery, Paper
 from subscribers.tokens import make_token, read_payload
-from tests.support import ROOT
 from tests.support.browser import screenshot
 from tests.support.digest_samples import as_picks, make_digest, make_paper, make_subscriber, with_reason
 
@@ -435,20 +432,15 @@ def html():
 @pytest.fixture
 def show(html, chromium):
     """Opens the digest at a width and colour scheme, with or without its <style> (several clients
-    drop it); returns the page and saves a screenshot, copied into docs/ with UPDATE_DOCS_SCREENSHOTS."""
+    drop it); returns the page and saves a screenshot (docs/ has the walkthrough's: `make screenshots`)."""
 
     def open_html(width: int, scheme: str, name: str, stylesheet: bool = True):
         page = chromium.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme).new_page()
         page.set_content(html if stylesheet else re.sub(r"<style>.*?</style>", "", html, flags=re.S), wait_until="load")
-        path = screenshot(page, f"digest-email-{name}")
-        if os.environ.get("UPDATE_DOCS_SCREENSHOTS") and name in DOCS_SCREENSHOTS:
-            shutil.copyfile(path, ROOT / "docs" / f"digest-{name}.png")
+        screenshot(page, f"digest-email-{name}")
         return page
 
     return open_html
-
-
-DOCS_SCREENSHOTS = {"375", "375-without-style"}
 
 
 @pytest.mark.browser

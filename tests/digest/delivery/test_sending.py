@@ -250,15 +250,34 @@ def test_a_delivery_stuck_in_sending_is_sent_again_after_the_timeout_with_the_sa
     assert fresh(delivery).attempts == 2
 
 
-def test_it_sends_a_digest_with_a_fixed_number_of_queries(sink, papers, django_assert_num_queries):
+# Per chunk: the claim (select, update), the subscribers and topics, attaching the waiting
+# candidates, counting them, the content, the candidates shown and their papers; and the claim's
+# and the content's transactions (a savepoint and its release each, in a test); the look at the
+# refusal tally before the claim and the chunk's counts added to it after.
+PER_CHUNK = 9 + 2 * 2 + 2
+
+
+def test_with_outcomes_recorded_one_by_one_a_digest_costs_a_look_and_an_outcome(
+    sink, papers, settings, django_assert_num_queries
+):
+    settings.SEND_OUTCOME_BATCH = 1
     deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
-    # Per chunk: the claim (select, update), the subscribers and topics, attaching the waiting
-    # candidates, counting them, the content, the candidates shown and their papers; and the
-    # claim's and the content's transactions (a savepoint and its release each, in a test); the
-    # look at the refusal tally before the claim and the chunk's counts added to it after.
-    # Per digest: the last look at the subscriber and the outcome.
-    with django_assert_num_queries(9 + 2 * 2 + 2 + 10 * 2):
+    with django_assert_num_queries(PER_CHUNK + 10 * 2):
         assert send(*deliveries).sent == 10
+
+
+def test_batched_a_chunk_looks_at_its_subscribers_once_and_records_at_most_once_per_digest(
+    sink, papers, settings, django_assert_max_num_queries
+):
+    settings.SEND_OUTCOME_BATCH = 10
+    deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
+    # One look for the ten; the outcomes in one statement, or sooner whenever the worker would
+    # wait for the server's answer (how often depends on the sink's speed).
+    with django_assert_max_num_queries(PER_CHUNK + 1 + 10) as captured:
+        assert send(*deliveries).sent == 10
+    looks = [q for q in captured.captured_queries if 'FROM "subscribers_subscriber"' in q["sql"] and "IN" in q["sql"]]
+    assert len(looks) == 2  # the claim's load of the subscribers, and the one last look
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
 
 
 @pytest.mark.postgres
@@ -266,8 +285,9 @@ def test_async_commit_is_opt_in_and_costs_two_statements_per_chunk(
     sink, papers, settings, django_assert_num_queries, on_postgres
 ):
     settings.SEND_ASYNC_COMMIT = True
+    settings.SEND_OUTCOME_BATCH = 1
     deliveries = [queued_digest(f"fast{n}@example.org", papers) for n in range(10)]
-    with django_assert_num_queries(9 + 2 * 2 + 2 + 10 * 2 + 2) as captured:
+    with django_assert_num_queries(PER_CHUNK + 10 * 2 + 2) as captured:
         assert send(*deliveries).sent == 10
     assert any("synchronous_commit" in query["sql"] for query in captured.captured_queries)
 

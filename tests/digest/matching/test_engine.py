@@ -93,7 +93,8 @@ def test_a_topic_matches_by_its_keywords_and_description(index):
 def test_the_interest_description_matches_by_meaning(index):
     found = matched(index, interests="I work on compressing video with implicit neural representations")
     assert 11 in found and 12 not in found
-    assert "similar to your interests" in found[11].reason.lower()
+    # The reason quotes the words of the interest the paper shares, as the reader wrote them.
+    assert found[11].reason == 'Matches your interest: "implicit neural representations"'
 
 
 def test_several_reasons_are_given_strongest_first(index):
@@ -146,3 +147,29 @@ def test_on_the_seed_papers_a_neural_fields_subscriber_gets_the_video_representa
     assert "HNeRV: A Hybrid Neural Representation for Videos" in titles
     assert "NERV++: An Enhanced Implicit Neural Video Representation" in titles
     assert not any("Sparse Autoencoders" in title for title in titles)
+
+
+def test_a_reason_names_what_picked_the_paper():
+    papers = [
+        PaperDoc(id=1, title="Unit test generation with LLMs", abstract="We generate unit tests for software."),
+        PaperDoc(id=2, title="Testing machine-learning systems", abstract="Finding bugs in machine learning code."),
+        PaperDoc(id=3, title="INRs for video", abstract="Implicit neural representations (INRs) of video."),
+        PaperDoc(id=4, title="Graph transformers", abstract="Attention on graphs.", authors=("Y. LeCun",)),
+    ]
+    index = BatchIndex(papers, now=NOW, similarity_threshold=0.05)
+    [found] = match_many(
+        [
+            build_matcher(
+                keywords='"implicit neural representation"',
+                interests="testing machine-learning systems",
+                authors=["Yann LeCun"],
+            )
+        ],
+        index,
+        keep=10,
+    )
+    reasons = {match.paper_id: match.reason for match in found}
+    assert reasons[2] == 'Matches your interest: "testing machine-learning systems"'
+    assert reasons[1] == 'Matches your interest: "testing"'
+    assert reasons[3] == "Matches your keyword 'implicit neural representation'"
+    assert reasons[4] == "By Y. LeCun"

@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from digest.delivery.digest_email import build_digest_context, feedback_url
+from digest.matching.engine import BatchIndex, compile_matcher, match_many, paper_doc
 from digest.matching.feedback import add_keyword, apply_feedback, less_like_this_term, more_like_this_term, title_words
 from subscribers.keywords import parse_keywords
 from subscribers.models import Subscriber
@@ -84,14 +85,15 @@ def test_more_like_this_adds_a_phrase_and_the_primary_category(papers):
     assert "neural representation" in [t.text for t in parse_keywords(subscriber.keywords).include]
 
 
-def test_less_like_this_adds_an_exclusion_the_matcher_understands(papers):
+def test_less_like_this_adds_a_fewer_term_the_matcher_understands(papers):
     subscriber = make_subscriber(keywords="interpretability")
 
     change = apply_feedback(subscriber, by_title(papers, "Circuit Component Reuse"), "less")
 
     subscriber.refresh_from_db()
-    assert change.keyword.startswith("-") and change.category == ""
-    assert [t.text for t in parse_keywords(subscriber.keywords).exclude] == [change.keyword[1:]]
+    assert change.keyword.startswith("~") and change.category == ""
+    query = parse_keywords(subscriber.keywords)
+    assert [t.text for t in query.fewer] == [change.keyword[1:]] and not query.exclude
 
 
 def test_the_same_feedback_twice_changes_nothing_the_second_time(papers):
@@ -134,15 +136,15 @@ def test_confirming_changes_the_preferences_and_says_what_changed(client, papers
     assert subscriber.categories == ["cs.CV"]
 
 
-def test_a_less_link_posts_an_exclusion(client, papers):
+def test_a_less_link_posts_a_fewer_term(client, papers):
     subscriber = make_subscriber(keywords="")
     paper = by_title(papers, "HNeRV")
 
     response = client.post(path_of(feedback_url(subscriber, paper.pk, "less")))
 
-    assert "added the exclusion <code>-" in response.content.decode()
+    assert "added <code>~" in response.content.decode()
     subscriber.refresh_from_db()
-    assert subscriber.keywords.startswith("-")
+    assert subscriber.keywords.startswith("~")
 
 
 # --- links from a sent digest: one token names the digest, the URL the paper and direction ------
@@ -218,3 +220,63 @@ def test_a_link_to_a_deleted_paper_is_refused(client, papers):
     papers[0].delete()
 
     assert client.post(url).status_code == 404
+
+
+# --- "less like this" lowers, never vetoes the subscriber's own keyword -----------------------
+
+
+def matched(subscriber, papers):
+    """Paper title -> relevance, for the subscriber against the given papers."""
+    docs = [paper_doc(paper) for paper in papers]
+    [matches] = match_many([compile_matcher(subscriber)], BatchIndex(docs), keep=len(docs))
+    titles = {paper.pk: paper.title for paper in papers}
+    return {titles[paper_id]: relevance for paper_id, relevance, *_ in matches}
+
+
+@pytest.fixture
+def scene_papers():
+    """The issue's case: "less like this" on Neural Scene Flow Prior must keep S-INF, which matches
+    the subscriber's own keyword "neural field" and also says "scene"."""
+    wanted = ("Neural Scene Flow Prior", "S-INF", "HNeRV", "Compositional Scene Representation")
+    return [
+        make_paper(index, title, abstract)
+        for index, (title, abstract) in enumerate(seed_papers())
+        if title.startswith(wanted)
+    ]
+
+
+def test_less_like_this_never_vetoes_a_paper_matching_the_subscribers_own_keyword(scene_papers):
+    subscriber = make_subscriber(keywords='"neural field"', interests="scene representations and scene flow")
+    before = matched(subscriber, scene_papers)
+    s_inf = by_title(scene_papers, "S-INF").title
+    flow = by_title(scene_papers, "Neural Scene Flow Prior").title
+
+    change = apply_feedback(subscriber, by_title(scene_papers, "Neural Scene Flow Prior"), "less")
+    subscriber.refresh_from_db()
+    after = matched(subscriber, scene_papers)
+
+    assert change.keyword == "~scene"
+    assert after[s_inf] == before[s_inf] > 0
+    # The clicked paper came only from the interest: it is lowered, and so out of the candidates.
+    assert after.get(flow, 0.0) < before[flow]
+
+
+def test_a_fewer_term_lowers_papers_matched_by_other_evidence_only(scene_papers):
+    subscriber = make_subscriber(keywords='"neural field", "neural representation"', interests="")
+    before = matched(subscriber, scene_papers)
+
+    subscriber.keywords += ", ~scene"
+    after = matched(subscriber, scene_papers)
+
+    s_inf = by_title(scene_papers, "S-INF").title
+    scene_representation = by_title(scene_papers, "Compositional Scene Representation").title
+    hnerv = by_title(scene_papers, "HNeRV").title
+    assert after[s_inf] == before[s_inf]  # "neural field" is its own keyword: left alone
+    assert after[hnerv] == before[hnerv]  # no "scene" in it
+    subscriber.keywords = '"neural field", ~scene'
+    subscriber.interests = "neural scene representations"
+    lowered = matched(subscriber, scene_papers)
+    subscriber.keywords = '"neural field"'
+    plain = matched(subscriber, scene_papers)
+    assert lowered.get(scene_representation, 0) < plain[scene_representation]
+    assert lowered[s_inf] == plain[s_inf]

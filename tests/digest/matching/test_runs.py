@@ -139,6 +139,7 @@ def _run_with_readers(count):
             keywords=f"diffusion, -medical, paper{n % 7}",
             interests="generative image models",
             authors=["Yann LeCun"],
+            max_papers=15,  # all 30 papers stored (MATCH_STORE_PER_MAX_PAPERS = 2)
         )
         reader.topics.set(topics[: 1 + n % 3])
         readers.append(reader.id)
@@ -161,7 +162,7 @@ def test_a_chunk_makes_the_same_queries_for_10_or_200_subscribers_but_for_the_in
     plan, readers = _run_with_readers(210)
     small_others, small_inserts = _chunk_queries(plan, readers[:10])
     large_others, large_inserts = _chunk_queries(plan, readers[10:])
-    assert small_others == large_others <= 10
+    assert small_others == large_others <= 11
     # SQLite takes at most 999 parameters per statement, so its insert is cut in batches; PostgreSQL's is one.
     batch = connection.ops.bulk_batch_size(
         [field for field in Candidate._meta.concrete_fields if not field.primary_key], [None] * 6000
@@ -257,3 +258,37 @@ def test_the_last_chunk_of_a_run_refreshes_the_planners_statistics_of_candidates
         analyzed.append([q["sql"] for q in context.captured_queries if q["sql"].startswith("ANALYZE")])
     # SQLite would read the candidates' NULL deliveries as one common value: it gets no statistics.
     assert analyzed == [[], ['ANALYZE "digest_candidate"'] if connection.vendor == "postgresql" else []]
+
+
+def test_a_run_stores_a_small_multiple_of_max_papers_and_counts_the_rest(settings):
+    settings.MATCH_STORE_PER_MAX_PAPERS = 2
+    for number in range(1, 8):
+        make_paper(number, f"Diffusion models, part {number}", "Diffusion.")
+    reader = make_subscriber(1, keywords="diffusion", max_papers=2)
+    plan = start_match_run()
+
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 4
+
+    stored = list(Candidate.objects.filter(subscriber=reader).order_by("-score", "id"))
+    assert [c.unstored for c in stored] == [0, 0, 0, 3]
+    assert MatchRun.objects.get(id=plan.run_id).candidates == 4
+
+
+def test_what_a_run_did_not_store_is_counted_in_the_next_digests_more(settings):
+    from digest.delivery.claims import fix_content, pick_papers
+    from digest.models import Delivery
+
+    settings.MATCH_STORE_PER_MAX_PAPERS = 2
+    for number in range(1, 8):
+        make_paper(number, f"Diffusion models, part {number}", "Diffusion.")
+    reader = make_subscriber(1, keywords="diffusion", max_papers=2)
+    plan = start_match_run()
+    match_chunk(plan.run_id, plan.chunks[0])
+
+    shown, more = pick_papers(reader)
+    assert (len(shown), more) == (2, 5)
+    delivery = Delivery.objects.create(subscriber=reader, period="2026-11-26", scheduled_for=reader.created_at)
+    fix_content([delivery], {reader.id: 2})
+    delivery.refresh_from_db()
+    assert (delivery.paper_count, delivery.more_count) == (2, 5)
+    assert delivery.candidates.count() == 4

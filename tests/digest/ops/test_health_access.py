@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-import digest.ops.health
+import digest.ops.access
 from digest.ops.health import for_anonymous
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +90,7 @@ def test_the_token_is_compared_in_constant_time(broker_folder, monkeypatch):
         compared.append((given, expected))
         return constant_time_compare(given, expected)
 
-    monkeypatch.setattr(digest.ops.health, "constant_time_compare", spy)
+    monkeypatch.setattr(digest.ops.access, "constant_time_compare", spy)
     Client().get("/healthz", HTTP_AUTHORIZATION="Bearer guess")
     assert compared == [("guess", TOKEN)]
 

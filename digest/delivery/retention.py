@@ -1,0 +1,104 @@
+"""Keeping the database bounded: what is older than RETENTION_DAYS is deleted, in small batches.
+
+`purge_old_rows` (the beat task `digest.purge_old_rows`, daily) deletes, each batch of at most
+RETENTION_BATCH_SIZE rows in its own short transaction so that no lock is held for long:
+
+1. Finished deliveries (sent, skipped, failed, bounced) scheduled before the cutoff, with the
+   candidates attached to them. Each batch locks its deliveries first (SKIP LOCKED on PostgreSQL)
+   and deletes only rows still finished: a delivery an operator puts back in the queue meanwhile
+   (`retry_failed`) keeps its content. The candidates go first, in the same transaction: deleting
+   a delivery alone would set its candidates' delivery to NULL and offer them again.
+2. Candidates still waiting (in no digest) for a paper first seen before the cutoff, unless their
+   subscriber has a delivery queued or sending: its content may be fixed from them at any moment.
+   A digest whose content is fixed while this runs counts what it attached (digest/delivery/
+   claims.py), so it cannot disagree with its papers; each delete re-checks `delivery IS NULL`.
+3. Match runs that finished (or started, for runs whose chunks were lost) before the cutoff, but
+   never the newest finished run: the next run starts after it.
+
+What a queued or retrying delivery needs is never deleted: the delivery, its candidates, and the
+waiting candidates of its subscriber. RETENTION_DAYS should be at least the lifetime of a digest's
+web link (60 days), whose page reads the delivery and its candidates.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.logging import log_event
+from digest.models import Candidate, Delivery, MatchRun
+
+log = logging.getLogger(__name__)
+
+FINISHED = (Delivery.Status.SENT, Delivery.Status.SKIPPED, Delivery.Status.FAILED, Delivery.Status.BOUNCED)
+PENDING = (Delivery.Status.QUEUED, Delivery.Status.SENDING)
+
+
+@dataclass
+class Purged:
+    deliveries: int = 0
+    candidates: int = 0
+    match_runs: int = 0
+
+
+def retention_cutoff(now: datetime) -> datetime:
+    return now - timedelta(days=settings.RETENTION_DAYS)
+
+
+def purge_old_deliveries(cutoff: datetime, batch_size: int) -> tuple[int, int]:
+    """Delete one batch of finished deliveries scheduled before `cutoff`, candidates first;
+    returns (deliveries, candidates) deleted."""
+    with transaction.atomic():
+        old = Delivery.objects.filter(status__in=FINISHED, scheduled_for__lt=cutoff).order_by("id")
+        if db_connection.vendor == "postgresql":
+            old = old.select_for_update(skip_locked=True)
+        ids = list(old.values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return 0, 0
+        candidates = Candidate.objects.filter(delivery_id__in=ids).delete()[0]
+        deliveries = Delivery.objects.filter(id__in=ids, status__in=FINISHED).delete()[1].get(Delivery._meta.label, 0)
+    return deliveries, candidates
+
+
+def purge_stale_waiting(cutoff: datetime, batch_size: int) -> int:
+    """Delete one batch of candidates waiting for a paper first seen before `cutoff`, but none of a
+    subscriber with a delivery queued or sending; returns how many."""
+    pending = Delivery.objects.filter(status__in=PENDING).values("subscriber_id")
+    stale = Candidate.objects.filter(delivery__isnull=True, paper__first_seen__lt=cutoff).exclude(
+        subscriber_id__in=pending
+    )
+    ids = list(stale.order_by("id").values_list("id", flat=True)[:batch_size])
+    if not ids:
+        return 0
+    return Candidate.objects.filter(id__in=ids, delivery__isnull=True).delete()[0]
+
+
+def purge_old_match_runs(cutoff: datetime) -> int:
+    newest = MatchRun.objects.filter(finished_at__isnull=False).order_by("-last_paper_id", "-id").first()
+    old = MatchRun.objects.filter(Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, started_at__lt=cutoff))
+    if newest is not None:
+        old = old.exclude(id=newest.id)
+    return old.delete()[0]
+
+
+def purge_old_rows(now: datetime | None = None, batch_size: int | None = None) -> Purged:
+    """Delete what is older than RETENTION_DAYS, batch by batch (module docstring: what is kept)."""
+    cutoff = retention_cutoff(now or timezone.now())
+    batch_size = batch_size or settings.RETENTION_BATCH_SIZE
+    purged = Purged()
+    while True:
+        deliveries, candidates = purge_old_deliveries(cutoff, batch_size)
+        purged.deliveries += deliveries
+        purged.candidates += candidates
+        if deliveries == 0:
+            break
+    while (waiting := purge_stale_waiting(cutoff, batch_size)) > 0:
+        purged.candidates += waiting
+    purged.match_runs = purge_old_match_runs(cutoff)
+    log_event(log, "retention.purged", cutoff=cutoff.isoformat(), **vars(purged))
+    return purged

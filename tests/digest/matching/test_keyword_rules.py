@@ -1,0 +1,123 @@
+"""Each keyword rule, through the engine a matching run uses: which of a batch's papers a keyword finds."""
+
+from datetime import UTC, datetime
+
+from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_many
+from subscribers.keywords import parse_keywords
+
+NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
+
+
+def found(keywords, *texts, background=()):
+    """The texts (title and abstract as "title. abstract") a keyword string finds, in the given order."""
+    papers = [
+        PaperDoc(id=number, title=text.split(". ", 1)[0], abstract=text.split(". ", 1)[-1], published=NOW)
+        for number, text in enumerate([*texts, *background])
+    ]
+    [matches] = match_many([build_matcher(keywords=keywords)], BatchIndex(papers, now=NOW), keep=100)
+    return [texts[paper_id] for paper_id in sorted(matches.paper_ids) if paper_id < len(texts)]
+
+
+def test_inflections_match_through_the_stemmer():
+    texts = [
+        "Graphs. We represent molecules as graphs.",
+        "Tokens. A graph of tokens.",
+        "Learning. Models learned to optimize.",
+        "Unrelated. Nothing here.",
+    ]
+    assert found("graph", *texts) == texts[:2]
+    assert found("learning", *texts) == [texts[2]]
+    optimized = "Optimized model. We optimized models."
+    assert found('"optimizing models"', optimized) == [optimized]
+
+
+def test_hyphenated_spaced_and_joined_forms_find_each_other():
+    texts = [
+        "Fine-tuning. We study fine-tuning of LLMs.",
+        "Fine tuning. A study of fine tuning.",
+        "Finetuning. Finetuning is cheap.",
+        "Fine art. A fine result after tuning.",
+    ]
+    for keyword in ("fine-tuning", '"fine tuning"', "finetuning", "fine-tuned"):
+        assert found(keyword, *texts) == texts[:3], keyword
+    multimodal = ["A. Multi-modal models.", "B. Multimodal models.", "C. Multi modal models.", "D. Multiple modes."]
+    assert found("multimodal", *multimodal) == multimodal[:3]
+    assert found("multi-modal", *multimodal) == multimodal[:3]
+
+
+def test_a_word_is_not_split_into_pieces_no_paper_writes_side_by_side():
+    assert found("together", "A. We get her to the lab.", "B. Together we stand.") == ["B. Together we stand."]
+
+
+def test_british_and_american_spellings_match_each_other():
+    texts = [
+        "Optimisation. Regularised modelling of behaviour.",
+        "Optimization. Regularized modeling of behavior.",
+        "Tokenisation. We tokenise text.",
+        "Tokenization. We tokenize text.",
+    ]
+    assert found("optimization", *texts) == texts[:2]
+    assert found("optimisation", *texts) == texts[:2]
+    assert found('"regularized modelling"', *texts) == texts[:2]
+    assert found("behaviour", *texts) == texts[:2]
+    assert found("tokenization", *texts) == texts[2:]
+
+
+def test_an_acronym_finds_its_expansion_as_the_batch_defines_it():
+    texts = [
+        "Video INRs. Implicit neural representations (INRs) compress video.",
+        "Signals as functions. We fit an implicit neural representation to each image.",
+        "INR at scale. We train an INR per shape.",
+        "Neural networks. Representations of implicit knowledge in neural networks.",
+    ]
+    assert found("INR", *texts) == texts[:3]
+    assert found('"implicit neural representation"', *texts) == texts[:3]
+
+
+def test_an_acronym_keeps_to_its_usual_meaning_in_the_batch():
+    texts = [
+        "Robots. We train robots with reinforcement learning (RL).",
+        "Agents. Reinforcement learning (RL) for games.",
+        "Trading. Deep reinforcement learning (RL) for markets.",
+        "Features. Representation learning (RL) with contrastive losses.",
+        "Self-supervision. We study representation learning for images.",
+    ]
+    assert found("RL", *texts) == texts[:4]
+    # A paper that defines RL as representation learning is not about reinforcement learning.
+    assert found('"reinforcement learning"', *texts) == texts[:3]
+
+
+def test_short_all_capital_acronyms_are_case_sensitive():
+    texts = ["A. We fine-tune an LLM.", "B. The llm package.", "C. At INRIA we fit an inr.", "D. INRs for video."]
+    assert found("LLM", *texts) == [texts[0]]
+    assert found("INR", *texts) == [texts[3]]
+    assert found("llm", *texts) == texts[:2]
+
+
+def test_phrases_match_only_with_their_words_in_order():
+    texts = [
+        "A. Neural fields for video.",
+        "B. The field of neural rendering.",
+        "C. A neural network predicts the flow field.",
+        "D. Neural scene flow fields.",
+    ]
+    assert found('"neural field"', *texts) == [texts[0]]
+    assert found('"scene flow field"', *texts) == [texts[3]]
+
+
+def test_an_exclusion_can_be_a_phrase_and_vetoes_only_that_phrase():
+    texts = [
+        "A. Diffusion models for images.",
+        "B. Diffusion MRI of the brain.",
+        "C. Diffusion of MRI scanners in hospitals, studied with diffusion models.",
+    ]
+    assert found('diffusion, -"diffusion MRI"', *texts) == [texts[0], texts[2]]
+    assert found("diffusion, -MRI", *texts) == [texts[0]]
+
+
+def test_a_tilde_asks_for_fewer_and_an_exclusion_wins_over_it():
+    query = parse_keywords('"neural field", ~scene, -medical, ~"flow prior", ~medical')
+    assert [term.text for term in query.include] == ["neural field"]
+    assert [term.text for term in query.exclude] == ["medical"]
+    assert [term.text for term in query.fewer] == ["scene", "flow prior"]
+    assert [term.text for term in parse_keywords("NeRF ~scene").fewer] == ["scene"]

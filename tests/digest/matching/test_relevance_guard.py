@@ -1,0 +1,54 @@
+"""The regression guard on matching quality: the labelled sets' figures may not fall below those
+recorded in bench/relevance/guard.json (`python bench/relevance.py --write-guard` records them)."""
+
+import json
+
+import pytest
+
+from bench import relevance
+from bench.relevance import PaperDoc, load_set, micro, regex_ranking, score
+from tests.support.shared import shared_folder
+
+GUARDED = json.loads(relevance.GUARD.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("set_name", sorted(GUARDED))
+def test_matching_quality_stays_at_or_above_the_recorded_figures(set_name):
+    if set_name != "seeds":
+        shared_folder("feeds")  # skips (fails in CI) with a clear message when ../shared is missing
+    labelled = load_set(relevance.SETS / f"{set_name}.json")
+    figures = relevance.evaluate(labelled)
+    fallen = [
+        f"{mode} {key}: {measured[key]:.3f} < recorded {floor:.3f}"
+        for mode, recorded in GUARDED[set_name].items()
+        for measured in [micro(figures[mode])]
+        for key, floor in recorded.items()
+        if measured[key] < floor - 1e-9
+    ]
+    assert not fallen, f"{set_name}: " + "; ".join(fallen)
+
+
+def test_only_fit_sets_are_guarded():
+    roles = {name: load_set(relevance.SETS / f"{name}.json").role for name in GUARDED}
+    assert set(roles.values()) == {relevance.FIT}
+
+
+def test_scores_leave_borderline_papers_out_of_precision_and_recall_and_grade_them_in_ndcg():
+    labels = {0: "relevant", 1: "borderline", 2: "not", 3: "relevant"}
+    found = score([1, 0, 2], labels)
+    assert (found.hits, found.predicted, found.wanted) == (1, 2, 2)
+    assert found.precision == 0.5 and found.recall == 0.5
+    # DCG of gains 1, 3, 0 against the ideal 3, 3, 1.
+    assert found.ndcg == pytest.approx((1 + 3 / 1.585) / (3 + 3 / 1.585 + 1 / 2), abs=1e-3)
+
+
+def test_the_regex_baseline_matches_whole_phrases_only_and_honours_exclusions():
+    papers = [
+        PaperDoc(id=0, title="Neural fields", abstract="A neural field decoder."),
+        PaperDoc(id=1, title="Fields", abstract="Neural fieldwork in medicine."),
+        PaperDoc(id=2, title="Medical neural field", abstract="CT scans."),
+        PaperDoc(id=3, title="Other", abstract="We use a neural   field."),
+    ]
+    # "Neural fields" and "fieldwork" are not the whole phrase; a title match ranks first.
+    assert regex_ranking('"neural field", -medical', papers) == [0, 3]
+    assert regex_ranking('"neural field"', papers) == [2, 0, 3]

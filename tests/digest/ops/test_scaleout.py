@@ -1,0 +1,54 @@
+"""Scale-out: a matching worker, a sending worker and beat, through a real Redis, send the same
+digests as the same functions run in one process (bench/scaleout.py at 50 subscribers)."""
+
+import os
+from argparse import Namespace
+
+import pytest
+from django.db import connection
+
+from bench.digests import populate
+from bench.scaleout import Celery, Sink, environment, papers_shown, run_both
+from config.env import parse_email_url
+from tests.support import ROOT
+from tests.support.servers import ThrowawayRedis, database_url_of
+
+SUBSCRIBERS = 50
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_and_beat_through_redis_send_the_digests_one_process_sends(
+    on_postgres, broker_and_cache_on, settings, tmp_path
+):
+    sink = Sink(tmp_path)
+    try:
+        with ThrowawayRedis() as redis:
+            broker_and_cache_on(redis.url())  # this process pings the workers through it
+            for name, value in parse_email_url(f"smtp://127.0.0.1:{sink.port}", ROOT).items():
+                setattr(settings, name, value)
+            populate(Namespace(seed=3, papers=200, subscribers=SUBSCRIBERS))
+            env = environment(database_url_of(connection.settings_dict), redis.url(), sink.port, tmp_path)
+            celery = Celery({**os.environ, **env}, tmp_path / "celery.log")
+            try:
+                outcome = run_both(sink, celery, tmp_path, concurrency=1, tick=1.0, timeout=120)
+            finally:
+                celery.stop_all()
+    finally:
+        sink.stop()
+
+    assert outcome.differences == []
+    workers, here = outcome.through_workers, outcome.in_process
+    assert (workers.sent, workers.candidates) == (here.sent, here.candidates)
+    assert SUBSCRIBERS * 0.8 <= outcome.digests <= SUBSCRIBERS
+    assert outcome.papers >= outcome.digests
+
+
+def test_the_papers_of_a_digest_are_read_from_its_text_part_in_order_each_once():
+    data = (
+        b"Content-Type: text/plain\r\n\r\n1. A https://arxiv.org/abs/2611.00042 (pdf https://arxiv.org/abs/2611.00042)\r\n"
+        b"2. B https://arxiv.org/abs/2611.00007\r\n"
+        b'Content-Type: text/html\r\n\r\n<a href="https://arxiv.org/abs/2611.09999">C</a>'
+    )
+    assert papers_shown(data) == ["2611.00042", "2611.00007"]
