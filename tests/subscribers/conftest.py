@@ -1,6 +1,7 @@
 """The real queue the subscribers' tests ask for by name."""
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 
 from config.celery import app
@@ -35,16 +36,17 @@ def real_queue(request, settings, tmp_path, broker_and_cache_on):
 
 
 def queued_tasks() -> list[tuple[str, list]]:
-    """Take every waiting message off the default queue: (task name, args)."""
+    """Take every waiting message off every queue the tasks are routed to: (task name, args)."""
     taken = []
     with app.connection_for_read() as connection:
-        queue = connection.SimpleQueue("celery")
-        while True:
-            try:
-                message = queue.get(block=False)
-            except queue.Empty:
-                break
-            taken.append((message.headers["task"], message.payload[0]))
-            message.ack()
-        queue.close()
+        for name in settings.CELERY_TASK_QUEUES:
+            queue = connection.SimpleQueue(name)
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue.Empty:
+                    break
+                taken.append((message.headers["task"], message.payload[0]))
+                message.ack()
+            queue.close()
     return taken
