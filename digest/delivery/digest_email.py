@@ -145,14 +145,19 @@ def view_url(subscriber: Subscriber, delivery: Delivery) -> str:
     return token_url("digest:view", make_token(subscriber, "digest", {"d": delivery.pk}))
 
 
-@lru_cache(maxsize=CARD_CACHE_SIZE)
 def paper_card(paper: PaperRow) -> PaperCard:
     """What the digest shows of the paper, cached per process by the whole row (so never stale).
 
     A daily digest run shows the same few thousand papers to every subscriber: each card's
     values (authors shortened, abstract cut and wrapped) are worked out once, not once per
-    subscriber.
+    subscriber. SITE_URL is part of the key too: a card may link to the paper's page here.
     """
+    return _paper_card(paper, settings.SITE_URL)
+
+
+@lru_cache(maxsize=CARD_CACHE_SIZE)
+def _paper_card(paper: PaperRow, site_url: str) -> PaperCard:
+    """`paper_card`, cached; `site_url` is only part of the key (links are made from the setting)."""
     text = excerpt(paper.abstract)
     categories = [name for name in (" ".join(c.split()) for c in paper.categories) if name]
     if not categories and paper.primary_category.strip():
@@ -177,7 +182,7 @@ def paper_card(paper: PaperRow) -> PaperCard:
 
 
 def clear_card_cache() -> None:
-    paper_card.cache_clear()
+    _paper_card.cache_clear()
 
 
 def digest_item(candidate: Pick, feedback: Callable[[int, str], str]) -> DigestItem:

@@ -65,6 +65,16 @@ def test_a_paper_with_no_link_of_its_own_links_to_its_page_on_the_site(client):
     assert client.get(reverse("digest:paper", args=[paper.pk + 1])).status_code == 404
 
 
+def test_a_cached_card_follows_a_changed_site_url(settings):
+    subscriber, picks, delivery, paper = bare_paper_digest()
+    html_and_text(subscriber, picks, delivery)
+    settings.SITE_URL = "https://elsewhere.example.org"
+
+    _, text = html_and_text(subscriber, picks, delivery)
+
+    assert f"Abstract: https://elsewhere.example.org/papers/{paper.pk}/" in text
+
+
 def test_a_card_with_upvotes_alone_has_no_dangling_separator():
     subscriber, picks, delivery, _ = bare_paper_digest(upvotes=17, published=None)
 
