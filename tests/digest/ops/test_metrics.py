@@ -184,3 +184,31 @@ def test_the_token_is_compared_in_constant_time(token, monkeypatch):
     monkeypatch.setattr(digest.ops.access, "constant_time_compare", spy)
     Client().get("/metrics", HTTP_AUTHORIZATION="Bearer guess")
     assert compared == [("guess", TOKEN)]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (f"/metrics?token={TOKEN}", {}),
+        (f"/metrics?access_token={TOKEN}", {}),
+        (f"/metrics?Authorization=Bearer+{TOKEN}", {}),
+        ("/metrics", {"HTTP_X_METRICS_TOKEN": TOKEN}),
+        ("/metrics", {"HTTP_PROXY_AUTHORIZATION": f"Bearer {TOKEN}"}),
+        ("/metrics", {"HTTP_COOKIE": f"token={TOKEN}; sessionid={TOKEN}"}),
+        ("/metrics/", {}),
+        ("/metrics.txt", {}),
+    ],
+)
+def test_the_token_anywhere_but_the_authorization_header_gets_the_same_404(token, path, headers):
+    """A stranger probing with the token in the URL (where logs and proxies keep it) or in
+    another header gets exactly the answer of a request without any token."""
+    plain = Client().get("/metrics")
+    response = Client().get(path, **headers)
+    assert response.status_code == 404
+    assert b"paperboy_" not in response.content
+    assert response.content == plain.content
+
+
+def test_a_head_request_without_the_token_gets_a_404(token):
+    assert Client().head("/metrics").status_code == 404
+    assert Client().head("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
