@@ -215,11 +215,6 @@ def test_every_link_to_the_site_in_the_digest_works(walk):
     assert {link: code for link, code in walk.link_status.items() if code != 200} == {}
 
 
-# The card contents are the email helper's (issue 15, "The email"): these pass once its cards are in.
-NEEDS_EMAIL_BRANCH = pytest.mark.xfail(reason="main's cards: no date, no link for seed papers, bare labels")
-
-
-@NEEDS_EMAIL_BRANCH
 def test_every_card_has_a_date(walk):
     for card in walk.cards:
         day = card.published
@@ -230,7 +225,6 @@ def test_every_card_has_a_date(walk):
         )
 
 
-@NEEDS_EMAIL_BRANCH
 def test_every_card_has_a_working_link_to_the_paper(walk):
     for card in walk.cards:
         links = set(re.findall(r"https?://[^\s<>\"']+", card.text))
@@ -240,7 +234,6 @@ def test_every_card_has_a_working_link_to_the_paper(walk):
         assert all(walk.link_status.get(link, 200) == 200 for link in to_the_paper), card.title
 
 
-@NEEDS_EMAIL_BRANCH
 def test_no_text_line_of_the_email_ends_in_a_bare_label(walk):
     bare = [line for line in walk.text.splitlines() if BARE_LABEL.match(line)]
     assert bare == []
