@@ -38,6 +38,9 @@ _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+\s*|\\.")
 BIBTEX_NON_ENTRIES = frozenset({"comment", "string", "preamble"})
 
 
+BIBTEX_TOO_LARGE = f"That file is larger than {MAX_BIBTEX_BYTES // 1_000_000} MB. Nothing was saved."
+
+
 class LikedInputError(ValueError):
     """Input refused whole; the message is written for the subscriber."""
 
@@ -134,7 +137,7 @@ def parse_bibtex(data: bytes) -> LikedInput:
     """A BibTeX file: each entry's arXiv id (eprint, arxivid, an arXiv URL, DOI or journal field),
     else its title."""
     if len(data) > MAX_BIBTEX_BYTES:
-        raise LikedInputError(f"That file is larger than {MAX_BIBTEX_BYTES // 1_000_000} MB. Nothing was saved.")
+        raise LikedInputError(BIBTEX_TOO_LARGE)
     if b"\x00" in data:
         raise LikedInputError("That file is not a BibTeX file (it holds binary data). Nothing was saved.")
     try:
@@ -150,6 +153,12 @@ def parse_bibtex(data: bytes) -> LikedInput:
         if kind in BIBTEX_NON_ENTRIES:
             continue
         entries += 1
+        # Counted before reading the entry: a file of a million empty entries stops here at once.
+        if entries > MAX_PAPERS_PER_INPUT:
+            raise LikedInputError(
+                f"That file holds more than {MAX_PAPERS_PER_INPUT} papers; please export at most "
+                f"{MAX_PAPERS_PER_INPUT} at a time. Nothing was saved."
+            )
         arxiv_id = _entry_arxiv_id(fields)
         title = _title(_plain(fields.get("title", "")))
         if arxiv_id:
@@ -158,11 +167,6 @@ def parse_bibtex(data: bytes) -> LikedInput:
             titles.append(title)
         else:
             unusable += 1
-        if len(ids) + len(titles) > MAX_PAPERS_PER_INPUT:
-            raise LikedInputError(
-                f"That file holds more than {MAX_PAPERS_PER_INPUT} papers; please export at most "
-                f"{MAX_PAPERS_PER_INPUT} at a time. Nothing was saved."
-            )
     if not entries:
         raise LikedInputError("We found no BibTeX entries (like @article{…}) in that file. Nothing was saved.")
     if unusable:
