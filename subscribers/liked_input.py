@@ -153,6 +153,12 @@ def parse_bibtex(data: bytes) -> LikedInput:
         if kind in BIBTEX_NON_ENTRIES:
             continue
         entries += 1
+        # Counted before reading the entry: a file of a million empty entries stops here at once.
+        if entries > MAX_PAPERS_PER_INPUT:
+            raise LikedInputError(
+                f"That file holds more than {MAX_PAPERS_PER_INPUT} papers; please export at most "
+                f"{MAX_PAPERS_PER_INPUT} at a time. Nothing was saved."
+            )
         arxiv_id = _entry_arxiv_id(fields)
         title = _title(_plain(fields.get("title", "")))
         if arxiv_id:
@@ -161,11 +167,6 @@ def parse_bibtex(data: bytes) -> LikedInput:
             titles.append(title)
         else:
             unusable += 1
-        if len(ids) + len(titles) > MAX_PAPERS_PER_INPUT:
-            raise LikedInputError(
-                f"That file holds more than {MAX_PAPERS_PER_INPUT} papers; please export at most "
-                f"{MAX_PAPERS_PER_INPUT} at a time. Nothing was saved."
-            )
     if not entries:
         raise LikedInputError("We found no BibTeX entries (like @article{…}) in that file. Nothing was saved.")
     if unusable:

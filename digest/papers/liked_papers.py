@@ -157,19 +157,24 @@ def arxiv_ids_url(arxiv_ids: Sequence[str]) -> str:
 
 
 def arxiv_title_url(title: str) -> str:
-    query = {"search_query": f'ti:"{title}"', "max_results": TITLE_SEARCH_RESULTS}
+    # A quote in the title would end the phrase and let the rest be read as arXiv query syntax.
+    phrase = " ".join(title.replace('"', " ").split())
+    query = {"search_query": f'ti:"{phrase}"', "max_results": TITLE_SEARCH_RESULTS}
     return f"{settings.ARXIV_API_URL}?{urlencode(query)}"
 
 
 def _claim(now: datetime) -> list[LikedPaper]:
-    """1. Take up to ROWS_PER_RUN waiting rows that are due, locked (others skip them).
+    """1. Take up to ROWS_PER_RUN waiting rows that are due, locked (others skip them), of
+       subscribers who confirmed: anyone can sign up an address with 100 titles, each one arXiv
+       request, so an unconfirmed signup's list waits (the periodic run fetches it once confirmed).
     2. Move their next_fetch_at CLAIM_MINUTES ahead in the same transaction, so a second worker,
        or a run that dies here, leaves them alone until then; the outcome of the fetch sets it
        properly afterwards."""
     with transaction.atomic():
         due = list(
-            LikedPaper.objects.select_for_update(skip_locked=True)
+            LikedPaper.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(state=State.WAITING, next_fetch_at__lte=now)
+            .exclude(subscriber__status=Subscriber.Status.PENDING)
             .order_by("next_fetch_at", "id")[:ROWS_PER_RUN]
         )
         LikedPaper.objects.filter(pk__in=[row.pk for row in due]).update(

@@ -15,6 +15,7 @@ from digest.delivery.sending import send_delivery_chunk
 from digest.models import Candidate, Delivery, Feed, MatchRun
 from mail.refusals import Refusal
 from tests.support.digest_samples import NOW, queued_digest
+from tests.support.servers import ThrowawayRedis
 
 pytestmark = pytest.mark.django_db
 
@@ -140,15 +141,17 @@ def test_it_reports_each_feed_that_failed_and_the_match_runs(token):
     assert figures[("paperboy_match_runs_unfinished", ())] == 1
 
 
-def test_queue_depth_is_each_redis_queue_length(token, broker_and_cache_on, redis_url, settings):
-    settings.REDIS_URL = redis_url
-    broker_and_cache_on(redis_url)
-    for _ in range(3):
-        queue("digest.send_digest_chunk", [1, 2])
-    queue("digest.match_chunk", 1, [1])
-    queue("digest.ingest_feeds")
+def test_queue_depth_is_each_redis_queue_length(token, broker_and_cache_on, settings):
+    # A Redis of its own: a worker some other test runs on the shared one would take the tasks.
+    with ThrowawayRedis() as redis:
+        settings.REDIS_URL = redis.url()
+        broker_and_cache_on(redis.url())
+        for _ in range(3):
+            queue("digest.send_digest_chunk", [1, 2])
+        queue("digest.match_chunk", 1, [1])
+        queue("digest.ingest_feeds")
 
-    figures = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+        figures = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
     assert figures[("paperboy_broker_up", ())] == 1
     depths = {name: figures[("paperboy_queue_depth", (("queue", name),))] for name in ("sending", "matching", "celery")}
@@ -181,3 +184,31 @@ def test_the_token_is_compared_in_constant_time(token, monkeypatch):
     monkeypatch.setattr(digest.ops.access, "constant_time_compare", spy)
     Client().get("/metrics", HTTP_AUTHORIZATION="Bearer guess")
     assert compared == [("guess", TOKEN)]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (f"/metrics?token={TOKEN}", {}),
+        (f"/metrics?access_token={TOKEN}", {}),
+        (f"/metrics?Authorization=Bearer+{TOKEN}", {}),
+        ("/metrics", {"HTTP_X_METRICS_TOKEN": TOKEN}),
+        ("/metrics", {"HTTP_PROXY_AUTHORIZATION": f"Bearer {TOKEN}"}),
+        ("/metrics", {"HTTP_COOKIE": f"token={TOKEN}; sessionid={TOKEN}"}),
+        ("/metrics/", {}),
+        ("/metrics.txt", {}),
+    ],
+)
+def test_the_token_anywhere_but_the_authorization_header_gets_the_same_404(token, path, headers):
+    """A stranger probing with the token in the URL (where logs and proxies keep it) or in
+    another header gets exactly the answer of a request without any token."""
+    plain = Client().get("/metrics")
+    response = Client().get(path, **headers)
+    assert response.status_code == 404
+    assert b"paperboy_" not in response.content
+    assert response.content == plain.content
+
+
+def test_a_head_request_without_the_token_gets_a_404(token):
+    assert Client().head("/metrics").status_code == 404
+    assert Client().head("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
