@@ -26,6 +26,7 @@ import re
 import resource
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -43,6 +44,7 @@ from django.conf import settings  # noqa: E402
 from bench.relevance import seed_papers  # noqa: E402
 from digest.management.progress import progress  # noqa: E402
 from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_subscribers  # noqa: E402
+from digest.matching.similarity import paper_text  # noqa: E402
 from subscribers.keywords import STOPWORDS, parse_keywords  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
@@ -154,6 +156,12 @@ class Generator:
             preferences["category_mode"] = "filter" if rng.random() < 0.33 else "boost"
         return preferences
 
+    def liked_papers(self) -> tuple[str, ...]:
+        """A liked-papers list of 2 to 10 papers generated for this subscriber alone: no two
+        subscribers share a liked paper, the dearest case (shared ones are read once per batch)."""
+        chosen = [self.paper(0) for _ in range(self.rng.randint(2, 10))]
+        return tuple(paper_text(paper.title, paper.abstract) for paper in chosen)
+
     def _written_differently(self, name: str) -> str:
         first, family = name.split(" ", 1)
         return self.rng.choice([name, f"{family}, {first}", f"{first[0]}. {family}", name.lower()])
@@ -183,6 +191,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=settings.MATCH_CHUNK_SIZE)
     parser.add_argument("--naive-sample", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--liked-share", type=float, default=0.0, help="share of subscribers with 2 to 10 liked papers")
     args = parser.parse_args()
 
     generator = Generator(args.seed)
@@ -205,9 +214,15 @@ def main() -> None:
         size = min(args.chunk_size, args.subscribers - first)
         generating = time.perf_counter()
         chunk = [generator.preferences() for _ in range(size)]  # generation is not timed
+        # Drawn only when asked for, so that the default run generates exactly what it always did.
+        liked = []
+        if args.liked_share:
+            liked = [generator.liked_papers() if generator.rng.random() < args.liked_share else () for _ in chunk]
         generate_wall += time.perf_counter() - generating
         tick = time.process_time()
         matchers = {first + offset: build_matcher(**preferences) for offset, preferences in enumerate(chunk)}
+        if args.liked_share:
+            matchers = {key: replace(matcher, liked=liked[key - first]) for key, matcher in matchers.items()}
         tock = time.process_time()
         found = match_subscribers(matchers, index)
         compile_seconds += tock - tick

@@ -288,7 +288,7 @@ def write_guard(results: dict[str, tuple[LabelledSet, dict[str, dict[str, Score]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", action="append", default=[], help="only this set (repeatable)")
-    parser.add_argument("--threshold", type=float, default=None, help="similarity threshold (default: the setting)")
+    parser.add_argument("--threshold", type=float, default=None, help="topic descriptions' similarity threshold")
     parser.add_argument("--no-readers", action="store_true", help="micro-averages only")
     parser.add_argument("--write-guard", action="store_true", help="record the fit sets' figures in guard.json")
     args = parser.parse_args()

@@ -16,7 +16,10 @@ each digest in the order the email shows them:
    runs the same functions directly (`start_match_run`, `match_chunk`, `dispatch_due`,
    `send_delivery_chunk`), one after the other, with no broker.
 
-Then it compares the two: the same recipients, each with the same papers in the same order. Beat
+Then it compares the two: the same recipients, each with the same papers in the same order, and
+the candidates each path stored (subscriber, paper, score). A run ranks papers by their recency as
+of its start, so the in-process run is started with the clock set back to the start of the
+workers' run (time-machine, a dev dependency). Beat
 only ever runs alone (it is stopped between its matching and sending phases so that a long run is
 not started twice). The figures include beat's first tick (its interval, `--tick` seconds) in
 each phase's wall time; the times taken from the rows (a match run's start to its last chunk, the
@@ -35,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,6 +219,7 @@ class Timings:
     sent: int = 0
     match_run_seconds: float = 0.0  # from the rows: the run's start to its last chunk
     send_run_seconds: float = 0.0  # the first delivery created to the last digest accepted
+    match_started: datetime | None = None
 
     def read_rows(self) -> None:
         from django.db.models import Max, Min
@@ -223,6 +227,7 @@ class Timings:
         from digest.models import Candidate, Delivery, MatchRun
 
         run = MatchRun.objects.aggregate(started=Min("started_at"), finished=Max("finished_at"))
+        self.match_started = run["started"]
         if run["finished"]:
             self.match_run_seconds = (run["finished"] - run["started"]).total_seconds()
         sent = Delivery.objects.aggregate(first=Min("created_at"), last=Max("sent_at"))
@@ -308,8 +313,12 @@ def forget_matches_and_digests() -> None:
     make_due()
 
 
-def run_in_process() -> Timings:
-    """The same work, in this process, without a broker: the functions the tasks call."""
+def run_in_process(ranked_at: datetime | None = None) -> Timings:
+    """The same work, in this process, without a broker: the functions the tasks call. With
+    `ranked_at`, the match run starts then (the clock set back), and so ranks as of then."""
+    import contextlib
+
+    import time_machine
     from django.conf import settings
 
     from digest.chunks import chunked
@@ -319,7 +328,8 @@ def run_in_process() -> Timings:
 
     timings = Timings()
     started = time.perf_counter()
-    plan = start_match_run()
+    with time_machine.travel(ranked_at, tick=False) if ranked_at else contextlib.nullcontext():
+        plan = start_match_run()
     for chunk in plan.chunks if plan else []:
         match_chunk(plan.run_id, chunk)
     timings.match_seconds = time.perf_counter() - started
@@ -328,6 +338,7 @@ def run_in_process() -> Timings:
         send_delivery_chunk(chunk)
     timings.send_seconds = time.perf_counter() - started
     timings.read_rows()
+    timings.match_run_seconds = timings.match_seconds  # the run's start was set back: the rows cannot say
     return timings
 
 
@@ -338,6 +349,9 @@ class Outcome:
     digests: int
     papers: int  # shown in all the digests of one path
     differences: list[str]
+    candidates: int = 0
+    candidates_differing: int = 0  # (subscriber, paper) stored by one path only, or with another score
+    largest_score_gap: float = 0.0
 
 
 def run_both(sink: Sink, celery: Celery, folder: Path, *, concurrency: int, tick: float, timeout: float) -> Outcome:
@@ -345,14 +359,36 @@ def run_both(sink: Sink, celery: Celery, folder: Path, *, concurrency: int, tick
     before = len(sink.lines())
     workers = run_through_workers(celery, folder, concurrency=concurrency, tick=tick, timeout=timeout)
     through_workers = sink.digests(before)
+    matched_by_workers = candidate_scores()
     before = len(sink.lines())
     forget_matches_and_digests()
-    here = run_in_process()
+    here = run_in_process(ranked_at=workers.match_started)
     in_process = sink.digests(before)
     assert len(through_workers) == workers.sent and len(in_process) == here.sent, (workers, here)
     papers = sum(len(shown) for shown in in_process.values())
     assert papers or not in_process, "no paper found in any digest: has the email's text part changed?"
-    return Outcome(workers, here, len(through_workers), papers, compare(through_workers, in_process))
+    matched_here = candidate_scores()
+    pairs = matched_by_workers.keys() | matched_here.keys()
+    differing = [pair for pair in pairs if matched_by_workers.get(pair) != matched_here.get(pair)]
+    gaps = [abs(matched_by_workers.get(pair, 0.0) - matched_here.get(pair, 0.0)) for pair in differing]
+    return Outcome(
+        workers,
+        here,
+        len(through_workers),
+        papers,
+        compare(through_workers, in_process),
+        candidates=len(matched_here),
+        candidates_differing=len(differing),
+        largest_score_gap=max(gaps, default=0.0),
+    )
+
+
+def candidate_scores() -> dict[tuple[int, int], float]:
+    """(subscriber, paper): score, of every candidate stored."""
+    from digest.models import Candidate
+
+    rows = Candidate.objects.values_list("subscriber_id", "paper_id", "score").iterator(chunk_size=20000)
+    return {(subscriber, paper): score for subscriber, paper, score in rows}
 
 
 def environment(database_url: str, redis_url: str, sink_port: int, folder: Path) -> dict[str, str]:
@@ -437,11 +473,16 @@ def report(args, outcome: Outcome) -> None:
         f"digests compared per subscriber, papers in order: {same} of {outcome.digests} identical "
         f"({outcome.papers / max(outcome.digests, 1):.1f} papers per digest)"
     )
+    print(
+        f"candidates compared (subscriber, paper, score): {outcome.candidates - outcome.candidates_differing} "
+        f"of {outcome.candidates} identical (largest score difference {outcome.largest_score_gap:.4f})"
+    )
     for line in outcome.differences[:10]:
         print("  " + line)
     workers, here = outcome.through_workers, outcome.in_process
     print(
         f"subscribers={args.subscribers} digests={outcome.digests} differing={len(outcome.differences)} "
+        f"candidates_differing={outcome.candidates_differing} "
         f"workers_match_s={workers.match_run_seconds:.1f} workers_send_s={workers.send_run_seconds:.1f} "
         f"in_process_match_s={here.match_run_seconds:.1f} in_process_send_s={here.send_run_seconds:.1f}"
     )

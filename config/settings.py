@@ -89,6 +89,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Set when PostgreSQL is reached through PgBouncer in transaction mode (docs/deployment.md): a
+# server session then serves other clients between two transactions, so nothing may outlive one.
+DB_TRANSACTION_POOLING = env_bool("DB_TRANSACTION_POOLING", False)
+if DB_TRANSACTION_POOLING:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -222,6 +227,11 @@ SEND_RATE_PER_SECOND = env_float("SEND_RATE_PER_SECOND", 0.0)
 # PostgreSQL: let a chunk's commits return before the disk flush. Faster, but a database server
 # crash may forget the last outcomes and those digests are sent again; off keeps "never twice".
 SEND_ASYNC_COMMIT = env_bool("SEND_ASYNC_COMMIT", False)
+if SEND_ASYNC_COMMIT and DB_TRANSACTION_POOLING:
+    # It sets synchronous_commit on the session, which the pooler would hand to other clients.
+    raise ImproperlyConfigured(
+        "SEND_ASYNC_COMMIT cannot be on with DB_TRANSACTION_POOLING (PgBouncer transaction mode)."
+    )
 # Accepted digests recorded `sent` in one statement (and subscribers looked at in one query): a
 # worker killed mid-chunk may resend up to this many, same Message-IDs; 1 records each on its own.
 SEND_OUTCOME_BATCH = env_int("SEND_OUTCOME_BATCH", 10)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 from digest.papers.liked_papers import add_liked_papers, liked_list, remove_liked_paper
 from subscribers import ratelimit
 from subscribers.forms import liked_papers_field, read_liked_papers
-from subscribers.liked_input import MAX_BIBTEX_BYTES, LikedInput, LikedInputError, parse_bibtex
+from subscribers.liked_input import BIBTEX_TOO_LARGE, MAX_BIBTEX_BYTES, LikedInput, LikedInputError, parse_bibtex
 from subscribers.models import Subscriber
 from subscribers.tokens import read_token
 from subscribers.views import TOO_MANY_CHANGES, invalid_link, manage_url
@@ -30,10 +30,10 @@ class AddLikedPapersForm(forms.Form):
         upload = self.cleaned_data.get("bibtex")
         if not upload:
             return LikedInput()
+        # Checked before reading: a huge upload is refused without loading it.
+        if upload.size is None or upload.size > MAX_BIBTEX_BYTES:
+            raise forms.ValidationError(BIBTEX_TOO_LARGE)
         try:
-            # Checked before reading: a huge upload is refused without loading it.
-            if upload.size is None or upload.size > MAX_BIBTEX_BYTES:
-                return parse_bibtex(b" " * (MAX_BIBTEX_BYTES + 1))
             return parse_bibtex(upload.read(MAX_BIBTEX_BYTES + 1))
         except LikedInputError as refused:
             raise forms.ValidationError(str(refused)) from None

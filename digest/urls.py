@@ -5,6 +5,7 @@ from digest import liked_views, views
 app_name = "digest"
 urlpatterns = [
     path("papers/", views.paper_list, name="paper_list"),
+    path("papers/<int:paper_id>/", views.paper_detail, name="paper"),
     path("feedback/<str:token>/", views.feedback, name="feedback"),
     path("feedback/<str:token>/<int:paper_id>/<str:direction>/", views.feedback_paper, name="feedback_paper"),
     path("digest/<str:token>/", views.digest_view, name="view"),

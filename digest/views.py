@@ -7,6 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from digest.delivery.digest_email import build_digest_context, delivery_papers, digest_item
+from digest.delivery.picks import author_names
 from digest.matching.feedback import DIRECTIONS, apply_feedback
 from digest.models import Delivery, Paper
 from digest.papers.archive import archive_days, papers_of_day
@@ -27,6 +28,14 @@ def paper_list(request):
     papers = Paper.objects.order_by("-upvotes", "-published", "-id")
     page = Paginator(papers, 50).get_page(request.GET.get("page"))
     return render(request, "digest/paper_list.html", {"page": page})
+
+
+def paper_detail(request: HttpRequest, paper_id: int) -> HttpResponse:
+    """A paper's page: where a digest card links when the paper has no abstract page elsewhere."""
+    paper = Paper.objects.filter(pk=paper_id).first()
+    if paper is None:
+        raise Http404("No such paper")
+    return render(request, "digest/paper_detail.html", {"paper": paper, "authors": author_names(paper.authors)})
 
 
 @never_cache

@@ -1,6 +1,7 @@
 """Signup and preference forms: they parse and validate input, services.py acts on it."""
 
 import unicodedata
+from typing import Any
 from zoneinfo import available_timezones
 
 from django import forms
@@ -36,9 +37,11 @@ def reject_control_characters(value: str, *, allow_newlines: bool = False) -> st
 class LimitedCharField(forms.CharField):
     """A CharField whose limit the page shows and counts instead of enforcing it with `maxlength`:
     a browser cuts pasted text at `maxlength` without a word, so the limit is checked here, with
-    an error that keeps everything typed, and static/js/preferences.js counts as the reader types."""
+    an error that keeps everything typed, and static/js/preferences.js counts as the reader types
+    (unless `counted` is False: a limit in characters that the reader thinks of in other units)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, counted: bool = True, **kwargs: Any) -> None:
+        self.counted = counted
         super().__init__(**kwargs)
         for validator in self.validators:
             if isinstance(validator, MaxLengthValidator):
@@ -50,7 +53,7 @@ class LimitedCharField(forms.CharField):
     def widget_attrs(self, widget):
         attrs = super().widget_attrs(widget)
         limit = attrs.pop("maxlength", None)
-        if limit is not None:
+        if limit is not None and self.counted:
             attrs["data-limit"] = limit
         return attrs
 
@@ -95,6 +98,7 @@ class PreferencesForm(forms.Form):
         label="Use categories to",
     )
     authors = LimitedCharField(
+        counted=False,  # its limit is MAX_AUTHORS names; the characters only bound the input
         required=False,
         max_length=MAX_AUTHORS * (MAX_AUTHOR_LENGTH + 2),
         label="Authors to follow",

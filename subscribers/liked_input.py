@@ -38,6 +38,9 @@ _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+\s*|\\.")
 BIBTEX_NON_ENTRIES = frozenset({"comment", "string", "preamble"})
 
 
+BIBTEX_TOO_LARGE = f"That file is larger than {MAX_BIBTEX_BYTES // 1_000_000} MB. Nothing was saved."
+
+
 class LikedInputError(ValueError):
     """Input refused whole; the message is written for the subscriber."""
 
@@ -134,7 +137,7 @@ def parse_bibtex(data: bytes) -> LikedInput:
     """A BibTeX file: each entry's arXiv id (eprint, arxivid, an arXiv URL, DOI or journal field),
     else its title."""
     if len(data) > MAX_BIBTEX_BYTES:
-        raise LikedInputError(f"That file is larger than {MAX_BIBTEX_BYTES // 1_000_000} MB. Nothing was saved.")
+        raise LikedInputError(BIBTEX_TOO_LARGE)
     if b"\x00" in data:
         raise LikedInputError("That file is not a BibTeX file (it holds binary data). Nothing was saved.")
     try:

@@ -188,11 +188,15 @@ def _opt_in(subscriber: Subscriber) -> SignupOutcome:
     return SignupOutcome.CONFIRMATION_SENT if send_confirmation(subscriber) else SignupOutcome.THROTTLED
 
 
-def subscribe_by_operator(email: str, prefs: Preferences, *, confirmed: bool) -> Subscriber:
+def subscribe_by_operator(
+    email: str, prefs: Preferences, *, confirmed: bool
+) -> tuple[Subscriber, SignupOutcome | None]:
     """Create or update a subscriber for an operator (the `subscribe` command).
 
     With `confirmed` the address is active at once, without the opt-in email; the operator vouches
-    for it. Without, a new or lapsed address gets the opt-in email as if it had used the form.
+    for it. Without, a new or lapsed address gets the opt-in email as if it had used the form, and
+    the outcome says whether it went out (CONFIRMATION_SENT) or one had within the hour
+    (THROTTLED); None when no opt-in email was due.
     """
     email = normalize_email(email)
     subscriber = find_by_email(email)
@@ -205,11 +209,10 @@ def subscribe_by_operator(email: str, prefs: Preferences, *, confirmed: bool) ->
         update_preferences(subscriber, prefs)
         if confirmed:
             confirm(subscriber)
-        else:
-            send_confirmation(subscriber)
-        return subscriber
+            return subscriber, None
+        return subscriber, _opt_in(subscriber)
     update_preferences(subscriber, prefs)
-    return subscriber
+    return subscriber, None
 
 
 def _claim_email_slot(subscriber: Subscriber, stamp_field: str) -> bool:

@@ -11,10 +11,11 @@ import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
 from django.urls import reverse
@@ -37,6 +38,8 @@ SUBJECT_TOPICS = 2
 SUBJECT_MAX_CHARS = 90
 CARD_CACHE_SIZE = 5000
 INDENT = "   "
+RECENT_DAYS = 2  # arXiv announces a day's papers the next evening, UTC
+RECENT_DAYS_WEEKLY = 8
 
 # Phrases the matcher puts in quotes in a reason: "matches your keyword 'neural field'".
 _QUOTED = re.compile(r"[\"'‘“]([^\"'’”]{2,80})[\"'’”]")
@@ -48,7 +51,7 @@ class PaperCard:
 
     paper_id: int
     title: str
-    url: str
+    url: str  # the abstract, or the paper's page on this site: every card links to its paper
     authors: str
     categories: list[str]
     upvotes: int
@@ -56,6 +59,14 @@ class PaperCard:
     pdf_url: str
     code_url: str
     excerpt_lines: str  # the excerpt wrapped and indented for the text part
+    date_label: str  # "17 Mar 2026", the paper's publication date (UTC), or ""
+    meta: tuple[str, ...]  # date, categories: only what the paper has, so no empty label
+    upvotes_label: str  # "42 upvotes", or "" with none
+
+    @property
+    def meta_line(self) -> str:
+        """The meta and the upvotes as one line of text, with no dangling separator."""
+        return " · ".join((*self.meta, self.upvotes_label) if self.upvotes_label else self.meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +102,16 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 
 def abstract_url(paper: PaperRow) -> str:
+    """The paper's abstract where it has one, else its page on this site (seed papers have none)."""
     if paper.url:
         return paper.url
     if paper.arxiv_id:
         return f"https://arxiv.org/abs/{paper.arxiv_id}"
-    return ""
+    return absolute(reverse("digest:paper", args=[paper.pk]))
+
+
+def short_date(day: date) -> str:
+    return f"{day.day} {day:%b %Y}"
 
 
 def pdf_url(paper: PaperRow) -> str:
@@ -129,31 +145,44 @@ def view_url(subscriber: Subscriber, delivery: Delivery) -> str:
     return token_url("digest:view", make_token(subscriber, "digest", {"d": delivery.pk}))
 
 
-@lru_cache(maxsize=CARD_CACHE_SIZE)
 def paper_card(paper: PaperRow) -> PaperCard:
     """What the digest shows of the paper, cached per process by the whole row (so never stale).
 
     A daily digest run shows the same few thousand papers to every subscriber: each card's
     values (authors shortened, abstract cut and wrapped) are worked out once, not once per
-    subscriber.
+    subscriber. SITE_URL is part of the key too: a card may link to the paper's page here.
     """
+    return _paper_card(paper, settings.SITE_URL)
+
+
+@lru_cache(maxsize=CARD_CACHE_SIZE)
+def _paper_card(paper: PaperRow, site_url: str) -> PaperCard:
+    """`paper_card`, cached; `site_url` is only part of the key (links are made from the setting)."""
     text = excerpt(paper.abstract)
+    categories = [name for name in (" ".join(c.split()) for c in paper.categories) if name]
+    if not categories and paper.primary_category.strip():
+        categories = [" ".join(paper.primary_category.split())]
+    date_label = short_date(paper.published.astimezone(UTC).date()) if paper.published else ""
+    plural = "" if paper.upvotes == 1 else "s"
     return PaperCard(
         paper_id=paper.pk,
         title=" ".join(paper.title.split()),
         url=abstract_url(paper),
         authors=short_authors(paper.authors),
-        categories=list(paper.categories or ([paper.primary_category] if paper.primary_category else [])),
+        categories=categories,
         upvotes=paper.upvotes,
         excerpt=text,
         pdf_url=pdf_url(paper),
         code_url=paper.code_url,
         excerpt_lines=textwrap.fill(text, 75, initial_indent=INDENT, subsequent_indent=INDENT),
+        date_label=date_label,
+        meta=tuple(part for part in (date_label, ", ".join(categories)) if part),
+        upvotes_label=f"{paper.upvotes} upvote{plural}" if paper.upvotes else "",
     )
 
 
 def clear_card_cache() -> None:
-    paper_card.cache_clear()
+    _paper_card.cache_clear()
 
 
 def digest_item(candidate: Pick, feedback: Callable[[int, str], str]) -> DigestItem:
@@ -167,9 +196,12 @@ def digest_item(candidate: Pick, feedback: Callable[[int, str], str]) -> DigestI
 
 
 def _as_phrase(name: str) -> str:
-    """'Implicit neural representations' reads as 'implicit neural representations' mid-sentence."""
+    """A topic's name mid-sentence: 'Implicit neural representations' reads as 'implicit neural
+    representations'; a first word that is not a plain capitalised word ('NeRF', 'Σ-Mem', 'LLM')
+    keeps its case."""
     name = " ".join(name.split())
-    if name[:1].isupper() and not any(c.isupper() for c in name[1:2]):
+    first = name.split(" ", 1)[0]
+    if first.isalpha() and first[:1].isupper() and first[1:].islower():
         return name[:1].lower() + name[1:]
     return name
 
@@ -187,6 +219,7 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Pick], limit: in
     phrase in a reason counts as a keyword.
     """
     labels = [(topic.name, make_term(topic.name)) for topic in subscriber.topics.all()]
+    topic_names = {name for name, _ in labels}
     labels += [(term.text, term) for term in parse_keywords(subscriber.keywords).include]
     folded_labels = [(label, label.casefold(), term) for label, term in labels]
     counts: Counter[str] = Counter()
@@ -206,7 +239,8 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Pick], limit: in
             counts[label] += 1
             first_seen.setdefault(label, position)
     ranked = sorted(counts, key=lambda label: (-counts[label], first_seen[label]))
-    return [_as_phrase(label) for label in ranked[:limit]]
+    # Our topic names are written as titles; the reader's keywords and the papers' phrases keep their case.
+    return [_as_phrase(label) if label in topic_names else label for label in ranked[:limit]]
 
 
 def digest_subject(subscriber: Subscriber, candidates: Sequence[Pick], topics: list[str] | None = None) -> str:
@@ -236,6 +270,20 @@ def delivery_papers(delivery: Delivery) -> tuple[list[Pick], list[Pick]]:
     return ranked[:shown], ranked[shown:]
 
 
+def papers_source(candidates: Sequence[Pick], day: date, weekly: bool) -> str:
+    """Where the papers come from, as their dates say: "today's trending papers" only when they
+    are all from the last two days (the last eight for a weekly digest), else their dates."""
+    dates = sorted(pick.paper.published.astimezone(UTC).date() for pick in candidates if pick.paper.published)
+    if not dates:
+        return "the trending papers"
+    recent = day - timedelta(days=RECENT_DAYS_WEEKLY if weekly else RECENT_DAYS)
+    if dates[0] >= recent:
+        return "this week's trending papers" if weekly else "today's trending papers"
+    if dates[0] == dates[-1]:
+        return f"the trending papers of {short_date(dates[0])}"
+    return f"the trending papers of {short_date(dates[0])} to {short_date(dates[-1])}"
+
+
 def build_digest_context(
     subscriber: Subscriber,
     candidates: Sequence[Pick],
@@ -250,8 +298,12 @@ def build_digest_context(
     web_url = view_url(subscriber, delivery) if delivery is not None and delivery.pk else ""
     topics = subject_topics(subscriber, candidates)
     day = _local_date(subscriber, moment)
+    subject = digest_subject(subscriber, candidates, topics)
+    weekly = subscriber.frequency == Subscriber.Frequency.WEEKLY
     return {
-        "subject": digest_subject(subscriber, candidates, topics),
+        "subject": subject,
+        "intro": f"{subject}, picked for you from {papers_source(candidates, day, weekly)}.",
+        "heading": f"{settings.SITE_NAME} {'weekly' if weekly else 'daily'} digest",
         "topics": topics,
         "items": items,
         "more_count": more_count,

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from django.conf import settings
 from django.utils import timezone
+from scipy import sparse
 
+from digest.matching import relevance_model
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
 from digest.matching.liked import liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
@@ -66,6 +68,7 @@ MIN_SPLIT_PART = 3
 USUAL_MEANING_SHARE = 3
 
 INTEREST_REASON = "similar to your interests"
+KEYWORD_FEATURES = ("keyword_in_title", "keyword_anywhere", "keywords_found")
 
 BOOST = "boost"
 FILTER = "filter"
@@ -394,11 +397,57 @@ class _Evidence(NamedTuple):
     reason: str
     hits: _Hits | None  # sparse signals: keywords, authors
     dense: np.ndarray | None  # dense signals: topics, interests, categories (relevance per paper)
+    keyword: bool = False
 
     def at(self, positions: np.ndarray) -> np.ndarray:
         if self.hits is not None:
             return self.hits.at(positions)
         return self.dense[positions] if self.dense is not None else np.zeros(len(positions), np.float32)
+
+
+def keyword_text(query: KeywordQuery) -> str:
+    """The wanted keywords as one text, compared with papers by meaning like an interest."""
+    return " ".join(term.text for term in query.include)
+
+
+def keyword_hits(query: KeywordQuery, index: BatchIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Papers holding a wanted keyword: their positions, how many distinct keywords each holds, and
+    whether one is in its title."""
+    found = [index.term_hits(term) for term in query.include]
+    if not found:
+        empty = np.zeros(0, np.int64)
+        return empty, empty.astype(np.float32), empty.astype(bool)
+    every = np.concatenate([hits.positions for hits in found])
+    weights = np.concatenate([hits.weights for hits in found])
+    counts = np.bincount(every, minlength=index.size)
+    titled = np.zeros(index.size, dtype=bool)
+    titled[every[weights >= np.float32(KEYWORD_IN_TITLE)]] = True
+    positions = np.flatnonzero(counts)
+    return positions, counts[positions].astype(np.float32), titled[positions]
+
+
+def keyword_features(query: KeywordQuery, index: BatchIndex) -> dict[str, np.ndarray]:
+    """The model's keyword features per paper: a keyword in the title (0/1), one anywhere (0/1),
+    how many distinct ones (at most 3)."""
+    positions, counts, in_title = keyword_hits(query, index)
+    features = {name: np.zeros(index.size, np.float32) for name in KEYWORD_FEATURES}
+    features["keyword_in_title"][positions] = in_title
+    features["keyword_anywhere"][positions] = 1.0
+    features["keywords_found"][positions] = np.minimum(counts, 3.0)
+    return features
+
+
+def _add_keyword_logit(
+    logit: np.ndarray, query: KeywordQuery, index: BatchIndex, model: relevance_model.LogisticModel
+) -> None:
+    """The keyword features' part of the model's logit (see keyword_features), added where found."""
+    positions, counts, in_title = keyword_hits(query, index)
+    if len(positions):
+        logit[positions] += (
+            model.weight("keyword_anywhere")
+            + model.weight("keywords_found") * np.minimum(counts, 3.0)
+            + model.weight("keyword_in_title") * in_title
+        )
 
 
 def _evidence(matcher: Matcher, index: BatchIndex, interest: np.ndarray | None) -> list[_Evidence]:
@@ -411,7 +460,7 @@ def _evidence(matcher: Matcher, index: BatchIndex, interest: np.ndarray | None) 
     for term in matcher.keywords.include:
         hits = index.term_hits(term)
         if len(hits.positions):
-            found.append(_Evidence(f"matches your keyword '{term.text}'", hits, None))
+            found.append(_Evidence(f"matches your keyword '{term.text}'", hits, None, keyword=True))
     for topic in matcher.topics:
         found.append(_Evidence(f"in your topic {topic.name}", None, index.topic_relevance(topic)))
     if interest is not None:
@@ -487,10 +536,14 @@ def _lowered(relevance: np.ndarray) -> np.ndarray:
     return relevance * LESS_OF_FACTOR
 
 
-def _interest_phrases(index: BatchIndex, interests: str) -> Callable[[np.ndarray], list[str]] | None:
+def _interest_phrases(
+    index: BatchIndex, interests: str, rows: sparse.csr_matrix, row: int
+) -> Callable[[np.ndarray], list[str]] | None:
     if not interests:
         return None
-    return lambda positions: index.similarity.shared_phrases(index.similarity.interest_words(interests), positions)
+    return lambda positions: index.similarity.shared_phrases(
+        index.similarity.interest_words(interests, rows, row), positions
+    )
 
 
 def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None = None) -> list[Matches]:
@@ -498,26 +551,41 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     keep = settings.MATCH_KEEP_PER_SUBSCRIBER if keep is None else keep
     if not matchers or not index.size:
         return [NO_MATCHES for _ in matchers]
-    texts = sorted({matcher.interests for matcher in matchers if matcher.interests})
+    # Interests, and the keywords of those who also wrote one, compared with every paper at once.
+    texts = sorted(
+        {matcher.interests for matcher in matchers if matcher.interests}
+        | {keyword_text(matcher.keywords) for matcher in matchers if matcher.interests and matcher.keywords.include}
+    )
     text_row = {text: row for row, text in enumerate(texts)}
-    interests = index.similarity_relevance(index.similarity.scores(texts)) if texts else None
-    interests_log_miss = _log_miss(interests) if interests is not None else None
     min_relevance = index.weights.min_relevance
+    rows = index.similarity.model.transform(texts)
+    tfidf, lsa = index.similarity.both_scores_of(rows)
+    described = relevance_model.DESCRIPTION.relevance({"tfidf": tfidf, "lsa": lsa}, min_relevance)
+    # The "both" model's logit is a sum: the parts from meaning are computed for all texts at once.
+    both = relevance_model.BOTH
+    as_interest = both.weight("tfidf") * tfidf + both.weight("lsa") * lsa + both.offset(min_relevance)
+    as_keywords = both.weight("keywords_tfidf") * tfidf + both.weight("keywords_lsa") * lsa
     results: list[Matches] = []
     for matcher in matchers:
-        interest = interests[text_row[matcher.interests]] if matcher.interests and interests is not None else None
+        row = text_row.get(matcher.interests, -1)
+        interest = described[row] if row >= 0 else None
         evidence = _evidence(matcher, index, interest)
         liked = liked_scores(matcher.liked, index.similarity)
         if liked is not None:
             evidence += [_Evidence(reason, None, dense) for reason, dense in liked.evidence]
-        if matcher.interests and interests_log_miss is not None:
-            log_miss = interests_log_miss[text_row[matcher.interests]].copy()
+        if interest is not None and matcher.keywords.include:
+            logit = as_interest[row] + as_keywords[text_row[keyword_text(matcher.keywords)]]
+            _add_keyword_logit(logit, matcher.keywords, index, both)
+            log_miss = _log_miss(relevance_model.relevance_of(logit, min_relevance))
+            # The model holds the keywords and the interest; other evidence adds to it.
+            kept = [item for item in evidence if item.reason != INTEREST_REASON and not item.keyword]
         else:
             log_miss = np.zeros(index.size, np.float32)
-        for item in evidence:
+            kept = evidence
+        for item in kept:
             if item.hits is not None:
                 log_miss[item.hits.positions] += item.hits.log_miss
-            elif item.dense is not None and item.dense is not interest:
+            elif item.dense is not None:
                 log_miss += _log_miss(item.dense)
         relevance = -np.expm1(log_miss)
         if liked is not None:
@@ -547,7 +615,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
                 paper_ids=index.ids[positions].tolist(),
                 relevance=np.round(relevance[positions], 4).tolist(),
                 scores=np.round(scores, 4).tolist(),
-                reasons=_reasons(evidence, positions, chosen, _interest_phrases(index, matcher.interests)),
+                reasons=_reasons(evidence, positions, chosen, _interest_phrases(index, matcher.interests, rows, row)),
             )
         )
     return results

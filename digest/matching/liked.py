@@ -20,6 +20,7 @@ liked papers costs nothing here.
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 import numpy as np
 from django.db.models import Prefetch, QuerySet
@@ -40,6 +41,11 @@ TYPICAL_WEIGHT = 1.0
 UNLIKE_FACTOR = 0.3
 # The newest liked papers are used when a list is longer: matching time stays bounded.
 MAX_LIKED_IN_MATCHER = 50
+
+
+# Liked papers' similarity rows kept per batch (a row is 4 bytes per paper: 8 KB for 2,000 papers).
+MAX_CACHED_ROWS = 4096
+_rows: "WeakKeyDictionary[PaperSimilarity, dict[str, np.ndarray]]" = WeakKeyDictionary()
 
 
 # What store_matches prefetches, so that a chunk's subscribers bring their liked papers in one query.
@@ -73,6 +79,21 @@ def liked_paper_ids(subscribers: Sequence["Subscriber"]) -> set[tuple[int, int]]
     }
 
 
+def _similarities(liked: Sequence[str], similarity: PaperSimilarity) -> np.ndarray:
+    """similarity.scores(liked), each liked paper's row computed once per batch: many subscribers
+    like the same papers, and reading an abstract costs more than the product."""
+    known = _rows.setdefault(similarity, {})
+    missing = [text for text in dict.fromkeys(liked) if text not in known]
+    if missing:
+        rows = similarity.scores(missing)
+        if len(known) + len(missing) <= MAX_CACHED_ROWS:
+            known.update(zip(missing, rows, strict=True))
+        else:
+            fresh = {**known, **dict(zip(missing, rows, strict=True))}
+            return np.vstack([fresh[text] for text in liked])
+    return np.vstack([known[text] for text in liked])
+
+
 @dataclass(frozen=True)
 class LikedScores:
     """The liked papers' say on one batch: extra evidence, and the papers unlike them."""
@@ -87,7 +108,7 @@ class LikedScores:
 def liked_scores(liked: Sequence[str], similarity: PaperSimilarity) -> LikedScores | None:
     if not liked or not similarity.paper_count:
         return None
-    per_liked = similarity.scores(liked) - TYPICAL_WEIGHT * similarity.typicality
+    per_liked = _similarities(liked, similarity) - TYPICAL_WEIGHT * similarity.typicality
     score = per_liked.mean(axis=0)
     similar = score >= LIKED_SIMILAR
     counts = np.where(similar, (per_liked >= LIKED_SIMILAR).sum(axis=0), 0)

@@ -16,7 +16,7 @@ run's range when a paper committed late appeared in it.
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -75,13 +75,15 @@ def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> 
     return RunPlan(run_id=run.id, chunks=chunks)
 
 
-def build_index(papers: QuerySet, background: QuerySet) -> BatchIndex:
-    """Index `papers`, fitting the similarity model's IDF on them and up to MATCH_IDF_PAPERS others."""
+def build_index(papers: QuerySet, background: QuerySet, now: datetime | None = None) -> BatchIndex:
+    """Index `papers`, fitting the similarity model's IDF on them and up to MATCH_IDF_PAPERS others,
+    with their recency as of `now` (default: now)."""
     papers = papers.annotate(source_count=Count("sources")).order_by("id")
     texts = background.order_by("-id").values_list("title", "abstract")[: settings.MATCH_IDF_PAPERS]
     return BatchIndex(
         [paper_doc(paper, paper.source_count) for paper in papers],
         background=[f"{title}. {abstract}" for title, abstract in texts],
+        now=now,
     )
 
 
@@ -90,9 +92,12 @@ def run_index(run: MatchRun) -> BatchIndex:
     cached = _index_cache.get(run.id)
     if cached is not None:
         return cached
+    # Ranked as of the run's start, not the moment this process got its first chunk: every chunk
+    # of a run, on whichever worker and however late it is redelivered, ranks papers alike.
     index = build_index(
         Paper.objects.filter(id__gt=run.first_paper_id, id__lte=run.last_paper_id),
         Paper.objects.filter(id__lte=run.first_paper_id),
+        now=run.started_at,
     )
     _index_cache.clear()
     _index_cache[run.id] = index

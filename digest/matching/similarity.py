@@ -14,6 +14,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.linalg import svds
 
 from subscribers.keywords import STOPWORDS, fold, stem, words
 
@@ -32,6 +33,8 @@ _TOKEN_RE = re.compile(r"[^\W_]+")
 # A reason names the interest's words a paper shares among its this many weightiest ones.
 PHRASE_TERMS = 16
 PHRASE_MAX_CHARS = 60
+# Latent semantic analysis: dimensions kept of the papers' TF-IDF matrix (fewer for tiny batches).
+LSA_DIMENSIONS = 50
 FILLER_WORD, OTHER_WORD = -1, -2  # in InterestWords.tokens: not a stem, or a stem not among the weightiest
 _JOINER_RE = re.compile(r"[\s-]*")
 
@@ -91,44 +94,56 @@ class TfidfModel:
 @dataclass
 class InterestWords:
     """A free-text interest's weightiest stems (vocabulary columns and weights) and, per word of
-    the text, its span and which of those stems it is (-1: filler or not among them)."""
+    the text, its span, which of those stems it is (FILLER_WORD, OTHER_WORD: none) and whether only
+    spaces or hyphens separate it from the word before."""
 
     text: str
     columns: np.ndarray
     weights: np.ndarray
-    tokens: list[tuple[int, int, int]]
-    phrases: dict[int, str] = field(default_factory=dict)  # mask of shared stems -> what a reason says
+    tokens: list[tuple[int, int, int, bool]]
+    first_token: dict[int, int]  # stem -> the first word spelling it
+    phrases: dict[tuple[int, int], str] = field(default_factory=dict)
 
-    def phrase(self, mask: int) -> str:
-        """The interest's words a paper shares, as written: the best run of consecutive shared
-        words (filler words inside, no punctuation but hyphens), and a second run when it weighs at
-        least half as much."""
-        found = self.phrases.get(mask)
+    def phrase(self, best: int, mask: int) -> str:
+        """The words of the interest around the first one spelling stem `best`, extended over
+        neighbours whose stems the paper holds too (bits of `mask`; filler words inside a run are
+        kept, punctuation other than hyphens ends it), quoted as the reader wrote them."""
+        key = (best, mask)
+        found = self.phrases.get(key)
         if found is None:
-            runs: list[tuple[float, int, int]] = []
-            start = end = -1
-            terms: set[int] = set()
-            for token_start, token_end, term in [*self.tokens, (len(self.text), len(self.text), OTHER_WORD)]:
-                joined = start >= 0 and _JOINER_RE.fullmatch(self.text[end:token_start]) is not None
-                if term >= 0 and mask >> term & 1 and (start < 0 or joined):
-                    start = token_start if start < 0 else start
-                    end = token_end
-                    terms.add(term)
-                    continue
-                if term == FILLER_WORD and joined:
-                    continue  # may sit inside a run; the run's end stays at its last shared word
-                if start >= 0:
-                    runs.append((float(self.weights[sorted(terms)].sum()), start, end))
-                start, terms = -1, set()
-                if term >= 0 and mask >> term & 1:
-                    start, end, terms = token_start, token_end, {term}
-            runs.sort(key=lambda run: -run[0])
-            distinct = {_cut(self.text[a:b]).casefold(): (weight, a, b) for weight, a, b in reversed(runs)}
-            best = sorted(distinct.values(), key=lambda run: -run[0])[:2]
-            chosen = sorted((run for run in best if run[0] * 2 >= best[0][0]), key=lambda run: run[1])
-            found = ", ".join(f'"{_cut(self.text[a:b])}"' for _, a, b in chosen)
-            self.phrases[mask] = found
+            first = last = self.first_token[best]
+            for step in (-1, 1):
+                edge = position = first if step < 0 else last
+                while 0 <= position + step < len(self.tokens):
+                    joined = self.tokens[max(position, position + step)][3]
+                    _, _, term, _ = self.tokens[position + step]
+                    if not joined or term == OTHER_WORD or (term >= 0 and not mask >> term & 1):
+                        break
+                    position += step
+                    if term >= 0:
+                        edge = position
+                first, last = (edge, last) if step < 0 else (first, edge)
+            found = self.phrases[key] = f'"{_cut(self.text[self.tokens[first][0] : self.tokens[last][1]])}"'
         return found
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
+
+
+def _latent_space(rows: sparse.csr_matrix, papers: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """LSA: the top singular vectors of the TF-IDF matrix (batch and background papers) relate terms
+    that occur in the same papers, so "RLHF" and "preference optimization" end up close. Returns
+    the term -> latent map (terms x k) and the batch's papers as unit latent rows."""
+    dimensions = min(LSA_DIMENSIONS, min(rows.shape) - 1)
+    if dimensions < 2:
+        return None, np.zeros((papers, 0), dtype=np.float32)
+    # A fixed start vector: the same papers give the same space on every worker.
+    start = np.random.default_rng(0).uniform(size=min(rows.shape))
+    _, _, components = svds(rows.astype(np.float64), k=dimensions, v0=start)
+    term_space = components.T.astype(np.float32)
+    return term_space, _unit_rows(rows[:papers] @ term_space)
 
 
 def _cut(text: str) -> str:
@@ -141,40 +156,65 @@ class PaperSimilarity:
 
     def __init__(self, paper_texts: Sequence[str], background: Sequence[str] = ()):
         self.model = TfidfModel([*paper_texts, *background])
+        rows = self.model.transform([*paper_texts, *background])
         # Kept sparse: a day's papers over a real vocabulary would be hundreds of MB dense.
-        self._papers_t = self.model.transform(paper_texts).T.tocsr()
+        self._papers_t = rows[: len(paper_texts)].T.tocsr()
         self.paper_count = len(paper_texts)
-        self._interests: dict[str, InterestWords] = {}
+        self._term_space, self._papers_lsa = _latent_space(rows, len(paper_texts))
         self._holding: dict[int, np.ndarray] = {}
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """A len(texts) x papers array of cosine similarities in [0, 1]."""
-        if not texts:
-            return np.zeros((0, self.paper_count), dtype=np.float32)
-        return (self.model.transform(texts) @ self._papers_t).toarray().astype(np.float32, copy=False)
+        return self.both_scores(texts)[0]
 
-    def interest_words(self, text: str) -> InterestWords:
-        found = self._interests.get(text)
-        if found is None:
-            [row] = self.model.transform([text])
-            top = np.argsort(-row.data, kind="stable")[:PHRASE_TERMS]
-            columns, weights = row.indices[top], row.data[top]
-            term_of = {int(column): slot for slot, column in enumerate(columns.tolist())}
-            tokens = []
-            for match in _TOKEN_RE.finditer(text):
-                meaning = _meaning(fold(match.group()))
-                column = self.model.vocabulary.get(meaning, -1) if meaning else -1
-                tokens.append((match.start(), match.end(), term_of.get(column, OTHER_WORD) if meaning else FILLER_WORD))
-            found = self._interests[text] = InterestWords(text, columns, weights, tokens)
-        return found
+    def both_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """TF-IDF cosine similarities and LSA cosine similarities (in [-1, 1]), each texts x papers."""
+        return self.both_scores_of(self.model.transform(texts))
+
+    def both_scores_of(self, rows: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """`both_scores` of texts already transformed (`model.transform`)."""
+        if not rows.shape[0]:
+            empty = np.zeros((0, self.paper_count), dtype=np.float32)
+            return empty, empty
+        tfidf = (rows @ self._papers_t).toarray().astype(np.float32, copy=False)
+        if self._term_space is None:
+            return tfidf, tfidf
+        return tfidf, _unit_rows(rows @ self._term_space) @ self._papers_lsa.T
+
+    def interest_words(self, text: str, rows: sparse.csr_matrix | None = None, row: int = 0) -> InterestWords:
+        """The interest's words; `rows[row]` may hold its TF-IDF row already (`model.transform`)."""
+        if rows is None:
+            rows, row = self.model.transform([text]), 0
+        stored = slice(rows.indptr[row], rows.indptr[row + 1])
+        top = np.argsort(-rows.data[stored], kind="stable")[:PHRASE_TERMS]
+        columns, weights = rows.indices[stored][top], rows.data[stored][top]
+        term_of = {int(column): slot for slot, column in enumerate(columns.tolist())}
+        tokens: list[tuple[int, int, int, bool]] = []
+        first_token: dict[int, int] = {}
+        end = 0
+        for match in _TOKEN_RE.finditer(text):
+            meaning = _meaning(fold(match.group()))
+            term = term_of.get(self.model.vocabulary.get(meaning, -1), OTHER_WORD) if meaning else FILLER_WORD
+            if term >= 0:
+                first_token.setdefault(term, len(tokens))
+            joined = bool(tokens) and _JOINER_RE.fullmatch(text, end, match.start()) is not None
+            tokens.append((match.start(), match.end(), term, joined))
+            end = match.end()
+        return InterestWords(text, columns, weights, tokens, first_token)
 
     def shared_phrases(self, interest: InterestWords, positions: np.ndarray) -> list[str]:
-        """Per paper (by position), the words of the interest it shares, as a reason quotes them."""
+        """Per paper (by position), the words of the interest it shares that weigh most, extended to
+        the shared words around them, as a reason quotes them."""
         if not len(interest.columns):
             return [""] * len(positions)
         holding = np.vstack([self._papers_holding(int(column))[positions] for column in interest.columns])
+        best = (holding * interest.weights[:, None]).argmax(axis=0)
+        shared: list[bool] = np.asarray(holding.any(axis=0)).tolist()
         masks = (1 << np.arange(len(interest.columns), dtype=np.int64)) @ holding.astype(np.int64)
-        return [interest.phrase(mask) for mask in masks.tolist()]
+        return [
+            interest.phrase(term, mask) if has else ""
+            for term, mask, has in zip(best.tolist(), masks.tolist(), shared, strict=True)
+        ]
 
     def _papers_holding(self, column: int) -> np.ndarray:
         found = self._holding.get(column)

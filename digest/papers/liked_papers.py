@@ -195,6 +195,9 @@ def fetch_waiting_papers(now: datetime | None = None) -> FetchOutcome:
             by_id[row.arxiv_id].append(row)
         else:
             by_title[normalize_title(row.title)].append(row)
+    # A feed may have brought some since they were added: those need no request.
+    for paper in Paper.objects.filter(arxiv_id__in=list(by_id)):
+        _settle(by_id.pop(paper.arxiv_id or ""), paper, "", now, outcome)
     ids = sorted(by_id)
     for start in range(0, len(ids), IDS_PER_REQUEST):
         batch = ids[start : start + IDS_PER_REQUEST]

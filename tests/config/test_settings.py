@@ -99,6 +99,13 @@ def test_every_setting_read_from_the_environment_is_documented():
     assert not missing_docs, f"not in docs/configuration.md: {missing_docs}"
 
 
+def compose_default(value: str) -> str:
+    """A compose value with its `${NAME:-default}` interpolation replaced by the default."""
+    import re
+
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
 def test_compose_file_defines_the_production_services():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
@@ -111,9 +118,53 @@ def test_compose_file_defines_the_production_services():
     images = {services[name]["image"] for name in ("web", "worker", "beat")}
     assert images == {"paperboy:latest"}, "web, worker and beat share one image"
     for name in ("web", "worker", "beat"):
-        env = services[name]["environment"]
+        env = {key: compose_default(value) for key, value in services[name]["environment"].items()}
         assert env["DATABASE_URL"].startswith("postgres://") and env["REDIS_URL"].startswith("redis://")
     assert "whitenoise.middleware.WhiteNoiseMiddleware" in __import__("django.conf").conf.settings.MIDDLEWARE
+
+
+def test_compose_gives_matching_and_sending_workers_of_their_own_that_scale():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    workers = {
+        name: s for name, s in services.items() if s.get("command", [])[:4] == ["celery", "-A", "config", "worker"]
+    }
+    consumed = {}
+    for name, service in workers.items():
+        command = service["command"]
+        consumed[command[command.index("-Q") + 1]] = name
+        assert service["image"] == "paperboy:latest"
+        assert "replicas" not in service.get("deploy", {}), f"{name} must stay scalable"
+        assert "ports" not in service and "container_name" not in service, (
+            f"--scale {name}=N needs no fixed port or name"
+        )
+    assert consumed == {"celery": "worker", "matching": "worker-matching", "sending": "worker-sending"}
+    assert set(consumed) == set(django_settings.CELERY_TASK_QUEUES), "every queue has its worker"
+    assert [name for name, s in services.items() if s.get("command", [])[3:4] == ["beat"]] == ["beat"]
+
+
+def test_transaction_pooling_turns_server_side_cursors_off_and_refuses_async_commits():
+    pooled = {"DATABASE_URL": "postgres://paperboy@pgbouncer:6432/paperboy", "DB_TRANSACTION_POOLING": "1"}
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; from django.conf import settings; django.setup(); "
+            "print(settings.DATABASES['default']['DISABLE_SERVER_SIDE_CURSORS'])",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **pooled},
+        capture_output=True,
+        text=True,
+    )
+    assert shown.stdout.strip() == "True", shown.stderr
+    refused = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **pooled, "SEND_ASYNC_COMMIT": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "DB_TRANSACTION_POOLING" in refused.stderr
 
 
 def test_celery_app_loads_config_from_django_settings():

@@ -7,14 +7,15 @@ import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.urls import reverse
+from django.urls import resolve, reverse
 
 from digest.models import LikedPaper
-from digest.papers.liked_papers import add_liked_papers
+from digest.papers.liked_papers import add_liked_papers, arxiv_ids_url
 from subscribers.liked_input import LikedInput
 from subscribers.models import Subscriber
-from subscribers.tokens import make_token
+from subscribers.tokens import make_token, read_token
 from tests.support.digest_samples import make_paper, make_subscriber
+from tests.support.feed_server import FeedServer, Route
 from tests.support.signup import form
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +40,14 @@ def manage_path(subscriber) -> str:
     return reverse("subscribers:manage", args=[make_token(subscriber, "manage")])
 
 
+def manage_page_of(location: str):
+    """Whose manage page a redirect goes to (tokens made a second apart differ), and its query."""
+    path, _, query = location.partition("#")[0].partition("?")
+    match = resolve(path)
+    assert match.view_name == "subscribers:manage"
+    return read_token(match.kwargs["token"], "manage"), query
+
+
 def liked_path(subscriber) -> str:
     return reverse("digest:liked_papers", args=[make_token(subscriber, "manage")])
 
@@ -58,7 +67,7 @@ def test_the_manage_page_lists_the_liked_papers_with_a_remove_button_each(client
 
 def test_pasted_ids_and_titles_are_saved_and_the_manage_page_says_so(client, ada, papers):
     response = client.post(liked_path(ada), {"liked_papers": f"{papers[0].arxiv_id}v2\n{papers[2].title}"}, follow=True)
-    assert response.redirect_chain[-1][0].startswith(manage_path(ada) + "?done=liked")
+    assert manage_page_of(response.redirect_chain[-1][0]) == (ada, "done=liked")
     assert "Your liked papers are saved" in response.content.decode()
     assert [row.paper for row in LikedPaper.objects.order_by("id")] == [papers[0], papers[2]]
 
@@ -115,7 +124,7 @@ def test_the_remove_button_removes_the_paper_with_the_pages_own_csrf_token(ada, 
     response = client.post(action, {"csrfmiddlewaretoken": csrf})
 
     assert response.status_code == 302
-    assert response["Location"].startswith(manage_path(ada) + "?done=unliked")
+    assert manage_page_of(response["Location"]) == (ada, "done=unliked")
     assert list(LikedPaper.objects.values_list("paper", flat=True)) == [papers[1].pk]
     assert client.post(action, {}).status_code == 403  # no token, no change
 
@@ -135,15 +144,22 @@ def test_another_subscribers_token_or_a_forged_id_removes_nothing(client, ada, p
     assert LikedPaper.objects.filter(pk=row.pk).exists()
 
 
-def test_signup_takes_liked_papers_and_stores_them_for_the_new_subscriber(
-    client, papers, django_capture_on_commit_callbacks
+def test_signup_takes_liked_papers_and_fetches_the_unknown_ones_from_arxiv(
+    client, papers, settings, shared_feed, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/", form(liked_papers=f"{papers[0].arxiv_id}\nhttps://arxiv.org/abs/2604.26942v1"))
+    settings.FEED_HOST_DELAY_SECONDS = 0
+    with FeedServer() as arxiv:
+        settings.ARXIV_API_URL = arxiv.url("/api/query")
+        capture = shared_feed("arxiv_api_atom_2026-04-30_cat-cs.LG-OR-cs.AI_max20_20entries.xml").read_bytes()
+        arxiv.routes[arxiv_ids_url(["2604.26942"]).removeprefix(arxiv.base)] = Route(body=capture)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/", form(liked_papers=f"{papers[0].arxiv_id}\nhttps://arxiv.org/abs/2604.26942v1"))
     assert response.status_code == 302
     subscriber = Subscriber.objects.get()
     rows = LikedPaper.objects.filter(subscriber=subscriber).order_by("id")
-    assert [(row.arxiv_id, row.state) for row in rows] == [(papers[0].arxiv_id, "known"), ("2604.26942", "waiting")]
+    assert [(row.arxiv_id, row.state) for row in rows] == [(papers[0].arxiv_id, "known"), ("2604.26942", "known")]
+    assert rows[1].paper.title.startswith("Hyper Input Convex Neural Networks")
+    assert len(arxiv.requests) == 1
 
 
 def test_signup_with_garbage_liked_papers_is_refused_and_nothing_is_saved(client, django_capture_on_commit_callbacks):

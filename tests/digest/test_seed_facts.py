@@ -5,13 +5,13 @@ addresses, and no captured feed names a seed paper (so no arXiv id, author or ca
 import html
 import json
 import re
-import sys
 
 import pytest
 from django.core.management import call_command
 
 from digest.models import Paper
 from digest.papers.seeds import links_in_abstract
+from seeds.build_seed_feed import read_papers
 from tests.support import ROOT
 from tests.support.shared import shared_folder
 
@@ -23,11 +23,6 @@ def normalized(title: str) -> str:
 
 
 def seed_titles() -> dict[str, str]:
-    sys.path.insert(0, str(SEEDS))
-    try:
-        from build_seed_feed import read_papers
-    finally:
-        sys.path.remove(str(SEEDS))
     papers, _ = read_papers((SEEDS / "trending-papers-page.txt").read_text(encoding="utf-8"))
     return {normalized(title): title for title, _ in papers}
 

@@ -36,7 +36,8 @@ def real_queue(request, settings, tmp_path, broker_and_cache_on):
 
 
 def queued_tasks() -> list[tuple[str, list]]:
-    """Take every waiting message off every queue the tasks are routed to: (task name, args)."""
+    """Take every waiting message off every queue (matching and sending have their own): (task
+    name, args)."""
     taken = []
     with app.connection_for_read() as connection:
         for name in settings.CELERY_TASK_QUEUES:

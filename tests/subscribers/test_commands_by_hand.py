@@ -39,7 +39,10 @@ def test_subscribe_confirmed_then_senddigests_now_sends_a_digest_without_a_worke
 
 def test_subscribe_without_confirmed_sends_the_opt_in_email_before_it_returns(real_queue):
     run("loadseeds")
-    assert run("subscribe", "bo@example.org", "--topic", "diffusion-models") == "bo@example.org: pending\n"
+    assert (
+        run("subscribe", "bo@example.org", "--topic", "diffusion-models")
+        == "bo@example.org: pending (confirmation email sent)\n"
+    )
     assert [message.to for message in mail.outbox] == [["bo@example.org"]]
     assert "/confirm/" in mail.outbox[0].body
     assert queued_tasks() == []
@@ -50,3 +53,12 @@ def test_outside_a_command_the_same_confirmation_is_queued_for_the_worker(real_q
     services.subscribe_by_operator("cy@example.org", services.Preferences(keywords="NeRF"), confirmed=True)
     assert [name for name, _ in queued_tasks()] == ["digest.match_recent_papers"]
     assert not Candidate.objects.filter(subscriber__email="cy@example.org").exists()
+
+
+def test_a_throttled_confirmation_says_so(real_queue):
+    run("loadseeds")
+    run("subscribe", "di@example.org", "--keywords", "NeRF")
+    assert run("subscribe", "di@example.org", "--keywords", "NeRF") == (
+        "di@example.org: pending (no confirmation email sent: one went out within the hour, and its link still works)\n"
+    )
+    assert len(mail.outbox) == 1

@@ -162,3 +162,13 @@ def test_confirming_says_when_the_first_digest_arrives_and_the_manage_page_keeps
         )
         manage = client.get(done.headers["Location"].split("?")[0]).content.decode()
         assert "Your next digest is due tomorrow, Saturday 5 December, at 07:00 (Europe/Paris time)" in manage
+
+
+def test_no_text_preference_carries_a_maxlength_and_the_authors_are_counted_in_names(client):
+    page = client.get("/").content.decode()
+    for name in ("keywords", "interests", "authors"):
+        field = re.search(rf'<(?:input|textarea)[^>]*name="{name}"[^>]*>', page).group(0)
+        assert "maxlength" not in field, name
+    authors = re.search(r'<textarea[^>]*name="authors"[^>]*>', page).group(0)
+    assert "data-limit" not in authors
+    assert "One name per line, at most 30 names." in page

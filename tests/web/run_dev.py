@@ -69,6 +69,13 @@ def make_run(var: Path, feeds: list[str]) -> Iterator[Running]:
             running.lines.append(line.rstrip("\n"))
             if line.startswith(LAST_LINE):
                 break
+        else:
+            raise AssertionError(f"no {LAST_LINE!r} line within {START_TIMEOUT} s")
+        if not running.lines or not running.lines[-1].startswith(LAST_LINE):
+            logs = "".join(
+                f"\n--- {log.name}\n{log.read_text(errors='replace')[-2000:]}" for log in sorted(var.glob("log/*.log"))
+            )
+            raise AssertionError("bin/run-dev stopped before its last line:\n" + "\n".join(running.lines) + logs)
         yield running
     finally:
         process.send_signal(signal.SIGINT)

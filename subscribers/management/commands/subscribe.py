@@ -6,6 +6,13 @@ from subscribers.arxiv_categories import is_category
 from subscribers.forms import TIMEZONES
 from subscribers.models import Subscriber, Topic
 
+OUTCOMES: dict[services.SignupOutcome | None, str] = {
+    services.SignupOutcome.CONFIRMATION_SENT: " (confirmation email sent)",
+    services.SignupOutcome.THROTTLED: (
+        " (no confirmation email sent: one went out within the hour, and its link still works)"
+    ),
+}
+
 
 class Command(BaseCommand):
     help = "Create or update a subscriber (for operators, demos and tests)."
@@ -51,7 +58,9 @@ class Command(BaseCommand):
         try:
             # The opt-in email, or the match against the last days' papers, is done before we return.
             with tasks_in_process():
-                subscriber = services.subscribe_by_operator(options["email"], prefs, confirmed=options["confirmed"])
+                subscriber, outcome = services.subscribe_by_operator(
+                    options["email"], prefs, confirmed=options["confirmed"]
+                )
         except services.InvalidEmail as error:
             raise CommandError(str(error)) from None
-        self.stdout.write(f"{subscriber.email}: {subscriber.status}")
+        self.stdout.write(f"{subscriber.email}: {subscriber.status}{OUTCOMES.get(outcome, '')}")

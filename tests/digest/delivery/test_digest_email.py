@@ -277,7 +277,7 @@ def test_the_html_has_its_css_inlined_and_keeps_its_dark_mode_and_narrow_rules()
 
     assert re.search(r'<td class="card" style="[^"]*background-color: ?#ffffff', html)
     assert "@media (prefers-color-scheme: dark)" in html
-    assert "@media (max-width: 660px)" in html
+    assert "@media (max-width: 480px)" in html
     assert '<meta name="color-scheme" content="light dark">' in html
     assert 'role="presentation"' in html
 
@@ -431,15 +431,33 @@ def html():
 
 @pytest.fixture
 def show(html, chromium):
-    """Opens the digest at a width and colour scheme; returns the page and saves a screenshot."""
+    """Opens the digest at a width and colour scheme, with or without its <style> (several clients
+    drop it); returns the page and saves a screenshot (docs/ has the walkthrough's: `make screenshots`)."""
 
-    def open_html(width: int, scheme: str, name: str):
+    def open_html(width: int, scheme: str, name: str, stylesheet: bool = True):
         page = chromium.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme).new_page()
-        page.set_content(html, wait_until="load")
+        page.set_content(html if stylesheet else re.sub(r"<style>.*?</style>", "", html, flags=re.S), wait_until="load")
         screenshot(page, f"digest-email-{name}")
         return page
 
     return open_html
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("stylesheet", [True, False], ids=["with-style", "without-style"])
+def test_the_html_is_fluid_at_375_px_with_or_without_its_stylesheet(show, stylesheet):
+    page = show(375, "light", "375" if stylesheet else "375-without-style", stylesheet=stylesheet)
+
+    assert page.evaluate("document.querySelectorAll('style').length") == (1 if stylesheet else 0)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.locator("td.card").first.bounding_box()["width"] >= 320
+
+
+@pytest.mark.browser
+def test_without_its_stylesheet_the_column_still_stops_at_640_px(show):
+    page = show(1280, "light", "wide-without-style", stylesheet=False)
+
+    assert 600 <= page.locator("table.container").bounding_box()["width"] <= 640
 
 
 @pytest.mark.browser

@@ -277,7 +277,7 @@ def test_a_fewer_term_lowers_papers_matched_by_other_evidence_only(scene_papers)
     assert after[s_inf] == before[s_inf]  # "neural field" is its own keyword: left alone
     assert after[hnerv] == before[hnerv]  # no "scene" in it
     subscriber.keywords = '"neural field", ~scene'
-    subscriber.interests = "neural scene representations"
+    subscriber.interests = "compositional scene representation learning via reconstruction"
     lowered = matched(subscriber, scene_papers)
     subscriber.keywords = '"neural field"'
     plain = matched(subscriber, scene_papers)

@@ -137,7 +137,7 @@ def _run_with_readers(count):
         reader = make_subscriber(
             n,
             keywords=f"diffusion, -medical, paper{n % 7}",
-            interests="generative image models",
+            interests="diffusion models of images",
             authors=["Yann LeCun"],
             max_papers=15,  # all 30 papers stored (MATCH_STORE_PER_MAX_PAPERS = 2)
         )

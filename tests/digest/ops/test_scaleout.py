@@ -3,14 +3,20 @@ digests as the same functions run in one process (bench/scaleout.py at 50 subscr
 
 import os
 from argparse import Namespace
+from datetime import timedelta
 
+import numpy as np
 import pytest
+import time_machine
 from django.db import connection
 
 from bench.digests import populate
 from bench.scaleout import Celery, Sink, environment, papers_shown, run_both
 from config.env import parse_email_url
+from digest.matching.runs import build_index, clear_index_cache, run_index, start_match_run
+from digest.models import MatchRun, Paper
 from tests.support import ROOT
+from tests.support.digest_samples import NOW
 from tests.support.servers import ThrowawayRedis, database_url_of
 
 SUBSCRIBERS = 50
@@ -43,6 +49,8 @@ def test_two_workers_and_beat_through_redis_send_the_digests_one_process_sends(
     assert (workers.sent, workers.candidates) == (here.sent, here.candidates)
     assert SUBSCRIBERS * 0.8 <= outcome.digests <= SUBSCRIBERS
     assert outcome.papers >= outcome.digests
+    # The same matches, scores at most one rounding step apart (the clocks of the two runs).
+    assert outcome.candidates == workers.candidates and outcome.largest_score_gap <= 0.0001 + 1e-9
 
 
 def test_the_papers_of_a_digest_are_read_from_its_text_part_in_order_each_once():
@@ -52,3 +60,27 @@ def test_the_papers_of_a_digest_are_read_from_its_text_part_in_order_each_once()
         b'Content-Type: text/html\r\n\r\n<a href="https://arxiv.org/abs/2611.09999">C</a>'
     )
     assert papers_shown(data) == ["2611.00042", "2611.00007"]
+
+
+@pytest.mark.django_db
+def test_every_chunk_of_a_run_ranks_as_of_the_runs_start_whichever_worker_takes_it_and_when():
+    for n in range(5):
+        Paper.objects.create(
+            guid=f"p{n}",
+            arxiv_id=f"2611.0000{n}",
+            title=f"Paper {n}",
+            abstract="Attention.",
+            published=NOW - timedelta(hours=6 * n),
+            upvotes=n,
+        )
+    with time_machine.travel(NOW, tick=False):
+        start_match_run()
+        run = MatchRun.objects.get()
+        first_worker = run_index(run).trend.copy()
+    clear_index_cache()  # another process, its first chunk of the run twelve hours later
+    with time_machine.travel(NOW + timedelta(hours=12), tick=False):
+        later_worker = run_index(run).trend
+        as_of_now = build_index(Paper.objects.all(), Paper.objects.none()).trend
+
+    assert np.array_equal(first_worker, later_worker)
+    assert not np.allclose(first_worker, as_of_now), "recency does depend on the clock"

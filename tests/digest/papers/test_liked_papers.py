@@ -191,3 +191,13 @@ def test_a_claimed_row_is_not_fetched_by_a_second_run_at_once(arxiv):
     LikedPaper.objects.update(next_fetch_at=timezone.now() - timedelta(minutes=1))
     assert fetch_waiting_papers().requests == 1
     assert fetch_waiting_papers().requests == 0
+
+
+def test_a_paper_a_feed_brought_meanwhile_is_linked_without_asking_arxiv(arxiv):
+    subscriber = make_subscriber()
+    add_liked_papers(subscriber, LikedInput(arxiv_ids=(UNKNOWN,)))
+    Paper.objects.create(arxiv_id=UNKNOWN, guid=UNKNOWN, title="Arrived by RSS")
+    outcome = fetch_waiting_papers()
+    assert (outcome.requests, outcome.found) == (0, 1)
+    assert [row.paper.title for row in liked_list(subscriber)] == ["Arrived by RSS"]
+    assert arxiv.requests == []

@@ -1,0 +1,139 @@
+"""Fit the relevance models (digest/matching/relevance_model.py) on the fit sets, never the held-out ones.
+
+    python bench/relevance_fit.py [--l2 1.0] [--dry-run]
+
+For every reader of every set in bench/relevance/ whose role is "fit", the features of each paper
+are computed through the engine's own code (BatchIndex, keyword_features, both_scores); papers
+labelled relevant are positives, "not" negatives, borderline ones are left out. Each model is an
+L2-regularised logistic regression (Newton's method, numpy), and its cut-off is chosen for
+precision: the lowest probability at which the fit data reach the issue's precision goal (0.85 for
+a description alone, 0.90 with keywords), else the one with the best F0.5. The result is
+written to digest/matching/relevance_model.json; then `python bench/relevance.py` reports the
+held-out sets and `--write-guard` records the fit sets' new figures.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from bench.relevance import FIT, load_sets  # noqa: E402 (sets Django up)
+from digest.matching import relevance_model  # noqa: E402
+from digest.matching.engine import BatchIndex, keyword_features, keyword_text  # noqa: E402
+from subscribers.keywords import parse_keywords  # noqa: E402
+
+CUTS = np.round(np.arange(0.2, 0.81, 0.05), 2)
+# Issue 14's goals: each model's cut-off is the lowest with at least this precision on the fit data.
+TARGET_PRECISION = {"description": 0.85, "both": 0.90}
+BETA = 0.5  # when no cut-off reaches the target: the best F0.5 (precision counts twice)
+
+
+def examples() -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list[str]]:
+    """Feature rows of every (reader, labelled paper) pair of the fit sets, their labels, whether the
+    reader has keywords, and the sets used."""
+    columns: dict[str, list[np.ndarray]] = {}
+    labels: list[int] = []
+    with_keywords: list[bool] = []
+    used = []
+    for labelled in load_sets():
+        if labelled.role != FIT:
+            continue
+        used.append(labelled.name)
+        index = BatchIndex(labelled.papers)
+        for reader in labelled.readers:
+            if not reader.interest:
+                continue
+            query = parse_keywords(reader.keywords)
+            tfidf, lsa = index.similarity.both_scores([reader.interest, keyword_text(query)])
+            features = keyword_features(query, index) | {
+                "tfidf": tfidf[0],
+                "lsa": lsa[0],
+                "keywords_tfidf": tfidf[1],
+                "keywords_lsa": lsa[1],
+            }
+            judged = [(paper, label) for paper, label in reader.labels.items() if label != "borderline"]
+            papers = np.array([paper for paper, _ in judged], dtype=np.int64)
+            for name, values in features.items():
+                columns.setdefault(name, []).append(np.asarray(values)[papers])
+            labels += [1 if label == "relevant" else 0 for _, label in judged]
+            with_keywords += [bool(parse_keywords(reader.keywords).include)] * len(judged)
+    return columns, labels, with_keywords, used
+
+
+def fit(features: np.ndarray, labels: np.ndarray, l2: float) -> np.ndarray:
+    """Intercept and weights of an L2-regularised logistic regression (intercept not penalised)."""
+    design = np.hstack([np.ones((len(features), 1)), features])
+    weights = np.zeros(design.shape[1])
+    penalty = l2 * np.diag([0.0] + [1.0] * features.shape[1])
+    for _ in range(100):
+        probability = 1 / (1 + np.exp(-design @ weights))
+        gradient = design.T @ (probability - labels) + penalty @ weights
+        hessian = (design * (probability * (1 - probability))[:, None]).T @ design + penalty
+        step = np.linalg.solve(hessian, gradient)
+        weights -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return weights
+
+
+def best_cut(probability: np.ndarray, labels: np.ndarray, target: float) -> tuple[float, float, float]:
+    """The lowest cut-off whose precision on the fit data reaches the target (the most recall at that
+    precision), else the one with the best F0.5; with its precision and recall."""
+    found = []
+    for cut in CUTS:
+        predicted = probability >= cut
+        hits = float((predicted & (labels == 1)).sum())
+        precision = hits / predicted.sum() if predicted.sum() else 1.0
+        recall = hits / (labels == 1).sum()
+        score = (1 + BETA**2) * precision * recall / (BETA**2 * precision + recall) if hits else 0.0
+        found.append((score, float(cut), precision, recall))
+    reaching = [(cut, precision, recall) for _, cut, precision, recall in found if precision >= target]
+    if reaching:
+        return min(reaching)
+    _, cut, precision, recall = max(found)
+    return cut, precision, recall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--l2", type=float, default=1.0, help="L2 penalty on the weights")
+    parser.add_argument("--dry-run", action="store_true", help="print, do not write the weights")
+    args = parser.parse_args()
+    columns, label_list, keyword_list, used = examples()
+    labels, with_keywords = np.array(label_list), np.array(keyword_list)
+    print(f"fit on: {', '.join(used)} (held-out sets are never read here)")
+    models = {}
+    for name, names, rows in (
+        ("description", relevance_model.DESCRIPTION_FEATURES, np.ones(len(labels), dtype=bool)),
+        ("both", relevance_model.BOTH_FEATURES, with_keywords),
+    ):
+        features = np.vstack([np.concatenate(columns[feature]) for feature in names]).T[rows]
+        weights = fit(features, labels[rows], args.l2)
+        probability = 1 / (1 + np.exp(-(weights[0] + features @ weights[1:])))
+        cut, precision, recall = best_cut(probability, labels[rows], TARGET_PRECISION[name])
+        models[name] = {
+            "features": list(names),
+            "weights": [round(float(w), 4) for w in weights[1:]],
+            "intercept": round(float(weights[0]), 4),
+            "cut": cut,
+        }
+        print(
+            f"{name}: {len(features)} examples, weights "
+            + ", ".join(f"{n}={w:.2f}" for n, w in zip(names, weights[1:], strict=True))
+            + f", intercept={weights[0]:.2f}; cut {cut:.2f}: fit precision {precision:.2f} recall {recall:.2f}"
+        )
+    stored = {"fitted_on": used, "command": "python bench/relevance_fit.py", "l2": args.l2, "models": models}
+    if not args.dry_run:
+        relevance_model.WEIGHTS_FILE.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {relevance_model.WEIGHTS_FILE.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The fitted models that turn a free-text interest's signals into relevance.
+
+Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets whose role is "fit"
+(never on held-out ones) and stored in relevance_model.json beside this module:
+
+- description: an interest alone, from its TF-IDF and LSA cosine similarities to the paper;
+- both: an interest with keywords, adding whether a keyword is in the title, in the paper at all,
+  how many distinct keywords are (at most 3), and the keywords' own TF-IDF and LSA similarities
+  to the paper (their meaning, beyond their exact words).
+
+Each model's cut-off was chosen on the fit sets for precision (best F0.5); `relevance` shifts the
+logit so that the cut-off lands on RANKING_MIN_RELEVANCE, the engine's one candidate threshold.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS_FILE = Path(__file__).with_name("relevance_model.json")
+DESCRIPTION_FEATURES = ("tfidf", "lsa")
+BOTH_FEATURES = (
+    "keyword_in_title",
+    "keyword_anywhere",
+    "keywords_found",
+    "tfidf",
+    "lsa",
+    "keywords_tfidf",
+    "keywords_lsa",
+)
+
+
+def _logit(probability: float) -> float:
+    return math.log(probability / (1 - probability))
+
+
+@dataclass(frozen=True)
+class LogisticModel:
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    intercept: float
+    cut: float
+
+    def weight(self, feature: str) -> float:
+        return self.weights[self.features.index(feature)]
+
+    def offset(self, min_relevance: float) -> float:
+        """The intercept, moved so that a probability of `cut` lands on `min_relevance`."""
+        return self.intercept + _logit(min_relevance) - _logit(self.cut)
+
+    def relevance(self, features: dict[str, np.ndarray], min_relevance: float) -> np.ndarray:
+        """Relevance per paper: the fitted probability, moved so that `cut` maps to `min_relevance`;
+        0 below it (on its own not evidence enough, and nothing to add to other evidence)."""
+        logit = np.full(np.shape(features[self.features[0]]), self.offset(min_relevance), dtype=np.float32)
+        for name, weight in zip(self.features, self.weights, strict=True):
+            logit += np.float32(weight) * features[name]
+        return relevance_of(logit, min_relevance)
+
+
+def relevance_of(logit: np.ndarray, min_relevance: float) -> np.ndarray:
+    relevance = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32, copy=False)
+    return np.where(relevance >= np.float32(min_relevance), relevance, np.float32(0.0))
+
+
+def load(path: Path = WEIGHTS_FILE) -> dict[str, LogisticModel]:
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        name: LogisticModel(
+            features=tuple(model["features"]),
+            weights=tuple(model["weights"]),
+            intercept=model["intercept"],
+            cut=model["cut"],
+        )
+        for name, model in stored["models"].items()
+    }
+
+
+MODELS = load()
+DESCRIPTION = MODELS["description"]
+BOTH = MODELS["both"]
