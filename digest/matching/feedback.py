@@ -90,10 +90,17 @@ def add_keyword(keywords: str, term: str) -> str:
     wanted = make_term(term.lstrip("-~").strip('"'))
     if wanted is None:
         return keywords
-    present = {"-": query.exclude, "~": query.fewer}.get(term[:1], query.include)
-    if any(existing.keys == wanted.keys for existing in present):
+    # Also "there" when a term that parse_keywords lets win over it is (-word over ~word and word,
+    # ~word over word): appended, it would be dropped, and appended again at every click.
+    holding = {"-": query.exclude, "~": query.fewer + query.exclude}.get(
+        term[:1], query.include + query.fewer + query.exclude
+    )
+    if any(existing.keys == wanted.keys for existing in holding):
         return keywords
-    current = keywords.strip().rstrip(",") if "," in re.sub(r'"[^"]*"', "", keywords) else ", ".join(_items(keywords))
+    # An unclosed quote runs to the end (parse_keywords): closed first, so that rewriting the string
+    # neither splits that phrase into words nor swallows the new term into it. Same meaning.
+    closed = keywords + '"' if keywords.count('"') % 2 else keywords
+    current = closed.strip().rstrip(",") if "," in re.sub(r'"[^"]*"', "", closed) else ", ".join(_items(closed))
     return f"{current}, {term}" if current else term
 
 

@@ -199,3 +199,16 @@ def test_a_hostile_bibtex_file_is_refused_whole_in_linear_time(content, message)
     assert liked_of(ada) == []
     # Linear: under a second here on a quiet machine; a quadratic reading of 1 MB takes minutes.
     assert elapsed < 10, elapsed
+
+
+def test_a_title_or_refused_line_with_markup_is_shown_as_text():
+    ada = make_subscriber()
+    title = '<script>alert("liked")</script> <img src=x onerror=alert(1)> Neural fields'
+    assert Client().post(liked_path(ada), {"liked_papers": title}).status_code == 302
+    manage = Client().get(reverse("subscribers:manage", args=[make_token(ada, "manage")])).content.decode()
+    refused = Client().post(liked_path(ada), {"liked_papers": "https://<script>alert(2)</script>"}).content.decode()
+
+    for html in (manage, refused):
+        assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&quot;liked&quot;)&lt;/script&gt;" in manage
+    assert "&lt;script&gt;alert(2)" in refused

@@ -4,6 +4,9 @@ import pytest
 import time_machine
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from digest.delivery.digest_email import build_digest_context, feedback_url
 from digest.matching.engine import BatchIndex, compile_matcher, match_many, paper_doc
@@ -280,3 +283,57 @@ def test_a_fewer_term_lowers_papers_matched_by_other_evidence_only(scene_papers)
     plain = matched(subscriber, scene_papers)
     assert lowered.get(scene_representation, 0) < plain[scene_representation]
     assert lowered[s_inf] == plain[s_inf]
+
+
+# --- a stranger holding a forwarded digest ------------------------------------------------------
+
+
+def terms_of(keywords: str) -> set[tuple[str, tuple[str, ...]]]:
+    query = parse_keywords(keywords)
+    kinds = (("include", query.include), ("exclude", query.exclude), ("fewer", query.fewer))
+    return {(kind, tuple(term.keys)) for kind, terms in kinds for term in terms}
+
+
+def test_replaying_every_link_of_a_forwarded_digest_erases_none_of_the_readers_keywords(client):
+    written = '"neural representation" interpretability -medical ~survey'
+    subscriber, candidates, delivery = make_digest(count=6, subscriber=make_subscriber(keywords=written))
+    topics = list(subscriber.topics.values_list("slug", flat=True))
+    items = build_digest_context(subscriber, candidates, 0, delivery)["items"]
+    links = [path_of(url) for item in items for url in (item.less_url, item.more_url)]
+
+    rounds = []
+    for _ in range(3):
+        for link in links:
+            assert client.post(link).status_code == 200
+        rounds.append(Subscriber.objects.get(pk=subscriber.pk))
+
+    first, last = rounds[0], rounds[-1]
+    assert terms_of(written) <= terms_of(last.keywords)
+    # A replay adds nothing: each link's change is made once.
+    assert (last.keywords, last.categories) == (first.keywords, first.categories)
+    assert len(terms_of(last.keywords) - terms_of(written)) <= len(links)
+    assert list(last.topics.values_list("slug", flat=True)) == topics
+    assert last.status == Subscriber.Status.ACTIVE
+
+
+def test_a_less_click_keeps_a_phrase_whose_closing_quote_is_missing(client, papers):
+    """Before, `"neural fields` (a phrase: an unclosed quote runs to the end) was rewritten as
+    `neural, fields, ~term`: two loose words, each matching far more than the reader asked for."""
+    subscriber = make_subscriber(keywords='interpretability "neural fields')
+    client.post(path_of(feedback_url(subscriber, by_title(papers, "HNeRV").pk, "less")))
+
+    keywords = Subscriber.objects.get(pk=subscriber.pk).keywords
+    assert terms_of('interpretability "neural fields') < terms_of(keywords)
+    assert ("include", ("neural",)) not in terms_of(keywords)
+
+
+@given(
+    st.lists(
+        st.sampled_from(['"', ",", " ", "-", "~", ";", "'", "neural", "fields", "nerf", "c++", "x"]), max_size=12
+    ).map("".join)
+)
+@hypothesis_settings(max_examples=400, deadline=None)
+def test_adding_a_term_keeps_every_term_the_string_had_and_adds_it(keywords):
+    updated = add_keyword(keywords, "~zzzq")
+    assert terms_of(keywords) <= terms_of(updated)
+    assert ("fewer", ("zzzq",)) in terms_of(updated)
