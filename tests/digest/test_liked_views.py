@@ -10,9 +10,10 @@ from django.test import Client
 from django.urls import resolve, reverse
 
 from digest.models import LikedPaper
-from digest.papers.liked_papers import add_liked_papers, arxiv_ids_url
+from digest.papers.liked_papers import add_liked_papers, arxiv_ids_url, fetch_waiting_papers
 from subscribers.liked_input import LikedInput
 from subscribers.models import Subscriber
+from subscribers.services import confirm
 from subscribers.tokens import make_token, read_token
 from tests.support.digest_samples import make_paper, make_subscriber
 from tests.support.feed_server import FeedServer, Route
@@ -144,7 +145,7 @@ def test_another_subscribers_token_or_a_forged_id_removes_nothing(client, ada, p
     assert LikedPaper.objects.filter(pk=row.pk).exists()
 
 
-def test_signup_takes_liked_papers_and_fetches_the_unknown_ones_from_arxiv(
+def test_signup_takes_liked_papers_and_fetches_the_unknown_ones_once_confirmed(
     client, papers, settings, shared_feed, django_capture_on_commit_callbacks
 ):
     settings.FEED_HOST_DELAY_SECONDS = 0
@@ -154,8 +155,16 @@ def test_signup_takes_liked_papers_and_fetches_the_unknown_ones_from_arxiv(
         arxiv.routes[arxiv_ids_url(["2604.26942"]).removeprefix(arxiv.base)] = Route(body=capture)
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post("/", form(liked_papers=f"{papers[0].arxiv_id}\nhttps://arxiv.org/abs/2604.26942v1"))
+        subscriber = Subscriber.objects.get()
+        rows = LikedPaper.objects.filter(subscriber=subscriber).order_by("id")
+        # Unconfirmed, the address may not be its owner's: nothing is asked of arXiv yet.
+        assert [(row.arxiv_id, row.state) for row in rows] == [(papers[0].arxiv_id, "known"), ("2604.26942", "waiting")]
+        assert arxiv.requests == []
+
+        confirm(subscriber)
+        fetch_waiting_papers()
+
     assert response.status_code == 302
-    subscriber = Subscriber.objects.get()
     rows = LikedPaper.objects.filter(subscriber=subscriber).order_by("id")
     assert [(row.arxiv_id, row.state) for row in rows] == [(papers[0].arxiv_id, "known"), ("2604.26942", "known")]
     assert rows[1].paper.title.startswith("Hyper Input Convex Neural Networks")
