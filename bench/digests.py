@@ -158,6 +158,22 @@ def start_sink(kind: str, ctx, pipelining: bool, folder: str):
     return PythonSink(ctx, pipelining)
 
 
+def bench_environment(folder: str, database_url: str, smtp_port: int) -> dict[str, str]:
+    """The settings a bench's processes run with: production-like, its own folder, the sink."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url or f"sqlite:///{folder}/bench.sqlite3",
+        "PAPERBOY_VAR_DIR": folder,
+        "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "SEND_RATE_PER_SECOND": "0",
+        "LOG_LEVEL": "WARNING",
+        # Production settings: DEBUG would keep every query of a worker in memory.
+        "DEBUG": "0",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
+        "SECURE_SSL_REDIRECT": "0",
+    }
+
+
 def fresh_postgres_database(url: str) -> None:
     """Drop and create the database the URL names (it must be a bench database)."""
     from urllib.parse import urlsplit
@@ -229,20 +245,7 @@ def main() -> None:
     print(f"sink: {sink.name}; sending workers at nice {args.worker_nice}", flush=True)
     if args.database_url.startswith("postgres") and not args.reuse:
         fresh_postgres_database(args.database_url)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": args.database_url or f"sqlite:///{folder}/bench.sqlite3",
-            "PAPERBOY_VAR_DIR": folder,
-            "EMAIL_URL": f"smtp://127.0.0.1:{sink.port}",
-            "SEND_RATE_PER_SECOND": "0",
-            "LOG_LEVEL": "WARNING",
-            # Production settings: DEBUG would keep every query of a worker in memory.
-            "DEBUG": "0",
-            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
-            "SECURE_SSL_REDIRECT": "0",
-        }
-    )
+    os.environ.update(bench_environment(folder, args.database_url, sink.port))
     os.environ.pop("REDIS_URL", None)
     try:
         run(args, ctx, sink)

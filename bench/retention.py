@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.digests import fresh_postgres_database, start_sink  # noqa: E402
+from bench.digests import bench_environment, fresh_postgres_database, start_sink  # noqa: E402
 
 TABLES = ("digest_candidate", "digest_delivery", "digest_matchrun", "digest_paper")
 START = datetime(2026, 11, 1, 6, tzinfo=UTC)
@@ -53,18 +53,7 @@ def main() -> None:
     if args.database_url.startswith("postgres"):
         fresh_postgres_database(args.database_url)
     os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": args.database_url or f"sqlite:///{folder}/bench.sqlite3",
-            "PAPERBOY_VAR_DIR": folder,
-            "EMAIL_URL": f"smtp://127.0.0.1:{sink.port}",
-            "SEND_RATE_PER_SECOND": "0",
-            "LOG_LEVEL": "WARNING",
-            "DEBUG": "0",
-            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
-            "SECURE_SSL_REDIRECT": "0",
-            "RETENTION_DAYS": str(args.retention_days),
-        }
+        bench_environment(folder, args.database_url, sink.port) | {"RETENTION_DAYS": str(args.retention_days)}
     )
     os.environ.pop("REDIS_URL", None)
     try:
