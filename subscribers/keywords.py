@@ -237,3 +237,24 @@ def definitions(text: str) -> list[tuple[str, tuple[str, ...]]]:
         if not remaining and start < len(before):
             found.append((word_key(core), tuple(word_key(token) for token in before[start:])))
     return found
+
+
+def remove_keyword(keywords: str, term: str) -> str:
+    """`keywords` without the items written exactly as `term` (`"a phrase"`, `word`, `~word`).
+
+    Every other item is kept as written. Unchanged when `term` is not there.
+    """
+    closed = keywords + '"' if keywords.count('"') % 2 else keywords
+    if "," in re.sub(r'"[^"]*"', "", closed):
+        items = [item.strip() for item in re.findall(r'(?:"[^"]*"|[^,"])+', closed)]
+    else:
+        items = [match.group(0) for match in re.finditer(r'[-~]?"[^"]*"|[^\s,"]+', closed)]
+    items = [item for item in items if item]
+    kept = [item for item in items if item != term.strip()]
+    if len(kept) == len(items):
+        return keywords
+    if len(kept) == 1 and " " in kept[0] and '"' not in kept[0]:
+        # One comma-mode item of several words is a phrase; without a comma it would be split.
+        sign = kept[0][0] if kept[0][0] in _SIGNS else ""
+        kept = [f'{sign}"{kept[0].removeprefix(sign)}"']
+    return ", ".join(kept)

@@ -51,6 +51,9 @@ class Subscriber(models.Model):
     categories = models.JSONField(default=list, blank=True)
     category_mode = models.CharField(max_length=8, choices=CategoryMode.choices, default=CategoryMode.BOOST)
     authors = models.JSONField(default=list, blank=True)
+    # The terms "more/less like this" clicks wrote into `keywords`, as written there: the manage
+    # page lists these (not the reader's own typed terms) with an Undo button each.
+    learned_keywords = models.JSONField(default=list, blank=True)
 
     next_delivery_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)

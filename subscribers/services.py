@@ -26,6 +26,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from config.celery import queue, run_here
 from subscribers import rematch
+from subscribers.keywords import remove_keyword
 from subscribers.liked_input import LikedInput
 from subscribers.models import Subscriber, Topic
 from subscribers.scheduling import schedule_subscriber
@@ -300,6 +301,32 @@ def _store(subscriber: Subscriber, prefs: Preferences) -> None:
         _match_recent_papers_on_commit(subscriber)
 
 
+def learned_keywords(subscriber: Subscriber) -> list[str]:
+    """The terms "more/less like this" clicks wrote that are still in the subscriber's keywords
+    (the reader may have deleted one by hand since)."""
+    keywords = subscriber.keywords
+    return [term for term in subscriber.learned_keywords if remove_keyword(keywords, term) != keywords]
+
+
+def undo_learned_keyword(subscriber: Subscriber, term: str) -> bool:
+    """Take one term a click wrote out of the subscriber's keywords; every other term stays.
+
+    Only a term a click wrote can be undone, so the reader's own typed keywords are never touched.
+    Idempotent: False, and nothing changed, when the term is not (or no longer) a learned one.
+    """
+    with transaction.atomic():
+        locked = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+        if term not in locked.learned_keywords:
+            return False
+        locked.keywords = remove_keyword(locked.keywords, term)
+        locked.learned_keywords = [learned for learned in locked.learned_keywords if learned != term]
+        locked.save(update_fields=["keywords", "learned_keywords"])
+        subscriber.keywords, subscriber.learned_keywords = locked.keywords, locked.learned_keywords
+        if locked.status == Status.ACTIVE:
+            _match_recent_papers_on_commit(locked)
+    return True
+
+
 def _move(subscriber: Subscriber, from_statuses: Collection[str], to: str, **fields: object) -> bool:
     changed = Subscriber.objects.filter(pk=subscriber.pk, status__in=from_statuses).update(status=to, **fields)
     if changed:
@@ -400,6 +427,7 @@ def export_data(subscriber: Subscriber) -> dict:
             for row in deliveries
         ],
         "bounce_count": subscriber.bounce_count,
+        "learned_keywords": subscriber.learned_keywords,
         # The digest app's LikedPaper rows, through their relation to the subscriber.
         "liked_papers": [
             {**row, "added_at": stamp(row["added_at"])}

@@ -27,6 +27,7 @@ NOTICES = {
     # The liked-papers list (digest/liked_views.py) comes back here.
     "liked": "Your liked papers are saved. Those we don't hold yet are being fetched from arXiv.",
     "unliked": "The paper is no longer in your liked list.",
+    "undone": "Undone: that term is no longer in your keywords.",
 }
 
 
@@ -94,6 +95,8 @@ def manage_url(subscriber: Subscriber) -> str:
 
 # Buttons of the manage page besides "Save": each a service that changes only its own subscriber.
 MANAGE_ACTIONS = {"pause": services.pause, "resume": services.resume, "resubscribe": services.resubscribe}
+# Undo of one term a "more/less like this" click wrote; the term comes in the POST.
+UNDO_LEARNED = "undo_learned"
 TOO_MANY_CHANGES = (
     "You've made many changes in the last hour, so we're pausing for a while: each change re-reads "
     "the latest papers for you. Nothing was saved this time; what you typed is still in the form. "
@@ -109,13 +112,18 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
         return invalid_link(request, "manage")
     action = request.POST.get("action")
     if request.method == "POST" and not ratelimit.manage_allowed(subscriber.pk):
-        form = PreferencesForm(request.POST) if action not in MANAGE_ACTIONS else _saved_preferences(subscriber)
+        typed = action not in MANAGE_ACTIONS and action != UNDO_LEARNED
+        form = PreferencesForm(request.POST) if typed else _saved_preferences(subscriber)
         response = _manage_page(request, subscriber, token, form, status=429, alert=TOO_MANY_CHANGES)
         response["Retry-After"] = str(ratelimit.HOUR)
         return response
     if request.method == "POST" and action in MANAGE_ACTIONS:
         MANAGE_ACTIONS[action](subscriber)
         return redirect(f"{request.path}?done={action}d")
+    if request.method == "POST" and action == UNDO_LEARNED:
+        # A term that is not (or no longer) learned changes nothing; the page says the same.
+        services.undo_learned_keyword(subscriber, request.POST.get("term", ""))
+        return redirect(f"{request.path}?done=undone#learned")
     if request.method == "POST":
         form = PreferencesForm(request.POST)
         if form.is_valid():
@@ -151,8 +159,18 @@ def _manage_page(
         "notice": notice,
         "alert": alert,
         "next_delivery": next_delivery_text(subscriber),
+        "learned": _learned(subscriber),
     }
     return render(request, "subscribers/manage.html", context, status=status)
+
+
+def _learned(subscriber: Subscriber) -> dict[str, list[str]]:
+    """What clicks wrote, by direction: `~word` is "less of", anything else "more of"."""
+    terms = services.learned_keywords(subscriber)
+    return {
+        "less": [term for term in terms if term.startswith("~")],
+        "more": [term for term in terms if not term.startswith("~")],
+    }
 
 
 @never_cache

@@ -154,6 +154,8 @@ def apply_feedback(subscriber: Subscriber, paper: Paper, direction: str) -> Feed
                 subscriber.keywords, keyword = updated, fewer
             else:
                 already.append(fewer)
+    if keyword:
+        subscriber.learned_keywords = [*subscriber.learned_keywords, keyword]
     if keyword or category:
-        subscriber.save(update_fields=["keywords", "categories"])
+        subscriber.save(update_fields=["keywords", "categories", "learned_keywords"])
     return FeedbackChange(direction=direction, keyword=keyword, category=category, already=already)
