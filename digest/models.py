@@ -54,6 +54,10 @@ class Paper(models.Model):
     journal_ref = models.TextField(blank=True)
     comment = models.TextField(blank=True)
     upvotes = models.PositiveIntegerField(default=0)
+    # What Hugging Face's daily papers show beside a paper (other sources have none of these).
+    num_comments = models.PositiveIntegerField(null=True, blank=True)
+    organization = models.CharField(max_length=200, blank=True)
+    thumbnail_url = models.URLField(max_length=1000, blank=True, help_text="https, on a Hugging Face host only")
     text_from_arxiv = models.BooleanField(
         default=False,
         help_text="Title, abstract, authors, categories and version come from arXiv's own feeds; "

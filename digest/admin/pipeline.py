@@ -120,7 +120,8 @@ class PaperAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("title", "author_list", "abstract", "url", "pdf_url", "code_url", "project_url")}),
         ("Identity", {"fields": ("arxiv_id", "guid", "version", "doi", "journal_ref", "comment")}),
-        ("Classification and trend", {"fields": ("primary_category", "categories", "upvotes")}),
+        ("Classification and trend", {"fields": ("primary_category", "categories", "upvotes", "num_comments")}),
+        ("From Hugging Face", {"fields": ("organization", "thumbnail_url")}),
         ("Dates", {"fields": ("published", "updated", "first_seen", "last_changed")}),
         ("Raw", {"fields": ("authors",), "classes": ("collapse",)}),
     )

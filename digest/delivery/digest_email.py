@@ -60,7 +60,8 @@ class PaperCard:
     code_url: str
     excerpt_lines: str  # the excerpt wrapped and indented for the text part
     date_label: str  # "17 Mar 2026", the paper's publication date (UTC), or ""
-    meta: tuple[str, ...]  # date, categories: only what the paper has, so no empty label
+    # date, categories, organisation, "3 comments": only what the paper has, so no empty label
+    meta: tuple[str, ...]
     upvotes_label: str  # "42 upvotes", or "" with none
 
     @property
@@ -164,6 +165,9 @@ def _paper_card(paper: PaperRow, site_url: str) -> PaperCard:
         categories = [" ".join(paper.primary_category.split())]
     date_label = short_date(paper.published.astimezone(UTC).date()) if paper.published else ""
     plural = "" if paper.upvotes == 1 else "s"
+    comments = paper.num_comments or 0
+    comments_label = f"{comments} comment{'' if comments == 1 else 's'}" if comments else ""
+    organization = " ".join(paper.organization.split())
     return PaperCard(
         paper_id=paper.pk,
         title=" ".join(paper.title.split()),
@@ -176,7 +180,7 @@ def _paper_card(paper: PaperRow, site_url: str) -> PaperCard:
         code_url=paper.code_url,
         excerpt_lines=textwrap.fill(text, 75, initial_indent=INDENT, subsequent_indent=INDENT),
         date_label=date_label,
-        meta=tuple(part for part in (date_label, ", ".join(categories)) if part),
+        meta=tuple(part for part in (date_label, ", ".join(categories), organization, comments_label) if part),
         upvotes_label=f"{paper.upvotes} upvote{plural}" if paper.upvotes else "",
     )
 

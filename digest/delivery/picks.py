@@ -44,6 +44,10 @@ class PaperRow:
     code_url: str
     arxiv_id: str | None
     published: datetime | None
+    # What Hugging Face shows beside a paper; other sources have none.
+    num_comments: int | None = None
+    organization: str = ""
+    thumbnail_url: str = ""
 
     @property
     def pk(self) -> int:

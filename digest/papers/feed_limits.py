@@ -11,6 +11,7 @@ is over its cap is skipped: a cut id could merge two different entries.
 import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from django.db.models import CharField, Model
 
@@ -44,6 +45,7 @@ MAX_DOI_CHARS = _column_length("doi")  # 200; longest real: 55
 MAX_PRIMARY_CATEGORY_CHARS = _column_length("primary_category")  # 40; longest real: 17
 MAX_URL_CHARS = _column_length("url")  # 1,000, as the other link columns; longest real: 135
 MAX_GUID_CHARS = _column_length("guid")  # 1,000; arXiv ids are 10 characters, blog links about 100
+MAX_ORGANIZATION_CHARS = _column_length("organization")  # 200; longest real: 74
 MAX_VERSION = 32_767  # Paper.version, a PositiveSmallIntegerField; the longest-revised papers reach v30s
 MAX_COUNT = 2_147_483_647  # Paper.upvotes: PostgreSQL's integer (SQLite's is wider)
 # Outside these, a date is taken as unknown. Before 1900 a conversion to a west-of-UTC zone can
@@ -60,6 +62,7 @@ _TEXT_CAPS = (
     ("doi", "doi", MAX_DOI_CHARS),
     ("journal_ref", "journal reference", MAX_NOTE_CHARS),
     ("comment", "comment", MAX_NOTE_CHARS),
+    ("organization", "organisation", MAX_ORGANIZATION_CHARS),
 )
 _LIST_CAPS = (
     ("authors", "authors", MAX_AUTHORS, MAX_AUTHOR_NAME_CHARS),
@@ -99,6 +102,9 @@ def limit_paper(paper: "ParsedPaper", notes: list[str]) -> None:
     if paper.upvotes is not None and not 0 <= paper.upvotes <= MAX_COUNT:
         paper.upvotes = min(max(paper.upvotes, 0), MAX_COUNT)
         notes.append(f"upvotes clamped to 0 to {MAX_COUNT:,}")
+    if paper.num_comments is not None and not 0 <= paper.num_comments <= MAX_COUNT:
+        paper.num_comments = min(max(paper.num_comments, 0), MAX_COUNT)
+        notes.append(f"comment count clamped to 0 to {MAX_COUNT:,}")
     for name in ("published", "updated"):
         value = getattr(paper, name)
         if value is not None and not EARLIEST_DATE <= value <= datetime.now(UTC) + FUTURE_DATE_TOLERANCE:
@@ -125,6 +131,29 @@ def checked_url(value: object, notes: list[str], label: str) -> str:
 
 
 _SCRIPT_SCHEMES = frozenset({"javascript", "data", "vbscript"})
+IMAGE_HOST = "huggingface.co"
+
+
+def checked_image_url(value: object, notes: list[str], label: str) -> str:
+    """`value` if it is an https address on Hugging Face's own hosts (huggingface.co and its
+    subdomains, e.g. cdn-thumbnails.huggingface.co), else "" with a note.
+
+    An image is fetched by the reader's mail client or browser when shown: a feed's choice of host
+    would be a tracking pixel or worse, so only the host the feed's own site serves images from is kept.
+    """
+    url = checked_url(value, notes, label)
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        host, port = "", None
+    on_hf = host == IMAGE_HOST or host.endswith("." + IMAGE_HOST)
+    if parts.scheme.lower() != "https" or not on_hf or port is not None or "@" in parts.netloc:
+        notes.append(f"{label} dropped: not an https address on {IMAGE_HOST}")
+        return ""
+    return url
 
 
 def _is_http_url(text: str) -> bool:

@@ -23,6 +23,7 @@ from digest.papers.feed_limits import (
     MAX_VERSION,
     SkipEntry,
     checked_guid,
+    checked_image_url,
     checked_url,
     json_count,
     json_int,
@@ -96,6 +97,9 @@ class ParsedPaper:
     journal_ref: str = ""
     comment: str = ""
     upvotes: int | None = None
+    num_comments: int | None = None
+    organization: str = ""
+    thumbnail_url: str = ""
     announce_type: str = ""
 
 
@@ -437,7 +441,19 @@ def _read_hf_item(item: Any, notes: list[str]) -> ParsedPaper | None:
         code_url=checked_url(paper.get("githubRepo"), notes, "code link"),
         project_url=checked_url(paper.get("projectPage"), notes, "project page"),
         upvotes=json_count(paper.get("upvotes"), notes, "upvotes"),
+        num_comments=json_count(item.get("numComments"), notes, "comment count"),
+        organization=_hf_organization(item.get("organization") or paper.get("organization")),
+        thumbnail_url=checked_image_url(item.get("thumbnail"), notes, "thumbnail"),
     )
+
+
+def _hf_organization(value: Any) -> str:
+    """The paper's organisation as the page names it: {"name": "Oxford", "fullname": "University
+    of Oxford", ...} reads "University of Oxford". (Not `submitterOrganization`: that is whoever
+    posted the paper, not whose it is.)"""
+    if not isinstance(value, dict):
+        return ""
+    return clean_text(value.get("fullname")) or clean_text(value.get("name"))
 
 
 def _json_list(value: Any) -> list:

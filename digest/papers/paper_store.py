@@ -6,11 +6,11 @@ link sources), never a query per paper. Merging rules:
   an arXiv paper's text and version: any feed can claim to be arXiv, or link an arXiv id;
 - the first arXiv sighting of a paper another feed created replaces its text and version;
 - after that, a newer arXiv version replaces the text and metadata, and an older one changes nothing;
-- the same (or an unknown) version only fills what is missing, keeps the most upvotes, and
-  adds links (code, project page) the row lacks: Hugging Face brings votes and code, arXiv
-  brings categories;
-- other feeds may create a paper (it must exist to be recommended) and add upvotes, code and
-  project links, but never change the version, nor any text once arXiv has set it.
+- the same (or an unknown) version only fills what is missing, keeps the most upvotes and
+  comments, and adds links (code, project page, thumbnail) and the organisation the row lacks:
+  Hugging Face brings votes, comments and code, arXiv brings categories;
+- other feeds may create a paper (it must exist to be recommended) and add upvotes, comments,
+  code and project links, organisation and thumbnail, but never change the version, nor any text once arXiv has set it.
 """
 
 from dataclasses import dataclass, fields, replace
@@ -42,12 +42,12 @@ VERSIONED_FIELDS = (
     "comment",
 )
 # What other feeds contribute to a paper whose text came from arXiv (when the row has none yet).
-CONTRIBUTED_FIELDS = ("code_url", "project_url")
+CONTRIBUTED_FIELDS = ("code_url", "project_url", "organization", "thumbnail_url")
 # Fields any sighting may fill when the row has none yet (while arXiv has not set its text).
 FILLABLE_FIELDS = VERSIONED_FIELDS + ("published", *CONTRIBUTED_FIELDS)
 # What arXiv's first sighting replaces outright, even with nothing: no other feed's text may stay.
 ARXIV_TEXT_FIELDS = ("title", "abstract", "authors", "categories", "primary_category")
-UPDATE_FIELDS = ["version", "upvotes", "last_changed", "arxiv_id", "text_from_arxiv", *FILLABLE_FIELDS]
+UPDATE_FIELDS = ["version", "upvotes", "num_comments", "last_changed", "arxiv_id", "text_from_arxiv", *FILLABLE_FIELDS]
 
 
 @dataclass
@@ -148,6 +148,7 @@ def _new_row(parsed: ParsedPaper, from_arxiv: bool) -> Paper:
         guid=parsed.guid,
         version=(parsed.version or 1) if from_arxiv else 1,
         upvotes=parsed.upvotes or 0,
+        num_comments=parsed.num_comments,
         text_from_arxiv=from_arxiv,
         **{name: _value(parsed, name) for name in FILLABLE_FIELDS},
     )
@@ -159,6 +160,7 @@ def _as_parsed(row: Paper) -> ParsedPaper:
         arxiv_id=row.arxiv_id,
         version=row.version,
         upvotes=row.upvotes,
+        num_comments=row.num_comments,
         **{name: getattr(row, name) for name in FILLABLE_FIELDS},
     )
 
@@ -186,6 +188,8 @@ def _apply(row: Paper, parsed: ParsedPaper, from_arxiv: bool) -> bool:
         row.arxiv_id = parsed.arxiv_id
     if parsed.upvotes is not None and parsed.upvotes > row.upvotes:
         row.upvotes = parsed.upvotes
+    if parsed.num_comments is not None and (row.num_comments is None or parsed.num_comments > row.num_comments):
+        row.num_comments = parsed.num_comments
     if (
         writes_text
         and isinstance(row.updated, datetime)

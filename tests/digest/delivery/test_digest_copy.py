@@ -94,9 +94,47 @@ def test_a_card_with_nothing_but_a_title_has_no_empty_label():
     assert card.startswith("\n   Abstract: https://")
 
 
+def test_a_card_shows_the_organisation_and_comments_on_its_meta_line():
+    subscriber, picks, delivery, _ = bare_paper_digest(
+        upvotes=42, categories=["cs.CV"], organization="University of Oxford", num_comments=3
+    )
+
+    html, text = html_and_text(subscriber, picks, delivery)
+
+    meta = "17 Mar 2026 · cs.CV · University of Oxford · 3 comments"
+    assert re.search(rf'<p class="meta"[^>]*>{meta} · <span class="upvotes"[^>]*>▲ 42 upvotes</span></p>', html)
+    assert f"\n   {meta} · 42 upvotes\n" in text
+
+
+@pytest.mark.parametrize("fields, meta", [({"organization": "Qwen"}, "Qwen"), ({"num_comments": 1}, "1 comment")])
+def test_an_organisation_or_one_comment_alone_has_no_dangling_separator(fields, meta):
+    subscriber, picks, delivery, _ = bare_paper_digest(published=None, upvotes=0, **fields)
+
+    html, text = html_and_text(subscriber, picks, delivery)
+
+    assert re.search(rf'<p class="meta"[^>]*>{meta}</p>', html) and f"\n   {meta}\n" in text
+
+
+def test_a_card_without_the_hugging_face_fields_shows_nothing_of_them():
+    subscriber, picks, delivery, _ = bare_paper_digest(upvotes=0, published=None, abstract="", num_comments=0)
+
+    html, text = html_and_text(subscriber, picks, delivery)
+
+    assert 'class="meta"' not in html and "comment" not in text and "comment" not in html
+
+
 @pytest.mark.parametrize(
     "fields",
-    [{}, {"upvotes": 3}, {"categories": ["cs.LG"]}, {"authors": ["Ada"]}, {"published": None, "upvotes": 1}],
+    [
+        {},
+        {"upvotes": 3},
+        {"categories": ["cs.LG"]},
+        {"authors": ["Ada"]},
+        {"published": None, "upvotes": 1},
+        {"organization": "Oxford"},
+        {"published": None, "num_comments": 2},
+        {"published": None, "organization": " ", "num_comments": 0},
+    ],
 )
 def test_no_line_of_the_text_part_ends_in_a_bare_label_or_separator(fields):
     subscriber, picks, delivery, _ = bare_paper_digest(**fields)

@@ -51,6 +51,8 @@ def papers(draw, number: int) -> PaperRow:
         code_url=draw(URLS),
         arxiv_id=draw(st.one_of(st.none(), st.just("2403.10001"))),
         published=draw(st.one_of(st.none(), st.datetimes(timezones=st.just(UTC)))),
+        num_comments=draw(st.one_of(st.none(), st.integers(0, 3000))),
+        organization=draw(SOME_TEXT),
     )
 
 

@@ -154,6 +154,81 @@ def test_it_reads_the_hugging_face_extras(shared_feed):
     assert paper.url == "https://arxiv.org/abs/2607.26654"
 
 
+HF_DAYS = [
+    "hf_daily_papers_api_2024-10-10_46papers.json",  # the older shape: no organisation at all
+    "hf_daily_papers_api_2025-09-30_50papers.json",
+    "hf_daily_papers_api_2026-05-12_50papers.json",
+    "hf_daily_papers_api_2026-05-13_50papers.json",
+    "hf_daily_papers_api_2026-07-31_5papers.json",
+    "hf_daily_papers_api_2026-08-03_3papers.json",
+]
+
+
+@pytest.mark.parametrize("name", HF_DAYS)
+def test_it_reads_what_the_hugging_face_page_shows_beside_a_paper(shared_feed, name):
+    raw = json.loads(shared_feed(name).read_text())
+    result = parse(shared_feed, name)
+    assert (len(result.papers), result.problems) == (len(raw), [])
+    for item, paper in zip(raw, result.papers, strict=True):
+        assert paper.num_comments == item["numComments"]
+        assert paper.thumbnail_url == item["thumbnail"]
+        assert paper.thumbnail_url.startswith("https://cdn-thumbnails.huggingface.co/")
+        organization = item.get("organization") or item["paper"].get("organization") or {}
+        assert paper.organization == (organization.get("fullname") or organization.get("name") or "")
+
+
+def test_it_reads_the_organisation_by_its_full_name(shared_feed):
+    papers = parse(shared_feed, "hf_daily_papers_api_2026-08-03_3papers.json").papers
+    assert [paper.organization for paper in papers] == [
+        "University of Oxford",
+        "European Molecular Biology Laboratory",
+        "KinaMind",
+    ]
+    # The older shape has no organisation anywhere, and a submitter's is not the paper's.
+    assert {paper.organization for paper in parse(shared_feed, HF_DAYS[0]).papers} == {""}
+    assert {paper.organization for paper in parse(shared_feed, HF_DAYS[1]).papers} == {""}
+
+
+def _hf_item(**extra) -> bytes:
+    item = {"paper": {"id": "2607.26654", "title": "A paper", "upvotes": 3}, "numComments": 2, **extra}
+    return json.dumps([item]).encode()
+
+
+@pytest.mark.parametrize(
+    "thumbnail",
+    [
+        "javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "http://cdn-thumbnails.huggingface.co/social-thumbnails/papers/2607.26654.png",
+        "https://evil.example/pixel.png",
+        "https://huggingface.co.evil.example/x.png",
+        "https://evilhuggingface.co/x.png",
+        "https://user@cdn-thumbnails.huggingface.co/x.png",
+        "https://cdn-thumbnails.huggingface.co:8443/x.png",
+        "//cdn-thumbnails.huggingface.co/x.png",
+        ["https://cdn-thumbnails.huggingface.co/x.png"],
+    ],
+)
+def test_a_thumbnail_off_hugging_face_or_not_https_is_dropped(thumbnail):
+    result = parse_document(_hf_item(thumbnail=thumbnail))
+    (paper,) = result.papers
+    assert paper.thumbnail_url == ""
+    assert paper.num_comments == 2
+
+
+def test_a_hugging_face_thumbnail_is_kept_and_odd_extras_are_bounded():
+    thumbnail = "https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/2607.26654.png"
+    organization = {"name": "x", "fullname": "<b>Lab</b> " + "o" * 500}
+    result = parse_document(_hf_item(thumbnail=thumbnail, organization=organization, numComments=-4))
+    (paper,) = result.papers
+    assert paper.thumbnail_url == thumbnail
+    assert paper.organization.startswith("Lab ooo") and len(paper.organization) <= 200
+    assert paper.num_comments == 0
+    assert result.trimmed == 1
+    assert parse_document(_hf_item(numComments="many", organization="Oxford")).papers[0].num_comments is None
+    assert parse_document(_hf_item(organization="Oxford")).papers[0].organization == ""
+
+
 def test_it_reads_a_generic_rss_feed_best_effort():
     body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Lab blog</title>
     <item><title>Our <em>new</em> paper</title><link>https://lab.example/p/1</link>

@@ -132,6 +132,26 @@ def test_it_merges_arxiv_first_then_hugging_face(shared_feed):
     assert (stored.title, stored.categories, stored.upvotes) == ("Paper 2607.23193", ["cs.CV"], 12)
 
 
+def test_it_stores_the_hugging_face_extras_from_a_capture_and_keeps_them_under_arxiv(shared_feed):
+    store_papers(parse_document(shared_feed("hf_daily_papers_api_2026-08-03_3papers.json").read_bytes()).papers)
+    stored = Paper.objects.get(arxiv_id="2607.26654")
+    thumbnail = "https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/2607.26654.png"
+    assert (stored.organization, stored.num_comments, stored.thumbnail_url) == ("University of Oxford", 1, thumbnail)
+
+    store_papers([paper("2607.26654", categories=["cs.CL"])], from_arxiv=True)
+    store_papers([paper("2607.26654", version=None, num_comments=0, organization="Other", thumbnail_url="")])
+    store_papers([paper("2607.26654", version=None, num_comments=5)])
+
+    stored.refresh_from_db()
+    assert (stored.organization, stored.num_comments, stored.thumbnail_url) == ("University of Oxford", 5, thumbnail)
+    assert stored.categories == ["cs.CL"]
+
+
+def test_a_paper_from_elsewhere_has_no_comment_count():
+    store_papers([paper("2607.2")], from_arxiv=True)
+    assert (Paper.objects.get().num_comments, Paper.objects.get().organization) == (None, "")
+
+
 def test_it_never_lowers_upvotes():
     store_papers([paper("2607.1", version=None, upvotes=9)])
     assert store_papers([paper("2607.1", version=None, upvotes=2)]) == StoreCounts(unchanged=1)
