@@ -4,12 +4,15 @@ Syntax: `"neural field", NeRF, -medical, ~scene`. Quoted text is a phrase; a lea
 word or a phrase, a leading `~` asks for fewer papers holding it ("less like this" writes these).
 With commas, each comma-separated item is one term (several unquoted words in an item form a
 phrase, so `graph neural networks, NeRF` means two terms); without commas, spaces separate terms.
-Matching is case-insensitive on Snowball stems ("representations" finds "representation") of
-American spellings ("optimisation" finds "optimization") at word boundaries, except for acronyms:
-an all-capitals query word such as `INR` only matches the same capitals in the paper (`INR`,
-`INRs`), never `inr` inside other words or `INRIA`. A phrase also matches its words written joined
-("fine tuning" finds "finetuning"); the engine adds the other direction and acronyms defined in the
-papers (`definitions`).
+Matching is case-insensitive on the inflections of a word's lemma ("representations" finds
+"representation", "ranking" finds "rankings" but not "rank": lemminflect's lexicon and its rules for
+unknown words, not a stemmer's derivations) in American spelling ("optimisation" finds
+"optimization") at word boundaries, except for acronyms: an all-capitals query word such as `INR`
+only matches the same capitals in the paper (`INR`, `INRs`), never `inr` inside other words or
+`INRIA`. A phrase also matches its words written joined ("fine tuning" finds "finetuning"); the
+engine adds the other direction and acronyms defined in the papers (`definitions`). Each paper token
+also carries its written form (`surface_key`), so the engine can tell a keyword written as the
+reader typed it from one of the other forms these rules relate.
 """
 
 import re
@@ -20,6 +23,7 @@ from functools import lru_cache
 
 import snowballstemmer
 from breame.spelling import get_american_spelling
+from lemminflect import getAllLemmas, getAllLemmasOOV
 
 # snowballstemmer hands out PyStemmer's C implementation when it is installed.
 _STEMMER = snowballstemmer.stemmer("english")
@@ -28,6 +32,9 @@ _SYNTAX_RE = re.compile(r'([-~]?)"([^"]*)"?|([^\s,"]+)|(,)')
 _VOWELS = set("aeiouy")
 _COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 ACRONYM_PREFIX = "A:"
+SURFACE_PREFIX = "="
+# A word's readings, the one a query word is read as first: keywords are mostly noun phrases.
+_READINGS = ("NOUN", "VERB", "ADJ", "ADV", "PROPN", "AUX")
 _DEFINED_RE = re.compile(r"\(\s*([A-Z][A-Za-z0-9-]{1,11})\s*\)")
 # Short words an expansion may hold that its acronym leaves out: "Bag of Words (BoW)".
 _ACRONYM_GAPS = frozenset("a an and for in of on the to with".split())
@@ -77,6 +84,31 @@ def stem(word: str) -> str:
 
 
 @lru_cache(maxsize=200_000)
+def lemmas(word: str) -> tuple[str, ...]:
+    """The lemmas a word can be an inflection of, its noun reading first: "rankings" -> ("ranking",),
+    "ranking" -> ("ranking", "rank"), "ranked" -> ("rank",), "optimised" -> ("optimize",). A word
+    the lexicon lacks is read by lemminflect's rules as a noun and as a verb ("finetuning" ->
+    ("finetuning", "finetune"))."""
+    lowered = american(word.lower())
+    known = getAllLemmas(lowered)
+    if not known:
+        known = {**getAllLemmasOOV(lowered, "NOUN"), **getAllLemmasOOV(lowered, "VERB")}
+    readings = [known[pos] for pos in _READINGS if pos in known]
+    found = dict.fromkeys(lemma.lower() for reading in readings for lemma in reading if lemma)
+    return tuple(found) or (lowered,)
+
+
+def inflection_key(word: str) -> str:
+    """The lemma a query word is looked up by: its first reading ("ranking" -> "ranking")."""
+    return lemmas(word)[0]
+
+
+def surface_key(word: str) -> str:
+    """A word as written, case aside except for acronyms: "Graphs" -> "=graphs", "INRs" -> "=INRs"."""
+    return SURFACE_PREFIX + (word if acronym(word) else word.lower())
+
+
+@lru_cache(maxsize=200_000)
 def acronym(word: str) -> str | None:
     """The acronym a word spells ("INRs" -> "INR"), or None for ordinary and mixed-case words."""
     core = word[:-1] if len(word) > 2 and word.endswith("s") else word
@@ -87,19 +119,20 @@ def acronym(word: str) -> str | None:
 
 
 def word_key(word: str) -> str:
-    """The key a query word is looked up by: its acronym when it is one, else its stem."""
+    """The key a query word is looked up by: its acronym when it is one, else its lemma."""
     spelled = acronym(word)
-    return ACRONYM_PREFIX + spelled if spelled else stem(word)
+    return ACRONYM_PREFIX + spelled if spelled else inflection_key(word)
 
 
 @lru_cache(maxsize=200_000)
-def token_keys(token: str) -> tuple[str, str | None]:
+def token_keys(token: str) -> tuple[str, ...]:
+    """A paper token's keys: its lemmas, its acronym key when it spells one, and last its surface key."""
     spelled = acronym(token)
-    return stem(token), ACRONYM_PREFIX + spelled if spelled else None
+    return (*lemmas(token), *([ACRONYM_PREFIX + spelled] if spelled else []), surface_key(token))
 
 
-def text_keys(text: str) -> list[tuple[str, str | None]]:
-    """Per token of a paper's text: its stem and, for capitalised tokens, its acronym key."""
+def text_keys(text: str) -> list[tuple[str, ...]]:
+    """Per token of a paper's text: its keys (see `token_keys`)."""
     return [token_keys(token) for token in words(text)]
 
 
@@ -109,6 +142,8 @@ class Term:
     keys: tuple[str, ...]
     # The same term with two adjacent words written as one ("fine tuning" -> "finetuning").
     joined: tuple[tuple[str, ...], ...] = ()
+    # The words as typed (`surface_key`): "fine-tuning" and "fine tuning" are both ("=fine", "=tuning").
+    surface: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,11 +164,12 @@ def make_term(text: str) -> Term | None:
         return None
     keys = tuple(word_key(token) for token in tokens)
     joined = tuple(
-        (*keys[:start], stem(tokens[start] + tokens[start + 1]), *keys[start + 2 :])
+        (*keys[:start], inflection_key(tokens[start] + tokens[start + 1]), *keys[start + 2 :])
         for start in range(len(tokens) - 1)
         if not (acronym(tokens[start]) or acronym(tokens[start + 1]))
     )
-    return Term(text=" ".join(text.split()), keys=keys, joined=joined)
+    surface = tuple(surface_key(token) for token in tokens)
+    return Term(text=" ".join(text.split()), keys=keys, joined=joined, surface=surface)
 
 
 INCLUDE, EXCLUDE, FEWER = "", "-", "~"
@@ -188,12 +224,12 @@ def positive_keywords(keywords: str) -> list[str]:
     return [term.text for term in parse_keywords(keywords).include]
 
 
-def occurs(term: Term, keys: Sequence[tuple[str, str | None]]) -> bool:
+def occurs(term: Term, keys: Sequence[tuple[str, ...]]) -> bool:
     """Whether the term's words appear consecutively in a tokenised text (see `text_keys`)."""
     return occurs_keys(term.keys, keys)
 
 
-def occurs_keys(wanted: Sequence[str], keys: Sequence[tuple[str, str | None]]) -> bool:
+def occurs_keys(wanted: Sequence[str], keys: Sequence[tuple[str, ...]]) -> bool:
     width = len(wanted)
     first = wanted[0]
     for start in range(len(keys) - width + 1):

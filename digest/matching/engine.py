@@ -36,9 +36,9 @@ from subscribers.keywords import (
     KeywordQuery,
     Term,
     definitions,
+    inflection_key,
     occurs_keys,
     parse_keywords,
-    stem,
     text_keys,
 )
 
@@ -49,6 +49,14 @@ if TYPE_CHECKING:
 # Relevance each signal gives on its own.
 KEYWORD_IN_TITLE = 0.7
 KEYWORD_IN_ABSTRACT = 0.5
+# A keyword only in the abstract, and there only in a form the rules relate to what the reader typed
+# (another inflection, the acronym or its expansion, a joined or split spelling), or a keyword most
+# papers hold: below RANKING_MIN_RELEVANCE alone, above it beside a second such keyword.
+KEYWORD_RELATED = 0.15
+# A keyword held by more than this share of a batch of COMMON_MIN_PAPERS or more counts fully only
+# in titles (an inverse document frequency in its simplest form: it says little about one paper).
+COMMON_KEYWORD_SHARE = 0.25
+COMMON_MIN_PAPERS = 50
 AUTHOR = 0.9
 CATEGORY_ONLY = 0.3  # a subscriber who chose nothing but categories
 CATEGORY_BOOST = 0.25  # extra evidence for a paper that matched and is in a chosen category
@@ -244,10 +252,13 @@ class BatchIndex:
         self._title_words: list[set[str]] = []
         for position in range(self.size):
             title, abstract = self._title_keys[position], self._abstract_keys[position]
-            in_title = {key for pair in title for key in pair if key}
-            keys = in_title | {key for pair in abstract for key in pair if key}
+            in_title = {key for token in title for key in token}
+            keys = in_title | {key for token in abstract for key in token}
             for sequence in (title, abstract):
-                keys.update(f"{a} {b}" for first, second in pairwise(sequence) for a in first if a for b in second if b)
+                # Lemma and acronym keys pair with each other; the written forms (last) with each other.
+                for first, second in pairwise(sequence):
+                    keys.update(f"{a} {b}" for a in first[:-1] for b in second[:-1])
+                    keys.add(f"{first[-1]} {second[-1]}")
             for key in keys:
                 postings[key].append(position)
             self._title_words.append(in_title)
@@ -279,22 +290,36 @@ class BatchIndex:
     def term_hits(self, term: Term) -> _Hits:
         """Papers holding the term in any of its forms: as typed, joined or split ("fine tuning",
         "finetuning"), or through an acronym a paper of the batch defines ("INR" <-> "implicit
-        neural representation"); a paper scores the title weight when a form is in its title."""
+        neural representation"). A paper scores the title weight when a form is in its title, the
+        abstract weight when its abstract writes the term as typed or defines the acronym typed,
+        and KEYWORD_RELATED when its abstract holds only another form, or when the
+        term is common in the batch."""
         cached = self._terms.get(term.keys)
         if cached is not None:
             return cached
         forms = dict.fromkeys([term.keys, *term.joined, *self._split_forms(term), *self._expansions(term.keys)])
-        found: dict[int, float] = {}
+        in_title: dict[int, bool] = {}
         for keys in forms:
-            for position, in_title in self._phrase_hits(keys).items():
-                found[position] = max(found.get(position, 0.0), KEYWORD_IN_TITLE if in_title else KEYWORD_IN_ABSTRACT)
+            for position, titled in self._phrase_hits(keys).items():
+                in_title[position] = in_title.get(position, False) or titled
         for acronym_key, defined_elsewhere in self._acronyms_for(term.keys):
-            for position, in_title in self._phrase_hits((acronym_key,)).items():
+            for position, titled in self._phrase_hits((acronym_key,)).items():
                 if position not in defined_elsewhere:
-                    weight = KEYWORD_IN_TITLE if in_title else KEYWORD_IN_ABSTRACT
-                    found[position] = max(found.get(position, 0.0), weight)
+                    in_title[position] = in_title.get(position, False) or titled
+        common = self.size >= COMMON_MIN_PAPERS and len(in_title) > COMMON_KEYWORD_SHARE * self.size
+        as_typed = set() if common or not in_title else {*self._phrase_hits(term.surface), *self._defining(term.keys)}
+        found = {
+            position: KEYWORD_IN_TITLE if titled else KEYWORD_IN_ABSTRACT if position in as_typed else KEYWORD_RELATED
+            for position, titled in in_title.items()
+        }
         hits = self._terms[term.keys] = _Hits.of(found) if found else _NO_HITS
         return hits
+
+    def _defining(self, keys: tuple[str, ...]) -> list[int]:
+        """For an acronym, the papers that define it in their own text ("implicit neural
+        representations (INRs)"): there the reader's acronym is the paper's own term, whatever
+        the plural. A phrase has no such papers: they write the phrase, in some form, anyway."""
+        return list(self._defined.get(keys[0], ())) if len(keys) == 1 else []
 
     def _phrase_hits(self, keys: tuple[str, ...]) -> dict[int, bool]:
         """Paper position -> whether the words are in its title, for papers holding them in order."""
@@ -321,7 +346,10 @@ class BatchIndex:
         word = term.text.lower()
         if len(term.keys) != 1 or term.keys[0].startswith(ACRONYM_PREFIX) or not word.isalpha():
             return []
-        splits = [(stem(word[:cut]), stem(word[cut:])) for cut in range(MIN_SPLIT_PART, len(word) - MIN_SPLIT_PART + 1)]
+        splits = [
+            (inflection_key(word[:cut]), inflection_key(word[cut:]))
+            for cut in range(MIN_SPLIT_PART, len(word) - MIN_SPLIT_PART + 1)
+        ]
         return [pair for pair in splits if pair[0] + " " + pair[1] in self._postings]
 
     def _expansions(self, keys: tuple[str, ...]) -> list[tuple[str, ...]]:

@@ -19,10 +19,22 @@ def found(raw, text):
     return occurs(term, text_keys(text))
 
 
-def test_it_finds_singular_and_plural_through_stems():
+def test_it_finds_singular_and_plural_through_the_lemma():
     assert found("representations", "We learn a compact neural representation of video.")
     assert found("representation", "Implicit neural representations store signals.")
-    assert found("learning", "Representations learned by networks")
+    assert found("learned", "Learning representations")
+    assert found('"optimizing models"', "We optimized models.")
+
+
+def test_a_word_read_as_a_noun_does_not_find_its_derivations_or_other_words_sharing_a_stem():
+    # Snowball stems all of these to one stem; only the noun's own inflections count.
+    assert found("ranking", "Rankings of documents")
+    assert not found("ranking", "Low-rank adapters")
+    assert not found("ranking", "We ranked the candidates")
+    assert not found("generalization", "A general method")
+    assert not found("navigation", "Navigating large corpora")
+    assert not found("learning", "Representations learned by networks")
+    assert not found("tokenization", "We drop rare tokens")
 
 
 def test_it_matches_a_quoted_phrase_only_when_its_words_are_adjacent():

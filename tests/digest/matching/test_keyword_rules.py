@@ -8,14 +8,17 @@ from subscribers.keywords import parse_keywords
 NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
 
 
+def matched(keywords, papers):
+    """The ids of the papers a keyword string makes candidates of, in id order."""
+    [matches] = match_many([build_matcher(keywords=keywords)], BatchIndex(papers, now=NOW), keep=1000)
+    return sorted(matches.paper_ids)
+
+
 def found(keywords, *texts, background=()):
-    """The texts (title and abstract as "title. abstract") a keyword string finds, in the given order."""
-    papers = [
-        PaperDoc(id=number, title=text.split(". ", 1)[0], abstract=text.split(". ", 1)[-1], published=NOW)
-        for number, text in enumerate([*texts, *background])
-    ]
-    [matches] = match_many([build_matcher(keywords=keywords)], BatchIndex(papers, now=NOW), keep=100)
-    return [texts[paper_id] for paper_id in sorted(matches.paper_ids) if paper_id < len(texts)]
+    """The texts a keyword string finds, in the given order. Each text is a paper's title and its
+    abstract, so that these tests see which forms are found, not how strongly (see the last tests)."""
+    papers = [PaperDoc(id=number, title=text, abstract=text, published=NOW) for number, text in enumerate(texts)]
+    return [texts[paper_id] for paper_id in matched(keywords, papers)]
 
 
 def test_inflections_match_through_the_stemmer():
@@ -121,3 +124,50 @@ def test_a_tilde_asks_for_fewer_and_an_exclusion_wins_over_it():
     assert [term.text for term in query.exclude] == ["medical"]
     assert [term.text for term in query.fewer] == ["scene", "flow prior"]
     assert [term.text for term in parse_keywords("NeRF ~scene").fewer] == ["scene"]
+
+
+def paper(number, title, abstract):
+    return PaperDoc(id=number, title=title, abstract=abstract, published=NOW)
+
+
+def test_a_keyword_written_as_typed_counts_anywhere_and_another_form_only_in_the_title():
+    papers = [
+        paper(0, "Sparse autoencoders at scale", "We train dictionaries."),
+        paper(1, "Dictionary learning", "We train sparse autoencoders on activations."),
+        paper(2, "A sparse autoencoder for proteins", "One model per family."),
+        paper(3, "Protein language models", "A sparse autoencoder reads the residual stream."),
+    ]
+    assert matched('"sparse autoencoders"', papers) == [0, 1, 2]
+    # Hyphen or space is the same writing; a joined or split spelling is another form.
+    hyphen = [paper(0, "Scaling", "We study fine-tuning."), paper(1, "Scaling", "We study finetuning.")]
+    assert matched('"fine tuning"', hyphen) == [0]
+    # An acronym's plural is another form than the capitals typed.
+    assert matched("MLP", [paper(0, "Nets", "An MLP."), paper(1, "Nets", "Two MLPs.")]) == [0]
+
+
+def test_two_keywords_each_found_only_in_another_form_make_a_match_together():
+    papers = [
+        paper(0, "Mechanisms", "Sparse autoencoders find circuits."),
+        paper(1, "Mechanisms", "Sparse autoencoders find features."),
+    ]
+    assert matched('"sparse autoencoder", circuit', papers) == [0]
+
+
+def test_a_keyword_most_papers_of_a_large_batch_hold_counts_only_in_titles():
+    common = [paper(number, f"Topic {number}", "We prompt an LLM.") for number in range(40)]
+    rare = [paper(40 + number, f"Other {number}", "No such word.") for number in range(20)]
+    titled = [paper(60, "LLM serving", "Batching requests.")]
+    assert matched("LLM", [*common, *rare, *titled]) == [60]
+    # In a small batch a share says little: the abstracts count.
+    assert matched("LLM", [*common[:3], *rare[:3], *titled]) == [0, 1, 2, 60]
+    # Beside a second keyword it still counts.
+    both = [paper(61, "Graphs", "We prompt an LLM over knowledge graphs.")]
+    assert matched('LLM, "knowledge graph"', [*common, *rare, *both]) == [61]
+
+
+def test_a_paper_that_defines_the_acronym_typed_counts_as_writing_it():
+    papers = [
+        paper(0, "Video codecs", "Implicit neural representations (INRs) store videos."),
+        paper(1, "Video codecs", "We compare INRs with codecs."),
+    ]
+    assert matched("INR", papers) == [0]
