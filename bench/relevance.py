@@ -29,6 +29,7 @@ import math
 import os
 import re
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -45,6 +46,7 @@ if not apps.ready:
     django.setup()
 
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many  # noqa: E402
+from digest.papers.cleaning import clean_abstract, clean_text  # noqa: E402
 from digest.papers.feed_parsing import parse_document  # noqa: E402
 from seeds.build_seed_feed import read_papers  # noqa: E402
 from subscribers.keywords import parse_keywords  # noqa: E402
@@ -138,6 +140,8 @@ def source_papers(source: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
     path = ROOT / SEED_SOURCE if source == SEED_SOURCE else shared_feeds() / source
     if not path.is_file():
         raise SystemExit(f"{path} is missing: a labelled set names it as the source of its papers")
+    if path.read_bytes()[:400].find(b"<OAI-PMH") >= 0:
+        return oai_pmh_papers(path)
     parsed = parse_document(path.read_bytes())
     if parsed.error:
         raise SystemExit(f"{path}: {parsed.error}")
@@ -149,6 +153,35 @@ def source_papers(source: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
         )
         for paper in parsed.papers
     }
+
+
+OAI = "{http://www.openarchives.org/OAI/2.0/}"
+OAI_ARXIV = "{http://arxiv.org/OAI/arXiv/}"
+
+
+def oai_pmh_papers(path: Path) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """arXiv id -> (title, abstract, authors) of an OAI-PMH ListRecords page (metadataPrefix=arXiv).
+
+    A bulk-harvest page is not a feed, so the project's feed parser does not read it; the fields are
+    cleaned by the same functions the feed parser uses.
+    """
+    # A capture from ../shared/feeds (see its SOURCES.md), not data from the network.
+    root = ET.parse(path).getroot()  # noqa: S314
+    papers = {}
+    for record in root.iter(f"{OAI}record"):
+        meta = record.find(f"{OAI}metadata/{OAI_ARXIV}arXiv")
+        if meta is None:  # a deleted record carries a header only
+            continue
+        authors = tuple(
+            clean_text(f"{author.findtext(f'{OAI_ARXIV}forenames') or ''} {author.findtext(f'{OAI_ARXIV}keyname')}")
+            for author in meta.iter(f"{OAI_ARXIV}author")
+        )
+        papers[clean_text(meta.findtext(f"{OAI_ARXIV}id"))] = (
+            clean_text(meta.findtext(f"{OAI_ARXIV}title")),
+            clean_abstract(meta.findtext(f"{OAI_ARXIV}abstract")),
+            authors,
+        )
+    return papers
 
 
 def load_set(path: Path) -> LabelledSet:
