@@ -69,6 +69,9 @@ class Paper(models.Model):
         help_text="Title, abstract, authors, categories and version come from arXiv's own feeds; "
         "other feeds no longer change them",
     )
+    # A paper no feed has carried, fetched from the arXiv API only because a reader liked it (often
+    # years old): never offered to anyone as new (digest/matching/runs.py). A feed sighting clears it.
+    fetched_for_liked = models.BooleanField(default=False, db_default=False)
     first_seen = models.DateTimeField(auto_now_add=True, db_index=True)
     last_changed = models.DateTimeField(auto_now=True)
     feeds: "models.ManyToManyField[Feed, PaperSource]" = models.ManyToManyField(

@@ -51,8 +51,10 @@ class IngestReport:
         )
 
 
-def ingest_document(body: bytes, source: str, feed: Feed | None = None, content_type: str = "") -> IngestReport:
-    """Parse and store one fetched document."""
+def ingest_document(
+    body: bytes, source: str, feed: Feed | None = None, content_type: str = "", *, for_liked: bool = False
+) -> IngestReport:
+    """Parse and store one fetched document (`for_liked`: fetched for readers' liked papers)."""
     report = IngestReport(source=source)
     declared_kind = feed.kind if feed else Feed.Kind.AUTO
     parsed = parse_document(body, kind=declared_kind, content_type=content_type)
@@ -64,7 +66,7 @@ def ingest_document(body: bytes, source: str, feed: Feed | None = None, content_
     if feed is not None and not feed.name and parsed.title:
         Feed.objects.filter(pk=feed.pk, name="").update(name=cut_text(parsed.title, 200))
     from_arxiv = speaks_for_arxiv(source, parsed.kind, declared_kind)
-    report.counts = store_papers(parsed.papers, feed, from_arxiv=from_arxiv)
+    report.counts = store_papers(parsed.papers, feed, from_arxiv=from_arxiv, for_liked=for_liked)
     report.counts.skipped += parsed.skipped
     report.trimmed = parsed.trimmed
     return report
