@@ -23,6 +23,12 @@ class Feed(models.Model):
     last_updated = models.PositiveIntegerField(default=0)
     last_unchanged = models.PositiveIntegerField(default=0)
     last_skipped = models.PositiveIntegerField(default=0)
+    # Counters for /metrics (paperboy_feed_polls_total, ...): they only grow while the feed exists.
+    polls = models.PositiveIntegerField(default=0, help_text="Polls ever made")
+    failed_polls = models.PositiveIntegerField(default=0, help_text="Polls that left an error, ever")
+    failures_in_a_row = models.PositiveIntegerField(
+        default=0, help_text="Polls that left an error since the last clean one"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -63,6 +69,9 @@ class Paper(models.Model):
         help_text="Title, abstract, authors, categories and version come from arXiv's own feeds; "
         "other feeds no longer change them",
     )
+    # A paper no feed has carried, fetched from the arXiv API only because a reader liked it (often
+    # years old): never offered to anyone as new (digest/matching/runs.py). A feed sighting clears it.
+    fetched_for_liked = models.BooleanField(default=False, db_default=False)
     first_seen = models.DateTimeField(auto_now_add=True, db_index=True)
     last_changed = models.DateTimeField(auto_now=True)
     feeds: "models.ManyToManyField[Feed, PaperSource]" = models.ManyToManyField(
@@ -193,13 +202,31 @@ class Delivery(models.Model):
         return f"digest {self.period} for subscriber {self.subscriber_id}"
 
 
+# Upper bounds, in milliseconds, of the send-chunk duration buckets tallied on SendTally.
+SEND_CHUNK_BUCKETS_MS = (250, 500, 1000, 2000, 5000, 15000, 60000, 300000)
+
+
 class SendTally(models.Model):
-    """Digests tried and refused as messages, per minute: what the refusal alarm, /healthz and the
-    sending pause read (digest/delivery/refusal_alarm.py). One row per minute with mail, kept a week."""
+    """What the send loop did, per minute, added to by every worker in one statement per chunk:
+    digests tried and refused as messages (what the refusal alarm, /healthz and the sending pause
+    read: digest/delivery/refusal_alarm.py) and how long the chunks that finished took (/metrics).
+    One row per minute with mail, kept a week."""
 
     minute = models.DateTimeField(unique=True)
     tried = models.PositiveIntegerField(default=0)
     message_refusals = models.PositiveIntegerField(default=0)
+    chunks = models.PositiveIntegerField(db_default=0, help_text="Send chunks that finished this minute")
+    chunk_digests = models.PositiveIntegerField(db_default=0, help_text="Digests those chunks claimed")
+    chunk_ms = models.PositiveBigIntegerField(db_default=0, help_text="Their milliseconds, added up")
+    # Chunks that took at most so many milliseconds (SEND_CHUNK_BUCKETS_MS): a histogram's buckets.
+    chunks_within_250ms = models.PositiveIntegerField(db_default=0)
+    chunks_within_500ms = models.PositiveIntegerField(db_default=0)
+    chunks_within_1000ms = models.PositiveIntegerField(db_default=0)
+    chunks_within_2000ms = models.PositiveIntegerField(db_default=0)
+    chunks_within_5000ms = models.PositiveIntegerField(db_default=0)
+    chunks_within_15000ms = models.PositiveIntegerField(db_default=0)
+    chunks_within_60000ms = models.PositiveIntegerField(db_default=0)
+    chunks_within_300000ms = models.PositiveIntegerField(db_default=0)
 
     class Meta:
         ordering = ["-minute"]

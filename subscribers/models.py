@@ -54,6 +54,9 @@ class Subscriber(models.Model):
     # The terms "more/less like this" clicks wrote into `keywords`, as written there: the manage
     # page lists these (not the reader's own typed terms) with an Undo button each.
     learned_keywords = models.JSONField(default=list, blank=True)
+    # {learned "more" term: the category a click added with it}: undoing the term takes the
+    # category out too, once no other learned term holds it. Categories the reader had are not here.
+    learned_categories = models.JSONField(default=dict, blank=True)
 
     next_delivery_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)

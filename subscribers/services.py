@@ -309,7 +309,8 @@ def learned_keywords(subscriber: Subscriber) -> list[str]:
 
 
 def undo_learned_keyword(subscriber: Subscriber, term: str) -> bool:
-    """Take one term a click wrote out of the subscriber's keywords; every other term stays.
+    """Take one term a click wrote out of the subscriber's keywords; every other term stays. The
+    category a "more" click added with it goes too, unless another learned term still holds it.
 
     Only a term a click wrote can be undone, so the reader's own typed keywords are never touched.
     Idempotent: False, and nothing changed, when the term is not (or no longer) a learned one.
@@ -320,8 +321,14 @@ def undo_learned_keyword(subscriber: Subscriber, term: str) -> bool:
             return False
         locked.keywords = remove_keyword(locked.keywords, term)
         locked.learned_keywords = [learned for learned in locked.learned_keywords if learned != term]
-        locked.save(update_fields=["keywords", "learned_keywords"])
+        held = {learned: category for learned, category in locked.learned_categories.items() if learned != term}
+        category = locked.learned_categories.get(term)
+        if category and category not in held.values():
+            locked.categories = [kept for kept in locked.categories if kept != category]
+        locked.learned_categories = held
+        locked.save(update_fields=["keywords", "learned_keywords", "learned_categories", "categories"])
         subscriber.keywords, subscriber.learned_keywords = locked.keywords, locked.learned_keywords
+        subscriber.categories, subscriber.learned_categories = locked.categories, locked.learned_categories
         if locked.status == Status.ACTIVE:
             _match_recent_papers_on_commit(locked)
     return True
@@ -428,6 +435,7 @@ def export_data(subscriber: Subscriber) -> dict:
         ],
         "bounce_count": subscriber.bounce_count,
         "learned_keywords": subscriber.learned_keywords,
+        "learned_categories": subscriber.learned_categories,
         # The digest app's LikedPaper rows, through their relation to the subscriber.
         "liked_papers": [
             {**row, "added_at": stamp(row["added_at"])}

@@ -163,6 +163,9 @@ class FeedAdmin(admin.ModelAdmin):
         "last_updated",
         "last_unchanged",
         "last_skipped",
+        "polls",
+        "failed_polls",
+        "failures_in_a_row",
         "etag",
         "last_modified",
         "created_at",
@@ -183,6 +186,7 @@ class FeedAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Errors", {"fields": ("polls", "failed_polls", "failures_in_a_row")}),
         ("HTTP cache", {"fields": ("etag", "last_modified", "created_at"), "classes": ("collapse",)}),
     )
 

@@ -16,6 +16,7 @@ failure, a block list or a content filter refuses every digest. Each one is logg
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -61,11 +62,13 @@ def _minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-def tally(tried: int, refused: int, now: datetime | None = None) -> None:
-    """Add to this minute's counts, in one statement whoever else writes the same minute."""
-    if not (tried or refused):
+def tally(tried: int, refused: int, now: datetime | None = None, chunk: Mapping[str, int] | None = None) -> None:
+    """Add to this minute's counts, in one statement whoever else writes the same minute; a send
+    chunk adds its timing with them (`chunk`: digest/delivery/chunk_timing.py)."""
+    if not (tried or refused or chunk):
         return
-    insert_or_add(SendTally, {"minute": _minute(now or timezone.now())}, {"tried": tried, "message_refusals": refused})
+    counts = {"tried": tried, "message_refusals": refused, **(chunk or {})}
+    insert_or_add(SendTally, {"minute": _minute(now or timezone.now())}, counts)
 
 
 def forget_old_tallies(now: datetime) -> int:

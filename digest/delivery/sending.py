@@ -60,6 +60,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.logging import log_event
+from digest.delivery.chunk_timing import chunk_tally
 from digest.delivery.claims import claim_chunk, defer_while_paused, digest_papers
 from digest.delivery.digest_email import DigestTooLarge, build_digest_within
 from digest.delivery.picks import Pick
@@ -488,7 +489,8 @@ def send_delivery_chunk(delivery_ids: list[int], connection: BaseEmailBackend | 
             result.not_claimed -= len(claimed)
             papers = digest_papers(claimed) if claimed else {}
             send_claimed(claimed, subscribers, papers, connection, limiter, result)
-            tally(result.tried, result.refused)
+            timing = chunk_tally(time.perf_counter() - started, len(claimed)) if claimed else None
+            tally(result.tried, result.refused, chunk=timing)
     log_event(
         log,
         "send.chunk",

@@ -145,6 +145,9 @@ def apply_feedback(subscriber: Subscriber, paper: Paper, direction: str) -> Feed
             else:
                 subscriber.categories = [*subscriber.categories, primary]
                 category = primary
+        # The category goes with the term's undo if a click added it (this one or an earlier one).
+        if keyword and primary and (category or primary in subscriber.learned_categories.values()):
+            subscriber.learned_categories = {**subscriber.learned_categories, keyword: primary}
     else:
         term = less_like_this_term(subscriber, paper)
         if term:
@@ -157,5 +160,5 @@ def apply_feedback(subscriber: Subscriber, paper: Paper, direction: str) -> Feed
     if keyword:
         subscriber.learned_keywords = [*subscriber.learned_keywords, keyword]
     if keyword or category:
-        subscriber.save(update_fields=["keywords", "categories", "learned_keywords"])
+        subscriber.save(update_fields=["keywords", "categories", "learned_keywords", "learned_categories"])
     return FeedbackChange(direction=direction, keyword=keyword, category=category, already=already)

@@ -8,6 +8,9 @@ then refreshes the candidates' planner statistics) and is safe to run
 twice: the unique (subscriber, paper) constraint and the already-a-candidate check mean a paper is
 never offered to a subscriber twice, whatever run, version or feed brings it back.
 
+Papers stored only because a reader liked them (fetched from the arXiv API, often old) are not
+news: `offered` leaves them out of runs and of a new reader's first match.
+
 A run is finished when its last chunk is done; the next run starts after the last finished run, so
 papers of a run whose chunks were lost are matched again rather than skipped, and so is the previous
 run's range when a paper committed late appeared in it.
@@ -37,6 +40,17 @@ log = logging.getLogger(__name__)
 _index_cache: dict[int, BatchIndex] = {}
 
 
+def offered(papers: QuerySet[Paper]) -> QuerySet[Paper]:
+    """The papers that may be offered as new: not those fetched only for a reader's liked list
+    (arXiv may hand back a paper years old; it is that reader's signal, not news for everyone)."""
+    return papers.filter(fetched_for_liked=False)
+
+
+def papers_between(first_id: int, last_id: int) -> QuerySet[Paper]:
+    """A run's new papers: ids in (first_id, last_id], those fetched for liked lists left out."""
+    return offered(Paper.objects.filter(id__gt=first_id, id__lte=last_id))
+
+
 @dataclass(frozen=True)
 class RunPlan:
     run_id: int
@@ -54,7 +68,7 @@ def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> 
             # Ids are handed out on insert, not on commit: a paper from a slow ingest transaction can
             # appear under an id a run already passed. Its run's range then holds more papers than
             # that run counted, so match the range again (papers already offered are skipped).
-            if Paper.objects.filter(id__gt=previous.first_paper_id, id__lte=first).count() > previous.papers:
+            if papers_between(previous.first_paper_id, first).count() > previous.papers:
                 first = previous.first_paper_id
         last = Paper.objects.aggregate(last=Max("id"))["last"] or 0
         if last <= first:
@@ -62,11 +76,13 @@ def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> 
         subscriber_ids = list(
             Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).order_by("id").values_list("id", flat=True)
         )
-        chunks = list(chunked(subscriber_ids, chunk_size))
+        papers = papers_between(first, last).count()
+        # Only papers fetched for liked lists: the range is recorded as done, nobody is matched.
+        chunks = list(chunked(subscriber_ids, chunk_size)) if papers else []
         run = MatchRun.objects.create(
             first_paper_id=first,
             last_paper_id=last,
-            papers=Paper.objects.filter(id__gt=first, id__lte=last).count(),
+            papers=papers,
             subscribers=len(subscriber_ids),
             chunks=len(chunks),
             finished_at=None if chunks else timezone.now(),
@@ -95,7 +111,7 @@ def run_index(run: MatchRun) -> BatchIndex:
     # Ranked as of the run's start, not the moment this process got its first chunk: every chunk
     # of a run, on whichever worker and however late it is redelivered, ranks papers alike.
     index = build_index(
-        Paper.objects.filter(id__gt=run.first_paper_id, id__lte=run.last_paper_id),
+        papers_between(run.first_paper_id, run.last_paper_id),
         Paper.objects.filter(id__lte=run.first_paper_id),
         now=run.started_at,
     )
@@ -159,9 +175,7 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
     run = MatchRun.objects.get(id=run_id)
     index = run_index(run)
     with transaction.atomic():
-        created = store_matches(
-            subscriber_ids, index, Paper.objects.filter(id__gt=run.first_paper_id, id__lte=run.last_paper_id)
-        )
+        created = store_matches(subscriber_ids, index, papers_between(run.first_paper_id, run.last_paper_id))
         MatchRun.objects.filter(id=run_id).update(
             candidates=F("candidates") + created, chunks_done=F("chunks_done") + 1
         )
@@ -190,7 +204,7 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     """
     days = settings.MATCH_RECENT_DAYS if days is None else days
     since = timezone.now() - timedelta(days=days)
-    recent = Paper.objects.filter(first_seen__gte=since)
+    recent = offered(Paper.objects.filter(first_seen__gte=since))
     index = build_index(recent, Paper.objects.filter(first_seen__lt=since))
     with transaction.atomic():
         return store_matches([subscriber_id], index, recent)

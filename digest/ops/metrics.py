@@ -4,8 +4,10 @@ The work is spread over many worker processes on many machines, so a counter kep
 would count one worker's share. Every figure here is read when Prometheus asks, from the rows all
 workers write (deliveries, match runs, feeds, candidates) and from the broker's queues: any web
 process answers with the same numbers. The retention purge deletes old rows, so counts over rows
-are gauges over a stated window, not ever-growing counters. docs/operations.md names every metric
-for a Grafana board.
+are gauges over a stated window, not ever-growing counters; the exceptions are the feeds' poll
+counts, kept on each Feed row (which no purge deletes): true counters. Send chunks add their
+timing to a per-minute row (digest/delivery/chunk_timing.py), so a scrape adds up at most a day of
+minutes, not a day of chunks. docs/operations.md names every metric for a Grafana board.
 
 Staff only, or `Authorization: Bearer <METRICS_TOKEN>`; anyone else gets a 404.
 """
@@ -24,11 +26,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from digest.delivery.chunk_timing import bucket_field
 from digest.delivery.refusal_alarm import message_refusals
-from digest.models import Candidate, Delivery, Feed, MatchRun, Paper
+from digest.models import SEND_CHUNK_BUCKETS_MS, Candidate, Delivery, Feed, MatchRun, Paper, SendTally
 from digest.ops import stats
 from digest.ops.access import staff_or_bearer
 from digest.ops.health import redis_client
@@ -99,6 +102,36 @@ def digest_counts(now: datetime) -> DigestCounts:
     )
 
 
+@dataclass(frozen=True)
+class SendChunks:
+    """Send chunks that finished in the window, from the per-minute SendTally rows."""
+
+    buckets: list[tuple[float, int]]  # (upper bound in seconds, chunks that took at most that)
+    count: int
+    seconds: float
+    digests: int
+    seconds_recently: float  # chunk seconds of the last RECENT_SENDS
+
+
+def send_chunks(now: datetime) -> SendChunks:
+    """One query over at most a day of minute rows, however many digests went."""
+    within = {bucket_field(bound): Sum(bucket_field(bound)) for bound in SEND_CHUNK_BUCKETS_MS}
+    totals = SendTally.objects.filter(minute__gte=now - DIGEST_WINDOW).aggregate(
+        chunks=Sum("chunks"),
+        digests=Sum("chunk_digests"),
+        ms=Sum("chunk_ms"),
+        recent_ms=Sum("chunk_ms", filter=Q(minute__gte=now - RECENT_SENDS)),
+        **within,
+    )
+    return SendChunks(
+        buckets=[(bound / 1000, totals[bucket_field(bound)] or 0) for bound in SEND_CHUNK_BUCKETS_MS],
+        count=totals["chunks"] or 0,
+        seconds=(totals["ms"] or 0) / 1000,
+        digests=totals["digests"] or 0,
+        seconds_recently=(totals["recent_ms"] or 0) / 1000,
+    )
+
+
 def waiting_deliveries() -> dict[str, int]:
     """Deliveries queued or being sent, however old (the status index holds few of them)."""
     waiting = (Delivery.Status.QUEUED, Delivery.Status.SENDING)
@@ -141,12 +174,31 @@ def unacknowledged_tasks() -> int | None:
         return None
 
 
-def feed_states() -> list[tuple[str, bool, datetime | None, int]]:
-    """Each enabled feed: its name, whether its last poll failed, its last success, its new papers."""
-    feeds = Feed.objects.filter(enabled=True).order_by("url")
+@dataclass(frozen=True)
+class FeedState:
+    name: str  # the feed's name, or its address
+    failing: bool  # its last poll left an error
+    last_success: datetime | None
+    last_new: int
+    polls: int
+    failed_polls: int
+    failures_in_a_row: int
+
+
+def feed_states() -> list[FeedState]:
+    """Each enabled feed, as its polls left it (digest/papers/ingestion.py records them)."""
+    fields = ("name", "url", "last_error", "last_success_at", "last_new", "polls", "failed_polls", "failures_in_a_row")
     return [
-        (feed.name or feed.url, bool(feed.last_error), feed.last_success_at, feed.last_new)
-        for feed in feeds.only("name", "url", "last_error", "last_success_at", "last_new")
+        FeedState(
+            name=feed.name or feed.url,
+            failing=bool(feed.last_error),
+            last_success=feed.last_success_at,
+            last_new=feed.last_new,
+            polls=feed.polls,
+            failed_polls=feed.failed_polls,
+            failures_in_a_row=feed.failures_in_a_row,
+        )
+        for feed in Feed.objects.filter(enabled=True).order_by("url").only(*fields)
     ]
 
 
@@ -237,6 +289,25 @@ class PaperboyCollector(Collector):
             counts.delay_count,
             counts.delay_sum,
         )
+        chunks = send_chunks(now)
+        yield _histogram(
+            "paperboy_send_chunk_duration_seconds",
+            "Seconds a send chunk took, claim to last verdict, for chunks that claimed digests and "
+            "finished in the last 24 hours.",
+            chunks.buckets,
+            chunks.count,
+            chunks.seconds,
+        )
+        yield _gauge(
+            "paperboy_send_chunk_digests",
+            "Digests claimed by the send chunks that finished in the last 24 hours.",
+            chunks.digests,
+        )
+        yield _gauge(
+            "paperboy_send_chunk_seconds_last_5m",
+            "Seconds spent in send chunks that finished in the last 5 minutes, all workers together.",
+            chunks.seconds_recently,
+        )
         yield _labelled(
             "paperboy_deliveries_waiting",
             "Deliveries queued (first try or retry) or being sent, whenever scheduled.",
@@ -324,11 +395,25 @@ class PaperboyCollector(Collector):
         new = GaugeMetricFamily(
             "paperboy_feed_last_new_papers", "New papers the last poll of a feed found.", labels=["feed"]
         )
-        for name, failed, last_success, last_new in feed_states():
-            failing.add_metric([name], int(failed))
-            success.add_metric([name], _timestamp(last_success))
-            new.add_metric([name], last_new)
-        yield from (failing, success, new)
+        polls = CounterMetricFamily("paperboy_feed_polls", "Polls of an enabled feed, ever.", labels=["feed"])
+        errors = CounterMetricFamily(
+            "paperboy_feed_errors",
+            "Polls of an enabled feed that left an error (failed, or lost entries), ever.",
+            labels=["feed"],
+        )
+        in_a_row = GaugeMetricFamily(
+            "paperboy_feed_consecutive_errors",
+            "Polls of an enabled feed in a row that left an error, up to now.",
+            labels=["feed"],
+        )
+        for feed in feed_states():
+            failing.add_metric([feed.name], int(feed.failing))
+            success.add_metric([feed.name], _timestamp(feed.last_success))
+            new.add_metric([feed.name], feed.last_new)
+            polls.add_metric([feed.name], feed.polls)
+            errors.add_metric([feed.name], feed.failed_polls)
+            in_a_row.add_metric([feed.name], feed.failures_in_a_row)
+        yield from (failing, success, new, polls, errors, in_a_row)
         yield _gauge("paperboy_papers_stored", "Papers stored.", Paper.objects.count())
         sizes = table_bytes()
         if sizes:

@@ -46,7 +46,8 @@ def papers_of_day(day: date) -> QuerySet[Paper]:
 def trending_this_week(limit: int = 5) -> list[Paper]:
     """The most upvoted papers we first saw in the last week, newest first among equals."""
     since = timezone.now() - timedelta(days=TRENDING_DAYS)
-    papers = Paper.objects.filter(first_seen__gte=since).only(
+    # Not those fetched for a reader's liked list: not trending, and whose they are is private.
+    papers = Paper.objects.filter(first_seen__gte=since, fetched_for_liked=False).only(
         "title", "abstract", "url", "authors", "primary_category", "upvotes", "published"
     )
     return list(papers.order_by("-upvotes", "-published", "-id")[:limit])

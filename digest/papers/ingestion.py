@@ -10,6 +10,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from config.logging import log_event
@@ -50,8 +51,10 @@ class IngestReport:
         )
 
 
-def ingest_document(body: bytes, source: str, feed: Feed | None = None, content_type: str = "") -> IngestReport:
-    """Parse and store one fetched document."""
+def ingest_document(
+    body: bytes, source: str, feed: Feed | None = None, content_type: str = "", *, for_liked: bool = False
+) -> IngestReport:
+    """Parse and store one fetched document (`for_liked`: fetched for readers' liked papers)."""
     report = IngestReport(source=source)
     declared_kind = feed.kind if feed else Feed.Kind.AUTO
     parsed = parse_document(body, kind=declared_kind, content_type=content_type)
@@ -63,7 +66,7 @@ def ingest_document(body: bytes, source: str, feed: Feed | None = None, content_
     if feed is not None and not feed.name and parsed.title:
         Feed.objects.filter(pk=feed.pk, name="").update(name=cut_text(parsed.title, 200))
     from_arxiv = speaks_for_arxiv(source, parsed.kind, declared_kind)
-    report.counts = store_papers(parsed.papers, feed, from_arxiv=from_arxiv)
+    report.counts = store_papers(parsed.papers, feed, from_arxiv=from_arxiv, for_liked=for_liked)
     report.counts.skipped += parsed.skipped
     report.trimmed = parsed.trimmed
     return report
@@ -127,14 +130,21 @@ def ingest_feed(feed: Feed) -> IngestReport:
 def _record_run(feed: Feed, report: IngestReport, started: datetime) -> None:
     c = report.counts
     error = cut_text(clean_line(report.error), MAX_LAST_ERROR_CHARS)
-    values = {
+    values: dict[str, object] = {
         "last_polled_at": started,
         "last_error": error,
         "last_new": c.new,
         "last_updated": c.updated,
         "last_unchanged": c.unchanged,
         "last_skipped": c.skipped,
+        "polls": F("polls") + 1,
     }
+    # An error counts whether it lost the whole poll or part of it (a document cut off): either
+    # way the feed's last_error holds it, as paperboy_feed_failing shows.
+    if error:
+        values.update(failed_polls=F("failed_polls") + 1, failures_in_a_row=F("failures_in_a_row") + 1)
+    else:
+        values["failures_in_a_row"] = 0
     if not report.failed:
         values["last_success_at"] = timezone.now()
     Feed.objects.filter(pk=feed.pk).update(**values)

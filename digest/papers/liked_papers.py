@@ -5,7 +5,9 @@ A liked paper we hold is linked at once. Any other waits (state `waiting`) and
 `fetch_waiting_papers` asks the arXiv API for it through the feed pipeline (fetching.py, then
 ingestion.py, which parses and stores what arXiv sends like any feed). After a fetch:
 
-- the paper is stored: the row links to it (`known`), and the subscriber is re-matched;
+- the paper is stored: the row links to it (`known`), and the subscriber is re-matched; papers
+  stored by this fetch are marked `fetched_for_liked`, so that no match run offers them to anyone
+  as new (digest/matching/runs.py);
 - arXiv answered properly without it: asked again once later, then `not_found`, kept and shown so
   the subscriber sees what happened;
 - the request failed (a network or HTTP error, an arXiv error message, a malformed answer): nothing
@@ -229,7 +231,7 @@ def _fetch_into_store(url: str, outcome: FetchOutcome) -> str:
     except FetchError as exc:
         error = str(exc)
     else:
-        report = ingest_document(fetched.body, url, content_type=fetched.content_type)
+        report = ingest_document(fetched.body, url, content_type=fetched.content_type, for_liked=True)
         # A document with problems (cut off, malformed) may have lost the very entry asked for.
         error = report.error if report.failed or report.problems else ""
     if error:

@@ -61,27 +61,31 @@ class StoreCounts:
         return StoreCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
-def store_papers(papers: list[ParsedPaper], feed: Feed | None = None, *, from_arxiv: bool = False) -> StoreCounts:
+def store_papers(
+    papers: list[ParsedPaper], feed: Feed | None = None, *, from_arxiv: bool = False, for_liked: bool = False
+) -> StoreCounts:
     """Upsert a batch atomically: a crash midway leaves the database as it was.
 
     `from_arxiv`: the batch comes from one of arXiv's own feeds, which alone set arXiv text and versions.
+    `for_liked`: fetched only because readers liked these papers; the new ones are never offered as
+    new (Paper.fetched_for_liked), and a feed's later sighting lifts that.
     """
     try:
         with transaction.atomic():
-            return _store(papers, feed, from_arxiv)
+            return _store(papers, feed, from_arxiv, for_liked)
     except IntegrityError:
         # Another worker inserted one of these papers between our read and our insert: the
         # second attempt sees its row and merges into it.
         with transaction.atomic():
-            return _store(papers, feed, from_arxiv)
+            return _store(papers, feed, from_arxiv, for_liked)
 
 
-def _store(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool) -> StoreCounts:
+def _store(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool, for_liked: bool) -> StoreCounts:
     counts = StoreCounts()
     unique = _merge_duplicates(papers, from_arxiv)
     counts.unchanged += len(papers) - len(unique)
     for start in range(0, len(unique), CHUNK_SIZE):
-        counts += _store_chunk(unique[start : start + CHUNK_SIZE], feed, from_arxiv)
+        counts += _store_chunk(unique[start : start + CHUNK_SIZE], feed, from_arxiv, for_liked)
     return counts
 
 
@@ -100,7 +104,7 @@ def _merge_duplicates(papers: list[ParsedPaper], from_arxiv: bool) -> list[Parse
     return list(merged.values())
 
 
-def _store_chunk(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool) -> StoreCounts:
+def _store_chunk(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool, for_liked: bool) -> StoreCounts:
     counts = StoreCounts()
     guids = [p.guid for p in papers]
     # The guid is the arXiv id when there is one: only older rows keyed otherwise need the second list.
@@ -117,7 +121,7 @@ def _store_chunk(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool)
     for parsed in papers:
         row = existing.get(parsed.arxiv_id or "") or existing.get(parsed.guid)
         if row is None:
-            new_rows.append(_new_row(parsed, from_arxiv))
+            new_rows.append(_new_row(parsed, from_arxiv, fetched_for_liked=for_liked))
         elif _apply(row, parsed, from_arxiv):
             row.last_changed = now
             changed.append(row)
@@ -129,6 +133,10 @@ def _store_chunk(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool)
 
     if feed is not None:
         _link_sources(feed, papers)
+        # A feed carries it now: it is news like any other paper (the next run's range may hold it).
+        liked_only = {row.pk for row in existing.values() if row.fetched_for_liked}
+        if liked_only:
+            Paper.objects.filter(pk__in=liked_only).update(fetched_for_liked=False)
     return counts
 
 
@@ -142,8 +150,9 @@ def _link_sources(feed: Feed, papers: list[ParsedPaper]) -> None:
     insert_for_each(PaperSource, "paper", link, Paper, {"guid": guids, "arxiv_id": arxiv_ids})
 
 
-def _new_row(parsed: ParsedPaper, from_arxiv: bool) -> Paper:
+def _new_row(parsed: ParsedPaper, from_arxiv: bool, *, fetched_for_liked: bool = False) -> Paper:
     return Paper(
+        fetched_for_liked=fetched_for_liked,
         arxiv_id=parsed.arxiv_id,
         guid=parsed.guid,
         version=(parsed.version or 1) if from_arxiv else 1,

@@ -86,6 +86,42 @@ def test_undoing_a_more_click_keeps_the_typed_keywords(client, reader):
     assert reader.learned_keywords == ["~hybrid"]
 
 
+def test_undoing_a_more_click_takes_out_the_category_it_added(client, reader):
+    more = reader.learned_keywords[1]
+    assert reader.categories == ["cs.CL"] and reader.learned_categories == {more: "cs.CL"}
+
+    undo(client, manage_path(reader), more)
+
+    reader.refresh_from_db()
+    assert reader.categories == [] and reader.learned_categories == {}
+    assert reader.keywords == f"{TYPED}, ~hybrid"
+
+
+def test_a_category_the_reader_chose_stays_when_the_click_is_undone(client, papers):
+    reader = make_subscriber(keywords=TYPED, categories=["cs.CL"])
+    click(Client(), reader, by_title(papers, "Circuit Component Reuse"), "more")
+    assert reader.learned_categories == {} and len(reader.learned_keywords) == 1
+
+    undo(client, manage_path(reader), reader.learned_keywords[0])
+
+    reader.refresh_from_db()
+    assert reader.categories == ["cs.CL"] and reader.learned_keywords == []
+
+
+def test_a_category_two_more_clicks_asked_for_goes_with_the_last_undo(client, reader, papers):
+    click(Client(), reader, by_title(papers, "LaVCa"), "more")
+    first, second = reader.learned_keywords[1:]
+    assert reader.learned_categories == {first: "cs.CL", second: "cs.CL"} and reader.categories == ["cs.CL"]
+
+    undo(client, manage_path(reader), first)
+    reader.refresh_from_db()
+    assert reader.categories == ["cs.CL"] and reader.learned_categories == {second: "cs.CL"}
+
+    undo(client, manage_path(reader), second)
+    reader.refresh_from_db()
+    assert reader.categories == [] and reader.learned_categories == {}
+
+
 def test_undo_twice_is_harmless(client, reader):
     undo(client, manage_path(reader), "~hybrid")
     reader.refresh_from_db()

@@ -292,3 +292,18 @@ def test_what_a_run_did_not_store_is_counted_in_the_next_digests_more(settings):
     delivery.refresh_from_db()
     assert (delivery.paper_count, delivery.more_count) == (2, 5)
     assert delivery.candidates.count() == 4
+
+
+def test_papers_fetched_only_for_liked_lists_make_a_finished_run_that_matches_nobody():
+    make_subscriber(1, keywords="diffusion")
+    liked = make_paper(1, "Old paper on diffusion", fetched_for_liked=True)
+    plan = start_match_run()
+    run = MatchRun.objects.get(id=plan.run_id)
+    assert plan.chunks == [] and run.finished_at is not None
+    assert (run.papers, run.last_paper_id) == (0, liked.id)
+    new = make_paper(2, "New paper on diffusion")
+    plan = start_match_run()
+    for chunk in plan.chunks:
+        match_chunk(plan.run_id, chunk)
+    assert MatchRun.objects.get(id=plan.run_id).papers == 1
+    assert [c.paper for c in Candidate.objects.all()] == [new]

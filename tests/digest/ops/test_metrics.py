@@ -1,5 +1,6 @@
 """/metrics: Prometheus reads what every worker wrote, and only operators and the scraper may."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,10 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 import digest.ops.access
 from config.celery import queue
 from digest.delivery.bounces import record_report
+from digest.delivery.chunk_timing import chunk_tally
+from digest.delivery.refusal_alarm import tally
 from digest.delivery.sending import send_delivery_chunk
-from digest.models import Candidate, Delivery, Feed, MatchRun
+from digest.models import Candidate, Delivery, Feed, MatchRun, SendTally
+from digest.papers.ingestion import ingest_feed
 from mail.refusals import Refusal
 from tests.support.digest_samples import NOW, queued_digest
+from tests.support.feed_server import FeedServer, Route
 from tests.support.servers import ThrowawayRedis
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +112,92 @@ def test_after_a_real_send_it_counts_what_was_sent_failed_refused_and_bounced(to
     assert figures[("paperboy_refusal_window_refused", ())] == 1
     assert figures[("paperboy_candidates_stored", ())] == Candidate.objects.count() == 15
     assert figures[("paperboy_subscribers", (("status", "active"),))] == 5
+
+
+def test_after_a_real_send_it_shows_how_long_each_chunk_took_and_its_digests(token, sink, papers):
+    """Two chunks to a real SMTP server: two digests at full speed, then three that the server
+    takes a quarter of a second each to accept (so that chunk took at least 0.75 s)."""
+    quick = [queued_digest(f"quick{n}@example.org", papers).id for n in range(2)]
+    slow = [queued_digest(f"slow{n}@example.org", papers).id for n in range(3)]
+    walls = []
+    with time_machine.travel(LATER, tick=False):
+        for ids, delay in ((quick, 0.0), (slow, 0.25)):
+            sink.data_delay = delay
+            started = time.perf_counter()
+            assert send_delivery_chunk(ids).sent == len(ids)
+            walls.append(time.perf_counter() - started)
+        figures = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    def within(seconds: str) -> float:
+        return figures[("paperboy_send_chunk_duration_seconds_bucket", (("le", seconds),))]
+
+    assert figures[("paperboy_send_chunk_duration_seconds_gcount", ())] == 2
+    assert figures[("paperboy_send_chunk_digests", ())] == 5
+    # Each chunk is timed inside the call the test timed around it.
+    total = figures[("paperboy_send_chunk_duration_seconds_gsum", ())]
+    assert 0.75 <= total <= sum(walls) + 0.002
+    assert within("0.5") <= 1  # never the slow chunk
+    if walls[0] <= 0.5:  # the quick chunk's call took under half a second, so did the chunk
+        assert within("0.5") == 1
+    assert within("300.0") == within("+Inf") == 2
+    assert figures[("paperboy_send_chunk_seconds_last_5m", ())] == total
+
+
+def test_chunk_durations_fill_every_bucket_they_fit_in_and_leave_the_window_after_a_day(token):
+    with time_machine.travel(NOW, tick=False):
+        tally(4, 0, chunk=chunk_tally(0.3, 4))
+        tally(9, 0, chunk=chunk_tally(1.7, 9))
+    with time_machine.travel(NOW - timedelta(hours=25), tick=False):
+        tally(100, 0, chunk=chunk_tally(120.0, 100))
+    assert SendTally.objects.count() == 2
+    with time_machine.travel(NOW + timedelta(minutes=10), tick=False):
+        figures = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    buckets = {
+        labels[0][1]: value
+        for (name, labels), value in figures.items()
+        if name == "paperboy_send_chunk_duration_seconds_bucket"
+    }
+    assert buckets == {
+        "0.25": 0,
+        "0.5": 1,
+        "1.0": 1,
+        "2.0": 2,
+        "5.0": 2,
+        "15.0": 2,
+        "60.0": 2,
+        "300.0": 2,
+        "+Inf": 2,
+    }
+    assert figures[("paperboy_send_chunk_duration_seconds_gsum", ())] == pytest.approx(2.0)
+    assert figures[("paperboy_send_chunk_digests", ())] == 13
+    assert figures[("paperboy_send_chunk_seconds_last_5m", ())] == 0  # both ten minutes ago
+
+
+def test_a_feed_that_keeps_failing_counts_each_poll_that_left_an_error(token, shared_feed):
+    """A local server serves a feed cut off mid-entry, then an HTTP error, then a good feed."""
+    with FeedServer() as server:
+        feed = Feed.objects.create(url=server.url("/rss"), name="flaky")
+        server.routes["/rss"] = Route(body=b"<rss><channel><item><title>cut off")
+        assert "truncated" in ingest_feed(feed).error
+        server.routes["/rss"] = Route(status=503, body=b"busy")
+        assert ingest_feed(feed).failed
+        failing = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+        server.routes["/rss"] = Route(body=shared_feed("arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml").read_bytes())
+        good = ingest_feed(feed)
+        assert (good.error, good.counts.new) == ("", 3)
+        recovered = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    flaky = (("feed", "flaky"),)
+    assert failing[("paperboy_feed_errors_total", flaky)] == 2
+    assert failing[("paperboy_feed_polls_total", flaky)] == 2
+    assert failing[("paperboy_feed_consecutive_errors", flaky)] == 2
+    assert failing[("paperboy_feed_failing", flaky)] == 1
+    # The count stays (a counter: Prometheus's increase() sees two errors); the run of them ends.
+    assert recovered[("paperboy_feed_errors_total", flaky)] == 2
+    assert recovered[("paperboy_feed_polls_total", flaky)] == 3
+    assert recovered[("paperboy_feed_consecutive_errors", flaky)] == 0
+    assert recovered[("paperboy_feed_failing", flaky)] == 0
 
 
 def test_digests_scheduled_more_than_a_day_ago_leave_the_window(token, sink, papers):

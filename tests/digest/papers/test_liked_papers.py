@@ -1,9 +1,15 @@
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core import mail
+from django.core.management import call_command
 from django.utils import timezone
 
-from digest.models import LikedPaper, Paper
+from digest.matching.runs import clear_index_cache, match_chunk, match_recent_papers, start_match_run
+from digest.models import Candidate, Feed, LikedPaper, Paper
+from digest.papers.archive import trending_this_week
+from digest.papers.ingestion import ingest_document
 from digest.papers.liked_papers import (
     add_liked_papers,
     arxiv_ids_url,
@@ -201,3 +207,63 @@ def test_a_paper_a_feed_brought_meanwhile_is_linked_without_asking_arxiv(arxiv):
     assert (outcome.requests, outcome.found) == (0, 1)
     assert [row.paper.title for row in liked_list(subscriber)] == ["Arrived by RSS"]
     assert arxiv.requests == []
+
+
+# --- papers fetched for a liked list are that reader's signal, not news --------------------------
+
+
+def liked_tide_fetched(arxiv, shared_feed, reader) -> Paper:
+    """`reader` likes TIDE (2604.26951), which we do not hold: the fetch task stores it from arXiv."""
+    add_liked_papers(reader, LikedInput(arxiv_ids=(IN_CAPTURE[1],)))
+    answer(arxiv, arxiv_ids_url([IN_CAPTURE[1]]), Route(body=shared_feed(CAPTURE).read_bytes()))
+    assert fetch_waiting_papers().found == 1
+    return Paper.objects.get(arxiv_id=IN_CAPTURE[1])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_index_cache():
+    clear_index_cache()  # run ids repeat from one test to the next
+    yield
+    clear_index_cache()
+
+
+def match_and_send() -> dict[str, str]:
+    """The next match run, then everyone's digest: each reader's email body by address."""
+    plan = start_match_run()
+    assert plan is not None
+    for chunk in plan.chunks:
+        match_chunk(plan.run_id, chunk)
+    call_command("senddigests", "--now", stdout=StringIO(), stderr=StringIO())
+    return {message.to[0]: message.body for message in mail.outbox}
+
+
+def test_a_paper_fetched_for_one_readers_liked_list_is_in_nobodys_next_digest(arxiv, shared_feed):
+    ada = make_subscriber("ada@example.org", keywords="distillation")
+    bob = make_subscriber("bob@example.org", keywords="distillation")
+    tide = liked_tide_fetched(arxiv, shared_feed, ada)
+    # The capture's other papers came with the answer: none of them is news either.
+    assert Paper.objects.filter(fetched_for_liked=True).count() == 20 and tide.fetched_for_liked
+    new = make_paper(1, "Progressive Distillation of Diffusion Samplers", "Distillation halves the steps.")
+
+    digests = match_and_send()
+
+    assert new.title in digests[bob.email] and new.title in digests[ada.email]
+    assert TIDE not in digests[bob.email] and TIDE not in digests[ada.email]
+    assert not Candidate.objects.filter(paper__fetched_for_liked=True).exists()
+    # Nor to a reader who signs up now and is matched against the last days' papers.
+    cy = make_subscriber("cy@example.org", keywords="distillation")
+    match_recent_papers(cy.id)
+    assert [c.paper for c in Candidate.objects.filter(subscriber=cy)] == [new]
+    assert TIDE not in [p.title for p in trending_this_week(limit=50)]
+
+
+def test_a_paper_fetched_for_a_liked_list_that_a_feed_then_carries_is_news(arxiv, shared_feed):
+    ada = make_subscriber("ada@example.org", keywords="interpretability")
+    bob = make_subscriber("bob@example.org", keywords="distillation")
+    tide = liked_tide_fetched(arxiv, shared_feed, ada)
+    feed = Feed.objects.create(url="https://export.arxiv.org/api/query?search_query=cat:cs.LG", name="cs.LG")
+    ingest_document(shared_feed(CAPTURE).read_bytes(), feed.url, feed)
+
+    tide.refresh_from_db()
+    assert not tide.fetched_for_liked
+    assert TIDE in match_and_send()[bob.email]
