@@ -1,15 +1,19 @@
 """Fit the relevance models (digest/matching/relevance_model.py) on the fit sets, never the held-out ones.
 
-    python bench/relevance_fit.py [--l2 1.0] [--dry-run]
+    python bench/relevance_fit.py [--l2 1.0] [--dry-run] [--cross-validate]
 
 For every reader of every set in bench/relevance/ whose role is "fit", the features of each paper
-are computed through the engine's own code (BatchIndex, keyword_features, both_scores); papers
+are computed through the engine's own code (BatchIndex, keyword_features, meaning_scores); papers
 labelled relevant are positives, "not" negatives, borderline ones are left out. Each model is an
 L2-regularised logistic regression (Newton's method, numpy), and its cut-off is chosen for
 precision: the lowest probability at which the fit data reach the issue's precision goal (0.85 for
 a description alone, 0.90 with keywords), else the one with the best F0.5. The result is
 written to digest/matching/relevance_model.json; then `python bench/relevance.py` reports the
 held-out sets and `--write-guard` records the fit sets' new figures.
+
+--cross-validate also prints how the features generalise without looking at any held-out set:
+leave one reader out (fit weights and cut-off on the other fit-set readers, predict the one left
+out; micro-averaged), and fit on one fit set, predict the other. Features are chosen on these.
 """
 
 import argparse
@@ -27,6 +31,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from bench.relevance import FIT, load_sets  # noqa: E402 (sets Django up)
 from digest.matching import relevance_model  # noqa: E402
 from digest.matching.engine import BatchIndex, keyword_features, keyword_text  # noqa: E402
+from digest.matching.similarity import wanted_text  # noqa: E402
 from subscribers.keywords import parse_keywords  # noqa: E402
 
 CUTS = np.round(np.arange(0.2, 0.81, 0.05), 2)
@@ -35,12 +40,13 @@ TARGET_PRECISION = {"description": 0.85, "both": 0.90}
 BETA = 0.5  # when no cut-off reaches the target: the best F0.5 (precision counts twice)
 
 
-def examples() -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list[str]]:
+def examples() -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list[str], list[str]]:
     """Feature rows of every (reader, labelled paper) pair of the fit sets, their labels, whether the
-    reader has keywords, and the sets used."""
+    reader has keywords, the reader ("set/name") of each row, and the sets used."""
     columns: dict[str, list[np.ndarray]] = {}
     labels: list[int] = []
     with_keywords: list[bool] = []
+    reader_of: list[str] = []
     used = []
     for labelled in load_sets():
         if labelled.role != FIT:
@@ -51,20 +57,18 @@ def examples() -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list
             if not reader.interest:
                 continue
             query = parse_keywords(reader.keywords)
-            tfidf, lsa = index.similarity.both_scores([reader.interest, keyword_text(query)])
-            features = keyword_features(query, index) | {
-                "tfidf": tfidf[0],
-                "lsa": lsa[0],
-                "keywords_tfidf": tfidf[1],
-                "keywords_lsa": lsa[1],
-            }
+            meaning = index.similarity.meaning_scores([wanted_text(reader.interest), keyword_text(query)])
+            features = keyword_features(query, index)
+            for name, scores in meaning._asdict().items():
+                features[name], features[f"keywords_{name}"] = scores[0], scores[1]
             judged = [(paper, label) for paper, label in reader.labels.items() if label != "borderline"]
             papers = np.array([paper for paper, _ in judged], dtype=np.int64)
             for name, values in features.items():
                 columns.setdefault(name, []).append(np.asarray(values)[papers])
             labels += [1 if label == "relevant" else 0 for _, label in judged]
             with_keywords += [bool(parse_keywords(reader.keywords).include)] * len(judged)
-    return columns, labels, with_keywords, used
+            reader_of += [f"{labelled.name}/{reader.name}"] * len(judged)
+    return columns, labels, with_keywords, reader_of, used
 
 
 def fit(features: np.ndarray, labels: np.ndarray, l2: float) -> np.ndarray:
@@ -101,13 +105,51 @@ def best_cut(probability: np.ndarray, labels: np.ndarray, target: float) -> tupl
     return cut, precision, recall
 
 
+def probability_of(weights: np.ndarray, features: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-(weights[0] + features @ weights[1:])))
+
+
+def predicted_apart(
+    features: np.ndarray, labels: np.ndarray, train: np.ndarray, target: float, l2: float
+) -> np.ndarray:
+    """Whether each row outside `train` is predicted relevant by weights and a cut-off fitted on `train`."""
+    weights = fit(features[train], labels[train], l2)
+    cut, _, _ = best_cut(probability_of(weights, features[train]), labels[train], target)
+    return probability_of(weights, features[~train]) >= cut
+
+
+def _precision_recall(predicted: np.ndarray, labels: np.ndarray) -> str:
+    hits = int((predicted & (labels == 1)).sum())
+    return f"P {hits / max(int(predicted.sum()), 1):.2f} R {hits / max(int(labels.sum()), 1):.2f}"
+
+
+def cross_validate(features: np.ndarray, labels: np.ndarray, readers: np.ndarray, target: float, l2: float) -> str:
+    """Leave-one-reader-out figures (overall and per set), then each fit set predicted from the others."""
+    predicted = np.zeros(len(labels), dtype=bool)
+    for reader in np.unique(readers):
+        apart = readers == reader
+        predicted[apart] = predicted_apart(features, labels, ~apart, target, l2)
+    sets = np.array([reader.split("/")[0] for reader in readers])
+    parts = [f"leave one reader out: {_precision_recall(predicted, labels)}"]
+    parts += [f"{name} {_precision_recall(predicted[sets == name], labels[sets == name])}" for name in np.unique(sets)]
+    if len(np.unique(sets)) > 1:
+        for name in np.unique(sets):
+            apart = sets == name
+            parts.append(
+                f"{name} from the others: "
+                + _precision_recall(predicted_apart(features, labels, ~apart, target, l2), labels[apart])
+            )
+    return "; ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--l2", type=float, default=1.0, help="L2 penalty on the weights")
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the weights")
+    parser.add_argument("--cross-validate", action="store_true", help="also print cross-validated figures")
     args = parser.parse_args()
-    columns, label_list, keyword_list, used = examples()
-    labels, with_keywords = np.array(label_list), np.array(keyword_list)
+    columns, label_list, keyword_list, reader_list, used = examples()
+    labels, with_keywords, readers = np.array(label_list), np.array(keyword_list), np.array(reader_list)
     print(f"fit on: {', '.join(used)} (held-out sets are never read here)")
     models = {}
     for name, names, rows in (
@@ -116,8 +158,7 @@ def main() -> None:
     ):
         features = np.vstack([np.concatenate(columns[feature]) for feature in names]).T[rows]
         weights = fit(features, labels[rows], args.l2)
-        probability = 1 / (1 + np.exp(-(weights[0] + features @ weights[1:])))
-        cut, precision, recall = best_cut(probability, labels[rows], TARGET_PRECISION[name])
+        cut, precision, recall = best_cut(probability_of(weights, features), labels[rows], TARGET_PRECISION[name])
         models[name] = {
             "features": list(names),
             "weights": [round(float(w), 4) for w in weights[1:]],
@@ -129,6 +170,11 @@ def main() -> None:
             + ", ".join(f"{n}={w:.2f}" for n, w in zip(names, weights[1:], strict=True))
             + f", intercept={weights[0]:.2f}; cut {cut:.2f}: fit precision {precision:.2f} recall {recall:.2f}"
         )
+        if args.cross_validate:
+            print(
+                f"  {name} cross-validated, "
+                + cross_validate(features, labels[rows], readers[rows], TARGET_PRECISION[name], args.l2)
+            )
     stored = {"fitted_on": used, "command": "python bench/relevance_fit.py", "l2": args.l2, "models": models}
     if not args.dry_run:
         relevance_model.WEIGHTS_FILE.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")

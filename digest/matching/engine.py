@@ -30,7 +30,7 @@ from digest.matching import relevance_model
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
 from digest.matching.liked import liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
-from digest.matching.similarity import PaperSimilarity, paper_text
+from digest.matching.similarity import PaperSimilarity, paper_text, wanted_text
 from subscribers.keywords import (
     ACRONYM_PREFIX,
     KeywordQuery,
@@ -551,23 +551,27 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     keep = settings.MATCH_KEEP_PER_SUBSCRIBER if keep is None else keep
     if not matchers or not index.size:
         return [NO_MATCHES for _ in matchers]
-    # Interests, and the keywords of those who also wrote one, compared with every paper at once.
+    # Interests (what they say is wanted), and the keywords of those who also wrote one, compared
+    # with every paper at once.
+    wanted = {matcher.interests: wanted_text(matcher.interests) for matcher in matchers if matcher.interests}
     texts = sorted(
-        {matcher.interests for matcher in matchers if matcher.interests}
+        set(wanted.values())
         | {keyword_text(matcher.keywords) for matcher in matchers if matcher.interests and matcher.keywords.include}
     )
     text_row = {text: row for row, text in enumerate(texts)}
     min_relevance = index.weights.min_relevance
     rows = index.similarity.model.transform(texts)
-    tfidf, lsa = index.similarity.both_scores_of(rows)
-    described = relevance_model.DESCRIPTION.relevance({"tfidf": tfidf, "lsa": lsa}, min_relevance)
+    meaning = index.similarity.meaning_scores_of(rows)._asdict()
+    described = relevance_model.DESCRIPTION.relevance(meaning, min_relevance)
     # The "both" model's logit is a sum: the parts from meaning are computed for all texts at once.
     both = relevance_model.BOTH
-    as_interest = both.weight("tfidf") * tfidf + both.weight("lsa") * lsa + both.offset(min_relevance)
-    as_keywords = both.weight("keywords_tfidf") * tfidf + both.weight("keywords_lsa") * lsa
+    as_interest = both.offset(min_relevance) + sum(
+        np.float32(both.weight(name)) * scores for name, scores in meaning.items()
+    )
+    as_keywords = sum(np.float32(both.weight(f"keywords_{name}")) * scores for name, scores in meaning.items())
     results: list[Matches] = []
     for matcher in matchers:
-        row = text_row.get(matcher.interests, -1)
+        row = text_row.get(wanted.get(matcher.interests, ""), -1)
         interest = described[row] if row >= 0 else None
         evidence = _evidence(matcher, index, interest)
         liked = liked_scores(matcher.liked, index.similarity)
@@ -615,7 +619,9 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
                 paper_ids=index.ids[positions].tolist(),
                 relevance=np.round(relevance[positions], 4).tolist(),
                 scores=np.round(scores, 4).tolist(),
-                reasons=_reasons(evidence, positions, chosen, _interest_phrases(index, matcher.interests, rows, row)),
+                reasons=_reasons(
+                    evidence, positions, chosen, _interest_phrases(index, wanted.get(matcher.interests, ""), rows, row)
+                ),
             )
         )
     return results

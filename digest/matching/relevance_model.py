@@ -3,10 +3,11 @@
 Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets whose role is "fit"
 (never on held-out ones) and stored in relevance_model.json beside this module:
 
-- description: an interest alone, from its TF-IDF and LSA cosine similarities to the paper;
+- description: an interest alone (what it says is wanted, digest.matching.similarity.wanted_text),
+  from its TF-IDF and LSA cosine similarities and its normalised BM25 score against the paper;
 - both: an interest with keywords, adding whether a keyword is in the title, in the paper at all,
-  how many distinct keywords are (at most 3), and the keywords' own TF-IDF and LSA similarities
-  to the paper (their meaning, beyond their exact words).
+  how many distinct keywords are (at most 3), and the keywords' own TF-IDF, LSA and BM25 scores
+  against the paper (their meaning, beyond their exact words).
 
 Each model's cut-off was chosen on the fit sets for precision (best F0.5); `relevance` shifts the
 logit so that the cut-off lands on RANKING_MIN_RELEVANCE, the engine's one candidate threshold.
@@ -20,15 +21,18 @@ from pathlib import Path
 import numpy as np
 
 WEIGHTS_FILE = Path(__file__).with_name("relevance_model.json")
-DESCRIPTION_FEATURES = ("tfidf", "lsa")
+# The names of digest.matching.similarity.MeaningScores, for the interest and, prefixed, the keywords.
+DESCRIPTION_FEATURES = ("tfidf", "lsa", "bm25")
 BOTH_FEATURES = (
     "keyword_in_title",
     "keyword_anywhere",
     "keywords_found",
     "tfidf",
     "lsa",
+    "bm25",
     "keywords_tfidf",
     "keywords_lsa",
+    "keywords_bm25",
 )
 
 

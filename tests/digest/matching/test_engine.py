@@ -177,3 +177,18 @@ def test_a_reason_names_what_picked_the_paper():
     assert phrases == ['"testing"', '"testing machine-learning systems"']
     assert reasons[3] == "Matches your keyword 'implicit neural representation'"
     assert reasons[4] == "By Y. LeCun"
+
+
+def test_an_interest_never_matches_papers_for_what_it_says_it_does_not_want():
+    pairs, _ = read_papers(SEED_PAGE.read_text(encoding="utf-8"))
+    papers = [PaperDoc(id=number, title=title, abstract=abstract) for number, (title, abstract) in enumerate(pairs, 1)]
+    index = BatchIndex(papers, now=NOW, weights=RankingWeights())
+    interest = (
+        "Compressing video with implicit neural representations. "
+        "I do not want sparse autoencoders or the interpretability of language model features."
+    )
+    [matches] = match_many([build_matcher(interests=interest)], index)
+    titles = [papers[match.paper_id - 1].title for match in matches]
+    assert "NERV++: An Enhanced Implicit Neural Video Representation" in titles
+    assert not any("Sparse Autoencoders" in title or "Interpretab" in title for title in titles)
+    assert not any("autoencoder" in match.reason or "interpretab" in match.reason for match in matches)
