@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,11 @@ from digest.matching.engine import BatchIndex, keyword_features, keyword_text  #
 from digest.matching.similarity import wanted_text  # noqa: E402
 from subscribers.keywords import parse_keywords  # noqa: E402
 
-CUTS = np.round(np.arange(0.2, 0.81, 0.05), 2)
+CUTS = np.round(np.arange(0.2, 0.96, 0.05), 2)
 # Issue 14's goals: each model's cut-off is the lowest with at least this precision on the fit data.
 TARGET_PRECISION = {"description": 0.85, "both": 0.90}
+# With keywords, the description model also picks papers at the cut-off reaching this precision.
+CONFIDENT_PRECISION = 0.95
 BETA = 0.5  # when no cut-off reaches the target: the best F0.5 (precision counts twice)
 
 
@@ -109,13 +112,23 @@ def probability_of(weights: np.ndarray, features: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-(weights[0] + features @ weights[1:])))
 
 
-def predicted_apart(
-    features: np.ndarray, labels: np.ndarray, train: np.ndarray, target: float, l2: float
-) -> np.ndarray:
-    """Whether each row outside `train` is predicted relevant by weights and a cut-off fitted on `train`."""
-    weights = fit(features[train], labels[train], l2)
-    cut, _, _ = best_cut(probability_of(weights, features[train]), labels[train], target)
-    return probability_of(weights, features[~train]) >= cut
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def predictor(features: np.ndarray, labels: np.ndarray, target: float, l2: float) -> Predictor:
+    """train mask -> whether each row outside it is predicted relevant, by weights and a cut-off
+    fitted on the rows inside it."""
+
+    def predicted_apart(train: np.ndarray) -> np.ndarray:
+        weights = fit(features[train], labels[train], l2)
+        cut, _, _ = best_cut(probability_of(weights, features[train]), labels[train], target)
+        return probability_of(weights, features[~train]) >= cut
+
+    return predicted_apart
+
+
+def either(first: Predictor, second: Predictor) -> Predictor:
+    return lambda train: first(train) | second(train)
 
 
 def _precision_recall(predicted: np.ndarray, labels: np.ndarray) -> str:
@@ -123,22 +136,19 @@ def _precision_recall(predicted: np.ndarray, labels: np.ndarray) -> str:
     return f"P {hits / max(int(predicted.sum()), 1):.2f} R {hits / max(int(labels.sum()), 1):.2f}"
 
 
-def cross_validate(features: np.ndarray, labels: np.ndarray, readers: np.ndarray, target: float, l2: float) -> str:
+def cross_validate(predict: Predictor, labels: np.ndarray, readers: np.ndarray) -> str:
     """Leave-one-reader-out figures (overall and per set), then each fit set predicted from the others."""
     predicted = np.zeros(len(labels), dtype=bool)
     for reader in np.unique(readers):
         apart = readers == reader
-        predicted[apart] = predicted_apart(features, labels, ~apart, target, l2)
+        predicted[apart] = predict(~apart)
     sets = np.array([reader.split("/")[0] for reader in readers])
     parts = [f"leave one reader out: {_precision_recall(predicted, labels)}"]
     parts += [f"{name} {_precision_recall(predicted[sets == name], labels[sets == name])}" for name in np.unique(sets)]
     if len(np.unique(sets)) > 1:
         for name in np.unique(sets):
             apart = sets == name
-            parts.append(
-                f"{name} from the others: "
-                + _precision_recall(predicted_apart(features, labels, ~apart, target, l2), labels[apart])
-            )
+            parts.append(f"{name} from the others: " + _precision_recall(predict(~apart), labels[apart]))
     return "; ".join(parts)
 
 
@@ -152,13 +162,19 @@ def main() -> None:
     labels, with_keywords, readers = np.array(label_list), np.array(keyword_list), np.array(reader_list)
     print(f"fit on: {', '.join(used)} (held-out sets are never read here)")
     models = {}
-    for name, names, rows in (
-        ("description", relevance_model.DESCRIPTION_FEATURES, np.ones(len(labels), dtype=bool)),
-        ("both", relevance_model.BOTH_FEATURES, with_keywords),
-    ):
-        features = np.vstack([np.concatenate(columns[feature]) for feature in names]).T[rows]
+    design = {
+        name: np.vstack([np.concatenate(columns[feature]) for feature in names]).T
+        for name, names in (
+            ("description", relevance_model.DESCRIPTION_FEATURES),
+            ("both", relevance_model.BOTH_FEATURES),
+        )
+    }
+    for name, rows in (("description", np.ones(len(labels), dtype=bool)), ("both", with_keywords)):
+        names = relevance_model.DESCRIPTION_FEATURES if name == "description" else relevance_model.BOTH_FEATURES
+        features = design[name][rows]
         weights = fit(features, labels[rows], args.l2)
-        cut, precision, recall = best_cut(probability_of(weights, features), labels[rows], TARGET_PRECISION[name])
+        probability = probability_of(weights, features)
+        cut, precision, recall = best_cut(probability, labels[rows], TARGET_PRECISION[name])
         models[name] = {
             "features": list(names),
             "weights": [round(float(w), 4) for w in weights[1:]],
@@ -170,11 +186,19 @@ def main() -> None:
             + ", ".join(f"{n}={w:.2f}" for n, w in zip(names, weights[1:], strict=True))
             + f", intercept={weights[0]:.2f}; cut {cut:.2f}: fit precision {precision:.2f} recall {recall:.2f}"
         )
+        predict = predictor(features, labels[rows], TARGET_PRECISION[name], args.l2)
+        if name == "description":
+            confident, precision, recall = best_cut(probability, labels[rows], CONFIDENT_PRECISION)
+            models[name]["confident_cut"] = confident
+            print(f"  confident cut {confident:.2f}: fit precision {precision:.2f} recall {recall:.2f}")
+        else:
+            # As the engine does: the joint model's papers and those the description is confident of.
+            sure = predictor(design["description"][rows], labels[rows], CONFIDENT_PRECISION, args.l2)
+            if args.cross_validate:
+                print(f"  joint model alone, cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
+            predict = either(predict, sure)
         if args.cross_validate:
-            print(
-                f"  {name} cross-validated, "
-                + cross_validate(features, labels[rows], readers[rows], TARGET_PRECISION[name], args.l2)
-            )
+            print(f"  {name} cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
     stored = {"fitted_on": used, "command": "python bench/relevance_fit.py", "l2": args.l2, "models": models}
     if not args.dry_run:
         relevance_model.WEIGHTS_FILE.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")

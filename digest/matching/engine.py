@@ -563,6 +563,8 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     rows = index.similarity.model.transform(texts)
     meaning = index.similarity.meaning_scores_of(rows)._asdict()
     described = relevance_model.DESCRIPTION.relevance(meaning, min_relevance)
+    # With keywords, a paper the interest alone picks with high precision stays picked (see below).
+    confident = relevance_model.DESCRIPTION_CONFIDENT.relevance(meaning, min_relevance)
     # The "both" model's logit is a sum: the parts from meaning are computed for all texts at once.
     both = relevance_model.BOTH
     as_interest = both.offset(min_relevance) + sum(
@@ -580,7 +582,11 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
         if interest is not None and matcher.keywords.include:
             logit = as_interest[row] + as_keywords[text_row[keyword_text(matcher.keywords)]]
             _add_keyword_logit(logit, matcher.keywords, index, both)
-            log_miss = _log_miss(relevance_model.relevance_of(logit, min_relevance))
+            # The joint model weighs the interest less than the description model does (keywords
+            # carry part of the evidence), so papers the interest alone is sure of are kept too:
+            # on the fit sets this raised recall at the same precision (docs/decisions.md).
+            joint = np.maximum(relevance_model.relevance_of(logit, min_relevance), confident[row])
+            log_miss = _log_miss(joint)
             # The model holds the keywords and the interest; other evidence adds to it.
             kept = [item for item in evidence if item.reason != INTEREST_REASON and not item.keyword]
         else:

@@ -9,13 +9,17 @@ Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets who
   how many distinct keywords are (at most 3), and the keywords' own TF-IDF, LSA and BM25 scores
   against the paper (their meaning, beyond their exact words).
 
-Each model's cut-off was chosen on the fit sets for precision (best F0.5); `relevance` shifts the
-logit so that the cut-off lands on RANKING_MIN_RELEVANCE, the engine's one candidate threshold.
+Each model's cut-off was chosen on the fit sets for precision (the lowest reaching the issue's
+precision goal, else the best F0.5); `relevance` shifts the logit so that the cut-off lands on
+RANKING_MIN_RELEVANCE, the engine's one candidate threshold. The description model also has a
+stricter `confident_cut` (the lowest reaching 0.95 precision on the fit sets): with keywords, a paper
+is a candidate when the joint model or the description model at that cut-off picks it
+(DESCRIPTION_CONFIDENT).
 """
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +50,7 @@ class LogisticModel:
     weights: tuple[float, ...]
     intercept: float
     cut: float
+    confident_cut: float | None = None
 
     def weight(self, feature: str) -> float:
         return self.weights[self.features.index(feature)]
@@ -76,6 +81,7 @@ def load(path: Path = WEIGHTS_FILE) -> dict[str, LogisticModel]:
             weights=tuple(model["weights"]),
             intercept=model["intercept"],
             cut=model["cut"],
+            confident_cut=model.get("confident_cut"),
         )
         for name, model in stored["models"].items()
     }
@@ -84,3 +90,4 @@ def load(path: Path = WEIGHTS_FILE) -> dict[str, LogisticModel]:
 MODELS = load()
 DESCRIPTION = MODELS["description"]
 BOTH = MODELS["both"]
+DESCRIPTION_CONFIDENT = replace(DESCRIPTION, cut=DESCRIPTION.confident_cut or DESCRIPTION.cut)

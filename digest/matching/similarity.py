@@ -37,8 +37,11 @@ _TOKEN_RE = re.compile(r"[^\W_]+")
 # A reason names the interest's words a paper shares among its this many weightiest ones.
 PHRASE_TERMS = 16
 PHRASE_MAX_CHARS = 60
-# Latent semantic analysis: dimensions kept of the papers' TF-IDF matrix (fewer for tiny batches).
+# Latent semantic analysis: dimensions kept of the papers' TF-IDF matrix (fewer for small batches),
+# and none below this many papers: a handful of abstracts teach no relations between words, and the
+# few dimensions left make unrelated papers look identical (LSA similarity then equals TF-IDF's).
 LSA_DIMENSIONS = 50
+LSA_MIN_PAPERS = 20
 # BM25's usual constants (Robertson; Lucene's defaults): term-frequency saturation, length normalisation.
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -181,7 +184,7 @@ def _latent_space(rows: sparse.csr_matrix, papers: int) -> tuple[np.ndarray | No
     that occur in the same papers, so "RLHF" and "preference optimization" end up close. Returns
     the term -> latent map (terms x k) and the batch's papers as unit latent rows."""
     dimensions = min(LSA_DIMENSIONS, min(rows.shape) - 1)
-    if dimensions < 2:
+    if rows.shape[0] < LSA_MIN_PAPERS or dimensions < 2:
         return None, np.zeros((papers, 0), dtype=np.float32)
     # A fixed start vector: the same papers give the same space on every worker.
     start = np.random.default_rng(0).uniform(size=min(rows.shape))
