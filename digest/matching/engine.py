@@ -552,25 +552,33 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     if not matchers or not index.size:
         return [NO_MATCHES for _ in matchers]
     # Interests (what they say is wanted), and the keywords of those who also wrote one, compared
-    # with every paper at once.
+    # with every paper at once; each model's dense arithmetic runs over the rows it needs only.
     wanted = {matcher.interests: wanted_text(matcher.interests) for matcher in matchers if matcher.interests}
-    texts = sorted(
-        set(wanted.values())
-        | {keyword_text(matcher.keywords) for matcher in matchers if matcher.interests and matcher.keywords.include}
+    interest_texts = sorted(set(wanted.values()))
+    keyword_texts = sorted(
+        {keyword_text(matcher.keywords) for matcher in matchers if matcher.interests and matcher.keywords.include}
     )
-    text_row = {text: row for row, text in enumerate(texts)}
+    text_row = {text: row for row, text in enumerate(interest_texts)}
+    keyword_row = {text: row for row, text in enumerate(keyword_texts)}
     min_relevance = index.weights.min_relevance
-    rows = index.similarity.model.transform(texts)
+    rows = index.similarity.model.transform(interest_texts)
     meaning = index.similarity.meaning_scores_of(rows)._asdict()
-    described = relevance_model.DESCRIPTION.relevance(meaning, min_relevance)
+    description = relevance_model.DESCRIPTION
+    description_logit = description.logit(meaning)
+    described = relevance_model.relevance_of(description_logit + description.offset(min_relevance), min_relevance)
     # With keywords, a paper the interest alone picks with high precision stays picked (see below).
-    confident = relevance_model.DESCRIPTION_CONFIDENT.relevance(meaning, min_relevance)
+    confident = relevance_model.relevance_of(
+        description_logit + relevance_model.DESCRIPTION_CONFIDENT.offset(min_relevance), min_relevance
+    )
     # The "both" model's logit is a sum: the parts from meaning are computed for all texts at once.
     both = relevance_model.BOTH
-    as_interest = both.offset(min_relevance) + sum(
-        np.float32(both.weight(name)) * scores for name, scores in meaning.items()
+    as_interest = both.logit(meaning) + np.float32(both.offset(min_relevance))
+    as_keywords = both.logit(
+        {
+            f"keywords_{name}": scores
+            for name, scores in index.similarity.meaning_scores(keyword_texts)._asdict().items()
+        }
     )
-    as_keywords = sum(np.float32(both.weight(f"keywords_{name}")) * scores for name, scores in meaning.items())
     results: list[Matches] = []
     for matcher in matchers:
         row = text_row.get(wanted.get(matcher.interests, ""), -1)
@@ -580,7 +588,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
         if liked is not None:
             evidence += [_Evidence(reason, None, dense) for reason, dense in liked.evidence]
         if interest is not None and matcher.keywords.include:
-            logit = as_interest[row] + as_keywords[text_row[keyword_text(matcher.keywords)]]
+            logit = as_interest[row] + as_keywords[keyword_row[keyword_text(matcher.keywords)]]
             _add_keyword_logit(logit, matcher.keywords, index, both)
             # The joint model weighs the interest less than the description model does (keywords
             # carry part of the evidence), so papers the interest alone is sure of are kept too:

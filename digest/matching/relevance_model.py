@@ -59,13 +59,23 @@ class LogisticModel:
         """The intercept, moved so that a probability of `cut` lands on `min_relevance`."""
         return self.intercept + _logit(min_relevance) - _logit(self.cut)
 
+    def logit(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """The weighted sum of those of the model's features that are given (the rest count 0),
+        without the intercept."""
+        given = [
+            (weight, features[name])
+            for name, weight in zip(self.features, self.weights, strict=True)
+            if name in features
+        ]
+        logit = np.zeros(np.shape(given[0][1]), dtype=np.float32)
+        for weight, values in given:
+            logit += np.float32(weight) * values
+        return logit
+
     def relevance(self, features: dict[str, np.ndarray], min_relevance: float) -> np.ndarray:
         """Relevance per paper: the fitted probability, moved so that `cut` maps to `min_relevance`;
         0 below it (on its own not evidence enough, and nothing to add to other evidence)."""
-        logit = np.full(np.shape(features[self.features[0]]), self.offset(min_relevance), dtype=np.float32)
-        for name, weight in zip(self.features, self.weights, strict=True):
-            logit += np.float32(weight) * features[name]
-        return relevance_of(logit, min_relevance)
+        return relevance_of(self.logit(features) + np.float32(self.offset(min_relevance)), min_relevance)
 
 
 def relevance_of(logit: np.ndarray, min_relevance: float) -> np.ndarray:
