@@ -224,8 +224,11 @@ class PaperSimilarity:
         self._holding: dict[int, np.ndarray] = {}
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """A len(texts) x papers array of cosine similarities in [0, 1]."""
-        return self.meaning_scores(texts).tfidf
+        """A len(texts) x papers array of TF-IDF cosine similarities in [0, 1]."""
+        return self._tfidf(self.model.transform(texts))
+
+    def _tfidf(self, rows: sparse.csr_matrix) -> np.ndarray:
+        return (rows @ self._papers_t).toarray().astype(np.float32, copy=False)
 
     def meaning_scores(self, texts: Sequence[str]) -> MeaningScores:
         return self.meaning_scores_of(self.model.transform(texts))
@@ -235,7 +238,7 @@ class PaperSimilarity:
         if not rows.shape[0]:
             empty = np.zeros((0, self.paper_count), dtype=np.float32)
             return MeaningScores(empty, empty, empty)
-        tfidf = (rows @ self._papers_t).toarray().astype(np.float32, copy=False)
+        tfidf = self._tfidf(rows)
         lsa = tfidf if self._term_space is None else _unit_rows(rows @ self._term_space) @ self._papers_lsa.T
         return MeaningScores(tfidf, lsa, self._bm25(rows))
 
