@@ -30,7 +30,7 @@ from digest.matching import relevance_model
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
 from digest.matching.liked import liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
-from digest.matching.similarity import PaperSimilarity, paper_text
+from digest.matching.similarity import PaperSimilarity, paper_text, wanted_text
 from subscribers.keywords import (
     ACRONYM_PREFIX,
     KeywordQuery,
@@ -579,32 +579,50 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     keep = settings.MATCH_KEEP_PER_SUBSCRIBER if keep is None else keep
     if not matchers or not index.size:
         return [NO_MATCHES for _ in matchers]
-    # Interests, and the keywords of those who also wrote one, compared with every paper at once.
-    texts = sorted(
-        {matcher.interests for matcher in matchers if matcher.interests}
-        | {keyword_text(matcher.keywords) for matcher in matchers if matcher.interests and matcher.keywords.include}
+    # Interests (what they say is wanted), and the keywords of those who also wrote one, compared
+    # with every paper at once; each model's dense arithmetic runs over the rows it needs only.
+    wanted = {matcher.interests: wanted_text(matcher.interests) for matcher in matchers if matcher.interests}
+    interest_texts = sorted(set(wanted.values()))
+    keyword_texts = sorted(
+        {keyword_text(matcher.keywords) for matcher in matchers if matcher.interests and matcher.keywords.include}
     )
-    text_row = {text: row for row, text in enumerate(texts)}
+    text_row = {text: row for row, text in enumerate(interest_texts)}
+    keyword_row = {text: row for row, text in enumerate(keyword_texts)}
     min_relevance = index.weights.min_relevance
-    rows = index.similarity.model.transform(texts)
-    tfidf, lsa = index.similarity.both_scores_of(rows)
-    described = relevance_model.DESCRIPTION.relevance({"tfidf": tfidf, "lsa": lsa}, min_relevance)
+    rows = index.similarity.model.transform(interest_texts)
+    meaning = index.similarity.meaning_scores_of(rows)._asdict()
+    description = relevance_model.DESCRIPTION
+    description_logit = description.logit(meaning)
+    described = relevance_model.relevance_of(description_logit + description.offset(min_relevance), min_relevance)
+    # With keywords, a paper the interest alone picks with high precision stays picked (see below).
+    confident = relevance_model.relevance_of(
+        description_logit + relevance_model.DESCRIPTION_CONFIDENT.offset(min_relevance), min_relevance
+    )
     # The "both" model's logit is a sum: the parts from meaning are computed for all texts at once.
     both = relevance_model.BOTH
-    as_interest = both.weight("tfidf") * tfidf + both.weight("lsa") * lsa + both.offset(min_relevance)
-    as_keywords = both.weight("keywords_tfidf") * tfidf + both.weight("keywords_lsa") * lsa
+    as_interest = both.logit(meaning) + np.float32(both.offset(min_relevance))
+    as_keywords = both.logit(
+        {
+            f"keywords_{name}": scores
+            for name, scores in index.similarity.meaning_scores(keyword_texts)._asdict().items()
+        }
+    )
     results: list[Matches] = []
     for matcher in matchers:
-        row = text_row.get(matcher.interests, -1)
+        row = text_row.get(wanted.get(matcher.interests, ""), -1)
         interest = described[row] if row >= 0 else None
         evidence = _evidence(matcher, index, interest)
         liked = liked_scores(matcher.liked, index.similarity)
         if liked is not None:
             evidence += [_Evidence(reason, None, dense) for reason, dense in liked.evidence]
         if interest is not None and matcher.keywords.include:
-            logit = as_interest[row] + as_keywords[text_row[keyword_text(matcher.keywords)]]
+            logit = as_interest[row] + as_keywords[keyword_row[keyword_text(matcher.keywords)]]
             _add_keyword_logit(logit, matcher.keywords, index, both)
-            log_miss = _log_miss(relevance_model.relevance_of(logit, min_relevance))
+            # The joint model weighs the interest less than the description model does (keywords
+            # carry part of the evidence), so papers the interest alone is sure of are kept too:
+            # on the fit sets this raised recall at the same precision (docs/decisions.md).
+            joint = np.maximum(relevance_model.relevance_of(logit, min_relevance), confident[row])
+            log_miss = _log_miss(joint)
             # The model holds the keywords and the interest; other evidence adds to it.
             kept = [item for item in evidence if item.reason != INTEREST_REASON and not item.keyword]
         else:
@@ -643,7 +661,9 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
                 paper_ids=index.ids[positions].tolist(),
                 relevance=np.round(relevance[positions], 4).tolist(),
                 scores=np.round(scores, 4).tolist(),
-                reasons=_reasons(evidence, positions, chosen, _interest_phrases(index, matcher.interests, rows, row)),
+                reasons=_reasons(
+                    evidence, positions, chosen, _interest_phrases(index, wanted.get(matcher.interests, ""), rows, row)
+                ),
             )
         )
     return results

@@ -3,32 +3,40 @@
 Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets whose role is "fit"
 (never on held-out ones) and stored in relevance_model.json beside this module:
 
-- description: an interest alone, from its TF-IDF and LSA cosine similarities to the paper;
+- description: an interest alone (what it says is wanted, digest.matching.similarity.wanted_text),
+  from its TF-IDF and LSA cosine similarities and its normalised BM25 score against the paper;
 - both: an interest with keywords, adding whether a keyword is in the title, in the paper at all,
-  how many distinct keywords are (at most 3), and the keywords' own TF-IDF and LSA similarities
-  to the paper (their meaning, beyond their exact words).
+  how many distinct keywords are (at most 3), and the keywords' own TF-IDF, LSA and BM25 scores
+  against the paper (their meaning, beyond their exact words).
 
-Each model's cut-off was chosen on the fit sets for precision (best F0.5); `relevance` shifts the
-logit so that the cut-off lands on RANKING_MIN_RELEVANCE, the engine's one candidate threshold.
+Each model's cut-off was chosen on the fit sets for precision (the lowest reaching the issue's
+precision goal, else the best F0.5); `relevance` shifts the logit so that the cut-off lands on
+RANKING_MIN_RELEVANCE, the engine's one candidate threshold. The description model also has a
+stricter `confident_cut` (the lowest reaching 0.95 precision on the fit sets): with keywords, a paper
+is a candidate when the joint model or the description model at that cut-off picks it
+(DESCRIPTION_CONFIDENT).
 """
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 WEIGHTS_FILE = Path(__file__).with_name("relevance_model.json")
-DESCRIPTION_FEATURES = ("tfidf", "lsa")
+# The names of digest.matching.similarity.MeaningScores, for the interest and, prefixed, the keywords.
+DESCRIPTION_FEATURES = ("tfidf", "lsa", "bm25")
 BOTH_FEATURES = (
     "keyword_in_title",
     "keyword_anywhere",
     "keywords_found",
     "tfidf",
     "lsa",
+    "bm25",
     "keywords_tfidf",
     "keywords_lsa",
+    "keywords_bm25",
 )
 
 
@@ -42,6 +50,7 @@ class LogisticModel:
     weights: tuple[float, ...]
     intercept: float
     cut: float
+    confident_cut: float | None = None
 
     def weight(self, feature: str) -> float:
         return self.weights[self.features.index(feature)]
@@ -50,13 +59,23 @@ class LogisticModel:
         """The intercept, moved so that a probability of `cut` lands on `min_relevance`."""
         return self.intercept + _logit(min_relevance) - _logit(self.cut)
 
+    def logit(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """The weighted sum of those of the model's features that are given (the rest count 0),
+        without the intercept."""
+        given = [
+            (weight, features[name])
+            for name, weight in zip(self.features, self.weights, strict=True)
+            if name in features
+        ]
+        logit = np.zeros(np.shape(given[0][1]), dtype=np.float32)
+        for weight, values in given:
+            logit += np.float32(weight) * values
+        return logit
+
     def relevance(self, features: dict[str, np.ndarray], min_relevance: float) -> np.ndarray:
         """Relevance per paper: the fitted probability, moved so that `cut` maps to `min_relevance`;
         0 below it (on its own not evidence enough, and nothing to add to other evidence)."""
-        logit = np.full(np.shape(features[self.features[0]]), self.offset(min_relevance), dtype=np.float32)
-        for name, weight in zip(self.features, self.weights, strict=True):
-            logit += np.float32(weight) * features[name]
-        return relevance_of(logit, min_relevance)
+        return relevance_of(self.logit(features) + np.float32(self.offset(min_relevance)), min_relevance)
 
 
 def relevance_of(logit: np.ndarray, min_relevance: float) -> np.ndarray:
@@ -72,6 +91,7 @@ def load(path: Path = WEIGHTS_FILE) -> dict[str, LogisticModel]:
             weights=tuple(model["weights"]),
             intercept=model["intercept"],
             cut=model["cut"],
+            confident_cut=model.get("confident_cut"),
         )
         for name, model in stored["models"].items()
     }
@@ -80,3 +100,4 @@ def load(path: Path = WEIGHTS_FILE) -> dict[str, LogisticModel]:
 MODELS = load()
 DESCRIPTION = MODELS["description"]
 BOTH = MODELS["both"]
+DESCRIPTION_CONFIDENT = replace(DESCRIPTION, cut=DESCRIPTION.confident_cut or DESCRIPTION.cut)

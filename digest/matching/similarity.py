@@ -2,15 +2,19 @@
 
 TF-IDF over stems with the IDF fitted on the papers themselves (the batch plus recent stored
 papers), sublinear term frequency, unit-length rows; the similarity of many texts to many papers is
-then one sparse matrix product. Nothing is downloaded and nothing beyond numpy/scipy is needed.
+then one sparse matrix product. Beside it: LSA (the same rows in a latent space fitted on those
+papers, relating words that occur together) and BM25 (saturated term frequency, length
+normalisation, IDF from the same papers), also one matrix product each. Nothing is downloaded and
+nothing beyond numpy/scipy is needed. An interest's sentences that say what the reader does not
+want are left out of its text first (`wanted_text`).
 """
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
@@ -33,10 +37,20 @@ _TOKEN_RE = re.compile(r"[^\W_]+")
 # A reason names the interest's words a paper shares among its this many weightiest ones.
 PHRASE_TERMS = 16
 PHRASE_MAX_CHARS = 60
-# Latent semantic analysis: dimensions kept of the papers' TF-IDF matrix (fewer for tiny batches).
+# Latent semantic analysis: dimensions kept of the papers' TF-IDF matrix (fewer for small batches),
+# and none below this many papers: a handful of abstracts teach no relations between words, and the
+# few dimensions left make unrelated papers look identical (LSA similarity then equals TF-IDF's).
 LSA_DIMENSIONS = 50
+LSA_MIN_PAPERS = 20
+# BM25's usual constants (Robertson; Lucene's defaults): term-frequency saturation, length normalisation.
+BM25_K1 = 1.2
+BM25_B = 0.75
 FILLER_WORD, OTHER_WORD = -1, -2  # in InterestWords.tokens: not a stem, or a stem not among the weightiest
 _JOINER_RE = re.compile(r"[\s-]*")
+# A sentence (or a part after ";") that says what the reader does not want: "Not classic RL for
+# robots", "I don't want ...", "... are not what I'm after", "... only of side interest".
+_SENTENCE_RE = re.compile(r"(?<=[.;!?])\s+")
+_UNWANTED_RE = re.compile(r"\b(?:not|nor|never)\b|n't\b|\bside interest", re.IGNORECASE)
 
 
 @lru_cache(maxsize=200_000)
@@ -51,6 +65,14 @@ def analyze(text: str) -> list[str]:
     return [meaning for meaning in map(_meaning, words(text)) if meaning]
 
 
+def wanted_text(interest: str) -> str:
+    """The interest without its sentences that say what the reader does not want: their words name
+    the unwanted topics, and a similarity would count them as wanted (measured in docs/decisions.md).
+    The whole text if every sentence is such."""
+    kept = [sentence for sentence in _SENTENCE_RE.split(interest) if not _UNWANTED_RE.search(sentence)]
+    return " ".join(kept) if kept else interest
+
+
 def paper_text(title: str, abstract: str) -> str:
     # The title says what the paper is about more densely than any sentence of the abstract.
     return f"{title}. {title}. {abstract}"
@@ -61,25 +83,20 @@ class TfidfModel:
         document_frequency: Counter[str] = Counter()
         for text in corpus:
             document_frequency.update(set(analyze(text)))
-        self.vocabulary = {term: column for column, term in enumerate(sorted(document_frequency))}
-        documents = len(corpus)
-        self.idf = np.array(
-            [math.log((1 + documents) / (1 + document_frequency[term])) + 1.0 for term in sorted(document_frequency)],
-            dtype=np.float32,
-        )
+        terms = sorted(document_frequency)
+        self.vocabulary = {term: column for column, term in enumerate(terms)}
+        self.documents = len(corpus)
+        self.document_frequency = np.array([document_frequency[term] for term in terms], dtype=np.float32)
+        self.idf = (np.log((1 + self.documents) / (1 + self.document_frequency)) + 1.0).astype(np.float32)
 
-    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+    def counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """How often each vocabulary stem occurs in each text (texts x vocabulary)."""
         indptr, indices, values = [0], [], []
         for text in texts:
             counts = Counter(self.vocabulary[term] for term in analyze(text) if term in self.vocabulary)
-            columns = np.fromiter(counts.keys(), dtype=np.int32, count=len(counts))
-            weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))) * self.idf[
-                columns
-            ]
-            norm = float(np.sqrt((weights * weights).sum())) if len(weights) else 0.0
-            indices.append(columns)
-            values.append(weights / norm if norm else weights)
-            indptr.append(indptr[-1] + len(columns))
+            indices.append(np.fromiter(counts.keys(), dtype=np.int32, count=len(counts)))
+            values.append(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
+            indptr.append(indptr[-1] + len(counts))
         return sparse.csr_matrix(
             (
                 np.concatenate(values) if values else np.zeros(0, np.float32),
@@ -89,6 +106,36 @@ class TfidfModel:
             shape=(len(texts), len(self.vocabulary)),
             dtype=np.float32,
         )
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """Unit-length TF-IDF rows (sublinear term frequency) of the texts."""
+        return self.weigh(self.counts(texts))
+
+    def weigh(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
+        rows = counts.copy()
+        rows.data = (1.0 + np.log(rows.data)) * self.idf[rows.indices]
+        norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
+        rows.data /= np.repeat(np.where(norms > 0, norms, 1.0), np.diff(rows.indptr)).astype(np.float32)
+        return rows
+
+    def bm25_idf(self) -> np.ndarray:
+        """BM25's IDF (Lucene's form, never negative) over the same papers as the TF-IDF's."""
+        frequency = self.document_frequency
+        return np.log1p((self.documents - frequency + 0.5) / (frequency + 0.5)).astype(np.float32)
+
+
+def bm25_matrix(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+    """Per paper (row) and term, the term's BM25 weight: saturated term frequency, normalised for the
+    paper's length, times the term's IDF; a query's score is the sum over its terms."""
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    average = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
+    per_row = BM25_K1 * (1 - BM25_B + BM25_B * lengths / average)
+    weights = counts.copy()
+    frequency = weights.data
+    weights.data = (
+        frequency * (BM25_K1 + 1) / (frequency + np.repeat(per_row, np.diff(weights.indptr))) * idf[weights.indices]
+    ).astype(np.float32)
+    return weights
 
 
 @dataclass
@@ -137,7 +184,7 @@ def _latent_space(rows: sparse.csr_matrix, papers: int) -> tuple[np.ndarray | No
     that occur in the same papers, so "RLHF" and "preference optimization" end up close. Returns
     the term -> latent map (terms x k) and the batch's papers as unit latent rows."""
     dimensions = min(LSA_DIMENSIONS, min(rows.shape) - 1)
-    if dimensions < 2:
+    if rows.shape[0] < LSA_MIN_PAPERS or dimensions < 2:
         return None, np.zeros((papers, 0), dtype=np.float32)
     # A fixed start vector: the same papers give the same space on every worker.
     start = np.random.default_rng(0).uniform(size=min(rows.shape))
@@ -151,35 +198,59 @@ def _cut(text: str) -> str:
     return text if len(text) <= PHRASE_MAX_CHARS else text[: PHRASE_MAX_CHARS - 3].rstrip() + "..."
 
 
+class MeaningScores(NamedTuple):
+    """Each texts x papers: TF-IDF cosine similarity in [0, 1], LSA cosine similarity in [-1, 1],
+    and the BM25 score as a share of the most the text's terms could score, in [0, 1)."""
+
+    tfidf: np.ndarray
+    lsa: np.ndarray
+    bm25: np.ndarray
+
+
 class PaperSimilarity:
-    """The papers of a batch as TF-IDF rows; `scores(texts)` gives cosine similarities."""
+    """The papers of a batch as TF-IDF, LSA and BM25 rows; `scores(texts)` gives cosine similarities,
+    `meaning_scores(texts)` all three."""
 
     def __init__(self, paper_texts: Sequence[str], background: Sequence[str] = ()):
         self.model = TfidfModel([*paper_texts, *background])
-        rows = self.model.transform([*paper_texts, *background])
+        counts = self.model.counts([*paper_texts, *background])
+        rows = self.model.weigh(counts)
         # Kept sparse: a day's papers over a real vocabulary would be hundreds of MB dense.
         self._papers_t = rows[: len(paper_texts)].T.tocsr()
         self.paper_count = len(paper_texts)
         self._term_space, self._papers_lsa = _latent_space(rows, len(paper_texts))
+        self._bm25_idf = self.model.bm25_idf()
+        self._bm25_t = bm25_matrix(counts[: len(paper_texts)], self._bm25_idf).T.tocsr()
         self._holding: dict[int, np.ndarray] = {}
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """A len(texts) x papers array of cosine similarities in [0, 1]."""
-        return self.both_scores(texts)[0]
+        """A len(texts) x papers array of TF-IDF cosine similarities in [0, 1]."""
+        return self._tfidf(self.model.transform(texts))
 
-    def both_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """TF-IDF cosine similarities and LSA cosine similarities (in [-1, 1]), each texts x papers."""
-        return self.both_scores_of(self.model.transform(texts))
+    def _tfidf(self, rows: sparse.csr_matrix) -> np.ndarray:
+        return (rows @ self._papers_t).toarray().astype(np.float32, copy=False)
 
-    def both_scores_of(self, rows: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """`both_scores` of texts already transformed (`model.transform`)."""
+    def meaning_scores(self, texts: Sequence[str]) -> MeaningScores:
+        return self.meaning_scores_of(self.model.transform(texts))
+
+    def meaning_scores_of(self, rows: sparse.csr_matrix) -> MeaningScores:
+        """`meaning_scores` of texts already transformed (`model.transform`)."""
         if not rows.shape[0]:
             empty = np.zeros((0, self.paper_count), dtype=np.float32)
-            return empty, empty
-        tfidf = (rows @ self._papers_t).toarray().astype(np.float32, copy=False)
-        if self._term_space is None:
-            return tfidf, tfidf
-        return tfidf, _unit_rows(rows @ self._term_space) @ self._papers_lsa.T
+            return MeaningScores(empty, empty, empty)
+        tfidf = self._tfidf(rows)
+        lsa = tfidf if self._term_space is None else _unit_rows(rows @ self._term_space) @ self._papers_lsa.T
+        return MeaningScores(tfidf, lsa, self._bm25(rows))
+
+    def _bm25(self, rows: sparse.csr_matrix) -> np.ndarray:
+        """BM25 with each text's distinct terms as the query, divided by the score of a paper holding
+        every one of them often (the sum of their IDFs times k1 + 1), so that long and short texts
+        compare: in [0, 1)."""
+        query = rows.copy()
+        query.data = np.ones_like(query.data)
+        most = query @ (self._bm25_idf * np.float32(BM25_K1 + 1))
+        found = (query @ self._bm25_t).toarray().astype(np.float32, copy=False)
+        return found / np.where(most > 0, most, 1.0).astype(np.float32)[:, None]
 
     def interest_words(self, text: str, rows: sparse.csr_matrix | None = None, row: int = 0) -> InterestWords:
         """The interest's words; `rows[row]` may hold its TF-IDF row already (`model.transform`)."""

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from digest.matching import relevance_model
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many, match_subscribers
 from digest.matching.ranking import RankingWeights
 from seeds.build_seed_feed import read_papers
@@ -154,7 +155,7 @@ def test_a_reason_names_what_picked_the_paper():
     papers = [
         PaperDoc(id=1, title="Unit test generation with LLMs", abstract="We generate unit tests for software."),
         PaperDoc(id=2, title="Testing machine-learning systems", abstract="Finding bugs in machine learning code."),
-        PaperDoc(id=3, title="INRs for video", abstract="Implicit neural representations (INRs) of video."),
+        PaperDoc(id=3, title="Implicit neural representations for video", abstract="INRs of video frames."),
         PaperDoc(id=4, title="Graph transformers", abstract="Attention on graphs.", authors=("Y. LeCun",)),
     ]
     index = BatchIndex(papers, now=NOW)
@@ -177,3 +178,31 @@ def test_a_reason_names_what_picked_the_paper():
     assert phrases == ['"testing"', '"testing machine-learning systems"']
     assert reasons[3] == "Matches your keyword 'implicit neural representation'"
     assert reasons[4] == "By Y. LeCun"
+
+
+def test_an_interest_never_matches_papers_for_what_it_says_it_does_not_want():
+    pairs, _ = read_papers(SEED_PAGE.read_text(encoding="utf-8"))
+    papers = [PaperDoc(id=number, title=title, abstract=abstract) for number, (title, abstract) in enumerate(pairs, 1)]
+    index = BatchIndex(papers, now=NOW, weights=RankingWeights())
+    interest = (
+        "Compressing video with implicit neural representations. "
+        "I do not want sparse autoencoders or the interpretability of language model features."
+    )
+    [matches] = match_many([build_matcher(interests=interest)], index)
+    titles = [papers[match.paper_id - 1].title for match in matches]
+    assert "NERV++: An Enhanced Implicit Neural Video Representation" in titles
+    assert not any("Sparse Autoencoders" in title or "Interpretab" in title for title in titles)
+    assert not any("autoencoder" in match.reason or "interpretab" in match.reason for match in matches)
+
+
+def test_keywords_never_lose_papers_the_interest_alone_is_confident_of():
+    pairs, _ = read_papers(SEED_PAGE.read_text(encoding="utf-8"))
+    papers = [PaperDoc(id=number, title=title, abstract=abstract) for number, (title, abstract) in enumerate(pairs, 1)]
+    index = BatchIndex(papers, now=NOW, weights=RankingWeights())
+    interest = "Compressing video with implicit neural representations and coordinate networks"
+    meaning = index.similarity.meaning_scores([interest])._asdict()
+    sure = relevance_model.DESCRIPTION_CONFIDENT.relevance(meaning, index.weights.min_relevance)[0]
+    confident = set(index.ids[sure > 0].tolist())
+    assert confident
+    [with_keywords] = match_many([build_matcher(keywords="quantum chromodynamics", interests=interest)], index)
+    assert confident <= set(with_keywords.paper_ids)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from digest.matching.similarity import PaperSimilarity, analyze, paper_text
+from digest.matching.similarity import PaperSimilarity, analyze, paper_text, wanted_text
 
 PAPERS = [
     paper_text(
@@ -48,3 +48,35 @@ def test_background_papers_change_the_weight_of_common_words():
 
 def test_no_texts_give_an_empty_array():
     assert PaperSimilarity(PAPERS).scores([]).shape == (0, 3)
+
+
+def test_sentences_saying_what_the_reader_does_not_want_are_left_out_of_an_interest():
+    interest = (
+        "I work on retrieval-augmented generation. I do not want chatbot case studies. "
+        "Not image generation; plain DPO papers are only of side interest. Retrievers that don't need labels."
+    )
+    assert wanted_text(interest) == "I work on retrieval-augmented generation."
+
+
+def test_an_interest_saying_only_what_is_not_wanted_is_kept_whole():
+    assert wanted_text("Nothing about robots, not games.") == "Nothing about robots, not games."
+
+
+def test_bm25_scores_are_shares_of_the_most_a_text_could_score():
+    similarity = PaperSimilarity(PAPERS)
+    bm25 = similarity.meaning_scores(["linear attention transformers", "linear attention", "", "unrelated words"]).bm25
+    assert np.all(bm25 >= 0) and np.all(bm25 < 1)
+    assert bm25[0].argmax() == 2 and bm25[1].argmax() == 2
+    assert not bm25[2:].any()
+
+
+def test_bm25_weighs_rare_words_more_and_discounts_long_papers():
+    papers = [
+        "attention pruning",
+        "attention pruning " + " ".join(f"filler{number}" for number in range(40)),
+        "attention kernels",
+        "attention sparsity",
+    ]
+    bm25 = PaperSimilarity(papers).meaning_scores(["attention pruning"]).bm25[0]
+    # "pruning" is in two papers, "attention" in all four: a paper holding only "attention" scores little.
+    assert bm25[0] > bm25[1] > bm25[2] == bm25[3] > 0
