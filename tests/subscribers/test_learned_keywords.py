@@ -56,7 +56,11 @@ def reader(papers):
     reader = make_subscriber(keywords=TYPED)
     client = Client()
     click(client, reader, by_title(papers, "HNeRV"), "less")  # writes ~hybrid
-    click(client, reader, by_title(papers, "Circuit Component Reuse"), "more")
+    # "More like this" used to write a title phrase (it now trains the reader's model only): such
+    # terms are still listed and undone.
+    reader.keywords += ', "circuit component"'
+    reader.learned_keywords = [*reader.learned_keywords, '"circuit component"']
+    reader.save(update_fields=["keywords", "learned_keywords"])
     return reader
 
 
