@@ -163,23 +163,23 @@ def constants(**values: float) -> Iterator[None]:
 def tune(fit_sets: list[LabelledSet]) -> None:
     """The grid on the fit sets pooled, best F0.5 of "after" first; feeds-b is never read here."""
     rows = []
-    for l2 in (0.01, 0.1):
-        with constants(L2=l2):
+    for l2, words in itertools.product((0.01, 0.1), (False, True)):
+        with constants(L2=l2, WORDS_AS_POSITIVE=words):
             clicked = [click_through(labelled) for labelled in fit_sets]
-        grid = itertools.product((3.0, 4.0, 5.0, 6.0, 8.0), (0.3, 0.4, 0.5), (-1.0, 0.0), (0.5, 1.0))
+        grid = itertools.product((2.0, 3.0, 4.0, 5.0, 6.0), (0.3, 0.4, 0.5), (-1.0, 0.0), (0.5, 1.0))
         for pick, relevance, below, factor in grid:
             values = {"PICK": pick, "PICK_RELEVANCE": relevance, "UNLIKE_BELOW": below, "UNLIKE_FACTOR": factor}
             with constants(**values):
                 totals = summed([count(index, readers) for index, readers in clicked])
-            rows.append((figures(totals["after"]), (pick, relevance, below, factor, l2)))
+            rows.append((figures(totals["after"]), (pick, relevance, below, factor, l2, words)))
         if l2 == 0.01:
             before = figures(totals["before"])
     rows.sort(key=lambda row: -f_half(row[0][0], row[0][1]))
     print(f"fit sets pooled, before the clicks: P {before[0]:.3f} R {before[1]:.3f} F0.5 {f_half(*before[:2]):.3f}")
-    print("best F0.5 first: pick pick_relevance unlike_below unlike_factor l2 -> P R F1 P@10 F0.5")
-    for (precision, recall, f1, digest), (pick, relevance, below, factor, l2) in rows[:12]:
+    print("best F0.5 first: pick pick_relevance unlike_below unlike_factor l2 words -> P R F1 P@10 F0.5")
+    for (precision, recall, f1, digest), (pick, relevance, below, factor, l2, words) in rows[:16]:
         print(
-            f"  {pick:.1f} {relevance:.1f} {below:.1f} {factor:.1f} {l2:.2f} -> "
+            f"  {pick:.1f} {relevance:.1f} {below:.1f} {factor:.1f} {l2:.2f} {words:d} -> "
             f"{precision:.3f} {recall:.3f} {f1:.3f} {digest:.3f} {f_half(precision, recall):.3f}"
         )
 

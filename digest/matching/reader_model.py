@@ -36,6 +36,7 @@ from scipy.optimize import minimize
 
 from digest.matching.similarity import TfidfModel, paper_text
 from digest.models import LikedPaper, MarkedPaper, Paper, ReaderModel
+from subscribers.keywords import positive_keywords
 
 if TYPE_CHECKING:
     from digest.matching.engine import BatchIndex, Matcher
@@ -49,9 +50,11 @@ BACKGROUND_PAPERS = 400
 LESS_SHARE = 0.2
 L2 = 0.01
 MAX_LIKED_EXAMPLES = 50
+# Whether the reader's own words (interest and wanted keywords) are one more positive example.
+WORDS_AS_POSITIVE = True
 # Match time. The model's logit is read relative to the batch (standard deviations above the
 # batch's median): with a handful of examples its probabilities are not calibrated, its ranking is.
-PICK = 6.0  # a paper this far above the batch's median is "more like papers you marked"
+PICK = 5.0  # a paper this far above the batch's median is "more like papers you marked"
 PICK_RELEVANCE = 0.4  # relevance at PICK, rising by PICK_STEP per standard deviation above it
 PICK_STEP = 0.1
 MODEL_MAX = 0.8
@@ -75,10 +78,12 @@ class Examples:
     negatives: tuple[str, ...]
     from_clicks: bool
     from_liked: bool
+    given: int  # papers the reader marked or liked (their own words are not counted)
+    positives_given: int  # of which marked "more" or liked
 
     @property
     def enough(self) -> bool:
-        return self.from_clicks and bool(self.positives) and len(self.positives) + len(self.negatives) >= MIN_EXAMPLES
+        return self.from_clicks and self.positives_given > 0 and self.given >= MIN_EXAMPLES
 
 
 def _reason(from_liked: bool) -> str:
@@ -134,11 +139,15 @@ def examples_of(subscriber: "Subscriber") -> Examples:
     more = [row.paper for row in marked if row.direction == MarkedPaper.Direction.MORE]
     less = [row.paper for row in marked if row.direction == MarkedPaper.Direction.LESS]
     liked_papers = [row.paper for row in liked if row.paper is not None]
+    words = " ".join([subscriber.interests, *positive_keywords(subscriber.keywords)]).strip()
     return Examples(
-        positives=tuple(paper_text(paper.title, paper.abstract) for paper in [*more, *liked_papers]),
+        positives=tuple(paper_text(paper.title, paper.abstract) for paper in [*more, *liked_papers])
+        + ((words,) if WORDS_AS_POSITIVE and words and (more or liked_papers) else ()),
         negatives=tuple(paper_text(paper.title, paper.abstract) for paper in less),
         from_clicks=bool(marked),
         from_liked=bool(liked_papers),
+        given=len(more) + len(less) + len(liked_papers),
+        positives_given=len(more) + len(liked_papers),
     )
 
 
@@ -164,7 +173,7 @@ def retrain(subscriber: "Subscriber") -> ReaderModel | None:
             "terms": list(trained.terms),
             "weights": list(trained.weights),
             "bias": trained.bias,
-            "positives": len(examples.positives),
+            "positives": examples.positives_given,
             "negatives": len(examples.negatives),
             "from_clicks": examples.from_clicks,
             "from_liked": examples.from_liked,
