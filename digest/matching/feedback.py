@@ -136,14 +136,19 @@ def apply_feedback(subscriber: Subscriber, paper: Paper, direction: str) -> Feed
 
 
 def _mark(subscriber: Subscriber, paper: Paper, direction: str, keyword: str) -> bool:
-    """Record the click (a click the other way replaces the first) and retrain the subscriber's
-    model; False when the paper was already marked so. A repeated click keeps the keyword the first wrote."""
+    """Record the click and retrain the subscriber's model; False when the paper was already marked
+    so. A click the other way replaces the first, and takes out the keyword the first wrote."""
     marked = MarkedPaper.objects.filter(subscriber=subscriber, paper=paper).first()
     if marked is None:
         MarkedPaper.objects.create(subscriber=subscriber, paper=paper, direction=direction, keyword=keyword)
-    elif marked.direction != direction or keyword:
-        marked.direction, marked.keyword = direction, keyword or marked.keyword
+    elif marked.direction != direction:
+        if marked.keyword:
+            undo_learned_keyword(subscriber, marked.keyword)
+        marked.direction, marked.keyword = direction, keyword
         marked.save(update_fields=["direction", "keyword"])
+    elif keyword:  # the reader had deleted the term by hand, and clicked again
+        marked.keyword = keyword
+        marked.save(update_fields=["keyword"])
     else:
         return False
     retrain(subscriber)

@@ -120,6 +120,20 @@ def test_a_click_the_other_way_replaces_the_first(papers):
     assert list(MarkedPaper.objects.values_list("direction", flat=True)) == ["less"]
 
 
+def test_more_after_less_on_the_same_paper_takes_the_fewer_term_out(papers):
+    subscriber = make_subscriber(keywords="videos")
+    paper = by_title(papers, "HNeRV")
+    written = apply_feedback(subscriber, paper, "less").keyword
+    subscriber.refresh_from_db()
+    assert written in subscriber.keywords
+
+    apply_feedback(subscriber, paper, "more")
+
+    subscriber.refresh_from_db()
+    assert subscriber.keywords == "videos" and written not in subscriber.learned_keywords
+    assert list(MarkedPaper.objects.values_list("direction", "keyword")) == [("more", "")]
+
+
 def test_two_marked_papers_train_the_readers_model_and_one_alone_does_not(papers):
     subscriber = make_subscriber(keywords="")
     apply_feedback(subscriber, by_title(papers, "HNeRV"), "more")
