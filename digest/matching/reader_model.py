@@ -4,23 +4,26 @@ arxiv-sanity-lite's per-tag SVM is the anchor (a linear classifier over TF-IDF, 
 positive, every other paper negative, classes balanced); Scholar Inbox and zotero-arxiv-daily learn
 from ratings or a library the same way. Here:
 
-- positives: the papers the reader clicked "more like this" on, and their liked-papers list;
-- negatives: the papers they clicked "less like this" on, and recent stored papers as background
-  (what an ordinary day looks like), the two weighed alike as one class against the positives;
+- positives: the papers the reader clicked "more like this" on, their liked-papers list, and their
+  own words (interest and wanted keywords) as one more example;
+- negatives: the papers they clicked "less like this" on (LESS_SHARE of the class's weight) and
+  recent stored papers as background (what an ordinary day looks like); the two classes weigh
+  alike;
 - an L2-regularised logistic regression over the stems those examples use, its MAX_TERMS weightiest
   terms kept.
 
 It is trained when the reader clicks, likes or unlikes (`retrain`), stored as a ReaderModel row (a
 few hundred stems and float weights), and only read at match time: a match run costs one sparse
-product per subscriber who has one. A reader's model speaks once they have given MIN_EXAMPLES
-examples, one of them a click (readers with a liked list only keep digest/matching/liked.py's
-signal, which this model then replaces). At match time:
+product per subscriber who has one. A reader's model speaks once they have marked or liked
+MIN_EXAMPLES papers, one of them by a click and one positive (readers with a liked list only keep
+digest/matching/liked.py's signal, which this model then replaces). At match time its logit is
+read in robust standard deviations above the batch's median (`standardized`):
 
-- a paper the model gives PICK or more gets that as evidence, capped at MODEL_MAX, with the reason
-  "more like papers you marked" (or "...you liked and marked" when the liked list is among the
-  positives);
-- a paper it gives less than UNLIKE_BELOW keeps UNLIKE_FACTOR of its relevance, unless it holds one
-  of the reader's own keywords: a click never overrides what the reader asked for.
+- a paper PICK or more above gets relevance from PICK_RELEVANCE up, capped at MODEL_MAX, with the
+  reason "more like papers you marked" (or "...you liked and marked" when the liked list is among
+  the positives);
+- a paper below UNLIKE_BELOW keeps UNLIKE_FACTOR of its relevance, unless it holds one of the
+  reader's own keywords: a click never overrides what the reader asked for.
 
 The constants were chosen on the fit sets (seeds, feeds-a) by bench/clicks.py --tune and are
 reported on the held-out feeds-b (docs/benchmarks.md, docs/decisions.md).
