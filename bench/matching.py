@@ -44,6 +44,7 @@ from django.conf import settings  # noqa: E402
 from bench.relevance import seed_papers  # noqa: E402
 from digest.management.progress import progress  # noqa: E402
 from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_subscribers  # noqa: E402
+from digest.matching.reader_model import ReaderWeights, train  # noqa: E402
 from digest.matching.similarity import paper_text  # noqa: E402
 from subscribers.keywords import STOPWORDS, parse_keywords  # noqa: E402
 
@@ -162,6 +163,16 @@ class Generator:
         chosen = [self.paper(0) for _ in range(self.rng.randint(2, 10))]
         return tuple(paper_text(paper.title, paper.abstract) for paper in chosen)
 
+    def reader_models(self, count: int) -> list[ReaderWeights]:
+        """`count` reader models, each trained as a click trains one (two generated papers marked
+        "more", two "less", 400 generated papers as the background)."""
+        background = [paper_text(paper.title, paper.abstract) for paper in map(self.paper, range(400))]
+        models = []
+        for _ in range(count):
+            examples = [paper_text(paper.title, paper.abstract) for paper in map(self.paper, range(4))]
+            models.append(train(examples[:2], examples[2:], background))
+        return models
+
     def _written_differently(self, name: str) -> str:
         first, family = name.split(" ", 1)
         return self.rng.choice([name, f"{family}, {first}", f"{first[0]}. {family}", name.lower()])
@@ -192,10 +203,16 @@ def main() -> None:
     parser.add_argument("--naive-sample", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--liked-share", type=float, default=0.0, help="share of subscribers with 2 to 10 liked papers")
+    parser.add_argument(
+        "--clicked-share", type=float, default=0.0, help="share of subscribers with their own model (from clicks)"
+    )
     args = parser.parse_args()
 
     generator = Generator(args.seed)
     papers = [generator.paper(number) for number in range(1, args.papers + 1)]
+    # Drawn only when asked for, like liked lists; a few trained models, each subscriber's made
+    # distinct by its bias so that no two subscribers share an evaluation (the dearest case).
+    reader_models = generator.reader_models(20) if args.clicked_share else []
     before_mb = peak_mb()
     print(
         f"generated {args.papers} papers from {len(generator.seeds)} seed abstracts; "
@@ -218,11 +235,21 @@ def main() -> None:
         liked = []
         if args.liked_share:
             liked = [generator.liked_papers() if generator.rng.random() < args.liked_share else () for _ in chunk]
+        models: list[ReaderWeights | None] = []
+        if args.clicked_share:
+            models = [
+                replace(generator.rng.choice(reader_models), bias=generator.rng.uniform(-3, -2))
+                if generator.rng.random() < args.clicked_share
+                else None
+                for _ in chunk
+            ]
         generate_wall += time.perf_counter() - generating
         tick = time.process_time()
         matchers = {first + offset: build_matcher(**preferences) for offset, preferences in enumerate(chunk)}
         if args.liked_share:
             matchers = {key: replace(matcher, liked=liked[key - first]) for key, matcher in matchers.items()}
+        if args.clicked_share:
+            matchers = {key: replace(matcher, reader=models[key - first]) for key, matcher in matchers.items()}
         tock = time.process_time()
         found = match_subscribers(matchers, index)
         compile_seconds += tock - tick

@@ -1,4 +1,5 @@
-"""The liked-papers list on the manage page: add (pasted ids or titles, a BibTeX file) and remove.
+"""The liked-papers list on the manage page: add (pasted ids or titles, a BibTeX file) and remove;
+and the papers marked "more/less like this" in digests, each with Undo.
 
 Reached with the subscriber's manage token, like the manage page, and limited like its other
 changes. The list itself is shown by the `liked_papers` template tag inside the manage page.
@@ -10,6 +11,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from digest.matching.feedback import undo_mark
+from digest.matching.reader_model import retrain
 from digest.papers.liked_papers import add_liked_papers, liked_list, remove_liked_paper
 from subscribers import ratelimit
 from subscribers.forms import liked_papers_field, read_liked_papers
@@ -79,6 +82,7 @@ def liked_papers(request: HttpRequest, token: str) -> HttpResponse:
         except LikedInputError as refused:
             form.add_error(None, str(refused))
         else:
+            retrain(subscriber)  # the liked papers are positives of the reader's model
             return redirect(manage_url(subscriber) + "?done=liked#liked-papers")
     return _page(request, subscriber, token, form, status=400)
 
@@ -96,4 +100,21 @@ def remove_liked(request: HttpRequest, token: str, liked_id: int) -> HttpRespons
     if not remove_liked_paper(subscriber, liked_id):
         # Another subscriber's row, or none: nothing is removed, and nothing says which.
         return render(request, "digest/liked_not_yours.html", {"token": token}, status=404)
+    retrain(subscriber)
     return redirect(manage_url(subscriber) + "?done=unliked#liked-papers")
+
+
+@never_cache
+@require_http_methods(["POST"])
+def undo_marked(request: HttpRequest, token: str, marked_id: int) -> HttpResponse:
+    subscriber = read_token(token, "manage")
+    if subscriber is None:
+        return invalid_link(request, "manage")
+    if not ratelimit.manage_allowed(subscriber.pk):
+        response = _page(request, subscriber, token, AddLikedPapersForm(), status=429)
+        response["Retry-After"] = str(ratelimit.HOUR)
+        return response
+    if not undo_mark(subscriber, marked_id):
+        # Another subscriber's click, or one already undone: nothing changes, and nothing says which.
+        return render(request, "digest/marked_not_yours.html", {"token": token}, status=404)
+    return redirect(manage_url(subscriber) + "?done=unmarked#marked-papers")

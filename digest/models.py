@@ -273,3 +273,48 @@ class LikedPaper(models.Model):
 
     def __str__(self) -> str:
         return f"{self.arxiv_id or self.title or self.paper_id} liked by subscriber {self.subscriber_id}"
+
+
+class MarkedPaper(models.Model):
+    """A "more like this" or "less like this" click on a paper of a digest (digest/matching/feedback.py).
+
+    The per-subscriber model (digest/matching/reader_model.py) learns from these rows; `keyword` is
+    the term the click wrote into the subscriber's keywords, so undoing the click takes it out too.
+    """
+
+    class Direction(models.TextChoices):
+        MORE = "more", "More like this"
+        LESS = "less", "Less like this"
+
+    subscriber = models.ForeignKey("subscribers.Subscriber", on_delete=models.CASCADE, related_name="marked_papers")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="marked_by")
+    direction = models.CharField(max_length=4, choices=Direction.choices)
+    keyword = models.CharField(max_length=300, blank=True, help_text="The keyword the click added, if any")
+    marked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["marked_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "paper"], name="markedpaper_unique_paper"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} like paper {self.paper_id}, subscriber {self.subscriber_id}"
+
+
+class ReaderModel(models.Model):
+    """A subscriber's own linear model over paper terms, trained when they mark or like papers
+    (digest/matching/reader_model.py) and read by every match run: matching never trains."""
+
+    subscriber = models.OneToOneField("subscribers.Subscriber", on_delete=models.CASCADE, related_name="reader_model")
+    terms = models.JSONField(default=list, help_text="Word stems")
+    weights = models.JSONField(default=list, help_text="One weight per term")
+    bias = models.FloatField(default=0.0)
+    positives = models.PositiveIntegerField(default=0)
+    negatives = models.PositiveIntegerField(default=0)
+    from_clicks = models.BooleanField(default=True, help_text="Whether any positive came from a click")
+    from_liked = models.BooleanField(default=False, help_text="Whether any positive came from the liked list")
+    trained_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"model of subscriber {self.subscriber_id}: {self.positives} more, {self.negatives} less"

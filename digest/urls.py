@@ -11,6 +11,7 @@ urlpatterns = [
     path("digest/<str:token>/", views.digest_view, name="view"),
     path("manage/<str:token>/liked/", liked_views.liked_papers, name="liked_papers"),
     path("manage/<str:token>/liked/<int:liked_id>/remove/", liked_views.remove_liked, name="remove_liked"),
+    path("manage/<str:token>/marked/<int:marked_id>/undo/", liked_views.undo_marked, name="undo_marked"),
     path("archive/", views.archive_index, name="archive"),
     re_path(r"^archive/(?P<day>\d{4}-\d{2}-\d{2})/$", views.archive_day, name="archive_day"),
 ]

@@ -28,6 +28,7 @@ NOTICES = {
     "liked": "Your liked papers are saved. Those we don't hold yet are being fetched from arXiv.",
     "unliked": "The paper is no longer in your liked list.",
     "undone": "Undone: that term is no longer in your keywords.",
+    "unmarked": "Undone: your digest no longer learns from that click.",
 }
 
 

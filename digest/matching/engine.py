@@ -28,8 +28,9 @@ from scipy import sparse
 
 from digest.matching import relevance_model
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
-from digest.matching.liked import liked_scores
+from digest.matching.liked import LikedScores, liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
+from digest.matching.reader_model import ReaderScores, ReaderWeights, reader_scores
 from digest.matching.similarity import PaperSimilarity, paper_text, wanted_text
 from subscribers.keywords import (
     ACRONYM_PREFIX,
@@ -110,10 +111,11 @@ class Matcher:
     categories: frozenset[str] = frozenset()
     category_mode: str = BOOST
     liked: tuple[str, ...] = ()  # texts of the papers the subscriber liked (digest/matching/liked.py)
+    reader: ReaderWeights | None = None  # the subscriber's own model (digest/matching/reader_model.py)
 
     @property
     def has_signals(self) -> bool:
-        return bool(self.keywords.include or self.interests or self.topics or self.authors or self.liked)
+        return bool(self.keywords.include or self.interests or self.topics or self.authors or self.liked or self.reader)
 
 
 class Match(NamedTuple):
@@ -612,7 +614,12 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
         row = text_row.get(wanted.get(matcher.interests, ""), -1)
         interest = described[row] if row >= 0 else None
         evidence = _evidence(matcher, index, interest)
-        liked = liked_scores(matcher.liked, index.similarity)
+        # The reader's own model, when they have one, learned from the liked papers too: it replaces their signal.
+        liked: LikedScores | ReaderScores | None
+        if matcher.reader is not None:
+            liked = reader_scores(matcher.reader, index, matcher.keywords)
+        else:
+            liked = liked_scores(matcher.liked, index.similarity)
         if liked is not None:
             evidence += [_Evidence(reason, None, dense) for reason, dense in liked.evidence]
         if interest is not None and matcher.keywords.include:

@@ -1,27 +1,31 @@
-""" "More like this" / "less like this": one click in a digest adjusts the subscriber's preferences.
+""" "More like this" / "less like this": one click in a digest teaches the subscriber's own model.
 
-The change is small, visible and undoable on the manage page, written in the subscriber's own
-keyword syntax (`"a phrase", word, -excluded`) so matching needs nothing new:
+Every click is recorded (MarkedPaper) and retrains the subscriber's linear model over paper terms
+(digest/matching/reader_model.py), which learns from the whole paper. Besides:
 
-- more like this: the paper's most widespread two-word title phrase (or word) becomes a quoted
-  keyword, and its primary category joins the subscriber's categories;
 - less like this: the paper's most widespread title word that the subscriber did not ask for
-  becomes a "fewer of these" term (`~word`): papers holding it are lowered, never vetoed, and a
-  paper holding one of the subscriber's own keywords is left alone (digest.matching.engine).
+  becomes a "fewer of these" term (`~word`) in their keyword syntax: papers holding it are lowered,
+  never vetoed, and a paper holding one of the subscriber's own keywords is left alone
+  (digest.matching.engine). "Widespread" is measured against the titles of the papers we hold: a
+  word no other paper uses would never match again, so it would change nothing.
+- more like this writes nothing into the keywords any more: the title phrase it used to add
+  ("retrieval", "language", "question answering") matched far more than the reader meant, and cost
+  a quarter of the precision on the labelled sets (bench/clicks.py, docs/decisions.md).
 
-"Widespread" is measured against the titles of the papers we hold: a phrase no other paper uses
-would never match again, so it would change nothing.
+Everything a click did is shown on the manage page and undone there (`undo_mark`): its row, the
+keyword it wrote, and what the model learned from it.
 """
 
 import re
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 from django.db import transaction
 
-from digest.models import Paper
+from digest.matching.reader_model import retrain
+from digest.models import MarkedPaper, Paper
 from subscribers.keywords import STOPWORDS, make_term, parse_keywords, positive_keywords
 from subscribers.models import Subscriber
+from subscribers.services import undo_learned_keyword
 
 MORE = "more"
 LESS = "less"
@@ -41,12 +45,12 @@ _WORD = re.compile(r"[a-z][a-z0-9+\-]*[a-z0-9+]|[a-z]")
 class FeedbackChange:
     direction: str
     keyword: str = ""
-    category: str = ""
     already: list[str] = field(default_factory=list)
+    marked: bool = False  # a new mark (or a changed direction) the reader's model now learns from
 
     @property
     def changed(self) -> bool:
-        return bool(self.keyword or self.category)
+        return bool(self.keyword or self.marked)
 
 
 def title_words(title: str) -> list[str]:
@@ -56,10 +60,6 @@ def title_words(title: str) -> list[str]:
         title = rest
     words = _WORD.findall(title.casefold())
     return [w for w in words if len(w) >= 3 and w not in VAGUE_WORDS and not w.isdigit()]
-
-
-def _title_phrases(words: list[str]) -> list[str]:
-    return [f"{a} {b}" for a, b in pairwise(words)]
 
 
 def _titles_containing(term: str) -> int:
@@ -104,15 +104,6 @@ def add_keyword(keywords: str, term: str) -> str:
     return f"{current}, {term}" if current else term
 
 
-def _quoted(term: str) -> str:
-    return f'"{term}"' if " " in term else term
-
-
-def more_like_this_term(paper: Paper) -> str:
-    words = title_words(paper.title)
-    return _most_widespread(_title_phrases(words)) or _most_widespread(words) or (words[0] if words else "")
-
-
 def less_like_this_term(subscriber: Subscriber, paper: Paper) -> str:
     wanted = " ".join(positive_keywords(subscriber.keywords) + [t.name for t in subscriber.topics.all()]).casefold()
     words = [w for w in title_words(paper.title) if w not in wanted]
@@ -123,42 +114,57 @@ def less_like_this_term(subscriber: Subscriber, paper: Paper) -> str:
 
 @transaction.atomic
 def apply_feedback(subscriber: Subscriber, paper: Paper, direction: str) -> FeedbackChange:
-    """Adjust the subscriber's keywords (and categories) and say exactly what changed."""
+    """Record the click, retrain the subscriber's model, write a "less" click's term, and say what changed."""
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown feedback direction {direction!r}")
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
     already = []
-    keyword = category = ""
-    if direction == MORE:
-        term = more_like_this_term(paper)
-        wanted = _quoted(term) if term else ""
-        if wanted:
-            updated = add_keyword(subscriber.keywords, wanted)
-            if updated != subscriber.keywords:
-                subscriber.keywords, keyword = updated, wanted
-            else:
-                already.append(wanted)
-        primary = paper.primary_category or (paper.categories[0] if paper.categories else "")
-        if primary:
-            if primary in subscriber.categories:
-                already.append(primary)
-            else:
-                subscriber.categories = [*subscriber.categories, primary]
-                category = primary
-        # The category goes with the term's undo if a click added it (this one or an earlier one).
-        if keyword and primary and (category or primary in subscriber.learned_categories.values()):
-            subscriber.learned_categories = {**subscriber.learned_categories, keyword: primary}
-    else:
+    keyword = ""
+    if direction == LESS:
         term = less_like_this_term(subscriber, paper)
         if term:
             fewer = f"~{term}"
             updated = add_keyword(subscriber.keywords, fewer)
             if updated != subscriber.keywords:
                 subscriber.keywords, keyword = updated, fewer
+                subscriber.learned_keywords = [*subscriber.learned_keywords, keyword]
+                subscriber.save(update_fields=["keywords", "learned_keywords"])
             else:
                 already.append(fewer)
-    if keyword:
-        subscriber.learned_keywords = [*subscriber.learned_keywords, keyword]
-    if keyword or category:
-        subscriber.save(update_fields=["keywords", "categories", "learned_keywords", "learned_categories"])
-    return FeedbackChange(direction=direction, keyword=keyword, category=category, already=already)
+    marked = _mark(subscriber, paper, direction, keyword)
+    return FeedbackChange(direction=direction, keyword=keyword, already=already, marked=marked)
+
+
+def _mark(subscriber: Subscriber, paper: Paper, direction: str, keyword: str) -> bool:
+    """Record the click and retrain the subscriber's model; False when the paper was already marked
+    so. A click the other way replaces the first, and takes out the keyword the first wrote."""
+    marked = MarkedPaper.objects.filter(subscriber=subscriber, paper=paper).first()
+    if marked is None:
+        MarkedPaper.objects.create(subscriber=subscriber, paper=paper, direction=direction, keyword=keyword)
+    elif marked.direction != direction:
+        if marked.keyword:
+            undo_learned_keyword(subscriber, marked.keyword)
+        marked.direction, marked.keyword = direction, keyword
+        marked.save(update_fields=["direction", "keyword"])
+    elif keyword:  # the reader had deleted the term by hand, and clicked again
+        marked.keyword = keyword
+        marked.save(update_fields=["keyword"])
+    else:
+        return False
+    retrain(subscriber)
+    return True
+
+
+def undo_mark(subscriber: Subscriber, marked_id: int) -> bool:
+    """Undo one click of the subscriber's own: its row, the keyword it wrote (if the reader has not
+    removed it already) and what the model learned from it. False, and nothing changed, for any
+    other id (another subscriber's, or one already undone)."""
+    with transaction.atomic():
+        marked = MarkedPaper.objects.select_for_update().filter(pk=marked_id, subscriber=subscriber).first()
+        if marked is None:
+            return False
+        marked.delete()
+        if marked.keyword:
+            undo_learned_keyword(subscriber, marked.keyword)
+        retrain(subscriber)
+    return True

@@ -28,8 +28,9 @@ from django.utils import timezone
 
 from config.logging import log_event
 from digest.chunks import chunked
-from digest.matching.engine import BatchIndex, compile_matcher, match_subscribers, paper_doc
+from digest.matching.engine import BatchIndex, Matcher, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
+from digest.matching.reader_model import with_reader_model
 from digest.models import Candidate, MatchRun, Paper
 from digest.plain_sql import refresh_statistics
 from subscribers.models import Subscriber
@@ -131,13 +132,19 @@ def stored_share(matches_found: int, max_papers: int) -> int:
     return min(matches_found, max(1, settings.MATCH_STORE_PER_MAX_PAPERS * max_papers))
 
 
+def subscriber_matcher(subscriber: Subscriber) -> Matcher:
+    """Everything a subscriber told us, as one Matcher: preferences, liked papers, their own model
+    (topics, liked papers and the model prefetched as store_matches does)."""
+    return with_reader_model(with_liked_papers(compile_matcher(subscriber), subscriber), subscriber)
+
+
 def store_matches(subscriber_ids: list[int], index: BatchIndex, papers: QuerySet) -> int:
     """Match the active subscribers among `subscriber_ids` against the index of `papers`; store new
     candidates, at most `stored_share` per subscriber, the last stored counting the others."""
     subscribers = list(
-        Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE).prefetch_related(
-            "topics", LIKED_PREFETCH
-        )
+        Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)
+        .select_related("reader_model")
+        .prefetch_related("topics", LIKED_PREFETCH)
     )
     already = set(
         Candidate.objects.filter(subscriber_id__in=subscriber_ids, paper__in=papers).values_list(
@@ -145,7 +152,7 @@ def store_matches(subscriber_ids: list[int], index: BatchIndex, papers: QuerySet
         )
     )
     already |= liked_paper_ids(subscribers)
-    matchers = {subscriber.id: with_liked_papers(compile_matcher(subscriber), subscriber) for subscriber in subscribers}
+    matchers = {subscriber.id: subscriber_matcher(subscriber) for subscriber in subscribers}
     found = match_subscribers(matchers, index)
     rows = []
     for subscriber in subscribers:

@@ -301,3 +301,8 @@ class PaperSimilarity:
         the others (digest/matching/liked.py subtracts it, as a linear model's negatives would)."""
         mean_paper = np.asarray(self._papers_t.mean(axis=1)).ravel()
         return (self._papers_t.T @ mean_paper).astype(np.float32, copy=False)
+
+    def term_rows(self, columns: np.ndarray) -> sparse.csr_matrix:
+        """The papers' TF-IDF weights of the given vocabulary columns, one row per column (a reader's
+        own model, digest/matching/reader_model.py, is a weight per term)."""
+        return self._papers_t[columns]

@@ -6,7 +6,7 @@ importing it.
 
 from django import template
 
-from digest.models import LikedPaper
+from digest.models import LikedPaper, MarkedPaper
 from digest.papers.liked_papers import liked_list
 
 register = template.Library()
@@ -16,7 +16,10 @@ register = template.Library()
 def liked_papers_section(context: template.Context) -> dict:
     subscriber = context["subscriber"]
     rows = liked_list(subscriber)
+    marked = list(MarkedPaper.objects.filter(subscriber=subscriber).select_related("paper"))
     return {
+        "more": [row for row in marked if row.direction == MarkedPaper.Direction.MORE],
+        "less": [row for row in marked if row.direction == MarkedPaper.Direction.LESS],
         "csrf_token": context.get("csrf_token"),
         "token": context["token"],
         "liked": rows,

@@ -29,6 +29,7 @@ TOKEN_VIEWS = {
     "digest:feedback_paper",
     "digest:liked_papers",
     "digest:remove_liked",
+    "digest:undo_marked",
 }
 
 
@@ -169,7 +170,7 @@ def test_the_list_of_token_pages_is_complete():
 def urls_for(route: str, token: str) -> str:
     return "/" + route.replace("<str:token>", token).replace("<int:paper_id>", "1").replace(
         "<str:direction>", "more"
-    ).replace("<int:liked_id>", "1")
+    ).replace("<int:liked_id>", "1").replace("<int:marked_id>", "1")
 
 
 def test_every_token_page_is_private_and_never_stored_whatever_the_token(client, digest):
@@ -185,6 +186,7 @@ def test_every_token_page_is_private_and_never_stored_whatever_the_token(client,
         "digest:feedback_paper": make_token(subscriber, "feedback", {"digest": delivery.pk}),
         "digest:liked_papers": make_token(subscriber, "manage"),
         "digest:remove_liked": make_token(subscriber, "manage"),
+        "digest:undo_marked": make_token(subscriber, "manage"),
     }
     client = Client(raise_request_exception=False)
     for name, route in token_routes():

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from digest.delivery.digest_email import build_digest_context, feedback_url
 from digest.matching.engine import BatchIndex, compile_matcher, match_many, paper_doc
-from digest.matching.feedback import add_keyword, apply_feedback, less_like_this_term, more_like_this_term, title_words
+from digest.matching.feedback import add_keyword, apply_feedback, less_like_this_term, title_words
+from digest.models import MarkedPaper, ReaderModel
 from subscribers.keywords import parse_keywords
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token
@@ -45,10 +46,6 @@ def test_title_words_leave_out_a_leading_name_and_vague_words():
     ]
 
 
-def test_more_like_this_picks_the_title_phrase_other_papers_share(papers):
-    assert more_like_this_term(by_title(papers, "HNeRV")) == "neural representation"
-
-
 def test_less_like_this_never_excludes_what_the_subscriber_asked_for(papers):
     subscriber = make_subscriber(keywords='"neural representation", videos')
 
@@ -76,16 +73,17 @@ def test_adding_to_a_space_separated_string_keeps_its_terms_separate():
 # --- the change -------------------------------------------------------------------------------
 
 
-def test_more_like_this_adds_a_phrase_and_the_primary_category(papers):
+def test_more_like_this_marks_the_paper_and_leaves_the_typed_preferences_alone(papers):
     subscriber = make_subscriber(keywords="interpretability", categories=["cs.CL"])
+    paper = by_title(papers, "HNeRV")
 
-    change = apply_feedback(subscriber, by_title(papers, "HNeRV"), "more")
+    change = apply_feedback(subscriber, paper, "more")
 
     subscriber.refresh_from_db()
-    assert (change.keyword, change.category) == ('"neural representation"', "cs.CV")
-    assert subscriber.keywords == 'interpretability, "neural representation"'
-    assert subscriber.categories == ["cs.CL", "cs.CV"]
-    assert "neural representation" in [t.text for t in parse_keywords(subscriber.keywords).include]
+    assert change.marked and change.keyword == ""
+    assert (subscriber.keywords, subscriber.categories) == ("interpretability", ["cs.CL"])
+    marks = list(MarkedPaper.objects.values_list("subscriber", "paper", "direction"))
+    assert marks == [(subscriber.pk, paper.pk, "more")]
 
 
 def test_less_like_this_adds_a_fewer_term_the_matcher_understands(papers):
@@ -94,7 +92,8 @@ def test_less_like_this_adds_a_fewer_term_the_matcher_understands(papers):
     change = apply_feedback(subscriber, by_title(papers, "Circuit Component Reuse"), "less")
 
     subscriber.refresh_from_db()
-    assert change.keyword.startswith("~") and change.category == ""
+    assert change.keyword.startswith("~") and change.marked
+    assert MarkedPaper.objects.get(subscriber=subscriber).keyword == change.keyword
     query = parse_keywords(subscriber.keywords)
     assert [t.text for t in query.fewer] == [change.keyword[1:]] and not query.exclude
 
@@ -107,7 +106,44 @@ def test_the_same_feedback_twice_changes_nothing_the_second_time(papers):
     again = apply_feedback(subscriber, paper, "more")
 
     assert not again.changed
-    assert again.already == ['"neural representation"', "cs.CV"]
+    assert MarkedPaper.objects.filter(subscriber=subscriber).count() == 1
+
+
+def test_a_click_the_other_way_replaces_the_first(papers):
+    subscriber = make_subscriber(keywords="")
+    paper = by_title(papers, "HNeRV")
+    apply_feedback(subscriber, paper, "more")
+
+    change = apply_feedback(subscriber, paper, "less")
+
+    assert change.changed
+    assert list(MarkedPaper.objects.values_list("direction", flat=True)) == ["less"]
+
+
+def test_more_after_less_on_the_same_paper_takes_the_fewer_term_out(papers):
+    subscriber = make_subscriber(keywords="videos")
+    paper = by_title(papers, "HNeRV")
+    written = apply_feedback(subscriber, paper, "less").keyword
+    subscriber.refresh_from_db()
+    assert written in subscriber.keywords
+
+    apply_feedback(subscriber, paper, "more")
+
+    subscriber.refresh_from_db()
+    assert subscriber.keywords == "videos" and written not in subscriber.learned_keywords
+    assert list(MarkedPaper.objects.values_list("direction", "keyword")) == [("more", "")]
+
+
+def test_two_marked_papers_train_the_readers_model_and_one_alone_does_not(papers):
+    subscriber = make_subscriber(keywords="")
+    apply_feedback(subscriber, by_title(papers, "HNeRV"), "more")
+    assert not ReaderModel.objects.exists()
+
+    apply_feedback(subscriber, by_title(papers, "Circuit Component Reuse"), "less")
+
+    model = ReaderModel.objects.get(subscriber=subscriber)
+    assert (model.positives, model.negatives) == (1, 1) and model.from_clicks and not model.from_liked
+    assert 0 < len(model.terms) == len(model.weights) <= 300
 
 
 # --- the view -----------------------------------------------------------------------------------
@@ -133,10 +169,8 @@ def test_confirming_changes_the_preferences_and_says_what_changed(client, papers
 
     assert response.status_code == 200
     text = response.content.decode()
-    assert "added the keyword <code>&quot;neural representation&quot;</code>" in text
-    assert "added the category <code>cs.CV</code>" in text
-    subscriber.refresh_from_db()
-    assert subscriber.categories == ["cs.CV"]
+    assert "your digest now learns to pick more papers like this one" in text
+    assert MarkedPaper.objects.filter(subscriber=subscriber, paper=paper, direction="more").exists()
 
 
 def test_a_less_link_posts_a_fewer_term(client, papers):
@@ -164,11 +198,11 @@ def test_a_digest_link_asks_then_changes_the_preferences(client, sent_digest):
 
     asked = client.get(path_of(items[0].more_url))
     assert asked.status_code == 200 and candidates[0].paper.title.encode() in asked.content
-    assert Subscriber.objects.get(pk=subscriber.pk).categories == []
+    assert not MarkedPaper.objects.exists()
 
     done = client.post(path_of(items[0].more_url))
-    assert done.status_code == 200 and "added the category" in done.content.decode()
-    assert Subscriber.objects.get(pk=subscriber.pk).categories == [candidates[0].paper.primary_category]
+    assert done.status_code == 200 and "learns to pick more papers like this one" in done.content.decode()
+    assert MarkedPaper.objects.get().paper_id == candidates[0].paper_id
 
 
 def test_a_digest_link_edited_to_a_paper_outside_that_digest_is_refused(client, sent_digest):

@@ -1,0 +1,114 @@
+"""A reader's own model: trained from the papers they marked and liked, it picks papers like the
+"more" ones ("More like papers you marked"), lowers others, and never lowers a paper matching the
+reader's own keyword."""
+
+import numpy as np
+import pytest
+
+from digest.matching import reader_model
+from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many
+from digest.matching.feedback import apply_feedback
+from digest.matching.runs import subscriber_matcher
+from digest.matching.similarity import paper_text
+from digest.models import LikedPaper, ReaderModel
+from subscribers.models import Subscriber
+from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
+
+# Seed papers: the reader marked two video neural representations "more", a circuits paper "less".
+MORE = (1, 5)  # NERV++, HNeRV
+LESS = (7,)  # Circuit Component Reuse Across Tasks in Transformer Language Models
+VIDEO = {2, 18, 43}  # NIRVANA, Progressive Fourier, Boosting Neural Representations for Videos
+EXAMPLES = MORE + LESS
+
+
+@pytest.fixture(scope="module")
+def seeds():
+    return seed_papers()
+
+
+@pytest.fixture(scope="module")
+def weights(seeds):
+    texts = [paper_text(*paper) for paper in seeds]
+    background = [text for number, text in enumerate(texts) if number not in EXAMPLES]
+    return reader_model.train([texts[n] for n in MORE], [texts[n] for n in LESS], background)
+
+
+@pytest.fixture(scope="module")
+def index(seeds):
+    return BatchIndex([PaperDoc(id=n, title=t, abstract=a) for n, (t, a) in enumerate(seeds) if n not in EXAMPLES])
+
+
+def test_the_model_is_a_few_hundred_weights_over_word_stems(weights):
+    assert 0 < len(weights.terms) == len(weights.weights) <= reader_model.MAX_TERMS
+    assert "video" in weights.terms[:20] and dict(zip(weights.terms, weights.weights, strict=True))["video"] > 0
+
+
+def test_the_model_ranks_papers_like_the_marked_ones_first(weights, index):
+    above = reader_model.standardized(reader_model.logits(weights, index))
+
+    top = set(index.ids[np.argsort(-above)[:4]].tolist())
+
+    assert len(top & VIDEO) >= 2
+
+
+def test_papers_the_model_picks_say_so_and_only_those(weights, index):
+    found = match_many([Matcher(reader=weights)], index, keep=index.size)[0]
+
+    picked = {paper for paper, reason in zip(found.paper_ids, found.reasons, strict=True) if "marked" in reason}
+    assert picked and picked <= VIDEO
+    assert all(reason == "More like papers you marked" for reason in found.reasons)
+
+
+def test_the_model_never_lowers_a_paper_matching_the_readers_own_keyword(weights, index):
+    """The model dislikes circuits papers (one was marked "less"); the reader's own keyword wins."""
+    own = build_matcher(keywords="circuit", interests="interpretability of language models")
+    alone, with_model = match_many([own, Matcher(**{**vars(own), "reader": weights})], index, keep=index.size)
+
+    relevance = dict(zip(with_model.paper_ids, with_model.relevance, strict=True))
+    holding = [
+        paper for paper, reason in zip(alone.paper_ids, alone.reasons, strict=True) if "keyword 'circuit'" in reason
+    ]
+    assert holding
+    for paper in holding:
+        assert relevance[paper] >= dict(zip(alone.paper_ids, alone.relevance, strict=True))[paper]
+
+
+def test_the_model_lowers_other_papers_unlike_the_marked_ones(weights, index):
+    interest = build_matcher(interests="vision transformers and language models")
+    alone, with_model = match_many([interest, Matcher(**{**vars(interest), "reader": weights})], index, keep=index.size)
+
+    after = dict(zip(with_model.paper_ids, with_model.relevance, strict=True))
+    lowered = {
+        paper for paper, before in zip(alone.paper_ids, alone.relevance, strict=True) if after.get(paper, 0) < before
+    }
+    assert lowered and not lowered & VIDEO
+
+
+@pytest.mark.django_db
+def test_clicks_train_the_model_a_run_uses_and_its_reason_counts_liked_papers_truthfully(seeds):
+    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
+    reader = make_subscriber(keywords="")
+    for n in MORE:
+        apply_feedback(reader, papers[n], "more")
+
+    loaded = Subscriber.objects.select_related("reader_model").get(pk=reader.pk)
+    matcher = subscriber_matcher(loaded)
+    assert matcher.reader is not None and matcher.reader.reason == "more like papers you marked"
+
+    LikedPaper.objects.create(subscriber=reader, paper=papers[43], state=LikedPaper.State.KNOWN)
+    reader_model.retrain(reader)
+    stored = ReaderModel.objects.get(subscriber=reader)
+    assert (stored.positives, stored.from_liked) == (3, True)
+    loaded = Subscriber.objects.select_related("reader_model").get(pk=reader.pk)
+    assert subscriber_matcher(loaded).reader.reason == "more like papers you liked and marked"
+
+
+@pytest.mark.django_db
+def test_a_liked_list_alone_trains_no_model(seeds):
+    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds[:10])]
+    reader = make_subscriber(keywords="")
+    for n in MORE:
+        LikedPaper.objects.create(subscriber=reader, paper=papers[n], state=LikedPaper.State.KNOWN)
+
+    assert reader_model.retrain(reader) is None
+    assert not ReaderModel.objects.exists()
