@@ -87,6 +87,10 @@ class PythonSink:
     def value(self) -> int:
         return self._received.value
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     def stop(self) -> None:
         self._process.terminate()
 
@@ -119,6 +123,7 @@ class CSink:
                 time.sleep(0.05)
         self._base = 0
         self._base = self.value  # the probe connections above counted no message, but be exact
+        self.pid = self._process.pid
 
     @property
     def value(self) -> int:
@@ -191,6 +196,38 @@ def busy_cpu_seconds() -> float:
     with open("/proc/stat") as stat:
         ticks = [int(value) for value in stat.readline().split()[1:]]
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def run_seconds(pid: int | None) -> float:
+    """The CPU time a process of this machine has had, to the nanosecond (/proc/<pid>/schedstat);
+    0 when it is unknown or gone."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as stat:
+            return int(stat.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+_backend_pid: int | None = None
+
+
+def backend_cpu_seconds() -> float:
+    """CPU time of this process's PostgreSQL backend so far (the server runs on this machine)."""
+    global _backend_pid
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    if _backend_pid is None or connection.connection is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            _backend_pid = cursor.fetchone()[0]
+    return run_seconds(_backend_pid)
 
 
 def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
@@ -286,13 +323,17 @@ def run(args, ctx, received) -> None:
     dispatch_seconds = time.perf_counter() - started
     connections.close_all()
     chunks = list(chunked(ids, settings.DIGEST_CHUNK_SIZE))
-    cpu_before = busy_cpu_seconds()
+    cpu_before, sink_before = busy_cpu_seconds(), run_seconds(received.pid)
     started = time.perf_counter()
     sent = empty = 0
+    spent: dict[int, tuple[float, float]] = {}  # per worker: its CPU and its backend's so far
     with ctx.Pool(args.workers, initializer=os.nice, initargs=(args.worker_nice,)) as pool:
-        for done, (chunk_sent, chunk_empty, worker_peak) in enumerate(pool.imap_unordered(_send, chunks), 1):
+        for done, (chunk_sent, chunk_empty, worker_peak, worker, cpu) in enumerate(
+            pool.imap_unordered(_send, chunks), 1
+        ):
             sent += chunk_sent
             empty += chunk_empty
+            spent[worker] = max(spent.get(worker, cpu), cpu)
             if done % max(1, len(chunks) // 10) == 0:
                 elapsed = time.perf_counter() - started
                 print(
@@ -301,7 +342,9 @@ def run(args, ctx, received) -> None:
                     flush=True,
                 )
     send_seconds = time.perf_counter() - started
-    cpu_seconds = busy_cpu_seconds() - cpu_before
+    cpu_seconds, sink_seconds = busy_cpu_seconds() - cpu_before, run_seconds(received.pid) - sink_before
+    workers_seconds = sum(worker for worker, _ in spent.values())
+    backends_seconds = sum(backend for _, backend in spent.values())
     assert settled(received, sent) == sent, (received.value, sent)
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == sent
     digests_per_s = sent / (dispatch_seconds + send_seconds)
@@ -314,6 +357,13 @@ def run(args, ctx, received) -> None:
         f"while sending, the machine's {os.cpu_count()} cores were "
         f"{cpu_seconds / send_seconds / os.cpu_count():.0%} busy: "
         f"{cpu_seconds / max(sent, 1) * 1000:.2f} ms of CPU per digest (workers, sink and database)",
+        flush=True,
+    )
+    per = 1000 / max(sent, 1)
+    print(
+        f"CPU per digest of this run's own processes (other load not counted): workers "
+        f"{workers_seconds * per:.2f} ms, their database backends {backends_seconds * per:.2f} ms, "
+        f"sink {sink_seconds * per:.2f} ms",
         flush=True,
     )
 
@@ -335,7 +385,8 @@ def run(args, ctx, received) -> None:
         f"subscribers={len(ids)} digests_per_s={digests_per_s:.0f} plain_per_s={plain_per_s:.0f} "
         f"ceiling_per_s={ceiling_per_s:.0f} peak_mb={peak:.0f} "
         f"sink={'c' if isinstance(received, CSink) else 'python'} "
-        f"worker_nice={args.worker_nice}"
+        f"worker_nice={args.worker_nice} worker_cpu_ms={workers_seconds * per:.2f} "
+        f"database_cpu_ms={backends_seconds * per:.2f} sink_cpu_ms={sink_seconds * per:.2f}"
     )
 
 
@@ -443,11 +494,13 @@ def _match(job) -> int:
     return match_chunk(run_id, chunk)
 
 
-def _send(chunk) -> tuple[int, int, float]:
+def _send(chunk) -> tuple[int, int, float, int, tuple[float, float]]:
+    """Send a chunk; returns its counts, this worker's peak memory, its pid, and the CPU time it
+    and its database backend have had so far."""
     from digest.delivery.sending import send_delivery_chunk
 
     result = send_delivery_chunk(chunk)
-    return result.sent, result.empty, peak_mb()
+    return result.sent, result.empty, peak_mb(), os.getpid(), (own_cpu_seconds(), backend_cpu_seconds())
 
 
 def plain_way(delivery_ids: list[int], received) -> float:

@@ -235,6 +235,9 @@ if SEND_ASYNC_COMMIT and DB_TRANSACTION_POOLING:
 # Accepted digests recorded `sent` in one statement (and subscribers looked at in one query): a
 # worker killed mid-chunk may resend up to this many, same Message-IDs; 1 records each on its own.
 SEND_OUTCOME_BATCH = env_int("SEND_OUTCOME_BATCH", 10)
+# ...and recorded before the worker waits longer than this for the mail server's verdict; 0 records
+# whenever the verdict is not already there.
+SEND_RECORD_GRACE_MS = env_float("SEND_RECORD_GRACE_MS", 5.0)
 # A digest larger than this (bytes, as sent) leaves out its largest papers until it fits, or fails.
 DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 1_000_000)
 # Refused messages (not addresses: see mail/refusals.py): /healthz says "degraded" when more than

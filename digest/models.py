@@ -173,9 +173,14 @@ class Delivery(models.Model):
         FAILED = "failed"
         BOUNCED = "bounced"
 
-    subscriber = models.ForeignKey("subscribers.Subscriber", on_delete=models.CASCADE, related_name="deliveries")
+    # Every index is written again each time a digest is claimed and recorded (a status change
+    # is never a HOT update): no index of its own, as the (subscriber, period) one leads with it,
+    # and one plain index on status (Meta), without the LIKE index a db_index would add.
+    subscriber = models.ForeignKey(
+        "subscribers.Subscriber", on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     period = models.CharField(max_length=20, help_text="e.g. 2026-11-26 (daily) or 2026-W48 (weekly)")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     scheduled_for = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -196,7 +201,10 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["subscriber", "period"], name="delivery_unique_subscriber_period")
         ]
         # The admin lists deliveries newest first and the dashboard reads the last days.
-        indexes = [models.Index(fields=["scheduled_for", "id"], name="delivery_scheduled")]
+        indexes = [
+            models.Index(fields=["scheduled_for", "id"], name="delivery_scheduled"),
+            models.Index(fields=["status"], name="delivery_status"),  # the retry sweep's pending rows
+        ]
 
     def __str__(self) -> str:
         return f"digest {self.period} for subscriber {self.subscriber_id}"

@@ -80,56 +80,112 @@ def update_each(
     of the `key` field (the primary key by default) to the values for the rows that have it.
 
     Django's bulk_update writes a CASE WHEN per field and row, which costs milliseconds to build for
-    a chunk of a hundred; this joins a VALUES list instead (PostgreSQL, and SQLite 3.33 and newer).
-    With `only_unset`, rows whose fields are already set (not NULL) are left alone. `same` sets
-    fields to one value for every row (None included), and only rows that also have the `where`
-    values change: `filter(**where)` then `update(**same)` with per-row values beside.
-    A column whose values are all None would have no type on PostgreSQL: give it in `same`.
+    a chunk of a hundred; this joins the rows' values instead: one array per field on PostgreSQL
+    (`unnest`, as `insert_rows` does), a VALUES list on SQLite (3.33 and newer). With `only_unset`,
+    rows whose fields are already set (not NULL) are left alone. `same` sets fields to one value
+    for every row (None included), and only rows that also have the `where` values change:
+    `filter(**where)` then `update(**same)` with per-row values beside.
+    A column whose values are all None would have no type on SQLite: give it in `same`.
     """
     if not rows:
         return 0
+    with connection.cursor() as cursor:
+        cursor.execute(*_update_each_sql(model, names, rows, key, only_unset, same or {}, where or {}, ()))
+        return cursor.rowcount
+
+
+def update_each_returning(
+    model: type[Model],
+    names: Sequence[str],
+    rows: Mapping[Key, Sequence[object]],
+    returning: Sequence[str],
+    *,
+    key: str | None = None,
+    only_unset: bool = False,
+) -> list[tuple]:
+    """`update_each`, returning the fields `returning` of every row it changed (as stored, not
+    converted back to Python values: plain numbers and strings)."""
+    if not rows:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(*_update_each_sql(model, names, rows, key, only_unset, {}, {}, returning))
+        return cursor.fetchall()
+
+
+def _update_each_sql(
+    model: type[Model],
+    names: Sequence[str],
+    rows: Mapping[Key, Sequence[object]],
+    key: str | None,
+    only_unset: bool,
+    same: Mapping[str, object],
+    where: Mapping[str, object],
+    returning: Sequence[str],
+) -> tuple[str, list]:
     fields = [_column(model, name) for name in names]
     key_column, key_field = _column(model, key or model._meta.pk.name)
-    params: list = []
-    for key_value, values in rows.items():
-        params.append(key_field.get_db_prep_save(key_value, connection))
-        params.extend(
-            field.get_db_prep_save(value, connection) for (_, field), value in zip(fields, values, strict=True)
-        )
-    width = len(names) + 1
-    values_sql = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
     table = connection.ops.quote_name(model._meta.db_table)
-    # VALUES columns are named column1, column2... by both PostgreSQL and SQLite.
+    # Both sources name their columns column1, column2... (SQLite's VALUES does so itself).
     assignments = [f"{column} = new.column{n}" for n, (column, _) in enumerate(fields, 2)]
     set_params, where_params = [], []
-    for name, value in (same or {}).items():
+    for name, value in same.items():
         column, field = _column(model, name)
         assignments.append(f"{column} = %s")
         set_params.append(field.get_db_prep_save(value, connection))
     conditions = "".join(f" AND {table}.{column} IS NULL" for column, _ in fields) if only_unset else ""
-    for name, value in (where or {}).items():
+    for name, value in where.items():
         column, field = _column(model, name)
         conditions += f" AND {table}.{column} = %s"
         where_params.append(field.get_db_prep_save(value, connection))
-    with connection.cursor() as cursor:
-        sql = (
-            # S608: only the model's quoted table and column names are formatted in; values are parameters.
-            f"UPDATE {table} SET {', '.join(assignments)} FROM (VALUES {values_sql}) AS new "  # noqa: S608
-            f"WHERE {table}.{key_column} = new.column1{conditions}"
-        )
-        cursor.execute(sql, set_params + params + where_params)
-        return cursor.rowcount
+    every = [(key_column, key_field), *fields]
+    if connection.vendor == "postgresql":
+        # One array per column: a statement of a few parameters whose text is the same whatever
+        # the number of rows, where a VALUES list costs psycopg more to build than the update.
+        arrays_of: list[list] = [[] for _ in every]
+        for key_value, values in rows.items():
+            for array, (_, field), value in zip(arrays_of, every, (key_value, *values), strict=True):
+                array.append(field.get_db_prep_save(value, connection))
+        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for _, field in every)
+        names_sql = ", ".join(f"column{n}" for n in range(1, len(every) + 1))
+        source, params = f"unnest({arrays}) AS new({names_sql})", arrays_of
+    else:
+        params = []
+        for key_value, values in rows.items():
+            params.append(key_field.get_db_prep_save(key_value, connection))
+            params.extend(
+                field.get_db_prep_save(value, connection) for (_, field), value in zip(fields, values, strict=True)
+            )
+        row_sql = "(" + ", ".join(["%s"] * len(every)) + ")"
+        source = f"(VALUES {', '.join([row_sql] * len(rows))}) AS new"
+    tail = ""
+    if returning:
+        # Unqualified: SQLite's RETURNING names the updated table's columns only.
+        tail = " RETURNING " + ", ".join(_column(model, name)[0] for name in returning)
+    sql = (
+        # S608: only the model's quoted table and column names are formatted in; values are parameters.
+        f"UPDATE {table} SET {', '.join(assignments)} FROM {source} "  # noqa: S608
+        f"WHERE {table}.{key_column} = new.column1{conditions}{tail}"
+    )
+    return sql, set_params + params + where_params
 
 
-def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ignore_conflicts: bool = False) -> None:
+def insert_rows(
+    model: type[Model],
+    rows: Sequence[Mapping[str, object]],
+    *,
+    ignore_conflicts: bool = False,
+    returning: Sequence[str] = (),
+) -> list[tuple]:
     """`model.objects.bulk_create([model(**row) for row in rows], ignore_conflicts=...)` for plain
     values, without building an instance per row (bulk_create spends about 0.1 ms on each).
 
     Every row gives the same fields; the others get their default, or the time of the call for
-    `auto_now` and `auto_now_add` fields, as bulk_create gives them.
+    `auto_now` and `auto_now_add` fields, as bulk_create gives them. Returns the fields
+    `returning` of the rows inserted (with `ignore_conflicts`, only those this call inserted), as
+    stored.
     """
     if not rows:
-        return
+        return []
     given = list(rows[0])
     fields = {name: _column(model, name) for name in given}
     now = timezone.now()
@@ -157,6 +213,9 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join([column for column, _ in fields.values()] + [connection.ops.quote_name(c) for c in constant])
     conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    if returning:
+        conflict += " RETURNING " + ", ".join(_column(model, name)[0] for name in returning)
+    inserted: list[tuple] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One array per column: a statement of a few parameters, where a VALUES list of
@@ -167,7 +226,7 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
             # S608: only quoted names and types from the model's metadata are formatted in; values are parameters.
             sql = f"INSERT INTO {table} ({names}) SELECT *{scalars} FROM unnest({arrays}){conflict}"  # noqa: S608
             cursor.execute(sql, [value for _, value in constant.values()] + columns)
-            return
+            return cursor.fetchall() if returning else []
         tail = [value for _, value in constant.values()]
         width = len(given) + len(tail)
         per_batch = max(1, (connection.features.max_query_params or 999) // width)
@@ -180,6 +239,9 @@ def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]], *, ign
             values = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(batch))
             # S608: only the model's quoted table and column names are formatted in; values are parameters.
             cursor.execute(f"INSERT INTO {table} ({names}) VALUES {values}{conflict}", params)  # noqa: S608
+            if returning:
+                inserted += cursor.fetchall()
+    return inserted
 
 
 def insert_for_each(

@@ -1,23 +1,24 @@
 """Claiming queued digests exactly once, and fixing what each holds on its first attempt.
 
-Claiming moves a Delivery from `queued` to `sending` atomically (`select_for_update(skip_locked=
-True)` on PostgreSQL, a compare-and-set elsewhere), so a task that runs twice, or two workers
-given the same ids, never send the same digest twice. What happens to a claimed digest, and the
+Claiming moves a Delivery from `queued` to `sending` atomically (its row locked with
+`select_for_update(skip_locked=True)` on PostgreSQL, under the write lock SQLite takes for the
+transaction), so a task that runs twice, or two workers given the same ids, never send the same
+digest twice. What happens to a claimed digest, and the
 rules for retries and pauses, are in digest/delivery/sending.py.
 """
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Count, F, Prefetch, Q, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import BooleanField, ExpressionWrapper, F, Prefetch, Q, Sum
 
 from digest.delivery.picks import Pick, load_papers, load_picks
 from digest.delivery.refusal_alarm import pause_until
 from digest.models import Candidate, Delivery
-from digest.plain_sql import update_each
+from digest.plain_sql import update_each, update_each_returning
 from mail.rendering import new_message_id
 from subscribers.models import Subscriber, Topic
 
@@ -31,39 +32,65 @@ def claimable(now: datetime) -> Q:
     )
 
 
-def claim_chunk(delivery_ids: list[int], now: datetime) -> tuple[list[Delivery], dict[int, Subscriber]]:
-    """Move the claimable deliveries among `delivery_ids` to `sending`; returns those claimed and
-    their subscribers who are still active.
+def claim_chunk(
+    delivery_ids: list[int], now: datetime
+) -> tuple[list[Delivery], dict[int, Subscriber], dict[int, list[Pick]]]:
+    """Claim the claimable deliveries among `delivery_ids` and fix what the first attempts hold;
+    returns those claimed, their subscribers who are still active, and the papers each shows.
 
-    On PostgreSQL the rows are locked with SKIP LOCKED, so a second worker passes over them at
-    once; elsewhere the update is a compare-and-set on the claimable condition (SQLite runs the
-    transaction under its write lock, so the rows read are the rows changed).
+    In one transaction (one commit):
+    1. Read the listed rows by id, each with whether it is claimable now and its subscriber's
+       `max_papers` and status. On PostgreSQL they are locked with SKIP LOCKED, so a second
+       worker passes over them at once; SQLite runs the transaction under its write lock. Being
+       claimable is computed, not filtered on, so the rows are found by primary key whatever the
+       planner's statistics say about statuses (filtered, PostgreSQL read every queued delivery
+       of the slot for each chunk when its statistics predated the dispatch).
+    2. First attempts of active subscribers take their waiting candidates (`fix_content`).
+    3. One UPDATE moves the claimable rows to `sending` with their attempt counted, and gives
+       first attempts their counts and Message-ID. It changes every row read (the rows are
+       locked); should it not, another writer got in and nothing is claimed.
     """
-    claim = {"status": Delivery.Status.SENDING, "claimed_at": now, "attempts": F("attempts") + 1}
     with transaction.atomic():
-        rows = Delivery.objects.filter(claimable(now), id__in=delivery_ids).order_by("id")
+        rows = (
+            Delivery.objects.filter(id__in=delivery_ids)
+            .annotate(
+                claimable_now=ExpressionWrapper(claimable(now), output_field=BooleanField()),
+                max_papers=F("subscriber__max_papers"),
+                subscriber_active=ExpressionWrapper(
+                    Q(subscriber__status=Subscriber.Status.ACTIVE), output_field=BooleanField()
+                ),
+            )
+            .order_by("id")
+        )
         if db_connection.vendor == "postgresql":
-            rows = rows.select_for_update(skip_locked=True)
-        claimed = list(rows)
-        ids = [d.id for d in claimed]
-        if Delivery.objects.filter(claimable(now), id__in=ids).update(**claim) == len(ids):
-            for delivery in claimed:
-                delivery.status, delivery.claimed_at, delivery.attempts = (
-                    Delivery.Status.SENDING,
-                    now,
-                    delivery.attempts + 1,
-                )
-        else:  # another writer got in between (a database without row locks or a write lock)
-            claimed = list(Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at=now))
+            rows = rows.select_for_update(skip_locked=True, of=("self",))
+        read = [
+            (delivery, delivery.subscriber_active, delivery.max_papers) for delivery in rows if delivery.claimable_now
+        ]
+        claimed: list[Delivery] = [delivery for delivery, _, _ in read]
+        first: list[Delivery] = [delivery for delivery, active, _ in read if active and not delivery.message_id]
+        attached = fix_content(first, {d.subscriber_id: max_papers for d, _, max_papers in read})
+        for delivery in claimed:
+            delivery.status, delivery.claimed_at = Delivery.Status.SENDING, now
+            delivery.attempts += 1
+        changed = update_each(
+            Delivery,
+            ("attempts", "paper_count", "more_count", "message_id"),
+            {d.id: (d.attempts, d.paper_count, d.more_count, d.message_id) for d in claimed},
+            same={"status": Delivery.Status.SENDING, "claimed_at": now},
+        )
+        if changed != len(claimed):
+            transaction.set_rollback(True)
+            return [], {}, {}
     subscribers = load_subscribers([d.subscriber_id for d in claimed]) if claimed else {}
-    # The subscribers are read between the two transactions: SQLite writes one transaction at a
-    # time, and every other worker's outcomes wait for it. Content not fixed when a worker dies
-    # is fixed when the rows are claimed again.
-    first = [d for d in claimed if d.subscriber_id in subscribers and not d.message_id]
-    if first:
-        with transaction.atomic():
-            fix_content(first, {d.subscriber_id: subscribers[d.subscriber_id].max_papers for d in first})
-    return claimed, subscribers
+    # Retries show what their first attempt fixed.
+    fixed_now = {d.id for d in first}
+    retried = [d.id for d in claimed if d.id not in fixed_now and d.paper_count]
+    if retried:
+        attached += Candidate.objects.filter(delivery_id__in=retried).values_list(
+            "id", "delivery_id", "paper_id", "score", "reason"
+        )
+    return claimed, subscribers, shown_picks(attached, {d.id: d.paper_count for d in claimed})
 
 
 def load_subscribers(subscriber_ids: list[int]) -> dict[int, Subscriber]:
@@ -93,61 +120,64 @@ def pick_papers(subscriber: Subscriber) -> tuple[list[Pick], int]:
     return picks, len(waiting) - len(shown) + unstored
 
 
-def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> None:
-    """On a first attempt, attach the waiting candidates and give the digest its Message-ID.
+def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> list[tuple]:
+    """On a first attempt, attach the waiting candidates, set the counts and a Message-ID on the
+    deliveries (saved by the caller, with the claim); returns the candidates attached, as
+    (id, delivery_id, paper_id, score, reason).
 
-    The counts are taken from what was attached, so a match run adding candidates meanwhile
-    cannot make them disagree with the delivery's papers.
+    The counts are taken from what was attached, in the same statement, so a match run adding
+    candidates meanwhile cannot make them disagree with the delivery's papers.
     """
     first = [d for d in deliveries if not d.message_id]
     if not first:
-        return
+        return []
     # A subscriber's waiting candidates join its delivery (the oldest, should a chunk hold two).
     oldest: dict[int, tuple[int]] = {}
     for delivery in sorted(first, key=lambda d: d.id):
         oldest.setdefault(delivery.subscriber_id, (delivery.id,))
-    update_each(Candidate, ("delivery",), oldest, key="subscriber", only_unset=True)
-    attached = (
-        Candidate.objects.filter(delivery_id__in=[d.id for d in first])
-        .values("delivery_id")
-        .annotate(n=Count("id"), unstored=Sum("unstored"))
+    attached = update_each_returning(
+        Candidate,
+        ("delivery",),
+        oldest,
+        ("id", "delivery", "paper", "score", "reason", "unstored"),
+        key="subscriber",
+        only_unset=True,
     )
-    counts = {
-        delivery_id: (n, unstored) for delivery_id, n, unstored in attached.values_list("delivery_id", "n", "unstored")
-    }
+    counts: dict[int, list[int]] = {d.id: [0, 0] for d in first}
+    for _, delivery_id, _, _, _, unstored in attached:
+        counts[delivery_id][0] += 1
+        counts[delivery_id][1] += unstored
     for delivery in first:
-        found, unstored = counts.get(delivery.id, (0, 0))
+        found, unstored = counts[delivery.id]
         delivery.paper_count = min(found, max_papers[delivery.subscriber_id])
         delivery.more_count = found - delivery.paper_count + unstored
         delivery.message_id = new_message_id()
-    update_each(
-        Delivery,
-        ("paper_count", "more_count", "message_id"),
-        {d.id: (d.paper_count, d.more_count, d.message_id) for d in first},
-    )
+    return [row[:5] for row in attached]
 
 
-def digest_papers(deliveries: list[Delivery]) -> dict[int, list[Pick]]:
-    """The papers each delivery shows: its best `paper_count` candidates (two queries in all).
+def shown_picks(candidates: Iterable[tuple], counts: dict[int, int]) -> dict[int, list[Pick]]:
+    """The papers each delivery shows: the best `counts[delivery]` of its candidates, given as
+    (id, delivery_id, paper_id, score, reason), by score then id, with their papers (one query).
 
     A chunk's hundred digests show the same few hundred papers: each is loaded once, not once
     per digest that shows it, and as plain values (digest/delivery/picks.py).
     """
-    counts = {d.id: d.paper_count for d in deliveries}
-    shown: dict[int, list[Pick]] = {delivery_id: [] for delivery_id in counts}
-    if not any(counts.values()):
-        return shown
-    rank = Window(RowNumber(), partition_by=F("delivery_id"), order_by=[F("score").desc(), F("id").asc()])
-    ranked = Candidate.objects.filter(delivery_id__in=counts).annotate(rank=rank).filter(rank__lte=max(counts.values()))
-    rows = ranked.order_by("delivery_id", "rank").values_list(
-        "id", "delivery_id", "paper_id", "score", "reason", "rank"
-    )
-    chosen = [row for row in rows if row[5] <= counts[row[1]]]
-    papers = load_papers(row[2] for row in chosen)
-    for candidate_id, delivery_id, paper_id, score, reason, _ in chosen:
-        if paper_id in papers:  # else deleted since, and its candidates with it
-            shown[delivery_id].append(Pick(candidate_id, paper_id, papers[paper_id], score, reason))
-    return shown
+    ranked: dict[int, list[tuple]] = {delivery_id: [] for delivery_id in counts}
+    for row in candidates:
+        ranked[row[1]].append(row)
+    chosen = {
+        delivery_id: sorted(rows, key=lambda row: (-row[3], row[0]))[: counts[delivery_id]]
+        for delivery_id, rows in ranked.items()
+    }
+    papers = load_papers(row[2] for rows in chosen.values() for row in rows)
+    return {
+        delivery_id: [
+            Pick(candidate_id, paper_id, papers[paper_id], score, reason)
+            for candidate_id, _, paper_id, score, reason in rows
+            if paper_id in papers  # else deleted since, and its candidates with it
+        ]
+        for delivery_id, rows in chosen.items()
+    }
 
 
 def defer_while_paused(delivery_ids: list[int], now: datetime) -> int:

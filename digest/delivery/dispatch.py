@@ -107,27 +107,21 @@ def create_deliveries(winners: list[Subscriber], now: datetime) -> list[int]:
     """A Delivery per subscriber for the period they were due; ids of the rows created here.
 
     A period that already has its Delivery (e.g. `--now` on a day whose digest went out) gets
-    no second one, and is not queued again.
+    no second one, and is not queued again: the unique (subscriber, period) constraint skips it,
+    and the insert returns the rows it created.
     """
     due_at = {s.id: due_moment(s, now) for s in winners}
     wanted = {(s.id, period_key(s, due_at[s.id])) for s in winners}
-    if not wanted:
-        return []
-    periods = {period for _, period in wanted}
-    existing = set(
-        Delivery.objects.filter(subscriber_id__in=due_at, period__in=periods).values_list("subscriber_id", "period")
-    )
-    fresh = wanted - existing
-    insert_rows(
+    created = insert_rows(
         Delivery,
         [
             {"subscriber_id": sid, "period": period, "scheduled_for": due_at[sid], "queued_at": now}
-            for sid, period in fresh
+            for sid, period in sorted(wanted)
         ],
-        ignore_conflicts=True,  # the unique (subscriber, period) constraint has the last word
+        ignore_conflicts=True,
+        returning=("id",),
     )
-    rows = Delivery.objects.filter(subscriber_id__in={sid for sid, _ in fresh}, period__in=periods)
-    return sorted(i for i, sid, period in rows.values_list("id", "subscriber_id", "period") if (sid, period) in fresh)
+    return sorted(delivery_id for (delivery_id,) in created)
 
 
 def dispatch_due(

@@ -26,11 +26,12 @@ The rules, in one place:
   the server offers PIPELINING), the next digest is built, and only then is the previous one's
   verdict read and recorded.
 - Accepted digests are recorded `sent` together, up to SEND_OUTCOME_BATCH in one statement (one
-  commit), and always before the worker would wait for a verdict (the server's answer to a
-  message's data has not arrived yet), at a pause and at the end of the chunk; other outcomes are
-  recorded at once. A
-  worker killed mid-chunk may thus resend at most SEND_OUTCOME_BATCH digests that the server had
-  accepted (1 records each on its own, as a chunk did before), under their Message-IDs.
+  commit), and always before the worker would wait for a verdict longer than
+  SEND_RECORD_GRACE_MS (the server's answer to a message's data is late), at a pause and at the
+  end of the chunk; other outcomes are recorded at once. A worker killed mid-chunk may thus
+  resend at most SEND_OUTCOME_BATCH digests that the server had accepted (1 records each on its
+  own, as a chunk did before), under their Message-IDs; one killed while the server stalls has
+  recorded all it sent.
 - A chunk is claimed in one transaction. A Delivery left in `sending` longer than
   SENDING_TIMEOUT_SECONDS (its worker died mid-chunk) is claimed again and sent with the same
   Message-ID; a digest the server accepted just before the worker died can thus arrive twice,
@@ -61,7 +62,7 @@ from django.utils import timezone
 
 from config.logging import log_event
 from digest.delivery.chunk_timing import chunk_tally
-from digest.delivery.claims import claim_chunk, defer_while_paused, digest_papers
+from digest.delivery.claims import claim_chunk, defer_while_paused
 from digest.delivery.digest_email import DigestTooLarge, build_digest_within
 from digest.delivery.picks import Pick
 from digest.delivery.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
@@ -249,22 +250,30 @@ def record_sent(chunk: Chunk) -> None:
             log.warning("%d sent deliveries were reclaimed while their worker still held them", len(rows) - recorded)
 
 
-def answer_arrived(connection: BaseEmailBackend) -> bool:
-    """Whether the mail server's next answer is already here, so that reading it will not wait
-    (False when unknown: the caller then records what it holds before reading)."""
+def answer_arrived(connection: BaseEmailBackend, within: float = 0) -> bool:
+    """Whether the mail server's next answer is here, or arrives within `within` seconds, so that
+    reading it will not wait longer (False when unknown: the caller then records what it holds
+    before reading)."""
     sock = getattr(getattr(connection, "connection", None), "sock", None)
     if sock is None:
         return False
     try:
-        return bool(select.select([sock], [], [], 0)[0])
+        return bool(select.select([sock], [], [], within)[0])
     except (OSError, ValueError):
         return False
 
 
 def before_waiting(chunk: Chunk) -> None:
     """About to read an answer from the mail server: record the accepted digests first, unless
-    the answer is already here. A worker killed while it waits has recorded what it sent."""
-    if chunk.unrecorded and not answer_arrived(chunk.connection):
+    the answer is here within SEND_RECORD_GRACE_MS. A worker killed while the server is slower
+    than that has recorded what it sent.
+
+    The grace costs nothing when the answer is late anyway (the commit's own wait for the disk,
+    several milliseconds, is longer), and saves a commit whenever the server is only a little
+    slower than the worker: without it a fast worker committed after every three digests.
+    """
+    grace = settings.SEND_RECORD_GRACE_MS / 1000
+    if chunk.unrecorded and not answer_arrived(chunk.connection, within=grace):
         record_sent(chunk)
 
 
@@ -354,6 +363,10 @@ def hand_over(ready: Ready, chunk: Chunk) -> Outcome | InFlight:
 
 def land(flight: InFlight, chunk: Chunk) -> Outcome:
     """Read the server's verdict on a digest in flight; an accepted one joins those to record."""
+    try:
+        chunk.stream.flush()  # the chunk's last data may still be queued: the verdict waits for it
+    except Exception as error:
+        return _failed(flight.delivery, error, chunk.connection, subject=flight.subject)
     before_waiting(chunk)
     try:
         chunk.stream.verdict(flight.handle)
@@ -485,9 +498,8 @@ def send_delivery_chunk(delivery_ids: list[int], connection: BaseEmailBackend | 
             result.paused = defer_while_paused(list(delivery_ids), now)
             result.not_claimed -= result.paused
         else:
-            claimed, subscribers = claim_chunk(list(delivery_ids), now)
+            claimed, subscribers, papers = claim_chunk(list(delivery_ids), now)
             result.not_claimed -= len(claimed)
-            papers = digest_papers(claimed) if claimed else {}
             send_claimed(claimed, subscribers, papers, connection, limiter, result)
             timing = chunk_tally(time.perf_counter() - started, len(claimed)) if claimed else None
             tally(result.tried, result.refused, chunk=timing)

@@ -144,10 +144,11 @@ def test_insert_rows_stores_what_bulk_create_would_and_skips_conflicts(deliverie
         },  # exists
     ]
 
-    insert_rows(Delivery, rows, ignore_conflicts=True)
+    inserted = insert_rows(Delivery, rows, ignore_conflicts=True, returning=("id", "period"))
     Delivery.objects.bulk_create([Delivery(**rows[0] | {"subscriber_id": other.id})])
 
     by_sql = Delivery.objects.get(subscriber=subscriber, period="2026-11-27")
+    assert inserted == [(by_sql.id, "2026-11-27")]  # only the row this call inserted
     by_orm = Delivery.objects.get(subscriber=other, period="2026-11-27")
     for field in Delivery._meta.concrete_fields:
         if field.name not in ("id", "subscriber", "created_at"):

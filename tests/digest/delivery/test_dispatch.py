@@ -109,8 +109,8 @@ def test_it_dispatches_with_a_fixed_number_of_queries_per_subscriber(django_asse
     due_subscriber("alone@example.org", delivery_hour=6)
     # To find unscheduled subscribers, list and load the due ones; then per batch a savepoint and
     # its release, one compare-and-set per group sharing a slot (inside its own savepoint when it
-    # holds more than one), the existing deliveries, one insert and reading the new ids.
-    with django_assert_num_queries(3 + 2 + (2 * 3 + 1) + 3):
+    # holds more than one), and one insert that returns the new ids.
+    with django_assert_num_queries(3 + 2 + (2 * 3 + 1) + 1):
         assert len(dispatch_due(NOW, queue=False)) == 26
     assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {
         datetime(2026, 11, 27, 8, tzinfo=UTC),
@@ -217,3 +217,33 @@ def test_a_locked_delivery_on_postgresql_is_skipped_not_waited_for(on_postgres):
         done.set()
         holder.join(10)
     assert claim_chunk([delivery.id], NOW)[0]
+
+
+def delivery_rows_read() -> int:
+    """Rows of the delivery table read so far in this transaction, by index or by scan."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'digest_delivery'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_claim_on_postgresql_reads_its_chunk_not_the_whole_queue_whatever_the_statistics(on_postgres):
+    subscriber = Subscriber.objects.create(email="ada@example.org", status="active")
+    Delivery.objects.bulk_create(
+        Delivery(subscriber=subscriber, period=f"old {n}", scheduled_for=NOW, status="sent") for n in range(3000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE digest_delivery")  # statistics from before the dispatch: nothing queued
+    queue = Delivery.objects.bulk_create(
+        Delivery(subscriber=subscriber, period=f"day {n}", scheduled_for=NOW) for n in range(3000)
+    )
+    before = delivery_rows_read()
+
+    claimed = claim_chunk([d.id for d in queue[:10]], NOW)[0]
+
+    assert len(claimed) == 10
+    assert delivery_rows_read() - before < 100  # not the 3,000 queued

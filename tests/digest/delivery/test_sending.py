@@ -250,11 +250,11 @@ def test_a_delivery_stuck_in_sending_is_sent_again_after_the_timeout_with_the_sa
     assert fresh(delivery).attempts == 2
 
 
-# Per chunk: the claim (select, update), the subscribers and topics, attaching the waiting
-# candidates, counting them, the content, the candidates shown and their papers; and the claim's
-# and the content's transactions (a savepoint and its release each, in a test); the look at the
-# refusal tally before the claim and the chunk's counts added to it after.
-PER_CHUNK = 9 + 2 * 2 + 2
+# Per chunk: the claim in one transaction (read the rows, attach the waiting candidates and read
+# them back in the same statement, one update for the claim and the content; a savepoint and its
+# release in a test), the subscribers and topics, the papers shown; the look at the refusal tally
+# before the claim and the chunk's counts added to it after.
+PER_CHUNK = 3 + 2 + 2 + 1 + 2
 
 
 def test_with_outcomes_recorded_one_by_one_a_digest_costs_a_look_and_an_outcome(
@@ -277,6 +277,30 @@ def test_batched_a_chunk_looks_at_its_subscribers_once_and_records_at_most_once_
         assert send(*deliveries).sent == 10
     looks = [q for q in captured.captured_queries if 'FROM "subscribers_subscriber"' in q["sql"] and "IN" in q["sql"]]
     assert len(looks) == 2  # the claim's load of the subscribers, and the one last look
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
+
+
+def recorded_sent(captured) -> int:
+    """How many statements recorded digests as sent."""
+    updates = [q["sql"] for q in captured.captured_queries if q["sql"].startswith('UPDATE "digest_delivery"')]
+    return sum(1 for sql in updates if "'sent'" in sql)
+
+
+@pytest.mark.parametrize("grace_ms, records", [(0, 10), (2000, 1)])
+def test_accepted_digests_are_recorded_before_a_wait_longer_than_the_grace(
+    papers, settings, django_assert_max_num_queries, grace_ms, records
+):
+    settings.SEND_OUTCOME_BATCH, settings.SEND_RECORD_GRACE_MS = 10, grace_ms
+    deliveries = [queued_digest(f"reader{n}@example.org", papers) for n in range(10)]
+    # Each verdict comes 30 ms after its data: without a grace the worker records what it holds
+    # before every wait (the first digest has nothing to record), with one it waits and records
+    # the ten at the end of the chunk.
+    with SmtpSink(pipelining=True, data_delay=0.03) as sink:
+        for name, value in sink.email_settings().items():
+            setattr(settings, name, value)
+        with django_assert_max_num_queries(PER_CHUNK + 1 + 10) as captured:
+            assert send(*deliveries).sent == 10
+    assert recorded_sent(captured) == records
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
 
 

@@ -275,7 +275,7 @@ def test_a_run_stores_a_small_multiple_of_max_papers_and_counts_the_rest(setting
 
 
 def test_what_a_run_did_not_store_is_counted_in_the_next_digests_more(settings):
-    from digest.delivery.claims import fix_content, pick_papers
+    from digest.delivery.claims import claim_chunk, pick_papers
     from digest.models import Delivery
 
     settings.MATCH_STORE_PER_MAX_PAPERS = 2
@@ -288,7 +288,7 @@ def test_what_a_run_did_not_store_is_counted_in_the_next_digests_more(settings):
     shown, more = pick_papers(reader)
     assert (len(shown), more) == (2, 5)
     delivery = Delivery.objects.create(subscriber=reader, period="2026-11-26", scheduled_for=reader.created_at)
-    fix_content([delivery], {reader.id: 2})
+    claim_chunk([delivery.id], reader.created_at)
     delivery.refresh_from_db()
     assert (delivery.paper_count, delivery.more_count) == (2, 5)
     assert delivery.candidates.count() == 4
