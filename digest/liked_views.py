@@ -87,9 +87,9 @@ def liked_papers(request: HttpRequest, token: str) -> HttpResponse:
     return _page(request, subscriber, token, form, status=400)
 
 
-@never_cache
-@require_http_methods(["POST"])
-def remove_liked(request: HttpRequest, token: str, liked_id: int) -> HttpResponse:
+def _allowed_change(request: HttpRequest, token: str) -> Subscriber | HttpResponse:
+    """The subscriber a one-button change on the manage page acts for, or the answer refusing it:
+    an invalid link, or too many changes this hour."""
     subscriber = read_token(token, "manage")
     if subscriber is None:
         return invalid_link(request, "manage")
@@ -97,6 +97,15 @@ def remove_liked(request: HttpRequest, token: str, liked_id: int) -> HttpRespons
         response = _page(request, subscriber, token, AddLikedPapersForm(), status=429)
         response["Retry-After"] = str(ratelimit.HOUR)
         return response
+    return subscriber
+
+
+@never_cache
+@require_http_methods(["POST"])
+def remove_liked(request: HttpRequest, token: str, liked_id: int) -> HttpResponse:
+    subscriber = _allowed_change(request, token)
+    if isinstance(subscriber, HttpResponse):
+        return subscriber
     if not remove_liked_paper(subscriber, liked_id):
         # Another subscriber's row, or none: nothing is removed, and nothing says which.
         return render(request, "digest/liked_not_yours.html", {"token": token}, status=404)
@@ -107,13 +116,9 @@ def remove_liked(request: HttpRequest, token: str, liked_id: int) -> HttpRespons
 @never_cache
 @require_http_methods(["POST"])
 def undo_marked(request: HttpRequest, token: str, marked_id: int) -> HttpResponse:
-    subscriber = read_token(token, "manage")
-    if subscriber is None:
-        return invalid_link(request, "manage")
-    if not ratelimit.manage_allowed(subscriber.pk):
-        response = _page(request, subscriber, token, AddLikedPapersForm(), status=429)
-        response["Retry-After"] = str(ratelimit.HOUR)
-        return response
+    subscriber = _allowed_change(request, token)
+    if isinstance(subscriber, HttpResponse):
+        return subscriber
     if not undo_mark(subscriber, marked_id):
         # Another subscriber's click, or one already undone: nothing changes, and nothing says which.
         return render(request, "digest/marked_not_yours.html", {"token": token}, status=404)
