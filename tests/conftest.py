@@ -15,6 +15,7 @@ from django.db import connection
 from config.celery import app as celery_app
 from tests.support import IN_CI, shared
 from tests.support.digest_samples import make_paper, seed_papers
+from tests.support.feed_server import FeedServer
 from tests.support.smtp_sink import SmtpSink
 
 pytest_plugins = ["tests.support.browser", "tests.support.broker"]
@@ -119,3 +120,13 @@ def sink(request, settings):
 def papers(db):
     """The first eight papers of the seed page."""
     return [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:8])]
+
+
+@pytest.fixture
+def arxiv(settings):
+    """A local HTTP server standing in for the arXiv API (liked-paper fetches), no host delay."""
+    settings.FEED_HOST_DELAY_SECONDS = 0
+    settings.FEED_TIMEOUT_SECONDS = 2
+    with FeedServer() as server:
+        settings.ARXIV_API_URL = server.url("/api/query")
+        yield server

@@ -36,15 +36,6 @@ def _fresh_rate_limits(settings):
 
 
 @pytest.fixture
-def arxiv(settings):
-    settings.FEED_HOST_DELAY_SECONDS = 0
-    settings.FEED_TIMEOUT_SECONDS = 2
-    with FeedServer() as server:
-        settings.ARXIV_API_URL = server.url("/api/query")
-        yield server
-
-
-@pytest.fixture
 def elsewhere():
     with FeedServer() as server:
         yield server

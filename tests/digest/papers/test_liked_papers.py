@@ -31,15 +31,6 @@ UNKNOWN = "2604.99999"
 State = LikedPaper.State
 
 
-@pytest.fixture
-def arxiv(settings):
-    settings.FEED_HOST_DELAY_SECONDS = 0
-    settings.FEED_TIMEOUT_SECONDS = 2
-    with FeedServer() as server:
-        settings.ARXIV_API_URL = server.url("/api/query")
-        yield server
-
-
 def answer(server: FeedServer, url: str, route: Route) -> None:
     server.routes[url.removeprefix(server.base)] = route
 
