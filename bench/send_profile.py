@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.digests import PythonSink, bench_environment, settled  # noqa: E402
+from bench.digests import PythonSink, settled  # noqa: E402
+from bench.environment import bench_environment  # noqa: E402
 
 
 def process_cpu_seconds() -> float:
@@ -79,7 +80,7 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix="paperboy-profile-")
     sink = PythonSink(multiprocessing.get_context("fork"), pipelining=True)
     os.nice(args.worker_nice)
-    os.environ.update(bench_environment(folder, args.database_url, sink.port))
+    os.environ.update(bench_environment(args.database_url, folder=folder, smtp_port=sink.port))
     os.environ.pop("REDIS_URL", None)
     try:
         profile(args, sink)
