@@ -106,6 +106,12 @@ def profile(args, sink) -> None:
     unsend_everything()
     ids = dispatch_due(queue=False)
     chunks = list(chunked(ids, settings.DIGEST_CHUNK_SIZE))[: max(1, args.digests // settings.DIGEST_CHUNK_SIZE)]
+    if len(chunks) < 2:
+        raise SystemExit(
+            f"{len(chunks)} chunk(s) of {settings.DIGEST_CHUNK_SIZE} to send ({len(ids)} digests due, --digests "
+            f"{args.digests}): one warms up and at least one more is measured; ask for more --digests, or fill "
+            "the database with more subscribers"
+        )
     on_postgres = connection.vendor == "postgresql"
     send_delivery_chunk(chunks.pop(0))  # warm: the card cache, the connection, prepared plans
 
