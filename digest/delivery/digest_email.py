@@ -222,9 +222,9 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Pick], limit: in
     or its title contains (matched as the matcher does: stems, whole words, acronyms); a quoted
     phrase in a reason counts as a keyword.
     """
-    labels = [(topic.name, make_term(topic.name)) for topic in subscriber.topics.all()]
+    labels = [(topic.name, make_term(topic.name, forms=False)) for topic in subscriber.topics.all()]
     topic_names = {name for name, _ in labels}
-    labels += [(term.text, term) for term in parse_keywords(subscriber.keywords).include]
+    labels += [(term.text, term) for term in parse_keywords(subscriber.keywords, forms=False).include]
     folded_labels = [(label, label.casefold(), term) for label, term in labels]
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
