@@ -51,6 +51,21 @@ def row_exists(model: type[Model], **conditions: object) -> bool:
         return cursor.fetchone() is not None
 
 
+def ids_among(model: type[Model], ids: Sequence[int], **conditions: object) -> set[int]:
+    """`set(model.objects.filter(pk__in=ids, **conditions).values_list("pk", flat=True))` for
+    equality on plain fields."""
+    if not ids:
+        return set()
+    where, params = _where(model, conditions)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    table = connection.ops.quote_name(model._meta.db_table)
+    listed = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        # S608: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+        cursor.execute(f"SELECT {pk} FROM {table} WHERE {pk} IN ({listed}) AND {where}", [*ids, *params])  # noqa: S608
+        return {row[0] for row in cursor.fetchall()}
+
+
 def update_rows(model: type[Model], changes: Mapping[str, object], **conditions: object) -> int:
     """`model.objects.filter(**conditions).update(**changes)` for plain values; returns the row count."""
     assignments, params = [], []

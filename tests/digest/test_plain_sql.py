@@ -7,6 +7,7 @@ import pytest
 from digest.models import Candidate, Delivery, Feed, Paper, PaperSource, SendTally
 from digest.plain_sql import (
     asynchronous_commits,
+    ids_among,
     insert_for_each,
     insert_or_add,
     insert_rows,
@@ -245,3 +246,17 @@ def test_rows_unless_held_reads_only_rows_new_to_the_caller_or_changed(on_postgr
 
     assert again == {kept.id: None, changed.id: paper_values(changed)}
     assert again[changed.id][0] == "After again"
+
+
+def test_ids_among_finds_what_the_orm_filter_finds(deliveries):
+    ids = [d.subscriber_id for d in deliveries]
+    Subscriber.objects.filter(id=ids[1]).update(status=Subscriber.Status.UNSUBSCRIBED)
+    listed = [*ids, max(ids) + 1]
+
+    found = ids_among(Subscriber, listed, status=Subscriber.Status.ACTIVE)
+
+    assert found == set(
+        Subscriber.objects.filter(id__in=listed, status=Subscriber.Status.ACTIVE).values_list("id", flat=True)
+    )
+    assert found == {ids[0], ids[2]}
+    assert ids_among(Subscriber, [], status=Subscriber.Status.ACTIVE) == set()
