@@ -132,7 +132,7 @@ class _InliningLoader(jinja2.FileSystemLoader):
         return source, filename, uptodate
 
 
-FRAGMENT_CACHE_SIZE = 20_000
+FRAGMENT_CACHE_SIZE = 10_000  # a digest run's cards, HTML and text
 _fragments: dict[tuple[Hashable, ...], str] = {}
 
 

@@ -78,7 +78,7 @@ def paper_row(values: tuple) -> PaperRow:
     return PaperRow(**row)
 
 
-PAPER_CACHE_SIZE = 20_000
+PAPER_CACHE_SIZE = 5000  # as many as the card cache (digest_email.CARD_CACHE_SIZE): a run's papers
 # PostgreSQL: the papers read so far, by id, with the row version they were read at.
 _held: dict[int, tuple[str, PaperRow]] = {}
 
