@@ -51,6 +51,21 @@ def row_exists(model: type[Model], **conditions: object) -> bool:
         return cursor.fetchone() is not None
 
 
+def ids_among(model: type[Model], ids: Sequence[int], **conditions: object) -> set[int]:
+    """`set(model.objects.filter(pk__in=ids, **conditions).values_list("pk", flat=True))` for
+    equality on plain fields."""
+    if not ids:
+        return set()
+    where, params = _where(model, conditions)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    table = connection.ops.quote_name(model._meta.db_table)
+    listed = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        # S608: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+        cursor.execute(f"SELECT {pk} FROM {table} WHERE {pk} IN ({listed}) AND {where}", [*ids, *params])  # noqa: S608
+        return {row[0] for row in cursor.fetchall()}
+
+
 def update_rows(model: type[Model], changes: Mapping[str, object], **conditions: object) -> int:
     """`model.objects.filter(**conditions).update(**changes)` for plain values; returns the row count."""
     assignments, params = [], []
@@ -329,3 +344,43 @@ def refresh_statistics(model: type[Model]) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
+def rows_unless_held(
+    model: type[Model], ids: Sequence[int], names: Sequence[str], held: Mapping[int, str]
+) -> list[tuple[int, str, tuple | None]]:
+    """PostgreSQL: the rows among `ids` as (id, row version, values of `names`), the values None
+    for a row whose version is the one `held` gives for it (id -> version). One statement.
+
+    The version is where and by which transaction the row was written (`xmin` and `ctid`): every
+    UPDATE writes a new row version at a new place, and a place is only reused once the version
+    there is dead to every transaction, its writer's included; so a changed row never keeps its
+    version (not even one changed twice by one transaction) and its values come back. A caller
+    keeping rows between calls thus reads only the rows that are new to it or changed.
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    fields = [_column(model, name) for name in names]
+    values = ", ".join(f"CASE WHEN held.id IS NULL THEN t.{column} END" for column, _ in fields)
+    held_ids = [key for key in ids if key in held]
+    row_version = "t.xmin::text || '/' || t.ctid::text"
+    sql = (
+        # S608: only quoted table and column names from the model's metadata are formatted in; values are parameters.
+        f"SELECT t.{pk}, {row_version}, held.id IS NOT NULL, {values} FROM {table} AS t "  # noqa: S608
+        "LEFT JOIN unnest(%s::bigint[], %s::text[]) AS held(id, version) "
+        f"ON held.id = t.{pk} AND held.version = {row_version} WHERE t.{pk} = ANY(%s)"
+    )
+    # What Field.get_db_converters gives a plain field (JSONField parses its text).
+    converters = [getattr(field, "from_db_value", None) for _, field in fields]
+    found: list[tuple[int, str, tuple | None]] = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [held_ids, [held[key] for key in held_ids], list(ids)])
+        for key, version, is_held, *row in cursor.fetchall():
+            if is_held:
+                found.append((key, version, None))
+                continue
+            for index, (value, convert) in enumerate(zip(row, converters, strict=True)):
+                if convert is not None:
+                    row[index] = convert(value, None, connection)
+            found.append((key, version, tuple(row)))
+    return found

@@ -11,7 +11,7 @@ such a template keeps are written at the top of `templates/jinja2/emails/digest.
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from email.utils import make_msgid
 from functools import lru_cache
@@ -132,10 +132,35 @@ class _InliningLoader(jinja2.FileSystemLoader):
         return source, filename, uptodate
 
 
+FRAGMENT_CACHE_SIZE = 10_000  # a digest run's cards, HTML and text
+_fragments: dict[tuple[Hashable, ...], str] = {}
+
+
+def once(*key: Hashable, caller: Callable[[], str]) -> str:
+    """`{% call once("name", value) %}...{% endcall %}`: the block rendered once per process for
+    its key, then reused.
+
+    For what is the same in every message of a run (a digest's paper cards, a hundred thousand
+    times over the same few thousand papers). The key names the block and holds every value the
+    block reads; a frozen dataclass compares by all its fields, so a changed value is a new key.
+    Bounded: emptied when full.
+    """
+    found = _fragments.get(key)
+    if found is None:
+        if len(_fragments) >= FRAGMENT_CACHE_SIZE:
+            _fragments.clear()
+        found = _fragments[key] = caller()
+    return found
+
+
+def clear_fragments() -> None:
+    _fragments.clear()
+
+
 @lru_cache(maxsize=1)
 def jinja_environment() -> jinja2.Environment:
     """HTML escaped (as Django's templates escape it), text not; an undefined name is an error."""
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=_InliningLoader(settings.BASE_DIR / "templates" / "jinja2"),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
@@ -144,6 +169,8 @@ def jinja_environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=False,
     )
+    environment.globals["once"] = once
+    return environment
 
 
 def render_inlined_email(name: str, context: dict) -> RenderedEmail:

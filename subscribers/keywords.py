@@ -157,12 +157,19 @@ class KeywordQuery:
 
 
 @lru_cache(maxsize=100_000)
-def make_term(text: str) -> Term | None:
-    """A keyword or phrase as typed -> its Term (cached: an audience types the same terms)."""
+def make_term(text: str, forms: bool = True) -> Term | None:
+    """A keyword or phrase as typed -> its Term (cached: an audience types the same terms).
+
+    Without `forms`, only its keys: no joined or written forms, which the subject line of a
+    digest does not read and which cost the most (a joined word is mostly one the lexicon lacks,
+    read by lemminflect's model).
+    """
     tokens = words(text)
     if not tokens or (len(tokens) == 1 and tokens[0].lower() in STOPWORDS and not acronym(tokens[0])):
         return None
     keys = tuple(word_key(token) for token in tokens)
+    if not forms:
+        return Term(text=" ".join(text.split()), keys=keys)
     joined = tuple(
         (*keys[:start], inflection_key(tokens[start] + tokens[start + 1]), *keys[start + 2 :])
         for start in range(len(tokens) - 1)
@@ -205,10 +212,11 @@ def _raw_terms(raw: str) -> list[tuple[str, str]]:
     return found
 
 
-def parse_keywords(raw: str) -> KeywordQuery:
+def parse_keywords(raw: str, forms: bool = True) -> KeywordQuery:
+    """The terms of a keyword string; without `forms`, each only with its keys (see `make_term`)."""
     by_sign: dict[str, dict[tuple[str, ...], Term]] = {INCLUDE: {}, EXCLUDE: {}, FEWER: {}}
     for sign, text in _raw_terms(raw or ""):
-        term = make_term(text)
+        term = make_term(text, forms)
         if term is not None:
             by_sign[sign].setdefault(term.keys, term)
     include, exclude, fewer = by_sign[INCLUDE], by_sign[EXCLUDE], by_sign[FEWER]

@@ -24,7 +24,7 @@ from django.utils import timezone
 from digest.delivery.picks import PaperRow, Pick, load_picks
 from digest.models import Delivery
 from mail.mime import message_bytes
-from mail.rendering import absolute, render_inlined_email, token_url
+from mail.rendering import absolute, clear_fragments, render_inlined_email, token_url
 from subscribers.emails import build_message
 from subscribers.keywords import make_term, occurs, parse_keywords, text_keys
 from subscribers.models import Subscriber
@@ -53,7 +53,7 @@ class PaperCard:
     title: str
     url: str  # the abstract, or the paper's page on this site: every card links to its paper
     authors: str
-    categories: list[str]
+    categories: tuple[str, ...]
     upvotes: int
     excerpt: str
     pdf_url: str
@@ -160,9 +160,9 @@ def paper_card(paper: PaperRow) -> PaperCard:
 def _paper_card(paper: PaperRow, site_url: str) -> PaperCard:
     """`paper_card`, cached; `site_url` is only part of the key (links are made from the setting)."""
     text = excerpt(paper.abstract)
-    categories = [name for name in (" ".join(c.split()) for c in paper.categories) if name]
+    categories = tuple(name for name in (" ".join(c.split()) for c in paper.categories) if name)
     if not categories and paper.primary_category.strip():
-        categories = [" ".join(paper.primary_category.split())]
+        categories = (" ".join(paper.primary_category.split()),)
     date_label = short_date(paper.published.astimezone(UTC).date()) if paper.published else ""
     plural = "" if paper.upvotes == 1 else "s"
     comments = paper.num_comments or 0
@@ -187,6 +187,7 @@ def _paper_card(paper: PaperRow, site_url: str) -> PaperCard:
 
 def clear_card_cache() -> None:
     _paper_card.cache_clear()
+    clear_fragments()
 
 
 def digest_item(candidate: Pick, feedback: Callable[[int, str], str]) -> DigestItem:
@@ -222,9 +223,9 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Pick], limit: in
     or its title contains (matched as the matcher does: stems, whole words, acronyms); a quoted
     phrase in a reason counts as a keyword.
     """
-    labels = [(topic.name, make_term(topic.name)) for topic in subscriber.topics.all()]
+    labels = [(topic.name, make_term(topic.name, forms=False)) for topic in subscriber.topics.all()]
     topic_names = {name for name, _ in labels}
-    labels += [(term.text, term) for term in parse_keywords(subscriber.keywords).include]
+    labels += [(term.text, term) for term in parse_keywords(subscriber.keywords, forms=False).include]
     folded_labels = [(label, label.casefold(), term) for label, term in labels]
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}

@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from digest.models import Candidate, Paper
+from digest.plain_sql import rows_unless_held
 
 
 def author_names(authors: Iterable) -> list[str]:
@@ -76,11 +78,38 @@ def paper_row(values: tuple) -> PaperRow:
     return PaperRow(**row)
 
 
+PAPER_CACHE_SIZE = 5000  # as many as the card cache (digest_email.CARD_CACHE_SIZE): a run's papers
+# PostgreSQL: the papers read so far, by id, with the row version they were read at.
+_held: dict[int, tuple[str, PaperRow]] = {}
+
+
 def load_papers(paper_ids: Iterable[int]) -> dict[int, PaperRow]:
-    return {
-        values[0]: paper_row(values)
-        for values in Paper.objects.filter(id__in=set(paper_ids)).values_list(*PAPER_FIELDS)
-    }
+    """The papers, by id (those deleted are missing). One query.
+
+    On PostgreSQL a paper already read at its current row version is not read again: a digest
+    run's chunks show the same few thousand papers, each chunk about eight per digest, and
+    reading and converting them was a tenth of a sending worker's time. Any change to a paper
+    makes a new row version, which is then read (digest/plain_sql.py, `rows_unless_held`).
+    """
+    ids = sorted(set(paper_ids))
+    if connection.vendor != "postgresql":
+        return {values[0]: paper_row(values) for values in Paper.objects.filter(id__in=ids).values_list(*PAPER_FIELDS)}
+    held = {paper_id: _held[paper_id] for paper_id in ids if paper_id in _held}
+    versions = {paper_id: version for paper_id, (version, _) in held.items()}
+    found: dict[int, PaperRow] = {}
+    for paper_id, version, values in rows_unless_held(Paper, ids, PAPER_FIELDS[1:], versions):
+        if values is None:
+            found[paper_id] = held[paper_id][1]
+            continue
+        if len(_held) >= PAPER_CACHE_SIZE:
+            _held.clear()
+        found[paper_id] = row = paper_row((paper_id, *values))
+        _held[paper_id] = (version, row)
+    return found
+
+
+def forget_papers() -> None:
+    _held.clear()
 
 
 def load_picks(candidates: "QuerySet[Candidate]") -> list[Pick]:

@@ -67,7 +67,7 @@ from digest.delivery.digest_email import DigestTooLarge, build_digest_within
 from digest.delivery.picks import Pick
 from digest.delivery.refusal_alarm import most_refused, note_message_refusal, pause_until, sending_paused, tally
 from digest.models import Delivery
-from digest.plain_sql import asynchronous_commits, update_each, update_rows
+from digest.plain_sql import asynchronous_commits, ids_among, update_each, update_rows
 from mail.refusals import Refusal, smtp_refusal
 from mail.return_path import return_path
 from mail.send_rate import SendRateLimiter, send_rate_limiter
@@ -221,8 +221,7 @@ def still_active(chunk: Chunk, delivery: Delivery) -> bool:
     if delivery.subscriber_id not in chunk.active:
         ahead = [delivery.subscriber_id]
         ahead += [d.subscriber_id for d in list(chunk.pending)[: settings.SEND_OUTCOME_BATCH - 1]]
-        active = Subscriber.objects.filter(id__in=ahead, status=Subscriber.Status.ACTIVE)
-        found = set(active.values_list("id", flat=True))
+        found = ids_among(Subscriber, ahead, status=Subscriber.Status.ACTIVE)
         chunk.active = {subscriber_id: subscriber_id in found for subscriber_id in ahead}
     return chunk.active.pop(delivery.subscriber_id)
 

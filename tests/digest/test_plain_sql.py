@@ -7,10 +7,12 @@ import pytest
 from digest.models import Candidate, Delivery, Feed, Paper, PaperSource, SendTally
 from digest.plain_sql import (
     asynchronous_commits,
+    ids_among,
     insert_for_each,
     insert_or_add,
     insert_rows,
     row_exists,
+    rows_unless_held,
     update_each,
     update_rows,
 )
@@ -215,3 +217,46 @@ def test_asynchronous_commits_last_as_long_as_the_block(on_postgres):
     with asynchronous_commits():
         assert synchronous_commit() == "off"
     assert synchronous_commit() == before != "off"
+
+
+PAPER_VALUES = ("title", "authors", "categories", "published", "num_comments")
+
+
+def paper_values(paper: Paper) -> tuple:
+    return Paper.objects.filter(id=paper.id).values_list(*PAPER_VALUES).get()
+
+
+@pytest.mark.postgres
+def test_rows_unless_held_reads_only_rows_new_to_the_caller_or_changed(on_postgres):
+    kept = Paper.objects.create(
+        guid="a", title="Kept", authors=[{"name": "Ada"}], categories=["cs.LG"], published=CLAIMED
+    )
+    changed = Paper.objects.create(guid="b", title="Before", authors=["Bo"])
+    gone = Paper.objects.create(guid="c", title="Gone")
+    ids = [kept.id, changed.id, gone.id]
+
+    first = {key: (version, values) for key, version, values in rows_unless_held(Paper, ids, PAPER_VALUES, {})}
+    assert {key: values for key, (_, values) in first.items()} == {key: paper_values(Paper(id=key)) for key in ids}
+    held = {key: version for key, (version, _) in first.items()}
+
+    Paper.objects.filter(id=changed.id).update(title="After")  # in the same transaction as the first write
+    Paper.objects.filter(id=changed.id).update(title="After again")
+    gone.delete()
+    again = {key: values for key, _, values in rows_unless_held(Paper, ids, PAPER_VALUES, held)}
+
+    assert again == {kept.id: None, changed.id: paper_values(changed)}
+    assert again[changed.id][0] == "After again"
+
+
+def test_ids_among_finds_what_the_orm_filter_finds(deliveries):
+    ids = [d.subscriber_id for d in deliveries]
+    Subscriber.objects.filter(id=ids[1]).update(status=Subscriber.Status.UNSUBSCRIBED)
+    listed = [*ids, max(ids) + 1]
+
+    found = ids_among(Subscriber, listed, status=Subscriber.Status.ACTIVE)
+
+    assert found == set(
+        Subscriber.objects.filter(id__in=listed, status=Subscriber.Status.ACTIVE).values_list("id", flat=True)
+    )
+    assert found == {ids[0], ids[2]}
+    assert ids_among(Subscriber, [], status=Subscriber.Status.ACTIVE) == set()

@@ -104,6 +104,19 @@ def test_the_same_term_twice_counts_once_and_an_excluded_term_is_not_included():
     assert [term.text for term in query.exclude] == ["attention"]
 
 
+def test_terms_parsed_without_their_forms_keep_the_same_terms_and_keys():
+    raw = '"fine tuning", NeRF, optimisation, -medical, ~scene, the'
+    full, bare = parse_keywords(raw), parse_keywords(raw, forms=False)
+    for full_terms, bare_terms in (
+        (full.include, bare.include),
+        (full.exclude, bare.exclude),
+        (full.fewer, bare.fewer),
+    ):
+        assert [(t.text, t.keys) for t in bare_terms] == [(t.text, t.keys) for t in full_terms]
+    assert full.include[0].joined and full.include[0].surface
+    assert bare.include[0].joined == () and bare.include[0].surface == ()
+
+
 def test_an_unterminated_quote_still_gives_a_phrase():
     assert include_texts('"state space models') == ["state space models"]
 

@@ -16,6 +16,7 @@ from digest.delivery.digest_email import (
     delivery_papers,
     digest_subject,
     excerpt,
+    paper_card,
     short_authors,
     subject_topics,
 )
@@ -149,7 +150,7 @@ def test_the_context_holds_each_paper_as_the_email_shows_it():
     assert first.pdf_url == f"https://arxiv.org/pdf/{paper.arxiv_id}"
     assert first.code_url == paper.code_url != ""
     assert first.upvotes == 42
-    assert first.categories == ["cs.CV", "cs.LG"]
+    assert first.categories == ("cs.CV", "cs.LG")
     assert first.reason == "matches your topic Implicit neural representations"
     assert len(first.excerpt) <= 321 and first.excerpt.endswith("…")
     assert context["items"][2].authors == "Shishira R Maiya, Sharath Girish, Max Ehrlich et al."
@@ -319,6 +320,32 @@ def test_a_cached_card_renders_exactly_as_a_fresh_one():
     cold = build_digest_message(subscriber, candidates, 0, delivery=delivery, message_id="<x@y>")
 
     assert parts(cold) == parts(warm)
+
+
+def test_two_subscribers_shown_the_same_papers_share_the_cards_but_not_the_reasons_or_links():
+    first, first_picks, first_delivery = make_digest(count=3)
+    second = make_subscriber(email="second@example.org")
+    second_delivery = Delivery.objects.create(
+        subscriber=second, period="2026-03-17", scheduled_for=first_delivery.scheduled_for, paper_count=3
+    )
+    second_picks = [replace(pick, reason=f"second reason {rank}") for rank, pick in enumerate(first_picks)]
+
+    one = parts(build_digest_message(first, first_picks, 0, delivery=first_delivery))
+    two = parts(build_digest_message(second, second_picks, 0, delivery=second_delivery))
+
+    for text, html in (one, two):
+        for pick in first_picks:
+            assert pick.paper.title in text and html.count(f'href="{paper_card(pick.paper).url}"') == 2
+    for pick in first_picks:
+        assert pick.reason in one[0] + one[1] and pick.reason not in two[0] + two[1]
+    for pick in second_picks:
+        assert pick.reason in two[0] and pick.reason in two[1]
+    for (text, html), subscriber, delivery in ((one, first, first_delivery), (two, second, second_delivery)):
+        tokens = set(re.findall(r"/feedback/([^/\s\"]+)/\d+/(?:more|less)/", text + html))
+        assert len(tokens) == 1
+        assert read_payload(tokens.pop(), "feedback") == (subscriber, {"digest": delivery.pk})
+        assert subscriber.email in text and subscriber.email in html
+    assert first.email not in two[0] + two[1]
 
 
 def test_a_paper_changed_after_its_card_was_cached_shows_the_change():

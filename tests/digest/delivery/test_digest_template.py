@@ -85,7 +85,8 @@ class Events(HTMLParser):
 
 
 def plain_render(context: dict) -> tuple[str, str]:
-    """The templates as written: rendered, then the whole HTML page inlined."""
+    """The templates as written: rendered (no block kept from an earlier message), then the whole
+    HTML page inlined."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(settings.BASE_DIR / "templates" / "jinja2"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -94,6 +95,7 @@ def plain_render(context: dict) -> tuple[str, str]:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.globals["once"] = lambda *key, caller: caller()  # every block rendered afresh
     context = {"SITE_NAME": settings.SITE_NAME, "SITE_URL": settings.SITE_URL, **context}
     text = environment.get_template("emails/digest.txt").render(context)
     return text, inline_css(environment.get_template("emails/digest.html").render(context))
