@@ -235,7 +235,9 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Pick], limit: in
         found = {label for label, folded, term in folded_labels if folded in reason or (term and occurs(term, title))}
         found |= {quoted.strip() for quoted in _QUOTED.findall(candidate.reason)}
         seen: set[str] = set()
-        for label in sorted(found, key=len, reverse=True):
+        # Longest first; equal lengths alphabetically, not in the set's order, which changes with
+        # the process's hash seed: a retry in another worker must build the same subject.
+        for label in sorted(found, key=lambda label: (-len(label), label)):
             key = label.casefold()
             # "neural field" and "neural fields" are one subject.
             if any(key in other or other in key for other in seen):

@@ -185,6 +185,15 @@ def test_the_subject_keeps_the_readers_case():
     assert digest_subject(subscriber, picks) == "2 new papers on Σ-Mem"
 
 
+def test_ties_in_the_subject_are_broken_by_name_not_by_the_processs_hash_seed():
+    subscriber = make_subscriber(keywords="video, graph, audio")
+    subscriber.topics.clear()
+    _, picks, _ = make_digest(count=2, subscriber=subscriber)
+    picks = with_reason(picks, "matches your keywords 'video', 'graph' and 'audio'")
+
+    assert digest_subject(subscriber, picks) == "2 new papers on audio and graph"
+
+
 def test_a_topic_name_reads_mid_sentence_but_an_acronym_keeps_its_case():
     subscriber, picks, _ = make_digest(count=1, subscriber=make_subscriber(keywords=""))
     assert digest_subject(subscriber, picks) == "1 new paper on implicit neural representations"
