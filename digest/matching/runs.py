@@ -30,7 +30,7 @@ from config.logging import log_event
 from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, Matcher, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
-from digest.matching.reader_model import with_reader_model
+from digest.matching.reader_model import retrain, with_reader_model
 from digest.models import Candidate, MatchRun, Paper
 from digest.plain_sql import refresh_statistics
 from subscribers.models import Subscriber
@@ -207,8 +207,13 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     """Match one subscriber against the papers of the last days.
 
     Runs only take papers newer than the last run, so a subscriber who has just confirmed (or
-    changed preferences) would otherwise see nothing until new papers arrive.
+    changed preferences) would otherwise see nothing until new papers arrive. Whatever queued it
+    (new words, a liked paper fetched since, a click undone) may change what the reader's model
+    learns from, so the model is retrained first.
     """
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is not None:
+        retrain(subscriber)
     days = settings.MATCH_RECENT_DAYS if days is None else days
     since = timezone.now() - timedelta(days=days)
     recent = offered(Paper.objects.filter(first_seen__gte=since))

@@ -8,7 +8,7 @@ import pytest
 from digest.matching import reader_model
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many
 from digest.matching.feedback import apply_feedback
-from digest.matching.runs import subscriber_matcher
+from digest.matching.runs import match_recent_papers, subscriber_matcher
 from digest.matching.similarity import paper_text
 from digest.models import LikedPaper, ReaderModel
 from subscribers.models import Subscriber
@@ -112,3 +112,17 @@ def test_a_liked_list_alone_trains_no_model(seeds):
 
     assert reader_model.retrain(reader) is None
     assert not ReaderModel.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_re_match_a_change_of_words_queues_retrains_the_model_with_them(seeds):
+    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
+    reader = make_subscriber(keywords="")
+    for n in MORE:
+        apply_feedback(reader, papers[n], "more")
+    assert "spectrogram" not in ReaderModel.objects.get(subscriber=reader).terms
+
+    Subscriber.objects.filter(pk=reader.pk).update(interests="spectrogram spectrogram spectrogram")
+    match_recent_papers(reader.pk)
+
+    assert "spectrogram" in ReaderModel.objects.get(subscriber=reader).terms

@@ -124,9 +124,9 @@ def test_waiting_ids_are_fetched_stored_and_linked_and_an_unknown_id_ends_not_fo
     assert fetch_waiting_papers(now=later(100)).requests == 0
 
 
-def test_liked_papers_fetched_later_train_the_readers_model(arxiv, shared_feed):
+def test_liked_papers_fetched_later_train_the_readers_model(arxiv, shared_feed, django_capture_on_commit_callbacks):
     """A model needs a click and two examples: one "more" click alone is too few, and the liked
-    papers count only once their text has been fetched."""
+    papers count only once their text has been fetched; the re-match that follows retrains it."""
     subscriber = make_subscriber()
     apply_feedback(subscriber, make_paper(1, "Neural Fields in Visual Computing", "An abstract."), "more")
     add_liked_papers(subscriber, LikedInput(arxiv_ids=IN_CAPTURE))
@@ -134,7 +134,8 @@ def test_liked_papers_fetched_later_train_the_readers_model(arxiv, shared_feed):
     url = arxiv_ids_url(sorted(IN_CAPTURE))
     answer(arxiv, url, Route(body=shared_feed(CAPTURE).read_bytes(), headers={"Content-Type": "application/atom+xml"}))
 
-    fetch_waiting_papers()
+    with django_capture_on_commit_callbacks(execute=True):  # the re-match the fetch queues
+        fetch_waiting_papers()
 
     model = ReaderModel.objects.get(subscriber=subscriber)
     assert (model.positives, model.from_liked, model.from_clicks) == (3, True, True)
