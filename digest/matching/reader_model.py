@@ -220,7 +220,7 @@ class ReaderScores:
 
 # Models whose logits are computed in one sparse product: bounds the rows gathered at once
 # (MAX_TERMS per model, each as many entries as papers holding the term).
-MODELS_PER_PRODUCT = 100
+MODELS_PER_PRODUCT = 20
 
 
 def logits(weights: ReaderWeights, index: "BatchIndex") -> np.ndarray:
