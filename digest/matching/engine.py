@@ -30,7 +30,7 @@ from digest.matching import relevance_model
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
 from digest.matching.liked import LikedScores, liked_rows, liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
-from digest.matching.reader_model import ReaderScores, ReaderWeights, many_logits, reader_scores
+from digest.matching.reader_model import ReaderScores, ReaderWeights, reader_scores
 from digest.matching.similarity import PaperSimilarity, paper_text, wanted_text
 from subscribers.keywords import (
     ACRONYM_PREFIX,
@@ -611,8 +611,6 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     )
     # The liked papers of those without their own model (which replaces them), read in one product.
     liked_given = liked_rows((matcher.liked for matcher in matchers if matcher.reader is None), index.similarity)
-    # The readers' own models' logits too, in the matchers' order.
-    reader_logits = iter(many_logits([matcher.reader for matcher in matchers if matcher.reader is not None], index))
     results: list[Matches] = []
     for matcher in matchers:
         row = text_row.get(wanted.get(matcher.interests, ""), -1)
@@ -621,7 +619,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
         # The reader's own model, when they have one, learned from the liked papers too: it replaces their signal.
         liked: LikedScores | ReaderScores | None
         if matcher.reader is not None:
-            liked = reader_scores(matcher.reader, index, matcher.keywords, next(reader_logits))
+            liked = reader_scores(matcher.reader, index, matcher.keywords)
         else:
             liked = liked_scores(matcher.liked, index.similarity, liked_given)
         if liked is not None:

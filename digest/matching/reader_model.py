@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import transaction
-from scipy import sparse
 from scipy.optimize import minimize
 
 from digest.matching.similarity import TfidfModel, paper_text
@@ -218,47 +217,20 @@ class ReaderScores:
         relevance[self.unlike] *= UNLIKE_FACTOR
 
 
-# Models whose logits are computed in one sparse product: bounds the rows gathered at once
-# (MAX_TERMS per model, each as many entries as papers holding the term).
-MODELS_PER_PRODUCT = 20
-
-
 def logits(weights: ReaderWeights, index: "BatchIndex") -> np.ndarray:
     """The model's logit per paper of the batch, over the batch's own TF-IDF rows."""
-    return many_logits([weights], index)[0]
-
-
-def many_logits(models: Sequence[ReaderWeights], index: "BatchIndex") -> list[np.ndarray]:
-    """`logits` of each model, a chunk's models in one sparse product rather than one each: the
-    terms' paper rows are gathered once for them all and each model's weights form one row of a
-    block matrix, so each logit adds up the same terms in the same order as alone (the same float32
-    sums)."""
     vocabulary = index.similarity.model.vocabulary
-    found: list[np.ndarray] = []
-    for first in range(0, len(models), MODELS_PER_PRODUCT):
-        group = models[first : first + MODELS_PER_PRODUCT]
-        pairs = [
-            [
-                (vocabulary[term], weight)
-                for term, weight in zip(model.terms, model.weights, strict=True)
-                if term in vocabulary
-            ]
-            for model in group
-        ]
-        columns = np.array([column for model_pairs in pairs for column, _ in model_pairs], dtype=np.int64)
-        values = np.array([weight for model_pairs in pairs for _, weight in model_pairs], dtype=np.float32)
-        blocks = sparse.csr_matrix(
-            (values, np.arange(len(columns)), np.cumsum([0, *map(len, pairs)])),
-            shape=(len(group), len(columns)),
-            dtype=np.float32,
-        )
-        products = (blocks @ index.similarity.term_rows(columns)).toarray()
-        for row, model in enumerate(group):
-            logit = np.full(index.size, model.bias, dtype=np.float32)
-            if pairs[row]:
-                logit += products[row]
-            found.append(logit)
-    return found
+    pairs = [
+        (vocabulary[term], weight)
+        for term, weight in zip(weights.terms, weights.weights, strict=True)
+        if term in vocabulary
+    ]
+    logit = np.full(index.size, weights.bias, dtype=np.float32)
+    if pairs:
+        columns = np.array([column for column, _ in pairs], dtype=np.int64)
+        values = np.array([weight for _, weight in pairs], dtype=np.float32)
+        logit += np.asarray(index.similarity.term_rows(columns).T @ values, dtype=np.float32).ravel()
+    return logit
 
 
 def standardized(logit: np.ndarray) -> np.ndarray:
@@ -269,11 +241,8 @@ def standardized(logit: np.ndarray) -> np.ndarray:
     return (logit - centre) / spread if spread > 0 else np.zeros_like(logit)
 
 
-def reader_scores(
-    weights: ReaderWeights, index: "BatchIndex", keywords: "KeywordQuery", logit: np.ndarray | None = None
-) -> ReaderScores:
-    """`logit`: the model's logits on the batch (`many_logits`), when computed already."""
-    above = standardized(logits(weights, index) if logit is None else logit)
+def reader_scores(weights: ReaderWeights, index: "BatchIndex", keywords: "KeywordQuery") -> ReaderScores:
+    above = standardized(logits(weights, index))
     picked = above >= PICK
     relevance = np.minimum(MODEL_MAX, PICK_RELEVANCE + PICK_STEP * (above - PICK))
     evidence = np.where(picked, relevance, 0.0).astype(np.float32)

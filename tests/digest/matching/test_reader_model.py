@@ -2,8 +2,6 @@
 "more" ones ("More like papers you marked"), lowers others, and never lowers a paper matching the
 reader's own keyword."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
@@ -51,34 +49,6 @@ def test_the_model_ranks_papers_like_the_marked_ones_first(weights, index):
     top = set(index.ids[np.argsort(-above)[:4]].tolist())
 
     assert len(top & VIDEO) >= 2
-
-
-def test_a_chunks_models_in_one_product_give_each_the_logits_it_gets_alone(weights, index):
-    vocabulary = index.similarity.model.vocabulary
-    models = [
-        weights,
-        replace(weights, bias=-1.5, weights=tuple(-w for w in weights.weights)),
-        replace(weights, terms=(*weights.terms[:5], "zzzunknown"), weights=(*weights.weights[:5], 3.0)),
-        replace(weights, terms=("zzzunknown",), weights=(1.0,)),
-    ]
-
-    def alone(model: reader_model.ReaderWeights) -> np.ndarray:
-        # Its terms' rows of the batch, weighted and summed in the model's own order.
-        known = [(vocabulary[t], w) for t, w in zip(model.terms, model.weights, strict=True) if t in vocabulary]
-        logit = np.full(index.size, model.bias, dtype=np.float32)
-        if known:
-            columns, values = zip(*known, strict=True)
-            rows = index.similarity.term_rows(np.array(columns))
-            logit += np.asarray(rows.T @ np.array(values, dtype=np.float32), dtype=np.float32).ravel()
-        return logit
-
-    together = reader_model.many_logits(models * 60, index)  # more than one product's worth
-
-    assert len(together) == 240
-    for number, logit in enumerate(together):
-        assert logit.dtype == np.float32
-        assert np.array_equal(logit, alone(models[number % 4]))
-    assert np.array_equal(together[3], np.full(index.size, np.float32(weights.bias)))
 
 
 def test_papers_the_model_picks_say_so_and_only_those(weights, index):
