@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.environment import bench_environment, fresh_postgres_database  # noqa: E402
+
 
 def run_sink(port_out, received, pipelining: bool = True) -> None:
     """An aiosmtpd server that counts what it accepts and keeps nothing; it offers PIPELINING, as
@@ -163,34 +165,6 @@ def start_sink(kind: str, ctx, pipelining: bool, folder: str):
     return PythonSink(ctx, pipelining)
 
 
-def bench_environment(folder: str, database_url: str, smtp_port: int) -> dict[str, str]:
-    """The settings a bench's processes run with: production-like, its own folder, the sink."""
-    return {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url or f"sqlite:///{folder}/bench.sqlite3",
-        "PAPERBOY_VAR_DIR": folder,
-        "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
-        "SEND_RATE_PER_SECOND": "0",
-        "LOG_LEVEL": "WARNING",
-        # Production settings: DEBUG would keep every query of a worker in memory.
-        "DEBUG": "0",
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
-        "SECURE_SSL_REDIRECT": "0",
-    }
-
-
-def fresh_postgres_database(url: str) -> None:
-    """Drop and create the database the URL names (it must be a bench database)."""
-    from urllib.parse import urlsplit
-
-    import psycopg
-
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-
 def busy_cpu_seconds() -> float:
     """CPU time the whole machine has spent busy (not idle, not waiting for the disk), from /proc/stat."""
     with open("/proc/stat") as stat:
@@ -282,7 +256,7 @@ def main() -> None:
     print(f"sink: {sink.name}; sending workers at nice {args.worker_nice}", flush=True)
     if args.database_url.startswith("postgres") and not args.reuse:
         fresh_postgres_database(args.database_url)
-    os.environ.update(bench_environment(folder, args.database_url, sink.port))
+    os.environ.update(bench_environment(args.database_url, folder=folder, smtp_port=sink.port))
     os.environ.pop("REDIS_URL", None)
     try:
         run(args, ctx, sink)

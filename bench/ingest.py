@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.environment import fresh_postgres_database  # noqa: E402
+
 WORDS = (
     "model learning neural network attention transformer diffusion representation training data "
     "benchmark results method propose show performance language vision graph optimization robust "
@@ -63,18 +65,6 @@ def build_feed(entries: int, seed: int = 7) -> bytes:
     ).encode()
 
 
-def recreate_postgres_database(url: str) -> None:
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=20000)
@@ -88,7 +78,7 @@ def main() -> None:
 
     workdir = tempfile.mkdtemp(prefix="paperboy-bench-")
     if args.postgres:
-        recreate_postgres_database(args.postgres)
+        fresh_postgres_database(args.postgres)
         os.environ["DATABASE_URL"] = args.postgres
         where = args.postgres
     else:

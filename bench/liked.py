@@ -10,7 +10,7 @@ figures compare the same reader before and after, through the same code as a mat
 scoring, and so are papers labelled borderline. Figures are micro-averaged over readers and pairs.
 
 feeds-a is the fit set (the constants of digest/matching/liked.py were chosen on it by F1, `--tune`
-prints the grid); feeds-b is held out and reported as such. Besides precision, recall and F1 of the
+prints the grid); feeds-b and feeds-c are held out and reported as such. Besides precision, recall and F1 of the
 candidates, P@10 is the precision of the first ten by score: the papers a default digest shows.
 Paper text is read from the captures in ../shared/feeds/ through the project's own feed parser.
 The last line is machine-readable.
@@ -24,7 +24,6 @@ import random
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,39 +34,26 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench.relevance import HELD_OUT, SETS, source_papers  # noqa: E402
 from digest.matching import liked  # noqa: E402
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many  # noqa: E402
 from digest.matching.similarity import paper_text  # noqa: E402
-from digest.papers.feed_parsing import parse_document  # noqa: E402
 
-SETS = ROOT / "bench" / "relevance"
-SHARED_FEEDS = [folder / "shared" / "feeds" for folder in [ROOT, *ROOT.parents][:3]]
 MODES = ("before", "after", "liked only")
+HELD_OUT_SETS = ("feeds-b", "feeds-c")
 # Papers in a digest (the default max papers): the ones a reader sees, best score first.
 DIGEST_SIZE = 10
-
-
-def shared_feeds() -> Path:
-    for folder in SHARED_FEEDS:
-        if folder.is_dir():
-            return folder
-    raise SystemExit(f"../shared/feeds is missing (looked in {', '.join(map(str, SHARED_FEEDS))})")
-
-
-@cache
-def parsed_source(name: str) -> dict[str, tuple[str, str]]:
-    """arXiv id -> (title, abstract) of a capture, read by the project's feed parser."""
-    parsed = parse_document((shared_feeds() / name).read_bytes())
-    return {paper.arxiv_id: (paper.title, paper.abstract) for paper in parsed.papers if paper.arxiv_id}
 
 
 def load_set(name: str) -> tuple[dict, list[PaperDoc], dict[str, int]]:
     labelled = json.loads((SETS / f"{name}.json").read_text(encoding="utf-8"))
     papers, position = [], {}
     for number, entry in enumerate(labelled["papers"], 1):
-        found = parsed_source(entry["source"]).get(entry["id"])
+        found = source_papers(entry["source"]).get(entry["id"])
         if found is None:
             raise SystemExit(f"{name}: {entry['id']} is not in ../shared/feeds/{entry['source']}")
+        if entry["id"] in position:
+            continue
         papers.append(PaperDoc(id=number, title=found[0], abstract=found[1]))
         position[entry["id"]] = number
     return labelled, papers, position
@@ -165,7 +151,7 @@ def main() -> None:
     )
     print(f"{'set':20}" + "".join(f"{mode + ' P / R / F1 / P@10':>32}" for mode in MODES))
     last = []
-    for name, role in (("feeds-a", "fit"), ("feeds-b", "held-out")):
+    for name, role in (("feeds-a", "fit"), *((held, HELD_OUT) for held in HELD_OUT_SETS)):
         totals = evaluate(name, args.pairs)
         cells = [figures(totals[mode]) for mode in MODES]
         row = "".join(f"{p:.2f} / {r:.2f} / {f:.2f} / {d:.2f}".rjust(32) for p, r, f, d in cells)

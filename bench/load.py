@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.environment import fresh_postgres_database  # noqa: E402
 from tests.support.servers import free_port, wait_for_port  # noqa: E402
 
 LOAD_LINE = re.compile(r"^LOAD (.*)$", re.M)
@@ -77,12 +78,7 @@ def run_wrk(base: str, args, env: dict, **lua_env) -> dict:
 
 
 def prepare_database(database_url: str, env: dict) -> None:
-    import psycopg
-
-    name = database_url.rsplit("/", 1)[1]
-    with psycopg.connect(database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
+    fresh_postgres_database(database_url)
     for command in (["migrate", "--noinput", "-v0"], ["loadseeds"], ["collectstatic", "--noinput", "-v0"]):
         subprocess.run(
             [sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL

@@ -18,21 +18,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.environment import bench_environment  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--times", type=int, default=11)
     args = parser.parse_args()
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": args.database_url,
-            "DEBUG": "0",
-            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
-            "CELERY_TASK_ALWAYS_EAGER": "1",  # no broker to ask: the queues read as empty
-        }
-    )
+    # No broker to ask: the queues read as empty.
+    os.environ.update(bench_environment(args.database_url, CELERY_TASK_ALWAYS_EAGER="1"))
     import django
 
     django.setup()

@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.digests import bench_environment, fresh_postgres_database, start_sink  # noqa: E402
+from bench.digests import start_sink  # noqa: E402
+from bench.environment import bench_environment, fresh_postgres_database  # noqa: E402
 
 TABLES = ("digest_candidate", "digest_delivery", "digest_matchrun", "digest_paper")
 START = datetime(2026, 11, 1, 6, tzinfo=UTC)
@@ -53,7 +54,9 @@ def main() -> None:
     if args.database_url.startswith("postgres"):
         fresh_postgres_database(args.database_url)
     os.environ.update(
-        bench_environment(folder, args.database_url, sink.port) | {"RETENTION_DAYS": str(args.retention_days)}
+        bench_environment(
+            args.database_url, folder=folder, smtp_port=sink.port, RETENTION_DAYS=str(args.retention_days)
+        )
     )
     os.environ.pop("REDIS_URL", None)
     try:

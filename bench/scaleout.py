@@ -44,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.environment import bench_environment, fresh_postgres_database  # noqa: E402
+
 PAPER_LINK = re.compile(rb"https://arxiv\.org/abs/([0-9]{4}\.[0-9]{4,5})")
 TEXT_PART_END = b"Content-Type: text/html"
 
@@ -393,20 +395,9 @@ def candidate_scores() -> dict[tuple[int, int], float]:
 
 def environment(database_url: str, redis_url: str, sink_port: int, folder: Path) -> dict[str, str]:
     """What the workers, beat and this process run with."""
-    return {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "EMAIL_URL": f"smtp://127.0.0.1:{sink_port}",
-        "PAPERBOY_VAR_DIR": str(folder),
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "SEND_RATE_PER_SECOND": "0",
-        "LOG_LEVEL": "WARNING",
-        # Production settings: DEBUG would keep every query of a worker in memory.
-        "DEBUG": "0",
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
-        "SECURE_SSL_REDIRECT": "0",
-    }
+    return bench_environment(
+        database_url, folder=str(folder), smtp_port=sink_port, REDIS_URL=redis_url, CELERY_TASK_ALWAYS_EAGER="0"
+    )
 
 
 def main() -> None:
@@ -424,7 +415,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from bench.digests import fresh_postgres_database
     from tests.support.servers import ThrowawayRedis
 
     folder = Path(tempfile.mkdtemp(prefix="paperboy-scaleout-"))

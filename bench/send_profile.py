@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.digests import PythonSink, bench_environment, settled  # noqa: E402
+from bench.digests import PythonSink, settled  # noqa: E402
+from bench.environment import bench_environment  # noqa: E402
 
 
 def process_cpu_seconds() -> float:
@@ -79,7 +80,7 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix="paperboy-profile-")
     sink = PythonSink(multiprocessing.get_context("fork"), pipelining=True)
     os.nice(args.worker_nice)
-    os.environ.update(bench_environment(folder, args.database_url, sink.port))
+    os.environ.update(bench_environment(args.database_url, folder=folder, smtp_port=sink.port))
     os.environ.pop("REDIS_URL", None)
     try:
         profile(args, sink)
@@ -105,6 +106,12 @@ def profile(args, sink) -> None:
     unsend_everything()
     ids = dispatch_due(queue=False)
     chunks = list(chunked(ids, settings.DIGEST_CHUNK_SIZE))[: max(1, args.digests // settings.DIGEST_CHUNK_SIZE)]
+    if len(chunks) < 2:
+        raise SystemExit(
+            f"{len(chunks)} chunk(s) of {settings.DIGEST_CHUNK_SIZE} to send ({len(ids)} digests due, --digests "
+            f"{args.digests}): one warms up and at least one more is measured; ask for more --digests, or fill "
+            "the database with more subscribers"
+        )
     on_postgres = connection.vendor == "postgresql"
     send_delivery_chunk(chunks.pop(0))  # warm: the card cache, the connection, prepared plans
 

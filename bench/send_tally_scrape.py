@@ -19,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.environment import bench_environment  # noqa: E402
+
 MINUTES = 24 * 60
 
 
@@ -28,15 +30,7 @@ def main() -> None:
     parser.add_argument("--digests-per-day", type=int, default=1_000_000)
     parser.add_argument("--times", type=int, default=101)
     args = parser.parse_args()
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": args.database_url,
-            "DEBUG": "0",
-            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-" + "x" * 40,
-            "CELERY_TASK_ALWAYS_EAGER": "1",
-        }
-    )
+    os.environ.update(bench_environment(args.database_url, CELERY_TASK_ALWAYS_EAGER="1"))
     import django
 
     django.setup()

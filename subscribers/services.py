@@ -327,6 +327,7 @@ def undo_learned_keyword(subscriber: Subscriber, term: str) -> bool:
             locked.categories = [kept for kept in locked.categories if kept != category]
         locked.learned_categories = held
         locked.save(update_fields=["keywords", "learned_keywords", "learned_categories", "categories"])
+        locked.marked_papers.filter(keyword=term).update(keyword="")  # the click's paper stays marked
         subscriber.keywords, subscriber.learned_keywords = locked.keywords, locked.learned_keywords
         subscriber.categories, subscriber.learned_categories = locked.categories, locked.learned_categories
         if locked.status == Status.ACTIVE:

@@ -166,8 +166,10 @@ def _manage_page(
 
 
 def _learned(subscriber: Subscriber) -> dict[str, list[str]]:
-    """What clicks wrote, by direction: `~word` is "less of", anything else "more of"."""
-    terms = services.learned_keywords(subscriber)
+    """What clicks wrote, by direction: `~word` is "less of", anything else "more of". A term a
+    marked paper wrote is listed with that paper (its Undo takes back the whole click), not here."""
+    with_paper = set(subscriber.marked_papers.exclude(keyword="").values_list("keyword", flat=True))
+    terms = [term for term in services.learned_keywords(subscriber) if term not in with_paper]
     return {
         "less": [term for term in terms if term.startswith("~")],
         "more": [term for term in terms if not term.startswith("~")],

@@ -77,7 +77,7 @@ MIN_SPLIT_PART = 3
 USUAL_MEANING_SHARE = 3
 
 INTEREST_REASON = "similar to your interests"
-KEYWORD_FEATURES = ("keyword_in_title", "keyword_anywhere", "keywords_found")
+KEYWORD_FEATURES = ("keyword_in_title", "keyword_strong", "keywords_strong")
 
 BOOST = "boost"
 FILTER = "filter"
@@ -441,15 +441,19 @@ def keyword_text(query: KeywordQuery) -> str:
 
 
 def keyword_hits(query: KeywordQuery, index: BatchIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Papers holding a wanted keyword: their positions, how many distinct keywords each holds, and
-    whether one is in its title."""
+    """Papers holding a wanted keyword where the keyword rules count it fully (in the title in any
+    form; in the abstract as typed, unless most of the batch holds it: see BatchIndex.term_hits):
+    their positions, how many distinct keywords each holds so, and whether one is in its title.
+    Other forms found only in an abstract are left to the meaning features: on the fit sets they
+    marked mentions more often than topics (docs/decisions.md)."""
     found = [index.term_hits(term) for term in query.include]
     if not found:
         empty = np.zeros(0, np.int64)
         return empty, empty.astype(np.float32), empty.astype(bool)
     every = np.concatenate([hits.positions for hits in found])
     weights = np.concatenate([hits.weights for hits in found])
-    counts = np.bincount(every, minlength=index.size)
+    strong = weights >= np.float32(KEYWORD_IN_ABSTRACT)
+    counts = np.bincount(every[strong], minlength=index.size)
     titled = np.zeros(index.size, dtype=bool)
     titled[every[weights >= np.float32(KEYWORD_IN_TITLE)]] = True
     positions = np.flatnonzero(counts)
@@ -457,13 +461,13 @@ def keyword_hits(query: KeywordQuery, index: BatchIndex) -> tuple[np.ndarray, np
 
 
 def keyword_features(query: KeywordQuery, index: BatchIndex) -> dict[str, np.ndarray]:
-    """The model's keyword features per paper: a keyword in the title (0/1), one anywhere (0/1),
-    how many distinct ones (at most 3)."""
+    """The model's keyword features per paper (see keyword_hits): a keyword in the title (0/1), one
+    counted fully anywhere (0/1), how many distinct ones are (at most 3)."""
     positions, counts, in_title = keyword_hits(query, index)
     features = {name: np.zeros(index.size, np.float32) for name in KEYWORD_FEATURES}
     features["keyword_in_title"][positions] = in_title
-    features["keyword_anywhere"][positions] = 1.0
-    features["keywords_found"][positions] = np.minimum(counts, 3.0)
+    features["keyword_strong"][positions] = 1.0
+    features["keywords_strong"][positions] = np.minimum(counts, 3.0)
     return features
 
 
@@ -474,8 +478,8 @@ def _add_keyword_logit(
     positions, counts, in_title = keyword_hits(query, index)
     if len(positions):
         logit[positions] += (
-            model.weight("keyword_anywhere")
-            + model.weight("keywords_found") * np.minimum(counts, 3.0)
+            model.weight("keyword_strong")
+            + model.weight("keywords_strong") * np.minimum(counts, 3.0)
             + model.weight("keyword_in_title") * in_title
         )
 

@@ -9,11 +9,12 @@ uses ("retrieval", "LLM") count for little. Then:
 - a paper scoring LIKED_SIMILAR or more gets relevance from it (LIKED_FULL or more counts as
   LIKED_MAX), combined with the other evidence, and the reason "similar to N papers you liked",
   N being the liked papers it scores LIKED_SIMILAR or more against on its own;
-- any other paper keeps UNLIKE_FACTOR of the relevance the other signals gave it: the liked papers
-  say what the reader means by their keywords and interests.
+- any other paper keeps UNLIKE_FACTOR of the relevance the other signals gave it. At 1.0 (since
+  the matcher's second relevance round) it keeps all of it: damping them to 0.3 cost a third of
+  the recall of readers with keywords and an interest for no precision the grid could keep.
 
 The constants were chosen on the labelled fit set feeds-a and are reported on the held-out feeds-b
-(bench/liked.py, docs/benchmarks.md; what was tried is in docs/decisions.md). A subscriber without
+and feeds-c (bench/liked.py, docs/benchmarks.md; what was tried is in docs/decisions.md). A subscriber without
 liked papers costs nothing here.
 """
 
@@ -39,7 +40,7 @@ LIKED_SIMILAR = 0.1
 LIKED_FULL = 0.2
 LIKED_MAX = 0.8
 TYPICAL_WEIGHT = 1.0
-UNLIKE_FACTOR = 0.3
+UNLIKE_FACTOR = 1.0
 # The newest liked papers are used when a list is longer: matching time stays bounded.
 MAX_LIKED_IN_MATCHER = 50
 

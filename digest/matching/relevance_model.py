@@ -5,8 +5,9 @@ Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets who
 
 - description: an interest alone (what it says is wanted, digest.matching.similarity.wanted_text),
   from its TF-IDF and LSA cosine similarities and its normalised BM25 score against the paper;
-- both: an interest with keywords, adding whether a keyword is in the title, in the paper at all,
-  how many distinct keywords are (at most 3), and the keywords' own TF-IDF, LSA and BM25 scores
+- both: an interest with keywords, adding whether a keyword is in the title, whether one is where
+  the keyword rules count it fully (the title, or the abstract as typed), how many distinct keywords
+  are so (at most 3), and the keywords' own TF-IDF, LSA and BM25 scores
   against the paper (their meaning, beyond their exact words).
 
 Each model's cut-off was chosen on the fit sets for precision (the lowest reaching the issue's
@@ -29,8 +30,8 @@ WEIGHTS_FILE = Path(__file__).with_name("relevance_model.json")
 DESCRIPTION_FEATURES = ("tfidf", "lsa", "bm25")
 BOTH_FEATURES = (
     "keyword_in_title",
-    "keyword_anywhere",
-    "keywords_found",
+    "keyword_strong",
+    "keywords_strong",
     "tfidf",
     "lsa",
     "bm25",

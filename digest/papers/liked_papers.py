@@ -5,7 +5,8 @@ A liked paper we hold is linked at once. Any other waits (state `waiting`) and
 `fetch_waiting_papers` asks the arXiv API for it through the feed pipeline (fetching.py, then
 ingestion.py, which parses and stores what arXiv sends like any feed). After a fetch:
 
-- the paper is stored: the row links to it (`known`), and the subscriber is re-matched; papers
+- the paper is stored: the row links to it (`known`), the subscriber's reader model is retrained
+  with it (digest/matching/reader_model.py) and the subscriber is re-matched; papers
   stored by this fetch are marked `fetched_for_liked`, so that no match run offers them to anyone
   as new (digest/matching/runs.py);
 - arXiv answered properly without it: asked again once later, then `not_found`, kept and shown so
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from config.celery import queue
 from config.logging import log_event
+from digest.matching.reader_model import retrain
 from digest.models import LikedPaper, Paper
 from digest.papers.cleaning import cut_text
 from digest.papers.fetching import FetchError, fetch
@@ -72,6 +74,7 @@ class FetchOutcome:
     not_found: int = 0
     failed: int = 0
     problems: list[str] = field(default_factory=list)
+    linked_subscribers: set[int] = field(default_factory=set)
 
 
 def liked_list(subscriber: Subscriber) -> list[LikedPaper]:
@@ -210,6 +213,7 @@ def fetch_waiting_papers(now: datetime | None = None) -> FetchOutcome:
     for key, waiting in by_title.items():
         error = _fetch_into_store(arxiv_title_url(waiting[0].title), outcome)
         _settle(waiting, _stored_by_title([waiting[0].title]).get(key), error, now, outcome)
+    _learn_and_rematch(outcome.linked_subscribers)
     if rows:
         log_event(
             log,
@@ -243,7 +247,8 @@ def _settle(rows: Iterable[LikedPaper], paper: Paper | None, error: str, now: da
     for row in rows:
         row.fetch_attempts = min(row.fetch_attempts + 1, 32_000)
         if paper is not None:
-            _link(row, paper)
+            if _link(row, paper):
+                outcome.linked_subscribers.add(row.subscriber_id)
             outcome.found += 1
             continue
         if not error and row.fetch_attempts >= ANSWERS_BEFORE_NOT_FOUND:
@@ -263,7 +268,9 @@ def _settle(rows: Iterable[LikedPaper], paper: Paper | None, error: str, now: da
         )
 
 
-def _link(row: LikedPaper, paper: Paper) -> None:
+def _link(row: LikedPaper, paper: Paper) -> bool:
+    """Link the waiting row to the paper now stored; False when another worker linked it first or
+    the subscriber already had it."""
     try:
         with transaction.atomic():
             linked = LikedPaper.objects.filter(pk=row.pk, state=State.WAITING).update(
@@ -277,8 +284,15 @@ def _link(row: LikedPaper, paper: Paper) -> None:
     except IntegrityError:
         # The subscriber liked this paper twice (by id and by title): one row is enough.
         LikedPaper.objects.filter(pk=row.pk).delete()
-        return
-    if linked:
-        active = Subscriber.objects.filter(pk=row.subscriber_id, status=Subscriber.Status.ACTIVE).exists()
-        if active:
-            transaction.on_commit(partial(rematch.queue_rematch, row.subscriber_id))
+        return False
+    return bool(linked)
+
+
+def _learn_and_rematch(subscriber_ids: Iterable[int]) -> None:
+    """Once per subscriber whose liked papers arrived: the reader model learns them (a model needs
+    the paper's text, which the row did not have while waiting), then an active subscriber is
+    re-matched with it."""
+    for subscriber in Subscriber.objects.filter(pk__in=sorted(subscriber_ids)):
+        retrain(subscriber)
+        if subscriber.status == Subscriber.Status.ACTIVE:
+            transaction.on_commit(partial(rematch.queue_rematch, subscriber.pk))

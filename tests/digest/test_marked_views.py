@@ -99,3 +99,22 @@ def test_opening_an_undo_link_changes_nothing(client, reader):
 
     assert client.get(undo_path(reader, more.pk)).status_code == 405
     assert MarkedPaper.objects.filter(subscriber=reader).count() == 2
+
+
+def test_a_less_click_term_is_listed_once_with_its_paper(client, reader):
+    less = MarkedPaper.objects.get(subscriber=reader, direction="less")
+    word = less.keyword.lstrip("~")
+
+    page = client.get(manage_path(reader)).content.decode()
+
+    assert f"<code>{word}</code>" in page
+    assert f'value="{less.keyword}"' not in page  # no second Undo that takes back the term alone
+    assert "Learned from your clicks" not in page
+
+
+def test_a_term_written_before_marked_papers_existed_keeps_its_own_undo(client, reader):
+    MarkedPaper.objects.filter(subscriber=reader, direction="less").update(keyword="")
+
+    page = client.get(manage_path(reader)).content.decode()
+
+    assert "Learned from your clicks" in page and "undo_learned" in page

@@ -5,10 +5,20 @@ import numpy as np
 import pytest
 
 from digest.matching import liked, relevance_model
-from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many, match_subscribers
+from digest.matching.engine import (
+    BatchIndex,
+    Matcher,
+    PaperDoc,
+    _add_keyword_logit,
+    build_matcher,
+    keyword_features,
+    match_many,
+    match_subscribers,
+)
 from digest.matching.ranking import RankingWeights
 from digest.matching.similarity import paper_text
 from seeds.build_seed_feed import read_papers
+from subscribers.keywords import parse_keywords
 from tests.support import ROOT
 
 NOW = datetime(2026, 11, 26, 8, tzinfo=UTC)
@@ -250,3 +260,22 @@ def test_a_chunk_with_more_liked_papers_than_the_cache_holds_ranks_the_same(monk
     monkeypatch.setattr(liked, "MAX_CACHED_ROWS", 25)
     fresh_index, _ = generated_chunk(0)
     assert [list(matches) for matches in match_many(matchers, fresh_index)] == expected
+
+
+def test_the_joint_model_counts_a_keyword_only_where_the_keyword_rules_count_it_fully():
+    papers = [
+        PaperDoc(id=1, title="Scans", abstract="We train neural fields on scans."),  # another form, abstract only
+        PaperDoc(id=2, title="Scan models", abstract="A neural field decoder for scans."),  # as typed
+        PaperDoc(id=3, title="Neural fields for video", abstract="Video."),  # any form in the title
+        PaperDoc(id=4, title="Graphs", abstract="Graph neural networks."),
+    ]
+    index = BatchIndex(papers, now=NOW, weights=RankingWeights())
+    query = parse_keywords('"neural field", decoder')
+    features = keyword_features(query, index)
+    assert features["keyword_strong"].tolist() == [0, 1, 1, 0]
+    assert features["keywords_strong"].tolist() == [0, 2, 1, 0]
+    assert features["keyword_in_title"].tolist() == [0, 0, 1, 0]
+    # The engine adds the same features' part of the joint model's logit as the fitted model reads.
+    logit = np.zeros(index.size, np.float32)
+    _add_keyword_logit(logit, query, index, relevance_model.BOTH)
+    np.testing.assert_allclose(logit, relevance_model.BOTH.logit(features), rtol=1e-6)

@@ -6,8 +6,9 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
+from digest.matching.feedback import apply_feedback
 from digest.matching.runs import clear_index_cache, match_chunk, match_recent_papers, start_match_run
-from digest.models import Candidate, Feed, LikedPaper, Paper
+from digest.models import Candidate, Feed, LikedPaper, Paper, ReaderModel
 from digest.papers.archive import trending_this_week
 from digest.papers.ingestion import ingest_document
 from digest.papers.liked_papers import (
@@ -121,6 +122,25 @@ def test_waiting_ids_are_fetched_stored_and_linked_and_an_unknown_id_ends_not_fo
         f"arXiv has no paper with id {UNKNOWN}",
     )
     assert fetch_waiting_papers(now=later(100)).requests == 0
+
+
+def test_liked_papers_fetched_later_train_the_readers_model(arxiv, shared_feed):
+    """A model needs a click and two examples: one "more" click alone is too few, and the liked
+    papers count only once their text has been fetched."""
+    subscriber = make_subscriber()
+    apply_feedback(subscriber, make_paper(1, "Neural Fields in Visual Computing", "An abstract."), "more")
+    add_liked_papers(subscriber, LikedInput(arxiv_ids=IN_CAPTURE))
+    assert not ReaderModel.objects.filter(subscriber=subscriber).exists()
+    url = arxiv_ids_url(sorted(IN_CAPTURE))
+    answer(arxiv, url, Route(body=shared_feed(CAPTURE).read_bytes(), headers={"Content-Type": "application/atom+xml"}))
+
+    fetch_waiting_papers()
+
+    model = ReaderModel.objects.get(subscriber=subscriber)
+    assert (model.positives, model.from_liked, model.from_clicks) == (3, True, True)
+    # It learned the liked papers' words: one of TIDE's title words weighs for the reader.
+    weights = dict(zip(model.terms, model.weights, strict=True))
+    assert max(weights.get(term, 0.0) for term in ("distil", "distill", "distillation", "tide")) > 0
 
 
 def test_an_http_error_changes_nothing_but_the_next_attempt(arxiv, shared_feed):
