@@ -17,7 +17,17 @@ from pathlib import Path
 from celery import Celery
 from django.db import transaction
 
+# OpenBLAS (numpy's and scipy's wheels), OpenMP, Intel MKL.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# numpy and scipy's BLAS (OpenBLAS) starts a thread per core in every process that loads it, and
+# Paperboy runs a process per core (Celery's prefork pool, gunicorn's workers): more threads only
+# contend for the same cores, and matching's products are too small to gain from them
+# (docs/decisions.md, "BLAS threads"). Read when numpy loads, so set before anything imports it;
+# a value in the environment wins.
+for _variable in BLAS_THREAD_VARIABLES:
+    os.environ.setdefault(_variable, "1")
 
 app = Celery("paperboy")
 app.config_from_object("django.conf:settings", namespace="CELERY")

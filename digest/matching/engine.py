@@ -28,7 +28,7 @@ from scipy import sparse
 
 from digest.matching import relevance_model
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
-from digest.matching.liked import LikedScores, liked_scores
+from digest.matching.liked import LikedScores, liked_rows, liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
 from digest.matching.reader_model import ReaderScores, ReaderWeights, reader_scores
 from digest.matching.similarity import PaperSimilarity, paper_text, wanted_text
@@ -613,6 +613,8 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
             for name, scores in index.similarity.meaning_scores(keyword_texts)._asdict().items()
         }
     )
+    # The liked papers of those without their own model (which replaces them), read in one product.
+    liked_given = liked_rows((matcher.liked for matcher in matchers if matcher.reader is None), index.similarity)
     results: list[Matches] = []
     for matcher in matchers:
         row = text_row.get(wanted.get(matcher.interests, ""), -1)
@@ -623,7 +625,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
         if matcher.reader is not None:
             liked = reader_scores(matcher.reader, index, matcher.keywords)
         else:
-            liked = liked_scores(matcher.liked, index.similarity)
+            liked = liked_scores(matcher.liked, index.similarity, liked_given)
         if liked is not None:
             evidence += [_Evidence(reason, None, dense) for reason, dense in liked.evidence]
         if interest is not None and matcher.keywords.include:

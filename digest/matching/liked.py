@@ -18,7 +18,8 @@ and feeds-c (bench/liked.py, docs/benchmarks.md; what was tried is in docs/decis
 liked papers costs nothing here.
 """
 
-from collections.abc import Sequence
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
@@ -80,9 +81,29 @@ def liked_paper_ids(subscribers: Sequence["Subscriber"]) -> set[tuple[int, int]]
     }
 
 
-def _similarities(liked: Sequence[str], similarity: PaperSimilarity) -> np.ndarray:
+def liked_rows(liked_lists: Iterable[Sequence[str]], similarity: PaperSimilarity) -> Mapping[str, np.ndarray]:
+    """The similarity rows of a chunk's liked papers (`similarity.scores`), those the batch has not
+    cached yet computed in one product rather than one per subscriber, at most MAX_CACHED_ROWS of
+    them (`_similarities` computes any others). Each row is the same as computed alone."""
+    known = _rows.setdefault(similarity, {})
+    missing = [text for text in dict.fromkeys(text for liked in liked_lists for text in liked) if text not in known]
+    if not missing:
+        return known
+    fresh = dict(zip(missing[:MAX_CACHED_ROWS], similarity.scores(missing[:MAX_CACHED_ROWS]), strict=True))
+    if len(known) + len(fresh) <= MAX_CACHED_ROWS:
+        known.update(fresh)
+        return known
+    return ChainMap(fresh, known)
+
+
+def _similarities(
+    liked: Sequence[str], similarity: PaperSimilarity, given: Mapping[str, np.ndarray] | None = None
+) -> np.ndarray:
     """similarity.scores(liked), each liked paper's row computed once per batch: many subscribers
-    like the same papers, and reading an abstract costs more than the product."""
+    like the same papers, and reading an abstract costs more than the product. `given`: rows
+    computed for the chunk already (`liked_rows`)."""
+    if given is not None and all(text in given for text in liked):
+        return np.vstack([given[text] for text in liked])
     known = _rows.setdefault(similarity, {})
     missing = [text for text in dict.fromkeys(liked) if text not in known]
     if missing:
@@ -106,10 +127,13 @@ class LikedScores:
         relevance[self.unlike] *= UNLIKE_FACTOR
 
 
-def liked_scores(liked: Sequence[str], similarity: PaperSimilarity) -> LikedScores | None:
+def liked_scores(
+    liked: Sequence[str], similarity: PaperSimilarity, rows: Mapping[str, np.ndarray] | None = None
+) -> LikedScores | None:
+    """`rows`: the chunk's liked papers' rows (`liked_rows`), when computed already."""
     if not liked or not similarity.paper_count:
         return None
-    per_liked = _similarities(liked, similarity) - TYPICAL_WEIGHT * similarity.typicality
+    per_liked = _similarities(liked, similarity, rows) - TYPICAL_WEIGHT * similarity.typicality
     score = per_liked.mean(axis=0)
     similar = score >= LIKED_SIMILAR
     counts = np.where(similar, (per_liked >= LIKED_SIMILAR).sum(axis=0), 0)

@@ -1,9 +1,10 @@
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from digest.matching import relevance_model
+from digest.matching import liked, relevance_model
 from digest.matching.engine import (
     BatchIndex,
     Matcher,
@@ -15,6 +16,7 @@ from digest.matching.engine import (
     match_subscribers,
 )
 from digest.matching.ranking import RankingWeights
+from digest.matching.similarity import paper_text
 from seeds.build_seed_feed import read_papers
 from subscribers.keywords import parse_keywords
 from tests.support import ROOT
@@ -216,6 +218,48 @@ def test_keywords_never_lose_papers_the_interest_alone_is_confident_of():
     assert confident
     [with_keywords] = match_many([build_matcher(keywords="quantum chromodynamics", interests=interest)], index)
     assert confident <= set(with_keywords.paper_ids)
+
+
+def generated_chunk(count: int, seed: int = 7) -> tuple[BatchIndex, list[Matcher]]:
+    """bench/matching.py's generated papers and subscribers (fixed seed), a third with liked papers
+    and a sixth with their own reader model, as one chunk."""
+    from bench.matching import Generator
+
+    generator = Generator(seed)
+    papers = [generator.paper(number) for number in range(1, 301)]
+    models = generator.reader_models(3)
+    matchers = []
+    for number in range(count):
+        matcher = build_matcher(**generator.preferences())
+        if number % 3 == 0:
+            # Shared liked papers too, as readers of the same day have.
+            matcher = replace(
+                matcher, liked=generator.liked_papers() + tuple(paper_text(p.title, p.abstract) for p in papers[:2])
+            )
+        if number % 6 == 1:
+            matcher = replace(matcher, reader=replace(models[number % 3], bias=-2.5 - number / count))
+        matchers.append(matcher)
+    return BatchIndex(papers, now=NOW), matchers
+
+
+def test_a_chunk_matched_at_once_ranks_every_subscriber_exactly_as_matching_each_alone():
+    index, matchers = generated_chunk(90)
+    # Each alone on a fresh index: nothing cached from the chunk (liked papers' rows, lookups).
+    alone_index, _ = generated_chunk(0)
+    alone = [match_many([matcher], alone_index)[0] for matcher in matchers]
+    together = match_many(matchers, index)
+    assert sum(map(len, together)) > 1000
+    assert any("you liked" in reason for matches in together for reason in matches.reasons)
+    assert any("you marked" in reason for matches in together for reason in matches.reasons)
+    assert [list(matches) for matches in together] == [list(matches) for matches in alone]
+
+
+def test_a_chunk_with_more_liked_papers_than_the_cache_holds_ranks_the_same(monkeypatch):
+    index, matchers = generated_chunk(60)
+    expected = [list(matches) for matches in match_many(matchers, index)]
+    monkeypatch.setattr(liked, "MAX_CACHED_ROWS", 25)
+    fresh_index, _ = generated_chunk(0)
+    assert [list(matches) for matches in match_many(matchers, fresh_index)] == expected
 
 
 def test_the_joint_model_counts_a_keyword_only_where_the_keyword_rules_count_it_fully():

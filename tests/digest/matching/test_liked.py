@@ -75,6 +75,27 @@ def test_the_count_in_the_reason_is_the_liked_papers_the_paper_is_similar_to(mon
     assert scores.unlike.tolist() == [False, True, True]
 
 
+def test_a_chunks_liked_papers_read_together_give_each_the_row_it_gets_alone(seeds, monkeypatch):
+    similarity = PaperSimilarity([paper_text(*paper) for paper in seeds[10:40]])
+    texts = [paper_text(*paper) for paper in seeds[:10]]
+    lists = [texts[:3], texts[2:7], (), texts[6:], texts[:1]]
+    alone = {text: similarity.scores([text])[0] for text in texts}
+
+    together = liked.liked_rows(lists, similarity)
+
+    assert set(together) == set(texts)
+    assert all(np.array_equal(together[text], alone[text]) for text in texts)
+    # Past what the cache holds: at most that many new rows at once (liked_scores reads the
+    # others alone), none of them kept.
+    monkeypatch.setattr(liked, "MAX_CACHED_ROWS", 4)
+    fresh = PaperSimilarity([paper_text(*paper) for paper in seeds[10:40]])
+    liked.liked_rows([texts[:2]], fresh)
+    overflowing = liked.liked_rows([texts[2:]], fresh)
+    assert set(overflowing) == set(texts[:6])
+    assert all(np.array_equal(overflowing[text], alone[text]) for text in overflowing)
+    assert list(liked._rows[fresh]) == texts[:2]
+
+
 @pytest.mark.django_db
 def test_a_run_uses_the_liked_list_and_never_offers_a_liked_paper_back(seeds):
     papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
