@@ -1,4 +1,9 @@
-"""Fixed-window rate limits kept in the Django cache (Redis when configured, local memory otherwise).
+"""Sliding-window rate limits kept in the Django cache (Redis when configured, local memory otherwise).
+
+Attempts are counted in BUCKETS buckets per window, and an attempt is judged on the last window's
+buckets (the oldest weighted by how much of it still lies within the window). A fixed window let
+a client spend its limit just before a boundary and again just after it: twice the limit within
+seconds, and an admin lockout that ended the moment the clock turned.
 
 When the cache is unreachable the request is allowed and the failure logged: a signup page that
 keeps answering beats a perfect limit, and the hourly email cap in the database still holds.
@@ -17,33 +22,54 @@ log = logging.getLogger(__name__)
 HOUR = 3600
 
 
-def _key(scope: str, identity: str, window: int) -> str:
+BUCKETS = 15
+
+
+def _key(scope: str, identity: str, bucket: int) -> str:
     # Hashed so that the cache never holds email addresses.
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
-    return f"ratelimit:{scope}:{digest}:{int(time.time() // window)}"
+    return f"ratelimit:{scope}:{digest}:{bucket}"
+
+
+def _buckets(window: int) -> tuple[int, float, float]:
+    """The current bucket's number, the share of the oldest bucket still within the window, and
+    how long a bucket must be kept."""
+    width = window / BUCKETS
+    now = time.time()
+    return int(now // width), 1.0 - (now % width) / width, window + width + 60
+
+
+def _count(scope: str, identity: str, bucket: int, share: float) -> float:
+    """Attempts in the last window, the current bucket included."""
+    keys = [_key(scope, identity, number) for number in range(bucket - BUCKETS, bucket + 1)]
+    found = cache.get_many(keys)
+    counts = [int(found.get(key) or 0) for key in keys]
+    return share * counts[0] + sum(counts[1:])
 
 
 def hit(scope: str, identity: str, limit: int, window: int = HOUR) -> bool:
     """Count one attempt by `identity`; True while it stays within `limit` per `window` seconds."""
-    key = _key(scope, identity, window)
+    bucket, share, keep = _buckets(window)
+    key = _key(scope, identity, bucket)
     try:
-        cache.add(key, 0, timeout=window + 60)
+        cache.add(key, 0, timeout=keep)
         try:
-            count = cache.incr(key)
+            cache.incr(key)
         except ValueError:  # the key expired between add and incr
-            cache.set(key, 1, timeout=window + 60)
-            count = 1
+            cache.set(key, 1, timeout=keep)
+        count = _count(scope, identity, bucket, share)
     except Exception:
         log.warning("rate limit cache unavailable, allowing the request (scope %s)", scope, exc_info=True)
         return True
     return count <= limit
 
 
-def attempts(scope: str, identity: str, window: int = HOUR) -> int:
-    """How many attempts `identity` made in the current window, without counting one (0 if the
-    cache is unreachable, like `hit`)."""
+def attempts(scope: str, identity: str, window: int = HOUR) -> float:
+    """How many attempts `identity` made in the last `window` seconds, as `hit` counts them,
+    without counting one; 0 if the cache is unreachable, like `hit`."""
+    bucket, share, _ = _buckets(window)
     try:
-        return int(cache.get(_key(scope, identity, window)) or 0)
+        return _count(scope, identity, bucket, share)
     except Exception:
         log.warning("rate limit cache unavailable, allowing the request (scope %s)", scope, exc_info=True)
         return 0

@@ -164,15 +164,31 @@ def test_every_spelling_the_login_form_turns_into_admin_shares_admins_lockout_ke
     assert lockout_name(spelling) == lockout_name("admin")
 
 
-def test_the_admin_lockout_ends_with_its_window(client, staff, settings):
+def test_the_admin_lockout_ends_once_the_failures_are_a_window_old(client, staff, settings):
     import time_machine
 
     settings.ADMIN_LOGIN_FAILURES = 1
     with time_machine.travel("2026-11-26 08:00:00Z", tick=False) as clock:
         log_in(client, "operator", "wrong")
         assert log_in(client, "operator", PASSWORD).status_code == 429
-        clock.shift(WINDOW_SECONDS)
+        clock.shift(WINDOW_SECONDS - 1)
+        assert log_in(client, "operator", PASSWORD).status_code == 429
+        clock.shift(2)  # the failure is now more than a window old
         assert log_in(client, "operator", PASSWORD).status_code == 302
+
+
+def test_guesses_spent_either_side_of_a_window_boundary_stay_locked_out(client, staff, settings):
+    """The attack on a fixed window: spend the limit a second before the boundary, then guess
+    again a second after it. The lockout holds across the boundary."""
+    import time_machine
+
+    settings.ADMIN_LOGIN_FAILURES = 3
+    with time_machine.travel("2026-11-26 08:14:59Z", tick=False) as clock:
+        for n in range(3):
+            log_in(Client(), "operator", "wrong", ip=f"10.0.7.{n}")
+        clock.shift(2)
+        assert log_in(Client(), "operator", PASSWORD, ip="10.0.7.9").status_code == 429
+        assert log_in(Client(), "operator", "wrong", ip="10.0.7.5").status_code == 429
 
 
 def test_the_admin_login_page_itself_still_shows(client, staff, settings):
