@@ -331,28 +331,19 @@ def asynchronous_commits() -> Iterator[None]:
             pass  # a new connection starts with the server's default anyway
 
 
-def settle_after_bulk_insert(model: type[Model]) -> None:
-    """VACUUM (ANALYZE) the model's table after a bulk insert; ANALYZE alone inside a transaction,
-    where VACUUM cannot run. PostgreSQL only.
+def refresh_statistics(model: type[Model]) -> None:
+    """ANALYZE the model's table, after a bulk change that leaves the planner's statistics stale.
 
-    ANALYZE: a match run adds tens of candidates per subscriber; until the statistics know it
-    (autovacuum may be minutes away, or off), PostgreSQL estimates thousands of rows per delivery
-    and scans the whole table on every chunk of a send. VACUUM: the first statements to read the
-    new rows would otherwise each set their hint bits and find no page all-visible, and the send
-    that follows a run reads every one of them: measured at 100,000 subscribers, the database's
-    CPU per digest was 1.01 ms on unvacuumed candidates and 0.53 ms after a VACUUM
-    (docs/benchmarks.md). VACUUM skips the pages already all-visible, so it costs in proportion to
-    the rows the run added, and it blocks neither reads nor writes.
-
-    SQLite gets neither: its statistics count all the NULLs of a column as one value, so the new
-    candidates (no delivery yet) would make it think the delivery index useless, where without
-    statistics it assumes an index is selective.
+    A match run adds tens of candidates per subscriber; until the statistics know it (autovacuum
+    may be minutes away, or off), PostgreSQL estimates thousands of rows per delivery and scans
+    the whole table on every chunk of a send. PostgreSQL only: SQLite's statistics count all the
+    NULLs of a column as one value, so the new candidates (no delivery yet) would make it think
+    the delivery index useless, where without statistics it assumes an index is selective.
     """
     if connection.vendor != "postgresql":
         return
-    table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {table}" if connection.in_atomic_block else f"VACUUM (ANALYZE) {table}")
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def rows_unless_held(

@@ -32,7 +32,7 @@ from digest.matching.engine import BatchIndex, Matcher, compile_matcher, match_s
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
 from digest.matching.reader_model import retrain, with_reader_model
 from digest.models import Candidate, MatchRun, Paper
-from digest.plain_sql import settle_after_bulk_insert
+from digest.plain_sql import refresh_statistics
 from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
             finished_at=timezone.now()
         )
     if finished:
-        settle_after_bulk_insert(Candidate)
+        refresh_statistics(Candidate)
     log_event(
         log,
         "match.chunk",

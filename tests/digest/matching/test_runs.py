@@ -257,29 +257,7 @@ def test_the_last_chunk_of_a_run_refreshes_the_planners_statistics_of_candidates
             match_chunk(plan.run_id, chunk)
         analyzed.append([q["sql"] for q in context.captured_queries if q["sql"].startswith("ANALYZE")])
     # SQLite would read the candidates' NULL deliveries as one common value: it gets no statistics.
-    # (Inside the test's transaction VACUUM cannot run: ANALYZE alone. See the test below.)
     assert analyzed == [[], ['ANALYZE "digest_candidate"'] if connection.vendor == "postgresql" else []]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_the_run_ends_with_a_vacuum_that_leaves_the_candidates_all_visible():
-    if connection.vendor != "postgresql":
-        pytest.skip("VACUUM and visibility are PostgreSQL's")
-    make_paper(1, "A paper on diffusion")
-    for n in range(300):
-        make_subscriber(n, keywords="diffusion")
-    plan = start_match_run(chunk_size=100)
-    with CaptureQueriesContext(connection) as context:
-        for chunk in plan.chunks:
-            match_chunk(plan.run_id, chunk)
-
-    assert [q["sql"] for q in context.captured_queries if "ANALYZE" in q["sql"]] == [
-        'VACUUM (ANALYZE) "digest_candidate"'
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'digest_candidate'")
-        pages, visible = cursor.fetchone()
-    assert Candidate.objects.count() == 300 and pages > 0 and visible == pages
 
 
 def test_a_run_stores_a_small_multiple_of_max_papers_and_counts_the_rest(settings):
