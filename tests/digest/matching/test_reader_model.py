@@ -84,12 +84,18 @@ def test_the_model_lowers_other_papers_unlike_the_marked_ones(weights, index):
     assert lowered and not lowered & VIDEO
 
 
-@pytest.mark.django_db
-def test_clicks_train_the_model_a_run_uses_and_its_reason_counts_liked_papers_truthfully(seeds):
+def reader_who_clicked_more(seeds) -> tuple[Subscriber, list]:
+    """The seed papers stored, and a reader who clicked "more" on the MORE papers."""
     papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
     reader = make_subscriber(keywords="")
     for n in MORE:
         apply_feedback(reader, papers[n], "more")
+    return reader, papers
+
+
+@pytest.mark.django_db
+def test_clicks_train_the_model_a_run_uses_and_its_reason_counts_liked_papers_truthfully(seeds):
+    reader, papers = reader_who_clicked_more(seeds)
 
     loaded = Subscriber.objects.select_related("reader_model").get(pk=reader.pk)
     matcher = subscriber_matcher(loaded)
@@ -116,10 +122,7 @@ def test_a_liked_list_alone_trains_no_model(seeds):
 
 @pytest.mark.django_db
 def test_the_re_match_a_change_of_words_queues_retrains_the_model_with_them(seeds):
-    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
-    reader = make_subscriber(keywords="")
-    for n in MORE:
-        apply_feedback(reader, papers[n], "more")
+    reader, _ = reader_who_clicked_more(seeds)
     assert "spectrogram" not in ReaderModel.objects.get(subscriber=reader).terms
 
     Subscriber.objects.filter(pk=reader.pk).update(interests="spectrogram spectrogram spectrogram")
