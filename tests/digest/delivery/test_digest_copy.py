@@ -184,6 +184,10 @@ def test_a_digest_of_old_papers_gives_their_dates():
         # Equal counts and lengths: by name, not by the set's order, which changes with each
         # process's hash seed (a retry in another worker must build the same subject).
         ("video, graph, audio", "matches your keywords 'video', 'graph', 'audio'", "2 new papers on audio and graph"),
+        # A quoted phrase in a reason counts as a keyword.
+        ("", "matches your keyword 'neural field'", "2 new papers on neural field"),
+        # Nothing names a subject: a plain count.
+        ("", "similar to your interest", "2 new papers picked for you"),
     ],
 )
 def test_the_subject_names_the_readers_keywords(keywords, reason, subject):

@@ -105,24 +105,6 @@ def test_the_subject_counts_one_paper_in_the_singular():
     assert digest_subject(subscriber, candidates) == "1 new paper on implicit neural representations"
 
 
-def test_the_subject_falls_back_to_a_plain_count_when_nothing_names_a_subject():
-    subscriber = make_subscriber(keywords="")
-    subscriber.topics.clear()
-    _, candidates, _ = make_digest(count=3, subscriber=subscriber)
-    candidates = with_reason(candidates, "similar to your interest")
-
-    assert digest_subject(subscriber, candidates) == "3 new papers picked for you"
-
-
-def test_a_quoted_keyword_in_a_reason_becomes_the_subject():
-    subscriber = make_subscriber(keywords="")
-    subscriber.topics.clear()
-    _, candidates, _ = make_digest(count=2, subscriber=subscriber)
-    candidates = with_reason(candidates, "matches your keyword 'neural field'")
-
-    assert digest_subject(subscriber, candidates) == "2 new papers on neural field"
-
-
 def test_a_subject_too_long_for_inboxes_keeps_only_the_first_topic():
     subscriber = make_subscriber(keywords='"a very long keyword phrase that goes on and on and on and on"')
     _, candidates, _ = make_digest(count=2, subscriber=subscriber)
