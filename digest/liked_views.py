@@ -82,7 +82,8 @@ def liked_papers(request: HttpRequest, token: str) -> HttpResponse:
         except LikedInputError as refused:
             form.add_error(None, str(refused))
         else:
-            retrain(subscriber)  # the liked papers are positives of the reader's model
+            # The liked papers are positives of the reader's model: the re-match that adding papers
+            # we hold queues retrains it (runs.match_recent_papers), as does the fetch of the others.
             return redirect(manage_url(subscriber) + "?done=liked#liked-papers")
     return _page(request, subscriber, token, form, status=400)
 

@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import resolve, reverse
 
-from digest.models import LikedPaper
+from digest.matching.feedback import apply_feedback
+from digest.models import LikedPaper, ReaderModel
 from digest.papers.liked_papers import add_liked_papers, arxiv_ids_url, fetch_waiting_papers
 from subscribers.liked_input import LikedInput
 from subscribers.models import Subscriber
@@ -185,3 +186,17 @@ def test_the_data_export_holds_the_liked_papers(client, ada, papers):
     assert [(row["arxiv_id"], row["paper__title"], row["state"]) for row in exported["liked_papers"]] == [
         (papers[0].arxiv_id, papers[0].title, "known")
     ]
+
+
+def test_adding_liked_papers_retrains_the_readers_model_through_the_re_match(
+    client, ada, papers, django_capture_on_commit_callbacks
+):
+    apply_feedback(ada, papers[1], "more")  # one click: too few examples for a model yet
+    assert not ReaderModel.objects.filter(subscriber=ada).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(liked_path(ada), {"liked_papers": papers[0].arxiv_id})
+
+    assert response.status_code == 302
+    model = ReaderModel.objects.get(subscriber=ada)
+    assert (model.positives, model.from_liked, model.from_clicks) == (2, True, True)
