@@ -25,10 +25,9 @@ HOUR = 3600
 BUCKETS = 15
 
 
-def _key(scope: str, identity: str, bucket: int) -> str:
+def _prefix(scope: str, identity: str) -> str:
     # Hashed so that the cache never holds email addresses.
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
-    return f"ratelimit:{scope}:{digest}:{bucket}"
+    return f"ratelimit:{scope}:{hashlib.sha256(identity.encode()).hexdigest()[:32]}:"
 
 
 def _buckets(window: int) -> tuple[int, float, float]:
@@ -41,7 +40,8 @@ def _buckets(window: int) -> tuple[int, float, float]:
 
 def _count(scope: str, identity: str, bucket: int, share: float) -> float:
     """Attempts in the last window, the current bucket included."""
-    keys = [_key(scope, identity, number) for number in range(bucket - BUCKETS, bucket + 1)]
+    prefix = _prefix(scope, identity)
+    keys = [f"{prefix}{number}" for number in range(bucket - BUCKETS, bucket + 1)]
     found = cache.get_many(keys)
     counts = [int(found.get(key) or 0) for key in keys]
     return share * counts[0] + sum(counts[1:])
@@ -50,7 +50,7 @@ def _count(scope: str, identity: str, bucket: int, share: float) -> float:
 def hit(scope: str, identity: str, limit: int, window: int = HOUR) -> bool:
     """Count one attempt by `identity`; True while it stays within `limit` per `window` seconds."""
     bucket, share, keep = _buckets(window)
-    key = _key(scope, identity, bucket)
+    key = f"{_prefix(scope, identity)}{bucket}"
     try:
         cache.add(key, 0, timeout=keep)
         try:
