@@ -1,6 +1,6 @@
 """Matching quality on labelled sets: precision, recall, F1 and nDCG@10 per set, mode and reader.
 
-    python bench/relevance.py [--set NAME ...] [--threshold 0.12] [--write-guard]
+    python bench/relevance.py [--set NAME ...] [--threshold 0.12] [--background N] [--write-guard]
 
 Every set in bench/relevance/ (*.json with "readers") names its papers by arXiv id and the capture
 in ../shared/feeds/ that holds them (the seed set: by title, in seeds/trending-papers.xml); the
@@ -21,6 +21,11 @@ A set's "role" says what it is for: "fit" sets are the ones weights, thresholds 
 chosen on; "held-out" sets are only reported, never tuned on. The last line gives the held-out set's
 `both` figures in a machine-readable form. --write-guard records the fit sets' figures in
 bench/relevance/guard.json, which tests/digest/matching/test_relevance_guard.py holds the code to.
+
+--background N indexes every set as a matching run does, beside N other papers (a run's IDF and LSA
+are fitted on the run's papers plus up to MATCH_IDF_PAPERS stored ones): the papers of the fit sets'
+captures that no set labels, in the order of the captures. Without it a set is indexed alone, the
+condition the models were fitted in.
 """
 
 import argparse
@@ -214,7 +219,7 @@ def load_set(path: Path) -> LabelledSet:
 
 def load_sets(names: Iterable[str] = ()) -> list[LabelledSet]:
     wanted = set(names)
-    paths = [path for path in sorted(SETS.glob("*.json")) if path != GUARD]
+    paths = _set_paths()
     sets = [load_set(path) for path in paths if not wanted or path.stem in wanted]
     missing = wanted - {path.stem for path in paths}
     if missing:
@@ -260,9 +265,40 @@ def score(ranking: Sequence[int], labels: dict[int, str]) -> Score:
     return Score(hits=hits, predicted=len(predicted), wanted=wanted, ndcg=dcg / ideal_dcg if ideal_dcg else None)
 
 
-def evaluate(labelled: LabelledSet, threshold: float | None = None) -> dict[str, dict[str, Score]]:
+def background_papers(count: int) -> list[str]:
+    """Up to `count` texts, as a run's background holds them, of the papers in the fit sets' captures
+    that no labelled set (fit or held out) holds."""
+    entries = [entry for path in _set_paths() for entry in json.loads(path.read_text(encoding="utf-8"))["papers"]]
+    labelled = {entry["id"] for entry in entries}
+    sources = dict.fromkeys(entry["source"] for entry in entries if _role(entry["source"]) == FIT)
+    texts = [
+        f"{title}. {abstract}"
+        for source in sources
+        for key, (title, abstract, _) in source_papers(source).items()
+        if key not in labelled and abstract
+    ]
+    return texts[:count]
+
+
+def _set_paths() -> list[Path]:
+    return [path for path in sorted(SETS.glob("*.json")) if path != GUARD]
+
+
+@cache
+def _role(source: str) -> str:
+    """FIT when a fit set draws papers from the capture, else HELD_OUT."""
+    for path in _set_paths():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["role"] == FIT and any(entry["source"] == source for entry in data["papers"]):
+            return FIT
+    return HELD_OUT
+
+
+def evaluate(
+    labelled: LabelledSet, threshold: float | None = None, background: Sequence[str] = ()
+) -> dict[str, dict[str, Score]]:
     """mode -> reader name -> Score, every model mode through one batch index and one match_many."""
-    index = BatchIndex(labelled.papers, similarity_threshold=threshold)
+    index = BatchIndex(labelled.papers, background=background, similarity_threshold=threshold)
     model_modes = [mode for mode in MODES if mode != "regex"]
     matchers = [matcher_for(reader, mode) for mode in model_modes for reader in labelled.readers]
     found = iter(match_many(matchers, index, keep=len(labelled.papers)))
@@ -324,16 +360,22 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=None, help="topic descriptions' similarity threshold")
     parser.add_argument("--no-readers", action="store_true", help="micro-averages only")
     parser.add_argument("--write-guard", action="store_true", help="record the fit sets' figures in guard.json")
+    parser.add_argument("--background", type=int, default=0, help="index each set beside this many unlabelled papers")
     args = parser.parse_args()
+    if args.write_guard and args.background:
+        parser.error("the guard records the figures of sets indexed alone: --write-guard without --background")
+    background = background_papers(args.background) if args.background else []
     sets = load_sets(args.set)
     fit = [s.name for s in sets if s.role == FIT]
     held_out = [s.name for s in sets if s.role == HELD_OUT]
     print(f"fit on (weights, thresholds and rules may be chosen here): {', '.join(fit) or 'none'}")
     print(f"held out (reported only, never tuned on): {', '.join(held_out) or 'none'}")
     print("cells: precision/recall/F1/nDCG@10; precision and recall micro-averaged, nDCG@10 averaged")
+    if args.background:
+        print(f"each set indexed beside {len(background)} unlabelled papers of the fit sets' captures")
     results = {}
     for labelled in sets:
-        figures = evaluate(labelled, args.threshold)
+        figures = evaluate(labelled, args.threshold, background)
         results[labelled.name] = (labelled, figures)
         report(labelled, figures, readers=not args.no_readers)
     print()

@@ -52,3 +52,25 @@ def test_the_regex_baseline_matches_whole_phrases_only_and_honours_exclusions():
     # "Neural fields" and "fieldwork" are not the whole phrase; a title match ranks first.
     assert regex_ranking('"neural field", -medical', papers) == [0, 3]
     assert regex_ranking('"neural field"', papers) == [2, 0, 3]
+
+
+def test_the_background_holds_no_labelled_paper_and_only_the_fit_sets_captures():
+    shared_folder("feeds")
+    sets = relevance.load_sets()
+    labelled = {f"{paper.title}. {paper.abstract}" for labelled_set in sets for paper in labelled_set.papers}
+    background = relevance.background_papers(300)
+    assert len(background) == 300
+    assert not labelled & set(background)
+    fit_sources = {
+        entry["source"]
+        for path in relevance._set_paths()
+        for data in [json.loads(path.read_text(encoding="utf-8"))]
+        if data["role"] == relevance.FIT
+        for entry in data["papers"]
+    }
+    fit_texts = {
+        f"{title}. {abstract}"
+        for source in fit_sources
+        for title, abstract, _ in relevance.source_papers(source).values()
+    }
+    assert set(background) <= fit_texts
