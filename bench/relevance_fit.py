@@ -1,6 +1,6 @@
 """Fit the relevance models (digest/matching/relevance_model.py) on the fit sets, never the held-out ones.
 
-    python bench/relevance_fit.py [--l2 1.0] [--dry-run] [--cross-validate]
+    python bench/relevance_fit.py [--l2 1.0] [--dry-run] [--cross-validate] [--background N]
 
 For every reader of every set in bench/relevance/ whose role is "fit", the features of each paper
 are computed through the engine's own code (BatchIndex, keyword_features, meaning_scores); papers
@@ -14,6 +14,11 @@ held-out sets and `--write-guard` records the fit sets' new figures.
 --cross-validate also prints how the features generalise without looking at any held-out set:
 leave one reader out (fit weights and cut-off on the other fit-set readers, predict the one left
 out; micro-averaged), and fit on one fit set, predict the other. Features are chosen on these.
+
+--background N indexes every fit set as a matching run does, beside N unlabelled papers of the fit
+sets' captures (bench/relevance.py's background_papers: never a labelled paper), so the weights are
+fitted and cross-validated in the conditions a run works in (issue 14). Without it, sets are
+indexed alone, as the stored weights were fitted.
 """
 
 import argparse
@@ -29,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from bench.relevance import FIT, load_sets  # noqa: E402 (sets Django up)
+from bench.relevance import FIT, background_papers, load_sets  # noqa: E402 (sets Django up)
 from digest.matching import relevance_model  # noqa: E402
 from digest.matching.engine import BatchIndex, keyword_features, keyword_text  # noqa: E402
 from digest.matching.similarity import wanted_text  # noqa: E402
@@ -43,9 +48,12 @@ CONFIDENT_PRECISION = 0.95
 BETA = 0.5  # when no cut-off reaches the target: the best F0.5 (precision counts twice)
 
 
-def examples() -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list[str], list[str]]:
+def examples(
+    background: list[str] | None = None,
+) -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list[str], list[str]]:
     """Feature rows of every (reader, labelled paper) pair of the fit sets, their labels, whether the
-    reader has keywords, the reader ("set/name") of each row, and the sets used."""
+    reader has keywords, the reader ("set/name") of each row, and the sets used; each set is indexed
+    beside the `background` texts, as a run indexes its papers."""
     columns: dict[str, list[np.ndarray]] = {}
     labels: list[int] = []
     with_keywords: list[bool] = []
@@ -55,7 +63,7 @@ def examples() -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list
         if labelled.role != FIT:
             continue
         used.append(labelled.name)
-        index = BatchIndex(labelled.papers)
+        index = BatchIndex(labelled.papers, background=background or [])
         for reader in labelled.readers:
             if not reader.interest:
                 continue
@@ -157,10 +165,16 @@ def main() -> None:
     parser.add_argument("--l2", type=float, default=1.0, help="L2 penalty on the weights")
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the weights")
     parser.add_argument("--cross-validate", action="store_true", help="also print cross-validated figures")
+    parser.add_argument(
+        "--background", type=int, default=0, help="index each fit set beside this many unlabelled papers"
+    )
     args = parser.parse_args()
-    columns, label_list, keyword_list, reader_list, used = examples()
+    background = background_papers(args.background) if args.background else []
+    columns, label_list, keyword_list, reader_list, used = examples(background)
     labels, with_keywords, readers = np.array(label_list), np.array(keyword_list), np.array(reader_list)
     print(f"fit on: {', '.join(used)} (held-out sets are never read here)")
+    if background:
+        print(f"each fit set indexed beside {len(background)} unlabelled papers of the fit sets' captures")
     models = {}
     design = {
         name: np.vstack([np.concatenate(columns[feature]) for feature in names]).T
@@ -199,7 +213,8 @@ def main() -> None:
             predict = either(predict, sure)
         if args.cross_validate:
             print(f"  {name} cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
-    stored = {"fitted_on": used, "command": "python bench/relevance_fit.py", "l2": args.l2, "models": models}
+    command = "python bench/relevance_fit.py" + (f" --background {args.background}" if args.background else "")
+    stored = {"fitted_on": used, "command": command, "l2": args.l2, "models": models}
     if not args.dry_run:
         relevance_model.WEIGHTS_FILE.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {relevance_model.WEIGHTS_FILE.relative_to(ROOT)}")

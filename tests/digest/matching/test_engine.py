@@ -279,3 +279,33 @@ def test_the_joint_model_counts_a_keyword_only_where_the_keyword_rules_count_it_
     logit = np.zeros(index.size, np.float32)
     _add_keyword_logit(logit, query, index, relevance_model.BOTH)
     np.testing.assert_allclose(logit, relevance_model.BOTH.logit(features), rtol=1e-6)
+
+
+def test_a_runs_background_papers_do_not_shift_an_interests_lsa_similarity():
+    """A run indexes its papers beside up to MATCH_IDF_PAPERS stored ones, which the LSA space is
+    fitted on too: raw LSA cosines rise for every paper (issue 14). Centred on the batch, their level
+    does not move (float32 sums: 1e-4), and the papers the description model picks alone stay picked.
+    Single papers still move a little: the space and the IDF are refitted, only the level is removed."""
+    from bench.relevance import background_papers
+
+    pairs, _ = read_papers(SEED_PAGE.read_text(encoding="utf-8"))
+    papers = [PaperDoc(id=number, title=title, abstract=abstract) for number, (title, abstract) in enumerate(pairs, 1)]
+    # Unlabelled papers of a retrieval-augmented generation search: unrelated to the interest.
+    background = background_papers(1000)
+    assert len(background) == 1000
+    interest = "Compressing video with implicit neural representations and coordinate networks"
+    picked, level, raw_level = [], [], []
+    for index in (
+        BatchIndex(papers, now=NOW, weights=RankingWeights()),
+        BatchIndex(papers, background=background, now=NOW, weights=RankingWeights()),
+    ):
+        meaning = index.similarity.meaning_scores([interest])._asdict()
+        relevance = relevance_model.DESCRIPTION.relevance(meaning, index.weights.min_relevance)[0]
+        picked.append(set(index.ids[relevance > 0].tolist()))
+        level.append(float(meaning["lsa"][0].mean()))
+        index.similarity._lsa_centre[:] = 0  # the raw cosines, as before the centring
+        raw_level.append(float(index.similarity.meaning_scores([interest]).lsa[0].mean()))
+    assert picked[0] and picked[0] <= picked[1]
+    assert abs(level[0]) < 1e-4 and abs(level[1]) < 1e-4
+    # What the centring removes: the background lifts every raw cosine by about a fifth.
+    assert raw_level[1] - raw_level[0] > 0.1
