@@ -1,10 +1,10 @@
 """The hot-path SQL helpers store and find exactly what the ORM calls they stand for would."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from digest.models import Candidate, Delivery, Feed, Paper, PaperSource, SendTally
+from digest.models import Delivery, Feed, Paper, PaperSource, SendTally
 from digest.plain_sql import (
     asynchronous_commits,
     ids_among,
@@ -115,22 +115,21 @@ def test_update_each_sets_shared_values_only_where_the_conditions_still_hold(del
 
 
 def test_update_each_by_another_key_and_only_where_unset_leaves_set_rows_alone(deliveries):
-    paper = Paper.objects.create(guid="urn:p", title="A paper")
     first, second, _ = deliveries
-    waiting = Candidate.objects.create(subscriber=first.subscriber, paper=paper, score=1, reason="r")
-    taken = Candidate.objects.create(subscriber=second.subscriber, paper=paper, score=1, reason="r", delivery=second)
+    earlier = CLAIMED - timedelta(hours=1)
+    Delivery.objects.filter(id=second.id).update(sent_at=earlier)
 
     changed = update_each(
-        Candidate,
-        ("delivery",),
-        {first.subscriber_id: (first.id,), second.subscriber_id: (first.id,)},
+        Delivery,
+        ("sent_at",),
+        {first.subscriber_id: (CLAIMED,), second.subscriber_id: (CLAIMED,)},
         key="subscriber",
         only_unset=True,
     )
 
     assert changed == 1
-    assert Candidate.objects.get(id=waiting.id).delivery_id == first.id
-    assert Candidate.objects.get(id=taken.id).delivery_id == second.id
+    assert Delivery.objects.get(id=first.id).sent_at == CLAIMED
+    assert Delivery.objects.get(id=second.id).sent_at == earlier
 
 
 def test_insert_rows_stores_what_bulk_create_would_and_skips_conflicts(deliveries):
