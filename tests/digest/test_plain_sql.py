@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from digest.models import Delivery, Feed, Paper, PaperSource, SendTally
+from digest.models import Candidate, Delivery, Feed, Paper, PaperSource, SendTally
 from digest.plain_sql import (
     asynchronous_commits,
     ids_among,
@@ -12,6 +12,7 @@ from digest.plain_sql import (
     insert_or_add,
     insert_rows,
     row_exists,
+    rows_above_highest,
     rows_unless_held,
     update_each,
     update_rows,
@@ -259,3 +260,29 @@ def test_ids_among_finds_what_the_orm_filter_finds(deliveries):
     )
     assert found == {ids[0], ids[2]}
     assert ids_among(Subscriber, [], status=Subscriber.Status.ACTIVE) == set()
+
+
+def test_rows_above_highest_gives_each_keys_bound_and_only_the_rows_above_it(deliveries):
+    first, second, third = deliveries
+    papers = [Paper.objects.create(guid=f"urn:p{n}", title=f"Paper {n}") for n in range(3)]
+    made = [
+        Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="r")
+        for subscriber in (first.subscriber, second.subscriber)
+        for paper in papers
+    ]
+    Delivery.objects.filter(id=first.id).update(candidates_through=made[1].id)
+
+    rows = rows_above_highest(
+        Candidate,
+        ("paper",),
+        "subscriber",
+        [first.subscriber_id, second.subscriber_id, third.subscriber_id],
+        Delivery,
+        "candidates_through",
+    )
+
+    assert sorted(rows, key=lambda row: (row[0], row[2] or 0)) == [
+        (first.subscriber_id, made[1].id, made[2].id, papers[2].id),
+        *[(second.subscriber_id, 0, c.id, c.paper_id) for c in made[3:]],
+        (third.subscriber_id, 0, None, None),
+    ]
