@@ -390,11 +390,14 @@ def rows_above_highest(
     prepared = [key_field.get_db_prep_save(value, connection) for value in keys]
     if connection.vendor == "postgresql":
         source, params = f"SELECT unnest(%s::{key_field.db_type(connection)}[])", [prepared]
+        # Else PostgreSQL inlines `f` and asks the MAX again for every row it returns.
+        materialized = "MATERIALIZED "
     else:
         source, params = "VALUES " + ", ".join(["(%s)"] * len(prepared)), prepared
+        materialized = ""  # SQLite before 3.35 has no such word
     sql = (
         # S608: only quoted table and column names from the models' metadata are formatted in; values are parameters.
-        f"WITH k(v) AS ({source}), f AS (SELECT k.v, COALESCE((SELECT MAX(b.{bound_column}) "  # noqa: S608
+        f"WITH k(v) AS ({source}), f AS {materialized}(SELECT k.v, COALESCE((SELECT MAX(b.{bound_column}) "  # noqa: S608
         f"FROM {bounds_table} AS b WHERE b.{bounds_key} = k.v), 0) AS highest FROM k) "
         f"SELECT f.v, f.highest, r.{pk}, {values} FROM f LEFT JOIN {table} AS r "
         f"ON r.{key_column} = f.v AND r.{pk} > f.highest"

@@ -25,8 +25,10 @@ holds.
 """
 
 import logging
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
 
 from django.conf import settings
 from django.db import connection as db_connection
@@ -35,6 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.logging import log_event
+from digest.chunks import chunked
 from digest.delivery.claims import held_by, is_waiting
 from digest.models import Candidate, Delivery, MatchRun, lock_candidates_of
 
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 
 FINISHED = (Delivery.Status.SENT, Delivery.Status.SKIPPED, Delivery.Status.FAILED, Delivery.Status.BOUNCED)
 PENDING = (Delivery.Status.QUEUED, Delivery.Status.SENDING)
+RANGES_PER_DELETE = 200
 
 
 @dataclass
@@ -66,11 +70,11 @@ def purge_old_deliveries(cutoff: datetime, batch_size: int) -> tuple[int, int]:
         if not ids:
             return 0, 0
         purged = list(Delivery.objects.filter(id__in=ids, status__in=FINISHED))
-        held = Q()
-        for delivery in purged:
-            if delivery.candidates_through > delivery.candidates_after:
-                held |= held_by(delivery)
-        candidates = Candidate.objects.filter(held).delete()[0] if held else 0
+        candidates = 0
+        # A range per delivery, some hundred to a statement: SQLite parses an OR of thousands of
+        # terms into a tree deeper than it allows.
+        for group in chunked([d for d in purged if d.candidates_through > d.candidates_after], RANGES_PER_DELETE):
+            candidates += Candidate.objects.filter(reduce(operator.or_, map(held_by, group))).delete()[0]
         deliveries = Delivery.objects.filter(id__in=[d.id for d in purged]).delete()[0]
     return deliveries, candidates
 

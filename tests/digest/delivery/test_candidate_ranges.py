@@ -14,6 +14,7 @@ from digest.delivery.digest_email import build_digest_context, delivery_papers
 from digest.delivery.retention import purge_old_rows
 from digest.matching.runs import clear_index_cache, match_chunk, match_recent_papers, start_match_run
 from digest.models import Candidate, Delivery, Paper
+from subscribers.models import Subscriber
 from tests.support.digest_samples import NOW, fresh, make_paper, make_subscriber, queued_digest
 
 SITE = "https://paperboy.example.org"
@@ -164,3 +165,29 @@ def test_the_purge_deletes_an_old_digests_range_and_keeps_what_a_retry_and_the_n
     assert [pick.paper_id for pick in retried] == [paper.id for paper in papers[3:6]]
     newest = Delivery.objects.create(subscriber=reader, period="2026-11-28", scheduled_for=NOW)
     assert {pick.paper_id for pick in claim_chunk([newest.id], NOW)[2][newest.id]} == {p.id for p in papers[6:8]}
+
+
+@pytest.mark.django_db
+def test_the_purge_deletes_the_ranges_of_a_whole_batch_of_old_digests(papers, settings):
+    settings.RETENTION_BATCH_SIZE = 1000
+    readers = Subscriber.objects.bulk_create(Subscriber(email=f"r{n}@example.org", status="active") for n in range(450))
+    taken = Candidate.objects.bulk_create(
+        Candidate(subscriber=r, paper=papers[0], score=1, reason="r") for r in readers
+    )
+    Delivery.objects.bulk_create(
+        Delivery(
+            subscriber=r,
+            period="2026-08-01",
+            scheduled_for=NOW - timedelta(days=120),
+            status=Delivery.Status.SENT,
+            candidates_after=c.id - 1,
+            candidates_through=c.id,
+        )
+        for r, c in zip(readers, taken, strict=True)
+    )
+    kept = Candidate.objects.create(subscriber=readers[0], paper=papers[1], score=1, reason="waits, and is recent")
+
+    purged = purge_old_rows(NOW)
+
+    assert (purged.deliveries, purged.candidates) == (450, 450)
+    assert list(Candidate.objects.values_list("id", flat=True)) == [kept.id]
