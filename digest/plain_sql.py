@@ -313,9 +313,8 @@ def refresh_statistics(model: type[Model]) -> None:
 
     A match run adds tens of candidates per subscriber; until the statistics know it (autovacuum
     may be minutes away, or off), PostgreSQL estimates thousands of rows per delivery and scans
-    the whole table on every chunk of a send. PostgreSQL only: SQLite's statistics count all the
-    NULLs of a column as one value, so the new candidates (no delivery yet) would make it think
-    the delivery index useless, where without statistics it assumes an index is selective.
+    the whole table on every chunk of a send. PostgreSQL only: without statistics SQLite assumes
+    an index is selective, which suits the send's lookups of a subscriber's candidates by id.
     """
     if connection.vendor != "postgresql":
         return
