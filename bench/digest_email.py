@@ -61,10 +61,14 @@ def main() -> None:
         )
         delivery = Delivery.objects.create(subscriber=subscriber, period=f"p{n}", scheduled_for=PUBLISHED)
         picked = rng.sample(papers, min(args.papers, len(papers)))
-        Candidate.objects.bulk_create(
-            Candidate(subscriber=subscriber, paper=p, score=1 - i / 100, reason=reason_for(p.title), delivery=delivery)
+        held = Candidate.objects.bulk_create(
+            Candidate(subscriber=subscriber, paper=p, score=1 - i / 100, reason=reason_for(p.title))
             for i, p in enumerate(picked)
         )
+        Delivery.objects.filter(pk=delivery.pk).update(  # the range a claim would give it
+            candidates_after=min(c.pk for c in held) - 1, candidates_through=max(c.pk for c in held)
+        )
+        delivery.refresh_from_db()
         digests.append(delivery.pk)
 
     loaded = []

@@ -386,8 +386,7 @@ def unsend_everything() -> float:
     from subscribers.models import Subscriber
 
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE digest_candidate SET delivery_id = NULL WHERE delivery_id IS NOT NULL")
-        cursor.execute("DELETE FROM digest_delivery")
+        cursor.execute("DELETE FROM digest_delivery")  # and with them the ranges of candidates they took
     Subscriber.objects.update(next_delivery_at=timezone.now() - timedelta(minutes=1))
     if connection.vendor == "postgresql":
         # Each reset leaves millions of dead rows (and autovacuum may be off, as on this machine):
@@ -485,7 +484,7 @@ def plain_way(delivery_ids: list[int], received) -> float:
     from django.core.mail import EmailMultiAlternatives
 
     from digest.delivery.digest_email import build_digest_context, clear_card_cache
-    from digest.models import Candidate, Delivery
+    from digest.models import Delivery
     from mail.rendering import inline_css
     from subscribers.emails import personal_links
 
@@ -508,11 +507,7 @@ def plain_way(delivery_ids: list[int], received) -> float:
         clear_card_cache()  # the plain way renders every paper for every subscriber
         delivery = Delivery.objects.select_related("subscriber").get(id=delivery_id)
         subscriber = delivery.subscriber
-        candidates = list(
-            Candidate.objects.filter(delivery=delivery)
-            .select_related("paper")
-            .order_by("-score")[: delivery.paper_count]
-        )
+        candidates = list(delivery.candidates.select_related("paper").order_by("-score")[: delivery.paper_count])
         context = {
             "SITE_NAME": settings.SITE_NAME,
             "SITE_URL": settings.SITE_URL,
@@ -539,13 +534,11 @@ def ceiling(delivery_id: int, count: int, received) -> float:
     from django.core.mail import get_connection
 
     from digest.delivery.digest_email import build_digest_message
-    from digest.models import Candidate, Delivery
+    from digest.models import Delivery
     from mail.streams import message_stream
 
     delivery = Delivery.objects.select_related("subscriber").get(id=delivery_id)
-    candidates = list(
-        Candidate.objects.filter(delivery=delivery).select_related("paper").order_by("-score")[: delivery.paper_count]
-    )
+    candidates = list(delivery.candidates.select_related("paper").order_by("-score")[: delivery.paper_count])
     connection = get_connection()
     message = build_digest_message(delivery.subscriber, candidates, delivery.more_count, delivery=delivery)
     data = message.message_bytes()  # what the workers send, built once, outside the timing

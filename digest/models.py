@@ -1,5 +1,9 @@
+from collections.abc import Iterable
+
 from django.db import models
 from django.db.models import Q
+
+from digest.plain_sql import lock_keys
 
 
 class Feed(models.Model):
@@ -127,10 +131,14 @@ class MatchRun(models.Model):
 
 
 class Candidate(models.Model):
-    """A paper that matched a subscriber, waiting for (or included in) a digest."""
+    """A paper that matched a subscriber, waiting for a digest or shown in one.
 
-    # No index of its own: the (subscriber, paper) index leads with it, and every index is
-    # written again when a send attaches candidates to their delivery.
+    Which digest holds it is not written on the row: a delivery holds the subscriber's candidates
+    in the id range it records (`Delivery.candidates`), and the waiting ones are those above every
+    range (digest/delivery/claims.py).
+    """
+
+    # No index of its own: the (subscriber, paper) and (subscriber, id) indexes lead with it.
     subscriber = models.ForeignKey(
         "subscribers.Subscriber", on_delete=models.CASCADE, related_name="candidates", db_index=False
     )
@@ -143,23 +151,27 @@ class Candidate(models.Model):
         default=0,
         help_text="Matches of the same run ranked below this one and not stored; the digest counts them as more",
     )
-    delivery = models.ForeignKey(
-        "Delivery",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="candidates",
-        help_text="The digest that included this paper; empty while it waits",
-    )
 
     class Meta:
-        # A subscriber's waiting candidates are found through this index too: a few dozen rows each.
         constraints = [
             models.UniqueConstraint(fields=["subscriber", "paper"], name="candidate_unique_subscriber_paper")
         ]
+        # A subscriber's candidates by id: a digest's range, and the waiting ones above it.
+        indexes = [models.Index(fields=["subscriber", "id"], name="candidate_subscriber_id")]
 
     def __str__(self) -> str:
         return f"paper {self.paper_id} for subscriber {self.subscriber_id}"
+
+
+# The advisory lock space of "a subscriber's candidates": (CANDIDATES_LOCK_SPACE, subscriber id).
+CANDIDATES_LOCK_SPACE = 16
+
+
+def lock_candidates_of(subscriber_ids: Iterable[int]) -> None:
+    """Until the transaction ends, be the only one adding to these subscribers' candidates or
+    fixing a digest's range of them (digest/delivery/claims.py says why); waits for a holder.
+    PostgreSQL only: on SQLite a writing transaction holds the write lock from its start."""
+    lock_keys(CANDIDATES_LOCK_SPACE, sorted(set(subscriber_ids)))
 
 
 class Delivery(models.Model):
@@ -192,6 +204,9 @@ class Delivery(models.Model):
     subject = models.CharField(max_length=300, blank=True)
     paper_count = models.PositiveSmallIntegerField(default=0)
     more_count = models.PositiveIntegerField(default=0, help_text="Matches beyond max papers")
+    # Its content, fixed on the first attempt: the subscriber's candidates with after < id <= through.
+    candidates_after = models.BigIntegerField(default=0, help_text="The subscriber's candidates above this id...")
+    candidates_through = models.BigIntegerField(default=0, help_text="...and up to this id are this digest's")
     last_error = models.TextField(blank=True)
 
     class Meta:
@@ -204,10 +219,20 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["scheduled_for", "id"], name="delivery_scheduled"),
             models.Index(fields=["status"], name="delivery_status"),  # the retry sweep's pending rows
+            # A subscriber's floor, the highest `candidates_through` (digest/delivery/claims.py): one
+            # index probe, however many deliveries the subscriber has.
+            models.Index(fields=["subscriber", "candidates_through"], name="delivery_subscriber_through"),
         ]
 
     def __str__(self) -> str:
         return f"digest {self.period} for subscriber {self.subscriber_id}"
+
+    @property
+    def candidates(self) -> "models.QuerySet[Candidate]":
+        """The candidates its first attempt took: those shown, and those counted as "N more"."""
+        return Candidate.objects.filter(
+            subscriber_id=self.subscriber_id, id__gt=self.candidates_after, id__lte=self.candidates_through
+        )
 
 
 # Upper bounds, in milliseconds, of the send-chunk duration buckets tallied on SendTally.

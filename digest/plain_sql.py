@@ -105,26 +105,8 @@ def update_each(
     if not rows:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(*_update_each_sql(model, names, rows, key, only_unset, same or {}, where or {}, ()))
+        cursor.execute(*_update_each_sql(model, names, rows, key, only_unset, same or {}, where or {}))
         return cursor.rowcount
-
-
-def update_each_returning(
-    model: type[Model],
-    names: Sequence[str],
-    rows: Mapping[Key, Sequence[object]],
-    returning: Sequence[str],
-    *,
-    key: str | None = None,
-    only_unset: bool = False,
-) -> list[tuple]:
-    """`update_each`, returning the fields `returning` of every row it changed (as stored, not
-    converted back to Python values: plain numbers and strings)."""
-    if not rows:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(*_update_each_sql(model, names, rows, key, only_unset, {}, {}, returning))
-        return cursor.fetchall()
 
 
 def _update_each_sql(
@@ -135,7 +117,6 @@ def _update_each_sql(
     only_unset: bool,
     same: Mapping[str, object],
     where: Mapping[str, object],
-    returning: Sequence[str],
 ) -> tuple[str, list]:
     fields = [_column(model, name) for name in names]
     key_column, key_field = _column(model, key or model._meta.pk.name)
@@ -172,14 +153,10 @@ def _update_each_sql(
             )
         row_sql = "(" + ", ".join(["%s"] * len(every)) + ")"
         source = f"(VALUES {', '.join([row_sql] * len(rows))}) AS new"
-    tail = ""
-    if returning:
-        # Unqualified: SQLite's RETURNING names the updated table's columns only.
-        tail = " RETURNING " + ", ".join(_column(model, name)[0] for name in returning)
     sql = (
         # S608: only the model's quoted table and column names are formatted in; values are parameters.
         f"UPDATE {table} SET {', '.join(assignments)} FROM {source} "  # noqa: S608
-        f"WHERE {table}.{key_column} = new.column1{conditions}{tail}"
+        f"WHERE {table}.{key_column} = new.column1{conditions}"
     )
     return sql, set_params + params + where_params
 
@@ -336,9 +313,8 @@ def refresh_statistics(model: type[Model]) -> None:
 
     A match run adds tens of candidates per subscriber; until the statistics know it (autovacuum
     may be minutes away, or off), PostgreSQL estimates thousands of rows per delivery and scans
-    the whole table on every chunk of a send. PostgreSQL only: SQLite's statistics count all the
-    NULLs of a column as one value, so the new candidates (no delivery yet) would make it think
-    the delivery index useless, where without statistics it assumes an index is selective.
+    the whole table on every chunk of a send. PostgreSQL only: without statistics SQLite assumes
+    an index is selective, which suits the send's lookups of a subscriber's candidates by id.
     """
     if connection.vendor != "postgresql":
         return
@@ -384,3 +360,67 @@ def rows_unless_held(
                     row[index] = convert(value, None, connection)
             found.append((key, version, tuple(row)))
     return found
+
+
+def rows_above_highest(
+    model: type[Model],
+    names: Sequence[str],
+    key: str,
+    keys: Sequence[object],
+    bounds: type[Model],
+    bound: str,
+) -> list[tuple]:
+    """For each of `keys`: the highest `bound` among the `bounds` rows with that `key` (0 when
+    none), and the `model` rows with that `key` whose primary key is above it, as (key, highest,
+    pk, *names); a key with no such row gives one row of (key, highest, None, ...). One statement.
+
+    The ORM would either join the rows in Python or ask the correlated MAX once per row of the
+    key, old rows included; here it runs once per key, and the rows come from an index on
+    (key, pk).
+    """
+    if not keys:
+        return []
+    key_column, key_field = _column(model, key)
+    bounds_key, _ = _column(bounds, key)
+    bound_column, _ = _column(bounds, bound)
+    table, bounds_table = (connection.ops.quote_name(m._meta.db_table) for m in (model, bounds))
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    values = ", ".join(f"r.{_column(model, name)[0]}" for name in names)
+    prepared = [key_field.get_db_prep_save(value, connection) for value in keys]
+    if connection.vendor == "postgresql":
+        source, params = f"SELECT unnest(%s::{key_field.db_type(connection)}[])", [prepared]
+        # Else PostgreSQL inlines `f` and asks the MAX again for every row it returns.
+        materialized = "MATERIALIZED "
+    else:
+        source, params = "VALUES " + ", ".join(["(%s)"] * len(prepared)), prepared
+        materialized = ""  # SQLite before 3.35 has no such word
+    sql = (
+        # S608: only quoted table and column names from the models' metadata are formatted in; values are parameters.
+        f"WITH k(v) AS ({source}), f AS {materialized}(SELECT k.v, COALESCE((SELECT MAX(b.{bound_column}) "  # noqa: S608
+        f"FROM {bounds_table} AS b WHERE b.{bounds_key} = k.v), 0) AS highest FROM k) "
+        f"SELECT f.v, f.highest, r.{pk}, {values} FROM f LEFT JOIN {table} AS r "
+        f"ON r.{key_column} = f.v AND r.{pk} > f.highest"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def lock_keys(space: int, keys: Sequence[int]) -> None:
+    """PostgreSQL: take the transaction-level advisory locks (`space`, key) for each of `keys`, in
+    ascending order (two transactions locking overlapping sets cannot deadlock), waiting for
+    whoever holds one; released at commit or rollback. One statement. Nothing on SQLite, where a
+    writing transaction holds the database's one write lock from its start (IMMEDIATE).
+
+    Each lock takes a slot of the server's shared lock table (max_locks_per_transaction times
+    max_connections in all) until the transaction ends.
+    """
+    if connection.vendor != "postgresql" or not keys:
+        return
+    with connection.cursor() as cursor:
+        # OFFSET 0 keeps the sort below the function calls: the locks are taken in key order.
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM "
+            "(SELECT DISTINCT k FROM unnest(%s::integer[]) AS u(k) ORDER BY k OFFSET 0) AS sorted",
+            [space, sorted(set(keys))],
+        )

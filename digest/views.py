@@ -61,8 +61,8 @@ def feedback_paper(request: HttpRequest, token: str, paper_id: int, direction: s
     if found is None or not isinstance(digest_id, int) or direction not in DIRECTIONS:
         return render(request, "digest/feedback_invalid.html", status=404)
     subscriber = found[0]
-    in_digest = {"candidates__delivery_id": digest_id, "candidates__delivery__subscriber": subscriber}
-    paper = Paper.objects.filter(pk=paper_id, **in_digest).first()
+    digest = Delivery.objects.filter(pk=digest_id, subscriber=subscriber).first()
+    paper = Paper.objects.filter(pk=paper_id, candidates__in=digest.candidates).first() if digest else None
     if paper is None:
         return render(request, "digest/feedback_invalid.html", status=404)
     return _feedback(request, subscriber, paper, direction)

@@ -12,11 +12,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.text import Truncator
 
+from digest.delivery.claims import is_waiting
 from digest.delivery.picks import author_names
 from digest.models import Candidate, Delivery, Feed, MatchRun, Paper, PaperSource
 from digest.ops import operations
@@ -246,12 +248,37 @@ class MatchRunAdmin(ViewOnlyAdmin):
         return f"{(run.finished_at - run.started_at).total_seconds():.1f} s"
 
 
+class WaitingFilter(admin.SimpleListFilter):
+    """Candidates waiting for a digest, or taken by one (in a delivery's range)."""
+
+    title = "digest"
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Waiting"), ("no", "In a digest")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(is_waiting())
+        if self.value() == "no":
+            return queryset.exclude(is_waiting())
+        return queryset
+
+
 @admin.register(Candidate)
 class CandidateAdmin(ViewOnlyAdmin):
     list_display = ("subscriber", "paper_title", "score", "relevance", "reason", "created_at", "digest")
-    list_select_related = ("subscriber", "paper", "delivery")
-    list_filter = (("delivery", admin.EmptyFieldListFilter), "created_at")
+    list_select_related = ("subscriber", "paper")
+    list_filter = (WaitingFilter, "created_at")
     search_fields = ("subscriber__email", "paper__title", "reason")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Candidate]:
+        holder = Delivery.objects.filter(
+            subscriber_id=OuterRef("subscriber_id"),
+            candidates_after__lt=OuterRef("id"),
+            candidates_through__gte=OuterRef("id"),
+        )
+        return super().get_queryset(request).annotate(digest_period=Subquery(holder.values("period")[:1]))
 
     @admin.display(description="paper", ordering="paper__title")
     def paper_title(self, candidate: Candidate) -> str:
@@ -259,22 +286,7 @@ class CandidateAdmin(ViewOnlyAdmin):
 
     @admin.display(description="digest")
     def digest(self, candidate: Candidate) -> str:
-        return candidate.delivery.period if candidate.delivery else "waiting"
-
-
-class CandidateInline(admin.TabularInline):
-    model = Candidate
-    fields = ("paper", "score", "relevance", "reason")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("-score", "id")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("paper")
-
-    def has_add_permission(self, request, obj=None):
-        return False
+        return getattr(candidate, "digest_period", None) or "waiting"
 
 
 @admin.register(Delivery)
@@ -293,8 +305,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_select_related = ("subscriber",)
     list_filter = ("status", ScheduledDayFilter, ("sent_at", admin.DateFieldListFilter))
     search_fields = ("subscriber__email", "message_id", "period")
-    readonly_fields = [f.name for f in Delivery._meta.concrete_fields]
-    inlines = [CandidateInline]
+    readonly_fields = [*(f.name for f in Delivery._meta.concrete_fields), "papers"]
     actions = ["retry_failed"]
 
     def has_add_permission(self, request):
@@ -303,6 +314,16 @@ class DeliveryAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def error(self, delivery: Delivery) -> str:
         return short(delivery.last_error)
+
+    @admin.display(description="papers (best first; those past the paper count were counted as more)")
+    def papers(self, delivery: Delivery) -> str:
+        candidates = delivery.candidates.select_related("paper").order_by("-score", "id")
+        return (
+            format_html_join(
+                "", "<div>{} ({}): {}</div>", ((c.paper.title, f"{c.score:.3f}", c.reason) for c in candidates)
+            )
+            or "none"
+        )
 
     @admin.action(description="Retry failed deliveries", permissions=["change"])
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:

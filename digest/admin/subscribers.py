@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.text import Truncator
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
+from digest.delivery.claims import is_waiting
 from digest.models import Candidate, Delivery
 from digest.ops import operations
 from digest.ops.stats import Followers, topics_with_followers
@@ -256,13 +257,25 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def digests_view(self, request: HttpRequest, object_id: int) -> TemplateResponse:
         subscriber = self._subscriber(request, object_id)
-        papers = Candidate.objects.select_related("paper").order_by("-score", "id")
-        deliveries = (
-            Delivery.objects.filter(subscriber=subscriber)
-            .order_by("-scheduled_for", "-id")
-            .prefetch_related(Prefetch("candidates", queryset=papers))[:RECENT_DIGESTS]
+        deliveries = list(
+            Delivery.objects.filter(subscriber=subscriber).order_by("-scheduled_for", "-id")[:RECENT_DIGESTS]
         )
-        waiting = Candidate.objects.filter(subscriber=subscriber, delivery__isnull=True).count()
+        # Their candidates in one query, between the lowest and the highest bound of their ranges.
+        ranged = [d for d in deliveries if d.candidates_through > d.candidates_after]
+        low = min((d.candidates_after for d in ranged), default=0)
+        high = max((d.candidates_through for d in ranged), default=0)
+        candidates = (
+            Candidate.objects.filter(subscriber=subscriber, id__gt=low, id__lte=high)
+            .select_related("paper")
+            .order_by("-score", "id")
+        )
+        for delivery in deliveries:
+            delivery.held = []  # type: ignore[attr-defined]  # what the template lists
+        for candidate in candidates:
+            for delivery in deliveries:
+                if delivery.candidates_after < candidate.id <= delivery.candidates_through:
+                    delivery.held.append(candidate)  # type: ignore[attr-defined]
+        waiting = Candidate.objects.filter(is_waiting(), subscriber=subscriber).count()
         return self._page(
             request,
             subscriber,

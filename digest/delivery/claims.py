@@ -5,6 +5,21 @@ Claiming moves a Delivery from `queued` to `sending` atomically (its row locked 
 transaction), so a task that runs twice, or two workers given the same ids, never send the same
 digest twice. What happens to a claimed digest, and the
 rules for retries and pauses, are in digest/delivery/sending.py.
+
+What a digest holds is an id range of its subscriber's candidates, recorded on the Delivery
+(`candidates_after` < id <= `candidates_through`); no candidate row is written when a digest takes
+it. The subscriber's waiting candidates are those above the highest `candidates_through` of their
+deliveries (the floor), so each digest only has candidates that no earlier one took. Two rules
+keep a range from missing or sharing a candidate, on PostgreSQL (on SQLite every writing
+transaction holds the database's write lock, taken at BEGIN IMMEDIATE):
+- Claims serialize per subscriber: the claim takes its first attempts' subscribers' advisory
+  locks (`lock_candidates_of`) before reading their floors, so two claims of one subscriber's
+  deliveries (two periods, in two chunks at once) take consecutive ranges.
+- Candidate inserts serialize per subscriber, with the same locks (digest/matching/runs.py): ids
+  are handed out on insert, not on commit, and a candidate committed after a later-numbered one of
+  the same subscriber could fall below a range a claim fixed in between, in no digest ever. With
+  the lock held from before the insert to its commit, a subscriber's candidates commit in id
+  order, so a claim sees every id below the highest it sees.
 """
 
 from collections.abc import Iterable
@@ -13,12 +28,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import BooleanField, ExpressionWrapper, F, Prefetch, Q, Sum
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Prefetch, Q, Sum
 
 from digest.delivery.picks import Pick, load_papers, load_picks
 from digest.delivery.refusal_alarm import pause_until
-from digest.models import Candidate, Delivery
-from digest.plain_sql import update_each, update_each_returning
+from digest.models import Candidate, Delivery, lock_candidates_of
+from digest.plain_sql import rows_above_highest, update_each
 from mail.rendering import new_message_id
 from subscribers.models import Subscriber, Topic
 
@@ -45,7 +60,8 @@ def claim_chunk(
        claimable is computed, not filtered on, so the rows are found by primary key whatever the
        planner's statistics say about statuses (filtered, PostgreSQL read every queued delivery
        of the slot for each chunk when its statistics predated the dispatch).
-    2. First attempts of active subscribers take their waiting candidates (`fix_content`).
+    2. First attempts of active subscribers take their waiting candidates (`fix_content`): the
+       subscribers' locks, then one query for their floors and the candidates above.
     3. One UPDATE moves the claimable rows to `sending` with their attempt counted, and gives
        first attempts their counts and Message-ID. It changes every row read (the rows are
        locked); should it not, another writer got in and nothing is claimed.
@@ -75,8 +91,11 @@ def claim_chunk(
             delivery.attempts += 1
         changed = update_each(
             Delivery,
-            ("attempts", "paper_count", "more_count", "message_id"),
-            {d.id: (d.attempts, d.paper_count, d.more_count, d.message_id) for d in claimed},
+            ("attempts", "paper_count", "more_count", "message_id", "candidates_after", "candidates_through"),
+            {
+                d.id: (d.attempts, d.paper_count, d.more_count, d.message_id, d.candidates_after, d.candidates_through)
+                for d in claimed
+            },
             same={"status": Delivery.Status.SENDING, "claimed_at": now},
         )
         if changed != len(claimed):
@@ -85,11 +104,9 @@ def claim_chunk(
     subscribers = load_subscribers([d.subscriber_id for d in claimed]) if claimed else {}
     # Retries show what their first attempt fixed.
     fixed_now = {d.id for d in first}
-    retried = [d.id for d in claimed if d.id not in fixed_now and d.paper_count]
+    retried = {d.id for d in claimed if d.id not in fixed_now and d.paper_count}
     if retried:
-        attached += Candidate.objects.filter(delivery_id__in=retried).values_list(
-            "id", "delivery_id", "paper_id", "score", "reason"
-        )
+        attached += held_candidates([d for d in claimed if d.id in retried])
     return claimed, subscribers, shown_picks(attached, {d.id: d.paper_count for d in claimed})
 
 
@@ -100,13 +117,48 @@ def load_subscribers(subscriber_ids: list[int]) -> dict[int, Subscriber]:
     return {subscriber.id: subscriber for subscriber in rows}
 
 
+def held_by(delivery: Delivery) -> Q:
+    """Candidates in the delivery's range (`Delivery.candidates`), as a condition."""
+    return Q(
+        subscriber_id=delivery.subscriber_id,
+        id__gt=delivery.candidates_after,
+        id__lte=delivery.candidates_through,
+    )
+
+
+def held_candidates(deliveries: list[Delivery]) -> list[tuple]:
+    """The candidates the deliveries' first attempts took, as (id, delivery_id, paper_id, score,
+    reason); one query."""
+    ranges: dict[int, list[Delivery]] = {}
+    in_any = Q()
+    for delivery in deliveries:
+        if delivery.candidates_through > delivery.candidates_after:
+            ranges.setdefault(delivery.subscriber_id, []).append(delivery)
+            in_any |= held_by(delivery)
+    if not ranges:
+        return []
+    rows = Candidate.objects.filter(in_any).values_list("id", "subscriber_id", "paper_id", "score", "reason")
+    return [
+        (candidate_id, delivery.id, paper_id, score, reason)
+        for candidate_id, subscriber_id, paper_id, score, reason in rows
+        for delivery in ranges[subscriber_id]
+        if delivery.candidates_after < candidate_id <= delivery.candidates_through
+    ]
+
+
+def is_waiting() -> Q:
+    """A candidate no digest has taken: above every range of its subscriber's deliveries."""
+    return ~Q(
+        Exists(Delivery.objects.filter(subscriber_id=OuterRef("subscriber_id"), candidates_through__gte=OuterRef("id")))
+    )
+
+
 def waiting_candidates(subscriber_ids: list[int]) -> dict[int, list[int]]:
-    """Ids of each subscriber's candidates not yet in any digest, best first."""
-    rows = Candidate.objects.filter(subscriber_id__in=subscriber_ids, delivery__isnull=True)
+    """Ids of each subscriber's candidates not yet in any digest, best first (reads only)."""
+    rows = rows_above_highest(Candidate, ("score",), "subscriber", subscriber_ids, Delivery, "candidates_through")
     found: dict[int, list[int]] = {subscriber_id: [] for subscriber_id in subscriber_ids}
-    for candidate_id, subscriber_id in rows.order_by("subscriber_id", "-score", "id").values_list(
-        "id", "subscriber_id"
-    ):
+    ranked = sorted((row for row in rows if row[2] is not None), key=lambda row: (-row[3], row[2]))
+    for subscriber_id, _, candidate_id, _ in ranked:
         found[subscriber_id].append(candidate_id)
     return found
 
@@ -121,38 +173,50 @@ def pick_papers(subscriber: Subscriber) -> tuple[list[Pick], int]:
 
 
 def fix_content(deliveries: list[Delivery], max_papers: dict[int, int]) -> list[tuple]:
-    """On a first attempt, attach the waiting candidates, set the counts and a Message-ID on the
-    deliveries (saved by the caller, with the claim); returns the candidates attached, as
+    """On a first attempt, give the deliveries their range of candidates, their counts and a
+    Message-ID (saved by the caller, with the claim); returns the candidates taken, as
     (id, delivery_id, paper_id, score, reason).
 
-    The counts are taken from what was attached, in the same statement, so a match run adding
-    candidates meanwhile cannot make them disagree with the delivery's papers.
+    A delivery takes its subscriber's candidates above the floor (the highest `candidates_through`
+    of the subscriber's deliveries: the highest, not the latest period's, as an older delivery may
+    be claimed after a newer one), up to the highest id visible now. The counts are taken from the
+    same rows, so a match run adding candidates meanwhile cannot make them disagree with the
+    delivery's papers: what it adds has higher ids, left for the next digest.
     """
     first = [d for d in deliveries if not d.message_id]
     if not first:
         return []
-    # A subscriber's waiting candidates join its delivery (the oldest, should a chunk hold two).
-    oldest: dict[int, tuple[int]] = {}
-    for delivery in sorted(first, key=lambda d: d.id):
-        oldest.setdefault(delivery.subscriber_id, (delivery.id,))
-    attached = update_each_returning(
+    lock_candidates_of(d.subscriber_id for d in first)
+    rows = rows_above_highest(
         Candidate,
-        ("delivery",),
-        oldest,
-        ("id", "delivery", "paper", "score", "reason", "unstored"),
-        key="subscriber",
-        only_unset=True,
+        ("paper", "score", "reason", "unstored"),
+        "subscriber",
+        sorted({d.subscriber_id for d in first}),
+        Delivery,
+        "candidates_through",
     )
-    counts: dict[int, list[int]] = {d.id: [0, 0] for d in first}
-    for _, delivery_id, _, _, _, unstored in attached:
-        counts[delivery_id][0] += 1
-        counts[delivery_id][1] += unstored
-    for delivery in first:
-        found, unstored = counts[delivery.id]
+    above: dict[int, tuple[int, list[tuple]]] = {}
+    for subscriber_id, floor, *candidate in rows:
+        taken = above.setdefault(subscriber_id, (floor, []))[1]
+        if candidate[0] is not None:
+            taken.append(tuple(candidate))
+    taken_rows: list[tuple] = []
+    # A subscriber's waiting candidates go to its oldest delivery, should a chunk hold two; the
+    # other gets the empty range above it.
+    for delivery in sorted(first, key=lambda d: d.id):
+        floor, candidates = above[delivery.subscriber_id]
+        through = max([floor, *(row[0] for row in candidates)])
+        above[delivery.subscriber_id] = (through, [])  # taken: nothing left for a second delivery
+        delivery.candidates_after, delivery.candidates_through = floor, through
+        found = len(candidates)
         delivery.paper_count = min(found, max_papers[delivery.subscriber_id])
-        delivery.more_count = found - delivery.paper_count + unstored
+        delivery.more_count = found - delivery.paper_count + sum(row[4] for row in candidates)
         delivery.message_id = new_message_id()
-    return [row[:5] for row in attached]
+        taken_rows += [
+            (candidate_id, delivery.id, paper_id, score, reason)
+            for candidate_id, paper_id, score, reason, _ in candidates
+        ]
+    return taken_rows
 
 
 def shown_picks(candidates: Iterable[tuple], counts: dict[int, int]) -> dict[int, list[Pick]]:

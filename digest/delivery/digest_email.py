@@ -270,7 +270,7 @@ def _local_date(subscriber: Subscriber, moment: datetime) -> date:
 def delivery_papers(delivery: Delivery) -> tuple[list[Pick], list[Pick]]:
     """The papers a digest showed and the ones it counted as "N more", best first.
 
-    Sending attaches every waiting match to the delivery and shows its best `paper_count`.
+    Sending gives the delivery every waiting match (its range) and shows its best `paper_count`.
     """
     ranked = load_picks(delivery.candidates.order_by("-score", "id"))
     shown = delivery.paper_count or max(len(ranked) - delivery.more_count, 0)

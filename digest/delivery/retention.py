@@ -4,25 +4,31 @@
 RETENTION_BATCH_SIZE rows in its own short transaction so that no lock is held for long:
 
 1. Finished deliveries (sent, skipped, failed, bounced) scheduled before the cutoff, with the
-   candidates attached to them. Each batch locks its deliveries first (SKIP LOCKED on PostgreSQL)
+   candidates of their ranges. Each batch locks its deliveries first (SKIP LOCKED on PostgreSQL)
    and deletes only rows still finished: a delivery an operator puts back in the queue meanwhile
-   (`retry_failed`) keeps its content. The candidates go first, in the same transaction: deleting
-   a delivery alone would set its candidates' delivery to NULL and offer them again.
-2. Candidates still waiting (in no digest) for a paper first seen before the cutoff, unless their
-   subscriber has a delivery queued or sending: its content may be fixed from them at any moment.
-   A digest whose content is fixed while this runs counts what it attached (digest/delivery/
-   claims.py), so it cannot disagree with its papers; each delete re-checks `delivery IS NULL`.
+   (`retry_failed`) keeps its content. The candidates go in the same transaction: a delivery
+   gone alone would lower its subscriber's floor (digest/delivery/claims.py) and offer its
+   candidates again. A claim reading the floor sees both deleted, or neither.
+2. Candidates still waiting (above their subscriber's floor) for a paper first seen before the
+   cutoff, unless their subscriber has a delivery queued or sending: its content may be fixed from
+   them at any moment. Each batch holds its subscribers' candidate locks (`lock_candidates_of`, as
+   a claim does) and its delete re-checks that they still wait, so a digest whose range is fixed
+   meanwhile keeps every candidate it took.
 3. Match runs that finished (or started, for runs whose chunks were lost) before the cutoff, but
    never the newest finished run: the next run starts after it.
 
 What a queued or retrying delivery needs is never deleted: the delivery, its candidates, and the
 waiting candidates of its subscriber. RETENTION_DAYS should be at least the lifetime of a digest's
 web link (60 days), whose page reads the delivery and its candidates.
+Ranges of different deliveries never overlap, so deleting one's candidates takes nothing another
+holds.
 """
 
 import logging
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
 
 from django.conf import settings
 from django.db import connection as db_connection
@@ -31,12 +37,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.logging import log_event
-from digest.models import Candidate, Delivery, MatchRun
+from digest.chunks import chunked
+from digest.delivery.claims import held_by, is_waiting
+from digest.models import Candidate, Delivery, MatchRun, lock_candidates_of
 
 log = logging.getLogger(__name__)
 
 FINISHED = (Delivery.Status.SENT, Delivery.Status.SKIPPED, Delivery.Status.FAILED, Delivery.Status.BOUNCED)
 PENDING = (Delivery.Status.QUEUED, Delivery.Status.SENDING)
+RANGES_PER_DELETE = 200
 
 
 @dataclass
@@ -60,8 +69,13 @@ def purge_old_deliveries(cutoff: datetime, batch_size: int) -> tuple[int, int]:
         ids = list(old.values_list("id", flat=True)[:batch_size])
         if not ids:
             return 0, 0
-        candidates = Candidate.objects.filter(delivery_id__in=ids).delete()[0]
-        deliveries = Delivery.objects.filter(id__in=ids, status__in=FINISHED).delete()[1].get(Delivery._meta.label, 0)
+        purged = list(Delivery.objects.filter(id__in=ids, status__in=FINISHED))
+        candidates = 0
+        # A range per delivery, some hundred to a statement: SQLite parses an OR of thousands of
+        # terms into a tree deeper than it allows.
+        for group in chunked([d for d in purged if d.candidates_through > d.candidates_after], RANGES_PER_DELETE):
+            candidates += Candidate.objects.filter(reduce(operator.or_, map(held_by, group))).delete()[0]
+        deliveries = Delivery.objects.filter(id__in=[d.id for d in purged]).delete()[0]
     return deliveries, candidates
 
 
@@ -69,13 +83,15 @@ def purge_stale_waiting(cutoff: datetime, batch_size: int) -> int:
     """Delete one batch of candidates waiting for a paper first seen before `cutoff`, but none of a
     subscriber with a delivery queued or sending; returns how many."""
     pending = Delivery.objects.filter(status__in=PENDING).values("subscriber_id")
-    stale = Candidate.objects.filter(delivery__isnull=True, paper__first_seen__lt=cutoff).exclude(
-        subscriber_id__in=pending
-    )
-    ids = list(stale.order_by("id").values_list("id", flat=True)[:batch_size])
-    if not ids:
+    stale = Candidate.objects.filter(is_waiting(), paper__first_seen__lt=cutoff).exclude(subscriber_id__in=pending)
+    # By subscriber: a batch holds as few subscribers' locks as it can.
+    rows = list(stale.order_by("subscriber_id", "id").values_list("id", "subscriber_id")[:batch_size])
+    if not rows:
         return 0
-    return Candidate.objects.filter(id__in=ids, delivery__isnull=True).delete()[0]
+    with transaction.atomic():
+        lock_candidates_of(subscriber_id for _, subscriber_id in rows)
+        still = Candidate.objects.filter(is_waiting(), id__in=[candidate_id for candidate_id, _ in rows])
+        return still.exclude(subscriber_id__in=pending).delete()[0]
 
 
 def purge_old_match_runs(cutoff: datetime) -> int:

@@ -2,11 +2,11 @@
 recorded exactly once.
 
 The rules, in one place:
-- Content is fixed on the first attempt: the subscriber's waiting candidates are attached to the
-  Delivery, the best `max_papers` by score go in the email and the rest are counted as "and N
-  more" (they stay with this Delivery and its web page; they do not roll over, so a later digest
-  only ever has papers that arrived after this one). Every retry sends the same papers under the
-  same Message-ID.
+- Content is fixed on the first attempt: the Delivery takes the subscriber's waiting candidates
+  (an id range it records, digest/delivery/claims.py), the best `max_papers` by score go in the
+  email and the rest are counted as "and N more" (they stay with this Delivery and its web page;
+  they do not roll over, so a later digest only ever has papers that arrived after this one).
+  Every retry sends the same papers under the same Message-ID.
 - A digest with no papers is `skipped` unless SEND_EMPTY_DIGESTS is on.
 - The subscriber is re-checked just before talking to the mail server: anyone no longer active
   gets nothing (`skipped`). The check is made for the next SEND_OUTCOME_BATCH digests of the

@@ -31,7 +31,7 @@ from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, Matcher, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
 from digest.matching.reader_model import retrain, with_reader_model
-from digest.models import Candidate, MatchRun, Paper
+from digest.models import Candidate, MatchRun, Paper, lock_candidates_of
 from digest.plain_sql import refresh_statistics
 from subscribers.models import Subscriber
 
@@ -171,6 +171,9 @@ def store_matches(subscriber_ids: list[int], index: BatchIndex, papers: QuerySet
         ]
         if kept:
             rows[-1].unstored = len(new) - len(kept)
+    # Before the insert takes its ids, and held to the commit: digests take id ranges of a
+    # subscriber's candidates, so those must commit in id order (digest/delivery/claims.py).
+    lock_candidates_of(row.subscriber_id for row in rows)
     # ignore_conflicts: a copy of this work running at the same moment cannot double a row.
     Candidate.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)

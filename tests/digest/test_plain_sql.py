@@ -1,6 +1,6 @@
 """The hot-path SQL helpers store and find exactly what the ORM calls they stand for would."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,6 +12,7 @@ from digest.plain_sql import (
     insert_or_add,
     insert_rows,
     row_exists,
+    rows_above_highest,
     rows_unless_held,
     update_each,
     update_rows,
@@ -115,22 +116,21 @@ def test_update_each_sets_shared_values_only_where_the_conditions_still_hold(del
 
 
 def test_update_each_by_another_key_and_only_where_unset_leaves_set_rows_alone(deliveries):
-    paper = Paper.objects.create(guid="urn:p", title="A paper")
     first, second, _ = deliveries
-    waiting = Candidate.objects.create(subscriber=first.subscriber, paper=paper, score=1, reason="r")
-    taken = Candidate.objects.create(subscriber=second.subscriber, paper=paper, score=1, reason="r", delivery=second)
+    earlier = CLAIMED - timedelta(hours=1)
+    Delivery.objects.filter(id=second.id).update(sent_at=earlier)
 
     changed = update_each(
-        Candidate,
-        ("delivery",),
-        {first.subscriber_id: (first.id,), second.subscriber_id: (first.id,)},
+        Delivery,
+        ("sent_at",),
+        {first.subscriber_id: (CLAIMED,), second.subscriber_id: (CLAIMED,)},
         key="subscriber",
         only_unset=True,
     )
 
     assert changed == 1
-    assert Candidate.objects.get(id=waiting.id).delivery_id == first.id
-    assert Candidate.objects.get(id=taken.id).delivery_id == second.id
+    assert Delivery.objects.get(id=first.id).sent_at == CLAIMED
+    assert Delivery.objects.get(id=second.id).sent_at == earlier
 
 
 def test_insert_rows_stores_what_bulk_create_would_and_skips_conflicts(deliveries):
@@ -260,3 +260,29 @@ def test_ids_among_finds_what_the_orm_filter_finds(deliveries):
     )
     assert found == {ids[0], ids[2]}
     assert ids_among(Subscriber, [], status=Subscriber.Status.ACTIVE) == set()
+
+
+def test_rows_above_highest_gives_each_keys_bound_and_only_the_rows_above_it(deliveries):
+    first, second, third = deliveries
+    papers = [Paper.objects.create(guid=f"urn:p{n}", title=f"Paper {n}") for n in range(3)]
+    made = [
+        Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="r")
+        for subscriber in (first.subscriber, second.subscriber)
+        for paper in papers
+    ]
+    Delivery.objects.filter(id=first.id).update(candidates_through=made[1].id)
+
+    rows = rows_above_highest(
+        Candidate,
+        ("paper",),
+        "subscriber",
+        [first.subscriber_id, second.subscriber_id, third.subscriber_id],
+        Delivery,
+        "candidates_through",
+    )
+
+    assert sorted(rows, key=lambda row: (row[0], row[2] or 0)) == [
+        (first.subscriber_id, made[1].id, made[2].id, papers[2].id),
+        *[(second.subscriber_id, 0, c.id, c.paper_id) for c in made[3:]],
+        (third.subscriber_id, 0, None, None),
+    ]

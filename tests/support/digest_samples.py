@@ -101,10 +101,22 @@ def make_digest(count: int = 6, more: int = 3, subscriber: Subscriber | None = N
         paper = make_paper(index, title, abstract)
         candidates.append(
             Candidate.objects.create(
-                subscriber=subscriber, paper=paper, score=1.0 - index / 20, reason=reason_for(title), delivery=delivery
+                subscriber=subscriber, paper=paper, score=1.0 - index / 20, reason=reason_for(title)
             )
         )
-    return subscriber, load_picks(Candidate.objects.filter(delivery=delivery).order_by("-score", "id")), delivery
+    hold(delivery, candidates)
+    return subscriber, load_picks(delivery.candidates.order_by("-score", "id")), delivery
+
+
+def hold(delivery: Delivery, candidates: list[Candidate]) -> Delivery:
+    """Give the delivery these candidates (the last its subscriber got) as a claim would: its range,
+    grown to take them should it have one."""
+    ids = [candidate.id for candidate in candidates]
+    if delivery.candidates_through > delivery.candidates_after:
+        ids += [delivery.candidates_after + 1, delivery.candidates_through]
+    delivery.candidates_after, delivery.candidates_through = min(ids) - 1, max(ids)
+    delivery.save(update_fields=["candidates_after", "candidates_through"])
+    return delivery
 
 
 def as_picks(candidates: list[Candidate]) -> list[Pick]:

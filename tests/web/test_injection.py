@@ -17,7 +17,7 @@ from digest.papers.ingestion import ingest_document
 from subscribers.emails import confirmation_message, manage_link_message
 from subscribers.models import Subscriber, Topic
 from subscribers.tokens import make_token
-from tests.support.digest_samples import as_picks
+from tests.support.digest_samples import as_picks, hold
 from tests.support.signup import form
 
 pytestmark = pytest.mark.django_db
@@ -117,8 +117,9 @@ def hostile():
         message_id="<1@example.org>",
     )
     candidate = Candidate.objects.create(
-        subscriber=subscriber, paper=paper, score=0.9, reason=f"matches your keyword '{PAYLOAD}'", delivery=delivery
+        subscriber=subscriber, paper=paper, score=0.9, reason=f"matches your keyword '{PAYLOAD}'"
     )
+    hold(delivery, [candidate])
     waiting_paper = Paper.objects.create(
         guid="https://evil.example/2",
         title=f"Next {PAYLOAD}",

@@ -13,7 +13,7 @@ from digest.delivery.digest_email import build_digest_context, build_digest_mess
 from digest.models import Candidate, Delivery
 from mail.mime import alternative_bytes
 from subscribers.models import Subscriber
-from tests.support.digest_samples import as_picks, make_digest, make_paper, make_subscriber, with_reason
+from tests.support.digest_samples import as_picks, hold, make_digest, make_paper, make_subscriber, with_reason
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,8 @@ def bare_paper_digest(**fields):
     delivery = Delivery.objects.create(
         subscriber=subscriber, period="p", scheduled_for=datetime(2026, 3, 17, 8, tzinfo=UTC)
     )
-    candidate = Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="r", delivery=delivery)
+    candidate = Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="r")
+    hold(delivery, [candidate])
     return subscriber, as_picks([candidate]), delivery, paper
 
 

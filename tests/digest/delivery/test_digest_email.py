@@ -24,7 +24,7 @@ from digest.delivery.picks import author_names
 from digest.models import Candidate, Delivery, Paper
 from subscribers.tokens import make_token, read_payload
 from tests.support.browser import screenshot
-from tests.support.digest_samples import as_picks, make_digest, make_paper, make_subscriber, with_reason
+from tests.support.digest_samples import as_picks, hold, make_digest, make_paper, make_subscriber, with_reason
 
 pytestmark = pytest.mark.django_db
 
@@ -278,9 +278,8 @@ def test_markup_in_titles_and_authors_is_escaped_in_the_html_and_kept_as_text_in
         authors=['<b onmouseover="alert(3)">Eve</b>', "Mallory"],
     )
     delivery = Delivery.objects.create(subscriber=subscriber, period="p", scheduled_for=paper.published)
-    candidate = Candidate.objects.create(
-        subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>", delivery=delivery
-    )
+    candidate = Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>")
+    hold(delivery, [candidate])
 
     message = build_digest_message(subscriber, as_picks([candidate]), 0, delivery=delivery)
     text, html = parts(message)
@@ -375,8 +374,8 @@ def test_the_view_in_browser_page_shows_the_digest_and_the_papers_that_did_not_f
         paper=make_paper(9, "A paper that did not fit", "x"),
         score=0.1,
         reason="similar to your interest",
-        delivery=delivery,
     )
+    hold(delivery, [waiting])
     context = build_digest_context(subscriber, candidates, 1, delivery)
 
     response = client.get(view_path(context["view_url"]))
@@ -396,9 +395,8 @@ def test_the_view_in_browser_page_escapes_markup(client):
     paper = make_paper(
         0, "<script>alert(1)</script>", "<img src=x onerror=alert(2)>", authors=["<b onmouseover=alert(3)>Eve</b>"]
     )
-    candidate = Candidate.objects.create(
-        subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>", delivery=delivery
-    )
+    candidate = Candidate.objects.create(subscriber=subscriber, paper=paper, score=1, reason="by <i>Eve</i>")
+    hold(delivery, [candidate])
 
     url = build_digest_context(subscriber, as_picks([candidate]), 0, delivery)["view_url"]
     text = client.get(view_path(url)).content.decode()
