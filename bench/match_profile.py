@@ -81,11 +81,14 @@ def profile(args) -> None:
     cpu_before, backend_before, wall_before = process_cpu_seconds(), backend_cpu_seconds(backend), time.perf_counter()
     matched = candidates = 0
     profiler = cProfile.Profile(time.process_time) if args.cprofile else None  # CPU time, not wall
+    per_chunk = []  # the backend's CPU per subscriber of each chunk: does it grow with the table?
     with connection.execute_wrapper(count):
         for chunk in chunks:
             if profiler:
                 profiler.enable()
+            serving = backend_cpu_seconds(backend)
             candidates += match_chunk(plan.run_id, chunk)
+            per_chunk.append((backend_cpu_seconds(backend) - serving) / len(chunk))
             if profiler:
                 profiler.disable()
             matched += len(chunk)
@@ -94,6 +97,11 @@ def profile(args) -> None:
     per = 1000 / matched
     print(f"{matched} of {subscribers} subscribers in {len(chunks)} chunks, {candidates} candidates, {wall:.1f} s wall")
     print(f"worker CPU {cpu * per:.3f} ms per subscriber; database backend CPU {database * per:.3f} ms per subscriber")
+    quarter = max(1, len(per_chunk) // 4)
+    print(
+        f"database backend CPU per subscriber, first and last quarter of the chunks: "
+        f"{sum(per_chunk[:quarter]) / quarter * 1000:.3f} ms, {sum(per_chunk[-quarter:]) / quarter * 1000:.3f} ms"
+    )
     print("by kind: per chunk, then per subscriber the worker's wall time waiting and the backend's CPU in them")
     for kind, number in statements.most_common():
         print(f"  {number / len(chunks):6.1f}  {seconds[kind] * per:6.3f} ms  {served[kind] * per:6.3f} ms  {kind}")
