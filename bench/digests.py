@@ -287,10 +287,20 @@ def run(args, ctx, received) -> None:
         started = time.perf_counter()
         plan = start_match_run(all_papers=True)
         connections.close_all()
+        candidates = 0
+        matched: dict[int, tuple[float, float]] = {}  # per worker: its CPU and its backend's so far
         with ctx.Pool(args.workers) as pool:
-            candidates = sum(pool.imap_unordered(_match, [(plan.run_id, chunk) for chunk in plan.chunks]))
+            for created, worker, cpu in pool.imap_unordered(_match, [(plan.run_id, chunk) for chunk in plan.chunks]):
+                candidates += created
+                matched[worker] = max(matched.get(worker, cpu), cpu)
         match_seconds = time.perf_counter() - started
-        print(f"match: {candidates} candidates for {args.subscribers} subscribers in {match_seconds:.1f} s", flush=True)
+        per = 1000 / max(args.subscribers, 1)
+        print(
+            f"match: {candidates} candidates for {args.subscribers} subscribers in {match_seconds:.1f} s; "
+            f"CPU per subscriber: workers {sum(worker for worker, _ in matched.values()) * per:.2f} ms, "
+            f"their database backends {sum(backend for _, backend in matched.values()) * per:.2f} ms",
+            flush=True,
+        )
 
     started = time.perf_counter()
     ids = dispatch_due(queue=False)
@@ -460,11 +470,13 @@ def populate(args) -> None:
     print(f"stored {args.papers} papers and {args.subscribers} subscribers", flush=True)
 
 
-def _match(job) -> int:
+def _match(job) -> tuple[int, int, tuple[float, float]]:
+    """Match a chunk; returns the candidates created, this worker's pid, and the CPU time it and its
+    database backend have had so far."""
     from digest.matching.runs import match_chunk
 
     run_id, chunk = job
-    return match_chunk(run_id, chunk)
+    return match_chunk(run_id, chunk), os.getpid(), (own_cpu_seconds(), backend_cpu_seconds())
 
 
 def _send(chunk) -> tuple[int, int, float, int, tuple[float, float]]:

@@ -18,6 +18,7 @@ run's range when a paper committed late appeared in it.
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,11 +29,11 @@ from django.utils import timezone
 
 from config.logging import log_event
 from digest.chunks import chunked
-from digest.matching.engine import BatchIndex, Matcher, compile_matcher, match_subscribers, paper_doc
+from digest.matching.engine import BatchIndex, Matcher, Matches, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
 from digest.matching.reader_model import retrain, with_reader_model
 from digest.models import Candidate, MatchRun, Paper, lock_candidates_of
-from digest.plain_sql import refresh_statistics
+from digest.plain_sql import insert_columns, refresh_statistics
 from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -138,45 +139,63 @@ def subscriber_matcher(subscriber: Subscriber) -> Matcher:
     return with_reader_model(with_liked_papers(compile_matcher(subscriber), subscriber), subscriber)
 
 
-def store_matches(subscriber_ids: list[int], index: BatchIndex, papers: QuerySet) -> int:
-    """Match the active subscribers among `subscriber_ids` against the index of `papers`; store new
-    candidates, at most `stored_share` per subscriber, the last stored counting the others."""
+def candidates_already(subscriber_ids: list[int], index: BatchIndex) -> set[tuple[int, int]]:
+    """(subscriber id, paper id) of the candidates the subscribers have among the index's papers.
+
+    Asked by the range of the index's paper ids (the pairs outside the index are never looked up),
+    so that PostgreSQL reads it from the (subscriber, paper) index: a few rows per subscriber.
+    Asked as "paper in the run's papers", its planner may instead walk the paper index over every
+    candidate of those papers, the whole run so far, once per chunk (docs/decisions.md).
+    """
+    if not index.size:
+        return set()
+    return set(
+        Candidate.objects.filter(
+            subscriber_id__in=subscriber_ids, paper_id__gte=int(index.ids.min()), paper_id__lte=int(index.ids.max())
+        ).values_list("subscriber_id", "paper_id")
+    )
+
+
+def new_candidates(
+    subscribers: Sequence[Subscriber], found: Mapping[int, Matches], already: set[tuple[int, int]]
+) -> dict[str, list]:
+    """The candidate rows to store, by column (`insert_columns`): each subscriber's matches not
+    `already` theirs, best first, at most `stored_share` of them, the last stored counting the others."""
+    columns: dict[str, list] = {
+        name: [] for name in ("subscriber", "paper", "score", "relevance", "reason", "unstored")
+    }
+    for subscriber in subscribers:
+        matches = found[subscriber.id]
+        new = [n for n, paper_id in enumerate(matches.paper_ids) if (subscriber.id, paper_id) not in already]
+        kept = new[: stored_share(len(new), subscriber.max_papers)]
+        if not kept:
+            continue
+        columns["subscriber"] += [subscriber.id] * len(kept)
+        columns["paper"] += [matches.paper_ids[n] for n in kept]  # best first, as the engine ranks them
+        columns["score"] += [matches.scores[n] for n in kept]
+        columns["relevance"] += [matches.relevance[n] for n in kept]
+        columns["reason"] += [matches.reasons[n] for n in kept]
+        columns["unstored"] += [0] * (len(kept) - 1) + [len(new) - len(kept)]
+    return columns
+
+
+def store_matches(subscriber_ids: list[int], index: BatchIndex) -> int:
+    """Match the active subscribers among `subscriber_ids` against the index; store new candidates,
+    at most `stored_share` per subscriber, the last stored counting the others."""
     subscribers = list(
         Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)
         .select_related("reader_model")
         .prefetch_related("topics", LIKED_PREFETCH)
     )
-    already = set(
-        Candidate.objects.filter(subscriber_id__in=subscriber_ids, paper__in=papers).values_list(
-            "subscriber_id", "paper_id"
-        )
-    )
-    already |= liked_paper_ids(subscribers)
-    matchers = {subscriber.id: subscriber_matcher(subscriber) for subscriber in subscribers}
-    found = match_subscribers(matchers, index)
-    rows = []
-    for subscriber in subscribers:
-        matches = found[subscriber.id]
-        new = [n for n, paper_id in enumerate(matches.paper_ids) if (subscriber.id, paper_id) not in already]
-        kept = new[: stored_share(len(new), subscriber.max_papers)]
-        rows += [
-            Candidate(
-                subscriber_id=subscriber.id,
-                paper_id=matches.paper_ids[n],
-                score=matches.scores[n],
-                relevance=matches.relevance[n],
-                reason=matches.reasons[n],
-            )
-            for n in kept  # best first, as the engine ranks them
-        ]
-        if kept:
-            rows[-1].unstored = len(new) - len(kept)
+    already = candidates_already(subscriber_ids, index) | liked_paper_ids(subscribers)
+    found = match_subscribers({subscriber.id: subscriber_matcher(subscriber) for subscriber in subscribers}, index)
+    columns = new_candidates(subscribers, found, already)
     # Before the insert takes its ids, and held to the commit: digests take id ranges of a
     # subscriber's candidates, so those must commit in id order (digest/delivery/claims.py).
-    lock_candidates_of(row.subscriber_id for row in rows)
+    lock_candidates_of(columns["subscriber"])
     # ignore_conflicts: a copy of this work running at the same moment cannot double a row.
-    Candidate.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(rows)
+    insert_columns(Candidate, columns, ignore_conflicts=True)
+    return len(columns["paper"])
 
 
 def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
@@ -185,7 +204,7 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
     run = MatchRun.objects.get(id=run_id)
     index = run_index(run)
     with transaction.atomic():
-        created = store_matches(subscriber_ids, index, papers_between(run.first_paper_id, run.last_paper_id))
+        created = store_matches(subscriber_ids, index)
         MatchRun.objects.filter(id=run_id).update(
             candidates=F("candidates") + created, chunks_done=F("chunks_done") + 1
         )
@@ -222,4 +241,4 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     recent = offered(Paper.objects.filter(first_seen__gte=since))
     index = build_index(recent, Paper.objects.filter(first_seen__lt=since))
     with transaction.atomic():
-        return store_matches([subscriber_id], index, recent)
+        return store_matches([subscriber_id], index)

@@ -8,6 +8,7 @@ from digest.models import Candidate, Delivery, Feed, Paper, PaperSource, SendTal
 from digest.plain_sql import (
     asynchronous_commits,
     ids_among,
+    insert_columns,
     insert_for_each,
     insert_or_add,
     insert_rows,
@@ -286,3 +287,28 @@ def test_rows_above_highest_gives_each_keys_bound_and_only_the_rows_above_it(del
         *[(second.subscriber_id, 0, c.id, c.paper_id) for c in made[3:]],
         (third.subscriber_id, 0, None, None),
     ]
+
+
+def test_insert_columns_stores_text_and_numbers_exactly_as_given(db):
+    subscriber = Subscriber.objects.create(email="reader@example.org", status=Subscriber.Status.ACTIVE)
+    papers = Paper.objects.bulk_create(
+        Paper(arxiv_id=f"2611.{n:05d}", guid=f"g{n}", title=f"Paper {n}", url=f"https://arxiv.org/abs/{n}")
+        for n in range(4)
+    )
+    reasons = ['matches "LLM", {agents}', "back\\slash, NULL", "", "ünïcode ‘quotes’\ttab"]
+    scores = [0.1 + 0.2, 1e-05, 12345.6789, -0.0]
+    insert_columns(
+        Candidate,
+        {
+            "subscriber": [subscriber.id] * 4,
+            "paper": [paper.id for paper in papers],
+            "score": scores,
+            "relevance": [0.5, 0.25, 1.0, 0.0],
+            "reason": reasons,
+            "unstored": [0, 0, 0, 7],
+        },
+        ignore_conflicts=True,
+    )
+    stored = list(Candidate.objects.order_by("paper_id").values_list("reason", "score", "unstored"))
+    assert stored == list(zip(reasons, scores, [0, 0, 0, 7], strict=True))
+    assert stored[0][1] == 0.30000000000000004  # the same double, not a rounded text of it
