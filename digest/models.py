@@ -171,7 +171,7 @@ def lock_candidates_of(subscriber_ids: Iterable[int]) -> None:
     """Until the transaction ends, be the only one adding to these subscribers' candidates or
     fixing a digest's range of them (digest/delivery/claims.py says why); waits for a holder.
     PostgreSQL only: on SQLite a writing transaction holds the write lock from its start."""
-    lock_keys(CANDIDATES_LOCK_SPACE, sorted(set(subscriber_ids)))
+    lock_keys(CANDIDATES_LOCK_SPACE, list(subscriber_ids))
 
 
 class Delivery(models.Model):
@@ -230,9 +230,19 @@ class Delivery(models.Model):
     @property
     def candidates(self) -> "models.QuerySet[Candidate]":
         """The candidates its first attempt took: those shown, and those counted as "N more"."""
-        return Candidate.objects.filter(
-            subscriber_id=self.subscriber_id, id__gt=self.candidates_after, id__lte=self.candidates_through
-        )
+        return Candidate.objects.filter(self.holding())
+
+    def holding(self) -> Q:
+        """Its candidates, as a condition on Candidate (to combine several deliveries' in one query)."""
+        return Q(subscriber_id=self.subscriber_id, id__gt=self.candidates_after, id__lte=self.candidates_through)
+
+    @property
+    def holds_any(self) -> bool:
+        return self.candidates_through > self.candidates_after
+
+    def holds(self, candidate_id: int) -> bool:
+        """Whether a candidate of its subscriber, by id, is in its range."""
+        return self.candidates_after < candidate_id <= self.candidates_through
 
 
 # Upper bounds, in milliseconds, of the send-chunk duration buckets tallied on SendTally.

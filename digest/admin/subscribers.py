@@ -261,7 +261,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             Delivery.objects.filter(subscriber=subscriber).order_by("-scheduled_for", "-id")[:RECENT_DIGESTS]
         )
         # Their candidates in one query, between the lowest and the highest bound of their ranges.
-        ranged = [d for d in deliveries if d.candidates_through > d.candidates_after]
+        ranged = [d for d in deliveries if d.holds_any]
         low = min((d.candidates_after for d in ranged), default=0)
         high = max((d.candidates_through for d in ranged), default=0)
         candidates = (
@@ -273,7 +273,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             delivery.held = []  # type: ignore[attr-defined]  # what the template lists
         for candidate in candidates:
             for delivery in deliveries:
-                if delivery.candidates_after < candidate.id <= delivery.candidates_through:
+                if delivery.holds(candidate.id):
                     delivery.held.append(candidate)  # type: ignore[attr-defined]
         waiting = Candidate.objects.filter(is_waiting(), subscriber=subscriber).count()
         return self._page(

@@ -117,24 +117,15 @@ def load_subscribers(subscriber_ids: list[int]) -> dict[int, Subscriber]:
     return {subscriber.id: subscriber for subscriber in rows}
 
 
-def held_by(delivery: Delivery) -> Q:
-    """Candidates in the delivery's range (`Delivery.candidates`), as a condition."""
-    return Q(
-        subscriber_id=delivery.subscriber_id,
-        id__gt=delivery.candidates_after,
-        id__lte=delivery.candidates_through,
-    )
-
-
 def held_candidates(deliveries: list[Delivery]) -> list[tuple]:
     """The candidates the deliveries' first attempts took, as (id, delivery_id, paper_id, score,
     reason); one query."""
     ranges: dict[int, list[Delivery]] = {}
     in_any = Q()
     for delivery in deliveries:
-        if delivery.candidates_through > delivery.candidates_after:
+        if delivery.holds_any:
             ranges.setdefault(delivery.subscriber_id, []).append(delivery)
-            in_any |= held_by(delivery)
+            in_any |= delivery.holding()
     if not ranges:
         return []
     rows = Candidate.objects.filter(in_any).values_list("id", "subscriber_id", "paper_id", "score", "reason")
@@ -142,7 +133,7 @@ def held_candidates(deliveries: list[Delivery]) -> list[tuple]:
         (candidate_id, delivery.id, paper_id, score, reason)
         for candidate_id, subscriber_id, paper_id, score, reason in rows
         for delivery in ranges[subscriber_id]
-        if delivery.candidates_after < candidate_id <= delivery.candidates_through
+        if delivery.holds(candidate_id)
     ]
 
 

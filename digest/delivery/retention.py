@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from config.logging import log_event
 from digest.chunks import chunked
-from digest.delivery.claims import held_by, is_waiting
+from digest.delivery.claims import is_waiting
 from digest.models import Candidate, Delivery, MatchRun, lock_candidates_of
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ def purge_old_deliveries(cutoff: datetime, batch_size: int) -> tuple[int, int]:
         candidates = 0
         # A range per delivery, some hundred to a statement: SQLite parses an OR of thousands of
         # terms into a tree deeper than it allows.
-        for group in chunked([d for d in purged if d.candidates_through > d.candidates_after], RANGES_PER_DELETE):
-            candidates += Candidate.objects.filter(reduce(operator.or_, map(held_by, group))).delete()[0]
+        for group in chunked([d for d in purged if d.holds_any], RANGES_PER_DELETE):
+            candidates += Candidate.objects.filter(reduce(operator.or_, (d.holding() for d in group))).delete()[0]
         deliveries = Delivery.objects.filter(id__in=[d.id for d in purged]).delete()[0]
     return deliveries, candidates
 

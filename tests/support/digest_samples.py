@@ -112,7 +112,7 @@ def hold(delivery: Delivery, candidates: list[Candidate]) -> Delivery:
     """Give the delivery these candidates (the last its subscriber got) as a claim would: its range,
     grown to take them should it have one."""
     ids = [candidate.id for candidate in candidates]
-    if delivery.candidates_through > delivery.candidates_after:
+    if delivery.holds_any:
         ids += [delivery.candidates_after + 1, delivery.candidates_through]
     delivery.candidates_after, delivery.candidates_through = min(ids) - 1, max(ids)
     delivery.save(update_fields=["candidates_after", "candidates_through"])
