@@ -174,32 +174,29 @@ class InterestWords:
         return found
 
 
-# The LSA similarity of a text is centred on its mean over the batch's papers ("batch") or over
-# the batch and background papers ("index"): a run's background shifts every similarity (issue 14).
-CENTRE_OVER = "batch"
-
-
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
 
 
-def _latent_space(rows: sparse.csr_matrix, papers: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+def _latent_space(rows: sparse.csr_matrix, papers: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """LSA: the top singular vectors of the TF-IDF matrix (batch and background papers) relate terms
     that occur in the same papers, so "RLHF" and "preference optimization" end up close. Returns
-    the term -> latent map (terms x k), the batch's papers as unit latent rows, and the mean unit
-    row of the batch's papers and of all the papers (batch and background)."""
+    the term -> latent map (terms x k), the batch's papers as unit latent rows, and their mean row.
+
+    Similarities are centred on the batch's papers only: a run's background shifts every text's
+    similarity, and centred on the batch and the background together they barely move, since the
+    background outnumbers the batch (docs/decisions.md)."""
     dimensions = min(LSA_DIMENSIONS, min(rows.shape) - 1)
     if rows.shape[0] < LSA_MIN_PAPERS or dimensions < 2:
-        empty = np.zeros(0, dtype=np.float32)
-        return None, np.zeros((papers, 0), dtype=np.float32), empty, empty
+        return None, np.zeros((papers, 0), dtype=np.float32), np.zeros(0, dtype=np.float32)
     # A fixed start vector: the same papers give the same space on every worker.
     start = np.random.default_rng(0).uniform(size=min(rows.shape))
     _, _, components = svds(rows.astype(np.float64), k=dimensions, v0=start)
     term_space = components.T.astype(np.float32)
-    latent = _unit_rows(rows @ term_space)
-    batch_mean = latent[:papers].mean(axis=0) if papers else np.zeros(dimensions, dtype=np.float32)
-    return term_space, latent[:papers], batch_mean, latent.mean(axis=0)
+    latent = _unit_rows(rows[:papers] @ term_space)
+    centre = latent.mean(axis=0) if papers else np.zeros(dimensions, dtype=np.float32)
+    return term_space, latent, centre
 
 
 def _cut(text: str) -> str:
@@ -209,7 +206,7 @@ def _cut(text: str) -> str:
 
 class MeaningScores(NamedTuple):
     """Each texts x papers: TF-IDF cosine similarity in [0, 1], LSA cosine similarity in [-1, 1]
-    centred per text (less its mean over the batch's papers, see CENTRE_OVER), and the BM25 score
+    centred per text (less its mean over the batch's papers), and the BM25 score
     as a share of the most the text's terms could score, in [0, 1)."""
 
     tfidf: np.ndarray
@@ -228,8 +225,7 @@ class PaperSimilarity:
         # Kept sparse: a day's papers over a real vocabulary would be hundreds of MB dense.
         self._papers_t = rows[: len(paper_texts)].T.tocsr()
         self.paper_count = len(paper_texts)
-        self._term_space, self._papers_lsa, batch_centre, index_centre = _latent_space(rows, len(paper_texts))
-        self._lsa_centre = index_centre if CENTRE_OVER == "index" else batch_centre
+        self._term_space, self._papers_lsa, self._lsa_centre = _latent_space(rows, len(paper_texts))
         self._bm25_idf = self.model.bm25_idf()
         self._bm25_t = bm25_matrix(counts[: len(paper_texts)], self._bm25_idf).T.tocsr()
         self._holding: dict[int, np.ndarray] = {}
