@@ -17,18 +17,21 @@ only. The last line is machine-readable.
 import argparse
 import cProfile
 import os
-import pstats
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.environment import bench_environment  # noqa: E402
-from bench.send_profile import backend_cpu_seconds, process_cpu_seconds, statement_kind  # noqa: E402
+from bench.send_profile import (  # noqa: E402
+    StatementTimes,
+    backend_cpu_seconds,
+    print_profile,
+    process_cpu_seconds,
+)
 
 
 def main() -> None:
@@ -61,28 +64,16 @@ def profile(args) -> None:
     chunks = plan.chunks[: max(2, -(-args.subscribers // len(plan.chunks[0])))]
     match_chunk(plan.run_id, chunks.pop(0))  # warm: the run's index, the connection
 
-    statements: Counter[str] = Counter()
-    seconds: Counter[str] = Counter()
-    served: Counter[str] = Counter()  # the backend's CPU during the statement
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-
-    def count(execute, sql, params, many, context):
-        started, serving = time.perf_counter(), backend_cpu_seconds(backend)
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            kind = statement_kind(sql)
-            statements[kind] += 1
-            seconds[kind] += time.perf_counter() - started
-            served[kind] += backend_cpu_seconds(backend) - serving
+    statements = StatementTimes(backend)
 
     cpu_before, backend_before, wall_before = process_cpu_seconds(), backend_cpu_seconds(backend), time.perf_counter()
     matched = candidates = 0
     profiler = cProfile.Profile(time.process_time) if args.cprofile else None  # CPU time, not wall
     per_chunk = []  # the backend's CPU per subscriber of each chunk: does it grow with the table?
-    with connection.execute_wrapper(count):
+    with connection.execute_wrapper(statements):
         for chunk in chunks:
             if profiler:
                 profiler.enable()
@@ -103,12 +94,8 @@ def profile(args) -> None:
         f"{sum(per_chunk[:quarter]) / quarter * 1000:.3f} ms, {sum(per_chunk[-quarter:]) / quarter * 1000:.3f} ms"
     )
     print("by kind: per chunk, then per subscriber the worker's wall time waiting and the backend's CPU in them")
-    for kind, number in statements.most_common():
-        print(f"  {number / len(chunks):6.1f}  {seconds[kind] * per:6.3f} ms  {served[kind] * per:6.3f} ms  {kind}")
-    if profiler:
-        stats = pstats.Stats(profiler)
-        stats.sort_stats("tottime").print_stats(args.cprofile)
-        stats.sort_stats("cumulative").print_stats(args.cprofile)
+    statements.print_by_kind(len(chunks), per)
+    print_profile(profiler, args.cprofile)
     print(
         f"subscribers={matched} candidates={candidates} wall_ms={wall * per:.3f} worker_cpu_ms={cpu * per:.3f} "
         f"database_cpu_ms={database * per:.3f}"

@@ -56,6 +56,44 @@ def statement_kind(sql: str) -> str:
     return f"{verb} {table.group(1) if table else ''}".strip()
 
 
+class StatementTimes:
+    """Django execute wrapper (`connection.execute_wrapper(times)`): per statement kind, how many,
+    the worker's wall time waiting for them, and the backend's CPU in them."""
+
+    def __init__(self, backend: int | None) -> None:
+        self.backend = backend
+        self.count: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()
+
+    def __call__(self, execute, sql, params, many, context):
+        started, serving = time.perf_counter(), backend_cpu_seconds(self.backend)
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            kind = statement_kind(sql)
+            self.count[kind] += 1
+            self.seconds[kind] += time.perf_counter() - started
+            self.served[kind] += backend_cpu_seconds(self.backend) - serving
+
+    def total(self) -> int:
+        return sum(self.count.values())
+
+    def print_by_kind(self, chunks: int, per: float) -> None:
+        """Each kind: per chunk, then the wall time and backend CPU in ms per unit (`per` = 1000 / units)."""
+        for kind, number in self.count.most_common():
+            waited, served = self.seconds[kind] * per, self.served[kind] * per
+            print(f"  {number / chunks:6.1f}  {waited:6.3f} ms  {served:6.3f} ms  {kind}")
+
+
+def print_profile(profiler: cProfile.Profile | None, lines: int) -> None:
+    """The costliest functions of a cProfile run, by own time, then by cumulative time."""
+    if profiler:
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(lines)
+        stats.sort_stats("cumulative").print_stats(lines)
+
+
 def database_counters(connection) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_force_next_flush()")
@@ -115,9 +153,6 @@ def profile(args, sink) -> None:
     on_postgres = connection.vendor == "postgresql"
     send_delivery_chunk(chunks.pop(0))  # warm: the card cache, the connection, prepared plans
 
-    statements: Counter[str] = Counter()
-    seconds: Counter[str] = Counter()
-    served: Counter[str] = Counter()  # the backend's CPU during the statement
     backend = None
     if on_postgres:
         with connection.cursor() as cursor:
@@ -125,21 +160,12 @@ def profile(args, sink) -> None:
             backend = cursor.fetchone()[0]
         counters_before, backend_before = database_counters(connection), backend_cpu_seconds(backend)
 
-    def count(execute, sql, params, many, context):
-        started, serving = time.perf_counter(), backend_cpu_seconds(backend)
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            kind = statement_kind(sql)
-            statements[kind] += 1
-            seconds[kind] += time.perf_counter() - started
-            served[kind] += backend_cpu_seconds(backend) - serving
-
+    statements = StatementTimes(backend)
     received_before = sink.value
     cpu_before, wall_before = process_cpu_seconds(), time.perf_counter()
     sent = 0
     profiler = cProfile.Profile(time.process_time) if args.cprofile else None  # CPU time, not wall
-    with connection.execute_wrapper(count):
+    with connection.execute_wrapper(statements):
         for chunk in chunks:
             if profiler:
                 profiler.enable()
@@ -166,18 +192,14 @@ def profile(args, sink) -> None:
             )
         )
     print(
-        f"per chunk: {sum(statements.values()) / len(chunks):.1f} statements; by kind: per chunk, then per digest "
+        f"per chunk: {statements.total() / len(chunks):.1f} statements; by kind: per chunk, then per digest "
         "the worker's wall time waiting for them and the backend's CPU in them (the rest of its CPU: commits)"
     )
-    for kind, number in statements.most_common():
-        print(f"  {number / len(chunks):6.1f}  {seconds[kind] * per:6.3f} ms  {served[kind] * per:6.3f} ms  {kind}")
-    if profiler:
-        stats = pstats.Stats(profiler)
-        stats.sort_stats("tottime").print_stats(args.cprofile)
-        stats.sort_stats("cumulative").print_stats(args.cprofile)
+    statements.print_by_kind(len(chunks), per)
+    print_profile(profiler, args.cprofile)
     print(
         f"digests={sent} worker_cpu_ms={cpu * per:.2f} database_cpu_ms={database_ms:.2f} "
-        f"statements_per_chunk={sum(statements.values()) / len(chunks):.1f}"
+        f"statements_per_chunk={statements.total() / len(chunks):.1f}"
     )
 
 
