@@ -20,7 +20,8 @@ over the predicted papers in score order. Figures are micro-averaged over the re
 A set's "role" says what it is for: "fit" sets are the ones weights, thresholds and rules may be
 chosen on; "held-out" sets are only reported, never tuned on. The last line gives the held-out set's
 `both` figures in a machine-readable form. --write-guard records the fit sets' figures in
-bench/relevance/guard.json, which tests/digest/matching/test_relevance_guard.py holds the code to.
+bench/relevance/guard.json, indexed alone and beside GUARD_BACKGROUND papers (see --background),
+which tests/digest/matching/test_relevance_guard.py holds the code to.
 
 --background N indexes every set as a matching run does, beside N other papers (a run's IDF and LSA
 are fitted on the run's papers plus up to MATCH_IDF_PAPERS stored ones): the papers of the fit sets'
@@ -64,6 +65,11 @@ MODES = ("keywords", "description", "both", "regex")
 FIT, HELD_OUT = "fit", "held-out"
 GAIN = {"relevant": 3, "borderline": 1, "not": 0}
 NDCG_DEPTH = 10
+# The guard holds each fit set to its figures indexed alone and beside this many background papers:
+# the models were fitted beside 1,000 (relevance_fit.py --background 1000), and a run's index holds
+# its papers beside up to MATCH_IDF_PAPERS (2,000) stored ones.
+GUARD_BACKGROUND = 1000
+GUARD_CONDITIONS = {"alone": 0, f"background-{GUARD_BACKGROUND}": GUARD_BACKGROUND}
 
 
 @dataclass
@@ -341,17 +347,31 @@ def machine_line(name: str, role: str, mode: str, figures: dict[str, float]) -> 
     return f"set={name} role={role} mode={mode} " + " ".join(f"{key}={value:.3f}" for key, value in figures.items())
 
 
-def write_guard(results: dict[str, tuple[LabelledSet, dict[str, dict[str, Score]]]]) -> None:
+def guard_background(condition: str) -> list[str]:
+    """The background papers a guard condition indexes each set beside (none when alone)."""
+    count = GUARD_CONDITIONS[condition]
+    return background_papers(count) if count else []
+
+
+def write_guard() -> None:
+    """Record every fit set's figures, in every guard condition, at the default threshold."""
     guard = {
-        name: {
-            mode: {key: math.floor(value * 1000) / 1000 for key, value in micro(figures[mode]).items()}
-            for mode in MODES
+        labelled.name: {
+            condition: {
+                mode: {key: math.floor(value * 1000) / 1000 for key, value in micro(figures[mode]).items()}
+                for mode in MODES
+            }
+            for condition in GUARD_CONDITIONS
+            for figures in [evaluate(labelled, background=guard_background(condition))]
         }
-        for name, (labelled, figures) in results.items()
+        for labelled in load_sets()
         if labelled.role == FIT
     }
     GUARD.write_text(json.dumps(guard, indent=1) + "\n", encoding="utf-8")
-    print(f"\nrecorded the fit sets' figures in {GUARD.relative_to(ROOT)}")
+    print(f"\nrecorded in {GUARD.relative_to(ROOT)} (both mode; every mode is recorded):")
+    for name, by_condition in guard.items():
+        for condition, by_mode in by_condition.items():
+            print(f"  {name} {condition}: " + " ".join(f"{key}={value:.3f}" for key, value in by_mode["both"].items()))
 
 
 def main() -> None:
@@ -359,11 +379,16 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="only this set (repeatable)")
     parser.add_argument("--threshold", type=float, default=None, help="topic descriptions' similarity threshold")
     parser.add_argument("--no-readers", action="store_true", help="micro-averages only")
-    parser.add_argument("--write-guard", action="store_true", help="record the fit sets' figures in guard.json")
+    parser.add_argument(
+        "--write-guard", action="store_true", help="record the fit sets' figures (alone and beside a background)"
+    )
     parser.add_argument("--background", type=int, default=0, help="index each set beside this many unlabelled papers")
     args = parser.parse_args()
-    if args.write_guard and args.background:
-        parser.error("the guard records the figures of sets indexed alone: --write-guard without --background")
+    if args.write_guard and (args.background or args.threshold is not None):
+        parser.error(
+            f"the guard records every fit set at the default threshold, alone and beside {GUARD_BACKGROUND} papers: "
+            "--write-guard without --background or --threshold"
+        )
     background = background_papers(args.background) if args.background else []
     sets = load_sets(args.set)
     fit = [s.name for s in sets if s.role == FIT]
@@ -383,7 +408,7 @@ def main() -> None:
         for mode in MODES:
             print(machine_line(name, labelled.role, mode, micro(figures[mode])))
     if args.write_guard:
-        write_guard(results)
+        write_guard()
     last = [s for s in sets if s.role == HELD_OUT] or sets
     labelled, figures = results[last[-1].name]
     print(machine_line(labelled.name, labelled.role, "both", micro(figures["both"])))

@@ -1,5 +1,6 @@
-"""The regression guard on matching quality: the labelled sets' figures may not fall below those
-recorded in bench/relevance/guard.json (`python bench/relevance.py --write-guard` records them)."""
+"""The regression guard on matching quality: the fit sets' figures, indexed alone and beside a run's
+background, may not fall below those recorded in bench/relevance/guard.json
+(`python bench/relevance.py --write-guard` records them)."""
 
 import json
 
@@ -12,25 +13,36 @@ from tests.support.shared import shared_folder
 GUARDED = json.loads(relevance.GUARD.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("set_name", sorted(GUARDED))
-def test_matching_quality_stays_at_or_above_the_recorded_figures(set_name):
-    if set_name != "seeds":
+@pytest.mark.parametrize(
+    ("set_name", "condition"),
+    [(name, condition) for name in sorted(GUARDED) for condition in sorted(GUARDED[name])],
+)
+def test_matching_quality_stays_at_or_above_the_recorded_figures(set_name, condition):
+    if set_name != "seeds" or relevance.GUARD_CONDITIONS[condition]:
         shared_folder("feeds")  # skips (fails in CI) with a clear message when ../shared is missing
     labelled = load_set(relevance.SETS / f"{set_name}.json")
-    figures = relevance.evaluate(labelled)
+    figures = relevance.evaluate(labelled, background=relevance.guard_background(condition))
     fallen = [
         f"{mode} {key}: {measured[key]:.3f} < recorded {floor:.3f}"
-        for mode, recorded in GUARDED[set_name].items()
+        for mode, recorded in GUARDED[set_name][condition].items()
         for measured in [micro(figures[mode])]
         for key, floor in recorded.items()
         if measured[key] < floor - 1e-9
     ]
-    assert not fallen, f"{set_name}: " + "; ".join(fallen)
+    assert not fallen, f"{set_name} {condition}: " + "; ".join(fallen)
 
 
 def test_only_fit_sets_are_guarded():
     roles = {name: load_set(relevance.SETS / f"{name}.json").role for name in GUARDED}
     assert set(roles.values()) == {relevance.FIT}
+
+
+def test_every_fit_set_is_guarded_alone_and_beside_the_background():
+    shared_folder("feeds")
+    fit_sets = {labelled.name for labelled in relevance.load_sets() if labelled.role == relevance.FIT}
+    assert set(GUARDED) == fit_sets
+    assert all(set(GUARDED[name]) == set(relevance.GUARD_CONDITIONS) for name in fit_sets)
+    assert len(relevance.guard_background("background-1000")) == 1000
 
 
 def test_scores_leave_borderline_papers_out_of_precision_and_recall_and_grade_them_in_ndcg():
