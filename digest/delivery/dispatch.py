@@ -7,6 +7,7 @@ row. Only rows created here are queued, in chunks of ids, once the transaction h
 """
 
 import operator
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import reduce
@@ -19,7 +20,7 @@ from django.utils import timezone
 from config.celery import queue_on_commit
 from digest.chunks import chunked
 from digest.models import Delivery
-from digest.plain_sql import insert_rows, update_each
+from digest.plain_sql import insert_rows
 from subscribers.models import Subscriber
 from subscribers.scheduling import next_delivery_after, period_key, schedule_subscriber
 
@@ -71,7 +72,8 @@ def claim_batch(subscriber_ids: Sequence[int], now: datetime, *, force: bool = F
        planner's statistics say: filtered, PostgreSQL read the status or slot index over every
        due subscriber for each batch (a million due subscribers: 1,000 batches each reading up
        to a million index entries).
-    2. One UPDATE moves the due rows' slots by id: they are locked, so it changes every one.
+    2. One UPDATE per next slot (most of a batch shares one: same zone, hour and frequency)
+       moves the due rows' slots, by id: they are locked, so it changes every one.
     """
     due_now = ExpressionWrapper(due(now, force=force), output_field=BooleanField())
     rows = (
@@ -82,7 +84,11 @@ def claim_batch(subscriber_ids: Sequence[int], now: datetime, *, force: bool = F
         .select_for_update(no_key=True, of=("self",))
     )
     claimed: list[Subscriber] = [subscriber for subscriber in rows if subscriber.due_now]
-    update_each(Subscriber, ["next_delivery_at"], {s.id: (next_delivery_after(s, now),) for s in claimed})
+    moved_to: dict[datetime, list[int]] = defaultdict(list)
+    for subscriber in claimed:
+        moved_to[next_delivery_after(subscriber, now)].append(subscriber.id)
+    for next_slot, ids in moved_to.items():
+        Subscriber.objects.filter(id__in=ids).update(next_delivery_at=next_slot)
     return claimed
 
 
