@@ -69,9 +69,10 @@ def claim_batch(subscriber_ids: Sequence[int], now: datetime, *, force: bool = F
        holding some of them is waited for, and its moved slots are what is read, so an overdue
        slot moved past now is not claimed again for a second, later period.
        Being due is computed, not filtered on, so the rows are found by primary key whatever the
-       planner's statistics say: filtered, PostgreSQL read the status or slot index over every
-       due subscriber for each batch (a million due subscribers: 1,000 batches each reading up
-       to a million index entries).
+       planner's statistics say: filtered, PostgreSQL read the whole status index (every active
+       subscriber) or the slot's entries (every due one) for each batch, so what a batch read
+       grew with the table. The lock is NO KEY UPDATE, what the slot's update takes anyway:
+       rows that refer to the subscriber (matches, clicks) can still be inserted meanwhile.
     2. One UPDATE per next slot (most of a batch shares one: same zone, hour and frequency)
        moves the due rows' slots, by id: they are locked, so it changes every one.
     """
