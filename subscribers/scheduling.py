@@ -7,6 +7,7 @@ that happens twice (clocks go back) means its first occurrence.
 """
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
@@ -21,6 +22,8 @@ def subscriber_zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+# The dispatcher asks it about three times per subscriber, and most share a zone and an hour.
+@lru_cache(maxsize=4096)
 def local_instant(day: date, hour: int, zone: ZoneInfo) -> datetime:
     """`hour`:00 on `day` in `zone`, as an aware UTC datetime (see the module docstring for DST)."""
     wall = datetime.combine(day, time(hour))

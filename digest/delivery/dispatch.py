@@ -1,13 +1,9 @@
 """Finding the subscribers whose digest is due and queueing their deliveries, exactly once.
 
-Each due subscriber is claimed with a compare-and-set on `next_delivery_at` (only the caller
-that moves it from the value it read wins), and the winner creates the subscriber's Delivery row
-for the period; the (subscriber, period) unique constraint stops a second row. Only rows created
-here are queued, in chunks of ids, once the transaction has committed.
-
-Subscribers whose slot moves from the same instant to the same instant (same zone, hour and
-frequency: most of a busy slot) are moved by one statement for the group; should another writer
-have moved any of them first, that statement is undone and each is claimed on its own.
+Due subscribers are listed, then claimed a batch at a time: each batch's rows are locked and read
+by id, and those still due have their `next_delivery_at` moved and their Delivery row for the
+period created in the same transaction; the (subscriber, period) unique constraint stops a second
+row. Only rows created here are queued, in chunks of ids, once the transaction has committed.
 """
 
 import operator
@@ -15,11 +11,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import reduce
-from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.utils import timezone
 
 from config.celery import queue_on_commit
@@ -29,19 +24,21 @@ from digest.plain_sql import insert_rows
 from subscribers.models import Subscriber
 from subscribers.scheduling import next_delivery_after, period_key, schedule_subscriber
 
-T = TypeVar("T")
-
 # Subscribers claimed per transaction: each commit waits for the disk, so a busy slot of 100,000
 # is claimed in a hundred of them; the deliveries are still queued in DIGEST_CHUNK_SIZE chunks.
 DISPATCH_BATCH_SIZE = 1000
 SCHEDULE_FIELDS = ("id", "timezone", "frequency", "weekday", "delivery_hour", "next_delivery_at", "status")
 
 
+def due(now: datetime, *, force: bool = False) -> Q:
+    """Subscribers whose digest is due: active, and their slot has come (any active one with `force`)."""
+    condition = Q(status=Subscriber.Status.ACTIVE)
+    return condition if force else condition & Q(next_delivery_at__lte=now)
+
+
 def due_subscribers(now: datetime, *, force: bool = False, emails: Iterable[str] | None = None) -> QuerySet:
-    """Active subscribers whose slot has come (all active ones with `force`), oldest slot first."""
-    subscribers = Subscriber.objects.filter(status=Subscriber.Status.ACTIVE)
-    if not force:
-        subscribers = subscribers.filter(next_delivery_at__lte=now)
+    """The due subscribers, oldest slot first."""
+    subscribers = Subscriber.objects.filter(due(now, force=force))
     if emails:
         subscribers = subscribers.filter(reduce(operator.or_, (Q(email__iexact=e.strip()) for e in emails)))
     return subscribers.order_by("next_delivery_at", "id")
@@ -62,45 +59,38 @@ def due_moment(subscriber: Subscriber, now: datetime) -> datetime:
     return slot if slot is not None and slot <= now else now
 
 
-def advance_slot(subscriber: Subscriber, now: datetime) -> bool:
-    """Move the subscriber's slot past `now` if nobody else moved it first (compare-and-set)."""
-    return (
-        Subscriber.objects.filter(
-            id=subscriber.id, status=Subscriber.Status.ACTIVE, next_delivery_at=subscriber.next_delivery_at
-        ).update(next_delivery_at=next_delivery_after(subscriber, now))
-        == 1
+def claim_batch(subscriber_ids: Sequence[int], now: datetime, *, force: bool = False) -> list[Subscriber]:
+    """Lock the listed subscribers, and move the slots of those still due; returns those.
+
+    Call it inside the transaction that creates their deliveries: the slot moves if and only if
+    the Delivery row exists.
+    1. Read the listed rows by id, in id order, each with whether it is due now, locked until the
+       transaction ends (PostgreSQL; SQLite runs it under its write lock). A second dispatcher
+       holding some of them is waited for, and its moved slots are what is read, so an overdue
+       slot moved past now is not claimed again for a second, later period.
+       Being due is computed, not filtered on, so the rows are found by primary key whatever the
+       planner's statistics say: filtered, PostgreSQL read the whole status index (every active
+       subscriber) or the slot's entries (every due one) for each batch, so what a batch read
+       grew with the table. The lock is NO KEY UPDATE, what the slot's update takes anyway:
+       rows that refer to the subscriber (matches, clicks) can still be inserted meanwhile.
+    2. One UPDATE per next slot (most of a batch shares one: same zone, hour and frequency)
+       moves the due rows' slots, by id: they are locked, so it changes every one.
+    """
+    due_now = ExpressionWrapper(due(now, force=force), output_field=BooleanField())
+    rows = (
+        Subscriber.objects.filter(id__in=subscriber_ids)
+        .only(*SCHEDULE_FIELDS)
+        .annotate(due_now=due_now)
+        .order_by("id")
+        .select_for_update(no_key=True, of=("self",))
     )
-
-
-def advance_slots(subscribers: list[Subscriber], now: datetime) -> list[Subscriber]:
-    """`advance_slot` for many subscribers; returns those whose slot this call moved."""
-    groups: dict[tuple[datetime | None, datetime], list[Subscriber]] = defaultdict(list)
-    for subscriber in subscribers:
-        groups[(subscriber.next_delivery_at, next_delivery_after(subscriber, now))].append(subscriber)
-    moved = []
-    for (slot, next_slot), members in groups.items():
-        if len(members) > 1 and _advance_group(members, slot, next_slot):
-            moved += members
-        else:
-            moved += [subscriber for subscriber in members if advance_slot(subscriber, now)]
-    return moved
-
-
-class _Contended(Exception):
-    pass
-
-
-def _advance_group(members: list[Subscriber], slot: datetime | None, next_slot: datetime) -> bool:
-    """Move every member from `slot` to `next_slot` in one statement, or none of them."""
-    ids = [subscriber.id for subscriber in members]
-    try:
-        with transaction.atomic():
-            moved = Subscriber.objects.filter(id__in=ids, status=Subscriber.Status.ACTIVE, next_delivery_at=slot)
-            if moved.update(next_delivery_at=next_slot) != len(ids):
-                raise _Contended
-    except _Contended:
-        return False
-    return True
+    claimed: list[Subscriber] = [subscriber for subscriber in rows if subscriber.due_now]
+    moved_to: dict[datetime, list[int]] = defaultdict(list)
+    for subscriber in claimed:
+        moved_to[next_delivery_after(subscriber, now)].append(subscriber.id)
+    for next_slot, ids in moved_to.items():
+        Subscriber.objects.filter(id__in=ids).update(next_delivery_at=next_slot)
+    return claimed
 
 
 def create_deliveries(winners: list[Subscriber], now: datetime) -> list[int]:
@@ -141,12 +131,8 @@ def dispatch_due(
     due_ids = list(due_subscribers(now, force=force, emails=emails).values_list("id", flat=True))
     created: list[int] = []
     for batch_ids in chunked(due_ids, DISPATCH_BATCH_SIZE):
-        # Still due? Another dispatcher may have moved slots since the ids were listed, and an
-        # overdue slot moved past now must not be claimed again for a second, later period.
-        batch = due_subscribers(now, force=force).filter(id__in=batch_ids).order_by("id").only(*SCHEDULE_FIELDS)
-        # One transaction per batch: the slot moves if and only if its Delivery row exists.
         with transaction.atomic():
-            batch_ids = create_deliveries(advance_slots(list(batch), now), now)
+            batch_ids = create_deliveries(claim_batch(batch_ids, now, force=force), now)
             if queue:
                 queue_deliveries(batch_ids)
         created.extend(batch_ids)

@@ -5,8 +5,9 @@ import pytest
 import time_machine
 from django.db import close_old_connections, connection, transaction
 
+from digest.delivery import dispatch
 from digest.delivery.claims import claim_chunk
-from digest.delivery.dispatch import advance_slot, advance_slots, create_deliveries, dispatch_due
+from digest.delivery.dispatch import claim_batch, create_deliveries, dispatch_due
 from digest.models import Delivery
 from digest.tasks import dispatch_digests
 from subscribers.models import Subscriber
@@ -55,16 +56,21 @@ def test_it_never_queues_a_period_twice():
     assert Delivery.objects.count() == 1
 
 
+def claim_and_create(subscribers: list[Subscriber], now: datetime = NOW) -> list[int]:
+    """One batch of the dispatcher, for subscribers it listed as due."""
+    with transaction.atomic():
+        return create_deliveries(claim_batch([s.id for s in subscribers], now), now)
+
+
 @pytest.mark.django_db
-def test_it_lets_only_the_dispatcher_that_moved_the_slot_create_the_delivery():
-    due_subscriber("ada@example.org")
-    # Two dispatchers read the same row before either writes.
-    first, second = Subscriber.objects.get(), Subscriber.objects.get()
-    assert advance_slot(first, NOW) is True
-    assert advance_slot(second, NOW) is False
-    assert len(create_deliveries([first], NOW)) == 1
-    assert create_deliveries([first], NOW) == []  # the period has its delivery
-    assert Delivery.objects.count() == 1
+def test_a_batch_listed_before_another_dispatcher_moved_the_slot_claims_nothing():
+    # Two days overdue (after an outage): claimed again, its slot (now tomorrow) would stand for today.
+    due_subscriber("ada@example.org", next_delivery_at=NOW - timedelta(days=2))
+    listed = list(Subscriber.objects.all())
+    assert len(claim_and_create(listed)) == 1  # the other dispatcher
+
+    assert claim_and_create(listed) == []
+    assert list(Delivery.objects.values_list("period", flat=True)) == ["2026-11-24"]
 
 
 @pytest.mark.django_db
@@ -107,10 +113,10 @@ def test_it_dispatches_with_a_fixed_number_of_queries_per_subscriber(django_asse
     for n in range(5):
         due_subscriber(f"tokyo{n}@example.org", timezone="Asia/Tokyo")
     due_subscriber("alone@example.org", delivery_hour=6)
-    # To find unscheduled subscribers, list and load the due ones; then per batch a savepoint and
-    # its release, one compare-and-set per group sharing a slot (inside its own savepoint when it
-    # holds more than one), and one insert that returns the new ids.
-    with django_assert_num_queries(3 + 2 + (2 * 3 + 1) + 1):
+    # To find unscheduled subscribers and list the due ones; then per batch a savepoint and its
+    # release, one read that locks the rows, one update per next slot (three here), and one
+    # insert that returns the new ids.
+    with django_assert_num_queries(2 + 2 + (1 + 3 + 1)):
         assert len(dispatch_due(NOW, queue=False)) == 26
     assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {
         datetime(2026, 11, 27, 8, tzinfo=UTC),
@@ -120,15 +126,17 @@ def test_it_dispatches_with_a_fixed_number_of_queries_per_subscriber(django_asse
 
 
 @pytest.mark.django_db
-def test_a_group_that_another_dispatcher_partly_moved_is_claimed_one_by_one():
+def test_a_batch_that_another_dispatcher_partly_claimed_is_claimed_for_the_rest():
     for n in range(3):
         due_subscriber(f"reader{n}@example.org")
-    read_before = list(Subscriber.objects.order_by("id"))
-    assert advance_slot(Subscriber.objects.get(email="reader1@example.org"), NOW)  # the other dispatcher
+    listed = list(Subscriber.objects.order_by("id"))
+    claim_and_create([Subscriber.objects.get(email="reader1@example.org")])  # the other dispatcher
 
-    moved = advance_slots(read_before, NOW)
+    assert len(claim_and_create(listed)) == 2
 
-    assert [s.email for s in moved] == ["reader0@example.org", "reader2@example.org"]
+    assert sorted(Delivery.objects.values_list("subscriber__email", flat=True)) == [
+        f"reader{n}@example.org" for n in range(3)
+    ]
     assert set(Subscriber.objects.values_list("next_delivery_at", flat=True)) == {datetime(2026, 11, 27, 8, tzinfo=UTC)}
 
 
@@ -247,3 +255,80 @@ def test_a_claim_on_postgresql_reads_its_chunk_not_the_whole_queue_whatever_the_
 
     assert len(claimed) == 10
     assert delivery_rows_read() - before < 100  # not the 3,000 queued
+
+
+def waiting_for_a_lock() -> int:
+    """Other connections to the test database now waiting for a lock another transaction holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatcher_on_postgresql_waits_for_another_and_claims_none_of_the_slots_it_moved(on_postgres):
+    due_subscriber("ada@example.org", next_delivery_at=NOW - timedelta(days=2))
+    claimed, release = threading.Event(), threading.Event()
+    second: list[list[int]] = []
+
+    def first_dispatcher() -> None:
+        with transaction.atomic():
+            claim_and_create(list(Subscriber.objects.all()))
+            claimed.set()
+            release.wait(10)
+
+    first = threading.Thread(target=lambda: (first_dispatcher(), connection.close()))
+    first.start()
+    try:
+        assert claimed.wait(10)
+        # It lists Ada as due (the first has not committed), then waits for her row.
+        waiting = threading.Thread(target=lambda: (second.append(dispatch_due(NOW, queue=False)), connection.close()))
+        waiting.start()
+        for _ in range(200):
+            if waiting_for_a_lock():
+                break
+            threading.Event().wait(0.05)
+        assert waiting_for_a_lock() == 1
+    finally:
+        release.set()
+        first.join(10)
+    waiting.join(10)
+    assert second == [[]]
+    assert list(Delivery.objects.values_list("period", flat=True)) == ["2026-11-24"]
+
+
+def subscriber_entries_read() -> int:
+    """Subscriber rows and index entries read so far in this transaction, by any scan."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sum(pg_stat_get_xact_tuples_returned(oid)) FROM pg_class "
+            "WHERE oid = 'subscribers_subscriber'::regclass "
+            "OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'subscribers_subscriber'::regclass)"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("analyzed", [False, True], ids=["statistics as they are", "statistics from before the slot"])
+def test_a_dispatch_on_postgresql_reads_each_batch_by_id_not_the_whole_slot_whatever_the_statistics(
+    on_postgres, analyzed, monkeypatch
+):
+    monkeypatch.setattr(dispatch, "DISPATCH_BATCH_SIZE", 10)
+    Subscriber.objects.bulk_create(
+        Subscriber(email=f"reader{n}@example.org", status="active", next_delivery_at=NOW + timedelta(days=1))
+        for n in range(2000)
+    )
+    if analyzed:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE subscribers_subscriber")  # nobody due yet
+    Subscriber.objects.update(next_delivery_at=NOW - timedelta(hours=1))
+    before = subscriber_entries_read()
+
+    assert len(dispatch_due(NOW, queue=False)) == 2000
+
+    # Listing the slot, then each batch's rows by id (read, moved, checked by the deliveries' foreign
+    # key); not the slot's 2,000 index entries for each of the 200 batches.
+    assert (subscriber_entries_read() - before) / 2000 < 10
