@@ -33,7 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.environment import bench_environment, fresh_postgres_database  # noqa: E402
-from bench.send_profile import backend_cpu_seconds, process_cpu_seconds, statement_kind  # noqa: E402
+from bench.send_profile import (  # noqa: E402
+    backend_cpu_seconds,
+    database_counters,
+    process_cpu_seconds,
+    statement_kind,
+)
 
 SEGMENTS = 10
 EXPLAIN_OPTIONS = (
@@ -171,18 +176,14 @@ def reset(count: int, due) -> None:
             cursor.execute(f"VACUUM FULL {Delivery._meta.db_table}")
 
 
-def database_counters(connection) -> dict[str, int]:
-    """The bench database's block hits and reads, and the subscriber and delivery tables' sizes."""
+def table_bytes(connection) -> dict[str, int]:
+    """The subscriber and delivery tables' sizes, with their indexes and TOAST."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_force_next_flush()")
         cursor.execute(
-            "SELECT blks_hit, blks_read, xact_commit, tup_inserted, tup_updated, "
-            "pg_total_relation_size('subscribers_subscriber'), pg_total_relation_size('digest_delivery') "
-            "FROM pg_stat_database WHERE datname = current_database()"
+            "SELECT pg_total_relation_size('subscribers_subscriber'), pg_total_relation_size('digest_delivery')"
         )
         row = cursor.fetchone()
-    names = ("hit", "read", "commits", "inserted", "updated", "subscriber_bytes", "delivery_bytes")
-    return dict(zip(names, row, strict=True))
+    return dict(zip(("subscriber_bytes", "delivery_bytes"), row, strict=True))
 
 
 def run(args) -> None:
@@ -213,7 +214,7 @@ def run(args) -> None:
             cursor.execute("SELECT pg_backend_pid()")
             backend = cursor.fetchone()[0]
             cursor.execute("CHECKPOINT")  # the stored rows' pages start clean, whatever the size
-        before = database_counters(connection)
+        before = database_counters(connection) | table_bytes(connection)
     due_ids = list(due_subscribers(now).values_list("id", flat=True))
     batch_sizes = [len(batch) for batch in chunked(due_ids, DISPATCH_BATCH_SIZE)]
     per_segment = [0] * SEGMENTS
@@ -245,7 +246,7 @@ def run(args) -> None:
     )
     changes = {}
     if on_postgres:
-        after = database_counters(connection)
+        after = database_counters(connection) | table_bytes(connection)
         changes = {name: after[name] - before[name] for name in ("hit", "read", "commits", "inserted", "updated")}
         print(
             f"shared buffers per delivery: {changes['hit'] / count:.1f} hits, {changes['read'] / count:.2f} reads; "

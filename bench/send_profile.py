@@ -95,14 +95,16 @@ def print_profile(profiler: cProfile.Profile | None, lines: int) -> None:
 
 
 def database_counters(connection) -> dict[str, int]:
+    """The bench database's commits, row changes and shared-buffer hits and reads (pg_stat_database)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_force_next_flush()")
         cursor.execute(
-            "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted, tup_fetched "
+            "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted, tup_fetched, blks_hit, blks_read "
             "FROM pg_stat_database WHERE datname = current_database()"
         )
         row = cursor.fetchone()
-    return dict(zip(("commits", "inserted", "updated", "deleted", "fetched"), row, strict=True))
+    names = ("commits", "inserted", "updated", "deleted", "fetched", "hit", "read")
+    return dict(zip(names, row, strict=True))
 
 
 def main() -> None:
