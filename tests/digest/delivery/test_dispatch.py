@@ -1,4 +1,7 @@
+import queue
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +14,7 @@ from digest.delivery.dispatch import claim_batch, create_deliveries, dispatch_du
 from digest.models import Delivery
 from digest.tasks import dispatch_digests
 from subscribers.models import Subscriber
+from subscribers.scheduling import next_delivery_after
 from tests.support.digest_samples import make_subscriber
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -185,6 +189,40 @@ def test_concurrent_dispatchers_on_postgresql_queue_each_subscriber_once(on_post
     assert Delivery.objects.count() == 200
 
 
+def dispatchers_listing_from(starts: list[int], emails: list[str], now: datetime) -> list:
+    """Dispatchers at once, one per start, each given the addresses from its start on."""
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for start in starts:
+        pending.put(start)
+    return _in_threads(len(starts), lambda: dispatch_due(now, emails=emails[pending.get() :], queue=False))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_dispatchers_on_postgresql_with_shifted_batches_queue_each_subscriber_once(on_postgres, monkeypatch):
+    monkeypatch.setattr(dispatch, "DISPATCH_BATCH_SIZE", 10)
+    zones = ["UTC", "Asia/Tokyo", "America/New_York"]  # three next slots, interleaved by id
+    subscribers = Subscriber.objects.bulk_create(
+        Subscriber(email=f"reader{n:03}@example.org", status="active", timezone=zones[n % 3], delivery_hour=8)
+        for n in range(120)
+    )
+    emails = [s.email for s in subscribers]
+    for day in range(5):
+        now = NOW + timedelta(days=day)
+        Subscriber.objects.update(next_delivery_at=now - timedelta(hours=1))
+        # Each lists the slot from a different subscriber on, so its batches straddle the others'
+        # and meet a batch's slot groups in another order: moved group by group, the shared rows
+        # were locked in opposite orders, and PostgreSQL found a deadlock in 19 rounds out of 20.
+        results = dispatchers_listing_from([0, 1, 2], emails, now)
+
+        queued = [delivery_id for ids in results for delivery_id in ids]
+        assert len(queued) == len(set(queued)) == 120
+        assert Delivery.objects.filter(queued_at=now).values("subscriber").distinct().count() == 120
+        assert set(Subscriber.objects.values_list("timezone", "next_delivery_at")) == {
+            (zone, next_delivery_after(Subscriber(timezone=zone, delivery_hour=8), now)) for zone in zones
+        }
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_workers_on_postgresql_claim_each_delivery_once(on_postgres):
@@ -203,27 +241,37 @@ def test_concurrent_workers_on_postgresql_claim_each_delivery_once(on_postgres):
     assert set(Delivery.objects.values_list("status", "attempts")) == {("sending", 1)}
 
 
+@contextmanager
+def held_in_another_transaction(take_locks: Callable[[], object]) -> Iterator[None]:
+    """Run `take_locks` in a transaction on another connection, left open until the block ends."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                take_locks()
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_locked_delivery_on_postgresql_is_skipped_not_waited_for(on_postgres):
     subscriber = Subscriber.objects.create(email="ada@example.org", status="active")
     delivery = Delivery.objects.create(subscriber=subscriber, period="2026-11-26", scheduled_for=NOW)
-    locked, done = threading.Event(), threading.Event()
-
-    def hold_lock() -> None:
-        with transaction.atomic():
-            Delivery.objects.select_for_update().get(id=delivery.id)
-            locked.set()
-            done.wait(10)
-
-    holder = threading.Thread(target=lambda: (hold_lock(), connection.close()))
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with held_in_another_transaction(lambda: Delivery.objects.select_for_update().get(id=delivery.id)):
         assert _in_threads(1, lambda: claim_chunk([delivery.id], NOW)[0]) == [[]]
-    finally:
-        done.set()
-        holder.join(10)
     assert claim_chunk([delivery.id], NOW)[0]
 
 
@@ -270,19 +318,8 @@ def waiting_for_a_lock() -> int:
 @pytest.mark.django_db(transaction=True)
 def test_a_dispatcher_on_postgresql_waits_for_another_and_claims_none_of_the_slots_it_moved(on_postgres):
     due_subscriber("ada@example.org", next_delivery_at=NOW - timedelta(days=2))
-    claimed, release = threading.Event(), threading.Event()
     second: list[list[int]] = []
-
-    def first_dispatcher() -> None:
-        with transaction.atomic():
-            claim_and_create(list(Subscriber.objects.all()))
-            claimed.set()
-            release.wait(10)
-
-    first = threading.Thread(target=lambda: (first_dispatcher(), connection.close()))
-    first.start()
-    try:
-        assert claimed.wait(10)
+    with held_in_another_transaction(lambda: claim_and_create(list(Subscriber.objects.all()))):  # the first dispatcher
         # It lists Ada as due (the first has not committed), then waits for her row.
         waiting = threading.Thread(target=lambda: (second.append(dispatch_due(NOW, queue=False)), connection.close()))
         waiting.start()
@@ -291,9 +328,6 @@ def test_a_dispatcher_on_postgresql_waits_for_another_and_claims_none_of_the_slo
                 break
             threading.Event().wait(0.05)
         assert waiting_for_a_lock() == 1
-    finally:
-        release.set()
-        first.join(10)
     waiting.join(10)
     assert second == [[]]
     assert list(Delivery.objects.values_list("period", flat=True)) == ["2026-11-24"]
