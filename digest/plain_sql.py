@@ -143,7 +143,8 @@ def _update_each_sql(
                 array.append(field.get_db_prep_save(value, connection))
         arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for _, field in every)
         names_sql = ", ".join(f"column{n}" for n in range(1, len(every) + 1))
-        source, params = f"unnest({arrays}) AS new({names_sql})", arrays_of
+        source = f"unnest({arrays}) AS new({names_sql})"
+        params = [_array_literal(field, array) for array, (_, field) in zip(arrays_of, every, strict=True)]
     else:
         params = []
         for key_value, values in rows.items():

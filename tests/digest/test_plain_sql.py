@@ -94,6 +94,13 @@ def test_update_each_writes_each_row_its_own_values_and_leaves_the_others(delive
     assert update_each(Delivery, ("paper_count",), {}) == 0
 
 
+def test_update_each_stores_text_exactly_as_given(deliveries):
+    subjects = ['3 new papers on "LLM", {agents}', "back\\slash, NULL", "ünïcode ‘quotes’\ttab"]
+    update_each(Delivery, ("subject",), {d.id: (subject,) for d, subject in zip(deliveries, subjects, strict=True)})
+
+    assert [Delivery.objects.get(id=d.id).subject for d in deliveries] == subjects
+
+
 def test_update_each_sets_shared_values_only_where_the_conditions_still_hold(deliveries):
     first, second, reclaimed = deliveries
     Delivery.objects.filter(id=reclaimed.id).update(claimed_at=datetime(2026, 11, 26, 7, 30, tzinfo=UTC))
