@@ -205,17 +205,23 @@ def _array_literal(field: Field, values: list) -> object:
     stores numbers (a float's repr reads back as the same double) or text, else the list itself."""
     kind = getattr(field, "target_field", field).get_internal_type()
     if kind in _NUMBER_TYPES:
-        items = (
-            [str(value) for value in values]
-            if None not in values
-            else ["NULL" if value is None else str(value) for value in values]
-        )
-    elif kind in _TEXT_TYPES:
-        items = [
-            "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values
-        ]
-    else:
-        return values
+        return numbers_literal(values)
+    if kind in _TEXT_TYPES:
+        return texts_literal(values)
+    return values
+
+
+def numbers_literal(values: Sequence[int | float | None]) -> str:
+    """An array of numbers as PostgreSQL reads its text (a float's repr reads back as the same double)."""
+    items = (
+        [str(value) for value in values] if None not in values else ["NULL" if v is None else str(v) for v in values]
+    )
+    return "{" + ",".join(items) + "}"
+
+
+def texts_literal(values: Sequence[str | None]) -> str:
+    """An array of strings as PostgreSQL reads its text: each quoted, its quotes and backslashes escaped."""
+    items = ["NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
     return "{" + ",".join(items) + "}"
 
 
@@ -407,13 +413,16 @@ def rows_unless_held(
         # S608: only quoted table and column names from the model's metadata are formatted in; values are parameters.
         f"SELECT t.{pk}, {row_version}, held.id IS NOT NULL, {values} FROM {table} AS t "  # noqa: S608
         "LEFT JOIN unnest(%s::bigint[], %s::text[]) AS held(id, version) "
-        f"ON held.id = t.{pk} AND held.version = {row_version} WHERE t.{pk} = ANY(%s)"
+        f"ON held.id = t.{pk} AND held.version = {row_version} WHERE t.{pk} = ANY(%s::bigint[])"
     )
     # What Field.get_db_converters gives a plain field (JSONField parses its text).
     converters = [getattr(field, "from_db_value", None) for _, field in fields]
     found: list[tuple[int, str, tuple | None]] = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [held_ids, [held[key] for key in held_ids], list(ids)])
+        # Text literals: psycopg adapts a list item by item, in Python.
+        cursor.execute(
+            sql, [numbers_literal(held_ids), texts_literal([held[key] for key in held_ids]), numbers_literal(ids)]
+        )
         for key, version, is_held, *row in cursor.fetchall():
             if is_held:
                 found.append((key, version, None))
