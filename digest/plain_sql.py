@@ -8,7 +8,7 @@ ORM call named in its docstring does, for plain field values (no expressions), a
 values with the fields' own `get_db_prep_save`, so the two always store the same thing.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TypeVar
@@ -137,14 +137,14 @@ def _update_each_sql(
     if connection.vendor == "postgresql":
         # One array per column: a statement of a few parameters whose text is the same whatever
         # the number of rows, where a VALUES list costs psycopg more to build than the update.
-        arrays_of: list[list] = [[] for _ in every]
-        for key_value, values in rows.items():
-            for array, (_, field), value in zip(arrays_of, every, (key_value, *values), strict=True):
-                array.append(field.get_db_prep_save(value, connection))
+        columns = zip(*((key_value, *values) for key_value, values in rows.items()), strict=True)
         arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for _, field in every)
         names_sql = ", ".join(f"column{n}" for n in range(1, len(every) + 1))
         source = f"unnest({arrays}) AS new({names_sql})"
-        params = [_array_literal(field, array) for array, (_, field) in zip(arrays_of, every, strict=True)]
+        params = [
+            _array_literal(field, _stored_column(field, column))
+            for (_, field), column in zip(every, columns, strict=True)
+        ]
     else:
         params = []
         for key_value, values in rows.items():
@@ -198,6 +198,32 @@ _NUMBER_TYPES = {
     "SmallIntegerField",
 }
 _TEXT_TYPES = {"CharField", "TextField"}
+_INTEGER_TYPES = _NUMBER_TYPES - {"FloatField"}
+
+
+def _stored_column(field: Field, values: Iterable[object]) -> list:
+    """The values as the field stores them (`get_db_prep_save`), each distinct value converted once.
+
+    An int given for an integer field is kept as it is: get_db_prep_save gives back the same number
+    (on PostgreSQL wrapped in psycopg's Int2/Int4/Int8, for binding; the arrays here are written as
+    text literals, the same digits either way). A chunk's claim and outcomes write hundreds of ids
+    and counts, and the fields' conversion cost a sending worker more than the rest of their statements.
+    """
+    integers = getattr(field, "target_field", field).get_internal_type() in _INTEGER_TYPES
+    known: dict[object, object] = {}
+    stored: list[object] = []
+    for value in values:
+        if integers and type(value) is int:
+            stored.append(value)
+            continue
+        try:
+            found = known[value]
+        except KeyError:
+            found = known[value] = field.get_db_prep_save(value, connection)
+        except TypeError:  # not hashable
+            found = field.get_db_prep_save(value, connection)
+        stored.append(found)
+    return stored
 
 
 def _array_literal(field: Field, values: list) -> object:
@@ -255,18 +281,7 @@ def insert_columns(
 
     def prepared(name: str) -> list:
         """The column's values as the field stores them; most repeat a few slots, periods and times."""
-        field = fields[name][1]
-        known: dict[object, object] = {}
-        values = []
-        for value in columns[name]:
-            try:
-                found = known[value]
-            except KeyError:
-                found = known[value] = field.get_db_prep_save(value, connection)
-            except TypeError:  # not hashable
-                found = field.get_db_prep_save(value, connection)
-            values.append(found)
-        return values
+        return _stored_column(fields[name][1], columns[name])
 
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join([column for column, _ in fields.values()] + [connection.ops.quote_name(c) for c in constant])

@@ -3,9 +3,12 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from digest.models import Candidate, Delivery, Feed, Paper, PaperSource, SendTally
 from digest.plain_sql import (
+    _array_literal,
+    _stored_column,
     asynchronous_commits,
     ids_among,
     insert_columns,
@@ -99,6 +102,23 @@ def test_update_each_stores_text_exactly_as_given(deliveries):
     update_each(Delivery, ("subject",), {d.id: (subject,) for d, subject in zip(deliveries, subjects, strict=True)})
 
     assert [Delivery.objects.get(id=d.id).subject for d in deliveries] == subjects
+
+
+def test_columns_are_stored_as_each_fields_own_conversion_stores_them(db):
+    given = {
+        "attempts": [3, "4", 5.0, True, None, 3],
+        "subscriber": [7, "8", 7],
+        "id": [2**40, 1],
+        "message_id": ["<a@paperboy>", "<a@paperboy>", ""],
+        "claimed_at": [CLAIMED, CLAIMED, None],
+    }
+    for name, values in given.items():
+        field = Delivery._meta.get_field(name)
+        expected = [field.get_db_prep_save(value, connection) for value in values]
+        stored = _stored_column(field, values)
+        # PostgreSQL's conversion wraps ints in psycopg's Int2/Int4/Int8: the same numbers, the same literal.
+        assert stored == expected, name
+        assert _array_literal(field, stored) == _array_literal(field, expected), name
 
 
 def test_update_each_sets_shared_values_only_where_the_conditions_still_hold(deliveries):
