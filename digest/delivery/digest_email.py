@@ -38,7 +38,7 @@ SUBJECT_TOPICS = 2
 SUBJECT_MAX_CHARS = 90
 CARD_CACHE_SIZE = 5000
 SUBJECT_LABELS_CACHE_SIZE = 20_000
-# The attribute digest/delivery/claims.py `load_subscribers` puts a chunk's topics in (a list, no manager per row).
+# Where digest/delivery/claims.py `load_subscribers` puts a chunk's subscribers' topic names (a tuple each).
 PREFETCHED_TOPICS = "digest_topics"
 INDENT = "   "
 RECENT_DAYS = 2  # arXiv announces a day's papers the next evening, UTC
@@ -231,10 +231,10 @@ def _in_title(term: Term | None, title: _TitleKeys) -> bool:
 
 
 def topic_names_of(subscriber: Subscriber) -> tuple[str, ...]:
-    """The names of the subscriber's topics, in their order; from the list `load_subscribers`
-    fetched with a chunk (`PREFETCHED_TOPICS`) when there is one."""
-    topics = getattr(subscriber, PREFETCHED_TOPICS, None)
-    return tuple(topic.name for topic in (subscriber.topics.all() if topics is None else topics))
+    """The names of the subscriber's topics, in their order; those `load_subscribers` fetched with a
+    chunk (`PREFETCHED_TOPICS`) when it did."""
+    names = getattr(subscriber, PREFETCHED_TOPICS, None)
+    return tuple(topic.name for topic in subscriber.topics.all()) if names is None else names
 
 
 SubjectLabel = tuple[str, str, Term | None]  # as written, casefolded, its term

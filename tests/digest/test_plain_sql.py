@@ -15,13 +15,14 @@ from digest.plain_sql import (
     insert_for_each,
     insert_or_add,
     insert_rows,
+    related_values,
     row_exists,
     rows_above_highest,
     rows_unless_held,
     update_each,
     update_rows,
 )
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, Topic
 
 pytestmark = pytest.mark.django_db
 
@@ -314,6 +315,25 @@ def test_rows_above_highest_gives_each_keys_bound_and_only_the_rows_above_it(del
         *[(second.subscriber_id, 0, c.id, c.paper_id) for c in made[3:]],
         (third.subscriber_id, 0, None, None),
     ]
+
+
+def test_related_values_gives_each_rows_related_values_in_the_orms_order(db):
+    topics = [
+        Topic.objects.create(slug=slug, name=name, position=position)
+        for slug, name, position in [("b", "Beta", 2), ("a", "Alpha", 2), ("z", "Zeta", 1)]
+    ]
+    reader, other, none = (
+        Subscriber.objects.create(email=f"{name}@example.org", status=Subscriber.Status.ACTIVE)
+        for name in ("reader", "other", "none")
+    )
+    reader.topics.add(*topics)
+    other.topics.add(topics[0])
+
+    found = related_values(Subscriber._meta.get_field("topics"), [reader.id, other.id, none.id], "name")
+
+    assert found == {s.id: [t.name for t in s.topics.all()] for s in (reader, other)}
+    assert found[reader.id] == ["Zeta", "Alpha", "Beta"]
+    assert related_values(Subscriber._meta.get_field("topics"), [], "name") == {}
 
 
 def test_insert_columns_stores_text_and_numbers_exactly_as_given(db):
