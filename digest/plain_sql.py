@@ -8,13 +8,13 @@ ORM call named in its docstring does, for plain field values (no expressions), a
 values with the fields' own `get_db_prep_save`, so the two always store the same thing.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import Field, Model
+from django.db.models import Field, ManyToManyField, Model
 from django.utils import timezone
 
 Key = TypeVar("Key")  # update_each's row keys: the values of one field
@@ -137,13 +137,14 @@ def _update_each_sql(
     if connection.vendor == "postgresql":
         # One array per column: a statement of a few parameters whose text is the same whatever
         # the number of rows, where a VALUES list costs psycopg more to build than the update.
-        arrays_of: list[list] = [[] for _ in every]
-        for key_value, values in rows.items():
-            for array, (_, field), value in zip(arrays_of, every, (key_value, *values), strict=True):
-                array.append(field.get_db_prep_save(value, connection))
+        columns = zip(*((key_value, *values) for key_value, values in rows.items()), strict=True)
         arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for _, field in every)
         names_sql = ", ".join(f"column{n}" for n in range(1, len(every) + 1))
-        source, params = f"unnest({arrays}) AS new({names_sql})", arrays_of
+        source = f"unnest({arrays}) AS new({names_sql})"
+        params = [
+            _array_literal(field, _stored_column(field, column))
+            for (_, field), column in zip(every, columns, strict=True)
+        ]
     else:
         params = []
         for key_value, values in rows.items():
@@ -197,6 +198,32 @@ _NUMBER_TYPES = {
     "SmallIntegerField",
 }
 _TEXT_TYPES = {"CharField", "TextField"}
+_INTEGER_TYPES = _NUMBER_TYPES - {"FloatField"}
+
+
+def _stored_column(field: Field, values: Iterable[object]) -> list:
+    """The values as the field stores them (`get_db_prep_save`), each distinct value converted once.
+
+    An int given for an integer field is kept as it is: get_db_prep_save gives back the same number
+    (on PostgreSQL wrapped in psycopg's Int2/Int4/Int8, for binding; the arrays here are written as
+    text literals, the same digits either way). A chunk's claim and outcomes write hundreds of ids
+    and counts, and the fields' conversion cost a sending worker more than the rest of their statements.
+    """
+    integers = getattr(field, "target_field", field).get_internal_type() in _INTEGER_TYPES
+    known: dict[object, object] = {}
+    stored: list[object] = []
+    for value in values:
+        if integers and type(value) is int:
+            stored.append(value)
+            continue
+        try:
+            found = known[value]
+        except KeyError:
+            found = known[value] = field.get_db_prep_save(value, connection)
+        except TypeError:  # not hashable
+            found = field.get_db_prep_save(value, connection)
+        stored.append(found)
+    return stored
 
 
 def _array_literal(field: Field, values: list) -> object:
@@ -204,17 +231,23 @@ def _array_literal(field: Field, values: list) -> object:
     stores numbers (a float's repr reads back as the same double) or text, else the list itself."""
     kind = getattr(field, "target_field", field).get_internal_type()
     if kind in _NUMBER_TYPES:
-        items = (
-            [str(value) for value in values]
-            if None not in values
-            else ["NULL" if value is None else str(value) for value in values]
-        )
-    elif kind in _TEXT_TYPES:
-        items = [
-            "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values
-        ]
-    else:
-        return values
+        return numbers_literal(values)
+    if kind in _TEXT_TYPES:
+        return texts_literal(values)
+    return values
+
+
+def numbers_literal(values: Sequence[int | float | None]) -> str:
+    """An array of numbers as PostgreSQL reads its text (a float's repr reads back as the same double)."""
+    items = (
+        [str(value) for value in values] if None not in values else ["NULL" if v is None else str(v) for v in values]
+    )
+    return "{" + ",".join(items) + "}"
+
+
+def texts_literal(values: Sequence[str | None]) -> str:
+    """An array of strings as PostgreSQL reads its text: each quoted, its quotes and backslashes escaped."""
+    items = ["NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
     return "{" + ",".join(items) + "}"
 
 
@@ -248,18 +281,7 @@ def insert_columns(
 
     def prepared(name: str) -> list:
         """The column's values as the field stores them; most repeat a few slots, periods and times."""
-        field = fields[name][1]
-        known: dict[object, object] = {}
-        values = []
-        for value in columns[name]:
-            try:
-                found = known[value]
-            except KeyError:
-                found = known[value] = field.get_db_prep_save(value, connection)
-            except TypeError:  # not hashable
-                found = field.get_db_prep_save(value, connection)
-            values.append(found)
-        return values
+        return _stored_column(fields[name][1], columns[name])
 
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join([column for column, _ in fields.values()] + [connection.ops.quote_name(c) for c in constant])
@@ -406,13 +428,16 @@ def rows_unless_held(
         # S608: only quoted table and column names from the model's metadata are formatted in; values are parameters.
         f"SELECT t.{pk}, {row_version}, held.id IS NOT NULL, {values} FROM {table} AS t "  # noqa: S608
         "LEFT JOIN unnest(%s::bigint[], %s::text[]) AS held(id, version) "
-        f"ON held.id = t.{pk} AND held.version = {row_version} WHERE t.{pk} = ANY(%s)"
+        f"ON held.id = t.{pk} AND held.version = {row_version} WHERE t.{pk} = ANY(%s::bigint[])"
     )
     # What Field.get_db_converters gives a plain field (JSONField parses its text).
     converters = [getattr(field, "from_db_value", None) for _, field in fields]
     found: list[tuple[int, str, tuple | None]] = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [held_ids, [held[key] for key in held_ids], list(ids)])
+        # Text literals: psycopg adapts a list item by item, in Python.
+        cursor.execute(
+            sql, [numbers_literal(held_ids), texts_literal([held[key] for key in held_ids]), numbers_literal(ids)]
+        )
         for key, version, is_held, *row in cursor.fetchall():
             if is_held:
                 found.append((key, version, None))
@@ -421,6 +446,40 @@ def rows_unless_held(
                 if convert is not None:
                     row[index] = convert(value, None, connection)
             found.append((key, version, tuple(row)))
+    return found
+
+
+def related_values(field: ManyToManyField, ids: Sequence[int], name: str) -> dict[int, list]:
+    """`{row.pk: [related.<name> for related in getattr(row, field.name).all()]}` for the rows of
+    `ids` of the many-to-many `field`'s model, in the related model's ordering (plain field names),
+    as `prefetch_related` gives them; one statement. A row with no related rows has no key.
+
+    A chunk's prefetch of its subscribers' topics built a model, a manager and a queryset per row:
+    most of the cost of loading the subscribers, for the topic names a digest reads.
+    """
+    if not ids:
+        return {}
+    through, related = cast(type[Model], field.remote_field.through), cast(type[Model], field.related_model)
+    source, target = field.m2m_field_name(), field.m2m_reverse_field_name()
+    own, other = _column(through, source)[0], _column(through, target)[0]
+    value = _column(related, name)[0]
+    order = [
+        f"r.{_column(related, part.lstrip('-'))[0]}{' DESC' if part.startswith('-') else ''}"
+        for part in related._meta.ordering or ()
+    ]
+    tables = [connection.ops.quote_name(model._meta.db_table) for model in (through, related)]
+    related_pk = connection.ops.quote_name(related._meta.pk.column)
+    listed = ", ".join(["%s"] * len(ids))
+    sql = (
+        # S608: only quoted table and column names from the models' metadata are formatted in; values are parameters.
+        f"SELECT t.{own}, r.{value} FROM {tables[0]} AS t JOIN {tables[1]} AS r ON r.{related_pk} = t.{other} "  # noqa: S608
+        f"WHERE t.{own} IN ({listed}) ORDER BY {', '.join([*order, f'r.{related_pk}'])}"
+    )
+    found: dict[int, list] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(ids))
+        for key, item in cursor.fetchall():
+            found.setdefault(key, []).append(item)
     return found
 
 

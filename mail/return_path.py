@@ -22,6 +22,7 @@ from django.conf import settings
 
 SALT = "paperboy.tokens.return-path"
 SIGNATURE_CHARS = 24
+_SIGNED_BYTES = SIGNATURE_CHARS * 5 // 8
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 TOKEN = re.compile(rf"([0-9a-z]{{1,13}})\.([a-z2-7]{{{SIGNATURE_CHARS}}})")
 
@@ -35,7 +36,9 @@ def _mac(secret: str) -> "hmac.HMAC":
 def _signature(delivery_id: int, secret: str) -> str:
     mac = _mac(secret).copy()
     mac.update(str(delivery_id).encode())
-    return base64.b32encode(mac.digest()).decode().lower()[:SIGNATURE_CHARS]
+    # Base 32 writes each 5 bytes as 8 characters: the first 15 bytes are the first 24 characters,
+    # and Python's encoder (a loop in Python) then has 3 groups to write, not 7.
+    return base64.b32encode(mac.digest()[:_SIGNED_BYTES]).decode().lower()
 
 
 def _base36(number: int) -> str:

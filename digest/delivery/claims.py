@@ -28,14 +28,15 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Prefetch, Q, Sum
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 
+from digest.delivery.digest_email import PREFETCHED_TOPICS
 from digest.delivery.picks import Pick, load_papers, load_picks
 from digest.delivery.refusal_alarm import pause_until
 from digest.models import Candidate, Delivery, lock_candidates_of
-from digest.plain_sql import rows_above_highest, update_each
+from digest.plain_sql import related_values, rows_above_highest, update_each
 from mail.rendering import new_message_id
-from subscribers.models import Subscriber, Topic
+from subscribers.models import Subscriber
 
 
 def claimable(now: datetime) -> Q:
@@ -112,9 +113,11 @@ def claim_chunk(
 
 def load_subscribers(subscriber_ids: list[int]) -> dict[int, Subscriber]:
     """The active ones among `subscriber_ids`, with what building their digest reads."""
-    topics = Prefetch("topics", queryset=Topic.objects.only("id", "name"))  # names are all a digest reads
-    rows = Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE).prefetch_related(topics)
-    return {subscriber.id: subscriber for subscriber in rows}
+    found = {s.id: s for s in Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)}
+    names = related_values(Subscriber._meta.get_field("topics"), list(found), "name")  # all a digest reads of them
+    for subscriber_id, subscriber in found.items():
+        setattr(subscriber, PREFETCHED_TOPICS, tuple(names.get(subscriber_id, ())))
+    return found
 
 
 def held_candidates(deliveries: list[Delivery]) -> list[tuple]:

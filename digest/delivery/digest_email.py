@@ -26,7 +26,7 @@ from digest.models import Delivery
 from mail.mime import message_bytes
 from mail.rendering import absolute, clear_fragments, render_inlined_email, token_url
 from subscribers.emails import build_message
-from subscribers.keywords import make_term, occurs, parse_keywords, text_keys
+from subscribers.keywords import Term, make_term, occurs, parse_keywords, text_keys
 from subscribers.models import Subscriber
 from subscribers.scheduling import subscriber_zone
 from subscribers.tokens import make_token
@@ -37,6 +37,9 @@ EXCERPT_CHARS = 320
 SUBJECT_TOPICS = 2
 SUBJECT_MAX_CHARS = 90
 CARD_CACHE_SIZE = 5000
+SUBJECT_LABELS_CACHE_SIZE = 20_000
+# Where digest/delivery/claims.py `load_subscribers` puts a chunk's subscribers' topic names (a tuple each).
+PREFETCHED_TOPICS = "digest_topics"
 INDENT = "   "
 RECENT_DAYS = 2  # arXiv announces a day's papers the next evening, UTC
 RECENT_DAYS_WEEKLY = 8
@@ -211,9 +214,40 @@ def _as_phrase(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True, slots=True)
+class _TitleKeys:
+    keys: list[tuple[str, ...]]  # per token, as the matcher reads a title (`text_keys`)
+    every: frozenset[str]  # all of them: a term with a key not among them cannot occur
+
+
 @lru_cache(maxsize=CARD_CACHE_SIZE)
-def _title_keys(title: str) -> list:
-    return text_keys(title)  # a digest run reads the same few thousand titles over and over
+def _title_keys(title: str) -> _TitleKeys:
+    keys = text_keys(title)  # a digest run reads the same few thousand titles over and over
+    return _TitleKeys(keys, frozenset(key for token in keys for key in token))
+
+
+def _in_title(term: Term | None, title: _TitleKeys) -> bool:
+    return term is not None and title.every.issuperset(term.keys) and occurs(term, title.keys)
+
+
+def topic_names_of(subscriber: Subscriber) -> tuple[str, ...]:
+    """The names of the subscriber's topics, in their order; those `load_subscribers` fetched with a
+    chunk (`PREFETCHED_TOPICS`) when it did."""
+    names = getattr(subscriber, PREFETCHED_TOPICS, None)
+    return tuple(topic.name for topic in subscriber.topics.all()) if names is None else names
+
+
+SubjectLabel = tuple[str, str, Term | None]  # as written, casefolded, its term
+
+
+@lru_cache(maxsize=SUBJECT_LABELS_CACHE_SIZE)
+def _subject_labels(topic_names: tuple[str, ...], keywords: str) -> tuple[tuple[SubjectLabel, ...], frozenset[str]]:
+    """The labels a subject line may name, for these topic names and this keyword string, and
+    which of them are topic names. Cached by both (an audience shares topics and keywords), so an
+    edited keyword string is a new key, never a stale subject."""
+    labels = [(name, make_term(name, forms=False)) for name in topic_names]
+    labels += [(term.text, term) for term in parse_keywords(keywords, forms=False).include]
+    return tuple((label, label.casefold(), term) for label, term in labels), frozenset(topic_names)
 
 
 def subject_topics(subscriber: Subscriber, candidates: Sequence[Pick], limit: int = SUBJECT_TOPICS) -> list[str]:
@@ -223,16 +257,13 @@ def subject_topics(subscriber: Subscriber, candidates: Sequence[Pick], limit: in
     or its title contains (matched as the matcher does: stems, whole words, acronyms); a quoted
     phrase in a reason counts as a keyword.
     """
-    labels = [(topic.name, make_term(topic.name, forms=False)) for topic in subscriber.topics.all()]
-    topic_names = {name for name, _ in labels}
-    labels += [(term.text, term) for term in parse_keywords(subscriber.keywords, forms=False).include]
-    folded_labels = [(label, label.casefold(), term) for label, term in labels]
+    folded_labels, topic_names = _subject_labels(topic_names_of(subscriber), subscriber.keywords)
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
     for position, candidate in enumerate(candidates):
         reason = candidate.reason.casefold()
         title = _title_keys(candidate.paper.title)
-        found = {label for label, folded, term in folded_labels if folded in reason or (term and occurs(term, title))}
+        found = {label for label, folded, term in folded_labels if folded in reason or _in_title(term, title)}
         found |= {quoted.strip() for quoted in _QUOTED.findall(candidate.reason)}
         seen: set[str] = set()
         # Longest first; equal lengths alphabetically, not in the set's order, which changes with

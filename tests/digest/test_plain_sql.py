@@ -3,22 +3,26 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from digest.models import Candidate, Delivery, Feed, Paper, PaperSource, SendTally
 from digest.plain_sql import (
+    _array_literal,
+    _stored_column,
     asynchronous_commits,
     ids_among,
     insert_columns,
     insert_for_each,
     insert_or_add,
     insert_rows,
+    related_values,
     row_exists,
     rows_above_highest,
     rows_unless_held,
     update_each,
     update_rows,
 )
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, Topic
 
 pytestmark = pytest.mark.django_db
 
@@ -92,6 +96,30 @@ def test_update_each_writes_each_row_its_own_values_and_leaves_the_others(delive
         untouched.id: (0, 0, ""),
     }
     assert update_each(Delivery, ("paper_count",), {}) == 0
+
+
+def test_update_each_stores_text_exactly_as_given(deliveries):
+    subjects = ['3 new papers on "LLM", {agents}', "back\\slash, NULL", "ünïcode ‘quotes’\ttab"]
+    update_each(Delivery, ("subject",), {d.id: (subject,) for d, subject in zip(deliveries, subjects, strict=True)})
+
+    assert [Delivery.objects.get(id=d.id).subject for d in deliveries] == subjects
+
+
+def test_columns_are_stored_as_each_fields_own_conversion_stores_them(db):
+    given = {
+        "attempts": [3, "4", 5.0, True, None, 3],
+        "subscriber": [7, "8", 7],
+        "id": [2**40, 1],
+        "message_id": ["<a@paperboy>", "<a@paperboy>", ""],
+        "claimed_at": [CLAIMED, CLAIMED, None],
+    }
+    for name, values in given.items():
+        field = Delivery._meta.get_field(name)
+        expected = [field.get_db_prep_save(value, connection) for value in values]
+        stored = _stored_column(field, values)
+        # PostgreSQL's conversion wraps ints in psycopg's Int2/Int4/Int8: the same numbers, the same literal.
+        assert stored == expected, name
+        assert _array_literal(field, stored) == _array_literal(field, expected), name
 
 
 def test_update_each_sets_shared_values_only_where_the_conditions_still_hold(deliveries):
@@ -287,6 +315,25 @@ def test_rows_above_highest_gives_each_keys_bound_and_only_the_rows_above_it(del
         *[(second.subscriber_id, 0, c.id, c.paper_id) for c in made[3:]],
         (third.subscriber_id, 0, None, None),
     ]
+
+
+def test_related_values_gives_each_rows_related_values_in_the_orms_order(db):
+    topics = [
+        Topic.objects.create(slug=slug, name=name, position=position)
+        for slug, name, position in [("b", "Beta", 2), ("a", "Alpha", 2), ("z", "Zeta", 1)]
+    ]
+    reader, other, none = (
+        Subscriber.objects.create(email=f"{name}@example.org", status=Subscriber.Status.ACTIVE)
+        for name in ("reader", "other", "none")
+    )
+    reader.topics.add(*topics)
+    other.topics.add(topics[0])
+
+    found = related_values(Subscriber._meta.get_field("topics"), [reader.id, other.id, none.id], "name")
+
+    assert found == {s.id: [t.name for t in s.topics.all()] for s in (reader, other)}
+    assert found[reader.id] == ["Zeta", "Alpha", "Beta"]
+    assert related_values(Subscriber._meta.get_field("topics"), [], "name") == {}
 
 
 def test_insert_columns_stores_text_and_numbers_exactly_as_given(db):

@@ -1,4 +1,6 @@
 import base64
+import hashlib
+import hmac
 import io
 import json
 import sys
@@ -390,6 +392,16 @@ def test_a_return_path_fits_a_local_part_and_outlives_a_key_rotation(settings):
     assert delivery_id_from(return_path(41)) == 41
     settings.SECRET_KEY_FALLBACKS = []
     assert delivery_id_from(address) is None
+
+
+def test_a_return_path_token_is_still_signed_as_the_digests_already_sent_were(settings):
+    # Bounces of digests sent before this process started must verify: the signature is the first
+    # 24 base-32 characters of the HMAC, keyed as django.core.signing keys a salted signer.
+    settings.BOUNCE_ADDRESS = "bounces@example.org"
+    key = hashlib.sha256(f"paperboy.tokens.return-pathsigner{settings.SECRET_KEY}".encode()).digest()
+    signature = base64.b32encode(hmac.new(key, b"41", hashlib.sha256).digest()).decode().lower()[:24]
+
+    assert return_path(41) == f"bounces+15.{signature}@example.org"
 
 
 def test_without_verp_digests_go_out_from_the_bounce_address(settings):

@@ -9,6 +9,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from digest.delivery.claims import load_subscribers
 from digest.delivery.digest_email import (
     build_digest_context,
     build_digest_message,
@@ -428,6 +429,31 @@ def test_subject_keywords_match_titles_as_the_matcher_does():
     ]
 
     assert subject_topics(subscriber, candidates) == ["representations"]
+
+
+def test_an_edited_keyword_or_topic_name_changes_the_next_subject():
+    subscriber = make_subscriber(keywords="representations")
+    _, candidates, _ = make_digest(count=2, subscriber=subscriber)
+    titles = ["A benchmark of hybrid neural representations", "Benchmarks for neural representations"]
+    candidates = [
+        replace(pick, reason="similar to your interest", paper=replace(pick.paper, title=title))
+        for pick, title in zip(candidates, titles, strict=True)
+    ]
+    assert subject_topics(subscriber, candidates) == ["representations"]
+
+    subscriber.keywords = "benchmark"
+    assert subject_topics(subscriber, candidates) == ["benchmark"]
+
+    subscriber.topics.update(name="Neural representations")
+    assert subject_topics(subscriber, candidates) == ["neural representations", "benchmark"]
+
+
+def test_topics_fetched_with_a_chunk_give_the_subject_the_subscriber_row_gives():
+    subscriber, candidates, _ = make_digest(count=8)
+    chunk_subscriber = load_subscribers([subscriber.id])[subscriber.id]
+
+    assert subject_topics(chunk_subscriber, candidates) == subject_topics(subscriber, candidates)
+    assert subject_topics(chunk_subscriber, candidates)[0] == "implicit neural representations"
 
 
 # --- how it looks, in Debian's Chromium ---------------------------------------------------------
