@@ -418,15 +418,20 @@ def test_a_digest_link_only_opens_that_subscribers_own_digest(client):
     assert client.get(reverse("digest:view", args=[feedback_token])).status_code == 404
 
 
+def titled(picks, titles):
+    """The picks with these titles and a reason that names none of the subscriber's words."""
+    return [
+        replace(pick, reason="similar to your interest", paper=replace(pick.paper, title=title))
+        for pick, title in zip(picks, titles, strict=True)
+    ]
+
+
 def test_subject_keywords_match_titles_as_the_matcher_does():
     subscriber = make_subscriber(keywords="INR, representations")
     subscriber.topics.clear()
     _, candidates, _ = make_digest(count=2, subscriber=subscriber)
     titles = ["INRIA's new benchmark", "A hybrid neural representation"]
-    candidates = [
-        replace(pick, reason="similar to your interest", paper=replace(pick.paper, title=title))
-        for pick, title in zip(candidates, titles, strict=True)
-    ]
+    candidates = titled(candidates, titles)
 
     assert subject_topics(subscriber, candidates) == ["representations"]
 
@@ -435,10 +440,7 @@ def test_an_edited_keyword_or_topic_name_changes_the_next_subject():
     subscriber = make_subscriber(keywords="representations")
     _, candidates, _ = make_digest(count=2, subscriber=subscriber)
     titles = ["A benchmark of hybrid neural representations", "Benchmarks for neural representations"]
-    candidates = [
-        replace(pick, reason="similar to your interest", paper=replace(pick.paper, title=title))
-        for pick, title in zip(candidates, titles, strict=True)
-    ]
+    candidates = titled(candidates, titles)
     assert subject_topics(subscriber, candidates) == ["representations"]
 
     subscriber.keywords = "benchmark"
