@@ -7,7 +7,8 @@ Each simulated day (the clock moved with time_machine, so every timestamp is the
 `--papers-per-day` new papers arrive (bench/matching.py's generator), a match run matches them
 for every subscriber (`start_match_run`, `match_chunk`), the daily digests are dispatched and sent
 into postfix's smtp-sink (or aiosmtpd: `--sink python`) with `send_delivery_chunk`, and the
-retention purge runs (`purge_old_rows`, as the beat task does daily). On PostgreSQL each day ends
+retention purge runs (`purge_old_rows`, as the beat task does daily). Matching and sending run in
+`--workers` forked processes (2, as the shipped workers; 1 runs them in this process). On PostgreSQL each day ends
 with a VACUUM of the purged tables, standing in for autovacuum (off on this machine), so that the
 space of deleted rows is reused as in production.
 
@@ -45,6 +46,9 @@ def main() -> None:
     parser.add_argument("--sink", choices=("c", "python"), default="c")
     parser.add_argument("--database-url", default="", help="a PostgreSQL bench database to drop and create")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes that match and send, as Celery workers would (default 2)"
+    )
     args = parser.parse_args()
 
     import multiprocessing
@@ -91,9 +95,9 @@ def run(args, sink) -> None:
         with time_machine.travel(morning, tick=True):
             ingest(generator, args, day)
         with time_machine.travel(morning + timedelta(hours=1), tick=True):
-            match_all()
+            match_all(args.workers)
         with time_machine.travel(morning + timedelta(hours=2, minutes=5), tick=True):
-            sent = send_due(sink)
+            sent = send_due(args.workers)
             sent_total += sent
             purge()
         if day in (1, 10, args.days) or day % args.every == 0:
@@ -160,25 +164,39 @@ def ingest(generator, args, day: int) -> None:
     Paper.objects.bulk_create(papers, batch_size=1000)
 
 
-def match_all() -> None:
-    from digest.matching.runs import match_chunk, start_match_run
+def in_workers(workers: int, function, items: list) -> list:
+    """`function` over `items` in `workers` forked processes (each opens its own connection and
+    inherits the simulated clock), or in this process with one worker."""
+    if workers <= 1:
+        return [function(item) for item in items]
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(function, items, chunksize=1)
+
+
+def match_all(workers: int) -> None:
+    from bench.digests import _match
+    from digest.matching.runs import start_match_run
 
     plan = start_match_run()
     if plan is not None:
-        for chunk in plan.chunks:
-            match_chunk(plan.run_id, chunk)
+        in_workers(workers, _match, [(plan.run_id, chunk) for chunk in plan.chunks])
 
 
-def send_due(sink) -> int:
+def send_due(workers: int) -> int:
     from django.conf import settings
     from django.utils import timezone
 
+    from bench.digests import _send
     from digest.chunks import chunked
     from digest.delivery.dispatch import dispatch_due
-    from digest.delivery.sending import send_delivery_chunk
 
     ids = dispatch_due(timezone.now(), queue=False)
-    return sum(send_delivery_chunk(chunk).sent for chunk in chunked(ids, settings.DIGEST_CHUNK_SIZE))
+    return sum(outcome[0] for outcome in in_workers(workers, _send, list(chunked(ids, settings.DIGEST_CHUNK_SIZE))))
 
 
 def purge() -> None:
