@@ -12,8 +12,8 @@ from tests.support.digest_samples import make_paper, make_subscriber, seed_paper
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_reader_sees_what_their_clicks_taught_and_undoes_one(browser_page, live_server, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False  # the re-match an undo queues is not what this test is about
+def test_a_reader_sees_what_their_clicks_taught_and_undoes_one(browser_page, live_server, filesystem_queue):
+    # The re-match an undo queues waits in this test's own queue folder: it is not what this test is about.
     cache.clear()
     papers = [make_paper(index, title, abstract) for index, (title, abstract) in enumerate(seed_papers()[:20])]
     ada = make_subscriber(keywords="videos")

@@ -8,29 +8,13 @@ from config.celery import app
 
 
 @pytest.fixture(params=["filesystem", "redis"])
-def real_queue(request, settings, tmp_path, broker_and_cache_on):
+def real_queue(request, broker_and_cache_on):
     """Tasks really queued: the filesystem broker with the local-memory cache (`make run`), or
     Redis as broker and cache (production)."""
-    from kombu.transport.filesystem import Transport
-
-    # kombu keeps the filesystem broker's bindings in one process-wide state: a binding left from
-    # here would route other tests' messages to this test's folder.
-    request.addfinalizer(Transport.global_state.clear)
-    Transport.global_state.clear()
     if request.param == "redis":
         broker_and_cache_on(request.getfixturevalue("redis_url"))
     else:
-        folder = tmp_path / "queue"
-        folder.mkdir()
-        broker_and_cache_on("redis://unused")  # not eager, fresh producer pools
-        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-        settings.CELERY_BROKER_URL = "filesystem://"
-        settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
-            "data_folder_in": str(folder),
-            "data_folder_out": str(folder),
-            "control_folder": str(tmp_path / "control"),
-            "store_processed": False,
-        }
+        request.getfixturevalue("filesystem_queue")
     cache.clear()
     return request.param
 

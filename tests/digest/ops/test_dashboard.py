@@ -80,16 +80,10 @@ def test_most_followed_topics_count_active_subscribers_only():
     assert stats.most_followed_topics(limit=2) == [("Llm", 2), ("Vision", 1)]
 
 
-def test_queue_length_counts_messages_in_the_filesystem_broker_folder(settings, tmp_path):
+def test_queue_length_counts_messages_in_the_filesystem_broker_folder(settings, filesystem_queue):
     settings.REDIS_URL = ""
-    options = {
-        "data_folder_in": str(tmp_path),
-        "data_folder_out": str(tmp_path),
-        "control_folder": str(tmp_path / "control"),
-    }
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
     assert stats.queue_length() == 0
-    with Connection("filesystem://", transport_options=options) as connection:
+    with Connection("filesystem://", transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as connection:
         queue = connection.SimpleQueue("celery")
         for i in range(3):
             queue.put({"n": i})
