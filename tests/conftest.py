@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 
 from config.celery import app as celery_app
 from tests.support import IN_CI, shared
@@ -19,6 +20,11 @@ from tests.support.feed_server import FeedServer
 from tests.support.smtp_sink import SmtpSink
 
 pytest_plugins = ["tests.support.browser", "tests.support.broker"]
+
+# No per-example time limit: on a loaded 2-core machine an example can take 300 ms once (a timing
+# bound is not what these property tests check, and hypothesis's 200 ms default failed them there).
+hypothesis_settings.register_profile("paperboy", deadline=None)
+hypothesis_settings.load_profile("paperboy")
 
 # What the project wrote itself (the DSN samples); captured feeds are read from ../shared/feeds.
 FIXTURES = Path(__file__).parent / "fixtures"
