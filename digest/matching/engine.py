@@ -226,6 +226,8 @@ class _Hits:
 
 
 _NO_HITS = _Hits(np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.float32))
+# What BatchIndex.term_hits reads of a Term: its keys, joined and typed forms, and its text case aside.
+_TermKey = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], tuple[str, ...], str]
 
 
 class BatchIndex:
@@ -284,7 +286,7 @@ class BatchIndex:
             now,
             self.weights,
         )
-        self._terms: dict[tuple[str, ...], _Hits] = {}
+        self._terms: dict[_TermKey, _Hits] = {}
         self._authors: dict[AuthorName, tuple[_Hits, dict[int, str]]] = {}
         self._topics: dict[TopicPrefs, np.ndarray] = {}
         self._categories: dict[frozenset[str], np.ndarray] = {}
@@ -296,7 +298,10 @@ class BatchIndex:
         abstract weight when its abstract writes the term as typed or defines the acronym typed,
         and KEYWORD_RELATED when its abstract holds only another form, or when the
         term is common in the batch."""
-        cached = self._terms.get(term.keys)
+        # Keyed by all the term's fields read below, not by its keys alone: the weights depend on how
+        # it was typed, and whichever subscriber asks first must not decide them for the others.
+        key = (term.keys, term.joined, term.surface, term.text.lower())
+        cached = self._terms.get(key)
         if cached is not None:
             return cached
         forms = dict.fromkeys([term.keys, *term.joined, *self._split_forms(term), *self._expansions(term.keys)])
@@ -314,7 +319,7 @@ class BatchIndex:
             position: KEYWORD_IN_TITLE if titled else KEYWORD_IN_ABSTRACT if position in as_typed else KEYWORD_RELATED
             for position, titled in in_title.items()
         }
-        hits = self._terms[term.keys] = _Hits.of(found) if found else _NO_HITS
+        hits = self._terms[key] = _Hits.of(found) if found else _NO_HITS
         return hits
 
     def _defining(self, keys: tuple[str, ...]) -> list[int]:
