@@ -287,6 +287,7 @@ class BatchIndex:
             self.weights,
         )
         self._terms: dict[_TermKey, _Hits] = {}
+        self._forms: dict[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], dict[int, bool]] = {}
         self._authors: dict[AuthorName, tuple[_Hits, dict[int, str]]] = {}
         self._topics: dict[TopicPrefs, np.ndarray] = {}
         self._categories: dict[frozenset[str], np.ndarray] = {}
@@ -304,15 +305,7 @@ class BatchIndex:
         cached = self._terms.get(key)
         if cached is not None:
             return cached
-        forms = dict.fromkeys([term.keys, *term.joined, *self._split_forms(term), *self._expansions(term.keys)])
-        in_title: dict[int, bool] = {}
-        for keys in forms:
-            for position, titled in self._phrase_hits(keys).items():
-                in_title[position] = in_title.get(position, False) or titled
-        for acronym_key, defined_elsewhere in self._acronyms_for(term.keys):
-            for position, titled in self._phrase_hits((acronym_key,)).items():
-                if position not in defined_elsewhere:
-                    in_title[position] = in_title.get(position, False) or titled
+        in_title = self._holding(term.keys, (*term.joined, *self._split_forms(term)))
         common = self.size >= COMMON_MIN_PAPERS and len(in_title) > COMMON_KEYWORD_SHARE * self.size
         as_typed = set() if common or not in_title else {*self._phrase_hits(term.surface), *self._defining(term.keys)}
         found = {
@@ -321,6 +314,24 @@ class BatchIndex:
         }
         hits = self._terms[key] = _Hits.of(found) if found else _NO_HITS
         return hits
+
+    def _holding(self, keys: tuple[str, ...], spellings: tuple[tuple[str, ...], ...]) -> dict[int, bool]:
+        """Paper position -> whether in its title, for the papers holding the keys, one of their
+        joined or split spellings, or an acronym or expansion the batch defines for them. Shared by
+        the ways of typing a term that have these forms ("sparse autoencoder", "Sparse autoencoders")."""
+        cached = self._forms.get((keys, spellings))
+        if cached is not None:
+            return cached
+        in_title: dict[int, bool] = {}
+        for forms in dict.fromkeys([keys, *spellings, *self._expansions(keys)]):
+            for position, titled in self._phrase_hits(forms).items():
+                in_title[position] = in_title.get(position, False) or titled
+        for acronym_key, defined_elsewhere in self._acronyms_for(keys):
+            for position, titled in self._phrase_hits((acronym_key,)).items():
+                if position not in defined_elsewhere:
+                    in_title[position] = in_title.get(position, False) or titled
+        self._forms[(keys, spellings)] = in_title
+        return in_title
 
     def _defining(self, keys: tuple[str, ...]) -> list[int]:
         """For an acronym, the papers that define it in their own text ("implicit neural
