@@ -226,6 +226,8 @@ class _Hits:
 
 
 _NO_HITS = _Hits(np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.float32))
+# What BatchIndex.term_hits reads of a Term: its keys, joined and typed forms, and its text case aside.
+_TermKey = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], tuple[str, ...], str]
 
 
 class BatchIndex:
@@ -284,7 +286,8 @@ class BatchIndex:
             now,
             self.weights,
         )
-        self._terms: dict[tuple[str, ...], _Hits] = {}
+        self._terms: dict[_TermKey, _Hits] = {}
+        self._forms: dict[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], dict[int, bool]] = {}
         self._authors: dict[AuthorName, tuple[_Hits, dict[int, str]]] = {}
         self._topics: dict[TopicPrefs, np.ndarray] = {}
         self._categories: dict[frozenset[str], np.ndarray] = {}
@@ -296,26 +299,39 @@ class BatchIndex:
         abstract weight when its abstract writes the term as typed or defines the acronym typed,
         and KEYWORD_RELATED when its abstract holds only another form, or when the
         term is common in the batch."""
-        cached = self._terms.get(term.keys)
+        # Keyed by all the term's fields read below, not by its keys alone: the weights depend on how
+        # it was typed, and whichever subscriber asks first must not decide them for the others.
+        key = (term.keys, term.joined, term.surface, term.text.lower())
+        cached = self._terms.get(key)
         if cached is not None:
             return cached
-        forms = dict.fromkeys([term.keys, *term.joined, *self._split_forms(term), *self._expansions(term.keys)])
-        in_title: dict[int, bool] = {}
-        for keys in forms:
-            for position, titled in self._phrase_hits(keys).items():
-                in_title[position] = in_title.get(position, False) or titled
-        for acronym_key, defined_elsewhere in self._acronyms_for(term.keys):
-            for position, titled in self._phrase_hits((acronym_key,)).items():
-                if position not in defined_elsewhere:
-                    in_title[position] = in_title.get(position, False) or titled
+        in_title = self._holding(term.keys, (*term.joined, *self._split_forms(term)))
         common = self.size >= COMMON_MIN_PAPERS and len(in_title) > COMMON_KEYWORD_SHARE * self.size
         as_typed = set() if common or not in_title else {*self._phrase_hits(term.surface), *self._defining(term.keys)}
         found = {
             position: KEYWORD_IN_TITLE if titled else KEYWORD_IN_ABSTRACT if position in as_typed else KEYWORD_RELATED
             for position, titled in in_title.items()
         }
-        hits = self._terms[term.keys] = _Hits.of(found) if found else _NO_HITS
+        hits = self._terms[key] = _Hits.of(found) if found else _NO_HITS
         return hits
+
+    def _holding(self, keys: tuple[str, ...], spellings: tuple[tuple[str, ...], ...]) -> dict[int, bool]:
+        """Paper position -> whether in its title, for the papers holding the keys, one of their
+        joined or split spellings, or an acronym or expansion the batch defines for them. Shared by
+        the ways of typing a term that have these forms ("sparse autoencoder", "Sparse autoencoders")."""
+        cached = self._forms.get((keys, spellings))
+        if cached is not None:
+            return cached
+        in_title: dict[int, bool] = {}
+        for forms in dict.fromkeys([keys, *spellings, *self._expansions(keys)]):
+            for position, titled in self._phrase_hits(forms).items():
+                in_title[position] = in_title.get(position, False) or titled
+        for acronym_key, defined_elsewhere in self._acronyms_for(keys):
+            for position, titled in self._phrase_hits((acronym_key,)).items():
+                if position not in defined_elsewhere:
+                    in_title[position] = in_title.get(position, False) or titled
+        self._forms[(keys, spellings)] = in_title
+        return in_title
 
     def _defining(self, keys: tuple[str, ...]) -> list[int]:
         """For an acronym, the papers that define it in their own text ("implicit neural

@@ -249,10 +249,19 @@ class PaperSimilarity:
         if self._term_space is None:
             lsa = tfidf - tfidf.mean(axis=1, keepdims=True) if self.paper_count else tfidf
         else:
-            # Centred: the mean cosine over papers is the text's cosine with their mean unit row.
-            latent = _unit_rows(rows @ self._term_space)
-            lsa = latent @ self._papers_lsa.T - (latent @ self._lsa_centre)[:, None]
+            lsa = self._lsa(_unit_rows(rows @ self._term_space))
         return MeaningScores(tfidf, lsa, self._bm25(rows))
+
+    def _lsa(self, latent: np.ndarray) -> np.ndarray:
+        """The texts' centred LSA similarities (the mean cosine over papers is a text's cosine with
+        their mean unit row), one text at a time: BLAS rounds a product of many rows differently
+        with their number, and a text's scores must not depend on which other texts a chunk holds
+        (a paper on a cut-off would flip with the chunk's company)."""
+        lsa = np.empty((len(latent), self.paper_count), dtype=np.float32)
+        for row, text in enumerate(latent):
+            np.matmul(self._papers_lsa, text, out=lsa[row])
+            lsa[row] -= np.dot(text, self._lsa_centre)
+        return lsa
 
     def _bm25(self, rows: sparse.csr_matrix) -> np.ndarray:
         """BM25 with each text's distinct terms as the query, divided by the score of a paper holding

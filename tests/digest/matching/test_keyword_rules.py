@@ -171,3 +171,16 @@ def test_a_paper_that_defines_the_acronym_typed_counts_as_writing_it():
         paper(1, "Video codecs", "We compare INRs with codecs."),
     ]
     assert matched("INR", papers) == [0]
+
+
+def test_how_one_reader_wrote_a_keyword_does_not_decide_its_weight_for_another():
+    papers = [
+        paper(0, "Graph colouring", "We solve the problem of colouring graphs."),
+        paper(1, "Scheduling", "Open problems in scheduling."),
+    ]
+    alone = [matched("problems", papers), matched("problem", papers)]
+    assert alone == [[1], [0]]  # each counts only where written as typed (the rule above)
+    index = BatchIndex(papers, now=NOW)
+    for readers in ([0, 1], [1, 0]):
+        found = match_many([build_matcher(keywords=["problems", "problem"][n]) for n in readers], index, keep=1000)
+        assert [sorted(matches.paper_ids) for matches in found] == [alone[n] for n in readers]

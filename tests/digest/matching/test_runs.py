@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from digest.matching import runs
 from digest.matching.runs import match_chunk, start_match_run
-from digest.models import Candidate, Feed, MatchRun, Paper, PaperSource
+from digest.models import Candidate, Feed, LikedPaper, MatchRun, Paper, PaperSource
 from digest.tasks.matching import match_chunk as match_chunk_task
 from digest.tasks.matching import match_new_papers, match_recent_papers
 from subscribers.models import Subscriber, Topic
@@ -307,3 +307,45 @@ def test_papers_fetched_only_for_liked_lists_make_a_finished_run_that_matches_no
         match_chunk(plan.run_id, chunk)
     assert MatchRun.objects.get(id=plan.run_id).papers == 1
     assert [c.paper for c in Candidate.objects.all()] == [new]
+
+
+def _readers_who_write_their_keywords_differently():
+    """Readers whose keywords share their keys ("problem", "problems", "Problem"), a topic listing
+    the word too, an interest and a liked paper: everything a worker caches on its run's index."""
+    make_paper(1, "Graph colouring", "We solve the problem of colouring sparse graphs.")
+    make_paper(2, "Scheduling", "Open problems in scheduling: three problems and a method.")
+    make_paper(3, "Problems of alignment", "What reward models miss.")
+    liked = make_paper(4, "Sparse graphs", "Colouring sparse graphs with few colours.")
+    topic = Topic.objects.create(slug="t", name="Combinatorics", description="graph colouring", keywords="Problem")
+    readers = [
+        make_subscriber(1, keywords="problems"),
+        make_subscriber(2, keywords="problem"),
+        make_subscriber(3, keywords="Problem, scheduling"),
+        make_subscriber(4, keywords="graphs", interests="colouring sparse graphs"),
+    ]
+    readers[3].topics.set([topic])
+    LikedPaper.objects.create(subscriber=readers[3], paper=liked, state=LikedPaper.State.KNOWN)
+    return readers
+
+
+def _candidates_matching_chunks(order, cold):
+    """A fresh run's candidates, its one-reader chunks matched in `order` by one worker process,
+    which keeps its run's index between chunks unless `cold`."""
+    Candidate.objects.all().delete()
+    runs.clear_index_cache()
+    plan = start_match_run(all_papers=True, chunk_size=1)
+    for position in order:
+        if cold:
+            runs.clear_index_cache()
+        match_chunk(plan.run_id, plan.chunks[position])
+    return sorted(Candidate.objects.values_list("subscriber_id", "paper_id", "score", "relevance", "reason"))
+
+
+@time_machine.travel("2026-11-26 08:00Z", tick=False)
+def test_a_chunk_matches_alike_whichever_chunks_its_worker_matched_before():
+    _readers_who_write_their_keywords_differently()
+    first = _candidates_matching_chunks([0, 1, 2, 3], cold=False)
+    assert first  # the readers match something: there is something to compare
+    assert _candidates_matching_chunks([3, 2, 1, 0], cold=False) == first
+    assert _candidates_matching_chunks([1, 3, 0, 2], cold=False) == first
+    assert _candidates_matching_chunks([0, 1, 2, 3], cold=True) == first

@@ -1,6 +1,10 @@
 import numpy as np
 
 from digest.matching.similarity import PaperSimilarity, analyze, paper_text, wanted_text
+from seeds.build_seed_feed import read_papers
+from tests.support import ROOT
+
+SEED_PAGE = ROOT / "seeds" / "trending-papers-page.txt"
 
 PAPERS = [
     paper_text(
@@ -80,3 +84,18 @@ def test_bm25_weighs_rare_words_more_and_discounts_long_papers():
     bm25 = PaperSimilarity(papers).meaning_scores(["attention pruning"]).bm25[0]
     # "pruning" is in two papers, "attention" in all four: a paper holding only "attention" scores little.
     assert bm25[0] > bm25[1] > bm25[2] == bm25[3] > 0
+
+
+def test_a_texts_scores_do_not_depend_on_the_texts_compared_beside_it():
+    """A chunk compares all its subscribers' interests with the papers at once: an interest's scores
+    must be the same to the last bit in any chunk, or a paper on a cut-off comes and goes with the
+    chunk's company (BLAS rounds a product of many rows differently with their number)."""
+    pairs, _ = read_papers(SEED_PAGE.read_text(encoding="utf-8"))
+    similarity = PaperSimilarity([paper_text(title, abstract) for title, abstract in pairs])
+    assert similarity._term_space is not None  # enough papers for an LSA space: all three scores
+    interests = [f"{title}. {abstract[:200]}" for title, abstract in pairs[:60]]
+    together = similarity.meaning_scores(interests)
+    for first, count in ((0, 1), (7, 1), (59, 1), (3, 7), (10, 33)):
+        beside = similarity.meaning_scores(interests[first : first + count])
+        for name, scores in beside._asdict().items():
+            assert np.array_equal(scores, getattr(together, name)[first : first + count]), (name, first, count)
