@@ -19,9 +19,9 @@ each digest in the order the email shows them:
 Then it compares the two: the same recipients, each with the same papers in the same order, and
 the candidates each path stored (subscriber, paper, score). A run ranks papers by their recency as
 of its start, so the in-process run is started with the clock set back to the start of the
-workers' run (time-machine, a dev dependency). Beat
-only ever runs alone (it is stopped between its matching and sending phases so that a long run is
-not started twice). The figures include beat's first tick (its interval, `--tick` seconds) in
+workers' run (time-machine, a dev dependency). Beat only ever runs alone (it is stopped between
+its matching and sending phases); its ticks while the run is under way start no second run, so
+each path makes one. The figures include beat's first tick (its interval, `--tick` seconds) in
 each phase's wall time; the times taken from the rows (a match run's start to its last chunk, the
 first delivery created to the last digest accepted) leave beat's ticks and the polling out, and are
 measured the same way for both paths. Last line machine-readable.
@@ -222,13 +222,15 @@ class Timings:
     match_run_seconds: float = 0.0  # from the rows: the run's start to its last chunk
     send_run_seconds: float = 0.0  # the first delivery created to the last digest accepted
     match_started: datetime | None = None
+    match_runs: int = 0  # beat ticks while a run is under way start none: one run over the papers
 
     def read_rows(self) -> None:
-        from django.db.models import Max, Min
+        from django.db.models import Count, Max, Min
 
         from digest.models import Candidate, Delivery, MatchRun
 
-        run = MatchRun.objects.aggregate(started=Min("started_at"), finished=Max("finished_at"))
+        run = MatchRun.objects.aggregate(started=Min("started_at"), finished=Max("finished_at"), count=Count("id"))
+        self.match_runs = run["count"]
         self.match_started = run["started"]
         if run["finished"]:
             self.match_run_seconds = (run["finished"] - run["started"]).total_seconds()

@@ -302,6 +302,9 @@ MATCH_STORE_PER_MAX_PAPERS = env_int("MATCH_STORE_PER_MAX_PAPERS", 2)
 MATCH_IDF_PAPERS = env_int("MATCH_IDF_PAPERS", 2000)
 # A subscriber who confirms or changes preferences is matched against the papers of these last days.
 MATCH_RECENT_DAYS = env_int("MATCH_RECENT_DAYS", 7)
+# An unfinished match run this old has lost chunks: the next tick matches its papers again. Until
+# then no run starts (digest/matching/runs.py); keep it well above a run's duration.
+MATCH_RUN_TIMEOUT_MINUTES = env_int("MATCH_RUN_TIMEOUT_MINUTES", 60)
 RANKING_MIN_RELEVANCE = env_float("RANKING_MIN_RELEVANCE", 0.2)
 RANKING_TREND_WEIGHT = env_float("RANKING_TREND_WEIGHT", 0.3)
 RANKING_UPVOTES_WEIGHT = env_float("RANKING_UPVOTES_WEIGHT", 0.5)

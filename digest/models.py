@@ -174,6 +174,16 @@ def lock_candidates_of(subscriber_ids: Iterable[int]) -> None:
     lock_keys(CANDIDATES_LOCK_SPACE, list(subscriber_ids))
 
 
+# The advisory lock of "starting a match run": (MATCH_RUNS_LOCK_SPACE, 0).
+MATCH_RUNS_LOCK_SPACE = 17
+
+
+def lock_match_runs() -> None:
+    """Until the transaction ends, be the only one deciding whether a match run starts and over
+    which papers; waits for a holder. PostgreSQL only, as `lock_candidates_of`."""
+    lock_keys(MATCH_RUNS_LOCK_SPACE, [0])
+
+
 class Delivery(models.Model):
     """One digest for one subscriber and one period: the row that makes sending exactly-once."""
 

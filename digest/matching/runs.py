@@ -11,9 +11,12 @@ never offered to a subscriber twice, whatever run, version or feed brings it bac
 Papers stored only because a reader liked them (fetched from the arXiv API, often old) are not
 news: `offered` leaves them out of runs and of a new reader's first match.
 
-A run is finished when its last chunk is done; the next run starts after the last finished run, so
-papers of a run whose chunks were lost are matched again rather than skipped, and so is the previous
-run's range when a paper committed late appeared in it.
+A run is finished when its last chunk is done. No run starts while another is under way (unfinished
+and started less than MATCH_RUN_TIMEOUT_MINUTES ago): a second run over the same papers would store
+each subscriber's next-best matches on top of the first run's share, with the work done twice. The
+next run starts after the last finished run, so papers of a run whose chunks were lost (unfinished
+past the timeout) are matched again rather than skipped, and so is the previous run's range when a
+paper committed late appeared in it.
 """
 
 import logging
@@ -32,7 +35,7 @@ from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, Matcher, Matches, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
 from digest.matching.reader_model import retrain, with_reader_model
-from digest.models import Candidate, MatchRun, Paper, lock_candidates_of
+from digest.models import Candidate, MatchRun, Paper, lock_candidates_of, lock_match_runs
 from digest.plain_sql import insert_columns, refresh_statistics
 from subscribers.models import Subscriber
 
@@ -59,10 +62,29 @@ class RunPlan:
     chunks: list[list[int]]
 
 
+def run_under_way() -> MatchRun | None:
+    """The latest unfinished run started less than MATCH_RUN_TIMEOUT_MINUTES ago: its chunks are
+    still queued or being matched. An unfinished run older than that has lost chunks."""
+    since = timezone.now() - timedelta(minutes=settings.MATCH_RUN_TIMEOUT_MINUTES)
+    return MatchRun.objects.filter(finished_at__isnull=True, started_at__gte=since).order_by("-id").first()
+
+
 def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> RunPlan | None:
-    """Record a run over the papers since the last finished run; None when there is nothing new."""
+    """Record a run over the papers since the last finished run; None when there is nothing new or
+    a run is under way (`all_papers`, an operator's choice to match everything again, starts anyway).
+
+    1. Take the match-runs lock: two ticks' tasks taken by two workers at once would otherwise both
+       find no run under way and both start one.
+    2. If a run is under way, start none: the next tick after it finishes takes the papers since.
+    3. Otherwise record the run over the papers after the last finished run, and its chunks.
+    """
     chunk_size = chunk_size or settings.MATCH_CHUNK_SIZE
     with transaction.atomic():
+        lock_match_runs()
+        under_way = None if all_papers else run_under_way()
+        if under_way is not None:
+            log_event(log, "match.run_under_way", run_id=under_way.id, chunks_done=under_way.chunks_done)
+            return None
         previous = MatchRun.objects.filter(finished_at__isnull=False).order_by("-last_paper_id", "-id").first()
         first = 0
         if previous is not None and not all_papers:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from digest.management.progress import progress
-from digest.matching.runs import match_chunk, start_match_run
+from digest.matching.runs import match_chunk, run_under_way, start_match_run
 from digest.models import MatchRun
 
 
@@ -19,7 +19,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         plan = start_match_run(all_papers=options["all"], chunk_size=options["chunk_size"])
         if plan is None:
-            self.stdout.write("No new papers since the last run.")
+            under_way = run_under_way()
+            if under_way is not None:
+                self.stdout.write(f"Match run {under_way.id} is under way: its papers are not matched twice.")
+            else:
+                self.stdout.write("No new papers since the last run.")
             return
         created = 0
         for chunk in progress(plan.chunks, len(plan.chunks), "Subscriber chunks"):

@@ -1,9 +1,10 @@
 import math
+import threading
 
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from digest.matching import runs
@@ -105,12 +106,86 @@ def test_a_paper_is_never_offered_twice_across_runs_and_versions():
     assert Candidate.objects.get(subscriber=reader).score == pytest.approx(0.123)
 
 
-def test_the_next_run_starts_after_the_last_finished_run():
+def test_no_run_starts_while_one_is_under_way_so_no_one_gets_a_second_helping(settings):
+    settings.MATCH_STORE_PER_MAX_PAPERS = 2
+    for number in range(1, 6):
+        make_paper(number, f"Diffusion models, part {number}", "Diffusion.")
+    reader = make_subscriber(1, keywords="diffusion", max_papers=1)
+    first = start_match_run()
+    # Beat's next tick (a run slower than MATCH_EVERY_MINUTES, or ticks queued behind a backlog)
+    # comes before the first run's chunks: a second run would store the next-best two.
+    assert start_match_run() is None
+    for chunk in first.chunks:
+        match_chunk(first.run_id, chunk)
+    assert start_match_run() is None  # nothing new since the run
+
+    assert Candidate.objects.filter(subscriber=reader).count() == 2
+    assert MatchRun.objects.count() == 1
+    new = make_paper(6, "Diffusion models, part 6", "Diffusion.")
+    run = MatchRun.objects.get(id=start_match_run().run_id)
+    assert (run.first_paper_id, run.last_paper_id) == (new.id - 1, new.id)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_ticks_taken_by_two_workers_at_once_start_one_run(on_postgres):
+    make_paper(1, "Diffusion models", "Diffusion.")
+    make_subscriber(1, keywords="diffusion")
+    deciding, release = threading.Event(), threading.Event()
+    plans: dict = {}
+
+    def in_thread(work):
+        def run() -> None:
+            try:
+                plans[work] = work()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def first_tick_committing_late():
+        with transaction.atomic():  # the run's own transaction becomes a savepoint of this one
+            plan = start_match_run()
+            deciding.set()
+            release.wait(10)
+        return plan
+
+    first = in_thread(first_tick_committing_late)
+    assert deciding.wait(10)
+    second = in_thread(start_match_run)
+    second.join(0.5)
+    assert second.is_alive(), "the second tick should wait for the match-runs lock"
+    release.set()
+    first.join(10)
+    second.join(10)
+
+    assert plans[first_tick_committing_late] is not None and plans[start_match_run] is None
+    assert MatchRun.objects.count() == 1
+
+
+def test_the_command_says_a_run_is_under_way_and_all_papers_starts_anyway(capsys):
+    make_paper(1, "Diffusion models", "Diffusion.")
+    make_subscriber(1, keywords="diffusion")
+    under_way = start_match_run()
+    call_command("matchpapers")
+    assert f"Match run {under_way.run_id} is under way" in capsys.readouterr().out
+    call_command("matchpapers", "--all")
+    assert "1 new candidates" in capsys.readouterr().out
+
+
+def test_a_run_unfinished_past_the_timeout_has_lost_chunks_and_the_next_run_covers_its_papers(settings):
+    settings.MATCH_RUN_TIMEOUT_MINUTES = 60
     make_paper(1, "Diffusion one")
     reader = make_subscriber(1, keywords="diffusion")
-    unfinished = start_match_run()  # its chunk is lost: the next run covers its papers again
+    with time_machine.travel("2026-11-20 08:00Z", tick=False):
+        unfinished = start_match_run()  # its chunk is lost
     make_paper(2, "Diffusion two")
-    plan = start_match_run()
+    with time_machine.travel("2026-11-20 08:59Z", tick=False):
+        assert start_match_run() is None
+    with time_machine.travel("2026-11-20 09:01Z", tick=False):
+        plan = start_match_run()
     run = MatchRun.objects.get(id=plan.run_id)
     assert run.first_paper_id == 0 and run.papers == 2
     match_chunk(plan.run_id, plan.chunks[0])

@@ -46,7 +46,7 @@ def test_two_workers_and_beat_through_redis_send_the_digests_one_process_sends(
 
     assert outcome.differences == []
     workers, here = outcome.through_workers, outcome.in_process
-    assert (workers.sent, workers.candidates) == (here.sent, here.candidates)
+    assert (workers.match_runs, workers.sent, workers.candidates) == (1, here.sent, here.candidates)
     assert SUBSCRIBERS * 0.8 <= outcome.digests <= SUBSCRIBERS
     assert outcome.papers >= outcome.digests
     # The same matches, scores at most one rounding step apart (the clocks of the two runs).
