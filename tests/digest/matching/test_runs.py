@@ -106,11 +106,20 @@ def test_a_paper_is_never_offered_twice_across_runs_and_versions():
     assert Candidate.objects.get(subscriber=reader).score == pytest.approx(0.123)
 
 
-def test_no_run_starts_while_one_is_under_way_so_no_one_gets_a_second_helping(settings):
+def diffusion_paper(number):
+    return make_paper(number, f"Diffusion models, part {number}", "Diffusion.")
+
+
+def diffusion_reader(settings, papers, max_papers):
+    """`papers` papers on diffusion and a reader of them whose runs store twice `max_papers`."""
     settings.MATCH_STORE_PER_MAX_PAPERS = 2
-    for number in range(1, 6):
-        make_paper(number, f"Diffusion models, part {number}", "Diffusion.")
-    reader = make_subscriber(1, keywords="diffusion", max_papers=1)
+    for number in range(1, papers + 1):
+        diffusion_paper(number)
+    return make_subscriber(1, keywords="diffusion", max_papers=max_papers)
+
+
+def test_no_run_starts_while_one_is_under_way_so_no_one_gets_a_second_helping(settings):
+    reader = diffusion_reader(settings, papers=5, max_papers=1)
     first = start_match_run()
     # Beat's next tick (a run slower than MATCH_EVERY_MINUTES, or ticks queued behind a backlog)
     # comes before the first run's chunks: a second run would store the next-best two.
@@ -121,7 +130,7 @@ def test_no_run_starts_while_one_is_under_way_so_no_one_gets_a_second_helping(se
 
     assert Candidate.objects.filter(subscriber=reader).count() == 2
     assert MatchRun.objects.count() == 1
-    new = make_paper(6, "Diffusion models, part 6", "Diffusion.")
+    new = diffusion_paper(6)
     run = MatchRun.objects.get(id=start_match_run().run_id)
     assert (run.first_paper_id, run.last_paper_id) == (new.id - 1, new.id)
 
@@ -336,10 +345,7 @@ def test_the_last_chunk_of_a_run_refreshes_the_planners_statistics_of_candidates
 
 
 def test_a_run_stores_a_small_multiple_of_max_papers_and_counts_the_rest(settings):
-    settings.MATCH_STORE_PER_MAX_PAPERS = 2
-    for number in range(1, 8):
-        make_paper(number, f"Diffusion models, part {number}", "Diffusion.")
-    reader = make_subscriber(1, keywords="diffusion", max_papers=2)
+    reader = diffusion_reader(settings, papers=7, max_papers=2)
     plan = start_match_run()
 
     assert match_chunk(plan.run_id, plan.chunks[0]) == 4
@@ -353,10 +359,7 @@ def test_what_a_run_did_not_store_is_counted_in_the_next_digests_more(settings):
     from digest.delivery.claims import claim_chunk, pick_papers
     from digest.models import Delivery
 
-    settings.MATCH_STORE_PER_MAX_PAPERS = 2
-    for number in range(1, 8):
-        make_paper(number, f"Diffusion models, part {number}", "Diffusion.")
-    reader = make_subscriber(1, keywords="diffusion", max_papers=2)
+    reader = diffusion_reader(settings, papers=7, max_papers=2)
     plan = start_match_run()
     match_chunk(plan.run_id, plan.chunks[0])
 
