@@ -130,6 +130,20 @@ class MatchRun(models.Model):
         return f"match run {self.pk}: papers {self.first_paper_id + 1} to {self.last_paper_id}"
 
 
+class MatchChunk(models.Model):
+    """A chunk of a run whose candidates are stored: a copy of the chunk's task delivered again
+    finds it and stores nothing (it would store each subscriber's next-best share)."""
+
+    run = models.ForeignKey(MatchRun, on_delete=models.CASCADE, related_name="chunks_stored")
+    first_subscriber_id = models.BigIntegerField(help_text="The chunk's first subscriber id names it within the run")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "first_subscriber_id"], name="matchchunk_once")]
+
+    def __str__(self) -> str:
+        return f"chunk of match run {self.run_id} from subscriber {self.first_subscriber_id}"
+
+
 class Candidate(models.Model):
     """A paper that matched a subscriber, waiting for a digest or shown in one.
 

@@ -16,6 +16,9 @@ RETENTION_BATCH_SIZE rows in its own short transaction so that no lock is held f
    meanwhile keeps every candidate it took.
 3. Match runs that finished (or started, for runs whose chunks were lost) before the cutoff, but
    never the newest finished run: the next run starts after it.
+4. The markers of the chunks stored (MatchChunk) of runs finished more than a day ago: they only
+   stop a chunk's task delivered again from storing a second share, and redelivery comes within
+   hours (the broker's visibility timeout). A run's markers go with it in step 3 anyway.
 
 What a queued or retrying delivery needs is never deleted: the delivery, its candidates, and the
 waiting candidates of its subscriber. RETENTION_DAYS should be at least the lifetime of a digest's
@@ -39,13 +42,14 @@ from django.utils import timezone
 from config.logging import log_event
 from digest.chunks import chunked
 from digest.delivery.claims import is_waiting
-from digest.models import Candidate, Delivery, MatchRun, lock_candidates_of
+from digest.models import Candidate, Delivery, MatchChunk, MatchRun, lock_candidates_of
 
 log = logging.getLogger(__name__)
 
 FINISHED = (Delivery.Status.SENT, Delivery.Status.SKIPPED, Delivery.Status.FAILED, Delivery.Status.BOUNCED)
 PENDING = (Delivery.Status.QUEUED, Delivery.Status.SENDING)
 RANGES_PER_DELETE = 200
+MATCH_CHUNKS_KEPT = timedelta(days=1)
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Purged:
     deliveries: int = 0
     candidates: int = 0
     match_runs: int = 0
+    match_chunks: int = 0
 
 
 def retention_cutoff(now: datetime) -> datetime:
@@ -99,12 +104,17 @@ def purge_old_match_runs(cutoff: datetime) -> int:
     old = MatchRun.objects.filter(Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, started_at__lt=cutoff))
     if newest is not None:
         old = old.exclude(id=newest.id)
-    return old.delete()[0]
+    return old.delete()[1].get(MatchRun._meta.label, 0)
+
+
+def purge_done_match_chunks(now: datetime) -> int:
+    return MatchChunk.objects.filter(run__finished_at__lt=now - MATCH_CHUNKS_KEPT).delete()[0]
 
 
 def purge_old_rows(now: datetime | None = None, batch_size: int | None = None) -> Purged:
     """Delete what is older than RETENTION_DAYS, batch by batch (module docstring: what is kept)."""
-    cutoff = retention_cutoff(now or timezone.now())
+    now = now or timezone.now()
+    cutoff = retention_cutoff(now)
     batch_size = batch_size or settings.RETENTION_BATCH_SIZE
     purged = Purged()
     while True:
@@ -116,5 +126,6 @@ def purge_old_rows(now: datetime | None = None, batch_size: int | None = None) -
     while (waiting := purge_stale_waiting(cutoff, batch_size)) > 0:
         purged.candidates += waiting
     purged.match_runs = purge_old_match_runs(cutoff)
+    purged.match_chunks = purge_done_match_chunks(now)
     log_event(log, "retention.purged", cutoff=cutoff.isoformat(), **vars(purged))
     return purged

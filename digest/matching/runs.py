@@ -2,11 +2,19 @@
 
 `start_match_run` records a MatchRun over the new paper ids and splits the active subscribers into
 chunks; `match_chunk` matches one chunk and stores Candidate rows. A chunk makes the same number of
-queries whatever its size (the run, its papers, the background texts for the IDF, the subscribers
-with their topics and liked papers, the candidates they already have, one insert, two updates; the run's last chunk
-then refreshes the candidates' planner statistics) and is safe to run
-twice: the unique (subscriber, paper) constraint and the already-a-candidate check mean a paper is
-never offered to a subscriber twice, whatever run, version or feed brings it back.
+queries whatever its size (the run, whether a later run covers it, its papers, the background texts
+for the IDF, the chunk's marker, the subscribers with their topics and liked papers, the candidates
+they already have, one insert, two updates; the run's last chunk then refreshes the candidates'
+planner statistics) and is safe to run twice: the unique (subscriber, paper) constraint and the
+already-a-candidate check mean a paper is never offered to a subscriber twice, whatever run, version
+or feed brings it back.
+
+A chunk stores once. Its task delivered again (a worker that died before acknowledging it) would
+find the first share stored and store each subscriber's next-best matches on top, and count the
+chunk done twice, so that its run could finish with another chunk still unmatched. The chunk's
+MatchChunk row, inserted in the transaction that stores its candidates, makes a copy store nothing.
+A chunk of a run that a later run covers (a run lost past the timeout, or one an operator's
+`matchpapers --all` superseded) stores nothing either: the later run matches those papers.
 
 Papers stored only because a reader liked them (fetched from the arXiv API, often old) are not
 news: `offered` leaves them out of runs and of a new reader's first match.
@@ -35,8 +43,8 @@ from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, Matcher, Matches, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
 from digest.matching.reader_model import retrain, with_reader_model
-from digest.models import Candidate, MatchRun, Paper, lock_candidates_of, lock_match_runs
-from digest.plain_sql import insert_columns, refresh_statistics
+from digest.models import Candidate, MatchChunk, MatchRun, Paper, lock_candidates_of, lock_match_runs
+from digest.plain_sql import insert_columns, insert_rows, refresh_statistics
 from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -63,10 +71,27 @@ class RunPlan:
 
 
 def run_under_way() -> MatchRun | None:
-    """The latest unfinished run started less than MATCH_RUN_TIMEOUT_MINUTES ago: its chunks are
-    still queued or being matched. An unfinished run older than that has lost chunks."""
+    """The latest run, if it is unfinished and started less than MATCH_RUN_TIMEOUT_MINUTES ago: its
+    chunks are still queued or being matched. An unfinished run older than that has lost chunks, and
+    an unfinished run with a later one after it is superseded (`superseded`)."""
+    latest = MatchRun.objects.order_by("-id").first()
     since = timezone.now() - timedelta(minutes=settings.MATCH_RUN_TIMEOUT_MINUTES)
-    return MatchRun.objects.filter(finished_at__isnull=True, started_at__gte=since).order_by("-id").first()
+    if latest is None or latest.finished_at is not None or latest.started_at < since:
+        return None
+    return latest
+
+
+def superseded(run: MatchRun) -> bool:
+    """Whether a later run covers the run's papers: it started at or before the run's first paper
+    (a run starts after the last finished run, so a lost run's papers are matched again)."""
+    return MatchRun.objects.filter(id__gt=run.id, first_paper_id__lte=run.first_paper_id).exists()
+
+
+def claim_chunk(run_id: int, subscriber_ids: Sequence[int]) -> bool:
+    """Record that the chunk's candidates are being stored; False when a copy of it stored them
+    (in the caller's transaction: a copy running at the same moment waits for it on PostgreSQL)."""
+    marker = {"run": run_id, "first_subscriber_id": subscriber_ids[0] if subscriber_ids else 0}
+    return bool(insert_rows(MatchChunk, [marker], ignore_conflicts=True, returning=["id"]))
 
 
 def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> RunPlan | None:
@@ -224,8 +249,14 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
     """Match one chunk of subscribers against the run's papers; returns the candidates created."""
     started = time.perf_counter()
     run = MatchRun.objects.get(id=run_id)
+    if superseded(run):
+        log_event(log, "match.chunk_superseded", run_id=run_id, subscribers=len(subscriber_ids))
+        return 0
     index = run_index(run)
     with transaction.atomic():
+        if not claim_chunk(run_id, subscriber_ids):
+            log_event(log, "match.chunk_stored_before", run_id=run_id, subscribers=len(subscriber_ids))
+            return 0
         created = store_matches(subscriber_ids, index)
         MatchRun.objects.filter(id=run_id).update(
             candidates=F("candidates") + created, chunks_done=F("chunks_done") + 1

@@ -8,7 +8,7 @@ from django.db import connection
 from digest.delivery.claims import is_waiting
 from digest.delivery.retention import purge_old_rows
 from digest.delivery.sending import send_delivery_chunk
-from digest.models import Candidate, Delivery, MatchRun, Paper
+from digest.models import Candidate, Delivery, MatchChunk, MatchRun, Paper
 from digest.tasks import purge_old_rows as purge_task
 from tests.support.digest_samples import NOW, hold, make_subscriber, queued_digest, reason_for
 from tests.support.smtp_sink import SmtpSink
@@ -104,6 +104,32 @@ def test_old_match_runs_go_but_the_newest_finished_run_stays():
 
     # The next run starts after the finished run with the highest papers, however old it is.
     assert set(MatchRun.objects.values_list("id", flat=True)) == {old_runs[-1].id, recent.id}
+
+
+def test_chunk_markers_go_a_day_after_their_run_finished_and_are_not_counted_as_runs():
+    runs = {
+        age: MatchRun.objects.create(first_paper_id=0, last_paper_id=10, finished_at=NOW - age)
+        for age in (timedelta(hours=25), timedelta(hours=23))
+    }
+    unfinished = MatchRun.objects.create(first_paper_id=10, last_paper_id=20)
+    for run in [*runs.values(), unfinished]:
+        MatchChunk.objects.bulk_create([MatchChunk(run=run, first_subscriber_id=n) for n in (1, 501)])
+
+    purged = purge_old_rows(NOW)
+
+    assert (purged.match_chunks, purged.match_runs) == (2, 0)
+    kept = {(chunk.run_id, chunk.first_subscriber_id) for chunk in MatchChunk.objects.all()}
+    assert kept == {(run.id, n) for run in (runs[timedelta(hours=23)], unfinished) for n in (1, 501)}
+
+
+def test_a_purged_runs_chunk_markers_go_with_it_and_only_runs_are_counted():
+    run = MatchRun.objects.create(first_paper_id=0, last_paper_id=10)
+    MatchRun.objects.filter(id=run.id).update(started_at=OLD)  # lost: never finished
+    MatchChunk.objects.create(run=run, first_subscriber_id=1)
+    MatchRun.objects.create(first_paper_id=0, last_paper_id=10, finished_at=NOW)
+
+    assert purge_old_rows(NOW).match_runs == 1
+    assert not MatchChunk.objects.exists()
 
 
 def test_the_newest_finished_run_is_kept_even_when_old():

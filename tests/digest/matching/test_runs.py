@@ -204,6 +204,85 @@ def test_a_run_unfinished_past_the_timeout_has_lost_chunks_and_the_next_run_cove
     assert MatchRun.objects.get(id=start_match_run().run_id).first_paper_id == run.last_paper_id
 
 
+def test_a_chunk_delivered_again_stores_no_second_share_and_does_not_finish_the_run(settings):
+    reader = diffusion_reader(settings, papers=5, max_papers=1)
+    other = make_subscriber(2, keywords="diffusion", max_papers=1)
+    plan = start_match_run(chunk_size=1)
+    assert plan.chunks == [[reader.id], [other.id]]
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 2
+    # The worker died before acknowledging the task: the broker hands it to another worker.
+    runs.clear_index_cache()
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 0
+    assert Candidate.objects.filter(subscriber=reader).count() == 2
+    run = MatchRun.objects.get(id=plan.run_id)
+    assert (run.chunks_done, run.finished_at) == (1, None)  # the other reader's chunk is still to come
+    assert match_chunk(plan.run_id, plan.chunks[1]) == 2
+    assert MatchRun.objects.get(id=plan.run_id).finished_at is not None
+
+
+def test_a_lost_runs_chunk_delivered_after_the_next_run_covered_its_papers_stores_nothing(settings):
+    settings.MATCH_RUN_TIMEOUT_MINUTES = 60
+    reader = diffusion_reader(settings, papers=5, max_papers=1)
+    with time_machine.travel("2026-11-20 08:00Z", tick=False):
+        lost = start_match_run()
+    with time_machine.travel("2026-11-20 09:01Z", tick=False):
+        plan = start_match_run()
+        assert match_chunk(plan.run_id, plan.chunks[0]) == 2
+    with time_machine.travel("2026-11-20 12:00Z", tick=False):  # past the broker's visibility timeout
+        assert match_chunk(lost.run_id, lost.chunks[0]) == 0
+    assert Candidate.objects.filter(subscriber=reader).count() == 2
+
+
+def test_matching_all_papers_supersedes_the_run_under_way_without_blocking_the_next(settings):
+    reader = diffusion_reader(settings, papers=5, max_papers=1)
+    under_way = start_match_run()
+    call_command("matchpapers", "--all", stdout=None)
+    assert match_chunk(under_way.run_id, under_way.chunks[0]) == 0
+    assert Candidate.objects.filter(subscriber=reader).count() == 2
+    new = diffusion_paper(6)
+    run = MatchRun.objects.get(id=start_match_run().run_id)
+    assert (run.first_paper_id, run.last_paper_id) == (new.id - 1, new.id)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_copies_of_a_chunk_at_once_store_one_share(on_postgres, settings):
+    reader = diffusion_reader(settings, papers=5, max_papers=1)
+    plan = start_match_run()
+    storing, release = threading.Event(), threading.Event()
+    created: dict = {}
+
+    def first_copy_committing_late():
+        try:
+            with transaction.atomic():  # match_chunk's transaction becomes a savepoint of this one
+                created["first"] = match_chunk(plan.run_id, plan.chunks[0])
+                storing.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def second_copy():
+        try:
+            created["second"] = match_chunk(plan.run_id, plan.chunks[0])
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_copy_committing_late)
+    first.start()
+    assert storing.wait(10)
+    second = threading.Thread(target=second_copy)
+    second.start()
+    second.join(0.5)
+    assert second.is_alive(), "the second copy should wait for the first copy's chunk marker"
+    release.set()
+    first.join(10)
+    second.join(10)
+
+    assert (created["first"], created["second"]) == (2, 0)
+    assert Candidate.objects.filter(subscriber=reader).count() == 2
+    assert MatchRun.objects.get(id=plan.run_id).chunks_done == 1
+
+
 def _run_with_readers(count):
     for number in range(30):
         make_paper(
@@ -246,12 +325,13 @@ def test_a_chunk_makes_the_same_queries_for_10_or_200_subscribers_but_for_the_in
     plan, readers = _run_with_readers(210)
     small_others, small_inserts = _chunk_queries(plan, readers[:10])
     large_others, large_inserts = _chunk_queries(plan, readers[10:])
-    assert small_others == large_others <= 11 + (connection.vendor == "postgresql")  # + the subscribers' locks
+    assert small_others == large_others <= 12 + (connection.vendor == "postgresql")  # + the subscribers' locks
     # SQLite takes at most 999 parameters per statement, so its insert is cut in batches; PostgreSQL's is one.
     batch = connection.ops.bulk_batch_size(
         [field for field in Candidate._meta.concrete_fields if not field.primary_key], [None] * 6000
     )
-    assert (small_inserts, large_inserts) == (math.ceil(300 / batch), math.ceil(6000 / batch))
+    # One more: the chunk's marker (a copy of the chunk finds it and stores nothing).
+    assert (small_inserts, large_inserts) == (1 + math.ceil(300 / batch), 1 + math.ceil(6000 / batch))
 
 
 @pytest.mark.postgres
