@@ -52,7 +52,7 @@ if not apps.ready:
     django.setup()
 
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many  # noqa: E402
-from digest.papers.cleaning import clean_abstract, clean_text  # noqa: E402
+from digest.papers.cleaning import clean_abstract, clean_line, clean_text  # noqa: E402
 from digest.papers.feed_parsing import parse_document  # noqa: E402
 from seeds.build_seed_feed import read_papers  # noqa: E402
 from subscribers.keywords import parse_keywords  # noqa: E402
@@ -70,6 +70,9 @@ NDCG_DEPTH = 10
 # its papers beside up to MATCH_IDF_PAPERS (2,000) stored ones.
 GUARD_BACKGROUND = 1000
 GUARD_CONDITIONS = {"alone": 0, f"background-{GUARD_BACKGROUND}": GUARD_BACKGROUND}
+
+# Paper key (arXiv id; the title for the seed feed) -> (title, abstract, authors) of a capture.
+Papers = dict[str, tuple[str, str, tuple[str, ...]]]
 
 
 @dataclass
@@ -146,13 +149,15 @@ def seed_papers() -> list[PaperDoc]:
 
 
 @cache
-def source_papers(source: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+def source_papers(source: str) -> Papers:
     """Paper key (arXiv id; the title for the seed feed) -> (title, abstract, authors) of a capture."""
     path = ROOT / SEED_SOURCE if source == SEED_SOURCE else shared_feeds() / source
     if not path.is_file():
         raise SystemExit(f"{path} is missing: a labelled set names it as the source of its papers")
+    if path.suffix == ".jsonl":
+        return metadata_snapshot_papers(path)
     if path.read_bytes()[:400].find(b"<OAI-PMH") >= 0:
-        return oai_pmh_papers(path)
+        return harvest_papers(path)
     parsed = parse_document(path.read_bytes())
     if parsed.error:
         raise SystemExit(f"{path}: {parsed.error}")
@@ -168,15 +173,27 @@ def source_papers(source: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 OAI_ARXIV = "{http://arxiv.org/OAI/arXiv/}"
+OAI_DC = "{http://www.openarchives.org/OAI/2.0/oai_dc/}"
+DC = "{http://purl.org/dc/elements/1.1/}"
+ABS_URL = re.compile(r"^https?://arxiv\.org/abs/(.+)$")
 
 
-def oai_pmh_papers(path: Path) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+def harvest_papers(path: Path) -> Papers:
+    """The papers of an OAI-PMH ListRecords page, read by the metadata format of its records (a
+    resumption page does not repeat the request's metadataPrefix, so the records' namespace says)."""
+    # A capture from ../shared/feeds (see its SOURCES.md), not data from the network.
+    root = ET.parse(path).getroot()  # noqa: S314
+    if root.find(f"{OAI}ListRecords/{OAI}record/{OAI}metadata/{OAI_DC}dc") is not None:
+        return oai_dc_papers(path)
+    return oai_pmh_papers(path)
+
+
+def oai_pmh_papers(path: Path) -> Papers:
     """arXiv id -> (title, abstract, authors) of an OAI-PMH ListRecords page (metadataPrefix=arXiv).
 
     A bulk-harvest page is not a feed, so the project's feed parser does not read it; the fields are
     cleaned by the same functions the feed parser uses.
     """
-    # A capture from ../shared/feeds (see its SOURCES.md), not data from the network.
     root = ET.parse(path).getroot()  # noqa: S314
     papers = {}
     for record in root.iter(f"{OAI}record"):
@@ -192,6 +209,50 @@ def oai_pmh_papers(path: Path) -> dict[str, tuple[str, str, tuple[str, ...]]]:
             clean_abstract(meta.findtext(f"{OAI_ARXIV}abstract")),
             authors,
         )
+    return papers
+
+
+def oai_dc_papers(path: Path) -> Papers:
+    """arXiv id -> (title, abstract, authors) of an OAI-PMH ListRecords page in Dublin Core
+    (metadataPrefix=oai_dc): the id from the abs URL in dc:identifier, creators written "Last, First",
+    the abstract the first dc:description (a later one holds the comments)."""
+    root = ET.parse(path).getroot()  # noqa: S314
+    papers = {}
+    for record in root.iter(f"{OAI}record"):
+        meta = record.find(f"{OAI}metadata/{OAI_DC}dc")
+        if meta is None:  # a deleted record carries a header only
+            continue
+        urls = (ABS_URL.match(clean_line(node.text)) for node in meta.iter(f"{DC}identifier"))
+        arxiv_id = next((url.group(1) for url in urls if url), None)
+        if arxiv_id is None:
+            continue
+        authors = tuple(_first_last(clean_text(node.text)) for node in meta.iter(f"{DC}creator"))
+        papers[arxiv_id] = (
+            clean_text(meta.findtext(f"{DC}title")),
+            clean_abstract(meta.findtext(f"{DC}description")),
+            authors,
+        )
+    return papers
+
+
+def _first_last(name: str) -> str:
+    """A creator written "Last, First" as "First Last"; a name without a comma (a collaboration) as it is."""
+    last, comma, first = name.partition(", ")
+    return f"{first} {last}" if comma else name
+
+
+def metadata_snapshot_papers(path: Path) -> Papers:
+    """arXiv id -> (title, abstract, authors) of arXiv's metadata snapshot, one JSON record a line."""
+    papers = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        authors = tuple(
+            clean_text(" ".join(part for part in (first, last, suffix) if part))
+            for last, first, suffix, *_ in record.get("authors_parsed") or []
+        )
+        papers[clean_line(record["id"])] = (clean_text(record["title"]), clean_abstract(record["abstract"]), authors)
     return papers
 
 
