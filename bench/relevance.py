@@ -36,7 +36,7 @@ import os
 import re
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -188,18 +188,24 @@ def harvest_papers(path: Path) -> Papers:
     return oai_pmh_papers(path)
 
 
+def _record_metadata(path: Path, tag: str) -> Iterator[ET.Element]:
+    """The metadata element `tag` of each record of a ListRecords page (a deleted record carries a
+    header only and is left out)."""
+    root = ET.parse(path).getroot()  # noqa: S314
+    for record in root.iter(f"{OAI}record"):
+        meta = record.find(f"{OAI}metadata/{tag}")
+        if meta is not None:
+            yield meta
+
+
 def oai_pmh_papers(path: Path) -> Papers:
     """arXiv id -> (title, abstract, authors) of an OAI-PMH ListRecords page (metadataPrefix=arXiv).
 
     A bulk-harvest page is not a feed, so the project's feed parser does not read it; the fields are
     cleaned by the same functions the feed parser uses.
     """
-    root = ET.parse(path).getroot()  # noqa: S314
     papers = {}
-    for record in root.iter(f"{OAI}record"):
-        meta = record.find(f"{OAI}metadata/{OAI_ARXIV}arXiv")
-        if meta is None:  # a deleted record carries a header only
-            continue
+    for meta in _record_metadata(path, f"{OAI_ARXIV}arXiv"):
         authors = tuple(
             clean_text(f"{author.findtext(f'{OAI_ARXIV}forenames') or ''} {author.findtext(f'{OAI_ARXIV}keyname')}")
             for author in meta.iter(f"{OAI_ARXIV}author")
@@ -216,12 +222,8 @@ def oai_dc_papers(path: Path) -> Papers:
     """arXiv id -> (title, abstract, authors) of an OAI-PMH ListRecords page in Dublin Core
     (metadataPrefix=oai_dc): the id from the abs URL in dc:identifier, creators written "Last, First",
     the abstract the first dc:description (a later one holds the comments)."""
-    root = ET.parse(path).getroot()  # noqa: S314
     papers = {}
-    for record in root.iter(f"{OAI}record"):
-        meta = record.find(f"{OAI}metadata/{OAI_DC}dc")
-        if meta is None:  # a deleted record carries a header only
-            continue
+    for meta in _record_metadata(path, f"{OAI_DC}dc"):
         urls = (ABS_URL.match(clean_line(node.text)) for node in meta.iter(f"{DC}identifier"))
         arxiv_id = next((url.group(1) for url in urls if url), None)
         if arxiv_id is None:
