@@ -56,7 +56,7 @@ def profile(args) -> None:
     if connection.vendor != "postgresql":
         raise SystemExit("PostgreSQL only: give the --database-url of a bench/digests.py run")
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE digest_candidate, digest_matchrun")
+        cursor.execute("TRUNCATE digest_candidate, digest_matchchunk, digest_matchrun")
     plan = start_match_run(all_papers=True)
     if plan is None:
         raise SystemExit("no papers to match")

@@ -298,13 +298,15 @@ def run_through_workers(celery: Celery, folder: Path, *, concurrency: int, tick:
 
 
 def forget_matches_and_digests() -> None:
-    """Delete what a run made (candidates, deliveries, match runs) and make everyone due again."""
+    """Delete what a run made (candidates, deliveries, match runs and their chunk markers) and make
+    everyone due again."""
     from django.db import connection
 
     from digest.matching.runs import clear_index_cache
-    from digest.models import Candidate, Delivery, MatchRun, SendTally
+    from digest.models import Candidate, Delivery, MatchChunk, MatchRun, SendTally
 
-    tables = [model._meta.db_table for model in (Candidate, Delivery, MatchRun, SendTally)]
+    # The markers before their runs: a plain DELETE does not cascade as Django's delete() does.
+    tables = [model._meta.db_table for model in (Candidate, Delivery, MatchChunk, MatchRun, SendTally)]
     with connection.cursor() as cursor:
         for table in tables:
             # S608: only the models' own table names are formatted in.

@@ -134,7 +134,8 @@ class MatchChunk(models.Model):
     """A chunk of a run whose candidates are stored: a copy of the chunk's task delivered again
     finds it and stores nothing (it would store each subscriber's next-best share)."""
 
-    run = models.ForeignKey(MatchRun, on_delete=models.CASCADE, related_name="chunks_stored")
+    # No index of its own: the unique (run, first subscriber id) one leads with it.
+    run = models.ForeignKey(MatchRun, on_delete=models.CASCADE, related_name="chunks_stored", db_index=False)
     first_subscriber_id = models.BigIntegerField(help_text="The chunk's first subscriber id names it within the run")
 
     class Meta:

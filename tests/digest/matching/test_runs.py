@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from digest.matching import runs
 from digest.matching.runs import match_chunk, start_match_run
-from digest.models import Candidate, Feed, LikedPaper, MatchRun, Paper, PaperSource
+from digest.models import Candidate, Feed, LikedPaper, MatchChunk, MatchRun, Paper, PaperSource
 from digest.tasks.matching import match_chunk as match_chunk_task
 from digest.tasks.matching import match_new_papers, match_recent_papers
 from subscribers.models import Subscriber, Topic
@@ -281,6 +281,14 @@ def test_two_copies_of_a_chunk_at_once_store_one_share(on_postgres, settings):
     assert (created["first"], created["second"]) == (2, 0)
     assert Candidate.objects.filter(subscriber=reader).count() == 2
     assert MatchRun.objects.get(id=plan.run_id).chunks_done == 1
+
+
+def test_a_chunk_marker_is_written_to_its_unique_index_and_no_other_but_the_key():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, MatchChunk._meta.db_table)
+    indexed = {tuple(c["columns"]) for c in constraints.values() if c["index"] or c["unique"] or c["primary_key"]}
+    # (run, first subscriber id) leads with the run: the foreign key needs no index of its own.
+    assert indexed == {("id",), ("run_id", "first_subscriber_id")}
 
 
 def _run_with_readers(count):

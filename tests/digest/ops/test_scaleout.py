@@ -11,10 +11,10 @@ import time_machine
 from django.db import connection
 
 from bench.digests import populate
-from bench.scaleout import Celery, Sink, environment, papers_shown, run_both
+from bench.scaleout import Celery, Sink, environment, forget_matches_and_digests, papers_shown, run_both
 from config.env import parse_email_url
 from digest.matching.runs import build_index, clear_index_cache, run_index, start_match_run
-from digest.models import MatchRun, Paper
+from digest.models import MatchChunk, MatchRun, Paper
 from tests.support import ROOT
 from tests.support.digest_samples import NOW
 from tests.support.servers import ThrowawayRedis, database_url_of
@@ -60,6 +60,14 @@ def test_the_papers_of_a_digest_are_read_from_its_text_part_in_order_each_once()
         b'Content-Type: text/html\r\n\r\n<a href="https://arxiv.org/abs/2611.09999">C</a>'
     )
     assert papers_shown(data) == ["2611.00042", "2611.00007"]
+
+
+@pytest.mark.django_db(transaction=True)  # each statement commits, as in the bench: the foreign keys are checked
+def test_forgetting_the_workers_matches_forgets_the_markers_of_their_chunks_too():
+    run = MatchRun.objects.create(first_paper_id=0, last_paper_id=1, chunks=1, chunks_done=1)
+    MatchChunk.objects.create(run=run, first_subscriber_id=1)  # as the matching worker's chunk left it
+    forget_matches_and_digests()
+    assert not MatchRun.objects.exists() and not MatchChunk.objects.exists()
 
 
 @pytest.mark.django_db
