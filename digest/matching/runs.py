@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, QuerySet
 from django.utils import timezone
 
 from config.logging import log_event
@@ -81,10 +81,14 @@ def run_under_way() -> MatchRun | None:
     return latest
 
 
+def covered_by_a_later_run() -> Exists:
+    """For a MatchRun query: whether a later run covers the run's papers, starting at or before its
+    first paper (a run starts after the last finished run, so a lost run's papers are matched again)."""
+    return Exists(MatchRun.objects.filter(id__gt=OuterRef("id"), first_paper_id__lte=OuterRef("first_paper_id")))
+
+
 def superseded(run: MatchRun) -> bool:
-    """Whether a later run covers the run's papers: it started at or before the run's first paper
-    (a run starts after the last finished run, so a lost run's papers are matched again)."""
-    return MatchRun.objects.filter(id__gt=run.id, first_paper_id__lte=run.first_paper_id).exists()
+    return MatchRun.objects.filter(id=run.id).filter(covered_by_a_later_run()).exists()
 
 
 def claim_chunk(run_id: int, subscriber_ids: Sequence[int]) -> bool:

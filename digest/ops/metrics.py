@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from digest.delivery.chunk_timing import bucket_field
 from digest.delivery.refusal_alarm import message_refusals
+from digest.matching.runs import covered_by_a_later_run
 from digest.models import SEND_CHUNK_BUCKETS_MS, Candidate, Delivery, Feed, MatchRun, Paper, SendTally
 from digest.ops import stats
 from digest.ops.access import staff_or_bearer
@@ -143,17 +144,24 @@ def waiting_deliveries() -> dict[str, int]:
 class MatchRuns:
     durations: list[float]  # seconds, of the runs that finished in the window
     last: MatchRun | None  # the last finished run
-    unfinished: int
+    unfinished: int  # under way, or lost and not yet covered by a later run
+    superseded: int  # unfinished, but a later run covers their papers (their chunks store nothing)
 
 
 def match_runs(now: datetime) -> MatchRuns:
     """Three queries; match runs are a few dozen a day."""
     finished = MatchRun.objects.filter(finished_at__isnull=False)
     recent = finished.filter(finished_at__gte=now - DIGEST_WINDOW).values_list("started_at", "finished_at")
+    covered = list(
+        MatchRun.objects.filter(finished_at__isnull=True)
+        .annotate(covered=covered_by_a_later_run())
+        .values_list("covered", flat=True)
+    )
     return MatchRuns(
         durations=[(done - started).total_seconds() for started, done in recent if done is not None],
         last=finished.order_by("-finished_at", "-id").first(),
-        unfinished=MatchRun.objects.filter(finished_at__isnull=True).count(),
+        unfinished=covered.count(False),
+        superseded=covered.count(True),
     )
 
 
@@ -364,7 +372,16 @@ class PaperboyCollector(Collector):
             "Subscribers the last finished match run matched.",
             last.subscribers if last else 0,
         )
-        yield _gauge("paperboy_match_runs_unfinished", "Match runs whose chunks are not all done.", runs.unfinished)
+        yield _gauge(
+            "paperboy_match_runs_unfinished",
+            "Match runs whose chunks are not all done and whose papers no later run covers.",
+            runs.unfinished,
+        )
+        yield _gauge(
+            "paperboy_match_runs_superseded",
+            "Unfinished match runs whose papers a later run covers (lost, or superseded by --all).",
+            runs.superseded,
+        )
         yield _gauge(
             "paperboy_candidates_stored",
             "Candidate rows (matches kept for digests and their web copies); "

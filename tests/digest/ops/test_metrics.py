@@ -230,6 +230,19 @@ def test_it_reports_each_feed_that_failed_and_the_match_runs(token):
     assert figures[("paperboy_match_run_duration_seconds_bucket", (("le", "60.0"),))] == 1
     assert figures[("paperboy_match_run_last_papers", ())] == 40
     assert figures[("paperboy_match_runs_unfinished", ())] == 1
+    assert figures[("paperboy_match_runs_superseded", ())] == 0
+
+
+def test_a_run_a_later_run_covers_counts_as_superseded_not_unfinished(token):
+    # A run lost past the timeout (or one `matchpapers --all` overtook): the next run starts at or
+    # before its first paper, so its remaining chunks store nothing and it never finishes.
+    lost = MatchRun.objects.create(first_paper_id=100, last_paper_id=200, chunks=2, chunks_done=1)
+    MatchRun.objects.create(first_paper_id=100, last_paper_id=300, chunks=2, chunks_done=0)
+    with time_machine.travel(NOW, tick=False):
+        figures = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert figures[("paperboy_match_runs_unfinished", ())] == 1  # the later run, under way
+    assert figures[("paperboy_match_runs_superseded", ())] == 1
+    assert MatchRun.objects.get(id=lost.id).finished_at is None
 
 
 def test_queue_depth_is_each_redis_queue_length(token, broker_and_cache_on, settings):
