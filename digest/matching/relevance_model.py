@@ -13,7 +13,7 @@ Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets who
 Each model's cut-off was chosen on the fit sets for precision (the lowest reaching the issue's
 precision goal, else the best F0.5); `relevance` shifts the logit so that the cut-off lands on
 RANKING_MIN_RELEVANCE, the engine's one candidate threshold. The description model also has a
-stricter `confident_cut` (the lowest reaching 0.95 precision on the fit sets): with keywords, a paper
+stricter `confident_cut` (the lowest reaching 0.925 precision on the fit sets): with keywords, a paper
 is a candidate when the joint model or the description model at that cut-off picks it
 (DESCRIPTION_CONFIDENT).
 """
