@@ -1,6 +1,6 @@
 """Fit the relevance models (digest/matching/relevance_model.py) on the fit sets, never the held-out ones.
 
-    python bench/relevance_fit.py [--l2 1.0] [--dry-run] [--cross-validate] [--background N]
+    python bench/relevance_fit.py [--l2 1.0] [--dry-run] [--cross-validate] [--background N] [--without SET ...]
 
 For every reader of every set in bench/relevance/ whose role is "fit", the features of each paper
 are computed through the engine's own code (BatchIndex, keyword_features, meaning_scores); papers
@@ -18,14 +18,19 @@ out; micro-averaged), and fit on one fit set, predict the other. Features are ch
 --background N indexes every fit set as a matching run does, beside N unlabelled papers of the fit
 sets' captures (bench/relevance.py's background_papers: never a labelled paper), so the weights are
 fitted and cross-validated in the conditions a run works in (issue 14). Without it, sets are
-indexed alone, as the stored weights were fitted.
+indexed alone.
+
+--without SET leaves a fit set out of the fit (and the cross-validation) without changing the
+background, which every labelled set shapes: how a set's value is judged before it is fitted on,
+and how the stored weights are reproduced when a fit set was kept for later rounds but not fitted
+on (the stored file's "command" says which).
 """
 
 import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,17 +58,18 @@ BETA = 0.5  # when no cut-off reaches the target: the best F0.5 (precision count
 
 def examples(
     background: list[str] | None = None,
+    without: Sequence[str] = (),
 ) -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list[str], list[str]]:
-    """Feature rows of every (reader, labelled paper) pair of the fit sets, their labels, whether the
-    reader has keywords, the reader ("set/name") of each row, and the sets used; each set is indexed
-    beside the `background` texts, as a run indexes its papers."""
+    """Feature rows of every (reader, labelled paper) pair of the fit sets but those named in
+    `without`, their labels, whether the reader has keywords, the reader ("set/name") of each row,
+    and the sets used; each set is indexed beside the `background` texts, as a run indexes its papers."""
     columns: dict[str, list[np.ndarray]] = {}
     labels: list[int] = []
     with_keywords: list[bool] = []
     reader_of: list[str] = []
     used = []
     for labelled in load_sets():
-        if labelled.role != FIT:
+        if labelled.role != FIT or labelled.name in without:
             continue
         used.append(labelled.name)
         index = BatchIndex(labelled.papers, background=background or [])
@@ -171,9 +177,16 @@ def main() -> None:
     parser.add_argument(
         "--background", type=int, default=0, help="index each fit set beside this many unlabelled papers"
     )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="SET",
+        help="leave this fit set out (repeatable); the background stays the same",
+    )
     args = parser.parse_args()
     background = background_papers(args.background) if args.background else []
-    columns, label_list, keyword_list, reader_list, used = examples(background)
+    columns, label_list, keyword_list, reader_list, used = examples(background, args.without)
     labels, with_keywords, readers = np.array(label_list), np.array(keyword_list), np.array(reader_list)
     print(f"fit on: {', '.join(used)} (held-out sets are never read here)")
     if background:
@@ -217,6 +230,7 @@ def main() -> None:
         if args.cross_validate:
             print(f"  {name} cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
     command = "python bench/relevance_fit.py" + (f" --background {args.background}" if args.background else "")
+    command += "".join(f" --without {name}" for name in args.without)
     stored = {"fitted_on": used, "command": command, "l2": args.l2, "models": models}
     if not args.dry_run:
         relevance_model.WEIGHTS_FILE.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")
