@@ -30,7 +30,7 @@ from digest.matching import relevance_model
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
 from digest.matching.liked import LikedScores, liked_rows, liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
-from digest.matching.reader_model import ReaderScores, ReaderWeights, reader_scores
+from digest.matching.reader_model import ReaderScores, ReaderWeights, reader_logits, reader_scores
 from digest.matching.similarity import PaperSimilarity, paper_text, wanted_text
 from subscribers.keywords import (
     ACRONYM_PREFIX,
@@ -631,15 +631,18 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     )
     # The liked papers of those without their own model (which replaces them), read in one product.
     liked_given = liked_rows((matcher.liked for matcher in matchers if matcher.reader is None), index.similarity)
+    # The readers' own models, all read in one product (by position in `matchers`).
+    modelled = {number: matcher.reader for number, matcher in enumerate(matchers) if matcher.reader is not None}
+    model_logits = dict(zip(modelled, reader_logits(list(modelled.values()), index), strict=True))
     results: list[Matches] = []
-    for matcher in matchers:
+    for number, matcher in enumerate(matchers):
         row = text_row.get(wanted.get(matcher.interests, ""), -1)
         interest = described[row] if row >= 0 else None
         evidence = _evidence(matcher, index, interest)
         # The reader's own model, when they have one, learned from the liked papers too: it replaces their signal.
         liked: LikedScores | ReaderScores | None
         if matcher.reader is not None:
-            liked = reader_scores(matcher.reader, index, matcher.keywords)
+            liked = reader_scores(matcher.reader, index, matcher.keywords, model_logits[number])
         else:
             liked = liked_scores(matcher.liked, index.similarity, liked_given)
         if liked is not None:

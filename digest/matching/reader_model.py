@@ -14,10 +14,11 @@ from ratings or a library the same way. Here:
 
 It is trained when the reader clicks, likes or unlikes (`retrain`), stored as a ReaderModel row (a
 few hundred stems and float weights), and only read at match time: a match run costs one sparse
-product per subscriber who has one. A reader's model speaks once they have marked or liked
-MIN_EXAMPLES papers, one of them by a click and one positive (readers with a liked list only keep
-digest/matching/liked.py's signal, which this model then replaces). At match time its logit is
-read in robust standard deviations above the batch's median (`standardized`):
+product per chunk of subscribers, their models stacked (`reader_logits`). A reader's model speaks
+once they have marked or liked MIN_EXAMPLES papers, one of them by a click and one positive
+(readers with a liked list only keep digest/matching/liked.py's signal, which this model then
+replaces). At match time its logit is read in robust standard deviations above the batch's median
+(`standardized`):
 
 - a paper PICK or more above gets relevance from PICK_RELEVANCE up, capped at MODEL_MAX, with the
   reason "more like papers you marked" (or "...you liked and marked" when the liked list is among
@@ -31,10 +32,12 @@ reported on the held-out feeds-b (docs/benchmarks.md, docs/decisions.md).
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import transaction
+from scipy import sparse
 from scipy.optimize import minimize
 
 from digest.matching.similarity import TfidfModel, paper_text
@@ -217,20 +220,34 @@ class ReaderScores:
         relevance[self.unlike] *= UNLIKE_FACTOR
 
 
-def logits(weights: ReaderWeights, index: "BatchIndex") -> np.ndarray:
-    """The model's logit per paper of the batch, over the batch's own TF-IDF rows."""
+def reader_logits(readers: Sequence[ReaderWeights], index: "BatchIndex") -> np.ndarray:
+    """The models' logit per paper of the batch (readers x papers), over the batch's own TF-IDF rows,
+    in one sparse product for a whole chunk. Each reader's row is summed over its own terms in its
+    own order, whatever the other readers are (scipy's CSR product computes an output row from its
+    input row alone): a reader scores alike in any chunk, and alone."""
     vocabulary = index.similarity.model.vocabulary
-    pairs = [
-        (vocabulary[term], weight)
-        for term, weight in zip(weights.terms, weights.weights, strict=True)
-        if term in vocabulary
-    ]
-    logit = np.full(index.size, weights.bias, dtype=np.float32)
-    if pairs:
-        columns = np.array([column for column, _ in pairs], dtype=np.int64)
-        values = np.array([weight for _, weight in pairs], dtype=np.float32)
-        logit += np.asarray(index.similarity.term_rows(columns).T @ values, dtype=np.float32).ravel()
-    return logit
+    indptr, indices, values = [0], [], []
+    for weights in readers:
+        columns = np.fromiter(map(vocabulary.get, weights.terms, repeat(-1)), dtype=np.int64, count=len(weights.terms))
+        known = columns >= 0
+        indices.append(columns[known])
+        values.append(np.array(weights.weights, dtype=np.float32)[known])
+        indptr.append(indptr[-1] + int(known.sum()))
+    stacked = sparse.csr_matrix(
+        (
+            np.concatenate([np.zeros(0, np.float32), *values]),
+            np.concatenate([np.zeros(0, np.int64), *indices]),
+            np.array(indptr, dtype=np.int64),
+        ),
+        shape=(len(readers), len(vocabulary)),
+    )
+    bias = np.array([weights.bias for weights in readers], dtype=np.float32)
+    return index.similarity.term_products(stacked) + bias[:, np.newaxis]
+
+
+def logits(weights: ReaderWeights, index: "BatchIndex") -> np.ndarray:
+    """One reader's logit per paper of the batch (`reader_logits`, a batch of one)."""
+    return reader_logits([weights], index)[0]
 
 
 def standardized(logit: np.ndarray) -> np.ndarray:
@@ -241,8 +258,11 @@ def standardized(logit: np.ndarray) -> np.ndarray:
     return (logit - centre) / spread if spread > 0 else np.zeros_like(logit)
 
 
-def reader_scores(weights: ReaderWeights, index: "BatchIndex", keywords: "KeywordQuery") -> ReaderScores:
-    above = standardized(logits(weights, index))
+def reader_scores(
+    weights: ReaderWeights, index: "BatchIndex", keywords: "KeywordQuery", logit: np.ndarray | None = None
+) -> ReaderScores:
+    """`logit`: the reader's row of `reader_logits`, when computed for the chunk already."""
+    above = standardized(logits(weights, index) if logit is None else logit)
     picked = above >= PICK
     relevance = np.minimum(MODEL_MAX, PICK_RELEVANCE + PICK_STEP * (above - PICK))
     evidence = np.where(picked, relevance, 0.0).astype(np.float32)

@@ -323,7 +323,8 @@ class PaperSimilarity:
         mean_paper = np.asarray(self._papers_t.mean(axis=1)).ravel()
         return (self._papers_t.T @ mean_paper).astype(np.float32, copy=False)
 
-    def term_rows(self, columns: np.ndarray) -> sparse.csr_matrix:
-        """The papers' TF-IDF weights of the given vocabulary columns, one row per column (a reader's
-        own model, digest/matching/reader_model.py, is a weight per term)."""
-        return self._papers_t[columns]
+    def term_products(self, weights: sparse.csr_matrix) -> np.ndarray:
+        """Per row of `weights` (a weight per vocabulary term), the sum over its terms of the weight
+        times each paper's TF-IDF value of the term (rows x papers; a reader's own model,
+        digest/matching/reader_model.py, is such a row). A row's sums do not depend on the others."""
+        return (weights @ self._papers_t).toarray().astype(np.float32, copy=False)

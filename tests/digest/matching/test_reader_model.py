@@ -2,6 +2,8 @@
 "more" ones ("More like papers you marked"), lowers others, and never lowers a paper matching the
 reader's own keyword."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,67 @@ def test_the_model_ranks_papers_like_the_marked_ones_first(weights, index):
     top = set(index.ids[np.argsort(-above)[:4]].tolist())
 
     assert len(top & VIDEO) >= 2
+
+
+def test_a_models_logit_is_its_bias_plus_its_weights_times_the_papers_tfidf(weights, index):
+    """Terms the batch does not hold (one made up, those of the papers the reader marked) count nothing."""
+    with_unheard_term = replace(weights, terms=("zzzunheard", *weights.terms), weights=(9.0, *weights.weights), bias=-1)
+    vocabulary = index.similarity.model.vocabulary
+    known = [
+        (vocabulary[term], weight)
+        for term, weight in zip(weights.terms, weights.weights, strict=True)
+        if term in vocabulary
+    ]
+    tfidf = index.similarity.model.transform([paper_text(paper.title, paper.abstract) for paper in index.papers])
+    expected = tfidf[:, [column for column, _ in known]].toarray() @ np.array([weight for _, weight in known]) - 1
+
+    np.testing.assert_allclose(reader_model.logits(with_unheard_term, index), expected, rtol=1e-5, atol=1e-5)
+
+
+def readers_like(weights: reader_model.ReaderWeights, count: int) -> list[reader_model.ReaderWeights]:
+    """`count` models made from one: each its own bias, and its own share of the terms in its own order."""
+    rng = np.random.default_rng(3)
+    readers = []
+    for _ in range(count):
+        kept = rng.permutation(len(weights.terms))[: rng.integers(1, len(weights.terms) + 1)].tolist()
+        readers.append(
+            reader_model.ReaderWeights(
+                terms=tuple(weights.terms[n] for n in kept),
+                weights=tuple(weights.weights[n] for n in kept),
+                bias=float(rng.uniform(-3, 0)),
+            )
+        )
+    return readers
+
+
+def test_a_readers_logits_are_the_same_to_the_last_bit_alone_or_in_any_chunk(weights, index):
+    readers = readers_like(weights, 500)
+
+    chunk = reader_model.reader_logits(readers, index)
+    other_chunk = reader_model.reader_logits(readers[:100][::-1], index)
+
+    assert chunk.shape == (500, index.size) and chunk.dtype == np.float32
+    for number, reader in enumerate(readers):
+        np.testing.assert_array_equal(chunk[number], reader_model.logits(reader, index))
+    np.testing.assert_array_equal(other_chunk[::-1], chunk[:100])
+
+
+def test_readers_matched_together_match_as_each_alone(weights, index):
+    matchers = [
+        replace(build_matcher(**preferences), reader=reader)
+        for preferences, reader in zip(
+            [{}, {"keywords": "circuit"}, {"interests": "video compression with neural representations"}] * 4,
+            readers_like(weights, 12),
+            strict=True,
+        )
+    ]
+
+    together = match_many(matchers, index, keep=index.size)
+
+    assert any("marked" in reason for matches in together for reason in matches.reasons)
+    assert [list(matches) for matches in together] == [
+        list(match_many([matcher], index, keep=index.size)[0]) for matcher in matchers
+    ]
 
 
 def test_papers_the_model_picks_say_so_and_only_those(weights, index):
