@@ -245,6 +245,30 @@ def test_a_run_a_later_run_covers_counts_as_superseded_not_unfinished(token):
     assert MatchRun.objects.get(id=lost.id).finished_at is None
 
 
+@pytest.mark.postgres
+def test_on_postgresql_it_reports_each_main_tables_size_with_the_chunk_markers(token, on_postgres):
+    figures = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    sizes = {
+        dict(labels)["table"]: value for (name, labels), value in figures.items() if name == "paperboy_table_bytes"
+    }
+    assert set(sizes) == {
+        "digest_candidate",
+        "digest_delivery",
+        "digest_matchchunk",
+        "digest_matchrun",
+        "digest_paper",
+        "subscribers_subscriber",
+    }
+    assert all(size > 0 for size in sizes.values())  # an empty table's indexes take a page each
+
+
+def test_elsewhere_no_table_sizes_are_reported(token, settings):
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip("the PostgreSQL pass checks the sizes")
+    figures = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert not [name for name, _ in figures if name == "paperboy_table_bytes"]
+
+
 def test_queue_depth_is_each_redis_queue_length(token, broker_and_cache_on, settings):
     # A Redis of its own: a worker some other test runs on the shared one would take the tasks.
     with ThrowawayRedis() as redis:
