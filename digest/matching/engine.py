@@ -642,7 +642,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
         # The reader's own model, when they have one, learned from the liked papers too: it replaces their signal.
         liked: LikedScores | ReaderScores | None
         if matcher.reader is not None:
-            liked = reader_scores(matcher.reader, index, matcher.keywords, model_logits[number])
+            liked = reader_scores(matcher.reader, model_logits[number], index, matcher.keywords)
         else:
             liked = liked_scores(matcher.liked, index.similarity, liked_given)
         if liked is not None:

@@ -259,10 +259,10 @@ def standardized(logit: np.ndarray) -> np.ndarray:
 
 
 def reader_scores(
-    weights: ReaderWeights, index: "BatchIndex", keywords: "KeywordQuery", logit: np.ndarray | None = None
+    weights: ReaderWeights, logit: np.ndarray, index: "BatchIndex", keywords: "KeywordQuery"
 ) -> ReaderScores:
-    """`logit`: the reader's row of `reader_logits`, when computed for the chunk already."""
-    above = standardized(logits(weights, index) if logit is None else logit)
+    """`logit`: the reader's row of `reader_logits`, computed for the whole chunk."""
+    above = standardized(logit)
     picked = above >= PICK
     relevance = np.minimum(MODEL_MAX, PICK_RELEVANCE + PICK_STEP * (above - PICK))
     evidence = np.where(picked, relevance, 0.0).astype(np.float32)
