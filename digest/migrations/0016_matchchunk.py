@@ -21,7 +21,10 @@ class Migration(migrations.Migration):
                 (
                     "run",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="chunks_stored", to="digest.matchrun"
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chunks_stored",
+                        to="digest.matchrun",
                     ),
                 ),
             ],
