@@ -81,6 +81,7 @@ def examples(
             features = keyword_features(query, index)
             for name, scores in meaning._asdict().items():
                 features[name], features[f"keywords_{name}"] = scores[0], scores[1]
+            features["embedding"] = index.embedding_scores([wanted_text(reader.interest)])[0]
             judged = [(paper, label) for paper, label in reader.labels.items() if label != "borderline"]
             papers = np.array([paper for paper, _ in judged], dtype=np.int64)
             for name, values in features.items():

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 WEIGHTS_FILE = Path(__file__).with_name("relevance_model.json")
-# The names of digest.matching.similarity.MeaningScores, for the interest and, prefixed, the keywords.
-DESCRIPTION_FEATURES = ("tfidf", "lsa", "bm25")
+# The names of digest.matching.similarity.MeaningScores, for the interest and, prefixed, the keywords;
+# "embedding" is the cosine of the interest's sentence vector with the paper's (BatchIndex.embedding_scores).
+DESCRIPTION_FEATURES = ("tfidf", "lsa", "bm25", "embedding")
 BOTH_FEATURES = (
     "keyword_in_title",
     "keyword_strong",
@@ -35,6 +36,7 @@ BOTH_FEATURES = (
     "tfidf",
     "lsa",
     "bm25",
+    "embedding",
     "keywords_tfidf",
     "keywords_lsa",
     "keywords_bm25",
