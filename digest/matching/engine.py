@@ -312,6 +312,16 @@ class BatchIndex:
             np.matmul(papers, vector, out=scores[row])
         return scores
 
+    def interest_meaning(self, texts: Sequence[str], rows: sparse.csr_matrix | None = None) -> dict[str, np.ndarray]:
+        """Interests' (wanted texts') features for the relevance models, each texts x papers: the
+        similarity's MeaningScores by name and the sentence vectors' cosine ("embedding"). `rows`:
+        the texts already transformed, when the caller has them."""
+        meaning = self.similarity.meaning_scores_of(
+            self.similarity.model.transform(texts) if rows is None else rows
+        )._asdict()
+        meaning["embedding"] = self.embedding_scores(texts)
+        return meaning
+
     def term_hits(self, term: Term) -> _Hits:
         """Papers holding the term in any of its forms: as typed, joined or split ("fine tuning",
         "finetuning"), or through an acronym a paper of the batch defines ("INR" <-> "implicit
@@ -632,8 +642,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     keyword_row = {text: row for row, text in enumerate(keyword_texts)}
     min_relevance = index.weights.min_relevance
     rows = index.similarity.model.transform(interest_texts)
-    meaning = index.similarity.meaning_scores_of(rows)._asdict()
-    meaning["embedding"] = index.embedding_scores(interest_texts)
+    meaning = index.interest_meaning(interest_texts, rows)
     description = relevance_model.DESCRIPTION
     description_logit = description.logit(meaning)
     described = relevance_model.relevance_of(description_logit + description.offset(min_relevance), min_relevance)
