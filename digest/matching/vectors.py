@@ -56,9 +56,10 @@ def _decoded(blob: bytes | memoryview) -> np.ndarray | None:
     return vector if np.isfinite(vector).all() else None
 
 
-def stored_vectors(texts: Sequence[str], encode: Encoder = embedding.encode) -> np.ndarray:
+def stored_vectors(texts: Sequence[str], encode: Encoder | None = None) -> np.ndarray:
     """A len(texts) x DIMENSIONS array of the texts' unit vectors: the stored ones read, the others
-    encoded (`encode`) and stored. Marks every one used today."""
+    encoded (`encode`, by default embedding.encode) and stored. Marks every one used today."""
+    encode = encode or embedding.encode
     texts = list(texts)
     keys = [text_key(text) for text in texts]
     text_of = dict(zip(keys, texts, strict=True))
