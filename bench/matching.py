@@ -199,6 +199,18 @@ def pseudo_vectors(texts: list[str]) -> np.ndarray:
     return vectors
 
 
+def store_pseudo_vectors(papers: list[tuple[str, str]], interests: list[str]) -> None:
+    """Store `pseudo_vectors` as the sentence vectors of these papers (title, abstract) and
+    interests, as ingestion and a saved interest store the real ones: benches of whole runs
+    (bench/digests.py, bench/retention.py) then time runs that read vectors, not encode them."""
+    from digest.matching.embedding import embedding_text
+    from digest.matching.vectors import interest_text, stored_vectors
+
+    texts = [embedding_text(title, abstract) for title, abstract in papers]
+    texts += [text for text in map(interest_text, interests) if text]
+    stored_vectors(texts, encode=pseudo_vectors)
+
+
 def naive_seconds_per_subscriber(papers: list[PaperDoc], sample: list[dict]) -> float:
     texts = [f"{paper.title}\n{paper.abstract}" for paper in papers]
     started = time.process_time()
