@@ -8,8 +8,8 @@ interest's once, when it is saved (`digest.store_interest_vector`); match runs r
 (title and abstract, as `embedding_text` joins them) and per interest (a span of 8 to 25 words of a
 seed abstract, as bench/matching.py draws interests), beside the baseline of the same run, the
 TF-IDF transform of the same texts by a model fitted on the seed papers (what a run computes for
-every text). Loading the model (once per process that encodes) is timed apart, with the memory it
-takes. Every text is distinct: `encode` remembers texts it has seen. One BLAS thread, as a worker
+every text). Loading the model (once per process that encodes) is timed apart, with the resident memory it
+adds. Every text is distinct: `encode` remembers texts it has seen. One BLAS thread, as a worker
 (config/celery.py). The last line is machine-readable.
 """
 
@@ -40,6 +40,15 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def resident_mb() -> float:
+    """The process's resident memory now (Linux), or its peak where /proc is missing."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return peak_mb()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
 def interests(abstracts: list[str], count: int, rng: random.Random) -> list[str]:
     """`count` distinct spans of 8 to 25 words of the abstracts' sentences."""
     sentences = [s for text in abstracts for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) > 8]
@@ -67,12 +76,12 @@ def main() -> None:
     seeds = seed_papers()[: args.papers]
     paper_texts = [embedding.embedding_text(paper.title, paper.abstract) for paper in seeds]
     interest_texts = interests([paper.abstract for paper in seed_papers()], args.interests, random.Random(args.seed))
-    before_mb = peak_mb()
+    before_mb = resident_mb()
 
     started = time.process_time()
     embedding.encoder()
     load_seconds = time.process_time() - started
-    model_mb = peak_mb() - before_mb
+    model_mb = resident_mb() - before_mb
 
     tfidf = PaperSimilarity([paper_text(paper.title, paper.abstract) for paper in seed_papers()]).model
     paper_seconds = per_text(embedding.encode, paper_texts)
@@ -81,7 +90,7 @@ def main() -> None:
     interest_tfidf = per_text(tfidf.transform, interest_texts)
     tokens = sum(len(embedding.encoder().tokenizer.ids(text)) for text in paper_texts) / len(paper_texts)
 
-    print(f"model loaded in {load_seconds:.2f} CPU s, peak memory up {model_mb:.0f} MB (max RSS {peak_mb():.0f} MB)")
+    print(f"model loaded in {load_seconds:.2f} CPU s, resident memory up {model_mb:.0f} MB (peak {peak_mb():.0f} MB)")
     print(
         f"papers: {len(paper_texts)} seed titles and abstracts, {tokens:.0f} word pieces on average "
         f"(cut at {embedding.MAX_TOKENS}): "
