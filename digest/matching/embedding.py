@@ -150,10 +150,11 @@ class SentenceEncoder:
 
     def __init__(self, model_dir: Path = MODEL_DIR, max_tokens: int = MAX_TOKENS):
         # Copied once, transposed where a product wants it: the file's tensors are not 4-byte
-        # aligned, and BLAS would copy them on every product.
+        # aligned, and BLAS would copy them on every product. Every tensor is copied, so that the
+        # file's bytes are freed (a view kept would hold all 90 MB of them beside the copies).
         self.weights = {
-            name: np.ascontiguousarray(
-                value.T if name.endswith(".weight") and value.ndim == 2 and "encoder" in name else value
+            name: np.array(
+                value.T if name.endswith(".weight") and value.ndim == 2 and "encoder" in name else value, order="C"
             )
             for name, value in _read_safetensors(model_dir / "model.safetensors").items()
         }
