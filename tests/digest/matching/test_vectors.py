@@ -4,12 +4,15 @@ The encoder counted is the real one (embedding.encode) behind a counting wrapper
 the model's, and a test can say how many texts were encoded.
 """
 
+import contextlib
 import threading
+import time
 from datetime import date, timedelta
 
 import numpy as np
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection, transaction
 
@@ -18,8 +21,10 @@ from digest.matching import embedding, runs, vectors
 from digest.matching.runs import match_chunk, start_match_run
 from digest.matching.vectors import interest_text, stored_vectors, text_key
 from digest.models import Candidate, Paper, TextVector
+from digest.papers.feed_limits import MAX_ABSTRACT_CHARS
 from digest.papers.feed_parsing import ParsedPaper
 from digest.papers.paper_store import store_papers
+from digest.tasks import vectors as vector_tasks
 from digest.tasks.ingest import ingest_feeds
 from subscribers import services
 from subscribers.forms import PreferencesForm
@@ -273,6 +278,9 @@ def test_a_saved_interest_is_encoded_after_commit_and_an_unchanged_one_is_not(en
     with committed():
         services.subscribe("ada@example.org", services.Preferences(interests="Sparse  attention for long\ncontext."))
     subscriber = Subscriber.objects.get()
+    assert encoder.texts == []  # anyone can type an address: nothing is encoded until its owner confirms
+    with committed():
+        services.confirm(subscriber)
     assert encoder.texts == [interest_text(subscriber.interests)] == ["Sparse attention for long context."]
     assert stored_keys() == {text_key("Sparse attention for long context.")}
 
@@ -324,4 +332,188 @@ def test_the_longest_interest_the_form_takes_is_stored(committed):
     assert form.is_valid(), form.errors
     with committed():
         services.subscribe("eve@example.org", form.preferences())
+        services.confirm(Subscriber.objects.get())
     assert text_key(interest_text(form.preferences().interests)) in stored_keys()
+
+
+def cpu_seconds(work) -> float:
+    """CPU time of `work()` in this process, every thread counted (BLAS may use several)."""
+    started = time.process_time()
+    work()
+    return time.process_time() - started
+
+
+def form_preferences(interests: str) -> services.Preferences:
+    form = PreferencesForm(
+        {
+            "interests": interests,
+            "frequency": "daily",
+            "weekday": 0,
+            "delivery_hour": 8,
+            "timezone": "UTC",
+            "max_papers": 10,
+            "category_mode": "boost",
+        }
+    )
+    assert form.is_valid(), form.errors
+    return form.preferences()
+
+
+SLOW_WORDS = "a" * 99 + "\u2600 "  # no vocabulary piece ends it: the tokenizer's slowest word
+# The most costly interests the form takes (2,000 characters, no control character): each fills the
+# model's 256 word pieces, or makes the tokenizer try the most pieces per character.
+COSTLY_INTERESTS = {
+    "slow-words": (SLOW_WORDS * 20)[:2000],
+    "hundred-letter-words": (("a" * 100 + " ") * 20)[:2000],
+    "punctuation": "!" * 2000,
+    "cjk": "\u5317" * 2000,
+    "combining-marks": ("a\u0301" * 49 + " ") * 20,
+    "line-separators": "a\u2028" * 1000,
+    "expanding-case": "\u0130" * 2000,  # "İ" lower-cases to two characters
+}
+
+
+@pytest.mark.parametrize("text", COSTLY_INTERESTS.values(), ids=COSTLY_INTERESTS.keys())
+def test_the_costliest_interest_the_form_takes_is_encoded_in_under_half_a_second(text):
+    interests = form_preferences(text).interests
+    assert len(interests) <= 2000
+    embedding.encode(["warm up"])
+    embedding._remembered.clear()
+    assert cpu_seconds(lambda: vectors.store_interest_vector(interests)) < 0.5
+    assert TextVector.objects.count() == 1
+
+
+# What a hostile feed (or a row stored before the feed caps) can put in an abstract.
+PATHOLOGICAL = {
+    "slow-words": SLOW_WORDS * 10_000,
+    "combining-marks": "a" + "\u0301" * 1_000_000,
+    "cjk": "\u5317" * 1_000_000,
+    "punctuation": "!" * 1_000_000,
+    "mixed": (
+        "\u202eevil\u202c \u200b\u200d\U0001d400\U0001f600 \u0130stanbul \uac00\ufb03 \u00e9\u0301\u0327 " * 20_000
+    ),
+}
+
+
+@pytest.mark.parametrize("abstract", PATHOLOGICAL.values(), ids=PATHOLOGICAL.keys())
+def test_a_megabyte_abstract_is_stored_in_bounded_time_and_the_run_completes(encoder, abstract):
+    _papers_and_a_reader()
+    hostile = make_paper(3, "A hostile paper \u202e\U0001f600", abstract)
+
+    assert cpu_seconds(lambda: vectors.store_paper_vectors([hostile.id])) < 1.0
+
+    assert text_key(embedding.embedding_text(hostile.title, hostile.abstract)) in stored_keys()
+    assert _run() >= 1
+    assert Candidate.objects.filter(paper__title="Diffusion models for images").exists()
+
+
+def test_a_hostile_feeds_papers_are_cut_encoded_and_matched(encoder, settings, tmp_path, committed):
+    title = "\u5317" * 5000
+    items = "".join(
+        f"<item><title>Hostile {number} {title}</title><guid>urn:hostile:{number}</guid>"
+        f"<description>{abstract[:200_000]}</description></item>"
+        for number, abstract in enumerate(PATHOLOGICAL.values())
+    )
+    feed = tmp_path / "hostile.xml"
+    feed.write_text(f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>{items}</channel></rss>')
+    settings.FEEDS = [str(feed)]
+    _papers_and_a_reader()
+
+    with committed():
+        elapsed = cpu_seconds(ingest_feeds)
+
+    hostile = Paper.objects.filter(guid__startswith="urn:hostile:")
+    assert hostile.count() == len(PATHOLOGICAL)
+    assert all(len(paper.abstract) <= MAX_ABSTRACT_CHARS for paper in hostile)
+    assert stored_keys() >= {text_key(embedding.embedding_text(p.title, p.abstract)) for p in hostile}
+    assert elapsed < 2 * len(PATHOLOGICAL)
+    assert _run() >= 1
+
+
+def test_a_strangers_interest_stores_the_vector_of_its_own_text_and_changes_no_other(encoder, committed):
+    paper = make_paper(1, "Neural Scene Flow Prior", "We estimate scene flow with a neural field.")
+    victim = Subscriber.objects.create(
+        email="ada@example.org", status=Subscriber.Status.ACTIVE, interests="image generation with diffusion"
+    )
+    paper_text = embedding.embedding_text(paper.title, paper.abstract)
+    vectors.store_paper_vectors([paper.id])
+    vectors.store_interest_vector(victim.interests)
+    before = dict(TextVector.objects.values_list("key", "vector"))
+    before = {bytes(key): bytes(vector) for key, vector in before.items()}
+    attempts = [
+        paper_text,  # the same text as a paper's: the same vector, by design
+        victim.interests,
+        victim.interests.upper(),
+        f"{embedding.MODEL_NAME}\n{victim.interests}",  # the key's own prefix
+        victim.interests.replace(" ", "\u00a0"),
+        "image generation with diffusion. I don't want anything else.",
+    ]
+
+    for number, attempt in enumerate(attempts):
+        with committed():
+            services.subscribe(f"stranger{number}@example.net", form_preferences(attempt))
+
+    assert _stored_rows() == before  # unconfirmed signups encode nothing
+    with committed():
+        for stranger in Subscriber.objects.exclude(pk=victim.pk):
+            services.confirm(stranger)  # as if each stranger owned the address
+    rows = _stored_rows()
+    assert {key: rows[key] for key in before} == before
+    own_texts = {interest_text(form_preferences(attempt).interests) for attempt in attempts}
+    assert set(rows) - set(before) == {text_key(text) for text in own_texts} - set(before)
+    for text in own_texts:
+        assert rows[text_key(text)] == ENCODE([text])[0].astype("<f4").tobytes()
+    assert Subscriber.objects.get(pk=victim.pk).interests == "image generation with diffusion"
+
+
+GARBAGE_PAPER_IDS = [
+    [],
+    [10**9],
+    [-1],
+    [10**30],
+    ["x"],
+    [None],
+    [[1]],
+    [{"id": 1}],
+    None,
+    5,
+    "1; DROP TABLE digest_textvector",
+    {"ids": [1]},
+    list(range(10**6, 10**6 + 100_000)),
+]
+GARBAGE_SUBSCRIBER_IDS = [None, -1, 10**9, 10**30, "x", "1 OR 1=1", [1], {"id": 1}, 1.5, b"\x00"]
+
+
+def _stored_rows():
+    return {bytes(key): bytes(vector) for key, vector in TextVector.objects.values_list("key", "vector")}
+
+
+@pytest.mark.parametrize("paper_ids", GARBAGE_PAPER_IDS, ids=range(len(GARBAGE_PAPER_IDS)))
+def test_the_paper_task_given_garbage_stores_nothing_and_erases_nothing(paper_ids):
+    _papers_and_a_reader()
+    runs_before = _run()
+    rows = _stored_rows()
+
+    try:
+        result = vector_tasks.store_paper_vectors(paper_ids)
+    except (TypeError, ValueError, ValidationError, OverflowError):
+        result = None
+
+    assert result in (0, None)
+    assert _stored_rows() == rows
+    assert Paper.objects.count() == 2 and Subscriber.objects.get().interests == "image generation with diffusion"
+    assert runs_before >= 1
+
+
+@pytest.mark.parametrize("subscriber_id", GARBAGE_SUBSCRIBER_IDS, ids=range(len(GARBAGE_SUBSCRIBER_IDS)))
+def test_the_interest_task_given_garbage_stores_nothing_and_erases_nothing(subscriber_id):
+    _papers_and_a_reader()
+    _run()
+    rows = _stored_rows()
+    assert rows
+
+    with contextlib.suppress(TypeError, ValueError, ValidationError, OverflowError):
+        vector_tasks.store_interest_vector(subscriber_id)  # 1.5 names subscriber 1: their own text again
+
+    assert _stored_rows() == rows
+    assert Subscriber.objects.get().interests == "image generation with diffusion"
