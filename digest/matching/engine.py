@@ -727,6 +727,8 @@ def match_subscribers(
     matchers: Mapping[int, Matcher], index: BatchIndex, keep: int | None = None
 ) -> dict[int, Matches]:
     """Subscriber id -> matches; subscribers with identical preferences are evaluated once."""
-    unique = list(dict.fromkeys(matchers.values()))
-    found = dict(zip(unique, match_many(unique, index, keep), strict=True))
-    return {subscriber_id: found[matcher] for subscriber_id, matcher in matchers.items()}
+    # Each matcher hashed once: hashing one walks all its keywords, topics and model weights.
+    unique: dict[Matcher, int] = {}
+    slots = [unique.setdefault(matcher, len(unique)) for matcher in matchers.values()]
+    found = match_many(list(unique), index, keep)
+    return {subscriber_id: found[slot] for subscriber_id, slot in zip(matchers, slots, strict=True)}
