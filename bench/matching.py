@@ -23,6 +23,7 @@ thread's spinning, which is why the threads are printed. The last line is machin
 """
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -34,6 +35,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,6 +51,7 @@ from django.conf import settings  # noqa: E402
 from bench.relevance import seed_papers  # noqa: E402
 from config.celery import BLAS_THREAD_VARIABLES  # noqa: E402
 from digest.management.progress import progress  # noqa: E402
+from digest.matching.embedding import DIMENSIONS  # noqa: E402
 from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_subscribers  # noqa: E402
 from digest.matching.reader_model import ReaderWeights, train  # noqa: E402
 from digest.matching.similarity import paper_text  # noqa: E402
@@ -183,6 +187,30 @@ class Generator:
         return self.rng.choice([name, f"{family}, {first}", f"{first[0]}. {family}", name.lower()])
 
 
+def pseudo_vectors(texts: list[str]) -> np.ndarray:
+    """Deterministic pseudo-random unit vectors, one per text (seeded by a hash of the text), in
+    place of the stored sentence vectors: a run reads those (one query per chunk), it does not
+    encode them, so the timing is of matching. Encoding is timed by bench/embedding.py."""
+    vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+    for row, text in enumerate(texts):
+        seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+        vector = np.random.default_rng(seed).standard_normal(DIMENSIONS, dtype=np.float32)
+        vectors[row] = vector / np.linalg.norm(vector)
+    return vectors
+
+
+def store_pseudo_vectors(papers: list[tuple[str, str]], interests: list[str]) -> None:
+    """Store `pseudo_vectors` as the sentence vectors of these papers (title, abstract) and
+    interests, as ingestion and a saved interest store the real ones: benches of whole runs
+    (bench/digests.py, bench/retention.py) then time runs that read vectors, not encode them."""
+    from digest.matching.embedding import embedding_text
+    from digest.matching.vectors import interest_text, stored_vectors
+
+    texts = [embedding_text(title, abstract) for title, abstract in papers]
+    texts += [text for text in map(interest_text, interests) if text]
+    stored_vectors(texts, encode=pseudo_vectors)
+
+
 def naive_seconds_per_subscriber(papers: list[PaperDoc], sample: list[dict]) -> float:
     texts = [f"{paper.title}\n{paper.abstract}" for paper in papers]
     started = time.process_time()
@@ -223,10 +251,14 @@ def main() -> None:
         f"generated {args.papers} papers from {len(generator.seeds)} seed abstracts; "
         f"{sum(map(len, generator.terms))} keyword candidates; peak before matching {before_mb:.0f} MB"
     )
+    print(
+        "sentence vectors: pseudo-random per text, as if stored (encoded once per paper at ingestion and "
+        "once per interest when saved; bench/embedding.py times that): this times matching, not encoding"
+    )
 
     wall_started = time.perf_counter()
     started = time.process_time()
-    index = BatchIndex(papers, now=NOW)
+    index = BatchIndex(papers, now=NOW, vectors=pseudo_vectors)
     index_seconds = time.process_time() - started
     generate_wall = 0.0
     matched = compile_seconds = match_seconds = 0.0

@@ -81,6 +81,7 @@ def examples(
             features = keyword_features(query, index)
             for name, scores in meaning._asdict().items():
                 features[name], features[f"keywords_{name}"] = scores[0], scores[1]
+            features["embedding"] = index.embedding_scores([wanted_text(reader.interest)])[0]
             judged = [(paper, label) for paper, label in reader.labels.items() if label != "borderline"]
             papers = np.array([paper for paper, _ in judged], dtype=np.int64)
             for name, values in features.items():
@@ -169,7 +170,7 @@ def cross_validate(predict: Predictor, labels: np.ndarray, readers: np.ndarray) 
     return "; ".join(parts)
 
 
-def main() -> None:
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--l2", type=float, default=1.0, help="L2 penalty on the weights")
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the weights")
@@ -184,13 +185,18 @@ def main() -> None:
         metavar="SET",
         help="leave this fit set out (repeatable); the background stays the same",
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def fitted_models(args: argparse.Namespace, report: Callable[[str], object] = print) -> dict:
+    """What digest/matching/relevance_model.json stores for these arguments: both models' weights and
+    cut-offs, the sets fitted on and the command that reproduces them."""
     background = background_papers(args.background) if args.background else []
     columns, label_list, keyword_list, reader_list, used = examples(background, args.without)
     labels, with_keywords, readers = np.array(label_list), np.array(keyword_list), np.array(reader_list)
-    print(f"fit on: {', '.join(used)} (held-out sets are never read here)")
+    report(f"fit on: {', '.join(used)} (held-out sets are never read here)")
     if background:
-        print(f"each fit set indexed beside {len(background)} unlabelled papers of the fit sets' captures")
+        report(f"each fit set indexed beside {len(background)} unlabelled papers of the fit sets' captures")
     models = {}
     design = {
         name: np.vstack([np.concatenate(columns[feature]) for feature in names]).T
@@ -211,7 +217,7 @@ def main() -> None:
             "intercept": round(float(weights[0]), 4),
             "cut": cut,
         }
-        print(
+        report(
             f"{name}: {len(features)} examples, weights "
             + ", ".join(f"{n}={w:.2f}" for n, w in zip(names, weights[1:], strict=True))
             + f", intercept={weights[0]:.2f}; cut {cut:.2f}: fit precision {precision:.2f} recall {recall:.2f}"
@@ -220,18 +226,28 @@ def main() -> None:
         if name == "description":
             confident, precision, recall = best_cut(probability, labels[rows], CONFIDENT_PRECISION)
             models[name]["confident_cut"] = confident
-            print(f"  confident cut {confident:.2f}: fit precision {precision:.2f} recall {recall:.2f}")
+            report(f"  confident cut {confident:.2f}: fit precision {precision:.2f} recall {recall:.2f}")
         else:
             # As the engine does: the joint model's papers and those the description is confident of.
             sure = predictor(design["description"][rows], labels[rows], CONFIDENT_PRECISION, args.l2)
             if args.cross_validate:
-                print(f"  joint model alone, cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
+                report(f"  joint model alone, cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
             predict = either(predict, sure)
         if args.cross_validate:
-            print(f"  {name} cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
+            report(f"  {name} cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
+    return {"fitted_on": used, "command": command_of(args), "l2": args.l2, "models": models}
+
+
+def command_of(args: argparse.Namespace) -> str:
+    """The command line that fits what these arguments fit (stored beside the weights)."""
     command = "python bench/relevance_fit.py" + (f" --background {args.background}" if args.background else "")
     command += "".join(f" --without {name}" for name in args.without)
-    stored = {"fitted_on": used, "command": command, "l2": args.l2, "models": models}
+    return command + (f" --l2 {args.l2}" if args.l2 != 1.0 else "")
+
+
+def main() -> None:
+    args = parse_arguments()
+    stored = fitted_models(args)
     if not args.dry_run:
         relevance_model.WEIGHTS_FILE.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {relevance_model.WEIGHTS_FILE.relative_to(ROOT)}")

@@ -12,10 +12,12 @@ retention purge runs (`purge_old_rows`, as the beat task does daily). Matching a
 with a VACUUM of the purged tables, standing in for autovacuum (off on this machine), so that the
 space of deleted rows is reused as in production.
 
-It prints rows and bytes (table, indexes and TOAST) of the candidate, delivery, match run and paper
-tables at day 1, 10 and the last day (and every `--every` days): with a retention shorter than the
-run, the first three stop growing once the retention has passed; papers (not purged) grow by their
-daily count. Bytes need PostgreSQL; SQLite prints rows only.
+It prints rows and bytes (table, indexes and TOAST) of the candidate, delivery, match run, paper
+and sentence-vector tables at day 1, 10 and the last day (and every `--every` days): with a
+retention shorter than the run, the first three stop growing once the retention has passed, and so
+do the vectors (a day's papers are matched on their day only); papers (not purged) grow by their
+daily count. Bytes need PostgreSQL; SQLite prints rows only. The vectors stored are pseudo-random
+ones (bench/matching.py, `store_pseudo_vectors`), stored as ingestion stores the real ones.
 """
 
 import argparse
@@ -32,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench.digests import start_sink  # noqa: E402
 from bench.environment import bench_environment, fresh_postgres_database  # noqa: E402
 
-TABLES = ("digest_candidate", "digest_delivery", "digest_matchrun", "digest_paper")
+TABLES = ("digest_candidate", "digest_delivery", "digest_matchrun", "digest_paper", "digest_textvector")
 START = datetime(2026, 11, 1, 6, tzinfo=UTC)
 
 
@@ -115,7 +117,7 @@ def run(args, sink) -> None:
 
 
 def populate(args):
-    from bench.matching import Generator
+    from bench.matching import Generator, store_pseudo_vectors
     from subscribers.models import Subscriber
 
     generator = Generator(args.seed)
@@ -136,10 +138,13 @@ def populate(args):
             )
         )
     Subscriber.objects.bulk_create(rows, batch_size=2000)
+    # As the saved interests would have (and ingest() for the papers): runs read vectors, not encode them.
+    store_pseudo_vectors([], [row.interests for row in rows if row.interests])
     return generator
 
 
 def ingest(generator, args, day: int) -> None:
+    from bench.matching import store_pseudo_vectors
     from digest.models import Paper
 
     papers = []
@@ -162,6 +167,7 @@ def ingest(generator, args, day: int) -> None:
             )
         )
     Paper.objects.bulk_create(papers, batch_size=1000)
+    store_pseudo_vectors([(paper.title, paper.abstract) for paper in papers], [])
 
 
 def in_workers(workers: int, function, items: list) -> list:

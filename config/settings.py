@@ -184,6 +184,9 @@ CELERY_TASK_ROUTES = {
     "digest.match_new_papers": {"queue": "matching"},
     "digest.match_chunk": {"queue": "matching"},
     "digest.match_recent_papers": {"queue": "matching"},
+    # Encoding sentence vectors is matching's CPU work, and the model is loaded where it is done.
+    "digest.store_paper_vectors": {"queue": "matching"},
+    "digest.store_interest_vector": {"queue": "matching"},
     "digest.dispatch_digests": {"queue": "sending"},
     "digest.send_digest_chunk": {"queue": "sending"},
     "digest.retry_deliveries": {"queue": "sending"},

@@ -386,3 +386,21 @@ class ReaderModel(models.Model):
 
     def __str__(self) -> str:
         return f"model of subscriber {self.subscriber_id}: {self.positives} more, {self.negatives} less"
+
+
+class TextVector(models.Model):
+    """A text's sentence vector, computed once and kept (digest/matching/vectors.py): a paper's
+    title and abstract at ingestion, a subscriber's interest when it is saved, anything a run lacks
+    when it meets it. Keyed by the model and the text, not by a paper or a subscriber: a text used
+    by several (two readers writing the same interest, a paper's unchanged new version) is encoded
+    once, and a changed text simply has another key."""
+
+    # Bytes rather than hex: half the key, and PostgreSQL adds no LIKE index beside the primary key.
+    key = models.BinaryField(primary_key=True, max_length=20, help_text="sha1 of the model name, a newline, the text")
+    vector = models.BinaryField(help_text="The unit vector: little-endian float32s")
+    # Refreshed by whoever reads it, at most once a day; retention deletes what nothing used for
+    # RETENTION_DAYS (digest/delivery/retention.py).
+    used_on = models.DateField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"vector {bytes(self.key).hex()[:12]}, used on {self.used_on}"

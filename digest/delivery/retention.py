@@ -19,6 +19,10 @@ RETENTION_BATCH_SIZE rows in its own short transaction so that no lock is held f
 4. The markers of the chunks stored (MatchChunk) of runs finished more than a day ago: they only
    stop a chunk's task delivered again from storing a second share, and redelivery comes within
    hours (the broker's visibility timeout). A run's markers go with it in step 3 anyway.
+5. Sentence vectors (TextVector) nothing used since before the cutoff: a paper no run or first
+   match has read, an interest nobody matched (a paused or departed subscriber). Whoever needs one
+   again encodes it again (digest/matching/vectors.py); a batch re-checks the date it deletes by,
+   so a vector a run marks used meanwhile stays.
 
 What a queued or retrying delivery needs is never deleted: the delivery, its candidates, and the
 waiting candidates of its subscriber. RETENTION_DAYS should be at least the lifetime of a digest's
@@ -42,7 +46,7 @@ from django.utils import timezone
 from config.logging import log_event
 from digest.chunks import chunked
 from digest.delivery.claims import is_waiting
-from digest.models import Candidate, Delivery, MatchChunk, MatchRun, lock_candidates_of
+from digest.models import Candidate, Delivery, MatchChunk, MatchRun, TextVector, lock_candidates_of
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class Purged:
     candidates: int = 0
     match_runs: int = 0
     match_chunks: int = 0
+    text_vectors: int = 0
 
 
 def retention_cutoff(now: datetime) -> datetime:
@@ -111,6 +116,15 @@ def purge_done_match_chunks(now: datetime) -> int:
     return MatchChunk.objects.filter(run__finished_at__lt=now - MATCH_CHUNKS_KEPT).delete()[0]
 
 
+def purge_unused_vectors(cutoff: datetime, batch_size: int) -> int:
+    """Delete one batch of sentence vectors last used before `cutoff`'s day; returns how many."""
+    day = timezone.localdate(cutoff)
+    keys = list(TextVector.objects.filter(used_on__lt=day).values_list("key", flat=True)[:batch_size])
+    if not keys:
+        return 0
+    return TextVector.objects.filter(key__in=keys, used_on__lt=day).delete()[0]
+
+
 def purge_old_rows(now: datetime | None = None, batch_size: int | None = None) -> Purged:
     """Delete what is older than RETENTION_DAYS, batch by batch (module docstring: what is kept)."""
     now = now or timezone.now()
@@ -127,5 +141,7 @@ def purge_old_rows(now: datetime | None = None, batch_size: int | None = None) -
         purged.candidates += waiting
     purged.match_runs = purge_old_match_runs(cutoff)
     purged.match_chunks = purge_done_match_chunks(now)
+    while (vectors := purge_unused_vectors(cutoff, batch_size)) > 0:
+        purged.text_vectors += vectors
     log_event(log, "retention.purged", cutoff=cutoff.isoformat(), **vars(purged))
     return purged

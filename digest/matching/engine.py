@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import pairwise
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -26,7 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 from scipy import sparse
 
-from digest.matching import relevance_model
+from digest.matching import embedding, relevance_model
 from digest.matching.authors import AuthorIndex, AuthorName, parse_author
 from digest.matching.liked import LikedScores, liked_rows, liked_scores
 from digest.matching.ranking import RankingWeights, trend_multipliers
@@ -241,8 +241,12 @@ class BatchIndex:
         now: datetime | None = None,
         weights: RankingWeights | None = None,
         similarity_threshold: float | None = None,
+        vectors: Callable[[Sequence[str]], np.ndarray] = embedding.encode,
     ):
+        """`vectors` gives texts' sentence vectors (digest/matching/embedding.py): by default encoded
+        in this process; a matching run passes the stored ones (digest/matching/vectors.py)."""
         self.papers = list(papers)
+        self.vectors = vectors
         self.size = len(self.papers)
         self.ids = np.array([paper.id for paper in self.papers], dtype=np.int64)
         self.weights = weights or RankingWeights.from_settings()
@@ -292,6 +296,32 @@ class BatchIndex:
         self._authors: dict[AuthorName, tuple[_Hits, dict[int, str]]] = {}
         self._topics: dict[TopicPrefs, np.ndarray] = {}
         self._categories: dict[frozenset[str], np.ndarray] = {}
+
+    @cached_property
+    def paper_vectors(self) -> np.ndarray:
+        """The papers' sentence vectors, asked for only when an interest needs them."""
+        return self.vectors([embedding.embedding_text(paper.title, paper.abstract) for paper in self.papers])
+
+    def embedding_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """A len(texts) x papers array: the cosine of each text's sentence vector with each paper's,
+        one text at a time (as PaperSimilarity._lsa, so a text's scores do not depend on its chunk)."""
+        scores = np.empty((len(texts), self.size), dtype=np.float32)
+        if not len(texts):
+            return scores
+        papers = self.paper_vectors
+        for row, vector in enumerate(self.vectors(texts)):
+            np.matmul(papers, vector, out=scores[row])
+        return scores
+
+    def interest_meaning(self, texts: Sequence[str], rows: sparse.csr_matrix | None = None) -> dict[str, np.ndarray]:
+        """Interests' (wanted texts') features for the relevance models, each texts x papers: the
+        similarity's MeaningScores by name and the sentence vectors' cosine ("embedding"). `rows`:
+        the texts already transformed, when the caller has them."""
+        meaning = self.similarity.meaning_scores_of(
+            self.similarity.model.transform(texts) if rows is None else rows
+        )._asdict()
+        meaning["embedding"] = self.embedding_scores(texts)
+        return meaning
 
     def term_hits(self, term: Term) -> _Hits:
         """Papers holding the term in any of its forms: as typed, joined or split ("fine tuning",
@@ -630,7 +660,7 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
     keyword_row = {text: row for row, text in enumerate(keyword_texts)}
     min_relevance = index.weights.min_relevance
     rows = index.similarity.model.transform(interest_texts)
-    meaning = index.similarity.meaning_scores_of(rows)._asdict()
+    meaning = index.interest_meaning(interest_texts, rows)
     description = relevance_model.DESCRIPTION
     description_logit = description.logit(meaning)
     described = relevance_model.relevance_of(description_logit + description.offset(min_relevance), min_relevance)

@@ -4,7 +4,8 @@ Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets who
 (never on held-out ones) and stored in relevance_model.json beside this module:
 
 - description: an interest alone (what it says is wanted, digest.matching.similarity.wanted_text),
-  from its TF-IDF and LSA cosine similarities and its normalised BM25 score against the paper;
+  from its TF-IDF and LSA cosine similarities, its normalised BM25 score against the paper, and
+  the cosine of its all-MiniLM-L6-v2 sentence vector with the paper's (digest.matching.embedding);
 - both: an interest with keywords, adding whether a keyword is in the title, whether one is where
   the keyword rules count it fully (the title, or the abstract as typed), how many distinct keywords
   are so (at most 3), and the keywords' own TF-IDF, LSA and BM25 scores
@@ -26,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 WEIGHTS_FILE = Path(__file__).with_name("relevance_model.json")
-# The names of digest.matching.similarity.MeaningScores, for the interest and, prefixed, the keywords.
-DESCRIPTION_FEATURES = ("tfidf", "lsa", "bm25")
+# The names of digest.matching.similarity.MeaningScores, for the interest and, prefixed, the keywords;
+# "embedding" is the cosine of the interest's sentence vector with the paper's (BatchIndex.embedding_scores).
+DESCRIPTION_FEATURES = ("tfidf", "lsa", "bm25", "embedding")
 BOTH_FEATURES = (
     "keyword_in_title",
     "keyword_strong",
@@ -35,6 +37,7 @@ BOTH_FEATURES = (
     "tfidf",
     "lsa",
     "bm25",
+    "embedding",
     "keywords_tfidf",
     "keywords_lsa",
     "keywords_bm25",

@@ -43,6 +43,7 @@ from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, Matcher, Matches, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
 from digest.matching.reader_model import retrain, with_reader_model
+from digest.matching.vectors import stored_vectors
 from digest.models import Candidate, MatchChunk, MatchRun, Paper, lock_candidates_of, lock_match_runs
 from digest.plain_sql import insert_columns, insert_rows, refresh_statistics
 from subscribers.models import Subscriber
@@ -146,13 +147,15 @@ def start_match_run(all_papers: bool = False, chunk_size: int | None = None) -> 
 
 def build_index(papers: QuerySet, background: QuerySet, now: datetime | None = None) -> BatchIndex:
     """Index `papers`, fitting the similarity model's IDF on them and up to MATCH_IDF_PAPERS others,
-    with their recency as of `now` (default: now)."""
+    with their recency as of `now` (default: now). Sentence vectors are the stored ones, a missing
+    one encoded and stored when the index first needs it (digest/matching/vectors.py)."""
     papers = papers.annotate(source_count=Count("sources")).order_by("id")
     texts = background.order_by("-id").values_list("title", "abstract")[: settings.MATCH_IDF_PAPERS]
     return BatchIndex(
         [paper_doc(paper, paper.source_count) for paper in papers],
         background=[f"{title}. {abstract}" for title, abstract in texts],
         now=now,
+        vectors=stored_vectors,
     )
 
 

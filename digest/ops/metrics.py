@@ -32,7 +32,17 @@ from prometheus_client.registry import Collector
 from digest.delivery.chunk_timing import bucket_field
 from digest.delivery.refusal_alarm import message_refusals
 from digest.matching.runs import covered_by_a_later_run
-from digest.models import SEND_CHUNK_BUCKETS_MS, Candidate, Delivery, Feed, MatchChunk, MatchRun, Paper, SendTally
+from digest.models import (
+    SEND_CHUNK_BUCKETS_MS,
+    Candidate,
+    Delivery,
+    Feed,
+    MatchChunk,
+    MatchRun,
+    Paper,
+    SendTally,
+    TextVector,
+)
 from digest.ops import stats
 from digest.ops.access import staff_or_bearer
 from digest.ops.health import redis_client
@@ -50,7 +60,7 @@ MATCH_BUCKETS = (10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
 # Above this many rows PostgreSQL's estimate stands in for counting the candidates one by one (a
 # million rows take ~0.2 s to count, at every scrape).
 EXACT_COUNT_LIMIT = 100_000
-SIZED_TABLES = (Candidate, Delivery, MatchChunk, MatchRun, Paper, Subscriber)
+SIZED_TABLES = (Candidate, Delivery, MatchChunk, MatchRun, Paper, Subscriber, TextVector)
 
 
 @dataclass(frozen=True)

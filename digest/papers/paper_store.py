@@ -13,7 +13,7 @@ link sources), never a query per paper. Merging rules:
   code and project links, organisation and thumbnail, but never change the version, nor any text once arXiv has set it.
 """
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -56,6 +56,9 @@ class StoreCounts:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    # Papers new or with a new title or abstract: their sentence vectors are to be encoded
+    # (digest/matching/vectors.py). Not a count: left out of comparisons.
+    new_text: list[int] = field(default_factory=list, compare=False, repr=False)
 
     def __add__(self, other: "StoreCounts") -> "StoreCounts":
         return StoreCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -122,14 +125,19 @@ def _store_chunk(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool,
         row = existing.get(parsed.arxiv_id or "") or existing.get(parsed.guid)
         if row is None:
             new_rows.append(_new_row(parsed, from_arxiv, fetched_for_liked=for_liked))
-        elif _apply(row, parsed, from_arxiv):
-            row.last_changed = now
-            changed.append(row)
         else:
-            counts.unchanged += 1
+            text = (row.title, row.abstract)
+            if _apply(row, parsed, from_arxiv):
+                row.last_changed = now
+                changed.append(row)
+                if (row.title, row.abstract) != text:
+                    counts.new_text.append(row.pk)
+            else:
+                counts.unchanged += 1
     Paper.objects.bulk_create(new_rows, batch_size=CHUNK_SIZE)
     Paper.objects.bulk_update(changed, UPDATE_FIELDS, batch_size=CHUNK_SIZE)
     counts.new, counts.updated = len(new_rows), len(changed)
+    counts.new_text += [row.pk for row in new_rows if row.pk is not None]
 
     if feed is not None:
         _link_sources(feed, papers)

@@ -10,3 +10,4 @@ from digest.tasks.matching import *  # noqa: F403
 from digest.tasks.polling import *  # noqa: F403
 from digest.tasks.retention import *  # noqa: F403
 from digest.tasks.sending import *  # noqa: F403
+from digest.tasks.vectors import *  # noqa: F403

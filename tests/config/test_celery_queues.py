@@ -2,7 +2,13 @@
 
 from config.celery import app
 
-MATCHING = ("digest.match_new_papers", "digest.match_chunk", "digest.match_recent_papers")
+MATCHING = (
+    "digest.match_new_papers",
+    "digest.match_chunk",
+    "digest.match_recent_papers",
+    "digest.store_paper_vectors",
+    "digest.store_interest_vector",
+)
 SENDING = ("digest.dispatch_digests", "digest.send_digest_chunk", "digest.retry_deliveries")
 
 

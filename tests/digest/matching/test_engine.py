@@ -230,7 +230,7 @@ def test_keywords_never_lose_papers_the_interest_alone_is_confident_of():
     papers = [PaperDoc(id=number, title=title, abstract=abstract) for number, (title, abstract) in enumerate(pairs, 1)]
     index = BatchIndex(papers, now=NOW, weights=RankingWeights())
     interest = "Compressing video with implicit neural representations and coordinate networks"
-    meaning = index.similarity.meaning_scores([interest])._asdict()
+    meaning = index.interest_meaning([interest])
     sure = relevance_model.DESCRIPTION_CONFIDENT.relevance(meaning, index.weights.min_relevance)[0]
     confident = set(index.ids[sure > 0].tolist())
     assert confident
@@ -317,7 +317,7 @@ def test_a_runs_background_papers_do_not_shift_an_interests_lsa_similarity():
         BatchIndex(papers, now=NOW, weights=RankingWeights()),
         BatchIndex(papers, background=background, now=NOW, weights=RankingWeights()),
     ):
-        meaning = index.similarity.meaning_scores([interest])._asdict()
+        meaning = index.interest_meaning([interest])
         relevance = relevance_model.DESCRIPTION.relevance(meaning, index.weights.min_relevance)[0]
         picked.append(set(index.ids[relevance > 0].tolist()))
         level.append(float(meaning["lsa"][0].mean()))

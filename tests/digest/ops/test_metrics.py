@@ -246,7 +246,7 @@ def test_a_run_a_later_run_covers_counts_as_superseded_not_unfinished(token):
 
 
 @pytest.mark.postgres
-def test_on_postgresql_it_reports_each_main_tables_size_with_the_chunk_markers(token, on_postgres):
+def test_on_postgresql_it_reports_each_main_tables_size_with_the_chunk_markers_and_vectors(token, on_postgres):
     figures = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     sizes = {
         dict(labels)["table"]: value for (name, labels), value in figures.items() if name == "paperboy_table_bytes"
@@ -258,6 +258,7 @@ def test_on_postgresql_it_reports_each_main_tables_size_with_the_chunk_markers(t
         "digest_matchrun",
         "digest_paper",
         "subscribers_subscriber",
+        "digest_textvector",
     }
     assert all(size > 0 for size in sizes.values())  # an empty table's indexes take a page each
 

@@ -1,0 +1,31 @@
+"""The stored relevance models are what bench/relevance_fit.py fits: features or fit sets changed
+without a refit leave digest/matching/relevance_model.json stale, and this test says so."""
+
+import json
+import shlex
+
+import pytest
+
+from bench import relevance_fit
+from digest.matching import relevance_model
+from tests.support.shared import shared_folder
+
+
+@pytest.mark.slow
+def test_the_stored_weights_are_reproduced_by_the_command_they_record():
+    shared_folder("feeds")  # skips (fails in CI) with a clear message when ../shared is missing
+    stored = json.loads(relevance_model.WEIGHTS_FILE.read_text(encoding="utf-8"))
+    argv = shlex.split(stored["command"])
+    assert argv[:2] == ["python", "bench/relevance_fit.py"]
+
+    refitted = relevance_fit.fitted_models(relevance_fit.parse_arguments(argv[2:]), report=lambda line: None)
+
+    assert refitted == stored
+
+
+def test_the_recorded_command_names_every_argument_that_changes_the_fit():
+    args = relevance_fit.parse_arguments(["--background", "300", "--without", "feeds-i", "--l2", "0.5"])
+    command = shlex.split(relevance_fit.command_of(args))
+    assert relevance_fit.parse_arguments(command[2:]) == relevance_fit.parse_arguments(
+        ["--background", "300", "--without", "feeds-i", "--l2", "0.5"]
+    )

@@ -1,0 +1,327 @@
+"""Sentence vectors are encoded once per text, stored, and read by runs (digest/matching/vectors.py).
+
+The encoder counted is the real one (embedding.encode) behind a counting wrapper: the vectors are
+the model's, and a test can say how many texts were encoded.
+"""
+
+import threading
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.db import connection, transaction
+
+from digest.delivery.retention import purge_old_rows
+from digest.matching import embedding, runs, vectors
+from digest.matching.runs import match_chunk, start_match_run
+from digest.matching.vectors import interest_text, stored_vectors, text_key
+from digest.models import Candidate, Paper, TextVector
+from digest.papers.feed_parsing import ParsedPaper
+from digest.papers.paper_store import store_papers
+from digest.tasks.ingest import ingest_feeds
+from subscribers import services
+from subscribers.forms import PreferencesForm
+from subscribers.models import Subscriber
+
+pytestmark = pytest.mark.django_db
+
+TEXTS = [
+    "Neural Scene Flow Prior. We estimate scene flow with a neural field.",
+    "Reinforcement learning for LLM post-training",
+    "Neural Scene Flow Prior. We estimate scene flow with a neural field.",  # twice: one row, one encoding
+]
+ENCODE = embedding.encode  # the real encoder, which the `encoder` fixture wraps
+RSS_LG = "arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml"
+TODAY = date(2026, 11, 26)
+
+
+class CountingEncoder:
+    """embedding.encode, counting the texts it is asked for."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def __call__(self, texts):
+        self.texts += list(texts)
+        return ENCODE(texts)
+
+
+@pytest.fixture
+def encoder(monkeypatch):
+    """Every encoding in the test goes through a counting wrapper around the real encoder."""
+    counting = CountingEncoder()
+    monkeypatch.setattr(embedding, "encode", counting)
+    return counting
+
+
+@pytest.fixture(autouse=True)
+def _fresh_index_cache():
+    runs.clear_index_cache()
+    yield
+    runs.clear_index_cache()
+
+
+def stored_keys():
+    return {bytes(key) for key in TextVector.objects.values_list("key", flat=True)}
+
+
+def make_paper(number, title, abstract):
+    return Paper.objects.create(
+        guid=f"urn:test:{number}", arxiv_id=f"2611.{number:05d}", title=title, abstract=abstract
+    )
+
+
+def test_vectors_are_the_encoders_and_are_stored_once_per_text(encoder):
+    found = stored_vectors(TEXTS)
+
+    assert np.array_equal(found, ENCODE(TEXTS))
+    assert sorted(encoder.texts) == sorted(TEXTS[:2])  # each text once
+    assert stored_keys() == {text_key(TEXTS[0]), text_key(TEXTS[1])}
+    row = TextVector.objects.get(key=text_key(TEXTS[1]))
+    assert len(row.vector) == embedding.DIMENSIONS * 4
+    assert np.array_equal(np.frombuffer(row.vector, dtype="<f4"), found[1])
+
+
+def test_a_second_call_encodes_nothing_and_makes_one_query(encoder, django_assert_num_queries):
+    first = stored_vectors(TEXTS)
+    encoder.texts.clear()
+    with django_assert_num_queries(1):
+        second = stored_vectors(TEXTS)
+    assert encoder.texts == []
+    assert np.array_equal(first, second)
+
+
+def test_the_key_names_the_model_so_another_models_vectors_never_answer(monkeypatch):
+    key = text_key(TEXTS[1])
+    monkeypatch.setattr(embedding, "MODEL_NAME", "another-model")
+    assert text_key(TEXTS[1]) != key
+
+
+def test_a_worker_that_stored_the_same_text_first_does_not_fail_the_other(encoder):
+    def other_worker_finishing_first(texts):
+        stored_vectors(texts, encode=ENCODE)  # between this one's read and its insert
+        return ENCODE(texts)
+
+    found = stored_vectors(TEXTS[:2], encode=other_worker_finishing_first)
+
+    assert np.array_equal(found, ENCODE(TEXTS[:2]))
+    assert TextVector.objects.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_two_workers_storing_the_same_text_at_once_both_succeed(on_postgres):
+    inserted, release = threading.Event(), threading.Event()
+    results: dict[str, np.ndarray] = {}
+
+    def in_thread(name, work):
+        def run() -> None:
+            try:
+                results[name] = work()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def first_worker():
+        with transaction.atomic():  # a chunk's transaction: the row is not committed yet
+            found = stored_vectors(TEXTS[:2])
+            inserted.set()
+            release.wait(10)
+        return found
+
+    first = in_thread("first", first_worker)
+    assert inserted.wait(30)
+    second = in_thread("second", lambda: stored_vectors(TEXTS[:2]))
+    second.join(0.5)
+    release.set()
+    first.join(30)
+    second.join(30)
+
+    assert np.array_equal(results["first"], results["second"])
+    assert TextVector.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [b"\x00" * 10, b"", np.full(embedding.DIMENSIONS, np.nan, dtype="<f4").tobytes()],
+    ids=["short", "empty", "not-finite"],
+)
+def test_a_corrupted_vector_is_encoded_again_not_trusted(encoder, blob):
+    expected = stored_vectors(TEXTS[:2])
+    TextVector.objects.filter(key=text_key(TEXTS[1])).update(vector=blob)
+    encoder.texts.clear()
+
+    found = stored_vectors(TEXTS[:2])
+
+    assert encoder.texts == [TEXTS[1]]
+    assert np.array_equal(found, expected)
+    row = TextVector.objects.get(key=text_key(TEXTS[1]))
+    assert bytes(row.vector) == expected[1].astype("<f4").tobytes()
+
+
+def test_reading_a_vector_marks_it_used_today_once_a_day(django_assert_num_queries):
+    with time_machine.travel("2026-11-20 08:00Z"):
+        stored_vectors(TEXTS[:2])
+    with time_machine.travel("2026-11-26 08:00Z"):
+        with django_assert_num_queries(2):  # the read, one UPDATE for both
+            stored_vectors(TEXTS[:2])
+        with django_assert_num_queries(1):
+            stored_vectors(TEXTS[:2])
+    assert set(TextVector.objects.values_list("used_on", flat=True)) == {TODAY}
+
+
+def test_retention_purges_vectors_unused_for_retention_days_and_keeps_the_others(settings):
+    settings.RETENTION_DAYS = 60
+    old, recent = ["an old paper nobody matched", "an interest paused long ago"], ["a paper of this week"]
+    with time_machine.travel(TODAY - timedelta(days=61)):
+        stored_vectors([*old, *recent])
+    with time_machine.travel(TODAY - timedelta(days=3)):
+        stored_vectors(recent)  # a run read it: used again
+
+    with time_machine.travel("2026-11-26 08:00Z"):
+        purged = purge_old_rows(batch_size=1)
+
+    assert purged.text_vectors == 2
+    assert stored_keys() == {text_key(recent[0])}
+
+
+def _papers_and_a_reader():
+    make_paper(1, "Diffusion models for images", "We denoise images with a diffusion model.")
+    make_paper(2, "Graph colouring", "We colour sparse graphs with few colours.")
+    Subscriber.objects.create(
+        email="ada@example.org", status=Subscriber.Status.ACTIVE, interests="image generation with diffusion"
+    )
+
+
+def _run() -> int:
+    plan = start_match_run(all_papers=True)
+    return sum(match_chunk(plan.run_id, chunk) for chunk in plan.chunks)
+
+
+def test_a_run_reads_the_stored_vectors_and_encodes_nothing(encoder):
+    _papers_and_a_reader()
+    vectors.store_paper_vectors(list(Paper.objects.values_list("id", flat=True)))
+    vectors.store_interest_vector("image generation with diffusion")
+    encoder.texts.clear()
+
+    assert _run() >= 1
+
+    assert encoder.texts == []
+    assert Candidate.objects.filter(paper__title="Diffusion models for images").exists()
+
+
+def test_a_run_missing_vectors_encodes_and_stores_them_for_the_next(encoder):
+    _papers_and_a_reader()
+
+    first = _run()
+
+    assert len(encoder.texts) == 3  # two papers, one interest
+    assert stored_keys() == {text_key(text) for text in encoder.texts}
+    Candidate.objects.all().delete()
+    runs.clear_index_cache()
+    encoder.texts.clear()
+    assert _run() == first
+    assert encoder.texts == []
+
+
+def test_the_first_match_after_signup_reads_stored_vectors(encoder):
+    _papers_and_a_reader()
+    vectors.store_paper_vectors(list(Paper.objects.values_list("id", flat=True)))
+    vectors.store_interest_vector("image generation with diffusion")
+    encoder.texts.clear()
+
+    assert runs.match_recent_papers(Subscriber.objects.get().id) >= 1
+    assert encoder.texts == []
+
+
+def test_the_ingest_task_stores_the_vectors_of_new_papers_and_of_changed_texts(
+    encoder, settings, shared_feed, committed
+):
+    settings.FEEDS = [str(shared_feed(RSS_LG))]
+    with committed():
+        ingest_feeds()
+    texts = [
+        embedding.embedding_text(title, abstract) for title, abstract in Paper.objects.values_list("title", "abstract")
+    ]
+    assert len(texts) == 3
+    assert stored_keys() == {text_key(text) for text in texts}
+    assert sorted(encoder.texts) == sorted(texts)
+
+    encoder.texts.clear()
+    with committed():
+        ingest_feeds()  # nothing new: nothing queued, nothing encoded
+    assert encoder.texts == []
+
+
+def test_a_new_title_or_abstract_is_a_new_text_to_encode_and_new_votes_are_not():
+    parsed = ParsedPaper(guid="urn:x", title="A title", abstract="An abstract.", upvotes=1)
+    counts = store_papers([parsed])
+    paper = Paper.objects.get()
+    assert counts.new_text == [paper.id]
+    assert store_papers([ParsedPaper(guid="urn:x", title="A title", abstract="An abstract.", upvotes=5)]).new_text == []
+    assert store_papers(
+        [ParsedPaper(guid="urn:x", title="A title", abstract="A better abstract.")], from_arxiv=True
+    ).new_text == [paper.id]
+
+
+def test_a_saved_interest_is_encoded_after_commit_and_an_unchanged_one_is_not(encoder, committed):
+    with committed():
+        services.subscribe("ada@example.org", services.Preferences(interests="Sparse  attention for long\ncontext."))
+    subscriber = Subscriber.objects.get()
+    assert encoder.texts == [interest_text(subscriber.interests)] == ["Sparse attention for long context."]
+    assert stored_keys() == {text_key("Sparse attention for long context.")}
+
+    encoder.texts.clear()
+    with committed():
+        services.update_preferences(subscriber, services.Preferences(interests=subscriber.interests, keywords="LLM"))
+    assert encoder.texts == []
+
+    with committed():
+        services.update_preferences(
+            subscriber, services.Preferences(interests="Protein folding. I don't want drug discovery.")
+        )
+    assert encoder.texts == ["Protein folding."]  # what the matcher compares: unwanted sentences left out
+
+
+def test_the_subscribe_command_stores_the_interests_vector(encoder, committed):
+    with committed():
+        call_command("subscribe", "bob@example.org", "--interest", "robot grasping", "--confirmed", stdout=None)
+    assert text_key("robot grasping") in stored_keys()
+
+
+HOSTILE = {
+    "one-long-word": "a" * 2000,
+    "control-characters": "graph\x00neural\x07networks\x1b[31m\u200b\u202e for \ufffd molecules",
+    "ten-thousand-copies": " ".join(["attention"] * 10_000),
+    "form-limit-of-one-word": " ".join(["attention"] * 200)[:2000],
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_hostile_interest_is_encoded_without_error(text):
+    found = stored_vectors([interest_text(text)])
+    assert found.shape == (1, embedding.DIMENSIONS)
+    assert np.linalg.norm(found[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_longest_interest_the_form_takes_is_stored(committed):
+    form = PreferencesForm(
+        {
+            "interests": "attention " * 199 + "attention",
+            "frequency": "daily",
+            "weekday": 0,
+            "delivery_hour": 8,
+            "timezone": "UTC",
+            "max_papers": 10,
+            "category_mode": "boost",
+        }
+    )
+    assert form.is_valid(), form.errors
+    with committed():
+        services.subscribe("eve@example.org", form.preferences())
+    assert text_key(interest_text(form.preferences().interests)) in stored_keys()
