@@ -119,10 +119,11 @@ def test_several_reasons_are_given_strongest_first(index):
 def test_the_interests_quote_stands_where_the_interest_ranks_among_the_reasons(index):
     first = matched(index, interests="graphs of molecules", keywords="molecules")
     assert first[13].reason == "Matches your interest: \"graphs of molecules\"; matches your keyword 'molecules'"
-    second = matched(index, interests="sparse autoencoders for interpretability; graphs", keywords="molecules")
-    assert second[13].reason == "Matches your keyword 'molecules'; matches your interest: \"graphs\""
+    second = matched(index, interests="mechanistic interpretability", authors=["Neel Nanda"])
+    assert second[12].reason == 'By Neel Nanda; matches your interest: "mechanistic interpretability"'
     # The quote runs over the filler words between shared ones and stops at punctuation.
-    assert second[12].reason == 'Matches your interest: "sparse autoencoders for interpretability"'
+    third = matched(index, interests="sparse autoencoders for interpretability; graph networks", keywords="molecules")
+    assert third[12].reason == 'Matches your interest: "sparse autoencoders for interpretability"'
 
 
 def test_a_category_filter_removes_papers_outside_it(index):
