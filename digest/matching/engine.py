@@ -218,11 +218,12 @@ class _Hits:
         weights = np.array([found[position] for position in positions.tolist()], dtype=np.float32)
         return cls(positions=positions, weights=weights, log_miss=_log_miss(weights))
 
-    def at(self, positions: np.ndarray) -> np.ndarray:
-        if not len(self.positions):
-            return np.zeros(len(positions), dtype=np.float32)
-        slots = np.minimum(np.searchsorted(self.positions, positions), len(self.positions) - 1)
-        return np.where(self.positions[slots] == positions, self.weights[slots], 0.0)
+    def at(self, positions: np.ndarray, size: int) -> np.ndarray:
+        """The relevance at the given positions of a batch of `size` papers."""
+        # Spread over the batch and read back: cheaper than searching the sorted positions.
+        row = np.zeros(size, dtype=np.float32)
+        row[self.positions] = self.weights
+        return row[positions]
 
 
 _NO_HITS = _Hits(np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.float32))
@@ -475,9 +476,9 @@ class _Evidence(NamedTuple):
     dense: np.ndarray | None  # dense signals: topics, interests, categories (relevance per paper)
     keyword: bool = False
 
-    def at(self, positions: np.ndarray) -> np.ndarray:
+    def at(self, positions: np.ndarray, size: int) -> np.ndarray:
         if self.hits is not None:
-            return self.hits.at(positions)
+            return self.hits.at(positions, size)
         return self.dense[positions] if self.dense is not None else np.zeros(len(positions), np.float32)
 
 
@@ -555,13 +556,15 @@ def _capitalised(text: str) -> str:
 def _reasons(
     evidence: list[_Evidence],
     positions: np.ndarray,
+    size: int,
     in_category: np.ndarray | None,
     interest: Callable[[np.ndarray], list[str]] | None = None,
 ) -> list[str]:
-    """Per paper, its strongest piece of evidence and the next one, if any. The interest's evidence
-    quotes the words of the interest the paper shares (`interest(positions)` gives them)."""
+    """Per paper (by position in a batch of `size`), its strongest piece of evidence and the next
+    one, if any. The interest's evidence quotes the words of the interest the paper shares
+    (`interest(positions)` gives them)."""
     texts = [item.reason for item in evidence]
-    rows = [item.at(positions) for item in evidence]
+    rows = [item.at(positions, size) for item in evidence]
     if in_category is not None:
         texts.append("in your categories")
         rows.append(in_category[positions] * CATEGORY_ONLY)
@@ -572,7 +575,6 @@ def _reasons(
     best = values.argmax(axis=0)
     values[best, columns] = 0.0
     second = np.where(values.max(axis=0) > 0, values.argmax(axis=0), -1)
-    # Few distinct (best, second) pairs per subscriber: build each reason once.
     codes = (best * (len(texts) + 1) + second + 1).tolist()
     slot = next((number for number, item in enumerate(evidence) if item.reason == INTEREST_REASON), -1)
     quoted = [""] * len(positions)
@@ -581,19 +583,35 @@ def _reasons(
         if len(shown):
             for position, phrase in zip(shown.tolist(), interest(positions[shown]), strict=True):
                 quoted[position] = phrase
+    # Few distinct (best, second) pairs per subscriber: each one's text is put together once, and
+    # each distinct quote of the interest is set into it once.
+    ends: dict[int, tuple[str, str, str]] = {}
     table: dict[tuple[int, str], str] = {}
     reasons = []
     for key in zip(codes, quoted, strict=True):
         text = table.get(key)
         if text is None:
-            first, other = divmod(key[0], len(texts) + 1)
-            parts = [texts[first], *([texts[other - 1]] if other else [])]
-            if key[1]:
-                parts = [f"matches your interest: {key[1]}" if part == INTEREST_REASON else part for part in parts]
-            text = _capitalised("; ".join(parts))
+            code, phrase = key
+            if code not in ends:
+                ends[code] = _reason_ends(texts, code)
+            unquoted, before, after = ends[code]
+            text = before + phrase + after if phrase else unquoted
             text = table[key] = text if len(text) <= 300 else text[:297] + "..."
         reasons.append(text)
     return reasons
+
+
+def _reason_ends(texts: list[str], code: int) -> tuple[str, str, str]:
+    """The reason of a (best, second) code (see _reasons): as it reads without a quote of the
+    interest, and the text before and after the quote when the interest is one of the two."""
+    first, other = divmod(code, len(texts) + 1)
+    parts = [texts[first], *([texts[other - 1]] if other else [])]
+    unquoted = _capitalised("; ".join(parts))
+    if INTEREST_REASON not in parts:
+        return unquoted, unquoted, ""
+    at = parts.index(INTEREST_REASON)
+    before = _capitalised("; ".join([*parts[:at], "matches your interest: "]))
+    return unquoted, before, "".join(f"; {part}" for part in parts[at + 1 :])
 
 
 def _apply_exclusions(query: KeywordQuery, index: BatchIndex, relevance: np.ndarray) -> None:
@@ -724,7 +742,11 @@ def match_many(matchers: Sequence[Matcher], index: BatchIndex, keep: int | None 
                 relevance=np.round(relevance[positions], 4).tolist(),
                 scores=np.round(scores, 4).tolist(),
                 reasons=_reasons(
-                    evidence, positions, chosen, _interest_phrases(index, wanted.get(matcher.interests, ""), rows, row)
+                    evidence,
+                    positions,
+                    index.size,
+                    chosen,
+                    _interest_phrases(index, wanted.get(matcher.interests, ""), rows, row),
                 ),
             )
         )
@@ -735,6 +757,8 @@ def match_subscribers(
     matchers: Mapping[int, Matcher], index: BatchIndex, keep: int | None = None
 ) -> dict[int, Matches]:
     """Subscriber id -> matches; subscribers with identical preferences are evaluated once."""
-    unique = list(dict.fromkeys(matchers.values()))
-    found = dict(zip(unique, match_many(unique, index, keep), strict=True))
-    return {subscriber_id: found[matcher] for subscriber_id, matcher in matchers.items()}
+    # Each matcher hashed once: hashing one walks all its keywords, topics and model weights.
+    unique: dict[Matcher, int] = {}
+    slots = [unique.setdefault(matcher, len(unique)) for matcher in matchers.values()]
+    found = match_many(list(unique), index, keep)
+    return {subscriber_id: found[slot] for subscriber_id, slot in zip(matchers, slots, strict=True)}

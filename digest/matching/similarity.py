@@ -45,7 +45,7 @@ LSA_MIN_PAPERS = 20
 # BM25's usual constants (Robertson; Lucene's defaults): term-frequency saturation, length normalisation.
 BM25_K1 = 1.2
 BM25_B = 0.75
-FILLER_WORD, OTHER_WORD = -1, -2  # in InterestWords.tokens: not a stem, or a stem not among the weightiest
+FILLER_WORD, OTHER_WORD = -1, -2  # in InterestWords.terms: not a stem, or a stem not among the weightiest
 _JOINER_RE = re.compile(r"[\s-]*")
 # A sentence (or a part after ";") that says what the reader does not want: "Not classic RL for
 # robots", "I don't want ...", "... are not what I'm after", "... only of side interest".
@@ -147,7 +147,9 @@ class InterestWords:
     text: str
     columns: np.ndarray
     weights: np.ndarray
-    tokens: list[tuple[int, int, int, bool]]
+    spans: list[tuple[int, int]]
+    terms: list[int]
+    joined: list[bool]
     first_token: dict[int, int]  # stem -> the first word spelling it
     phrases: dict[tuple[int, int], str] = field(default_factory=dict)
 
@@ -158,20 +160,24 @@ class InterestWords:
         key = (best, mask)
         found = self.phrases.get(key)
         if found is None:
-            first = last = self.first_token[best]
-            for step in (-1, 1):
-                edge = position = first if step < 0 else last
-                while 0 <= position + step < len(self.tokens):
-                    joined = self.tokens[max(position, position + step)][3]
-                    _, _, term, _ = self.tokens[position + step]
-                    if not joined or term == OTHER_WORD or (term >= 0 and not mask >> term & 1):
-                        break
-                    position += step
-                    if term >= 0:
-                        edge = position
-                first, last = (edge, last) if step < 0 else (first, edge)
-            found = self.phrases[key] = f'"{_cut(self.text[self.tokens[first][0] : self.tokens[last][1]])}"'
+            start = self.first_token[best]
+            first, last = self._run_end(start, -1, mask), self._run_end(start, 1, mask)
+            found = self.phrases[key] = f'"{_cut(self.text[self.spans[first][0] : self.spans[last][1]])}"'
         return found
+
+    def _run_end(self, start: int, step: int, mask: int) -> int:
+        """The last word holding a stem of `mask` that the run from `start` reaches going `step`."""
+        end = start
+        for position in range(start + step, len(self.terms) if step > 0 else -1, step):
+            term = self.terms[position]
+            # joined[i]: word i is joined to word i - 1.
+            if not self.joined[position if step > 0 else position + 1]:
+                break
+            if term == OTHER_WORD or (term >= 0 and not mask >> term & 1):
+                break
+            if term >= 0:
+                end = position
+        return end
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -281,28 +287,31 @@ class PaperSimilarity:
         top = np.argsort(-rows.data[stored], kind="stable")[:PHRASE_TERMS]
         columns, weights = rows.indices[stored][top], rows.data[stored][top]
         term_of = {int(column): slot for slot, column in enumerate(columns.tolist())}
-        tokens: list[tuple[int, int, int, bool]] = []
+        spans: list[tuple[int, int]] = []
+        terms: list[int] = []
+        joined: list[bool] = []
         first_token: dict[int, int] = {}
         end = 0
         for match in _TOKEN_RE.finditer(text):
             meaning = _meaning(fold(match.group()))
             term = term_of.get(self.model.vocabulary.get(meaning, -1), OTHER_WORD) if meaning else FILLER_WORD
             if term >= 0:
-                first_token.setdefault(term, len(tokens))
-            joined = bool(tokens) and _JOINER_RE.fullmatch(text, end, match.start()) is not None
-            tokens.append((match.start(), match.end(), term, joined))
+                first_token.setdefault(term, len(terms))
+            joined.append(bool(terms) and _JOINER_RE.fullmatch(text, end, match.start()) is not None)
+            spans.append(match.span())
+            terms.append(term)
             end = match.end()
-        return InterestWords(text, columns, weights, tokens, first_token)
+        return InterestWords(text, columns, weights, spans, terms, joined, first_token)
 
     def shared_phrases(self, interest: InterestWords, positions: np.ndarray) -> list[str]:
         """Per paper (by position), the words of the interest it shares that weigh most, extended to
         the shared words around them, as a reason quotes them."""
         if not len(interest.columns):
             return [""] * len(positions)
-        holding = np.vstack([self._papers_holding(int(column))[positions] for column in interest.columns])
+        holding = np.vstack([self._papers_holding(column)[positions] for column in interest.columns.tolist()])
         best = (holding * interest.weights[:, None]).argmax(axis=0)
-        shared: list[bool] = np.asarray(holding.any(axis=0)).tolist()
-        masks = (1 << np.arange(len(interest.columns), dtype=np.int64)) @ holding.astype(np.int64)
+        shared: list[bool] = holding.any(axis=0).tolist()
+        masks = (1 << np.arange(len(interest.columns), dtype=np.int64)) @ holding
         return [
             interest.phrase(term, mask) if has else ""
             for term, mask, has in zip(best.tolist(), masks.tolist(), shared, strict=True)

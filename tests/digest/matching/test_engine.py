@@ -116,6 +116,16 @@ def test_several_reasons_are_given_strongest_first(index):
     assert found[11].reason == "By Yann LeCun; matches your keyword 'INR'"
 
 
+def test_the_interests_quote_stands_where_the_interest_ranks_among_the_reasons(index):
+    first = matched(index, interests="graphs of molecules", keywords="molecules")
+    assert first[13].reason == "Matches your interest: \"graphs of molecules\"; matches your keyword 'molecules'"
+    second = matched(index, interests="mechanistic interpretability", authors=["Neel Nanda"])
+    assert second[12].reason == 'By Neel Nanda; matches your interest: "mechanistic interpretability"'
+    # The quote runs over the filler words between shared ones and stops at punctuation.
+    third = matched(index, interests="sparse autoencoders for interpretability; graph networks", keywords="molecules")
+    assert third[12].reason == 'Matches your interest: "sparse autoencoders for interpretability"'
+
+
 def test_a_category_filter_removes_papers_outside_it(index):
     assert set(matched(index, keywords='"neural field"', categories=["cs.CV"], category_mode="filter")) == {11}
 
@@ -144,6 +154,15 @@ def test_subscribers_with_the_same_preferences_share_one_evaluation(index):
     found = match_subscribers({1: first, 2: same, 3: Matcher()}, index)
     assert found[1] is found[2]
     assert len(found[3]) == 0
+
+
+def test_subscribers_sharing_preferences_among_others_each_get_what_they_would_get_alone(index):
+    neural, graphs = build_matcher(keywords='"neural field", INR'), build_matcher(interests="graph neural networks")
+    found = match_subscribers({5: neural, 3: graphs, 9: neural, 1: Matcher(), 4: graphs}, index)
+    assert found[5] is found[9] and found[3] is found[4]
+    assert list(found[5]) == list(match_many([neural], index)[0])
+    assert list(found[3]) == list(match_many([graphs], index)[0])
+    assert len(found[1]) == 0
 
 
 def test_only_the_best_matches_are_kept(index):
