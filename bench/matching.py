@@ -36,16 +36,15 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
 
-django.setup()
+django.setup()  # before numpy loads: config.celery sets BLAS to one thread, as in a worker
 
+import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from bench.relevance import seed_papers  # noqa: E402

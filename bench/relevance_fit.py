@@ -33,13 +33,17 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from bench.relevance import FIT, background_papers, load_sets  # noqa: E402 (sets Django up)
+import django  # noqa: E402
+
+django.setup()  # before numpy loads: config.celery sets BLAS to one thread, as in a worker
+
+import numpy as np  # noqa: E402
+
+from bench.relevance import FIT, background_papers, load_sets  # noqa: E402
 from digest.matching import relevance_model  # noqa: E402
 from digest.matching.engine import BatchIndex, keyword_features, keyword_text  # noqa: E402
 from digest.matching.similarity import wanted_text  # noqa: E402

@@ -28,3 +28,17 @@ def test_a_process_loading_the_project_starts_no_blas_threads():
 
 def test_a_thread_count_in_the_environment_wins():
     assert run_probe(OPENBLAS_NUM_THREADS="2")[0] == "2"
+
+
+# The benches that time matching and fit the models: each must load numpy only after the project
+# has set BLAS to one thread, or its CPU seconds count OpenBLAS threads a worker never has.
+NUMERIC_BENCHES = ("bench.matching", "bench.relevance_fit", "bench.embedding", "bench.match_profile")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+@pytest.mark.parametrize("module", NUMERIC_BENCHES)
+def test_a_bench_that_times_numeric_work_starts_no_blas_threads(module):
+    env = {name: value for name, value in os.environ.items() if name not in BLAS_THREAD_VARIABLES}
+    probe = f"import os, {module}; print(len(os.listdir('/proc/self/task')))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-1] == "1"
