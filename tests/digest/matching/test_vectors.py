@@ -318,22 +318,11 @@ def test_a_hostile_interest_is_encoded_without_error(text):
 
 
 def test_the_longest_interest_the_form_takes_is_stored(committed):
-    form = PreferencesForm(
-        {
-            "interests": "attention " * 199 + "attention",
-            "frequency": "daily",
-            "weekday": 0,
-            "delivery_hour": 8,
-            "timezone": "UTC",
-            "max_papers": 10,
-            "category_mode": "boost",
-        }
-    )
-    assert form.is_valid(), form.errors
+    preferences = form_preferences("attention " * 199 + "attention")
     with committed():
-        services.subscribe("eve@example.org", form.preferences())
+        services.subscribe("eve@example.org", preferences)
         services.confirm(Subscriber.objects.get())
-    assert text_key(interest_text(form.preferences().interests)) in stored_keys()
+    assert text_key(interest_text(preferences.interests)) in stored_keys()
 
 
 def cpu_seconds(work) -> float:
