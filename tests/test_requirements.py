@@ -130,3 +130,16 @@ def test_the_dev_lock_holds_the_runtime_lock_at_the_same_versions():
     runtime, dev = pinned(REQUIREMENTS / "runtime.lock"), pinned(REQUIREMENTS / "dev.lock")
     assert {name: dev.get(name) for name in runtime} == runtime
     assert requirement_names(REQUIREMENTS / "runtime.in") <= set(runtime)
+
+
+def test_the_docs_that_install_the_runtime_lock_install_the_model_lock_too():
+    # The app imports the model's package (digest/matching/embedding.py, through every task module):
+    # an environment made from the runtime lock alone cannot start a worker.
+    documents = [ROOT / "README.md", ROOT / "DEVELOPERS.md", *sorted((ROOT / "docs").glob("*.md"))]
+    wrong = [
+        f"{document.relative_to(ROOT)}: {' '.join(paragraph.split())[:120]}"
+        for document in documents
+        for paragraph in document.read_text(encoding="utf-8").split("\n\n")
+        if re.search(r"install(s|ed)?\b[^.]*runtime\.lock", paragraph) and "model.lock" not in paragraph
+    ]
+    assert wrong == []

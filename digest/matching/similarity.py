@@ -310,7 +310,7 @@ class PaperSimilarity:
             return [""] * len(positions)
         holding = np.vstack([self._papers_holding(column)[positions] for column in interest.columns.tolist()])
         best = (holding * interest.weights[:, None]).argmax(axis=0)
-        shared: list[bool] = holding.any(axis=0).tolist()
+        shared: list[bool] = np.asarray(holding.any(axis=0)).tolist()
         masks = (1 << np.arange(len(interest.columns), dtype=np.int64)) @ holding
         return [
             interest.phrase(term, mask) if has else ""

@@ -506,3 +506,31 @@ def test_the_interest_task_given_garbage_stores_nothing_and_erases_nothing(subsc
 
     assert _stored_rows() == rows
     assert Subscriber.objects.get().interests == "image generation with diffusion"
+
+
+def _quick_vectors(texts):
+    """Unit vectors that cost nothing: these tests are about which texts get stored, not their values."""
+    found = np.zeros((len(texts), embedding.DIMENSIONS), dtype=np.float32)
+    found[:, 0] = 1.0
+    return found
+
+
+def _paper_texts_stored() -> bool:
+    texts = [
+        embedding.embedding_text(title, abstract) for title, abstract in Paper.objects.values_list("title", "abstract")
+    ]
+    return bool(texts) and stored_keys() >= {text_key(text) for text in texts}
+
+
+@pytest.mark.parametrize("command", ["pollfeeds", "ingest"])
+def test_papers_ingested_by_the_commands_have_their_vectors_queued(
+    command, monkeypatch, settings, shared_feed, committed
+):
+    # `make run` polls the feeds with `manage.py pollfeeds` once its worker runs: without this the
+    # first match after signup (or the first run) would encode a day of papers itself, minutes.
+    monkeypatch.setattr(embedding, "encode", _quick_vectors)
+    settings.FEEDS = [str(shared_feed(RSS_LG))]
+    with committed():
+        call_command(command, stdout=None)
+    assert Paper.objects.count() == 3
+    assert _paper_texts_stored()
