@@ -13,6 +13,7 @@ from digest.models import Candidate, Feed, LikedPaper, MatchChunk, MatchRun, Pap
 from digest.tasks.matching import match_chunk as match_chunk_task
 from digest.tasks.matching import match_new_papers, match_recent_papers
 from subscribers.models import Subscriber, Topic
+from tests.support.threads import in_thread
 
 pytestmark = pytest.mark.django_db
 
@@ -143,17 +144,6 @@ def test_two_ticks_taken_by_two_workers_at_once_start_one_run(on_postgres):
     deciding, release = threading.Event(), threading.Event()
     plans: dict = {}
 
-    def in_thread(work):
-        def run() -> None:
-            try:
-                plans[work] = work()
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        return thread
-
     def first_tick_committing_late():
         with transaction.atomic():  # the run's own transaction becomes a savepoint of this one
             plan = start_match_run()
@@ -161,9 +151,9 @@ def test_two_ticks_taken_by_two_workers_at_once_start_one_run(on_postgres):
             release.wait(10)
         return plan
 
-    first = in_thread(first_tick_committing_late)
+    first = in_thread(first_tick_committing_late, plans, first_tick_committing_late)
     assert deciding.wait(10)
-    second = in_thread(start_match_run)
+    second = in_thread(start_match_run, plans, start_match_run)
     second.join(0.5)
     assert second.is_alive(), "the second tick should wait for the match-runs lock"
     release.set()

@@ -14,7 +14,7 @@ import pytest
 import time_machine
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 
 from digest.delivery.retention import purge_old_rows
 from digest.matching import embedding, runs, vectors
@@ -29,6 +29,7 @@ from digest.tasks.ingest import ingest_feeds
 from subscribers import services
 from subscribers.forms import PreferencesForm
 from subscribers.models import Subscriber
+from tests.support.threads import in_thread
 
 pytestmark = pytest.mark.django_db
 
@@ -121,17 +122,6 @@ def test_on_postgresql_two_workers_storing_the_same_text_at_once_both_succeed(on
     inserted, release = threading.Event(), threading.Event()
     results: dict[str, np.ndarray] = {}
 
-    def in_thread(name, work):
-        def run() -> None:
-            try:
-                results[name] = work()
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        return thread
-
     def first_worker():
         with transaction.atomic():  # a chunk's transaction: the row is not committed yet
             found = stored_vectors(TEXTS[:2])
@@ -139,9 +129,9 @@ def test_on_postgresql_two_workers_storing_the_same_text_at_once_both_succeed(on
             release.wait(10)
         return found
 
-    first = in_thread("first", first_worker)
+    first = in_thread(first_worker, results, "first")
     assert inserted.wait(30)
-    second = in_thread("second", lambda: stored_vectors(TEXTS[:2]))
+    second = in_thread(lambda: stored_vectors(TEXTS[:2]), results, "second")
     second.join(0.5)
     release.set()
     first.join(30)
