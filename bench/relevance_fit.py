@@ -81,17 +81,18 @@ def examples(
             if not reader.interest:
                 continue
             query = parse_keywords(reader.keywords)
-            meaning = index.similarity.meaning_scores([wanted_text(reader.interest), keyword_text(query)])
+            # The interest's features as the engine computes them (match_many), and the keywords' own.
             features = keyword_features(query, index)
-            for name, scores in meaning._asdict().items():
-                features[name], features[f"keywords_{name}"] = scores[0], scores[1]
-            features["embedding"] = index.embedding_scores([wanted_text(reader.interest)])[0]
+            for name, scores in index.interest_meaning([wanted_text(reader.interest)]).items():
+                features[name] = scores[0]
+            for name, scores in index.similarity.meaning_scores([keyword_text(query)])._asdict().items():
+                features[f"keywords_{name}"] = scores[0]
             judged = [(paper, label) for paper, label in reader.labels.items() if label != "borderline"]
             papers = np.array([paper for paper, _ in judged], dtype=np.int64)
             for name, values in features.items():
                 columns.setdefault(name, []).append(np.asarray(values)[papers])
             labels += [1 if label == "relevant" else 0 for _, label in judged]
-            with_keywords += [bool(parse_keywords(reader.keywords).include)] * len(judged)
+            with_keywords += [bool(query.include)] * len(judged)
             reader_of += [f"{labelled.name}/{reader.name}"] * len(judged)
     return columns, labels, with_keywords, reader_of, used
 
