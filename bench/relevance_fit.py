@@ -57,6 +57,7 @@ TARGET_PRECISION = {"description": 0.85, "both": 0.90}
 # recall with precision at least 0.88; docs/decisions.md "Relevance, eighth round"): at 0.95 a fit
 # precision of 0.949 at one cut sent the cut-off from 0.55 to 0.70.
 CONFIDENT_PRECISION = 0.925
+VETOED = "vetoed"  # a column of examples(), not a feature
 BETA = 0.5  # when no cut-off reaches the target: the best F0.5 (precision counts twice)
 
 
@@ -83,6 +84,10 @@ def examples(
             query = parse_keywords(reader.keywords)
             # The interest's features as the engine computes them (match_many), and the keywords' own.
             features = keyword_features(query, index)
+            # Not a feature: a `-term` vetoes the paper in a run, so cross-validation drops it too.
+            features[VETOED] = np.zeros(index.size)
+            for positions in index.excluded(query):
+                features[VETOED][positions] = 1.0
             for name, scores in index.interest_meaning([wanted_text(reader.interest)]).items():
                 features[name] = scores[0]
             for name, scores in index.similarity.meaning_scores([keyword_text(query)])._asdict().items():
@@ -154,6 +159,11 @@ def either(first: Predictor, second: Predictor) -> Predictor:
     return lambda train: first(train) | second(train)
 
 
+def unless(predict: Predictor, vetoed: np.ndarray) -> Predictor:
+    """What a run picks: the prediction, less the papers a `-term` vetoes."""
+    return lambda train: predict(train) & ~vetoed[~train]
+
+
 def _precision_recall(predicted: np.ndarray, labels: np.ndarray) -> str:
     hits = int((predicted & (labels == 1)).sum())
     return f"P {hits / max(int(predicted.sum()), 1):.2f} R {hits / max(int(labels.sum()), 1):.2f}"
@@ -199,6 +209,7 @@ def fitted_models(args: argparse.Namespace, report: Callable[[str], object] = pr
     background = background_papers(args.background) if args.background else []
     columns, label_list, keyword_list, reader_list, used = examples(background, args.without)
     labels, with_keywords, readers = np.array(label_list), np.array(keyword_list), np.array(reader_list)
+    vetoed = np.concatenate(columns[VETOED]) > 0
     report(f"fit on: {', '.join(used)} (held-out sets are never read here)")
     if background:
         report(f"each fit set indexed beside {len(background)} unlabelled papers of the fit sets' captures")
@@ -235,9 +246,10 @@ def fitted_models(args: argparse.Namespace, report: Callable[[str], object] = pr
         else:
             # As the engine does: the joint model's papers and those the description is confident of.
             sure = predictor(design["description"][rows], labels[rows], CONFIDENT_PRECISION, args.l2)
+            predict = unless(predict, vetoed[rows])
             if args.cross_validate:
                 report(f"  joint model alone, cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
-            predict = either(predict, sure)
+            predict = unless(either(predict, sure), vetoed[rows])
         if args.cross_validate:
             report(f"  {name} cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
     return {"fitted_on": used, "command": command_of(args), "l2": args.l2, "models": models}

@@ -29,3 +29,15 @@ def test_the_recorded_command_names_every_argument_that_changes_the_fit():
     assert relevance_fit.parse_arguments(command[2:]) == relevance_fit.parse_arguments(
         ["--background", "300", "--without", "feeds-i", "--l2", "0.5"]
     )
+
+
+def test_cross_validation_drops_what_a_minus_term_vetoes_as_a_run_does():
+    import numpy as np
+
+    every_row_picked = lambda train: np.ones(int((~train).sum()), dtype=bool)  # noqa: E731
+    vetoed = np.array([False, True, False, True])
+    predict = relevance_fit.unless(every_row_picked, vetoed)
+
+    held_out_first_two = np.array([False, False, True, True])
+    assert predict(held_out_first_two).tolist() == [True, False]
+    assert predict(~held_out_first_two).tolist() == [True, False]
