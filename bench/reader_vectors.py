@@ -27,14 +27,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-# bench.clicks sets up its own throwaway database, then Django: it is imported first.
-import bench.clicks as clicks  # noqa: E402
+# bench.clicks sets up its own throwaway database, then Django (and one BLAS thread): it is imported first.
+import bench.clicks as clicks  # noqa: E402, I001
+
+import numpy as np  # noqa: E402
+
 import bench.liked as liked_bench  # noqa: E402
 from bench.relevance import FIT, load_sets  # noqa: E402
 from digest.matching import embedding, engine, liked, reader_model  # noqa: E402
