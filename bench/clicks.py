@@ -17,7 +17,8 @@ first ten by score (what a default digest shows). Three columns: before; after w
 clicks wrote into the keywords only (a "less" click's ~word; the reader's model switched off); after with both (the
 product). Fit sets (seeds, feeds-a) and the held-out feeds-b are printed separately; the
 constants of digest/matching/reader_model.py were chosen on the fit sets (`--tune` prints the
-grid; it never reads feeds-b). The last line is machine-readable.
+grid; it never reads feeds-b). `--sets` loads only the sets named (e.g. the fit sets: seeds,feeds-a,
+feeds-e,feeds-f,feeds-i). The last line is machine-readable.
 """
 
 import argparse

@@ -13,7 +13,7 @@ feeds-a is the fit set (the constants of digest/matching/liked.py were chosen on
 prints the grid); feeds-b and feeds-c are held out and reported as such. Besides precision, recall and F1 of the
 candidates, P@10 is the precision of the first ten by score: the papers a default digest shows.
 Paper text is read from the captures in ../shared/feeds/ through the project's own feed parser.
-The last line is machine-readable.
+`--sets` names the sets run (only those are loaded). The last line is machine-readable.
 """
 
 import argparse
