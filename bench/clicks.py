@@ -1,6 +1,6 @@
 """What "more like this" / "less like this" clicks do to matching quality, on the labelled sets.
 
-    python bench/clicks.py [--tune]
+    python bench/clicks.py [--tune] [--sets seeds,feeds-a,...]
 
 Each reader of each labelled set (bench/relevance/) becomes a subscriber with their keywords and
 free-text interest (the "both" mode of bench/relevance.py) in a temporary SQLite database holding
@@ -17,7 +17,8 @@ first ten by score (what a default digest shows). Three columns: before; after w
 clicks wrote into the keywords only (a "less" click's ~word; the reader's model switched off); after with both (the
 product). Fit sets (seeds, feeds-a) and the held-out feeds-b are printed separately; the
 constants of digest/matching/reader_model.py were chosen on the fit sets (`--tune` prints the
-grid; it never reads feeds-b). The last line is machine-readable.
+grid; it never reads feeds-b). `--sets` loads only the sets named (e.g. the fit sets: seeds,feeds-a,
+feeds-e,feeds-f,feeds-i). The last line is machine-readable.
 """
 
 import argparse
@@ -116,18 +117,25 @@ def click_through(labelled: LabelledSet) -> tuple[BatchIndex, list[Clicked]]:
     return index, clicked
 
 
-def count(index: BatchIndex, clicked: list[Clicked]) -> dict[str, list[int]]:
-    """mode -> [true positives, predicted, wanted, wanted among the first DIGEST_SIZE shown, shown]."""
-    totals = {mode: [0, 0, 0, 0, 0] for mode in MODES}
+def count_readers(index: BatchIndex, clicked: list[Clicked]) -> list[dict[str, list[int]]]:
+    """Per reader, mode -> [true positives, predicted, wanted, wanted among the first DIGEST_SIZE
+    shown, shown]."""
+    by_reader = []
     for reader in clicked:
+        totals = {}
         found = match_many([reader.matchers[mode] for mode in MODES], index, keep=index.size)
         for mode, matches in zip(MODES, found, strict=True):
             kept = [pk for pk in matches.paper_ids if pk not in reader.left_out]
             shown = kept[:DIGEST_SIZE]
             counts = (len(set(kept) & reader.wanted), len(kept), len(reader.wanted), len(set(shown) & reader.wanted))
-            for slot, value in enumerate((*counts, len(shown))):
-                totals[mode][slot] += value
-    return totals
+            totals[mode] = [*counts, len(shown)]
+        by_reader.append(totals)
+    return by_reader
+
+
+def count(index: BatchIndex, clicked: list[Clicked]) -> dict[str, list[int]]:
+    """mode -> [true positives, predicted, wanted, wanted among the first DIGEST_SIZE shown, shown]."""
+    return summed(count_readers(index, clicked))
 
 
 def f_half(precision: float, recall: float) -> float:
@@ -187,9 +195,12 @@ def tune(fit_sets: list[LabelledSet]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tune", action="store_true", help="print the constants' grid on the fit sets first")
+    parser.add_argument(
+        "--sets", default="", help="comma-separated labelled sets to run, no other loaded (default: every set)"
+    )
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
-    sets = load_sets()
+    sets = load_sets(name for name in args.sets.split(",") if name)
     if args.tune:
         tune([labelled for labelled in sets if labelled.role == FIT])
     print(

@@ -1,6 +1,6 @@
 """What a liked-papers list does to matching quality, on the labelled sets of bench/relevance/.
 
-    python bench/liked.py [--pairs 5] [--tune]
+    python bench/liked.py [--pairs 5] [--tune] [--sets feeds-a,feeds-b,feeds-c]
 
 A simulated reader of each labelled set keeps their keywords and free-text interest ("both" mode of
 bench/relevance.py) and adds two papers they were labelled as wanting to their liked list; the
@@ -13,7 +13,7 @@ feeds-a is the fit set (the constants of digest/matching/liked.py were chosen on
 prints the grid); feeds-b and feeds-c are held out and reported as such. Besides precision, recall and F1 of the
 candidates, P@10 is the precision of the first ten by score: the papers a default digest shows.
 Paper text is read from the captures in ../shared/feeds/ through the project's own feed parser.
-The last line is machine-readable.
+`--sets` names the sets run (only those are loaded). The last line is machine-readable.
 """
 
 import argparse
@@ -34,7 +34,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from bench.relevance import HELD_OUT, SETS, source_papers  # noqa: E402
+from bench.relevance import SETS, source_papers  # noqa: E402
 from digest.matching import liked  # noqa: E402
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many  # noqa: E402
 from digest.matching.similarity import paper_text  # noqa: E402
@@ -82,14 +82,15 @@ def constants(**values: float) -> Iterator[None]:
             setattr(liked, name, value)
 
 
-def evaluate(name: str, pairs: int) -> dict[str, list[int]]:
-    """mode -> [true positives, predicted, wanted, wanted in the digest's first DIGEST_SIZE, shown],
-    summed over readers and liked pairs."""
+def evaluate_readers(name: str, pairs: int) -> dict[str, dict[str, list[int]]]:
+    """reader -> mode -> [true positives, predicted, wanted, wanted in the digest's first DIGEST_SIZE,
+    shown], summed over the reader's liked pairs."""
     labelled, papers, position = load_set(name)
     index = BatchIndex(papers)
     text = {paper.id: paper_text(paper.title, paper.abstract) for paper in papers}
-    totals = {mode: [0, 0, 0, 0, 0] for mode in MODES}
+    by_reader = {}
     for reader in labelled["readers"]:
+        totals = by_reader[reader["name"]] = {mode: [0, 0, 0, 0, 0] for mode in MODES}
         labels = reader["labels"]
         wanted_ids = [arxiv_id for arxiv_id, label in labels.items() if label == "relevant"]
         borderline = {position[arxiv_id] for arxiv_id, label in labels.items() if label == "borderline"}
@@ -110,7 +111,21 @@ def evaluate(name: str, pairs: int) -> dict[str, list[int]]:
                 counts = (len(predicted & wanted), len(predicted), len(wanted), len(wanted & set(shown)), len(shown))
                 for slot, value in enumerate(counts):
                     totals[mode][slot] += value
-    return totals
+    return by_reader
+
+
+def summed(by_reader: dict[str, dict[str, list[int]]]) -> dict[str, list[int]]:
+    """mode -> the readers' counts added up."""
+    return {
+        mode: [sum(values) for values in zip(*(counts[mode] for counts in by_reader.values()), strict=True)]
+        for mode in MODES
+    }
+
+
+def evaluate(name: str, pairs: int) -> dict[str, list[int]]:
+    """mode -> [true positives, predicted, wanted, wanted in the digest's first DIGEST_SIZE, shown],
+    summed over readers and liked pairs."""
+    return summed(evaluate_readers(name, pairs))
 
 
 def ratio(part: int, whole: int) -> float:
@@ -141,6 +156,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=5, help="pairs of liked papers tried per reader")
     parser.add_argument("--tune", action="store_true", help="print the cut-off grid on feeds-a first")
+    parser.add_argument(
+        "--sets",
+        default=",".join(("feeds-a", *HELD_OUT_SETS)),
+        help="comma-separated labelled sets to run (default: %(default)s); no other set is loaded",
+    )
     args = parser.parse_args()
     if args.tune:
         tune(args.pairs)
@@ -151,7 +171,8 @@ def main() -> None:
     )
     print(f"{'set':20}" + "".join(f"{mode + ' P / R / F1 / P@10':>32}" for mode in MODES))
     last = []
-    for name, role in (("feeds-a", "fit"), *((held, HELD_OUT) for held in HELD_OUT_SETS)):
+    for name in args.sets.split(","):
+        role = load_set(name)[0]["role"]
         totals = evaluate(name, args.pairs)
         cells = [figures(totals[mode]) for mode in MODES]
         row = "".join(f"{p:.2f} / {r:.2f} / {f:.2f} / {d:.2f}".rjust(32) for p, r, f, d in cells)

@@ -96,23 +96,22 @@ def _reason(from_liked: bool) -> str:
     return "more like papers you liked and marked" if from_liked else "more like papers you marked"
 
 
-def train(positives: Sequence[str], negatives: Sequence[str], background: Sequence[str]) -> ReaderWeights:
-    """A logistic regression, the positives against the negatives and the background (class-balanced)."""
-    texts = [*positives, *negatives, *background]
-    model = TfidfModel(texts)
-    rows = model.transform(texts)
-    examples = len(positives) + len(negatives)
-    columns = np.unique(rows[:examples].indices)
-    features = rows[:, columns].toarray().astype(np.float64)
-    labels = np.zeros(len(texts))
-    labels[: len(positives)] = 1.0
-    sample = np.zeros(len(texts))
-    sample[: len(positives)] = 1.0 / len(positives)
+def fit(features: np.ndarray, positives: int, negatives: int) -> tuple[np.ndarray, float]:
+    """An L2-regularised logistic regression (weights, bias): the first `positives` rows of
+    `features` against the rest, of which the next `negatives` are the reader's "less" papers and
+    the others background; the classes weigh alike."""
+    count = len(features)
+    examples = positives + negatives
+    labels = np.zeros(count)
+    labels[:positives] = 1.0
+    sample = np.zeros(count)
+    sample[:positives] = 1.0 / positives
+    background = count - examples
     less_share = LESS_SHARE if negatives and background else (1.0 if negatives else 0.0)
     if negatives:
-        sample[len(positives) : examples] = less_share / len(negatives)
+        sample[positives:examples] = less_share / negatives
     if background:
-        sample[examples:] = (1.0 - less_share) / len(background)
+        sample[examples:] = (1.0 - less_share) / background
 
     def loss(parameters: np.ndarray) -> tuple[float, np.ndarray]:
         weights, bias = parameters[:-1], parameters[-1]
@@ -122,8 +121,19 @@ def train(positives: Sequence[str], negatives: Sequence[str], background: Sequen
         error = sample * (probability - labels)
         return value, np.append(features.T @ error + L2 * weights, error.sum())
 
-    fitted = minimize(loss, np.zeros(len(columns) + 1), jac=True, method="L-BFGS-B").x
-    weights, bias = fitted[:-1], float(fitted[-1])
+    fitted = minimize(loss, np.zeros(features.shape[1] + 1), jac=True, method="L-BFGS-B").x
+    return fitted[:-1], float(fitted[-1])
+
+
+def train(positives: Sequence[str], negatives: Sequence[str], background: Sequence[str]) -> ReaderWeights:
+    """A logistic regression, the positives against the negatives and the background (class-balanced)."""
+    texts = [*positives, *negatives, *background]
+    model = TfidfModel(texts)
+    rows = model.transform(texts)
+    examples = len(positives) + len(negatives)
+    columns = np.unique(rows[:examples].indices)
+    features = rows[:, columns].toarray().astype(np.float64)
+    weights, bias = fit(features, len(positives), len(negatives))
     kept = np.argsort(-np.abs(weights), kind="stable")[:MAX_TERMS]
     terms = sorted(model.vocabulary, key=model.vocabulary.__getitem__)
     return ReaderWeights(
