@@ -14,21 +14,17 @@ already so marked; retention deletes those nothing used for RETENTION_DAYS.
 """
 
 import hashlib
-import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from django.db import transaction
 from django.utils import timezone
 
-from config.celery import queue
+from config.celery import queue_on_commit_or_warn
 from digest.chunks import chunked
 from digest.matching import embedding
 from digest.matching.engine import build_matcher
 from digest.matching.similarity import wanted_text
 from digest.models import Paper, TextVector
-
-log = logging.getLogger(__name__)
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
 
@@ -129,15 +125,8 @@ def queue_paper_vectors(paper_ids: Sequence[int]) -> int:
     """Queue `digest.store_paper_vectors` for these papers, PAPERS_PER_TASK to a task, after the
     current transaction commits; returns how many tasks."""
     groups = list(chunked(sorted(set(paper_ids)), PAPERS_PER_TASK))
-
-    def queue_all() -> None:
-        try:
-            for group in groups:
-                queue("digest.store_paper_vectors", group)
-        except Exception:
-            # The papers are stored; the run that meets them encodes what was not queued.
-            log.exception("could not queue the vectors of %s papers", len(paper_ids))
-
-    if groups:
-        transaction.on_commit(queue_all)
+    for group in groups:
+        queue_on_commit_or_warn(
+            "digest.store_paper_vectors", group, otherwise="the first run that meets these papers encodes them"
+        )
     return len(groups)
