@@ -86,6 +86,8 @@ def main() -> None:
         where = f"{workdir}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["LOG_LEVEL"] = "WARNING"
+    # Storing papers queues their sentence vectors: to the bench's own filesystem broker, not var/'s.
+    os.environ["PAPERBOY_VAR_DIR"] = workdir
     import django
 
     django.setup()

@@ -7,7 +7,9 @@ task modules when they load (their `ready()`), so every process knows every task
 name runs eagerly where CELERY_TASK_ALWAYS_EAGER says so, exactly as `task.delay` would.
 """
 
+import logging
 import os
+import reprlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,6 +34,8 @@ for _variable in BLAS_THREAD_VARIABLES:
 app = Celery("paperboy")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+log = logging.getLogger(__name__)
 
 
 # Set by `tasks_in_process()`: a command run by hand has no worker it can count on.
@@ -65,8 +69,22 @@ def queue(task_name: str, *args: object) -> None:
 
 def queue_on_commit(task_name: str, *args: object) -> None:
     """`task.delay_on_commit(*args)`: queued once the current transaction commits, never if it
-    rolls back."""
+    rolls back. A broker that refuses raises to the caller (after the commit)."""
     transaction.on_commit(partial(queue, task_name, *args))
+
+
+def queue_on_commit_or_warn(task_name: str, *args: object, otherwise: str) -> None:
+    """`queue_on_commit` for work that something else does if it is never queued: a broker that
+    refuses is logged as a warning that says what does it instead (`otherwise`), and the caller
+    goes on as if it had been queued. What the transaction wrote is committed either way."""
+
+    def queue_or_warn() -> None:
+        try:
+            queue(task_name, *args)
+        except Exception:
+            log.warning("could not queue %s%s; %s", task_name, reprlib.repr(args), otherwise, exc_info=True)
+
+    transaction.on_commit(queue_or_warn)
 
 
 def run_here(task_name: str, *args: object) -> object:

@@ -24,7 +24,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
-from config.celery import queue, run_here
+from config.celery import queue, queue_on_commit_or_warn, run_here
 from subscribers import rematch
 from subscribers.keywords import remove_keyword
 from subscribers.liked_input import LikedInput
@@ -309,17 +309,12 @@ def _store_interest_vector_on_commit(subscriber: Subscriber) -> None:
     """A new interest's sentence vector is encoded once, by a worker, before the runs need it
     (digest/matching/vectors.py); queued by name, as the digest app stores vectors. Not for a
     pending address (anyone can type one, and runs skip it): its confirmation queues it."""
-    if not subscriber.interests.strip():
-        return
-
-    def queue_it() -> None:
-        try:
-            queue("digest.store_interest_vector", subscriber.pk)
-        except Exception:
-            # The preferences are saved; the first run that matches the subscriber encodes it.
-            log.exception("could not queue the interest vector of subscriber %s", subscriber.pk)
-
-    transaction.on_commit(queue_it)
+    if subscriber.interests.strip():
+        queue_on_commit_or_warn(
+            "digest.store_interest_vector",
+            subscriber.pk,
+            otherwise="the first run that matches the subscriber encodes the interest",
+        )
 
 
 def learned_keywords(subscriber: Subscriber) -> list[str]:

@@ -3,8 +3,9 @@
 Encoding costs about 0.1 s of CPU per abstract and 20 ms per short interest
 (digest/matching/embedding.py): a run of 2,000 papers would spend 200 s on them, a chunk of 500
 new interests 10 s. So a paper's vector is encoded when ingestion stores it (the task
-`digest.store_paper_vectors`) and an interest's when it is confirmed or changed (the task
-`digest.store_interest_vector`), and runs read them with `stored_vectors`, one query per chunk.
+`digest.store_paper_vectors`, which digest/papers/paper_store.py queues) and an interest's when
+it is confirmed or changed (the task `digest.store_interest_vector`), and runs read them with
+`stored_vectors`, one query per chunk.
 
 `stored_vectors` never fails for a missing vector: whatever is not stored yet (a task still queued
 or lost, a vector retention purged, a corrupted row) is encoded there and stored for the next
@@ -14,21 +15,16 @@ already so marked; retention deletes those nothing used for RETENTION_DAYS.
 """
 
 import hashlib
-import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from django.db import transaction
 from django.utils import timezone
 
-from config.celery import queue
 from digest.chunks import chunked
 from digest.matching import embedding
 from digest.matching.engine import build_matcher
 from digest.matching.similarity import wanted_text
 from digest.models import Paper, TextVector
-
-log = logging.getLogger(__name__)
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
 
@@ -39,8 +35,6 @@ KEYS_PER_QUERY = 5000
 # Texts encoded and inserted at a time: a worker stopped midway keeps what it stored (outside a
 # transaction), about 10 s of encoding for abstracts.
 ENCODE_CHUNK = 100
-# Papers per `digest.store_paper_vectors` task.
-PAPERS_PER_TASK = 100
 
 
 def text_key(text: str) -> bytes:
@@ -123,21 +117,3 @@ def store_interest_vector(interests: str) -> bool:
         return False
     stored_vectors([text])
     return True
-
-
-def queue_paper_vectors(paper_ids: Sequence[int]) -> int:
-    """Queue `digest.store_paper_vectors` for these papers, PAPERS_PER_TASK to a task, after the
-    current transaction commits; returns how many tasks."""
-    groups = list(chunked(sorted(set(paper_ids)), PAPERS_PER_TASK))
-
-    def queue_all() -> None:
-        try:
-            for group in groups:
-                queue("digest.store_paper_vectors", group)
-        except Exception:
-            # The papers are stored; the run that meets them encodes what was not queued.
-            log.exception("could not queue the vectors of %s papers", len(paper_ids))
-
-    if groups:
-        transaction.on_commit(queue_all)
-    return len(groups)

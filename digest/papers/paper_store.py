@@ -11,6 +11,11 @@ link sources), never a query per paper. Merging rules:
   Hugging Face brings votes, comments and code, arXiv brings categories;
 - other feeds may create a paper (it must exist to be recommended) and add upvotes, comments,
   code and project links, organisation and thumbnail, but never change the version, nor any text once arXiv has set it.
+
+Whatever stores papers (feeds, the admin's "Poll now", the commands, the seeds, the fetches for
+readers' liked papers) comes through here, so this is where the sentence vectors of a new title or
+abstract are queued for a worker (digest/matching/vectors.py), by task name: matching comes after
+this stage of the pipeline.
 """
 
 from dataclasses import dataclass, field, fields, replace
@@ -20,6 +25,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.celery import queue_on_commit_or_warn
+from digest.chunks import chunked
 from digest.models import Feed, Paper, PaperSource
 from digest.papers.feed_parsing import ParsedPaper
 from digest.plain_sql import insert_for_each
@@ -47,6 +54,9 @@ CONTRIBUTED_FIELDS = ("code_url", "project_url", "organization", "thumbnail_url"
 FILLABLE_FIELDS = VERSIONED_FIELDS + ("published", *CONTRIBUTED_FIELDS)
 # What arXiv's first sighting replaces outright, even with nothing: no other feed's text may stay.
 ARXIV_TEXT_FIELDS = ("title", "abstract", "authors", "categories", "primary_category")
+# Papers per `digest.store_paper_vectors` task: about 13 s of encoding, so a feed's new papers
+# spread over the matching workers.
+PAPERS_PER_TASK = 100
 UPDATE_FIELDS = ["version", "upvotes", "num_comments", "last_changed", "arxiv_id", "text_from_arxiv", *FILLABLE_FIELDS]
 
 
@@ -72,15 +82,27 @@ def store_papers(
     `from_arxiv`: the batch comes from one of arXiv's own feeds, which alone set arXiv text and versions.
     `for_liked`: fetched only because readers liked these papers; the new ones are never offered as
     new (Paper.fetched_for_liked), and a feed's later sighting lifts that.
+    The vectors of the new texts (`StoreCounts.new_text`) are queued once the batch commits.
     """
     try:
         with transaction.atomic():
-            return _store(papers, feed, from_arxiv, for_liked)
+            counts = _store(papers, feed, from_arxiv, for_liked)
     except IntegrityError:
         # Another worker inserted one of these papers between our read and our insert: the
         # second attempt sees its row and merges into it.
         with transaction.atomic():
-            return _store(papers, feed, from_arxiv, for_liked)
+            counts = _store(papers, feed, from_arxiv, for_liked)
+    _queue_paper_vectors(counts.new_text)
+    return counts
+
+
+def _queue_paper_vectors(paper_ids: list[int]) -> None:
+    """Queue `digest.store_paper_vectors`, PAPERS_PER_TASK papers a task, once the transaction
+    commits (at once outside one)."""
+    for group in chunked(sorted(set(paper_ids)), PAPERS_PER_TASK):
+        queue_on_commit_or_warn(
+            "digest.store_paper_vectors", group, otherwise="the first run that meets these papers encodes them"
+        )
 
 
 def _store(papers: list[ParsedPaper], feed: Feed | None, from_arxiv: bool, for_liked: bool) -> StoreCounts:

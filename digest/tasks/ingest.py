@@ -1,6 +1,5 @@
 from celery import shared_task
 
-from digest.matching.vectors import queue_paper_vectors
 from digest.papers.ingestion import ingest_all, sync_feeds_from_settings
 
 __all__ = ["ingest_feeds"]
@@ -11,7 +10,6 @@ def ingest_feeds() -> dict[str, int]:
     """Poll every enabled feed; safe to run twice (storing is idempotent)."""
     sync_feeds_from_settings()
     reports = ingest_all()
-    queue_paper_vectors([paper_id for report in reports for paper_id in report.counts.new_text])
     return {
         "feeds": len(reports),
         "failed": sum(r.failed for r in reports),

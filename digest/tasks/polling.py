@@ -1,6 +1,5 @@
 from celery import shared_task
 
-from digest.matching.vectors import queue_paper_vectors
 from digest.models import Feed
 from digest.papers.ingestion import ingest_feed
 
@@ -14,5 +13,4 @@ def poll_feed(feed_id: int) -> dict[str, int]:
     if feed is None:
         return {}
     report = ingest_feed(feed)
-    queue_paper_vectors(report.counts.new_text)
     return {"new": report.counts.new, "updated": report.counts.updated, "failed": int(report.failed)}

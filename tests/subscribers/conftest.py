@@ -1,10 +1,7 @@
 """The real queue the subscribers' tests ask for by name."""
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
-
-from config.celery import app
 
 
 @pytest.fixture(params=["filesystem", "redis"])
@@ -17,21 +14,3 @@ def real_queue(request, broker_and_cache_on):
         request.getfixturevalue("filesystem_queue")
     cache.clear()
     return request.param
-
-
-def queued_tasks() -> list[tuple[str, list]]:
-    """Take every waiting message off every queue (matching and sending have their own): (task
-    name, args)."""
-    taken = []
-    with app.connection_for_read() as connection:
-        for name in settings.CELERY_TASK_QUEUES:
-            queue = connection.SimpleQueue(name)
-            while True:
-                try:
-                    message = queue.get(block=False)
-                except queue.Empty:
-                    break
-                taken.append((message.headers["task"], message.payload[0]))
-                message.ack()
-            queue.close()
-    return taken

@@ -1,5 +1,9 @@
 """The README's walkthrough by commands: `subscribe --confirmed` then `senddigests --now`, with no
-worker reading the queue, produce a digest. A command run by hand finishes its own work."""
+worker reading the queue, produce a digest. A command run by hand finishes its own work.
+
+`loadseeds` leaves one task for a worker, as any storing of new papers does: the seed papers'
+sentence vectors (docs/decisions.md, "Paper vectors queued where papers are stored"). It is taken
+off the queue here, as if no worker ever ran it: a match that needs the vectors encodes them."""
 
 from io import StringIO
 
@@ -10,7 +14,7 @@ from django.core.management import call_command
 from digest.models import Candidate
 from subscribers import services
 from subscribers.models import Subscriber
-from tests.subscribers.conftest import queued_tasks
+from tests.support.broker import queued_tasks
 
 # Committed as the command commits outside a test: what waits for the commit runs then.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,8 +26,14 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_subscribe_confirmed_then_senddigests_now_sends_a_digest_without_a_worker(real_queue):
+def load_seeds() -> None:
     run("loadseeds")
+    [(name, (paper_ids,))] = queued_tasks()
+    assert (name, len(paper_ids)) == ("digest.store_paper_vectors", 62)
+
+
+def test_subscribe_confirmed_then_senddigests_now_sends_a_digest_without_a_worker(real_queue):
+    load_seeds()
     assert run("subscribe", "ana@example.org", "--keywords", '"neural field", NeRF', "--confirmed") == (
         "ana@example.org: active\n"
     )
@@ -38,7 +48,7 @@ def test_subscribe_confirmed_then_senddigests_now_sends_a_digest_without_a_worke
 
 
 def test_subscribe_without_confirmed_sends_the_opt_in_email_before_it_returns(real_queue):
-    run("loadseeds")
+    load_seeds()
     assert (
         run("subscribe", "bo@example.org", "--topic", "diffusion-models")
         == "bo@example.org: pending (confirmation email sent)\n"
@@ -49,14 +59,14 @@ def test_subscribe_without_confirmed_sends_the_opt_in_email_before_it_returns(re
 
 
 def test_outside_a_command_the_same_confirmation_is_queued_for_the_worker(real_queue):
-    run("loadseeds")
+    load_seeds()
     services.subscribe_by_operator("cy@example.org", services.Preferences(keywords="NeRF"), confirmed=True)
     assert [name for name, _ in queued_tasks()] == ["digest.match_recent_papers"]
     assert not Candidate.objects.filter(subscriber__email="cy@example.org").exists()
 
 
 def test_a_throttled_confirmation_says_so(real_queue):
-    run("loadseeds")
+    load_seeds()
     run("subscribe", "di@example.org", "--keywords", "NeRF")
     assert run("subscribe", "di@example.org", "--keywords", "NeRF") == (
         "di@example.org: pending (no confirmation email sent: one went out within the hour, and its link still works)\n"

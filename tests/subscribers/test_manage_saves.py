@@ -17,7 +17,7 @@ from config.celery import app
 from digest.models import Candidate, Paper
 from subscribers.models import Subscriber
 from subscribers.tokens import make_token
-from tests.subscribers.conftest import queued_tasks
+from tests.support.broker import queued_tasks
 
 pytestmark = pytest.mark.django_db
 

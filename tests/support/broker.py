@@ -1,11 +1,13 @@
 """Fixtures that send tasks through a real broker (Redis, or kombu's filesystem transport)
-instead of running them eagerly."""
+instead of running them eagerly, or to a broker that refuses them; and what waits in the queues."""
 
 import kombu.pools
 import pytest
+from django.conf import settings as django_settings
 from kombu.transport.filesystem import Transport
 
 from config.celery import app as celery_app
+from tests.support.servers import free_port
 
 
 @pytest.fixture
@@ -61,3 +63,29 @@ def filesystem_queue(settings, tmp_path, broker_and_cache_on):
     }
     yield folder
     Transport.global_state.clear()
+
+
+@pytest.fixture
+def refusing_broker(settings, broker_and_cache_on):
+    """Tasks sent to a Redis port nobody listens on, as when the broker has stopped: every publish
+    is refused. The cache stays the local-memory one."""
+    broker_and_cache_on(f"redis://127.0.0.1:{free_port()}/0")
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+def queued_tasks() -> list[tuple[str, list]]:
+    """Take every waiting message off every queue (matching and sending have their own): (task
+    name, args)."""
+    taken = []
+    with celery_app.connection_for_read() as connection:
+        for name in django_settings.CELERY_TASK_QUEUES:
+            queue = connection.SimpleQueue(name)
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue.Empty:
+                    break
+                taken.append((message.headers["task"], message.payload[0]))
+                message.ack()
+            queue.close()
+    return taken

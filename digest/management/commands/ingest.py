@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from digest.management.progress import progress
-from digest.matching.vectors import queue_paper_vectors
 from digest.models import Feed
 from digest.papers.ingestion import IngestReport, ingest_feed, ingest_source, sync_feeds_from_settings
 
@@ -19,8 +18,6 @@ class Command(BaseCommand):
             sync_feeds_from_settings()
             feeds = list(Feed.objects.filter(enabled=True).order_by("url"))
             reports = [ingest_feed(feed) for feed in progress(feeds, len(feeds), "Feeds")]
-        # Encoded by a worker, as the beat's ingest task has them: not by the first match of a run.
-        queue_paper_vectors([paper_id for report in reports for paper_id in report.counts.new_text])
         for report in reports:
             self._print(report)
         failed = [r.source for r in reports if r.failed]

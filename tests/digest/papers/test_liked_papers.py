@@ -20,6 +20,7 @@ from digest.papers.liked_papers import (
     remove_liked_paper,
 )
 from subscribers.liked_input import LikedInput, LikedInputError, parse_liked_text
+from tests.support.broker import queued_tasks
 from tests.support.digest_samples import make_paper, make_subscriber
 from tests.support.feed_server import FeedServer, Route
 
@@ -142,6 +143,33 @@ def test_liked_papers_fetched_later_train_the_readers_model(arxiv, shared_feed, 
     # It learned the liked papers' words: one of TIDE's title words weighs for the reader.
     weights = dict(zip(model.terms, model.weights, strict=True))
     assert max(weights.get(term, 0.0) for term in ("distil", "distill", "distillation", "tide")) > 0
+
+
+def test_papers_fetched_for_liked_lists_have_their_vectors_queued_once(arxiv, shared_feed, filesystem_queue, committed):
+    """Their sentence vectors are encoded ahead by a worker, as a feed's papers are: the reader's
+    next match reads them instead of encoding them itself."""
+    subscriber = make_subscriber()
+    with committed():
+        add_liked_papers(subscriber, LikedInput(arxiv_ids=IN_CAPTURE))
+    assert [name for name, _ in queued_tasks()] == ["digest.fetch_liked_papers"]
+    answer(
+        arxiv,
+        arxiv_ids_url(sorted(IN_CAPTURE)),
+        Route(body=shared_feed(CAPTURE).read_bytes(), headers={"Content-Type": "application/atom+xml"}),
+    )
+
+    with committed():
+        fetch_waiting_papers()
+
+    fetched = Paper.objects.filter(fetched_for_liked=True)
+    assert set(fetched.filter(arxiv_id__in=IN_CAPTURE).values_list("arxiv_id", flat=True)) == set(IN_CAPTURE)
+    queued = queued_tasks()
+    others = [(name, args) for name, args in queued if name != "digest.store_paper_vectors"]
+    assert others == [("digest.match_recent_papers", [subscriber.pk])]  # the reader's re-match, as before
+    queued_ids = [
+        paper_id for name, (paper_ids,) in queued if name == "digest.store_paper_vectors" for paper_id in paper_ids
+    ]
+    assert sorted(queued_ids) == sorted(fetched.values_list("id", flat=True))  # each once
 
 
 def test_an_http_error_changes_nothing_but_the_next_attempt(arxiv, shared_feed):

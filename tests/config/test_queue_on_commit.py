@@ -1,0 +1,59 @@
+"""Work queued once a write commits (config/celery.py): a sentence vector that a match would encode
+anyway is queued with `queue_on_commit_or_warn`, so a broker that refuses costs a warning, never
+the write nor the caller's answer.
+
+The broker is a Redis port nobody listens on, and the writes really commit.
+"""
+
+import logging
+
+import pytest
+from django.db import connection
+
+from digest.models import Paper
+from digest.tasks.ingest import ingest_feeds
+from subscribers import services
+from subscribers.models import Subscriber
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RSS = "arxiv_rss2_2026-04-27_cs.LG_trimmed_3items.xml"
+
+
+def queue_warnings(caplog) -> list[tuple[str, str]]:
+    return [(record.levelname, record.getMessage()) for record in caplog.records if record.name == "config.celery"]
+
+
+def test_papers_stored_while_the_broker_refuses_are_committed_and_a_warning_says_so(
+    refusing_broker, settings, shared_feed, caplog
+):
+    settings.FEEDS = [str(shared_feed(RSS))]
+
+    with caplog.at_level(logging.WARNING):
+        result = ingest_feeds()
+
+    assert (result["new"], result["failed"]) == (3, 0)
+    assert not connection.in_atomic_block
+    assert Paper.objects.count() == 3
+    [(level, message)] = queue_warnings(caplog)
+    assert level == "WARNING"
+    assert message.startswith("could not queue digest.store_paper_vectors")
+    assert message.endswith("; the first run that meets these papers encodes them")
+
+
+def test_an_interest_saved_while_the_broker_refuses_is_committed_and_a_warning_says_so(refusing_broker, caplog):
+    subscriber = Subscriber.objects.create(
+        email="ada@example.org", status=Subscriber.Status.ACTIVE, interests="image generation"
+    )
+
+    with caplog.at_level(logging.WARNING):
+        services.update_preferences(subscriber, services.Preferences(interests="Protein folding."))
+
+    assert not connection.in_atomic_block
+    assert Subscriber.objects.get(pk=subscriber.pk).interests == "Protein folding."
+    [(level, message)] = queue_warnings(caplog)
+    assert (level, message) == (
+        "WARNING",
+        f"could not queue digest.store_interest_vector({subscriber.pk},); "
+        "the first run that matches the subscriber encodes the interest",
+    )
