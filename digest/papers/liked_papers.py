@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.celery import queue
+from config.celery import queue_on_commit_or_warn
 from config.logging import log_event
 from digest.models import LikedPaper, Paper
 from digest.papers.cleaning import cut_text
@@ -124,7 +124,8 @@ def add_liked_papers(subscriber: Subscriber, liked: LikedInput, now: datetime | 
         if outcome.known and subscriber.status == Subscriber.Status.ACTIVE:
             transaction.on_commit(partial(rematch.queue_rematch, subscriber.pk))
         if outcome.waiting:
-            transaction.on_commit(queue_fetch)
+            # The rows wait with next_fetch_at set: without a queued fetch the periodic run fetches them.
+            queue_on_commit_or_warn("digest.fetch_liked_papers", otherwise="the next periodic run fetches them")
     return outcome
 
 
@@ -132,14 +133,6 @@ def remove_liked_paper(subscriber: Subscriber, liked_id: int) -> bool:
     """Remove one of the subscriber's own rows; any other id (another subscriber's) removes nothing."""
     deleted, _ = LikedPaper.objects.filter(pk=liked_id, subscriber=subscriber).delete()
     return deleted == 1
-
-
-def queue_fetch() -> None:
-    try:
-        queue("digest.fetch_liked_papers")
-    except Exception:
-        # The rows wait with next_fetch_at set: the periodic run fetches them.
-        log.warning("could not queue a fetch of liked papers; the next periodic run does it", exc_info=True)
 
 
 def _stored_by_title(titles: Sequence[str]) -> dict[str, Paper]:

@@ -10,9 +10,11 @@ import logging
 import pytest
 from django.db import connection
 
-from digest.models import Paper
+from digest.models import LikedPaper, Paper
+from digest.papers.liked_papers import add_liked_papers
 from digest.tasks.ingest import ingest_feeds
 from subscribers import services
+from subscribers.liked_input import parse_liked_text
 from subscribers.models import Subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,4 +58,23 @@ def test_an_interest_saved_while_the_broker_refuses_is_committed_and_a_warning_s
         "WARNING",
         f"could not queue digest.store_interest_vector({subscriber.pk},); "
         "the first run that matches the subscriber encodes the interest",
+    )
+
+
+def test_liked_papers_added_while_the_broker_refuses_are_committed_and_wait_for_the_periodic_fetch(
+    refusing_broker, caplog
+):
+    subscriber = Subscriber.objects.create(email="ada@example.org", status=Subscriber.Status.ACTIVE)
+
+    with caplog.at_level(logging.WARNING):
+        outcome = add_liked_papers(subscriber, parse_liked_text("2604.00001"))
+
+    assert outcome.waiting == 1
+    assert not connection.in_atomic_block
+    [waiting] = LikedPaper.objects.filter(subscriber=subscriber)
+    assert waiting.next_fetch_at is not None
+    [(level, message)] = queue_warnings(caplog)
+    assert (level, message) == (
+        "WARNING",
+        "could not queue digest.fetch_liked_papers(); the next periodic run fetches them",
     )
