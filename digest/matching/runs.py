@@ -252,6 +252,16 @@ def store_matches(subscriber_ids: list[int], index: BatchIndex) -> int:
     return len(columns["paper"])
 
 
+def encode_papers_ahead(subscriber_ids: list[int], index: BatchIndex) -> None:
+    """The papers' sentence vectors, read (or encoded and stored) before the chunk's transaction
+    opens, when a subscriber of the chunk has an interest. Papers a run meets before the ingestion's
+    vector task has stored them take seconds to encode, and rows inserted inside the transaction
+    would hold every other worker inserting the same papers until this chunk commits."""
+    active = Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)
+    if active.exclude(interests="").exists():
+        index.paper_vectors  # noqa: B018 -- a cached property, computed here once per run index
+
+
 def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
     """Match one chunk of subscribers against the run's papers; returns the candidates created."""
     started = time.perf_counter()
@@ -260,6 +270,7 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
         log_event(log, "match.chunk_superseded", run_id=run_id, subscribers=len(subscriber_ids))
         return 0
     index = run_index(run)
+    encode_papers_ahead(subscriber_ids, index)
     with transaction.atomic():
         if not claim_chunk(run_id, subscriber_ids):
             log_event(log, "match.chunk_stored_before", run_id=run_id, subscribers=len(subscriber_ids))

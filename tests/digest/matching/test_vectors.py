@@ -524,3 +524,23 @@ def test_papers_ingested_by_the_commands_have_their_vectors_queued(
         call_command(command, stdout=None)
     assert Paper.objects.count() == 3
     assert _paper_texts_stored()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_encodes_missing_paper_vectors_before_its_transaction_opens(monkeypatch):
+    from django.db import connection
+
+    encoded_inside: list[tuple[str, bool]] = []
+
+    def watching(texts):
+        encoded_inside.extend((text, connection.in_atomic_block) for text in texts)
+        return ENCODE(texts)
+
+    monkeypatch.setattr(embedding, "encode", watching)
+    _papers_and_a_reader()
+
+    assert _run() >= 1
+
+    paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
+    assert {text for text, _ in encoded_inside} >= paper_texts
+    assert [text for text, inside in encoded_inside if text in paper_texts and inside] == []
