@@ -15,9 +15,6 @@ vectors queued where papers are stored"). The last line is machine-readable.
 
 import argparse
 import json
-import os
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -27,13 +24,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.servers import free_port  # noqa: E402
+from tests.web.run_dev import make_run  # noqa: E402
+
 SEED_PAPERS = 62
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def stored_vectors(database: Path) -> int:
@@ -43,33 +39,11 @@ def stored_vectors(database: Path) -> int:
 
 def one_start(root: Path, vectors_wait: float) -> dict[str, float | None]:
     var = Path(tempfile.mkdtemp(prefix="paperboy-run-start-")) / "var"
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "EMAIL_URL"}}
-    env.update(
-        PAPERBOY_VAR_DIR=str(var),
-        PORT=str(port),
-        FEEDS=f"http://127.0.0.1:{free_port()}/rss/cs.LG",
-        EMAIL_URL=f"file://{var / 'outbox'}",
-        SITE_URL=f"http://127.0.0.1:{port}",
-    )
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [str(root / "bin" / "run-dev")],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    offline_feed = f"http://127.0.0.1:{free_port()}/rss/cs.LG"
     result: dict[str, float | None] = {"ready_s": None, "seed_vectors_s": None, "first_subscribe_s": None}
-    try:
-        for line in process.stdout or ():
-            if line.startswith("Ctrl-C stops"):
-                result["ready_s"] = time.monotonic() - started
-                break
-        if result["ready_s"] is None:
-            raise SystemExit(f"bin/run-dev stopped before its last line; see {var}/log/")
+    started = time.monotonic()
+    with make_run(var, [offline_feed], root=root) as running:
+        result["ready_s"] = time.monotonic() - started
         database = var / "paperboy.sqlite3"
         while time.monotonic() < started + result["ready_s"] + vectors_wait:
             if stored_vectors(database) >= SEED_PAPERS:
@@ -81,18 +55,11 @@ def one_start(root: Path, vectors_wait: float) -> dict[str, float | None]:
             [str(root / ".venv" / "bin" / "python"), "manage.py", "subscribe", "ana@example.org", "--confirmed"]
             + ["--interest", "neural radiance fields for scene reconstruction"],
             cwd=root,
-            env=env,
+            env=running.env,
             check=True,
             capture_output=True,
         )
         result["first_subscribe_s"] = time.monotonic() - subscribing
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
     return result
 
 

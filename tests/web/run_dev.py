@@ -47,13 +47,13 @@ def environment(var: Path, port: int, feeds: list[str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def make_run(var: Path, feeds: list[str]) -> Iterator[Running]:
-    """bin/run-dev until it has printed its last line; Ctrl-C (SIGINT) when the block ends."""
+def make_run(var: Path, feeds: list[str], root: Path = ROOT) -> Iterator[Running]:
+    """`root`'s bin/run-dev until it has printed its last line; Ctrl-C (SIGINT) when the block ends."""
     port = free_port()
     running = Running(var=var, port=port, env=environment(var, port, feeds))
     process = subprocess.Popen(
-        [str(ROOT / "bin" / "run-dev")],
-        cwd=ROOT,
+        [str(root / "bin" / "run-dev")],
+        cwd=root,
         env=running.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
