@@ -259,7 +259,7 @@ def encode_papers_ahead(subscriber_ids: list[int], index: BatchIndex) -> None:
     would hold every other worker inserting the same papers until this chunk commits."""
     active = Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)
     if active.exclude(interests="").exists():
-        index.paper_vectors  # noqa: B018 -- a cached property, computed here once per run index
+        _ = index.paper_vectors  # a cached property: computed here, once per run index
 
 
 def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
