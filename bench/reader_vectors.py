@@ -14,8 +14,10 @@ no label is read to set them. Only the sets named are loaded (by default the fit
 
 Prints, per bench and candidate, precision / recall / F1 / P@10 before and after the feedback, per
 set and pooled; then the rule's figures: the micro-averaged change of the after-feedback
-precision and recall against "terms", the bootstrap sd over readers of the precision change, and
-the change without the most-helped reader. `--vector-cache` keeps the encoded vectors in a file
+precision and recall against "terms", the bootstrap sd over readers of the precision change, the
+after-feedback F1 of both, the change without the most-helped reader, and whether each rule passes:
+LIKEDVEC-RULE.md's (recall falls by at most 0.01) and CLICKS-HELDOUT-RULE.md's (F1 not below
+"terms"; only its clicks verdict decides anything). `--vector-cache` keeps the encoded vectors in a file
 (outside the repository) between runs. The last line is machine-readable.
 """
 
@@ -261,6 +263,11 @@ def micro(matrix: np.ndarray) -> tuple[float, float]:
     return (tp / predicted if predicted else 1.0), (tp / wanted if wanted else 1.0)
 
 
+def micro_f1(matrix: np.ndarray) -> float:
+    precision, recall = micro(matrix)
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def rule(title: str, found: dict[str, Counts], mode: str) -> list[str]:
     readers = sorted(found["terms"])
     base = np.array([found["terms"][reader][mode][:3] for reader in readers], dtype=np.float64)
@@ -278,6 +285,8 @@ def rule(title: str, found: dict[str, Counts], mode: str) -> list[str]:
         ]
         helped = int(np.argmin(without))
         passes = change > sd and recall_change >= -0.01 and without[helped] > 0
+        base_f1, new_f1 = micro_f1(base), micro_f1(other)
+        passes_heldout = change > sd and new_f1 >= base_f1 and without[helped] > 0
         (tp, predicted, wanted), (new_tp, new_predicted, _) = (
             base.sum(axis=0).astype(int),
             other.sum(axis=0).astype(int),
@@ -288,12 +297,14 @@ def rule(title: str, found: dict[str, Counts], mode: str) -> list[str]:
         )
         print(
             f"  {variant}: precision {base_p:.3f} -> {new_p:.3f} ({change:+.3f} +- {sd:.3f}), recall {base_r:.3f} -> "
-            f"{new_r:.3f} ({recall_change:+.3f}); without {readers[helped]}: {without[helped]:+.3f}; "
-            f"{'passes' if passes else 'fails'}"
+            f"{new_r:.3f} ({recall_change:+.3f}), F1 {base_f1:.4f} -> {new_f1:.4f}; without {readers[helped]}: "
+            f"{without[helped]:+.3f}; {'passes' if passes else 'fails'} LIKEDVEC-RULE.md, "
+            f"{'passes' if passes_heldout else 'fails'} CLICKS-HELDOUT-RULE.md"
         )
         verdicts.append(
             f"bench={title} variant={variant} precision_change={change:.3f} sd={sd:.3f} "
-            f"recall_change={recall_change:.3f} without_most_helped={without[helped]:.3f} passes={int(passes)}"
+            f"recall_change={recall_change:.3f} f1_terms={base_f1:.4f} f1_variant={new_f1:.4f} "
+            f"without_most_helped={without[helped]:.3f} passes={int(passes)} passes_heldout={int(passes_heldout)}"
         )
     return verdicts
 
