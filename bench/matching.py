@@ -50,7 +50,7 @@ from django.conf import settings  # noqa: E402
 from bench.relevance import seed_papers  # noqa: E402
 from config.celery import BLAS_THREAD_VARIABLES  # noqa: E402
 from digest.management.progress import progress  # noqa: E402
-from digest.matching.embedding import DIMENSIONS  # noqa: E402
+from digest.matching.embedding import DIMENSIONS, embedding_text  # noqa: E402
 from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_subscribers  # noqa: E402
 from digest.matching.reader_model import ReaderWeights, train  # noqa: E402
 from digest.matching.similarity import paper_text  # noqa: E402
@@ -173,12 +173,12 @@ class Generator:
 
     def reader_models(self, count: int) -> list[ReaderWeights]:
         """`count` reader models, each trained as a click trains one (two generated papers marked
-        "more", two "less", 400 generated papers as the background)."""
-        background = [paper_text(paper.title, paper.abstract) for paper in map(self.paper, range(400))]
+        "more", two "less", 400 generated papers as the background), over `pseudo_vectors`."""
+        background = [embedding_text(paper.title, paper.abstract) for paper in map(self.paper, range(400))]
         models = []
         for _ in range(count):
-            examples = [paper_text(paper.title, paper.abstract) for paper in map(self.paper, range(4))]
-            models.append(train(examples[:2], examples[2:], background))
+            examples = [embedding_text(paper.title, paper.abstract) for paper in map(self.paper, range(4))]
+            models.append(train(pseudo_vectors([*examples, *background]), 2, 2))
         return models
 
     def _written_differently(self, name: str) -> str:
@@ -202,7 +202,6 @@ def store_pseudo_vectors(papers: list[tuple[str, str]], interests: list[str]) ->
     """Store `pseudo_vectors` as the sentence vectors of these papers (title, abstract) and
     interests, as ingestion and a saved interest store the real ones: benches of whole runs
     (bench/digests.py, bench/retention.py) then time runs that read vectors, not encode them."""
-    from digest.matching.embedding import embedding_text
     from digest.matching.vectors import interest_text, stored_vectors
 
     texts = [embedding_text(title, abstract) for title, abstract in papers]
