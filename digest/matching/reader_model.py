@@ -182,9 +182,10 @@ def retrain(subscriber: "Subscriber") -> ReaderModel | None:
     examples, drop any stored model (undoing clicks undoes what they taught). Safe to run twice.
 
     The examples' vectors are read as stored (a text not stored yet, the reader's words for one, is
-    encoded and stored there), the background's too: the papers' were stored at ingestion."""
+    encoded and stored there). The background is the newest papers whose vectors are stored (at
+    ingestion): a click is answered at once, and never waits on encoding a day of abstracts."""
     # vectors.py reads interests through the engine, which holds this module's models.
-    from digest.matching.vectors import stored_vectors
+    from digest.matching.vectors import stored_vectors, vectors_if_stored
 
     examples = examples_of(subscriber)
     if not examples.enough:
@@ -197,9 +198,10 @@ def retrain(subscriber: "Subscriber") -> ReaderModel | None:
         .order_by("-id")
         .values_list("title", "abstract")[:BACKGROUND_PAPERS]
     )
-    texts = [*examples.positives, *examples.negatives, *(embedding_text(t, a) for t, a in background)]
-    trained = train(stored_vectors(texts), len(examples.positives), len(examples.negatives))
-    stored, _ = ReaderModel.objects.update_or_create(
+    typical = vectors_if_stored([embedding_text(title, abstract) for title, abstract in background]).values()
+    vectors = np.vstack([stored_vectors([*examples.positives, *examples.negatives]), *typical])
+    trained = train(vectors, len(examples.positives), len(examples.negatives))
+    model, _ = ReaderModel.objects.update_or_create(
         subscriber=subscriber,
         defaults={
             "weights": trained.weights,
@@ -210,7 +212,7 @@ def retrain(subscriber: "Subscriber") -> ReaderModel | None:
             "from_liked": examples.from_liked,
         },
     )
-    return stored
+    return model
 
 
 def stored_weights(subscriber: "Subscriber") -> ReaderWeights | None:

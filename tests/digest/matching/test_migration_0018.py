@@ -13,6 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from digest.matching.engine import BatchIndex, PaperDoc, match_many
 from digest.matching.reader_model import WEIGHT_BYTES
 from digest.matching.runs import subscriber_matcher
+from digest.matching.vectors import store_paper_vectors
 from digest.models import ReaderModel
 from subscribers.models import Subscriber
 from tests.support.digest_samples import seed_papers
@@ -56,6 +57,7 @@ def test_a_stored_term_model_is_retrained_on_vectors_from_the_clicks_that_taught
         Paper.objects.create(arxiv_id=f"2403.{n:05d}", guid=f"2403.{n:05d}", title=title, abstract=abstract)
         for n, (title, abstract) in enumerate(seed_papers())
     ]
+    store_paper_vectors([paper.pk for paper in papers])  # as ingestion stored them
     reader = Subscriber_.objects.create(email="ada@example.org", status="active")
     for n, direction in [*((n, "more") for n in MORE), *((n, "less") for n in LESS)]:
         MarkedPaper.objects.create(subscriber=reader, paper=papers[n], direction=direction)

@@ -11,6 +11,7 @@ from digest.matching import embedding, reader_model
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many
 from digest.matching.feedback import apply_feedback, undo_mark
 from digest.matching.runs import match_recent_papers, subscriber_matcher
+from digest.matching.vectors import store_paper_vectors, vectors_if_stored
 from digest.models import LikedPaper, MarkedPaper, ReaderModel
 from subscribers.models import Subscriber
 from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
@@ -136,9 +137,16 @@ def test_the_model_lowers_other_papers_unlike_the_marked_ones(weights, index):
     assert lowered and not lowered & VIDEO
 
 
+def stored_seed_papers(seeds) -> list:
+    """The seed papers stored, their vectors too (as ingestion stores them)."""
+    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
+    store_paper_vectors([paper.pk for paper in papers])
+    return papers
+
+
 def reader_who_clicked_more(seeds) -> tuple[Subscriber, list]:
     """The seed papers stored, and a reader who clicked "more" on the MORE papers."""
-    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
+    papers = stored_seed_papers(seeds)
     reader = make_subscriber(keywords="")
     for n in MORE:
         apply_feedback(reader, papers[n], "more")
@@ -198,7 +206,7 @@ def relevance_for(reader: Subscriber, index: BatchIndex) -> dict[int, float]:
 
 @pytest.mark.django_db
 def test_clicks_raise_papers_like_the_clicked_ones_and_no_others_and_undoing_them_takes_that_back(seeds):
-    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
+    papers = stored_seed_papers(seeds)
     index = BatchIndex(
         [
             PaperDoc(id=paper.pk, title=paper.title, abstract=paper.abstract)
@@ -229,3 +237,23 @@ def test_a_stored_model_that_is_not_one_weight_per_dimension_is_no_model(seeds):
     loaded = Subscriber.objects.select_related("reader_model").get(pk=reader.pk)
 
     assert subscriber_matcher(loaded).reader is None
+
+
+@pytest.mark.django_db
+def test_a_click_encodes_its_examples_when_missing_and_never_the_background(seeds, monkeypatch):
+    """The background is the newest papers whose vectors are stored: the others are left out, not
+    encoded while the reader waits for the click's page."""
+    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds[:20])]
+    store_paper_vectors([paper.pk for paper in papers[10:]])
+    reader = make_subscriber(keywords="", interests="")
+    encoded: list[str] = []
+    encode = embedding.encode
+    monkeypatch.setattr(embedding, "encode", lambda texts: encoded.extend(texts) or encode(texts))
+
+    for n, direction in ((1, "more"), (5, "more"), (7, "less")):
+        apply_feedback(reader, papers[n], direction)
+
+    texts = {embedding.embedding_text(paper.title, paper.abstract): n for n, paper in enumerate(papers)}
+    assert {texts[text] for text in encoded} == {1, 5, 7}
+    assert len(vectors_if_stored(list(texts))) == 13  # the ten stored, and the three clicked
+    assert ReaderModel.objects.get(subscriber=reader).positives == 2
