@@ -31,6 +31,7 @@ import re
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -171,13 +172,15 @@ class Generator:
         chosen = [self.paper(0) for _ in range(self.rng.randint(2, 10))]
         return tuple(paper_text(paper.title, paper.abstract) for paper in chosen)
 
-    def reader_models(self, count: int) -> list[ReaderWeights]:
-        """`count` reader models, each trained as a click trains one (two generated papers marked
-        "more", two "less", 400 generated papers as the background), over `pseudo_vectors`."""
-        background = [embedding_text(paper.title, paper.abstract) for paper in map(self.paper, range(400))]
+    def reader_models(self, count: int, papers: Sequence[PaperDoc]) -> list[ReaderWeights]:
+        """`count` reader models, each trained as a click trains one over `pseudo_vectors`: two of
+        `papers` marked "more", two "less", 400 of them as the background. With vectors that share
+        no meaning, a model picks the papers it was shown "more" of, and not others."""
+        texts = [embedding_text(paper.title, paper.abstract) for paper in papers]
         models = []
         for _ in range(count):
-            examples = [embedding_text(paper.title, paper.abstract) for paper in map(self.paper, range(4))]
+            examples = self.rng.sample(texts, 4)
+            background = [text for text in texts[:400] if text not in examples]
             models.append(train(pseudo_vectors([*examples, *background]), 2, 2))
         return models
 
@@ -243,7 +246,7 @@ def main() -> None:
     papers = [generator.paper(number) for number in range(1, args.papers + 1)]
     # Drawn only when asked for, like liked lists; a few trained models, each subscriber's made
     # distinct by its bias so that no two subscribers share an evaluation (the dearest case).
-    reader_models = generator.reader_models(20) if args.clicked_share else []
+    reader_models = generator.reader_models(20, papers) if args.clicked_share else []
     before_mb = peak_mb()
     print(
         f"generated {args.papers} papers from {len(generator.seeds)} seed abstracts; "
