@@ -142,7 +142,7 @@ def train(vectors: np.ndarray, positives: int, negatives: int) -> ReaderWeights:
 
 def examples_of(subscriber: "Subscriber") -> Examples:
     """The reader's marked papers and liked papers, and their words. Every query names its columns
-    (migration 0018 retrains stored models through this function)."""
+    (migration 0019 retrains stored models through this function)."""
     marked = list(
         MarkedPaper.objects.filter(subscriber=subscriber).values_list(
             "direction", "paper_id", "paper__title", "paper__abstract"

@@ -1,12 +1,15 @@
-"""Migration 0018 gives the reader's own model sentence-vector weights instead of TF-IDF terms: every
-stored model is retrained from the feedback that taught it, and a run then reads it.
+"""Migrations 0018 and 0019 give the reader's own model sentence-vector weights instead of TF-IDF
+terms: every stored model is retrained from the feedback that taught it, and a run then reads it.
 
 Each test migrates the database back to 0017, writes rows through the models of that state,
 migrates forward and reads the result through today's code; the database is migrated to the
 latest state again whatever happens.
 """
 
+import importlib
+
 import pytest
+from django.apps import apps
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
@@ -19,7 +22,7 @@ from subscribers.models import Subscriber
 from tests.support.digest_samples import seed_papers
 
 BEFORE = ("digest", "0017_textvector")
-AFTER = ("digest", "0018_reader_model_on_vectors")
+AFTER = ("digest", "0019_retrain_reader_models")
 MORE = (1, 5)  # NERV++, HNeRV
 LESS = (7,)  # Circuit Component Reuse Across Tasks in Transformer Language Models
 VIDEO = {2, 18, 43}  # NIRVANA, Progressive Fourier, Boosting Neural Representations for Videos
@@ -41,7 +44,7 @@ def old_apps():
         executor.migrate(executor.loader.graph.leaf_nodes())
 
 
-def migrate_to_0018() -> None:
+def migrate_to_0019() -> None:
     executor = MigrationExecutor(connection)
     executor.migrate([AFTER])
     executor.loader.build_graph()
@@ -67,7 +70,7 @@ def test_a_stored_term_model_is_retrained_on_vectors_from_the_clicks_that_taught
     MarkedPaper.objects.create(subscriber=lone, paper=papers[1], direction="more")
     OldModel.objects.create(subscriber=lone, terms=["video"], weights=[2.5], positives=2)
 
-    migrate_to_0018()
+    migrate_to_0019()
 
     stored = ReaderModel.objects.get(subscriber_id=reader.pk)
     assert len(stored.weights) == WEIGHT_BYTES and (stored.positives, stored.negatives) == (2, 1)
@@ -78,3 +81,8 @@ def test_a_stored_term_model_is_retrained_on_vectors_from_the_clicks_that_taught
     )
     found = match_many([subscriber_matcher(loaded)], index, keep=index.size)[0]
     assert found.paper_ids and set(found.paper_ids) <= {papers[n].pk for n in VIDEO | set(MORE)}
+
+    # Run again (a migration stopped midway is), it changes nothing.
+    importlib.import_module("digest.migrations.0019_retrain_reader_models").retrain_stored_models(apps, None)
+    again = ReaderModel.objects.get(subscriber_id=reader.pk)
+    assert (bytes(again.weights), again.bias) == (bytes(stored.weights), stored.bias)
