@@ -51,6 +51,7 @@ from digest.matching.engine import BatchIndex, Matcher, match_many  # noqa: E402
 from digest.matching.feedback import LESS, MORE, apply_feedback  # noqa: E402
 from digest.matching.liked import LIKED_PREFETCH  # noqa: E402
 from digest.matching.runs import subscriber_matcher  # noqa: E402
+from digest.matching.vectors import store_paper_vectors  # noqa: E402
 from digest.models import Paper  # noqa: E402
 from subscribers.models import Subscriber  # noqa: E402
 
@@ -83,6 +84,8 @@ def click_through(labelled: LabelledSet) -> tuple[BatchIndex, list[Clicked]]:
         Paper(guid=f"{labelled.name}-{doc.id}", title=doc.title, abstract=doc.abstract, authors=list(doc.authors))
         for doc in labelled.papers
     )
+    # Their vectors stored, as ingestion stores them: a click's retraining reads its background so.
+    store_paper_vectors([row.pk for row in stored])
     paper_id = {doc.id: row.pk for doc, row in zip(labelled.papers, stored, strict=True)}
     papers = {row.pk: row for row in stored}
     index = BatchIndex(

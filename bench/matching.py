@@ -31,6 +31,7 @@ import re
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -50,7 +51,7 @@ from django.conf import settings  # noqa: E402
 from bench.relevance import seed_papers  # noqa: E402
 from config.celery import BLAS_THREAD_VARIABLES  # noqa: E402
 from digest.management.progress import progress  # noqa: E402
-from digest.matching.embedding import DIMENSIONS  # noqa: E402
+from digest.matching.embedding import DIMENSIONS, embedding_text  # noqa: E402
 from digest.matching.engine import BatchIndex, PaperDoc, build_matcher, match_subscribers  # noqa: E402
 from digest.matching.reader_model import ReaderWeights, train  # noqa: E402
 from digest.matching.similarity import paper_text  # noqa: E402
@@ -171,14 +172,16 @@ class Generator:
         chosen = [self.paper(0) for _ in range(self.rng.randint(2, 10))]
         return tuple(paper_text(paper.title, paper.abstract) for paper in chosen)
 
-    def reader_models(self, count: int) -> list[ReaderWeights]:
-        """`count` reader models, each trained as a click trains one (two generated papers marked
-        "more", two "less", 400 generated papers as the background)."""
-        background = [paper_text(paper.title, paper.abstract) for paper in map(self.paper, range(400))]
+    def reader_models(self, count: int, papers: Sequence[PaperDoc]) -> list[ReaderWeights]:
+        """`count` reader models, each trained as a click trains one over `pseudo_vectors`: two of
+        `papers` marked "more", two "less", 400 of them as the background. With vectors that share
+        no meaning, a model picks the papers it was shown "more" of, and not others."""
+        texts = [embedding_text(paper.title, paper.abstract) for paper in papers]
         models = []
         for _ in range(count):
-            examples = [paper_text(paper.title, paper.abstract) for paper in map(self.paper, range(4))]
-            models.append(train(examples[:2], examples[2:], background))
+            examples = self.rng.sample(texts, 4)
+            background = [text for text in texts[:400] if text not in examples]
+            models.append(train(pseudo_vectors([*examples, *background]), 2, 2))
         return models
 
     def _written_differently(self, name: str) -> str:
@@ -202,7 +205,6 @@ def store_pseudo_vectors(papers: list[tuple[str, str]], interests: list[str]) ->
     """Store `pseudo_vectors` as the sentence vectors of these papers (title, abstract) and
     interests, as ingestion and a saved interest store the real ones: benches of whole runs
     (bench/digests.py, bench/retention.py) then time runs that read vectors, not encode them."""
-    from digest.matching.embedding import embedding_text
     from digest.matching.vectors import interest_text, stored_vectors
 
     texts = [embedding_text(title, abstract) for title, abstract in papers]
@@ -244,7 +246,7 @@ def main() -> None:
     papers = [generator.paper(number) for number in range(1, args.papers + 1)]
     # Drawn only when asked for, like liked lists; a few trained models, each subscriber's made
     # distinct by its bias so that no two subscribers share an evaluation (the dearest case).
-    reader_models = generator.reader_models(20) if args.clicked_share else []
+    reader_models = generator.reader_models(20, papers) if args.clicked_share else []
     before_mb = peak_mb()
     print(
         f"generated {args.papers} papers from {len(generator.seeds)} seed abstracts; "

@@ -371,12 +371,13 @@ class MarkedPaper(models.Model):
 
 
 class ReaderModel(models.Model):
-    """A subscriber's own linear model over paper terms, trained when they mark or like papers
-    (digest/matching/reader_model.py) and read by every match run: matching never trains."""
+    """A subscriber's own linear model over the papers' sentence vectors, trained when they mark or
+    like papers (digest/matching/reader_model.py) and read by every match run: matching never trains."""
 
     subscriber = models.OneToOneField("subscribers.Subscriber", on_delete=models.CASCADE, related_name="reader_model")
-    terms = models.JSONField(default=list, help_text="Word stems")
-    weights = models.JSONField(default=list, help_text="One weight per term")
+    weights = models.BinaryField(
+        default=b"", help_text="One weight per dimension of the sentence vector: little-endian float32s"
+    )
     bias = models.FloatField(default=0.0)
     positives = models.PositiveIntegerField(default=0)
     negatives = models.PositiveIntegerField(default=0)

@@ -1,7 +1,7 @@
 """ "More like this" / "less like this": one click in a digest teaches the subscriber's own model.
 
-Every click is recorded (MarkedPaper) and retrains the subscriber's linear model over paper terms
-(digest/matching/reader_model.py), which learns from the whole paper. Besides:
+Every click is recorded (MarkedPaper) and retrains the subscriber's linear model over the papers'
+sentence vectors (digest/matching/reader_model.py), which learns from the whole paper. Besides:
 
 - less like this: the paper's most widespread title word that the subscriber did not ask for
   becomes a "fewer of these" term (`~word`) in their keyword syntax: papers holding it are lowered,

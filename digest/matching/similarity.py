@@ -331,9 +331,3 @@ class PaperSimilarity:
         the others (digest/matching/liked.py subtracts it, as a linear model's negatives would)."""
         mean_paper = np.asarray(self._papers_t.mean(axis=1)).ravel()
         return (self._papers_t.T @ mean_paper).astype(np.float32, copy=False)
-
-    def term_products(self, weights: sparse.csr_matrix) -> np.ndarray:
-        """Per row of `weights` (a weight per vocabulary term), the sum over its terms of the weight
-        times each paper's TF-IDF value of the term (rows x papers; a reader's own model,
-        digest/matching/reader_model.py, is such a row). A row's sums do not depend on the others."""
-        return (weights @ self._papers_t).toarray().astype(np.float32, copy=False)

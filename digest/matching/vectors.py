@@ -90,6 +90,22 @@ def stored_vectors(texts: Sequence[str], encode: Encoder | None = None) -> np.nd
     return vectors
 
 
+def vectors_if_stored(texts: Sequence[str]) -> dict[int, np.ndarray]:
+    """Position in `texts` -> its stored unit vector, for the texts whose vector is stored: none is
+    encoded or marked used. For callers that can do without the others and must not wait on
+    encoding (a click's retraining reads its background papers so)."""
+    positions: dict[bytes, list[int]] = {}
+    for position, text in enumerate(texts):
+        positions.setdefault(text_key(text), []).append(position)
+    found: dict[int, np.ndarray] = {}
+    for group in chunked(list(positions), KEYS_PER_QUERY):
+        for key, blob in TextVector.objects.filter(key__in=group).values_list("key", "vector"):
+            vector = _decoded(blob)
+            if vector is not None:
+                found.update(dict.fromkeys(positions[bytes(key)], vector))
+    return dict(sorted(found.items()))
+
+
 def interest_text(interests: str) -> str:
     """The text of an interest that is encoded: what the matcher compares with papers
     (engine.match_many: the interest as the matcher holds it, its unwanted sentences left out)."""

@@ -241,12 +241,12 @@ def test_keywords_never_lose_papers_the_interest_alone_is_confident_of():
 
 def generated_chunk(count: int, seed: int = 7) -> tuple[BatchIndex, list[Matcher]]:
     """bench/matching.py's generated papers and subscribers (fixed seed), a third with liked papers
-    and a sixth with their own reader model, as one chunk."""
-    from bench.matching import Generator
+    and a sixth with their own reader model, as one chunk over the bench's pseudo-random vectors."""
+    from bench.matching import Generator, pseudo_vectors
 
     generator = Generator(seed)
     papers = [generator.paper(number) for number in range(1, 301)]
-    models = generator.reader_models(3)
+    models = generator.reader_models(3, papers)
     matchers = []
     for number in range(count):
         matcher = build_matcher(**generator.preferences())
@@ -258,7 +258,7 @@ def generated_chunk(count: int, seed: int = 7) -> tuple[BatchIndex, list[Matcher
         if number % 6 == 1:
             matcher = replace(matcher, reader=replace(models[number % 3], bias=-2.5 - number / count))
         matchers.append(matcher)
-    return BatchIndex(papers, now=NOW), matchers
+    return BatchIndex(papers, now=NOW, vectors=pseudo_vectors), matchers
 
 
 def test_a_chunk_matched_at_once_ranks_every_subscriber_exactly_as_matching_each_alone():

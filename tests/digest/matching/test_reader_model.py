@@ -7,12 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from digest.matching import reader_model
+from digest.matching import embedding, reader_model
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many
-from digest.matching.feedback import apply_feedback
+from digest.matching.feedback import apply_feedback, undo_mark
 from digest.matching.runs import match_recent_papers, subscriber_matcher
-from digest.matching.similarity import paper_text
-from digest.models import LikedPaper, ReaderModel
+from digest.matching.vectors import store_paper_vectors, vectors_if_stored
+from digest.models import LikedPaper, MarkedPaper, ReaderModel
 from subscribers.models import Subscriber
 from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
 
@@ -30,9 +30,9 @@ def seeds():
 
 @pytest.fixture(scope="module")
 def weights(seeds):
-    texts = [paper_text(*paper) for paper in seeds]
-    background = [text for number, text in enumerate(texts) if number not in EXAMPLES]
-    return reader_model.train([texts[n] for n in MORE], [texts[n] for n in LESS], background)
+    vectors = embedding.encode([embedding.embedding_text(*paper) for paper in seeds])
+    background = [number for number in range(len(seeds)) if number not in EXAMPLES]
+    return reader_model.train(vectors[[*MORE, *LESS, *background]], len(MORE), len(LESS))
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,9 @@ def index(seeds):
     return BatchIndex([PaperDoc(id=n, title=t, abstract=a) for n, (t, a) in enumerate(seeds) if n not in EXAMPLES])
 
 
-def test_the_model_is_a_few_hundred_weights_over_word_stems(weights):
-    assert 0 < len(weights.terms) == len(weights.weights) <= reader_model.MAX_TERMS
-    assert "video" in weights.terms[:20] and dict(zip(weights.terms, weights.weights, strict=True))["video"] > 0
+def test_the_model_is_one_weight_per_dimension_of_the_sentence_vector(weights):
+    assert len(weights.weights) == reader_model.WEIGHT_BYTES
+    assert weights.array().shape == (embedding.DIMENSIONS,) and np.isfinite(weights.array()).all()
 
 
 def test_the_model_ranks_papers_like_the_marked_ones_first(weights, index):
@@ -53,32 +53,22 @@ def test_the_model_ranks_papers_like_the_marked_ones_first(weights, index):
     assert len(top & VIDEO) >= 2
 
 
-def test_a_models_logit_is_its_bias_plus_its_weights_times_the_papers_tfidf(weights, index):
-    """Terms the batch does not hold (one made up, those of the papers the reader marked) count nothing."""
-    with_unheard_term = replace(weights, terms=("zzzunheard", *weights.terms), weights=(9.0, *weights.weights), bias=-1)
-    vocabulary = index.similarity.model.vocabulary
-    known = [
-        (vocabulary[term], weight)
-        for term, weight in zip(weights.terms, weights.weights, strict=True)
-        if term in vocabulary
-    ]
-    tfidf = index.similarity.model.transform([paper_text(paper.title, paper.abstract) for paper in index.papers])
-    expected = tfidf[:, [column for column, _ in known]].toarray() @ np.array([weight for _, weight in known]) - 1
+def test_a_models_logit_is_its_bias_plus_its_weights_times_the_papers_vectors(weights, index):
+    biased = replace(weights, bias=-1.0)
+    expected = index.paper_vectors.astype(np.float64) @ weights.array().astype(np.float64) - 1
 
-    np.testing.assert_allclose(reader_model.logits(with_unheard_term, index), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(reader_model.logits(biased, index), expected, rtol=1e-5, atol=1e-5)
 
 
 def readers_like(weights: reader_model.ReaderWeights, count: int) -> list[reader_model.ReaderWeights]:
-    """`count` models made from one: each its own bias, and its own share of the terms in its own order."""
+    """`count` models made from one: each its own bias, and its own weights."""
     rng = np.random.default_rng(3)
     readers = []
     for _ in range(count):
-        kept = rng.permutation(len(weights.terms))[: rng.integers(1, len(weights.terms) + 1)].tolist()
+        scaled = weights.array() * rng.uniform(-1, 2, size=embedding.DIMENSIONS)
         readers.append(
             reader_model.ReaderWeights(
-                terms=tuple(weights.terms[n] for n in kept),
-                weights=tuple(weights.weights[n] for n in kept),
-                bias=float(rng.uniform(-3, 0)),
+                weights=scaled.astype(reader_model.WEIGHT_DTYPE).tobytes(), bias=float(rng.uniform(-3, 0))
             )
         )
     return readers
@@ -147,9 +137,16 @@ def test_the_model_lowers_other_papers_unlike_the_marked_ones(weights, index):
     assert lowered and not lowered & VIDEO
 
 
+def stored_seed_papers(seeds) -> list:
+    """The seed papers stored, their vectors too (as ingestion stores them)."""
+    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
+    store_paper_vectors([paper.pk for paper in papers])
+    return papers
+
+
 def reader_who_clicked_more(seeds) -> tuple[Subscriber, list]:
     """The seed papers stored, and a reader who clicked "more" on the MORE papers."""
-    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds)]
+    papers = stored_seed_papers(seeds)
     reader = make_subscriber(keywords="")
     for n in MORE:
         apply_feedback(reader, papers[n], "more")
@@ -183,12 +180,80 @@ def test_a_liked_list_alone_trains_no_model(seeds):
     assert not ReaderModel.objects.exists()
 
 
+def model_score(reader: Subscriber, text: str) -> float:
+    """The reader's stored model's logit, bias aside, for a text's sentence vector."""
+    stored = ReaderModel.objects.get(subscriber=reader)
+    return float(np.frombuffer(bytes(stored.weights), reader_model.WEIGHT_DTYPE) @ embedding.encode([text])[0])
+
+
 @pytest.mark.django_db
 def test_the_re_match_a_change_of_words_queues_retrains_the_model_with_them(seeds):
     reader, _ = reader_who_clicked_more(seeds)
-    assert "spectrogram" not in ReaderModel.objects.get(subscriber=reader).terms
+    before = model_score(reader, "audio spectrograms")
 
-    Subscriber.objects.filter(pk=reader.pk).update(interests="spectrogram spectrogram spectrogram")
+    Subscriber.objects.filter(pk=reader.pk).update(interests="audio spectrograms")
     match_recent_papers(reader.pk)
 
-    assert "spectrogram" in ReaderModel.objects.get(subscriber=reader).terms
+    assert model_score(reader, "audio spectrograms") > before
+
+
+def relevance_for(reader: Subscriber, index: BatchIndex) -> dict[int, float]:
+    """Paper id -> relevance, for the reader as a run matches them."""
+    loaded = Subscriber.objects.select_related("reader_model").get(pk=reader.pk)
+    found = match_many([subscriber_matcher(loaded)], index, keep=index.size)[0]
+    return dict(zip(found.paper_ids, found.relevance, strict=True))
+
+
+@pytest.mark.django_db
+def test_clicks_raise_papers_like_the_clicked_ones_and_no_others_and_undoing_them_takes_that_back(seeds):
+    papers = stored_seed_papers(seeds)
+    index = BatchIndex(
+        [
+            PaperDoc(id=paper.pk, title=paper.title, abstract=paper.abstract)
+            for paper in papers
+            if paper.pk not in {papers[n].pk for n in EXAMPLES}
+        ]
+    )
+    reader = make_subscriber(keywords="", interests="")
+    before = relevance_for(reader, index)
+
+    for n, direction in [*((n, "more") for n in MORE), *((n, "less") for n in LESS)]:
+        apply_feedback(reader, papers[n], direction)
+    after = relevance_for(reader, index)
+
+    raised = {paper for paper, relevance in after.items() if relevance > before.get(paper, 0.0)}
+    assert raised and raised <= {papers[n].pk for n in VIDEO}
+    for marked in MarkedPaper.objects.filter(subscriber=reader):
+        assert undo_mark(Subscriber.objects.get(pk=reader.pk), marked.pk)
+    assert not ReaderModel.objects.filter(subscriber=reader).exists()
+    assert relevance_for(reader, index) == before
+
+
+@pytest.mark.django_db
+def test_a_stored_model_that_is_not_one_weight_per_dimension_is_no_model(seeds):
+    reader = make_subscriber(keywords="")
+    ReaderModel.objects.create(subscriber=reader, weights=b"\x00" * 12, bias=1.0, positives=2)
+
+    loaded = Subscriber.objects.select_related("reader_model").get(pk=reader.pk)
+
+    assert subscriber_matcher(loaded).reader is None
+
+
+@pytest.mark.django_db
+def test_a_click_encodes_its_examples_when_missing_and_never_the_background(seeds, monkeypatch):
+    """The background is the newest papers whose vectors are stored: the others are left out, not
+    encoded while the reader waits for the click's page."""
+    papers = [make_paper(n, title, abstract) for n, (title, abstract) in enumerate(seeds[:20])]
+    store_paper_vectors([paper.pk for paper in papers[10:]])
+    reader = make_subscriber(keywords="", interests="")
+    encoded: list[str] = []
+    encode = embedding.encode
+    monkeypatch.setattr(embedding, "encode", lambda texts: encoded.extend(texts) or encode(texts))
+
+    for n, direction in ((1, "more"), (5, "more"), (7, "less")):
+        apply_feedback(reader, papers[n], direction)
+
+    texts = {embedding.embedding_text(paper.title, paper.abstract): n for n, paper in enumerate(papers)}
+    assert {texts[text] for text in encoded} == {1, 5, 7}
+    assert len(vectors_if_stored(list(texts))) == 13  # the ten stored, and the three clicked
+    assert ReaderModel.objects.get(subscriber=reader).positives == 2

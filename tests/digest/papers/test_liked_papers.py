@@ -1,11 +1,13 @@
 from datetime import timedelta
 from io import StringIO
 
+import numpy as np
 import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
+from digest.matching import embedding, reader_model
 from digest.matching.feedback import apply_feedback
 from digest.matching.runs import clear_index_cache, match_chunk, match_recent_papers, start_match_run
 from digest.models import Candidate, Feed, LikedPaper, Paper, ReaderModel
@@ -140,9 +142,12 @@ def test_liked_papers_fetched_later_train_the_readers_model(arxiv, shared_feed, 
 
     model = ReaderModel.objects.get(subscriber=subscriber)
     assert (model.positives, model.from_liked, model.from_clicks) == (3, True, True)
-    # It learned the liked papers' words: one of TIDE's title words weighs for the reader.
-    weights = dict(zip(model.terms, model.weights, strict=True))
-    assert max(weights.get(term, 0.0) for term in ("distil", "distill", "distillation", "tide")) > 0
+    # It learned from the liked papers: it scores each above a paper on another subject.
+    weights = np.frombuffer(bytes(model.weights), dtype=reader_model.WEIGHT_DTYPE)
+    liked = Paper.objects.filter(arxiv_id__in=IN_CAPTURE)
+    vectors = embedding.encode([embedding.embedding_text(paper.title, paper.abstract) for paper in liked])
+    elsewhere = embedding.encode(["Dark matter halos of galaxy clusters, weighed by gravitational lensing."])[0]
+    assert len(vectors) == len(IN_CAPTURE) and (vectors @ weights > elsewhere @ weights).all()
 
 
 def test_papers_fetched_for_liked_lists_have_their_vectors_queued_once(arxiv, shared_feed, filesystem_queue, committed):
