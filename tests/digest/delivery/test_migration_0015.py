@@ -9,11 +9,10 @@ migrates forward and reads the result through today's readers (`Delivery.candida
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from digest.delivery.claims import is_waiting
 from digest.models import Candidate, Delivery, Paper
+from tests.support.migrations import apps_at, migrate_through
 
 BEFORE = ("digest", "0014_merge_pgsend")
 AFTER = ("digest", "0015_delivery_candidate_range")
@@ -22,30 +21,15 @@ SCHEDULED = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def latest_of_other_apps(executor: MigrationExecutor) -> list[tuple[str, str]]:
-    """The other apps' leaf migrations: their historical models must match their tables."""
-    return [node for node in executor.loader.graph.leaf_nodes() if node[0] != "digest"]
-
-
 @pytest.fixture
 def old_apps():
     """The apps as they were at 0014, on a database migrated back to it."""
-    executor = MigrationExecutor(connection)
-    before = [BEFORE, *latest_of_other_apps(executor)]
-    try:
-        executor.migrate(before)
-        executor.loader.build_graph()
-        yield executor.loader.project_state(before).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+    with apps_at(BEFORE) as apps_then:
+        yield apps_then
 
 
 def migrate_to_0015() -> None:
-    executor = MigrationExecutor(connection)
-    executor.migrate([AFTER])
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    migrate_through(AFTER)
 
 
 class OldRows:

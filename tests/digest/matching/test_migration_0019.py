@@ -10,8 +10,6 @@ import importlib
 
 import pytest
 from django.apps import apps
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from digest.matching.engine import BatchIndex, PaperDoc, match_many
 from digest.matching.reader_model import WEIGHT_BYTES
@@ -20,6 +18,7 @@ from digest.matching.vectors import store_paper_vectors
 from digest.models import ReaderModel
 from subscribers.models import Subscriber
 from tests.support.digest_samples import seed_papers
+from tests.support.migrations import apps_at, migrate_through
 
 BEFORE = ("digest", "0017_textvector")
 AFTER = ("digest", "0019_retrain_reader_models")
@@ -33,22 +32,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def old_apps():
     """The apps as they were at 0017, on a database migrated back to it."""
-    executor = MigrationExecutor(connection)
-    before = [BEFORE, *(node for node in executor.loader.graph.leaf_nodes() if node[0] != "digest")]
-    try:
-        executor.migrate(before)
-        executor.loader.build_graph()
-        yield executor.loader.project_state(before).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+    with apps_at(BEFORE) as apps_then:
+        yield apps_then
 
 
 def migrate_to_0019() -> None:
-    executor = MigrationExecutor(connection)
-    executor.migrate([AFTER])
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    migrate_through(AFTER)
 
 
 def test_a_stored_term_model_is_retrained_on_vectors_from_the_clicks_that_taught_it(old_apps):
