@@ -26,8 +26,6 @@ import itertools
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +43,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from bench.environment import patched  # noqa: E402
 from bench.relevance import FIT, HELD_OUT, LabelledSet, Reader, load_sets  # noqa: E402
 from digest.matching import reader_model  # noqa: E402
 from digest.matching.engine import BatchIndex, Matcher, match_many  # noqa: E402
@@ -159,28 +158,16 @@ def summed(parts: list[dict[str, list[int]]]) -> dict[str, list[int]]:
     return {mode: [sum(values) for values in zip(*(part[mode] for part in parts), strict=True)] for mode in MODES}
 
 
-@contextmanager
-def constants(**values: float) -> Iterator[None]:
-    saved = {name: getattr(reader_model, name) for name in values}
-    for name, value in values.items():
-        setattr(reader_model, name, value)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(reader_model, name, value)
-
-
 def tune(fit_sets: list[LabelledSet]) -> None:
     """The grid on the fit sets pooled, best F0.5 of "after" first; feeds-b is never read here."""
     rows = []
     for l2, words in itertools.product((0.01, 0.1), (False, True)):
-        with constants(L2=l2, WORDS_AS_POSITIVE=words):
+        with patched(reader_model, L2=l2, WORDS_AS_POSITIVE=words):
             clicked = [click_through(labelled) for labelled in fit_sets]
         grid = itertools.product((2.0, 3.0, 4.0, 5.0, 6.0), (0.3, 0.4, 0.5), (-1.0, 0.0), (0.5, 1.0))
         for pick, relevance, below, factor in grid:
             values = {"PICK": pick, "PICK_RELEVANCE": relevance, "UNLIKE_BELOW": below, "UNLIKE_FACTOR": factor}
-            with constants(**values):
+            with patched(reader_model, **values):
                 totals = summed([count(index, readers) for index, readers in clicked])
             rows.append((figures(totals["after"]), (pick, relevance, below, factor, l2, words)))
         if l2 == 0.01:

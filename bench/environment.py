@@ -1,7 +1,9 @@
 """What the benches that run Django against a database of their own share: the environment their
-processes start with, and a fresh PostgreSQL database to fill."""
+processes start with, a fresh PostgreSQL database to fill, and module constants patched for a run."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -39,3 +41,16 @@ def fresh_postgres_database(url: str) -> None:
     with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
+
+
+@contextmanager
+def patched(module: object, **values: object) -> Iterator[None]:
+    """`module`'s attributes set to `values` inside the block, restored after it whatever happens."""
+    saved = {name: getattr(module, name) for name in values}
+    for name, value in values.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)

@@ -22,8 +22,6 @@ import json
 import os
 import random
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +32,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench.environment import patched  # noqa: E402
 from bench.relevance import SETS, source_papers  # noqa: E402
 from digest.matching import liked  # noqa: E402
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many  # noqa: E402
@@ -68,18 +67,10 @@ def liked_pairs(wanted: list[str], pairs: int, seed: str) -> list[tuple[str, str
 CONSTANTS = ("LIKED_SIMILAR", "TYPICAL_WEIGHT", "UNLIKE_FACTOR")
 
 
-@contextmanager
-def constants(**values: float) -> Iterator[None]:
+def constants(**values: float):
     """digest/matching/liked.py's constants set to `values` (LIKED_FULL follows at twice LIKED_SIMILAR)."""
-    saved = {name: getattr(liked, name) for name in (*CONSTANTS, "LIKED_FULL")}
-    for name, value in values.items():
-        setattr(liked, name, value)
-    liked.LIKED_FULL = 2 * liked.LIKED_SIMILAR
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(liked, name, value)
+    full = 2 * values.get("LIKED_SIMILAR", liked.LIKED_SIMILAR)
+    return patched(liked, **values, LIKED_FULL=full)
 
 
 def evaluate_readers(name: str, pairs: int) -> dict[str, dict[str, list[int]]]:

@@ -40,6 +40,7 @@ import bench.clicks as clicks  # noqa: E402, I001
 import numpy as np  # noqa: E402
 
 import bench.liked as liked_bench  # noqa: E402
+from bench.environment import patched  # noqa: E402
 from bench.relevance import FIT, load_sets  # noqa: E402
 from digest.matching import embedding, engine, liked  # noqa: E402
 from digest.matching.engine import BatchIndex  # noqa: E402
@@ -134,18 +135,6 @@ def liked_thresholds(names: Sequence[str], pairs: int) -> dict[str, tuple[float,
 
 
 # -- running and the rule -------------------------------------------------------------------------
-
-
-@contextmanager
-def patched(module: object, **values: object) -> Iterator[None]:
-    saved = {name: getattr(module, name) for name in values}
-    for name, value in values.items():
-        setattr(module, name, value)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(module, name, value)
 
 
 Counts = dict[str, dict[str, list[int]]]  # reader -> mode -> counts
