@@ -216,13 +216,17 @@ def retrain(subscriber: "Subscriber") -> ReaderModel | None:
 
 
 def stored_weights(subscriber: "Subscriber") -> ReaderWeights | None:
-    """The subscriber's stored model (select_related("reader_model") brings it with the subscriber)."""
+    """The subscriber's stored model (select_related("reader_model") brings it with the subscriber);
+    None for a row that cannot be one (emptied by migration 0018, the wrong length, a number not
+    finite: an infinite logit would stand PICK above any median)."""
     try:
         stored = subscriber.reader_model
     except ReaderModel.DoesNotExist:
         return None
     weights = bytes(stored.weights)
     if len(weights) != WEIGHT_BYTES:
+        return None
+    if not (np.isfinite(np.frombuffer(weights, dtype=WEIGHT_DTYPE)).all() and np.isfinite(stored.bias)):
         return None
     return ReaderWeights(weights=weights, bias=stored.bias, reason=_reason(stored.from_liked))
 

@@ -257,3 +257,20 @@ def test_a_click_encodes_its_examples_when_missing_and_never_the_background(seed
     assert {texts[text] for text in encoded} == {1, 5, 7}
     assert len(vectors_if_stored(list(texts))) == 13  # the ten stored, and the three clicked
     assert ReaderModel.objects.get(subscriber=reader).positives == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("weight", "bias"), [(np.inf, 0.0), (np.nan, 0.0), (1.0, float("inf"))], ids=["inf", "nan", "bias"]
+)
+def test_a_stored_model_whose_numbers_are_not_finite_is_no_model(weight, bias):
+    """A corrupted row would otherwise pick papers at random (an infinite logit is PICK above any
+    median) or lower them: it is read as no model, as vectors.py reads a corrupted vector."""
+    weights = np.zeros(embedding.DIMENSIONS, dtype=reader_model.WEIGHT_DTYPE)
+    weights[3] = weight
+    reader = make_subscriber(keywords="")
+    ReaderModel.objects.create(subscriber=reader, weights=weights.tobytes(), bias=bias, positives=2)
+
+    loaded = Subscriber.objects.select_related("reader_model").get(pk=reader.pk)
+
+    assert subscriber_matcher(loaded).reader is None
