@@ -306,7 +306,7 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     """
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is not None:
-        retrain(subscriber)
+        retrain(subscriber, encode_at_most=None)  # a worker: every example
     days = settings.MATCH_RECENT_DAYS if days is None else days
     since = timezone.now() - timedelta(days=days)
     recent = offered(Paper.objects.filter(first_seen__gte=since))

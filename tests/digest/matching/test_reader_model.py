@@ -12,7 +12,7 @@ from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher,
 from digest.matching.feedback import apply_feedback, undo_mark
 from digest.matching.runs import match_recent_papers, subscriber_matcher
 from digest.matching.vectors import store_paper_vectors, vectors_if_stored
-from digest.models import LikedPaper, MarkedPaper, ReaderModel
+from digest.models import LikedPaper, MarkedPaper, ReaderModel, TextVector
 from subscribers.models import Subscriber
 from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
 
@@ -274,3 +274,31 @@ def test_a_stored_model_whose_numbers_are_not_finite_is_no_model(weight, bias):
     loaded = Subscriber.objects.select_related("reader_model").get(pk=reader.pk)
 
     assert subscriber_matcher(loaded).reader is None
+
+
+@pytest.mark.django_db
+def test_a_click_encodes_at_most_a_few_missing_examples_and_a_worker_the_rest(seeds, monkeypatch):
+    """A reader's old clicks' vectors go when no run reads them for RETENTION_DAYS: the click that
+    follows must not encode them all (0.1 s each) while the reader waits, nor hold their lock that
+    long. It learns from what is stored and a few more; the re-match a worker runs learns from all."""
+    papers = stored_seed_papers(seeds)
+    reader = make_subscriber(keywords="", interests="")
+    for n in range(30):
+        MarkedPaper.objects.create(subscriber=reader, paper=papers[n], direction="more")
+    TextVector.objects.all().delete()  # retention deleted them
+    store_paper_vectors([papers[30].pk])  # the paper clicked now came with a recent run
+    encoded: list[str] = []
+    encode = embedding.encode
+    monkeypatch.setattr(embedding, "encode", lambda texts: encoded.extend(texts) or encode(texts))
+
+    apply_feedback(reader, papers[30], "less")
+
+    assert 0 < len(encoded) <= reader_model.ENCODED_AT_A_CLICK
+    stored = ReaderModel.objects.get(subscriber=reader)
+    assert (stored.positives, stored.negatives) == (30, 1) and len(stored.weights) == reader_model.WEIGHT_BYTES
+    examples = [embedding.embedding_text(paper.title, paper.abstract) for paper in papers[:31]]
+    assert len(vectors_if_stored(examples)) == 1 + reader_model.ENCODED_AT_A_CLICK
+
+    match_recent_papers(reader.pk)
+
+    assert len(vectors_if_stored(examples)) == 31
