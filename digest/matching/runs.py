@@ -312,5 +312,6 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     since = timezone.now() - timedelta(days=days)
     recent = offered(Paper.objects.filter(first_seen__gte=since))
     index = build_index(recent, Paper.objects.filter(first_seen__lt=since))
+    encode_papers_ahead([subscriber_id], index)
     with transaction.atomic():
         return store_matches([subscriber_id], index)

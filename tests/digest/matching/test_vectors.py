@@ -571,3 +571,25 @@ def test_a_chunk_whose_reader_has_a_model_and_no_interest_encodes_before_its_tra
     paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
     assert {text for text, _ in encoded_inside} >= paper_texts
     assert [text for text, inside in encoded_inside if text in paper_texts and inside] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_match_after_signup_encodes_missing_paper_vectors_before_its_transaction(monkeypatch):
+    """As a run's chunk does: the re-match of a reader who just confirmed or changed their words
+    meets papers whose vector task has not run yet."""
+    from django.db import connection
+
+    encoded_inside: list[tuple[str, bool]] = []
+
+    def watching(texts):
+        encoded_inside.extend((text, connection.in_atomic_block) for text in texts)
+        return ENCODE(texts)
+
+    monkeypatch.setattr(embedding, "encode", watching)
+    _papers_and_a_reader()
+
+    assert runs.match_recent_papers(Subscriber.objects.get().id) >= 1
+
+    paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
+    assert {text for text, _ in encoded_inside} >= paper_texts
+    assert [text for text, inside in encoded_inside if text in paper_texts and inside] == []
