@@ -34,7 +34,7 @@ test (bench/relevance/CLICKS-HELDOUT-RULE.md): after two clicks each way precisi
 the terms' 0.686, F1 0.832 instead of 0.730 (docs/decisions.md).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,9 @@ BACKGROUND_PAPERS = 400
 LESS_SHARE = 0.2
 L2 = 0.01
 MAX_LIKED_EXAMPLES = 50
+# Examples whose vectors are not stored that one retraining in a web request encodes (about 0.1 s
+# each): the others wait for a later retraining (`retrain`).
+ENCODED_AT_A_CLICK = 10
 # Whether the reader's own words (interest and wanted keywords) are one more positive example.
 WORDS_AS_POSITIVE = True
 # Match time. The model's logit is read relative to the batch (standard deviations above the
@@ -177,13 +180,17 @@ def examples_of(subscriber: "Subscriber") -> Examples:
 
 
 @transaction.atomic
-def retrain(subscriber: "Subscriber") -> ReaderModel | None:
+def retrain(subscriber: "Subscriber", encode_at_most: int | None = ENCODED_AT_A_CLICK) -> ReaderModel | None:
     """Train the subscriber's model from what they marked and liked, and store it; with too few
     examples, drop any stored model (undoing clicks undoes what they taught). Safe to run twice.
 
-    The examples' vectors are read as stored (a text not stored yet, the reader's words for one, is
-    encoded and stored there). The background is the newest papers whose vectors are stored (at
-    ingestion): a click is answered at once, and never waits on encoding a day of abstracts."""
+    The examples' vectors are read as stored; of those not stored (the reader's words when they
+    changed, papers whose vectors retention deleted after RETENTION_DAYS unread) `encode_at_most`
+    are encoded and stored here, positives first, and the others left out of this model: the web
+    requests (a click, an undo, an unlike) answer within a second or so whatever the reader marked
+    over the years, and each encodes a few more. A worker's retraining (the re-match, migration
+    0019) passes None and learns from every example. The background is the newest papers whose
+    vectors are stored (at ingestion): never encoded here."""
     # vectors.py reads interests through the engine, which holds this module's models.
     from digest.matching.vectors import stored_vectors, vectors_if_stored
 
@@ -191,6 +198,9 @@ def retrain(subscriber: "Subscriber") -> ReaderModel | None:
     if not examples.enough:
         ReaderModel.objects.filter(subscriber=subscriber).delete()
         return None
+    negatives_given = len(examples.negatives)
+    if encode_at_most is not None:
+        examples = _within_encoding(examples, encode_at_most, vectors_if_stored)
     example_ids = set(MarkedPaper.objects.filter(subscriber=subscriber).values_list("paper_id", flat=True))
     example_ids |= set(LikedPaper.objects.filter(subscriber=subscriber).values_list("paper_id", flat=True))
     background = (
@@ -207,7 +217,7 @@ def retrain(subscriber: "Subscriber") -> ReaderModel | None:
             "weights": trained.weights,
             "bias": trained.bias,
             "positives": examples.positives_given,
-            "negatives": len(examples.negatives),
+            "negatives": negatives_given,
             "from_clicks": examples.from_clicks,
             "from_liked": examples.from_liked,
         },
@@ -215,14 +225,35 @@ def retrain(subscriber: "Subscriber") -> ReaderModel | None:
     return model
 
 
+def _within_encoding(
+    examples: Examples, encode_at_most: int, vectors_if_stored: "Callable[[Sequence[str]], dict[int, np.ndarray]]"
+) -> Examples:
+    """`examples` without the texts whose vectors are neither stored nor among the first
+    `encode_at_most` (at least one) of those missing: positives come first, so one is always kept."""
+    texts = [*examples.positives, *examples.negatives]
+    stored = vectors_if_stored(texts)
+    missing = [position for position in range(len(texts)) if position not in stored]
+    kept = set(stored) | set(missing[: max(1, encode_at_most)])
+    count = len(examples.positives)
+    return replace(
+        examples,
+        positives=tuple(text for position, text in enumerate(examples.positives) if position in kept),
+        negatives=tuple(text for position, text in enumerate(examples.negatives, count) if position in kept),
+    )
+
+
 def stored_weights(subscriber: "Subscriber") -> ReaderWeights | None:
-    """The subscriber's stored model (select_related("reader_model") brings it with the subscriber)."""
+    """The subscriber's stored model (select_related("reader_model") brings it with the subscriber);
+    None for a row that cannot be one (emptied by migration 0018, the wrong length, a number not
+    finite: an infinite logit would stand PICK above any median)."""
     try:
         stored = subscriber.reader_model
     except ReaderModel.DoesNotExist:
         return None
     weights = bytes(stored.weights)
     if len(weights) != WEIGHT_BYTES:
+        return None
+    if not (np.isfinite(np.frombuffer(weights, dtype=WEIGHT_DTYPE)).all() and np.isfinite(stored.bias)):
         return None
     return ReaderWeights(weights=weights, bias=stored.bias, reason=_reason(stored.from_liked))
 

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from config.logging import log_event
@@ -254,11 +254,12 @@ def store_matches(subscriber_ids: list[int], index: BatchIndex) -> int:
 
 def encode_papers_ahead(subscriber_ids: list[int], index: BatchIndex) -> None:
     """The papers' sentence vectors, read (or encoded and stored) before the chunk's transaction
-    opens, when a subscriber of the chunk has an interest. Papers a run meets before the ingestion's
-    vector task has stored them take seconds to encode, and rows inserted inside the transaction
-    would hold every other worker inserting the same papers until this chunk commits."""
+    opens, when a subscriber of the chunk has an interest or a model of their own (both read them).
+    Papers a run meets before the ingestion's vector task has stored them take seconds to encode,
+    and rows inserted inside the transaction would hold every other worker inserting the same
+    papers until this chunk commits."""
     active = Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)
-    if active.exclude(interests="").exists():
+    if active.filter(~Q(interests="") | Q(reader_model__isnull=False)).exists():
         _ = index.paper_vectors  # a cached property: computed here, once per run index
 
 
@@ -306,10 +307,11 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     """
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is not None:
-        retrain(subscriber)
+        retrain(subscriber, encode_at_most=None)  # a worker: every example
     days = settings.MATCH_RECENT_DAYS if days is None else days
     since = timezone.now() - timedelta(days=days)
     recent = offered(Paper.objects.filter(first_seen__gte=since))
     index = build_index(recent, Paper.objects.filter(first_seen__lt=since))
+    encode_papers_ahead([subscriber_id], index)
     with transaction.atomic():
         return store_matches([subscriber_id], index)

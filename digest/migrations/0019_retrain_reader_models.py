@@ -21,7 +21,7 @@ def retrain_stored_models(apps, schema_editor):
     ReaderModel = apps.get_model("digest", "ReaderModel")
     subscriber_ids = list(ReaderModel.objects.order_by("subscriber_id").values_list("subscriber_id", flat=True))
     for subscriber in Subscriber.objects.filter(id__in=subscriber_ids).only("id", "interests", "keywords"):
-        retrain(subscriber)
+        retrain(subscriber, encode_at_most=None)
 
 
 class Migration(migrations.Migration):

@@ -12,7 +12,7 @@ from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher,
 from digest.matching.feedback import apply_feedback, undo_mark
 from digest.matching.runs import match_recent_papers, subscriber_matcher
 from digest.matching.vectors import store_paper_vectors, vectors_if_stored
-from digest.models import LikedPaper, MarkedPaper, ReaderModel
+from digest.models import LikedPaper, MarkedPaper, ReaderModel, TextVector
 from subscribers.models import Subscriber
 from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
 
@@ -257,3 +257,48 @@ def test_a_click_encodes_its_examples_when_missing_and_never_the_background(seed
     assert {texts[text] for text in encoded} == {1, 5, 7}
     assert len(vectors_if_stored(list(texts))) == 13  # the ten stored, and the three clicked
     assert ReaderModel.objects.get(subscriber=reader).positives == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("weight", "bias"), [(np.inf, 0.0), (np.nan, 0.0), (1.0, float("inf"))], ids=["inf", "nan", "bias"]
+)
+def test_a_stored_model_whose_numbers_are_not_finite_is_no_model(weight, bias):
+    """A corrupted row would otherwise pick papers at random (an infinite logit is PICK above any
+    median) or lower them: it is read as no model, as vectors.py reads a corrupted vector."""
+    weights = np.zeros(embedding.DIMENSIONS, dtype=reader_model.WEIGHT_DTYPE)
+    weights[3] = weight
+    reader = make_subscriber(keywords="")
+    ReaderModel.objects.create(subscriber=reader, weights=weights.tobytes(), bias=bias, positives=2)
+
+    loaded = Subscriber.objects.select_related("reader_model").get(pk=reader.pk)
+
+    assert subscriber_matcher(loaded).reader is None
+
+
+@pytest.mark.django_db
+def test_a_click_encodes_at_most_a_few_missing_examples_and_a_worker_the_rest(seeds, monkeypatch):
+    """A reader's old clicks' vectors go when no run reads them for RETENTION_DAYS: the click that
+    follows must not encode them all (0.1 s each) while the reader waits, nor hold their lock that
+    long. It learns from what is stored and a few more; the re-match a worker runs learns from all."""
+    papers = stored_seed_papers(seeds)
+    reader = make_subscriber(keywords="", interests="")
+    for n in range(30):
+        MarkedPaper.objects.create(subscriber=reader, paper=papers[n], direction="more")
+    TextVector.objects.all().delete()  # retention deleted them
+    store_paper_vectors([papers[30].pk])  # the paper clicked now came with a recent run
+    encoded: list[str] = []
+    encode = embedding.encode
+    monkeypatch.setattr(embedding, "encode", lambda texts: encoded.extend(texts) or encode(texts))
+
+    apply_feedback(reader, papers[30], "less")
+
+    assert 0 < len(encoded) <= reader_model.ENCODED_AT_A_CLICK
+    stored = ReaderModel.objects.get(subscriber=reader)
+    assert (stored.positives, stored.negatives) == (30, 1) and len(stored.weights) == reader_model.WEIGHT_BYTES
+    examples = [embedding.embedding_text(paper.title, paper.abstract) for paper in papers[:31]]
+    assert len(vectors_if_stored(examples)) == 1 + reader_model.ENCODED_AT_A_CLICK
+
+    match_recent_papers(reader.pk)
+
+    assert len(vectors_if_stored(examples)) == 31

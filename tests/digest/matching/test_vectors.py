@@ -20,7 +20,7 @@ from digest.delivery.retention import purge_old_rows
 from digest.matching import embedding, runs, vectors
 from digest.matching.runs import match_chunk, start_match_run
 from digest.matching.vectors import interest_text, stored_vectors, text_key
-from digest.models import Candidate, Paper, TextVector
+from digest.models import Candidate, Paper, ReaderModel, TextVector
 from digest.papers.feed_limits import MAX_ABSTRACT_CHARS
 from digest.papers.feed_parsing import ParsedPaper
 from digest.papers.paper_store import store_papers
@@ -540,6 +540,55 @@ def test_a_chunk_encodes_missing_paper_vectors_before_its_transaction_opens(monk
     _papers_and_a_reader()
 
     assert _run() >= 1
+
+    paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
+    assert {text for text, _ in encoded_inside} >= paper_texts
+    assert [text for text, inside in encoded_inside if text in paper_texts and inside] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_whose_reader_has_a_model_and_no_interest_encodes_before_its_transaction(monkeypatch):
+    """The reader's own model reads the papers' vectors as an interest does."""
+    from django.db import connection
+
+    from digest.matching.reader_model import WEIGHT_DTYPE
+
+    encoded_inside: list[tuple[str, bool]] = []
+
+    def watching(texts):
+        encoded_inside.extend((text, connection.in_atomic_block) for text in texts)
+        return ENCODE(texts)
+
+    monkeypatch.setattr(embedding, "encode", watching)
+    make_paper(1, "Diffusion models for images", "We denoise images with a diffusion model.")
+    make_paper(2, "Graph colouring", "We colour sparse graphs with few colours.")
+    reader = Subscriber.objects.create(email="ada@example.org", status=Subscriber.Status.ACTIVE, keywords="graph")
+    weights = np.full(embedding.DIMENSIONS, 0.01, dtype=WEIGHT_DTYPE)
+    ReaderModel.objects.create(subscriber=reader, weights=weights.tobytes(), positives=2, negatives=1)
+
+    _run()
+
+    paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
+    assert {text for text, _ in encoded_inside} >= paper_texts
+    assert [text for text, inside in encoded_inside if text in paper_texts and inside] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_match_after_signup_encodes_missing_paper_vectors_before_its_transaction(monkeypatch):
+    """As a run's chunk does: the re-match of a reader who just confirmed or changed their words
+    meets papers whose vector task has not run yet."""
+    from django.db import connection
+
+    encoded_inside: list[tuple[str, bool]] = []
+
+    def watching(texts):
+        encoded_inside.extend((text, connection.in_atomic_block) for text in texts)
+        return ENCODE(texts)
+
+    monkeypatch.setattr(embedding, "encode", watching)
+    _papers_and_a_reader()
+
+    assert runs.match_recent_papers(Subscriber.objects.get().id) >= 1
 
     paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
     assert {text for text, _ in encoded_inside} >= paper_texts
