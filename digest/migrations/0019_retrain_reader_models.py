@@ -2,9 +2,11 @@
 
 The old TF-IDF weights cannot be translated, but the reader's marked and liked papers and their
 words are stored: each model is retrained from those, as the reader's next click would retrain it
-(`reader_model.retrain`, the application's own code rather than a copy that would drift from it;
-every query it makes names its columns, so it reads only what this state holds). A reader whose
-examples are no longer enough (a liked paper gone) loses the model, as a click would.
+(`reader_model.retrain`, the application's own code rather than a copy that would drift from it).
+Its reads name their columns, so they read only what this state holds, but its writes go through
+today's `ReaderModel` and `TextVector`: a later migration adding a column to either must make this
+one write through the historical models first, or upgrading an old database stops here. A reader
+whose examples are no longer enough (a liked paper gone) loses the model, as a click would.
 
 Not atomic, and apart from the schema change: each model is committed as it is retrained, so match
 runs are not held while the examples' vectors are read or encoded, and a migration stopped midway

@@ -10,6 +10,8 @@ import importlib
 
 import pytest
 from django.apps import apps
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 
 from digest.matching.engine import BatchIndex, PaperDoc, match_many
 from digest.matching.reader_model import WEIGHT_BYTES
@@ -75,3 +77,13 @@ def test_a_stored_term_model_is_retrained_on_vectors_from_the_clicks_that_taught
     importlib.import_module("digest.migrations.0019_retrain_reader_models").retrain_stored_models(apps, None)
     again = ReaderModel.objects.get(subscriber_id=reader.pk)
     assert (bytes(again.weights), again.bias) == (bytes(stored.weights), stored.bias)
+
+
+def test_the_models_0019_writes_through_today_have_the_columns_they_had_at_0019():
+    """0019 writes through today's ReaderModel and TextVector (see its docstring): once a later
+    migration changes either, upgrading an old database would fail in 0019, so this fails first."""
+    then = MigrationLoader(connection).project_state(AFTER).apps
+    for name in ("ReaderModel", "TextVector"):
+        today = {field.column for field in apps.get_model("digest", name)._meta.concrete_fields}
+        at_0019 = {field.column for field in then.get_model("digest", name)._meta.concrete_fields}
+        assert today == at_0019, f"{name} changed after 0019: make 0019 write through the historical models"
