@@ -160,6 +160,9 @@ def undo_mark(subscriber: Subscriber, marked_id: int) -> bool:
     removed it already) and what the model learned from it. False, and nothing changed, for any
     other id (another subscriber's, or one already undone)."""
     with transaction.atomic():
+        # The reader's row first, as a click takes it: an undo retraining beside a click of the same
+        # reader would otherwise store a model that misses that click until the next retraining.
+        Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
         marked = MarkedPaper.objects.select_for_update().filter(pk=marked_id, subscriber=subscriber).first()
         if marked is None:
             return False

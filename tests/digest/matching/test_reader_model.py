@@ -2,10 +2,12 @@
 "more" ones ("More like papers you marked"), lowers others, and never lowers a paper matching the
 reader's own keyword."""
 
+import threading
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from django.db import transaction
 
 from digest.matching import embedding, reader_model
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many
@@ -15,6 +17,7 @@ from digest.matching.vectors import store_paper_vectors, vectors_if_stored
 from digest.models import LikedPaper, MarkedPaper, ReaderModel, TextVector
 from subscribers.models import Subscriber
 from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
+from tests.support.threads import in_thread
 
 # Seed papers: the reader marked two video neural representations "more", a circuits paper "less".
 MORE = (1, 5)  # NERV++, HNeRV
@@ -302,3 +305,32 @@ def test_a_click_encodes_at_most_a_few_missing_examples_and_a_worker_the_rest(se
     match_recent_papers(reader.pk)
 
     assert len(vectors_if_stored(examples)) == 31
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_an_undo_waits_for_a_click_of_the_same_reader_to_commit(on_postgres):
+    reader = make_subscriber(keywords="", interests="")
+    papers = [make_paper(n, *seed_papers()[n]) for n in MORE]
+    apply_feedback(reader, papers[0], "more")
+    marked = MarkedPaper.objects.get(subscriber=reader)
+    clicking, release = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def a_click_in_its_transaction():  # apply_feedback holds the reader's row until it commits
+        with transaction.atomic():
+            Subscriber.objects.select_for_update().get(pk=reader.pk)
+            clicking.set()
+            release.wait(10)
+
+    click = in_thread(a_click_in_its_transaction, results, "click")
+    assert clicking.wait(30)
+    undo = in_thread(lambda: undo_mark(Subscriber.objects.get(pk=reader.pk), marked.pk), results, "undo")
+    undo.join(0.5)
+    waited = undo.is_alive()
+    release.set()
+    click.join(30)
+    undo.join(30)
+
+    assert waited
+    assert results["undo"] is True
