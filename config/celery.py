@@ -82,7 +82,9 @@ def queue_on_commit_or_warn(task_name: str, *args: object, otherwise: str) -> No
         try:
             queue(task_name, *args)
         except Exception:
-            log.warning("could not queue %s%s; %s", task_name, reprlib.repr(args), otherwise, exc_info=True)
+            # Within tasks_in_process() nothing was to queue: the task ran here, and failed.
+            said = "%s%s ran in this process and failed; %s" if _in_process.get() else "could not queue %s%s; %s"
+            log.warning(said, task_name, reprlib.repr(args), otherwise, exc_info=True)
 
     transaction.on_commit(queue_or_warn)
 

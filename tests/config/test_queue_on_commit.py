@@ -78,3 +78,18 @@ def test_liked_papers_added_while_the_broker_refuses_are_committed_and_wait_for_
         "WARNING",
         "could not queue digest.fetch_liked_papers(); the next periodic run fetches them",
     )
+
+
+def test_a_task_run_in_this_process_that_fails_is_not_logged_as_a_broker_refusal(caplog):
+    from django.db import transaction
+
+    from config.celery import queue_on_commit_or_warn, tasks_in_process
+
+    with caplog.at_level(logging.WARNING), tasks_in_process(), transaction.atomic():
+        queue_on_commit_or_warn("digest.no_such_task", 7, otherwise="the next run does it")
+
+    [(level, message)] = queue_warnings(caplog)
+    assert (level, message) == (
+        "WARNING",
+        "digest.no_such_task(7,) ran in this process and failed; the next run does it",
+    )
