@@ -14,7 +14,7 @@ import pytest
 import time_machine
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 
 from digest.delivery.retention import purge_old_rows
 from digest.matching import embedding, runs, vectors
@@ -526,40 +526,43 @@ def test_papers_ingested_by_the_commands_have_their_vectors_queued(
     assert _paper_texts_stored()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_chunk_encodes_missing_paper_vectors_before_its_transaction_opens(monkeypatch):
-    from django.db import connection
+class TransactionWatch:
+    """embedding.encode, noting for each text whether a transaction was open when it was encoded."""
 
-    encoded_inside: list[tuple[str, bool]] = []
+    def __init__(self):
+        self.encoded: list[tuple[str, bool]] = []
 
-    def watching(texts):
-        encoded_inside.extend((text, connection.in_atomic_block) for text in texts)
+    def __call__(self, texts):
+        self.encoded += [(text, connection.in_atomic_block) for text in texts]
         return ENCODE(texts)
 
+    def assert_papers_encoded_outside_transactions(self):
+        paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
+        assert {text for text, _ in self.encoded} >= paper_texts
+        assert [text for text, inside in self.encoded if text in paper_texts and inside] == []
+
+
+@pytest.fixture
+def watch(monkeypatch):
+    watching = TransactionWatch()
     monkeypatch.setattr(embedding, "encode", watching)
+    return watching
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_encodes_missing_paper_vectors_before_its_transaction_opens(watch):
     _papers_and_a_reader()
 
     assert _run() >= 1
 
-    paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
-    assert {text for text, _ in encoded_inside} >= paper_texts
-    assert [text for text, inside in encoded_inside if text in paper_texts and inside] == []
+    watch.assert_papers_encoded_outside_transactions()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_chunk_whose_reader_has_a_model_and_no_interest_encodes_before_its_transaction(monkeypatch):
+def test_a_chunk_whose_reader_has_a_model_and_no_interest_encodes_before_its_transaction(watch):
     """The reader's own model reads the papers' vectors as an interest does."""
-    from django.db import connection
-
     from digest.matching.reader_model import WEIGHT_DTYPE
 
-    encoded_inside: list[tuple[str, bool]] = []
-
-    def watching(texts):
-        encoded_inside.extend((text, connection.in_atomic_block) for text in texts)
-        return ENCODE(texts)
-
-    monkeypatch.setattr(embedding, "encode", watching)
     make_paper(1, "Diffusion models for images", "We denoise images with a diffusion model.")
     make_paper(2, "Graph colouring", "We colour sparse graphs with few colours.")
     reader = Subscriber.objects.create(email="ada@example.org", status=Subscriber.Status.ACTIVE, keywords="graph")
@@ -568,28 +571,15 @@ def test_a_chunk_whose_reader_has_a_model_and_no_interest_encodes_before_its_tra
 
     _run()
 
-    paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
-    assert {text for text, _ in encoded_inside} >= paper_texts
-    assert [text for text, inside in encoded_inside if text in paper_texts and inside] == []
+    watch.assert_papers_encoded_outside_transactions()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_first_match_after_signup_encodes_missing_paper_vectors_before_its_transaction(monkeypatch):
+def test_the_first_match_after_signup_encodes_missing_paper_vectors_before_its_transaction(watch):
     """As a run's chunk does: the re-match of a reader who just confirmed or changed their words
     meets papers whose vector task has not run yet."""
-    from django.db import connection
-
-    encoded_inside: list[tuple[str, bool]] = []
-
-    def watching(texts):
-        encoded_inside.extend((text, connection.in_atomic_block) for text in texts)
-        return ENCODE(texts)
-
-    monkeypatch.setattr(embedding, "encode", watching)
     _papers_and_a_reader()
 
     assert runs.match_recent_papers(Subscriber.objects.get().id) >= 1
 
-    paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
-    assert {text for text, _ in encoded_inside} >= paper_texts
-    assert [text for text, inside in encoded_inside if text in paper_texts and inside] == []
+    watch.assert_papers_encoded_outside_transactions()
