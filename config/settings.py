@@ -282,6 +282,11 @@ FEEDS = env_list(
 INGEST_EVERY_MINUTES = env_int("INGEST_EVERY_MINUTES", 60)
 FEED_TIMEOUT_SECONDS = env_float("FEED_TIMEOUT_SECONDS", 30.0)
 FEED_MAX_BYTES = env_int("FEED_MAX_BYTES", 20 * 1024 * 1024)
+# Entries stored from one document: each new paper costs a worker up to 0.1 s of encoding. The
+# largest real capture holds 1,314 (an arXiv API search), OAI-PMH pages 1,000 (docs/security.md).
+FEED_MAX_ENTRIES = env_int("FEED_MAX_ENTRIES", 5_000)
+if FEED_MAX_ENTRIES < 1:
+    raise ImproperlyConfigured(f"FEED_MAX_ENTRIES must be at least 1, got {FEED_MAX_ENTRIES}")
 FEED_HOST_DELAY_SECONDS = env_float("FEED_HOST_DELAY_SECONDS", 3.0)
 FEED_USER_AGENT = env_str("FEED_USER_AGENT", f"Paperboy/1.0 (+{SITE_URL})")
 

@@ -9,7 +9,7 @@ read those captures); the RSS 1.0 format is covered by a fixture of our own, in 
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -108,6 +108,8 @@ class ParsedFeed:
     kind: str
     papers: list[ParsedPaper] = field(default_factory=list)
     skipped: int = 0
+    # Entries past the document's cap (`max_entries`): not read, counted in `skipped` too.
+    over_cap: int = 0
     # Kept entries with a field cut, dropped or clamped to feed_limits' caps.
     trimmed: int = 0
     problems: list[str] = field(default_factory=list)
@@ -115,12 +117,18 @@ class ParsedFeed:
     title: str = ""
 
 
-def parse_document(body: bytes, kind: str = Kind.AUTO, content_type: str = "") -> ParsedFeed:
-    """Papers from a feed document; damaged entries are skipped and counted, never fatal."""
+def parse_document(
+    body: bytes, kind: str = Kind.AUTO, content_type: str = "", *, max_entries: int | None = None
+) -> ParsedFeed:
+    """Papers from a feed document; damaged entries are skipped and counted, never fatal.
+
+    `max_entries`: only the document's first that many entries are read; the rest are counted
+    in `over_cap` (and `skipped`) with a problem saying so.
+    """
     if not body or not body.strip():
         return ParsedFeed(kind=kind, error="empty document")
     if kind == Kind.HF_DAILY or (kind == Kind.AUTO and body.lstrip()[:1] in (b"[", b"{")):
-        return _parse_hf_daily(body)
+        return _parse_hf_daily(body, max_entries)
     if b"&#" in body:
         body = _NUMERIC_REFERENCE.sub(_valid_reference, body)
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
@@ -147,7 +155,8 @@ def parse_document(body: bytes, kind: str = Kind.AUTO, content_type: str = "") -
         return result
     if parsed.version == "rss10":
         _date_by_the_channel(entries, parsed.feed)
-    _collect(result, entries, _ENTRY_READERS.get(kind, _read_generic_entry), ("entry", "entries"))
+    read = _ENTRY_READERS.get(kind, _read_generic_entry)
+    _collect(result, entries, read, ("entry", "entries"), max_entries)
     result.skipped += cut_off
     return result
 
@@ -350,7 +359,7 @@ def _iso_datetime(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _parse_hf_daily(body: bytes) -> ParsedFeed:
+def _parse_hf_daily(body: bytes, max_entries: int | None) -> ParsedFeed:
     result = ParsedFeed(kind=Kind.HF_DAILY, title="Hugging Face daily papers")
     try:
         data = json.loads(body, parse_int=json_int)
@@ -365,19 +374,28 @@ def _parse_hf_daily(body: bytes) -> ParsedFeed:
     if data and not any(isinstance(item, dict) for item in data):
         result.error = "not a feed: the JSON list holds no paper objects"
         return result
-    _collect(result, data, _read_hf_item, ("item", "items"))
+    _collect(result, data, _read_hf_item, ("item", "items"), max_entries)
     return result
 
 
 Reader = Callable[[Any, list[str]], ParsedPaper | None]
 
 
-def _collect(result: ParsedFeed, items: Iterable, read: Reader, noun: tuple[str, str]) -> None:
-    """Read every item into a paper held to feed_limits' caps.
+def _collect(result: ParsedFeed, items: Sequence, read: Reader, noun: tuple[str, str], max_entries: int | None) -> None:
+    """Read each of the first `max_entries` items into a paper held to feed_limits' caps.
 
     An item without an id or a title, with an id over its cap, or too damaged to read is counted
-    and not kept; one with a field cut or dropped is kept and counted; the problems say why.
+    and not kept; one with a field cut or dropped is kept and counted; the problems say why. Items
+    past `max_entries` are not read: each would cost a worker its sentence vectors.
     """
+    if max_entries is not None and len(items) > max_entries:
+        result.over_cap = len(items) - max_entries
+        result.skipped += result.over_cap
+        result.problems.append(
+            f"{len(items):,} {noun[1]}, more than FEED_MAX_ENTRIES ({max_entries:,}): "
+            f"read the first {max_entries:,}, skipped the other {result.over_cap:,}"
+        )
+        items = items[:max_entries]
     skipped: Counter[str] = Counter()
     trimmed: Counter[str] = Counter()
     notes: list[str] = []

@@ -37,6 +37,8 @@ class IngestReport:
     failed: bool = False
     not_modified: bool = False
     trimmed: int = 0
+    # Entries past FEED_MAX_ENTRIES, not stored (counted in counts.skipped too).
+    skipped_over_cap: int = 0
 
     @property
     def error(self) -> str:
@@ -45,20 +47,36 @@ class IngestReport:
     def summary(self) -> str:
         c = self.counts
         state = " (not modified)" if self.not_modified else " FAILED" if self.failed else ""
+        over_cap = f" over_cap={self.skipped_over_cap}" if self.skipped_over_cap else ""
         return (
             f"{self.source}{state}: new={c.new} updated={c.updated} unchanged={c.unchanged} "
-            f"skipped={c.skipped} trimmed={self.trimmed} errors={len(self.problems)}"
+            f"skipped={c.skipped}{over_cap} trimmed={self.trimmed} errors={len(self.problems)}"
         )
 
 
 def ingest_document(
     body: bytes, source: str, feed: Feed | None = None, content_type: str = "", *, for_liked: bool = False
 ) -> IngestReport:
-    """Parse and store one fetched document (`for_liked`: fetched for readers' liked papers)."""
+    """Parse and store one fetched document (`for_liked`: fetched for readers' liked papers).
+
+    Only its first FEED_MAX_ENTRIES entries are stored: each new paper costs a worker its vectors.
+    """
     report = IngestReport(source=source)
     declared_kind = feed.kind if feed else Feed.Kind.AUTO
-    parsed = parse_document(body, kind=declared_kind, content_type=content_type)
+    limit = settings.FEED_MAX_ENTRIES
+    parsed = parse_document(body, kind=declared_kind, content_type=content_type, max_entries=limit)
     report.problems.extend(parsed.problems)
+    report.skipped_over_cap = parsed.over_cap
+    if parsed.over_cap:
+        log_event(
+            logger,
+            "ingest.over_cap",
+            level=logging.WARNING,
+            url=source,
+            entries=limit + parsed.over_cap,
+            cap=limit,
+            skipped=parsed.over_cap,
+        )
     if parsed.error:
         report.problems.append(parsed.error)
         report.failed = True
@@ -158,6 +176,7 @@ def _record_run(feed: Feed, report: IngestReport, started: datetime) -> None:
         updated=c.updated,
         unchanged=c.unchanged,
         skipped=c.skipped,
+        over_cap=report.skipped_over_cap,
         trimmed=report.trimmed,
         not_modified=report.not_modified,
         failed=report.failed,

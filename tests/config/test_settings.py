@@ -58,13 +58,14 @@ def test_eml_backend_writes_one_file_per_message(tmp_path, settings):
     assert b"Subject: Hello" in files[0].read_bytes()
 
 
-def _start_settings(env: dict) -> subprocess.CompletedProcess:
+def _start_settings(env: dict, show: str = "DEBUG") -> subprocess.CompletedProcess:
+    """Load the settings in a fresh process with `env`, printing the setting `show`."""
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
     return subprocess.run(
         [
             sys.executable,
             "-c",
-            "import django; from django.conf import settings; django.setup(); print(settings.DEBUG)",
+            f"import django; from django.conf import settings; django.setup(); print(settings.{show})",
         ],
         cwd=ROOT,
         env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
@@ -83,6 +84,22 @@ def test_production_settings_start_with_a_secret_key():
     result = _start_settings({"DEBUG": "0", "SECRET_KEY": "x" * 50})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_feed_max_entries_is_read_from_the_environment_and_defaults_above_every_capture():
+    assert django_settings.FEED_MAX_ENTRIES == 5000  # the largest capture holds 1,314 entries
+    result = _start_settings({"FEED_MAX_ENTRIES": "1500"}, show="FEED_MAX_ENTRIES")
+    assert (result.returncode, result.stdout.strip()) == (0, "1500"), result.stderr
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [("many", "FEED_MAX_ENTRIES must be a whole number"), ("0", "FEED_MAX_ENTRIES must be at least 1")],
+)
+def test_a_malformed_or_zero_feed_max_entries_is_a_clear_startup_error(value, message):
+    result = _start_settings({"FEED_MAX_ENTRIES": value}, show="FEED_MAX_ENTRIES")
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_every_setting_read_from_the_environment_is_documented():

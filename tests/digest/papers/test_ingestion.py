@@ -693,3 +693,68 @@ def test_a_validator_header_with_a_nul_is_not_stored_and_the_other_feeds_go_on(s
     assert [r.failed for r in reports] == [False, False]
     assert list(Feed.objects.order_by("pk").values_list("etag", "last_modified")) == [("", ""), ('"good"', "")]
     assert Paper.objects.count() == 6
+
+
+def minimal_rss(first: int, count: int, title: str = "Paper") -> bytes:
+    """A feed of `count` entries holding only an id and a title, as a hostile feed would send."""
+    items = "".join(
+        f"<item><guid>urn:hostile:{n}</guid><title>{title} {n}</title></item>" for n in range(first, first + count)
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Many</title>{items}</channel></rss>'.encode()
+
+
+def test_a_feed_over_the_entry_cap_stores_the_first_entries_and_says_how_many_it_skipped(settings, caplog):
+    settings.FEED_MAX_ENTRIES = 50
+    elsewhere = Feed.objects.create(url="https://example.org/elsewhere")
+    store_papers([ParsedPaper(guid="urn:kept", title="Stored before"), paper("2404.00001")], elsewhere)
+    # The hostile feed announces a paper already stored past its cap, with another title.
+    store_papers([ParsedPaper(guid="urn:hostile:60", title="Stored before too")], elsewhere)
+    before = {row.pk: (row.title, row.last_changed) for row in Paper.objects.all()}
+    with FeedServer() as server:
+        server.routes["/many"] = Route(body=minimal_rss(0, 50 + 30))
+        feed = Feed.objects.create(url=server.url("/many"))
+        with caplog.at_level("INFO", logger="digest.papers.ingestion"):
+            report = ingest_feed(feed)
+    feed.refresh_from_db()
+
+    assert not report.failed
+    assert (report.counts.new, report.skipped_over_cap, report.counts.skipped) == (50, 30, 30)
+    assert "skipped=30 over_cap=30" in report.summary()
+    stored = set(Paper.objects.filter(guid__startswith="urn:hostile:").values_list("guid", flat=True))
+    assert stored == {f"urn:hostile:{n}" for n in range(50)} | {"urn:hostile:60"}
+    assert {row.pk: (row.title, row.last_changed) for row in Paper.objects.filter(pk__in=before)} == before
+    assert not PaperSource.objects.filter(feed=feed, paper__pk__in=before).exists()
+    assert PaperSource.objects.filter(feed=feed).count() == 50
+    # The feed's status in the admin and the dashboard shows it, as any partly lost poll.
+    message = "80 entries, more than FEED_MAX_ENTRIES (50): read the first 50, skipped the other 30"
+    assert message in feed.last_error
+    assert (feed.last_new, feed.last_skipped, feed.failures_in_a_row) == (50, 30, 1)
+    (warning,) = [r for r in caplog.records if getattr(r, "event", "") == "ingest.over_cap"]
+    assert warning.levelname == "WARNING"
+    assert (warning.url, warning.entries, warning.cap, warning.skipped) == (feed.url, 80, 50, 30)
+    (event,) = [r for r in caplog.records if getattr(r, "event", "") == "ingest.feed"]
+    assert (event.new, event.skipped, event.over_cap) == (50, 30, 30)
+
+
+def test_a_feed_at_exactly_the_entry_cap_stores_every_entry(settings):
+    settings.FEED_MAX_ENTRIES = 50
+    feed = Feed.objects.create(url="https://example.org/at-cap")
+    report = ingest_document(minimal_rss(0, 50), feed.url, feed)
+    assert (report.counts.new, report.skipped_over_cap, report.counts.skipped, report.error) == (50, 0, 0, "")
+    assert "over_cap" not in report.summary()
+    assert Paper.objects.count() == 50
+
+
+def test_a_json_feed_over_the_entry_cap_stores_its_first_items(settings, shared_feed):
+    settings.FEED_MAX_ENTRIES = 3
+    report = ingest_source(str(shared_feed(HF_5)))
+    assert (report.counts.new, report.skipped_over_cap) == (3, 2)
+    assert "5 items, more than FEED_MAX_ENTRIES (3)" in report.error
+    first_three = [item["paper"]["id"] for item in json.loads(shared_feed(HF_5).read_bytes())[:3]]
+    assert sorted(Paper.objects.values_list("arxiv_id", flat=True)) == sorted(first_three)
+
+
+def test_every_capture_is_under_the_default_entry_cap(settings, shared_feed):
+    largest = "arxiv_api_atom_2024-12-26_search-all-retrieval-augmented-generation_max5000_1314entries.xml"
+    parsed = parse_document(shared_feed(largest).read_bytes(), max_entries=settings.FEED_MAX_ENTRIES)
+    assert (len(parsed.papers), parsed.over_cap) == (1314, 0)

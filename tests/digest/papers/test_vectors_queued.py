@@ -13,6 +13,7 @@ from django.db import transaction
 
 from digest.models import Feed, Paper
 from digest.papers.feed_parsing import ParsedPaper
+from digest.papers.ingestion import ingest_document
 from digest.papers.paper_store import PAPERS_PER_TASK, store_papers
 from digest.tasks.ingest import ingest_feeds
 from digest.tasks.polling import poll_feed
@@ -114,6 +115,17 @@ def test_a_large_batch_is_split_into_tasks_of_papers_per_task(committed):
         store_papers([ParsedPaper(guid=f"urn:{n}", title=f"Paper {n}") for n in range(count)])
     sizes = sorted(len(paper_ids) for _, (paper_ids,) in queued_tasks())  # the folder keeps no order
     assert sizes == [1, PAPERS_PER_TASK, PAPERS_PER_TASK]
+
+
+def test_a_feed_over_the_entry_cap_queues_vectors_for_the_papers_under_it_only(settings, committed):
+    settings.FEED_MAX_ENTRIES = 2 * PAPERS_PER_TASK
+    items = "".join(f"<item><guid>urn:h:{n}</guid><title>T {n}</title></item>" for n in range(3 * PAPERS_PER_TASK))
+    body = f'<rss version="2.0"><channel><title>Many</title>{items}</channel></rss>'.encode()
+    with committed():
+        report = ingest_document(body, "https://example.org/many", Feed.objects.create(url="https://example.org/many"))
+    assert report.skipped_over_cap == PAPERS_PER_TASK
+    assert queued_paper_ids() == Counter(Paper.objects.values_list("id", flat=True))
+    assert Paper.objects.count() == 2 * PAPERS_PER_TASK
 
 
 def test_papers_stored_in_a_transaction_that_rolls_back_queue_nothing(committed):
