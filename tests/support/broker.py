@@ -36,6 +36,11 @@ def broker_and_cache_on(settings):
         kombu.pools.reset()
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
+        # The task-sent event's dispatcher, and the sender holding it, keep the event exchange made
+        # for the first broker they met: its type differs by transport (fanout on Redis, topic on
+        # the filesystem), so a later broker's event receivers would never see task-sent.
+        for cached in ("_event_dispatcher", "send_task_message"):
+            celery_app.amqp.__dict__.pop(cached, None)
 
     yield point
     celery_app.conf.broker_connection_retry = saved_retry
