@@ -303,15 +303,23 @@ class BatchIndex:
         return self.vectors([embedding.embedding_text(paper.title, paper.abstract) for paper in self.papers])
 
     def embedding_scores(self, texts: Sequence[str]) -> np.ndarray:
-        """A len(texts) x papers array: the cosine of each text's sentence vector with each paper's,
-        one text at a time (as PaperSimilarity._lsa, so a text's scores do not depend on its chunk)."""
-        scores = np.empty((len(texts), self.size), dtype=np.float32)
+        """A len(texts) x papers array: the cosine of each text's sentence vector with each paper's."""
         if not len(texts):
-            return scores
+            return np.empty((0, self.size), dtype=np.float32)
+        return self.paper_products(self.vectors(texts))
+
+    def paper_products(self, rows: np.ndarray) -> np.ndarray:
+        """A len(rows) x papers array: each row (a sentence vector, a reader model's weights) times
+        each paper's sentence vector, one row at a time (as PaperSimilarity._lsa): a row's products
+        are the same to the last bit alone or beside any others, which one product of the stacked
+        rows would not promise (BLAS may sum a row differently beside other rows)."""
+        found = np.empty((len(rows), self.size), dtype=np.float32)
+        if not len(rows):
+            return found
         papers = self.paper_vectors
-        for row, vector in enumerate(self.vectors(texts)):
-            np.matmul(papers, vector, out=scores[row])
-        return scores
+        for row, vector in enumerate(rows):
+            np.matmul(papers, vector, out=found[row])
+        return found
 
     def interest_meaning(self, texts: Sequence[str], rows: sparse.csr_matrix | None = None) -> dict[str, np.ndarray]:
         """Interests' (wanted texts') features for the relevance models, each texts x papers: the

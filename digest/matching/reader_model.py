@@ -276,17 +276,12 @@ class ReaderScores:
 
 def reader_logits(readers: Sequence[ReaderWeights], index: "BatchIndex") -> np.ndarray:
     """The models' logit per paper of the batch (readers x papers), over the papers' sentence
-    vectors (read once per run). One product per reader, as BatchIndex.embedding_scores does for
-    interests: a reader's row is the same to the last bit alone or in any chunk, which a product of
-    the stacked weights would not promise (BLAS may sum a row differently beside other rows)."""
-    found = np.empty((len(readers), index.size), dtype=np.float32)
+    vectors (read once per run), one reader at a time (BatchIndex.paper_products): a reader scores
+    alike in any chunk, and alone."""
     if not readers:
-        return found
-    papers = index.paper_vectors
-    for row, weights in enumerate(readers):
-        np.matmul(papers, weights.array(), out=found[row])
-        found[row] += np.float32(weights.bias)
-    return found
+        return np.empty((0, index.size), dtype=np.float32)
+    logits = index.paper_products(np.vstack([weights.array() for weights in readers]))
+    return logits + np.array([weights.bias for weights in readers], dtype=np.float32)[:, np.newaxis]
 
 
 def logits(weights: ReaderWeights, index: "BatchIndex") -> np.ndarray:
