@@ -15,7 +15,8 @@ already so marked; retention deletes those nothing used for RETENTION_DAYS.
 """
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
 
 import numpy as np
 from django.utils import timezone
@@ -61,16 +62,13 @@ def stored_vectors(texts: Sequence[str], encode: Encoder | None = None) -> np.nd
     found: dict[bytes, np.ndarray] = {}
     stale: list[bytes] = []
     corrupted: list[bytes] = []
-    for group in chunked(list(text_of), KEYS_PER_QUERY):
-        for key, blob, used_on in TextVector.objects.filter(key__in=group).values_list("key", "vector", "used_on"):
-            key = bytes(key)
-            vector = _decoded(blob)
-            if vector is None:
-                corrupted.append(key)
-            else:
-                found[key] = vector
-                if used_on < today:
-                    stale.append(key)
+    for key, vector, used_on in _stored_rows(list(text_of)):
+        if vector is None:
+            corrupted.append(key)
+        else:
+            found[key] = vector
+            if used_on < today:
+                stale.append(key)
     if corrupted:
         TextVector.objects.filter(key__in=corrupted).delete()
     # In key order: two transactions inserting overlapping texts wait for each other in the same order.
@@ -98,12 +96,18 @@ def vectors_if_stored(texts: Sequence[str]) -> dict[int, np.ndarray]:
     for position, text in enumerate(texts):
         positions.setdefault(text_key(text), []).append(position)
     found: dict[int, np.ndarray] = {}
-    for group in chunked(list(positions), KEYS_PER_QUERY):
-        for key, blob in TextVector.objects.filter(key__in=group).values_list("key", "vector"):
-            vector = _decoded(blob)
-            if vector is not None:
-                found.update(dict.fromkeys(positions[bytes(key)], vector))
+    for key, vector, _ in _stored_rows(list(positions)):
+        if vector is not None:
+            found.update(dict.fromkeys(positions[key], vector))
     return dict(sorted(found.items()))
+
+
+def _stored_rows(keys: list[bytes]) -> Iterator[tuple[bytes, np.ndarray | None, date]]:
+    """The stored rows of these keys, KEYS_PER_QUERY to a query: key, vector (None when the row is
+    corrupted), the day it was last used."""
+    for group in chunked(keys, KEYS_PER_QUERY):
+        for key, blob, used_on in TextVector.objects.filter(key__in=group).values_list("key", "vector", "used_on"):
+            yield bytes(key), _decoded(blob), used_on
 
 
 def interest_text(interests: str) -> str:
