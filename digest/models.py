@@ -372,7 +372,8 @@ class MarkedPaper(models.Model):
 
 class ReaderModel(models.Model):
     """A subscriber's own linear model over the papers' sentence vectors, trained when they mark or
-    like papers (digest/matching/reader_model.py) and read by every match run: matching never trains."""
+    like papers (digest/matching/reader_model.py, and again by a reader's re-match) and read by every
+    match run: a run never trains."""
 
     subscriber = models.OneToOneField("subscribers.Subscriber", on_delete=models.CASCADE, related_name="reader_model")
     weights = models.BinaryField(
