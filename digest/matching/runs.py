@@ -42,7 +42,7 @@ from config.logging import log_event
 from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, Matcher, Matches, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
-from digest.matching.reader_model import retrain, with_reader_model
+from digest.matching.reader_model import retrain_from_every_example, with_reader_model
 from digest.matching.vectors import stored_vectors
 from digest.models import Candidate, MatchChunk, MatchRun, Paper, lock_candidates_of, lock_match_runs
 from digest.plain_sql import insert_columns, insert_rows, refresh_statistics
@@ -307,7 +307,7 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     """
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is not None:
-        retrain(subscriber, encode_at_most=None)  # a worker: every example
+        retrain_from_every_example(subscriber)
     days = settings.MATCH_RECENT_DAYS if days is None else days
     since = timezone.now() - timedelta(days=days)
     recent = offered(Paper.objects.filter(first_seen__gte=since))
