@@ -34,7 +34,7 @@ test (bench/relevance/CLICKS-HELDOUT-RULE.md): after two clicks each way precisi
 the terms' 0.686, F1 0.832 instead of 0.730 (docs/decisions.md).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -196,16 +196,16 @@ def retrain(subscriber: Subscriber, encode_at_most: int | None = ENCODED_AT_A_CL
     retrainings of one reader take turns, and the later reads what the earlier committed, so the
     model stored last learned from both."""
     # vectors.py reads interests through the engine, which holds this module's models.
-    from digest.matching.vectors import stored_vectors, vectors_if_stored
+    from digest.matching.vectors import available_vectors, vectors_if_stored
 
     Subscriber.objects.select_for_update().filter(pk=subscriber.pk).values_list("pk").first()
     examples = examples_of(subscriber)
     if not examples.enough:
         ReaderModel.objects.filter(subscriber=subscriber).delete()
         return None
-    negatives_given = len(examples.negatives)
-    if encode_at_most is not None:
-        examples = _within_encoding(examples, encode_at_most, vectors_if_stored)
+    found = available_vectors([*examples.positives, *examples.negatives], encode_at_most)
+    positives = [found[position] for position in range(len(examples.positives)) if position in found]
+    negatives = [vector for position, vector in found.items() if position >= len(examples.positives)]
     example_ids = set(MarkedPaper.objects.filter(subscriber=subscriber).values_list("paper_id", flat=True))
     example_ids |= set(LikedPaper.objects.filter(subscriber=subscriber).values_list("paper_id", flat=True))
     background = (
@@ -214,15 +214,14 @@ def retrain(subscriber: Subscriber, encode_at_most: int | None = ENCODED_AT_A_CL
         .values_list("title", "abstract")[:BACKGROUND_PAPERS]
     )
     typical = vectors_if_stored([embedding_text(title, abstract) for title, abstract in background]).values()
-    vectors = np.vstack([stored_vectors([*examples.positives, *examples.negatives]), *typical])
-    trained = train(vectors, len(examples.positives), len(examples.negatives))
+    trained = train(np.vstack([*positives, *negatives, *typical]), len(positives), len(negatives))
     model, _ = ReaderModel.objects.update_or_create(
         subscriber=subscriber,
         defaults={
             "weights": trained.weights,
             "bias": trained.bias,
             "positives": examples.positives_given,
-            "negatives": negatives_given,
+            "negatives": len(examples.negatives),
             "from_clicks": examples.from_clicks,
             "from_liked": examples.from_liked,
         },
@@ -241,23 +240,6 @@ def retrain_from_every_example(subscriber: Subscriber) -> ReaderModel | None:
     if examples.enough:
         stored_vectors([*examples.positives, *examples.negatives])
     return retrain(subscriber)
-
-
-def _within_encoding(
-    examples: Examples, encode_at_most: int, vectors_if_stored: "Callable[[Sequence[str]], dict[int, np.ndarray]]"
-) -> Examples:
-    """`examples` without the texts whose vectors are neither stored nor among the first
-    `encode_at_most` (at least one) of those missing: positives come first, so one is always kept."""
-    texts = [*examples.positives, *examples.negatives]
-    stored = vectors_if_stored(texts)
-    missing = [position for position in range(len(texts)) if position not in stored]
-    kept = set(stored) | set(missing[: max(1, encode_at_most)])
-    count = len(examples.positives)
-    return replace(
-        examples,
-        positives=tuple(text for position, text in enumerate(examples.positives) if position in kept),
-        negatives=tuple(text for position, text in enumerate(examples.negatives, count) if position in kept),
-    )
 
 
 def stored_weights(subscriber: Subscriber) -> ReaderWeights | None:

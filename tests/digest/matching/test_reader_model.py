@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from digest.matching import embedding, reader_model
@@ -262,6 +263,22 @@ def test_a_click_encodes_its_examples_when_missing_and_never_the_background(seed
     texts = {embedding.embedding_text(paper.title, paper.abstract): n for n, paper in enumerate(papers)}
     assert {texts[text] for text in encoded} == {1, 5, 7}
     assert len(vectors_if_stored(list(texts))) == 13  # the ten stored, and the three clicked
+    assert ReaderModel.objects.get(subscriber=reader).positives == 2
+
+
+@pytest.mark.django_db
+def test_a_click_reads_its_examples_stored_vectors_once(seeds):
+    papers = stored_seed_papers(seeds)
+    reader = make_subscriber(keywords="", interests="")
+    apply_feedback(reader, papers[MORE[0]], "more")
+    apply_feedback(reader, papers[LESS[0]], "less")
+
+    with CaptureQueriesContext(connection) as context:
+        apply_feedback(reader, papers[MORE[1]], "more")
+
+    reads = [query["sql"] for query in context.captured_queries if 'FROM "digest_textvector"' in query["sql"]]
+    assert len(reads) == 2  # the examples' vectors, the background's
+    assert len(context.captured_queries) == 19
     assert ReaderModel.objects.get(subscriber=reader).positives == 2
 
 
