@@ -34,7 +34,7 @@ test (bench/relevance/CLICKS-HELDOUT-RULE.md): after two clicks each way precisi
 the terms' 0.686, F1 0.832 instead of 0.730 (docs/decisions.md).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -45,11 +45,11 @@ from scipy.optimize import minimize
 from digest.matching.embedding import DIMENSIONS, embedding_text
 from digest.models import LikedPaper, MarkedPaper, Paper, ReaderModel
 from subscribers.keywords import positive_keywords
+from subscribers.models import Subscriber
 
 if TYPE_CHECKING:
     from digest.matching.engine import BatchIndex, Matcher
     from subscribers.keywords import KeywordQuery
-    from subscribers.models import Subscriber
 
 MIN_EXAMPLES = 2
 BACKGROUND_PAPERS = 400
@@ -143,7 +143,7 @@ def train(vectors: np.ndarray, positives: int, negatives: int) -> ReaderWeights:
     return ReaderWeights(weights=weights.astype(WEIGHT_DTYPE).tobytes(), bias=bias)
 
 
-def examples_of(subscriber: "Subscriber") -> Examples:
+def examples_of(subscriber: Subscriber) -> Examples:
     """The reader's marked papers and liked papers, and their words. Every query names its columns
     (migration 0019 retrains stored models through this function)."""
     marked = list(
@@ -180,7 +180,7 @@ def examples_of(subscriber: "Subscriber") -> Examples:
 
 
 @transaction.atomic
-def retrain(subscriber: "Subscriber", encode_at_most: int | None = ENCODED_AT_A_CLICK) -> ReaderModel | None:
+def retrain(subscriber: Subscriber, encode_at_most: int | None = ENCODED_AT_A_CLICK) -> ReaderModel | None:
     """Train the subscriber's model from what they marked and liked, and store it; with too few
     examples, drop any stored model (undoing clicks undoes what they taught). Safe to run twice.
 
@@ -188,19 +188,24 @@ def retrain(subscriber: "Subscriber", encode_at_most: int | None = ENCODED_AT_A_
     changed, papers whose vectors retention deleted after RETENTION_DAYS unread) `encode_at_most`
     are encoded and stored here, positives first, and the others left out of this model: the web
     requests (a click, an undo, an unlike) answer within a second or so whatever the reader marked
-    over the years, and each encodes a few more. A worker's retraining (the re-match, migration
-    0019) passes None and learns from every example. The background is the newest papers whose
-    vectors are stored (at ingestion): never encoded here."""
-    # vectors.py reads interests through the engine, which holds this module's models.
-    from digest.matching.vectors import stored_vectors, vectors_if_stored
+    over the years, and each encodes a few more (`retrain_from_every_example`, for a worker, encodes
+    the rest first); migration 0019 passes None and learns from every example. The background is
+    the newest papers whose vectors are stored (at ingestion): never encoded here.
 
+    The reader's row is locked first, as a click locks it (feedback.apply_feedback): two
+    retrainings of one reader take turns, and the later reads what the earlier committed, so the
+    model stored last learned from both."""
+    # vectors.py reads interests through the engine, which holds this module's models.
+    from digest.matching.vectors import available_vectors, vectors_if_stored
+
+    Subscriber.objects.select_for_update().filter(pk=subscriber.pk).values_list("pk").first()
     examples = examples_of(subscriber)
     if not examples.enough:
         ReaderModel.objects.filter(subscriber=subscriber).delete()
         return None
-    negatives_given = len(examples.negatives)
-    if encode_at_most is not None:
-        examples = _within_encoding(examples, encode_at_most, vectors_if_stored)
+    found = available_vectors([*examples.positives, *examples.negatives], encode_at_most)
+    positives = [found[position] for position in range(len(examples.positives)) if position in found]
+    negatives = [vector for position, vector in found.items() if position >= len(examples.positives)]
     example_ids = set(MarkedPaper.objects.filter(subscriber=subscriber).values_list("paper_id", flat=True))
     example_ids |= set(LikedPaper.objects.filter(subscriber=subscriber).values_list("paper_id", flat=True))
     background = (
@@ -209,15 +214,14 @@ def retrain(subscriber: "Subscriber", encode_at_most: int | None = ENCODED_AT_A_
         .values_list("title", "abstract")[:BACKGROUND_PAPERS]
     )
     typical = vectors_if_stored([embedding_text(title, abstract) for title, abstract in background]).values()
-    vectors = np.vstack([stored_vectors([*examples.positives, *examples.negatives]), *typical])
-    trained = train(vectors, len(examples.positives), len(examples.negatives))
+    trained = train(np.vstack([*positives, *negatives, *typical]), len(positives), len(negatives))
     model, _ = ReaderModel.objects.update_or_create(
         subscriber=subscriber,
         defaults={
             "weights": trained.weights,
             "bias": trained.bias,
             "positives": examples.positives_given,
-            "negatives": negatives_given,
+            "negatives": len(examples.negatives),
             "from_clicks": examples.from_clicks,
             "from_liked": examples.from_liked,
         },
@@ -225,24 +229,20 @@ def retrain(subscriber: "Subscriber", encode_at_most: int | None = ENCODED_AT_A_
     return model
 
 
-def _within_encoding(
-    examples: Examples, encode_at_most: int, vectors_if_stored: "Callable[[Sequence[str]], dict[int, np.ndarray]]"
-) -> Examples:
-    """`examples` without the texts whose vectors are neither stored nor among the first
-    `encode_at_most` (at least one) of those missing: positives come first, so one is always kept."""
-    texts = [*examples.positives, *examples.negatives]
-    stored = vectors_if_stored(texts)
-    missing = [position for position in range(len(texts)) if position not in stored]
-    kept = set(stored) | set(missing[: max(1, encode_at_most)])
-    count = len(examples.positives)
-    return replace(
-        examples,
-        positives=tuple(text for position, text in enumerate(examples.positives) if position in kept),
-        negatives=tuple(text for position, text in enumerate(examples.negatives, count) if position in kept),
-    )
+def retrain_from_every_example(subscriber: Subscriber) -> ReaderModel | None:
+    """A worker's retraining (the re-match): the examples' vectors not stored are encoded and stored
+    first, outside any transaction, so outside the reader's row lock (seconds, once retention
+    deleted a reader's old ones); `retrain` then finds them stored, and of the examples added
+    meanwhile (a click) encodes at most what a click would."""
+    from digest.matching.vectors import stored_vectors
+
+    examples = examples_of(subscriber)
+    if examples.enough:
+        stored_vectors([*examples.positives, *examples.negatives])
+    return retrain(subscriber)
 
 
-def stored_weights(subscriber: "Subscriber") -> ReaderWeights | None:
+def stored_weights(subscriber: Subscriber) -> ReaderWeights | None:
     """The subscriber's stored model (select_related("reader_model") brings it with the subscriber);
     None for a row that cannot be one (emptied by migration 0018, the wrong length, a number not
     finite: an infinite logit would stand PICK above any median)."""
@@ -258,7 +258,7 @@ def stored_weights(subscriber: "Subscriber") -> ReaderWeights | None:
     return ReaderWeights(weights=weights, bias=stored.bias, reason=_reason(stored.from_liked))
 
 
-def with_reader_model(matcher: "Matcher", subscriber: "Subscriber") -> "Matcher":
+def with_reader_model(matcher: "Matcher", subscriber: Subscriber) -> "Matcher":
     weights = stored_weights(subscriber)
     return replace(matcher, reader=weights) if weights is not None else matcher
 

@@ -42,8 +42,8 @@ from config.logging import log_event
 from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, Matcher, Matches, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
-from digest.matching.reader_model import retrain, with_reader_model
-from digest.matching.vectors import stored_vectors
+from digest.matching.reader_model import retrain_from_every_example, with_reader_model
+from digest.matching.vectors import interest_text, stored_vectors
 from digest.models import Candidate, MatchChunk, MatchRun, Paper, lock_candidates_of, lock_match_runs
 from digest.plain_sql import insert_columns, insert_rows, refresh_statistics
 from subscribers.models import Subscriber
@@ -252,15 +252,20 @@ def store_matches(subscriber_ids: list[int], index: BatchIndex) -> int:
     return len(columns["paper"])
 
 
-def encode_papers_ahead(subscriber_ids: list[int], index: BatchIndex) -> None:
-    """The papers' sentence vectors, read (or encoded and stored) before the chunk's transaction
-    opens, when a subscriber of the chunk has an interest or a model of their own (both read them).
-    Papers a run meets before the ingestion's vector task has stored them take seconds to encode,
-    and rows inserted inside the transaction would hold every other worker inserting the same
-    papers until this chunk commits."""
-    active = Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)
-    if active.filter(~Q(interests="") | Q(reader_model__isnull=False)).exists():
+def read_vectors_ahead(subscriber_ids: list[int], index: BatchIndex) -> None:
+    """The sentence vectors a chunk reads, read (or encoded and stored) before its transaction
+    opens: the papers', when a subscriber of the chunk has an interest or a model of their own (both
+    read them), and the interests'. Papers a run meets before the ingestion's vector task has stored
+    them take seconds to encode, a new interest 20 ms, and rows inserted inside the transaction
+    would hold every other worker inserting the same texts until this chunk commits."""
+    interests = list(
+        Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)
+        .filter(~Q(interests="") | Q(reader_model__isnull=False))
+        .values_list("interests", flat=True)
+    )
+    if interests:
         _ = index.paper_vectors  # a cached property: computed here, once per run index
+    index.read_vectors_ahead(sorted({text for text in map(interest_text, interests) if text}))
 
 
 def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
@@ -271,7 +276,7 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
         log_event(log, "match.chunk_superseded", run_id=run_id, subscribers=len(subscriber_ids))
         return 0
     index = run_index(run)
-    encode_papers_ahead(subscriber_ids, index)
+    read_vectors_ahead(subscriber_ids, index)
     with transaction.atomic():
         if not claim_chunk(run_id, subscriber_ids):
             log_event(log, "match.chunk_stored_before", run_id=run_id, subscribers=len(subscriber_ids))
@@ -307,11 +312,11 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     """
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is not None:
-        retrain(subscriber, encode_at_most=None)  # a worker: every example
+        retrain_from_every_example(subscriber)
     days = settings.MATCH_RECENT_DAYS if days is None else days
     since = timezone.now() - timedelta(days=days)
     recent = offered(Paper.objects.filter(first_seen__gte=since))
     index = build_index(recent, Paper.objects.filter(first_seen__lt=since))
-    encode_papers_ahead([subscriber_id], index)
+    read_vectors_ahead([subscriber_id], index)
     with transaction.atomic():
         return store_matches([subscriber_id], index)

@@ -54,8 +54,19 @@ def _decoded(blob: bytes | memoryview) -> np.ndarray | None:
 def stored_vectors(texts: Sequence[str], encode: Encoder | None = None) -> np.ndarray:
     """A len(texts) x DIMENSIONS array of the texts' unit vectors: the stored ones read, the others
     encoded (`encode`, by default embedding.encode) and stored. Marks every one used today."""
+    vectors = np.empty((len(texts), embedding.DIMENSIONS), dtype=np.float32)
+    for position, vector in available_vectors(texts, None, encode).items():
+        vectors[position] = vector
+    return vectors
+
+
+def available_vectors(
+    texts: Sequence[str], encode_at_most: int | None, encode: Encoder | None = None
+) -> dict[int, np.ndarray]:
+    """Position in `texts` -> its unit vector: the stored ones read, and of the others the first
+    `encode_at_most` (all for None) encoded (`encode`, by default embedding.encode) and stored.
+    Marks every one returned used today."""
     encode = encode or embedding.encode
-    texts = list(texts)
     keys = [text_key(text) for text in texts]
     text_of = dict(zip(keys, texts, strict=True))
     today = timezone.localdate()
@@ -71,9 +82,9 @@ def stored_vectors(texts: Sequence[str], encode: Encoder | None = None) -> np.nd
                 stale.append(key)
     if corrupted:
         TextVector.objects.filter(key__in=corrupted).delete()
+    missing = [key for key in text_of if key not in found][:encode_at_most]
     # In key order: two transactions inserting overlapping texts wait for each other in the same order.
-    missing = sorted(key for key in text_of if key not in found)
-    for group in chunked(missing, ENCODE_CHUNK):
+    for group in chunked(sorted(missing), ENCODE_CHUNK):
         encoded = encode([text_of[key] for key in group])
         rows = []
         for key, vector in zip(group, encoded, strict=True):
@@ -82,10 +93,7 @@ def stored_vectors(texts: Sequence[str], encode: Encoder | None = None) -> np.nd
         TextVector.objects.bulk_create(rows, ignore_conflicts=True)
     for group in chunked(stale, KEYS_PER_QUERY):
         TextVector.objects.filter(key__in=group, used_on__lt=today).update(used_on=today)
-    vectors = np.empty((len(texts), embedding.DIMENSIONS), dtype=np.float32)
-    for row, key in enumerate(keys):
-        vectors[row] = found[key]
-    return vectors
+    return {position: found[key] for position, key in enumerate(keys) if key in found}
 
 
 def vectors_if_stored(texts: Sequence[str]) -> dict[int, np.ndarray]:

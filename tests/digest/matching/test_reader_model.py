@@ -7,7 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from digest.matching import embedding, reader_model
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many
@@ -16,6 +19,7 @@ from digest.matching.runs import match_recent_papers, subscriber_matcher
 from digest.matching.vectors import store_paper_vectors, vectors_if_stored
 from digest.models import LikedPaper, MarkedPaper, ReaderModel, TextVector
 from subscribers.models import Subscriber
+from subscribers.tokens import make_token
 from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
 from tests.support.threads import in_thread
 
@@ -263,6 +267,22 @@ def test_a_click_encodes_its_examples_when_missing_and_never_the_background(seed
 
 
 @pytest.mark.django_db
+def test_a_click_reads_its_examples_stored_vectors_once(seeds):
+    papers = stored_seed_papers(seeds)
+    reader = make_subscriber(keywords="", interests="")
+    apply_feedback(reader, papers[MORE[0]], "more")
+    apply_feedback(reader, papers[LESS[0]], "less")
+
+    with CaptureQueriesContext(connection) as context:
+        apply_feedback(reader, papers[MORE[1]], "more")
+
+    reads = [query["sql"] for query in context.captured_queries if 'FROM "digest_textvector"' in query["sql"]]
+    assert len(reads) == 2  # the examples' vectors, the background's
+    assert len(context.captured_queries) == 19
+    assert ReaderModel.objects.get(subscriber=reader).positives == 2
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("weight", "bias"), [(np.inf, 0.0), (np.nan, 0.0), (1.0, float("inf"))], ids=["inf", "nan", "bias"]
 )
@@ -334,3 +354,75 @@ def test_on_postgresql_an_undo_waits_for_a_click_of_the_same_reader_to_commit(on
 
     assert waited
     assert results["undo"] is True
+
+
+def unlike_by_the_manage_page(reader: Subscriber, liked: LikedPaper) -> None:
+    token = make_token(reader, "manage")
+    response = Client().post(reverse("digest:remove_liked", args=[token, liked.pk]))
+    assert response.status_code == 302
+
+
+def unlike_and_re_match(reader: Subscriber, liked: LikedPaper) -> None:
+    """Any change the re-match follows (here the liked paper gone) has the worker retrain."""
+    liked.delete()
+    match_recent_papers(reader.pk)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("retraining", [unlike_by_the_manage_page, unlike_and_re_match], ids=["unlike", "re-match"])
+def test_on_postgresql_a_retraining_beside_a_click_stores_a_model_that_learned_both(seeds, retraining, on_postgres):
+    """The retraining waits for the reader's row, which a click holds to its commit, and then reads
+    the click's mark: a model stored without that lock missed the click until the next retraining."""
+    papers = stored_seed_papers(seeds)
+    reader = make_subscriber(keywords="", interests="")
+    apply_feedback(reader, papers[MORE[0]], "more")
+    apply_feedback(reader, papers[LESS[0]], "less")
+    liked = LikedPaper.objects.create(subscriber=reader, paper=papers[43], state=LikedPaper.State.KNOWN)
+    reader_model.retrain(reader)
+    clicking, release = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def a_click_committed_late():
+        with transaction.atomic():
+            apply_feedback(Subscriber.objects.get(pk=reader.pk), papers[MORE[1]], "more")
+            clicking.set()
+            release.wait(10)
+
+    click = in_thread(a_click_committed_late, results, "click")
+    assert clicking.wait(60)
+    other = in_thread(lambda: retraining(Subscriber.objects.get(pk=reader.pk), liked), results, "retraining")
+    other.join(1.0)
+    waited = other.is_alive()
+    release.set()
+    click.join(30)
+    other.join(60)
+
+    assert waited and "retraining" in results
+    stored = ReaderModel.objects.get(subscriber=reader)
+    assert (stored.positives, stored.negatives, stored.from_liked) == (2, 1, False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_re_match_encodes_the_readers_missing_examples_outside_any_transaction(seeds, monkeypatch):
+    """Encoding a reader's examples takes seconds once retention deleted their vectors: never while
+    the reader's row is locked (every click of theirs would wait)."""
+    papers = stored_seed_papers(seeds)
+    reader = make_subscriber(keywords="", interests="")
+    for n in range(12):
+        MarkedPaper.objects.create(subscriber=reader, paper=papers[n], direction="more" if n % 3 else "less")
+    TextVector.objects.all().delete()
+    encoded: list[tuple[str, bool]] = []
+    encode = embedding.encode
+    monkeypatch.setattr(
+        embedding,
+        "encode",
+        lambda texts: encoded.extend((text, connection.in_atomic_block) for text in texts) or encode(texts),
+    )
+
+    match_recent_papers(reader.pk)
+
+    examples = {embedding.embedding_text(paper.title, paper.abstract) for paper in papers[:12]}
+    assert {text for text, _ in encoded} >= examples
+    assert [text for text, inside in encoded if text in examples and inside] == []
+    assert ReaderModel.objects.get(subscriber=reader).positives == 8

@@ -326,8 +326,8 @@ def test_a_chunk_makes_the_same_queries_for_10_or_200_subscribers_but_for_the_in
     plan, readers = _run_with_readers(210)
     small_others, small_inserts = _chunk_queries(plan, readers[:10])
     large_others, large_inserts = _chunk_queries(plan, readers[10:])
-    # Thirteen (one asks whether the chunk has an interest, so the papers' vectors are read before
-    # its transaction), and two for the stored sentence vectors (the papers', the chunk's
+    # Thirteen (one reads the chunk's interests, so that their vectors and the papers' are read
+    # before its transaction), and two for the stored sentence vectors (the papers', the chunk's
     # interests'); + the subscribers' locks.
     assert small_others == large_others <= 15 + (connection.vendor == "postgresql")
     # SQLite takes at most 999 parameters per statement, so its insert is cut in batches; PostgreSQL's is one.

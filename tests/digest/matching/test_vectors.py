@@ -536,10 +536,13 @@ class TransactionWatch:
         self.encoded += [(text, connection.in_atomic_block) for text in texts]
         return ENCODE(texts)
 
-    def assert_papers_encoded_outside_transactions(self):
-        paper_texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
-        assert {text for text, _ in self.encoded} >= paper_texts
-        assert [text for text, inside in self.encoded if text in paper_texts and inside] == []
+    def assert_encoded_outside_transactions(self):
+        """The papers' vectors and the active readers' interests' were encoded, none inside a transaction."""
+        texts = set(vectors.paper_texts(list(Paper.objects.values_list("id", flat=True))))
+        active = Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).exclude(interests="")
+        texts |= {interest_text(interests) for interests in active.values_list("interests", flat=True)}
+        assert {text for text, _ in self.encoded} >= texts
+        assert [text for text, inside in self.encoded if text in texts and inside] == []
 
 
 @pytest.fixture
@@ -550,12 +553,12 @@ def watch(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_chunk_encodes_missing_paper_vectors_before_its_transaction_opens(watch):
+def test_a_chunk_encodes_missing_paper_and_interest_vectors_before_its_transaction_opens(watch):
     _papers_and_a_reader()
 
     assert _run() >= 1
 
-    watch.assert_papers_encoded_outside_transactions()
+    watch.assert_encoded_outside_transactions()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -571,15 +574,15 @@ def test_a_chunk_whose_reader_has_a_model_and_no_interest_encodes_before_its_tra
 
     _run()
 
-    watch.assert_papers_encoded_outside_transactions()
+    watch.assert_encoded_outside_transactions()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_first_match_after_signup_encodes_missing_paper_vectors_before_its_transaction(watch):
+def test_the_first_match_after_signup_encodes_missing_vectors_before_its_transaction(watch):
     """As a run's chunk does: the re-match of a reader who just confirmed or changed their words
     meets papers whose vector task has not run yet."""
     _papers_and_a_reader()
 
     assert runs.match_recent_papers(Subscriber.objects.get().id) >= 1
 
-    watch.assert_papers_encoded_outside_transactions()
+    watch.assert_encoded_outside_transactions()
