@@ -234,7 +234,7 @@ def retrain_from_every_example(subscriber: Subscriber) -> ReaderModel | None:
     first, outside any transaction, so outside the reader's row lock (seconds, once retention
     deleted a reader's old ones); `retrain` then finds them stored, and of the examples added
     meanwhile (a click) encodes at most what a click would."""
-    from digest.matching.vectors import stored_vectors
+    from digest.matching.vectors import stored_vectors  # vectors.py imports the engine, which imports us
 
     examples = examples_of(subscriber)
     if examples.enough:
