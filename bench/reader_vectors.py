@@ -26,8 +26,7 @@ a file (outside the repository) between runs. The last line is machine-readable.
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +41,7 @@ import numpy as np  # noqa: E402
 import bench.liked as liked_bench  # noqa: E402
 from bench.environment import patched  # noqa: E402
 from bench.relevance import FIT, load_sets  # noqa: E402
+from bench.vector_cache import vector_cache  # noqa: E402
 from digest.matching import embedding, engine, liked  # noqa: E402
 from digest.matching.engine import BatchIndex  # noqa: E402
 from digest.matching.liked import LikedScores  # noqa: E402
@@ -225,21 +225,6 @@ def rule(title: str, found: dict[str, Counts], mode: str) -> list[str]:
             f"without_most_helped={without[helped]:.3f} passes={int(passes)} passes_heldout={int(passes_heldout)}"
         )
     return verdicts
-
-
-@contextmanager
-def vector_cache(path: Path | None) -> Iterator[None]:
-    """embedding.encode's in-process memory filled from `path` and written back at the end."""
-    if path is not None and path.exists():
-        stored = np.load(path)
-        for key, vector in zip(stored["keys"], stored["vectors"], strict=True):
-            embedding._remembered[bytes(key)] = vector
-    try:
-        yield
-    finally:
-        if path is not None and embedding._remembered:
-            keys = np.array([np.frombuffer(key, dtype=np.uint8) for key in embedding._remembered])
-            np.savez(path, keys=keys, vectors=np.vstack(list(embedding._remembered.values())))
 
 
 def main() -> None:

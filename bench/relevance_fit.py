@@ -43,11 +43,11 @@ django.setup()  # before numpy loads: config.celery sets BLAS to one thread, as 
 
 import numpy as np  # noqa: E402
 
-from bench.relevance import FIT, background_papers, load_sets  # noqa: E402
+from bench.relevance import FIT, Reader, background_papers, load_sets  # noqa: E402
 from digest.matching import relevance_model  # noqa: E402
 from digest.matching.engine import BatchIndex, keyword_features, keyword_text  # noqa: E402
 from digest.matching.similarity import wanted_text  # noqa: E402
-from subscribers.keywords import parse_keywords  # noqa: E402
+from subscribers.keywords import KeywordQuery, parse_keywords  # noqa: E402
 
 CUTS = np.round(np.arange(0.2, 0.96, 0.05), 2)
 # Issue 14's goals: each model's cut-off is the lowest with at least this precision on the fit data.
@@ -60,24 +60,32 @@ CONFIDENT_PRECISION = 0.925
 VETOED = "vetoed"  # a column of examples(), not a feature
 BETA = 0.5  # when no cut-off reaches the target: the best F0.5 (precision counts twice)
 
+# More features of a reader's papers, beside the shipped ones: (index, reader, keywords) -> name -> per paper.
+ExtraFeatures = Callable[[BatchIndex, Reader, KeywordQuery], dict[str, np.ndarray]]
+
 
 def examples(
     background: list[str] | None = None,
     without: Sequence[str] = (),
+    sets: Sequence[str] = (),
+    index_class: type[BatchIndex] = BatchIndex,
+    extra: ExtraFeatures | None = None,
 ) -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list[str], list[str]]:
     """Feature rows of every (reader, labelled paper) pair of the fit sets but those named in
     `without`, their labels, whether the reader has keywords, the reader ("set/name") of each row,
-    and the sets used; each set is indexed beside the `background` texts, as a run indexes its papers."""
+    and the sets used; each set is indexed beside the `background` texts, as a run indexes its papers.
+    `sets`: load only the sets so named (else every set is read, and the held-out ones skipped);
+    `index_class` and `extra`: a bench's variant of the index, and its candidate features."""
     columns: dict[str, list[np.ndarray]] = {}
     labels: list[int] = []
     with_keywords: list[bool] = []
     reader_of: list[str] = []
     used = []
-    for labelled in load_sets():
+    for labelled in load_sets(sets):
         if labelled.role != FIT or labelled.name in without:
             continue
         used.append(labelled.name)
-        index = BatchIndex(labelled.papers, background=background or [])
+        index = index_class(labelled.papers, background=background or [])
         for reader in labelled.readers:
             if not reader.interest:
                 continue
@@ -92,6 +100,8 @@ def examples(
                 features[name] = scores[0]
             for name, scores in index.similarity.meaning_scores([keyword_text(query)])._asdict().items():
                 features[f"keywords_{name}"] = scores[0]
+            if extra is not None:
+                features.update(extra(index, reader, query))
             judged = [(paper, label) for paper, label in reader.labels.items() if label != "borderline"]
             papers = np.array([paper for paper, _ in judged], dtype=np.int64)
             for name, values in features.items():
@@ -164,24 +174,51 @@ def unless(predict: Predictor, vetoed: np.ndarray) -> Predictor:
     return lambda train: predict(train) & ~vetoed[~train]
 
 
+def run_predictors(
+    description: np.ndarray, both: np.ndarray, labels: np.ndarray, vetoed: np.ndarray, l2: float
+) -> tuple[Predictor, Predictor]:
+    """Over the rows of readers with keywords, given each model's features: the joint model alone and
+    what a run picks (the joint model's papers and those the description is confident of), each less
+    the papers a `-term` vetoes."""
+    joint = unless(predictor(both, labels, TARGET_PRECISION["both"], l2), vetoed)
+    sure = predictor(description, labels, CONFIDENT_PRECISION, l2)
+    return joint, unless(either(joint, sure), vetoed)
+
+
 def _precision_recall(predicted: np.ndarray, labels: np.ndarray) -> str:
     hits = int((predicted & (labels == 1)).sum())
     return f"P {hits / max(int(predicted.sum()), 1):.2f} R {hits / max(int(labels.sum()), 1):.2f}"
 
 
-def cross_validate(predict: Predictor, labels: np.ndarray, readers: np.ndarray) -> str:
-    """Leave-one-reader-out figures (overall and per set), then each fit set predicted from the others."""
-    predicted = np.zeros(len(labels), dtype=bool)
+def set_of(readers: np.ndarray) -> np.ndarray:
+    """The set of each row's reader ("set/name")."""
+    return np.array([reader.split("/")[0] for reader in readers])
+
+
+def leave_one_reader_out(predict: Predictor, readers: np.ndarray) -> np.ndarray:
+    """Each row predicted by weights and a cut-off fitted on the other readers' rows."""
+    predicted = np.zeros(len(readers), dtype=bool)
     for reader in np.unique(readers):
         apart = readers == reader
         predicted[apart] = predict(~apart)
-    sets = np.array([reader.split("/")[0] for reader in readers])
+    return predicted
+
+
+def from_the_others(predict: Predictor, readers: np.ndarray) -> dict[str, np.ndarray]:
+    """Set name -> its rows predicted by weights and a cut-off fitted on the other sets' rows."""
+    sets = set_of(readers)
+    return {str(name): predict(sets != name) for name in np.unique(sets)}
+
+
+def cross_validate(predict: Predictor, labels: np.ndarray, readers: np.ndarray) -> str:
+    """Leave-one-reader-out figures (overall and per set), then each fit set predicted from the others."""
+    predicted = leave_one_reader_out(predict, readers)
+    sets = set_of(readers)
     parts = [f"leave one reader out: {_precision_recall(predicted, labels)}"]
     parts += [f"{name} {_precision_recall(predicted[sets == name], labels[sets == name])}" for name in np.unique(sets)]
     if len(np.unique(sets)) > 1:
-        for name in np.unique(sets):
-            apart = sets == name
-            parts.append(f"{name} from the others: " + _precision_recall(predict(~apart), labels[apart]))
+        for name, apart in from_the_others(predict, readers).items():
+            parts.append(f"{name} from the others: " + _precision_recall(apart, labels[sets == name]))
     return "; ".join(parts)
 
 
@@ -215,11 +252,8 @@ def fitted_models(args: argparse.Namespace, report: Callable[[str], object] = pr
         report(f"each fit set indexed beside {len(background)} unlabelled papers of the fit sets' captures")
     models = {}
     design = {
-        name: np.vstack([np.concatenate(columns[feature]) for feature in names]).T
-        for name, names in (
-            ("description", relevance_model.DESCRIPTION_FEATURES),
-            ("both", relevance_model.BOTH_FEATURES),
-        )
+        "description": design_of(columns, relevance_model.DESCRIPTION_FEATURES),
+        "both": design_of(columns, relevance_model.BOTH_FEATURES),
     }
     for name, rows in (("description", np.ones(len(labels), dtype=bool)), ("both", with_keywords)):
         names = relevance_model.DESCRIPTION_FEATURES if name == "description" else relevance_model.BOTH_FEATURES
@@ -245,14 +279,17 @@ def fitted_models(args: argparse.Namespace, report: Callable[[str], object] = pr
             report(f"  confident cut {confident:.2f}: fit precision {precision:.2f} recall {recall:.2f}")
         else:
             # As the engine does: the joint model's papers and those the description is confident of.
-            sure = predictor(design["description"][rows], labels[rows], CONFIDENT_PRECISION, args.l2)
-            predict = unless(predict, vetoed[rows])
+            joint, predict = run_predictors(design["description"][rows], features, labels[rows], vetoed[rows], args.l2)
             if args.cross_validate:
-                report(f"  joint model alone, cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
-            predict = unless(either(predict, sure), vetoed[rows])
+                report(f"  joint model alone, cross-validated, {cross_validate(joint, labels[rows], readers[rows])}")
         if args.cross_validate:
             report(f"  {name} cross-validated, {cross_validate(predict, labels[rows], readers[rows])}")
     return {"fitted_on": used, "command": command_of(args), "l2": args.l2, "models": models}
+
+
+def design_of(columns: dict[str, list[np.ndarray]], names: Sequence[str]) -> np.ndarray:
+    """The rows x features matrix of these features of examples()'s columns."""
+    return np.vstack([np.concatenate(columns[feature]) for feature in names]).T
 
 
 def command_of(args: argparse.Namespace) -> str:

@@ -142,9 +142,16 @@ class WordPieceTokenizer:
             start = end
         return found
 
+    def piece_ids(self, text: str) -> list[int]:
+        """The word pieces of the text's first MAX_CHARS characters, uncut."""
+        return [piece for word in self.words(text[:MAX_CHARS]) for piece in self.pieces(word)]
+
     def ids(self, text: str, max_tokens: int = MAX_TOKENS) -> list[int]:
-        pieces = [piece for word in self.words(text[:MAX_CHARS]) for piece in self.pieces(word)]
-        return [self.first, *pieces[: max_tokens - 2], self.last]
+        return self.sequence(self.piece_ids(text)[: max_tokens - 2])
+
+    def sequence(self, pieces: list[int]) -> list[int]:
+        """Word pieces as the model reads them, between [CLS] and [SEP]."""
+        return [self.first, *pieces, self.last]
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -170,8 +177,12 @@ class SentenceEncoder:
         self.max_tokens = max_tokens
 
     def encode_one(self, text: str) -> np.ndarray:
+        return self.encode_ids(self.tokenizer.ids(text, self.max_tokens))
+
+    def encode_ids(self, sequence: list[int]) -> np.ndarray:
+        """The unit vector of a tokenised sequence ([CLS] ... [SEP], at most max_tokens ids)."""
         w = self.weights
-        ids = np.array(self.tokenizer.ids(text, self.max_tokens))
+        ids = np.array(sequence)
         count = len(ids)
         x = (
             w["embeddings.word_embeddings.weight"][ids]

@@ -65,12 +65,22 @@ def analyze(text: str) -> list[str]:
     return [meaning for meaning in map(_meaning, words(text)) if meaning]
 
 
+def interest_sentences(interest: str) -> tuple[list[str], list[str]]:
+    """The interest's sentences (or parts after ";") that say what is wanted, and those that say
+    what is not."""
+    sentences = _SENTENCE_RE.split(interest)
+    return (
+        [sentence for sentence in sentences if not _UNWANTED_RE.search(sentence)],
+        [sentence for sentence in sentences if _UNWANTED_RE.search(sentence)],
+    )
+
+
 def wanted_text(interest: str) -> str:
     """The interest without its sentences that say what the reader does not want: their words name
     the unwanted topics, and a similarity would count them as wanted (measured in docs/decisions.md).
     The whole text if every sentence is such."""
-    kept = [sentence for sentence in _SENTENCE_RE.split(interest) if not _UNWANTED_RE.search(sentence)]
-    return " ".join(kept) if kept else interest
+    wanted, _ = interest_sentences(interest)
+    return " ".join(wanted) if wanted else interest
 
 
 def paper_text(title: str, abstract: str) -> str:

@@ -57,6 +57,16 @@ def test_the_tokenizer_splits_punctuation_strips_accents_and_cuts_long_texts():
     assert tokenizer.pieces("x" * 101) == [tokenizer.unknown]
 
 
+def test_a_long_texts_pieces_encode_window_by_window():
+    encoder = embedding.encoder()
+    text = "Neural fields represent signals as continuous functions. " * 80
+    pieces = encoder.tokenizer.piece_ids(text)
+    assert len(pieces) > 2 * embedding.MAX_TOKENS
+    first = encoder.tokenizer.sequence(pieces[: embedding.MAX_TOKENS - 2])
+    assert first == encoder.tokenizer.ids(text)
+    assert np.array_equal(encoder.encode_ids(first), encoder.encode_one(text))
+
+
 def test_a_text_is_encoded_the_same_alone_and_among_others():
     alone = embedding.encode(["Retrieval-augmented generation for question answering"])
     among = embedding.encode(

@@ -1,6 +1,6 @@
 import numpy as np
 
-from digest.matching.similarity import PaperSimilarity, analyze, paper_text, wanted_text
+from digest.matching.similarity import PaperSimilarity, analyze, interest_sentences, paper_text, wanted_text
 from seeds.build_seed_feed import read_papers
 from tests.support import ROOT
 
@@ -60,6 +60,12 @@ def test_sentences_saying_what_the_reader_does_not_want_are_left_out_of_an_inter
         "Not image generation; plain DPO papers are only of side interest. Retrievers that don't need labels."
     )
     assert wanted_text(interest) == "I work on retrieval-augmented generation."
+
+
+def test_an_interests_sentences_are_told_apart_into_wanted_and_unwanted():
+    wanted, unwanted = interest_sentences("I work on RAG. Not chatbots; plain DPO is of side interest. Retrievers too.")
+    assert wanted == ["I work on RAG.", "Retrievers too."]
+    assert unwanted == ["Not chatbots;", "plain DPO is of side interest."]
 
 
 def test_an_interest_saying_only_what_is_not_wanted_is_kept_whole():
