@@ -206,17 +206,26 @@ class Data:
     vetoed: np.ndarray
     titles: list[str]
     plain: dict[str, np.ndarray]  # "interest", "keywords": the plain cosines
+    learned: dict[tuple[str, bytes], Learned] = field(default_factory=dict)
+
+    def learned_over(self, product: str, rows: np.ndarray) -> Learned:
+        """One Learned per product and rows, shared by the candidates and modes using it (all the
+        fit sets' readers have keywords, so description and both mode fit on the same rows)."""
+        key = (product, rows.tobytes())
+        if key not in self.learned:
+            self.learned[key] = Learned(self.products[product][rows], self.labels[rows], set_of(self.readers[rows]))
+        return self.learned[key]
 
 
 def evaluate(data: Data, interest: bool, keywords: bool) -> Outcome:
     """One candidate's LORO and from-the-others predictions (both mode over readers with keywords)."""
     labels, readers, rows = data.labels, data.readers, data.with_keywords
     sets = set_of(readers)
-    everyone = [Learned(data.products["interest"], labels, sets)] if interest else []
+    everyone = [data.learned_over("interest", np.ones(len(labels), dtype=bool))] if interest else []
     description = stacked(data.design["description"], everyone, labels, TARGET_PRECISION["description"])
     # Both mode: every fit on the rows of readers with keywords, as relevance_fit's cross-validation.
-    with_kw = [Learned(data.products["interest"][rows], labels[rows], sets[rows])] if interest else []
-    said = [Learned(data.products["keywords"][rows], labels[rows], sets[rows])] if keywords else []
+    with_kw = [data.learned_over("interest", rows)] if interest else []
+    said = [data.learned_over("keywords", rows)] if keywords else []
     joint = unless(
         stacked(data.design["both"][rows], with_kw + said, labels[rows], TARGET_PRECISION["both"]), data.vetoed[rows]
     )
