@@ -460,6 +460,45 @@ def load(background: list[str]) -> Data:
     )
 
 
+def diagnose(data: Data) -> None:
+    """Not a candidate: whether 384 weights beat one, out of set, and how the stacked column's scale
+    moves between its cross-fitted (training) and fully fitted (predicted) values."""
+    sets = set_of(data.readers)
+    for product in ("interest", "keywords"):
+        x, plain, labels = data.products[product], data.plain[product][:, None], data.labels
+        losses = {"plain cosine, one weight (L2 1)": 0.0} | {f"diagonal, L2 {s:g}": 0.0 for s in STRENGTHS}
+        for group in np.unique(sets):
+            inner, left = sets != group, sets == group
+            weights = fit(plain[inner], labels[inner], L2)
+            losses["plain cosine, one weight (L2 1)"] += log_loss(weights, plain[left], labels[left])
+            for strength in STRENGTHS:
+                weights = fit(x[inner], labels[inner], strength)
+                losses[f"diagonal, L2 {strength:g}"] += log_loss(weights, x[left], labels[left])
+        print(
+            f"  {product}: leave one set out, mean log loss: "
+            + ", ".join(f"{name} {loss / len(labels):.4f}" for name, loss in losses.items())
+        )
+        for strength in (100.0, 1000.0):
+            w = fit(x, labels, strength)[1:]
+            print(
+                f"  {product}: every row, L2 {strength:g}: weights mean {w.mean():+.3f} sd {w.std():.3f}, "
+                f"{int((w > 0).sum())} of {len(w)} positive"
+            )
+        for name in np.unique(sets):
+            train = sets != name
+            found = data.learned_over(product, np.ones(len(labels), dtype=bool))
+            crossed = found.column(train)[train]
+            weights = fit(x[train], labels[train], found.chosen[train.tobytes()])
+            full = x[train] @ weights[1:]
+            slope = float(np.polyfit(crossed, full, 1)[0])
+            print(
+                f"  {product}, {name} from the others: training rows' cross-fitted values mean {crossed.mean():+.2f} "
+                f"sd {crossed.std():.2f}; the full fit's on the same rows mean {full.mean():+.2f} sd {full.std():.2f} "
+                f"(slope {slope:.2f}); predicted rows' mean {found.column(train)[~train].mean():+.2f} "
+                f"sd {found.column(train)[~train].std():.2f}"
+            )
+
+
 CANDIDATES = (("shipped", False, False), ("y", True, False), ("y2", True, True))
 
 
@@ -467,6 +506,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vector-cache", type=Path, help="an .npz file keeping the encoded vectors between runs")
     parser.add_argument("--draws", type=int, default=1000, help="bootstrap draws over readers")
+    parser.add_argument("--diagnose", action="store_true", help="only the diagonal model's diagnostics")
     parser.add_argument("--only", choices=[name for name, *_ in CANDIDATES], action="append", help="these candidates")
     args = parser.parse_args()
     with vector_cache(args.vector_cache):
@@ -477,6 +517,9 @@ def main() -> None:
         f"readers {len(np.unique(data.readers))} ({count} with keywords); wanted {int(data.labels.sum())} "
         f"({int(data.labels[rows].sum())} with keywords)"
     )
+    if args.diagnose:
+        diagnose(data)
+        return
     draws = np.random.default_rng(SEED).integers(0, count, (args.draws, count))
     shipped = None
     for name, interest, keywords in CANDIDATES:
