@@ -19,6 +19,7 @@ from digest.matching.runs import match_recent_papers, subscriber_matcher
 from digest.matching.vectors import store_paper_vectors, vectors_if_stored
 from digest.models import LikedPaper, MarkedPaper, ReaderModel, TextVector
 from subscribers.models import Subscriber
+from subscribers.services import delete_subscriber
 from subscribers.tokens import make_token
 from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
 from tests.support.threads import in_thread
@@ -401,6 +402,51 @@ def test_on_postgresql_a_retraining_beside_a_click_stores_a_model_that_learned_b
     assert waited and "retraining" in results
     stored = ReaderModel.objects.get(subscriber=reader)
     assert (stored.positives, stored.negatives, stored.from_liked) == (2, 1, False)
+
+
+def waiting_for_a_lock() -> int:
+    """Other connections to the test database now waiting for a lock another transaction holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_erasing_a_reader_beside_their_retraining_waits_for_it_and_erases_everything(seeds, on_postgres):
+    """A retraining holds the reader's row from its start and writes their model at its end (a
+    click, an undo, the re-match). An erasure that deleted the model first and the row last waited
+    for the retraining while the retraining waited for it: PostgreSQL aborted one of them."""
+    papers = stored_seed_papers(seeds)
+    reader = make_subscriber(keywords="", interests="")
+    apply_feedback(reader, papers[MORE[0]], "more")
+    apply_feedback(reader, papers[LESS[0]], "less")
+    locked, erasing = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def a_retraining_under_the_row_lock():  # as undo_mark: the reader's row, then the retraining
+        with transaction.atomic():
+            Subscriber.objects.select_for_update().get(pk=reader.pk)
+            locked.set()
+            erasing.wait(10)
+            return reader_model.retrain(reader)
+
+    retraining = in_thread(a_retraining_under_the_row_lock, results, "retraining")
+    assert locked.wait(30)
+    erase = in_thread(lambda: delete_subscriber(Subscriber.objects.get(pk=reader.pk)), results, "erase")
+    for _ in range(200):
+        if waiting_for_a_lock():
+            break
+        threading.Event().wait(0.05)
+    erasing.set()
+    retraining.join(30)
+    erase.join(30)
+
+    assert "retraining" in results and "erase" in results
+    assert not Subscriber.objects.filter(pk=reader.pk).exists()
+    assert not ReaderModel.objects.exists() and not MarkedPaper.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
