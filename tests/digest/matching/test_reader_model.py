@@ -16,7 +16,7 @@ from digest.matching import embedding, reader_model
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many
 from digest.matching.feedback import apply_feedback, undo_mark
 from digest.matching.runs import match_recent_papers, subscriber_matcher
-from digest.matching.vectors import store_paper_vectors, vectors_if_stored
+from digest.matching.vectors import store_paper_vectors, text_key, vectors_if_stored
 from digest.models import LikedPaper, MarkedPaper, ReaderModel, TextVector
 from subscribers.models import Subscriber
 from subscribers.services import delete_subscriber
@@ -203,6 +203,29 @@ def test_the_re_match_a_change_of_words_queues_retrains_the_model_with_them(seed
     match_recent_papers(reader.pk)
 
     assert model_score(reader, "audio spectrograms") > before
+
+
+@pytest.mark.django_db
+def test_the_re_match_learns_the_words_a_reader_saved_while_it_encoded_their_examples(seeds, monkeypatch):
+    """The re-match reads the reader, then encodes their missing vectors for seconds before taking
+    their row: a change saved meanwhile queues the next re-match, which may well finish first. The
+    model stored last must learn the words saved last, not those the slower one read."""
+    reader, papers = reader_who_clicked_more(seeds)
+    TextVector.objects.filter(
+        key=text_key(embedding.embedding_text(papers[MORE[0]].title, papers[MORE[0]].abstract))
+    ).delete()
+    encode = embedding.encode
+
+    def encode_while_the_reader_saves(texts):
+        Subscriber.objects.filter(pk=reader.pk).update(interests="audio spectrograms")
+        return encode(texts)
+
+    monkeypatch.setattr(embedding, "encode", encode_while_the_reader_saves)
+    match_recent_papers(reader.pk)
+    learned = bytes(ReaderModel.objects.get(subscriber=reader).weights)
+
+    reader_model.retrain(Subscriber.objects.get(pk=reader.pk))  # what the next re-match stores
+    assert bytes(ReaderModel.objects.get(subscriber=reader).weights) == learned
 
 
 def relevance_for(reader: Subscriber, index: BatchIndex) -> dict[int, float]:
