@@ -421,8 +421,12 @@ def unsubscribe_by_mail(raw: bytes) -> Subscriber | None:
 
 
 def delete_subscriber(subscriber: Subscriber) -> None:
-    """Erase the subscriber and everything that hangs off them (matches, deliveries)."""
-    subscriber.delete()
+    """Erase the subscriber and everything that hangs off them (matches, deliveries). Their row is
+    locked first, as a click or a retraining locks it before writing their model: deleting that
+    model first and the row last, an erasure and a retraining would each wait for the other."""
+    with transaction.atomic():
+        Subscriber.objects.select_for_update().filter(pk=subscriber.pk).values_list("pk").first()
+        subscriber.delete()
 
 
 def export_data(subscriber: Subscriber) -> dict:

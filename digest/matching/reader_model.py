@@ -198,8 +198,10 @@ def retrain(subscriber: Subscriber, encode_at_most: int | None = ENCODED_AT_A_CL
     # vectors.py reads interests through the engine, which holds this module's models.
     from digest.matching.vectors import available_vectors, vectors_if_stored
 
-    Subscriber.objects.select_for_update().filter(pk=subscriber.pk).values_list("pk").first()
-    examples = examples_of(subscriber)
+    # The reader's words as the locked row holds them: the caller's copy may be older (the re-match
+    # read it before encoding for seconds, and a change saved meanwhile has its own re-match).
+    locked = Subscriber.objects.select_for_update().filter(pk=subscriber.pk).only("interests", "keywords").first()
+    examples = examples_of(locked or subscriber)
     if not examples.enough:
         ReaderModel.objects.filter(subscriber=subscriber).delete()
         return None

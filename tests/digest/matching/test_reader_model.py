@@ -16,9 +16,10 @@ from digest.matching import embedding, reader_model
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many
 from digest.matching.feedback import apply_feedback, undo_mark
 from digest.matching.runs import match_recent_papers, subscriber_matcher
-from digest.matching.vectors import store_paper_vectors, vectors_if_stored
+from digest.matching.vectors import store_paper_vectors, text_key, vectors_if_stored
 from digest.models import LikedPaper, MarkedPaper, ReaderModel, TextVector
 from subscribers.models import Subscriber
+from subscribers.services import delete_subscriber
 from subscribers.tokens import make_token
 from tests.support.digest_samples import make_paper, make_subscriber, seed_papers
 from tests.support.threads import in_thread
@@ -202,6 +203,29 @@ def test_the_re_match_a_change_of_words_queues_retrains_the_model_with_them(seed
     match_recent_papers(reader.pk)
 
     assert model_score(reader, "audio spectrograms") > before
+
+
+@pytest.mark.django_db
+def test_the_re_match_learns_the_words_a_reader_saved_while_it_encoded_their_examples(seeds, monkeypatch):
+    """The re-match reads the reader, then encodes their missing vectors for seconds before taking
+    their row: a change saved meanwhile queues the next re-match, which may well finish first. The
+    model stored last must learn the words saved last, not those the slower one read."""
+    reader, papers = reader_who_clicked_more(seeds)
+    TextVector.objects.filter(
+        key=text_key(embedding.embedding_text(papers[MORE[0]].title, papers[MORE[0]].abstract))
+    ).delete()
+    encode = embedding.encode
+
+    def encode_while_the_reader_saves(texts):
+        Subscriber.objects.filter(pk=reader.pk).update(interests="audio spectrograms")
+        return encode(texts)
+
+    monkeypatch.setattr(embedding, "encode", encode_while_the_reader_saves)
+    match_recent_papers(reader.pk)
+    learned = bytes(ReaderModel.objects.get(subscriber=reader).weights)
+
+    reader_model.retrain(Subscriber.objects.get(pk=reader.pk))  # what the next re-match stores
+    assert bytes(ReaderModel.objects.get(subscriber=reader).weights) == learned
 
 
 def relevance_for(reader: Subscriber, index: BatchIndex) -> dict[int, float]:
@@ -401,6 +425,51 @@ def test_on_postgresql_a_retraining_beside_a_click_stores_a_model_that_learned_b
     assert waited and "retraining" in results
     stored = ReaderModel.objects.get(subscriber=reader)
     assert (stored.positives, stored.negatives, stored.from_liked) == (2, 1, False)
+
+
+def waiting_for_a_lock() -> int:
+    """Other connections to the test database now waiting for a lock another transaction holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_erasing_a_reader_beside_their_retraining_waits_for_it_and_erases_everything(seeds, on_postgres):
+    """A retraining holds the reader's row from its start and writes their model at its end (a
+    click, an undo, the re-match). An erasure that deleted the model first and the row last waited
+    for the retraining while the retraining waited for it: PostgreSQL aborted one of them."""
+    papers = stored_seed_papers(seeds)
+    reader = make_subscriber(keywords="", interests="")
+    apply_feedback(reader, papers[MORE[0]], "more")
+    apply_feedback(reader, papers[LESS[0]], "less")
+    locked, erasing = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def a_retraining_under_the_row_lock():  # as undo_mark: the reader's row, then the retraining
+        with transaction.atomic():
+            Subscriber.objects.select_for_update().get(pk=reader.pk)
+            locked.set()
+            erasing.wait(10)
+            return reader_model.retrain(reader)
+
+    retraining = in_thread(a_retraining_under_the_row_lock, results, "retraining")
+    assert locked.wait(30)
+    erase = in_thread(lambda: delete_subscriber(Subscriber.objects.get(pk=reader.pk)), results, "erase")
+    for _ in range(200):
+        if waiting_for_a_lock():
+            break
+        threading.Event().wait(0.05)
+    erasing.set()
+    retraining.join(30)
+    erase.join(30)
+
+    assert "retraining" in results and "erase" in results
+    assert not Subscriber.objects.filter(pk=reader.pk).exists()
+    assert not ReaderModel.objects.exists() and not MarkedPaper.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
