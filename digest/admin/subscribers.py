@@ -160,6 +160,15 @@ class SubscriberAdmin(admin.ModelAdmin):
         # A fresh row: the form already changed the instance, and the service compares schedules.
         services.update_preferences(Subscriber.objects.get(pk=form.instance.pk), form.preferences())
 
+    # --- Deleting: through the service, which locks the row first as a retraining does -------
+
+    def delete_model(self, request, obj):
+        services.delete_subscriber(obj)
+
+    def delete_queryset(self, request, queryset):
+        for subscriber in queryset:
+            services.delete_subscriber(subscriber)
+
     # --- Actions ----------------------------------------------------------------------------
 
     def _count(

@@ -7,11 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from django.contrib import admin
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from digest.admin.subscribers import SubscriberAdmin
 from digest.matching import embedding, reader_model
 from digest.matching.engine import BatchIndex, Matcher, PaperDoc, build_matcher, match_many
 from digest.matching.feedback import apply_feedback, undo_mark
@@ -436,12 +438,24 @@ def waiting_for_a_lock() -> int:
         return cursor.fetchone()[0]
 
 
+def _admin_deletes_one(subscriber: Subscriber) -> None:
+    SubscriberAdmin(Subscriber, admin.site).delete_model(None, subscriber)
+
+
+def _admin_deletes_selected(subscriber: Subscriber) -> None:
+    SubscriberAdmin(Subscriber, admin.site).delete_queryset(None, Subscriber.objects.filter(pk=subscriber.pk))
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_on_postgresql_erasing_a_reader_beside_their_retraining_waits_for_it_and_erases_everything(seeds, on_postgres):
+@pytest.mark.parametrize("erase", [delete_subscriber, _admin_deletes_one, _admin_deletes_selected])
+def test_on_postgresql_erasing_a_reader_beside_their_retraining_waits_for_it_and_erases_everything(
+    seeds, on_postgres, erase
+):
     """A retraining holds the reader's row from its start and writes their model at its end (a
     click, an undo, the re-match). An erasure that deleted the model first and the row last waited
-    for the retraining while the retraining waited for it: PostgreSQL aborted one of them."""
+    for the retraining while the retraining waited for it: PostgreSQL aborted one of them. The
+    reader's own erasure and the admin's delete (one, or the selected) take the same way."""
     papers = stored_seed_papers(seeds)
     reader = make_subscriber(keywords="", interests="")
     apply_feedback(reader, papers[MORE[0]], "more")
@@ -458,14 +472,14 @@ def test_on_postgresql_erasing_a_reader_beside_their_retraining_waits_for_it_and
 
     retraining = in_thread(a_retraining_under_the_row_lock, results, "retraining")
     assert locked.wait(30)
-    erase = in_thread(lambda: delete_subscriber(Subscriber.objects.get(pk=reader.pk)), results, "erase")
+    erasure = in_thread(lambda: erase(Subscriber.objects.get(pk=reader.pk)), results, "erase")
     for _ in range(200):
         if waiting_for_a_lock():
             break
         threading.Event().wait(0.05)
     erasing.set()
     retraining.join(30)
-    erase.join(30)
+    erasure.join(30)
 
     assert "retraining" in results and "erase" in results
     assert not Subscriber.objects.filter(pk=reader.pk).exists()
