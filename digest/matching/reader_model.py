@@ -205,7 +205,9 @@ def retrain(subscriber: Subscriber, encode_at_most: int | None = ENCODED_AT_A_CL
     if not examples.enough:
         ReaderModel.objects.filter(subscriber=subscriber).delete()
         return None
-    found = available_vectors([*examples.positives, *examples.negatives], encode_at_most)
+    # At least one: the first missing example is a positive (they come first), and a model needs one.
+    at_most = None if encode_at_most is None else max(1, encode_at_most)
+    found = available_vectors([*examples.positives, *examples.negatives], at_most)
     positives = [found[position] for position in range(len(examples.positives)) if position in found]
     negatives = [vector for position, vector in found.items() if position >= len(examples.positives)]
     example_ids = set(MarkedPaper.objects.filter(subscriber=subscriber).values_list("paper_id", flat=True))

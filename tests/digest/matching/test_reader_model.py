@@ -486,6 +486,22 @@ def test_on_postgresql_erasing_a_reader_beside_their_retraining_waits_for_it_and
     assert not ReaderModel.objects.exists() and not MarkedPaper.objects.exists()
 
 
+@pytest.mark.django_db
+def test_a_retraining_allowed_no_encoding_still_learns_from_one_missing_positive(seeds):
+    """encode_at_most=0 with every example's vector gone: the first missing example (a positive,
+    as positives come first) is still encoded, so training has a positive to learn from."""
+    papers = stored_seed_papers(seeds)
+    reader = make_subscriber(keywords="", interests="")
+    MarkedPaper.objects.create(subscriber=reader, paper=papers[0], direction="more")
+    MarkedPaper.objects.create(subscriber=reader, paper=papers[1], direction="less")
+    TextVector.objects.all().delete()
+
+    model = reader_model.retrain(reader, encode_at_most=0)
+
+    assert model is not None and (model.positives, model.negatives) == (1, 1)
+    assert np.isfinite(np.frombuffer(model.weights, dtype=reader_model.WEIGHT_DTYPE)).all()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_re_match_encodes_the_readers_missing_examples_outside_any_transaction(seeds, monkeypatch):
     """Encoding a reader's examples takes seconds once retention deleted their vectors: never while
