@@ -18,8 +18,11 @@ papers count neither way in precision and recall; nDCG@10 grades them (relevant 
 over the predicted papers in score order. Figures are micro-averaged over the readers of a set.
 
 A set's "role" says what it is for: "fit" sets are the ones weights, thresholds and rules may be
-chosen on; "held-out" sets are only reported, never tuned on. The last line gives the held-out set's
-`both` figures in a machine-readable form. --write-guard records the fit sets' figures in
+chosen on; "held-out" sets are only reported, never tuned on; "worn" sets were held out until their
+figures were published, and are fitted on since (bench/relevance/ROUND17-RULE.md): they test
+nothing any more. Only the fit sets guard the code and shape the background. Each machine-readable
+line names its set's role; the last gives the held-out set's `both` figures. --write-guard reports
+the fit sets only (no worn or held-out set is read) and records their figures in
 bench/relevance/guard.json, indexed alone and beside GUARD_BACKGROUND papers (see --background),
 which tests/digest/matching/test_relevance_guard.py holds the code to.
 
@@ -62,7 +65,8 @@ GUARD = SETS / "guard.json"
 SEED_PAGE = ROOT / "seeds" / "trending-papers-page.txt"
 SEED_SOURCE = "seeds/trending-papers.xml"
 MODES = ("keywords", "description", "both", "regex")
-FIT, HELD_OUT = "fit", "held-out"
+FIT, WORN, HELD_OUT = "fit", "worn", "held-out"
+ROLES = (FIT, WORN, HELD_OUT)
 GAIN = {"relevant": 3, "borderline": 1, "not": 0}
 NDCG_DEPTH = 10
 # The guard holds each fit set to its figures indexed alone and beside this many background papers:
@@ -260,8 +264,8 @@ def metadata_snapshot_papers(path: Path) -> Papers:
 
 def load_set(path: Path) -> LabelledSet:
     data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("role") not in (FIT, HELD_OUT):
-        raise SystemExit(f"{path}: role must be {FIT!r} or {HELD_OUT!r}, not {data.get('role')!r}")
+    if data.get("role") not in ROLES:
+        raise SystemExit(f"{path}: role must be one of {', '.join(map(repr, ROLES))}, not {data.get('role')!r}")
     papers: list[PaperDoc] = []
     position_of: dict[str, int] = {}
     for entry in data["papers"]:
@@ -286,14 +290,23 @@ def load_set(path: Path) -> LabelledSet:
     return LabelledSet(name=data.get("name") or path.stem, role=data["role"], papers=papers, readers=readers)
 
 
-def load_sets(names: Iterable[str] = ()) -> list[LabelledSet]:
-    wanted = set(names)
+def load_sets(names: Iterable[str] = (), roles: Iterable[str] = ()) -> list[LabelledSet]:
+    """The sets so named (every set without names) whose role is among `roles` (any without): a set
+    of another role is not loaded, so its papers are never read."""
+    wanted, kept = set(names), set(roles)
     paths = _set_paths()
-    sets = [load_set(path) for path in paths if not wanted or path.stem in wanted]
     missing = wanted - {path.stem for path in paths}
     if missing:
         raise SystemExit(f"no labelled set named {sorted(missing)} in {SETS}")
-    return sets
+    return [
+        load_set(path)
+        for path in paths
+        if (not wanted or path.stem in wanted) and (not kept or _set_role(path) in kept)
+    ]
+
+
+def _set_role(path: Path) -> str:
+    return json.loads(path.read_text(encoding="utf-8")).get("role", "")
 
 
 def matcher_for(reader: Reader, mode: str) -> Matcher:
@@ -336,7 +349,7 @@ def score(ranking: Sequence[int], labels: dict[int, str]) -> Score:
 
 def background_papers(count: int) -> list[str]:
     """Up to `count` texts, as a run's background holds them, of the papers in the fit sets' captures
-    that no labelled set (fit or held out) holds."""
+    that no labelled set (of any role) holds."""
     entries = [entry for path in _set_paths() for entry in json.loads(path.read_text(encoding="utf-8"))["papers"]]
     labelled = {entry["id"] for entry in entries}
     sources = dict.fromkeys(entry["source"] for entry in entries if _role(entry["source"]) == FIT)
@@ -355,7 +368,8 @@ def _set_paths() -> list[Path]:
 
 @cache
 def _role(source: str) -> str:
-    """FIT when a fit set draws papers from the capture, else HELD_OUT."""
+    """FIT when a fit set draws papers from the capture, else HELD_OUT (a worn set's capture too:
+    the background stays what it was when those sets were held out)."""
     for path in _set_paths():
         data = json.loads(path.read_text(encoding="utf-8"))
         if data["role"] == FIT and any(entry["source"] == source for entry in data["papers"]):
@@ -427,8 +441,7 @@ def write_guard() -> None:
             for condition in GUARD_CONDITIONS
             for figures in [evaluate(labelled, background=guard_background(condition))]
         }
-        for labelled in load_sets()
-        if labelled.role == FIT
+        for labelled in load_sets(roles=(FIT,))
     }
     GUARD.write_text(json.dumps(guard, indent=1) + "\n", encoding="utf-8")
     print(f"\nrecorded in {GUARD.relative_to(ROOT)} (both mode; every mode is recorded):")
@@ -453,11 +466,12 @@ def main() -> None:
             "--write-guard without --background or --threshold"
         )
     background = background_papers(args.background) if args.background else []
-    sets = load_sets(args.set)
-    fit = [s.name for s in sets if s.role == FIT]
-    held_out = [s.name for s in sets if s.role == HELD_OUT]
-    print(f"fit on (weights, thresholds and rules may be chosen here): {', '.join(fit) or 'none'}")
-    print(f"held out (reported only, never tuned on): {', '.join(held_out) or 'none'}")
+    # The guard is the fit sets' alone: writing it reads no other set.
+    sets = load_sets(args.set, roles=(FIT,) if args.write_guard else ())
+    named = {role: ", ".join(s.name for s in sets if s.role == role) or "none" for role in ROLES}
+    print(f"fit on (weights, thresholds and rules may be chosen here): {named[FIT]}")
+    print(f"worn (held out until their figures were published; fitted on since): {named[WORN]}")
+    print(f"held out (reported only, never tuned on): {named[HELD_OUT]}")
     print("cells: precision/recall/F1/nDCG@10; precision and recall micro-averaged, nDCG@10 averaged")
     if args.background:
         print(f"each set indexed beside {len(background)} unlabelled papers of the fit sets' captures")

@@ -1,8 +1,10 @@
 """Fit the relevance models (digest/matching/relevance_model.py) on the fit sets, never the held-out ones.
 
     python bench/relevance_fit.py [--l2 1.0] [--dry-run] [--cross-validate] [--background N] [--without SET ...]
+                                  [--with-worn]
 
-For every reader of every set in bench/relevance/ whose role is "fit", the features of each paper
+For every reader of every set in bench/relevance/ whose role is "fit" (and "worn" with --with-worn),
+the features of each paper
 are computed through the engine's own code (BatchIndex, keyword_features, meaning_scores); papers
 labelled relevant are positives, "not" negatives, borderline ones are left out. Each model is an
 L2-regularised logistic regression (Newton's method, numpy), and its cut-off is chosen for
@@ -19,6 +21,9 @@ out; micro-averaged), and fit on one fit set, predict the other. Features are ch
 sets' captures (bench/relevance.py's background_papers: never a labelled paper), so the weights are
 fitted and cross-validated in the conditions a run works in (issue 14). Without it, sets are
 indexed alone.
+
+--with-worn also fits on the worn sets: held out until their figures were published, fitted on
+since (bench/relevance/ROUND17-RULE.md). Held-out sets are never loaded, with or without it.
 
 --without SET leaves a fit set out of the fit (and the cross-validation) without changing the
 background, which every labelled set shapes: how a set's value is judged before it is fitted on,
@@ -43,7 +48,7 @@ django.setup()  # before numpy loads: config.celery sets BLAS to one thread, as 
 
 import numpy as np  # noqa: E402
 
-from bench.relevance import FIT, Reader, background_papers, load_sets  # noqa: E402
+from bench.relevance import FIT, WORN, Reader, background_papers, load_sets  # noqa: E402
 from digest.matching import relevance_model  # noqa: E402
 from digest.matching.engine import BatchIndex, keyword_features, keyword_text  # noqa: E402
 from digest.matching.similarity import wanted_text  # noqa: E402
@@ -70,19 +75,21 @@ def examples(
     sets: Sequence[str] = (),
     index_class: type[BatchIndex] = BatchIndex,
     extra: ExtraFeatures | None = None,
+    roles: Sequence[str] = (FIT,),
 ) -> tuple[dict[str, list[np.ndarray]], list[int], list[bool], list[str], list[str]]:
-    """Feature rows of every (reader, labelled paper) pair of the fit sets but those named in
-    `without`, their labels, whether the reader has keywords, the reader ("set/name") of each row,
-    and the sets used; each set is indexed beside the `background` texts, as a run indexes its papers.
-    `sets`: load only the sets so named (else every set is read, and the held-out ones skipped);
-    `index_class` and `extra`: a bench's variant of the index, and its candidate features."""
+    """Feature rows of every (reader, labelled paper) pair of the sets of these roles (the fit sets;
+    held-out ones are never loaded) but those named in `without`, their labels, whether the reader
+    has keywords, the reader ("set/name") of each row, and the sets used; each set is indexed beside
+    the `background` texts, as a run indexes its papers. `sets`: load only the sets so named (else
+    every set of these roles); `index_class` and `extra`: a bench's variant of the index, and its
+    candidate features."""
     columns: dict[str, list[np.ndarray]] = {}
     labels: list[int] = []
     with_keywords: list[bool] = []
     reader_of: list[str] = []
     used = []
-    for labelled in load_sets(sets):
-        if labelled.role != FIT or labelled.name in without:
+    for labelled in load_sets(sets, roles=roles):
+        if labelled.name in without:
             continue
         used.append(labelled.name)
         index = index_class(labelled.papers, background=background or [])
@@ -165,6 +172,10 @@ def predictor(features: np.ndarray, labels: np.ndarray, target: float, l2: float
     return predicted_apart
 
 
+# (features, labels, target precision, L2) -> Predictor: `predictor`, or a bench's variant of the fit.
+PredictorMaker = Callable[[np.ndarray, np.ndarray, float, float], Predictor]
+
+
 def either(first: Predictor, second: Predictor) -> Predictor:
     return lambda train: first(train) | second(train)
 
@@ -175,13 +186,18 @@ def unless(predict: Predictor, vetoed: np.ndarray) -> Predictor:
 
 
 def run_predictors(
-    description: np.ndarray, both: np.ndarray, labels: np.ndarray, vetoed: np.ndarray, l2: float
+    description: np.ndarray,
+    both: np.ndarray,
+    labels: np.ndarray,
+    vetoed: np.ndarray,
+    l2: float,
+    make: PredictorMaker = predictor,
 ) -> tuple[Predictor, Predictor]:
     """Over the rows of readers with keywords, given each model's features: the joint model alone and
     what a run picks (the joint model's papers and those the description is confident of), each less
-    the papers a `-term` vetoes."""
-    joint = unless(predictor(both, labels, TARGET_PRECISION["both"], l2), vetoed)
-    sure = predictor(description, labels, CONFIDENT_PRECISION, l2)
+    the papers a `-term` vetoes; each model fitted by `make`."""
+    joint = unless(make(both, labels, TARGET_PRECISION["both"], l2), vetoed)
+    sure = make(description, labels, CONFIDENT_PRECISION, l2)
     return joint, unless(either(joint, sure), vetoed)
 
 
@@ -231,6 +247,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--background", type=int, default=0, help="index each fit set beside this many unlabelled papers"
     )
     parser.add_argument(
+        "--with-worn", action="store_true", help="also fit on the worn sets (held out once, published since)"
+    )
+    parser.add_argument(
         "--without",
         action="append",
         default=[],
@@ -244,7 +263,8 @@ def fitted_models(args: argparse.Namespace, report: Callable[[str], object] = pr
     """What digest/matching/relevance_model.json stores for these arguments: both models' weights and
     cut-offs, the sets fitted on and the command that reproduces them."""
     background = background_papers(args.background) if args.background else []
-    columns, label_list, keyword_list, reader_list, used = examples(background, args.without)
+    roles = (FIT, WORN) if args.with_worn else (FIT,)
+    columns, label_list, keyword_list, reader_list, used = examples(background, args.without, roles=roles)
     labels, with_keywords, readers = np.array(label_list), np.array(keyword_list), np.array(reader_list)
     vetoed = np.concatenate(columns[VETOED]) > 0
     report(f"fit on: {', '.join(used)} (held-out sets are never read here)")
@@ -295,6 +315,7 @@ def design_of(columns: dict[str, list[np.ndarray]], names: Sequence[str]) -> np.
 def command_of(args: argparse.Namespace) -> str:
     """The command line that fits what these arguments fit (stored beside the weights)."""
     command = "python bench/relevance_fit.py" + (f" --background {args.background}" if args.background else "")
+    command += " --with-worn" if args.with_worn else ""
     command += "".join(f" --without {name}" for name in args.without)
     return command + (f" --l2 {args.l2}" if args.l2 != 1.0 else "")
 

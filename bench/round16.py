@@ -51,6 +51,8 @@ from bench.relevance_fit import (  # noqa: E402
     TARGET_PRECISION,
     VETOED,
     ExtraFeatures,
+    Predictor,
+    PredictorMaker,
     design_of,
     examples,
     fit,
@@ -281,16 +283,38 @@ class Outcome:
 Columns = dict[str, list[np.ndarray]]
 
 
+def within(predict: Predictor, allowed: np.ndarray) -> Predictor:
+    """The predictor fitted on the training rows that are also `allowed` only (what the rows outside
+    the training rows get from a fit on fewer rows)."""
+
+    def predicted_apart(train: np.ndarray) -> np.ndarray:
+        inner = train & allowed
+        return predict(inner)[(~train)[~inner]]
+
+    return predicted_apart
+
+
 def evaluate(
-    columns: Columns, labels: np.ndarray, with_keywords: np.ndarray, readers: np.ndarray, added: Sequence[str]
+    columns: Columns,
+    labels: np.ndarray,
+    with_keywords: np.ndarray,
+    readers: np.ndarray,
+    added: Sequence[str],
+    joint_added: Sequence[str] = (),
+    make: PredictorMaker = predictor,
+    allowed: np.ndarray | None = None,
 ) -> Outcome:
+    """LORO and from-the-others predictions with these features added (`added` to both models,
+    `joint_added` to the joint one), each model fitted by `make`, on the `allowed` rows only if given."""
     description = design_of(columns, (*relevance_model.DESCRIPTION_FEATURES, *added))
-    both = design_of(columns, (*relevance_model.BOTH_FEATURES, *added))
+    both = design_of(columns, (*relevance_model.BOTH_FEATURES, *added, *joint_added))
     vetoed = np.concatenate(columns[VETOED]) > 0
     rows = with_keywords
-    alone = predictor(description, labels, TARGET_PRECISION["description"], L2)
-    joint, picked = run_predictors(description[rows], both[rows], labels[rows], vetoed[rows], L2)
-    _, unvetoed = run_predictors(description[rows], both[rows], labels[rows], np.zeros(rows.sum(), bool), L2)
+    allowed = np.ones(len(labels), dtype=bool) if allowed is None else allowed
+    alone = within(make(description, labels, TARGET_PRECISION["description"], L2), allowed)
+    joint, picked = run_predictors(description[rows], both[rows], labels[rows], vetoed[rows], L2, make)
+    _, unvetoed = run_predictors(description[rows], both[rows], labels[rows], np.zeros(rows.sum(), bool), L2, make)
+    joint, picked, unvetoed = (within(predict, allowed[rows]) for predict in (joint, picked, unvetoed))
     return Outcome(
         description=leave_one_reader_out(alone, readers),
         joint=leave_one_reader_out(joint, readers[rows]),
@@ -399,15 +423,23 @@ def describe(outcome: Outcome, labels: np.ndarray, with_keywords: np.ndarray, re
     return ["LORO " + "; ".join(lines), "from the others, both: " + ", ".join(others)]
 
 
-def added_weights(columns: Columns, labels: np.ndarray, with_keywords: np.ndarray, added: Sequence[str]) -> str:
+def added_weights(
+    columns: Columns,
+    labels: np.ndarray,
+    with_keywords: np.ndarray,
+    added: Sequence[str],
+    joint_added: Sequence[str] = (),
+) -> str:
     """The added features' weights, each model fitted on every row (as the stored weights are)."""
     found = []
-    for model, names, rows in (
-        ("description", relevance_model.DESCRIPTION_FEATURES, np.ones(len(labels), dtype=bool)),
-        ("joint", relevance_model.BOTH_FEATURES, with_keywords),
+    for model, names, extra, rows in (
+        ("description", relevance_model.DESCRIPTION_FEATURES, added, np.ones(len(labels), dtype=bool)),
+        ("joint", relevance_model.BOTH_FEATURES, (*added, *joint_added), with_keywords),
     ):
-        weights = fit(design_of(columns, (*names, *added))[rows], labels[rows], L2)
-        found += [f"{model} {name} {weight:+.2f}" for name, weight in zip(added, weights[-len(added) :], strict=True)]
+        if not extra:
+            continue
+        weights = fit(design_of(columns, (*names, *extra))[rows], labels[rows], L2)
+        found += [f"{model} {name} {weight:+.2f}" for name, weight in zip(extra, weights[-len(extra) :], strict=True)]
     return "fitted on every row: " + ", ".join(found)
 
 

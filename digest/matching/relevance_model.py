@@ -1,7 +1,8 @@
 """The fitted models that turn a free-text interest's signals into relevance.
 
-Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets whose role is "fit"
-(never on held-out ones) and stored in relevance_model.json beside this module:
+Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets whose role is "fit" or
+"worn" (held out once, fitted on since their figures were published; never on held-out ones) and
+stored in relevance_model.json beside this module, with the command that fits them:
 
 - description: an interest alone (what it says is wanted, digest.matching.similarity.wanted_text),
   from its TF-IDF and LSA cosine similarities, its normalised BM25 score against the paper, and
@@ -11,10 +12,10 @@ Two logistic models, fitted by `bench/relevance_fit.py` on the labelled sets who
   are so (at most 3), and the keywords' own TF-IDF, LSA and BM25 scores
   against the paper (their meaning, beyond their exact words).
 
-Each model's cut-off was chosen on the fit sets for precision (the lowest reaching the issue's
+Each model's cut-off was chosen on the sets fitted on for precision (the lowest reaching the issue's
 precision goal, else the best F0.5); `relevance` shifts the logit so that the cut-off lands on
 RANKING_MIN_RELEVANCE, the engine's one candidate threshold. The description model also has a
-stricter `confident_cut` (the lowest reaching 0.925 precision on the fit sets): with keywords, a paper
+stricter `confident_cut` (the lowest reaching 0.925 precision on those sets): with keywords, a paper
 is a candidate when the joint model or the description model at that cut-off picks it
 (DESCRIPTION_CONFIDENT).
 """

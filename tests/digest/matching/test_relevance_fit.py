@@ -24,11 +24,10 @@ def test_the_stored_weights_are_reproduced_by_the_command_they_record():
 
 
 def test_the_recorded_command_names_every_argument_that_changes_the_fit():
-    args = relevance_fit.parse_arguments(["--background", "300", "--without", "feeds-i", "--l2", "0.5"])
-    command = shlex.split(relevance_fit.command_of(args))
-    assert relevance_fit.parse_arguments(command[2:]) == relevance_fit.parse_arguments(
-        ["--background", "300", "--without", "feeds-i", "--l2", "0.5"]
-    )
+    given = ["--background", "300", "--with-worn", "--without", "feeds-i", "--l2", "0.5"]
+    command = shlex.split(relevance_fit.command_of(relevance_fit.parse_arguments(given)))
+    assert relevance_fit.parse_arguments(command[2:]) == relevance_fit.parse_arguments(given)
+    assert "--with-worn" not in relevance_fit.command_of(relevance_fit.parse_arguments(given[:2]))
 
 
 def test_cross_validation_drops_what_a_minus_term_vetoes_as_a_run_does():

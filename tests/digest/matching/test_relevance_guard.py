@@ -39,10 +39,41 @@ def test_only_fit_sets_are_guarded():
 
 def test_every_fit_set_is_guarded_alone_and_beside_the_background():
     shared_folder("feeds")
-    fit_sets = {labelled.name for labelled in relevance.load_sets() if labelled.role == relevance.FIT}
+    fit_sets = {labelled.name for labelled in relevance.load_sets(roles=(relevance.FIT,))}
     assert set(GUARDED) == fit_sets
     assert all(set(GUARDED[name]) == set(relevance.GUARD_CONDITIONS) for name in fit_sets)
     assert len(relevance.guard_background("background-1000")) == 1000
+
+
+def test_every_set_has_a_known_role_and_no_worn_or_held_out_set_is_guarded():
+    roles = {path.stem: relevance._set_role(path) for path in relevance._set_paths()}
+    assert set(roles.values()) <= set(relevance.ROLES)
+    assert {name for name, role in roles.items() if role != relevance.FIT}.isdisjoint(GUARDED)
+
+
+def write_set(folder, name, role, source, paper="A paper"):
+    papers = [{"id": paper, "source": source}]
+    data = {"name": name, "role": role, "papers": papers, "readers": []}
+    (folder / f"{name}.json").write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_sets_of_roles_not_asked_for_are_not_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(relevance, "GUARD", tmp_path / "guard.json")
+    seed = json.loads((relevance.SETS / "seeds.json").read_text(encoding="utf-8"))["papers"][0]
+    monkeypatch.setattr(relevance, "SETS", tmp_path)
+    write_set(tmp_path, "fitted", relevance.FIT, seed["source"], seed["id"])
+    # Reading either would fail: their capture does not exist.
+    write_set(tmp_path, "worn", relevance.WORN, "no-such-capture.xml")
+    write_set(tmp_path, "unread", relevance.HELD_OUT, "no-such-capture.xml")
+    assert [labelled.name for labelled in relevance.load_sets(roles=(relevance.FIT,))] == ["fitted"]
+    with pytest.raises(SystemExit):
+        relevance.load_sets(roles=(relevance.FIT, relevance.WORN))
+
+
+def test_a_set_of_an_unknown_role_is_refused(tmp_path):
+    write_set(tmp_path, "tuned", "tuned", relevance.SEED_SOURCE)
+    with pytest.raises(SystemExit, match="role must be one of 'fit', 'worn', 'held-out'"):
+        load_set(tmp_path / "tuned.json")
 
 
 def test_scores_leave_borderline_papers_out_of_precision_and_recall_and_grade_them_in_ndcg():
