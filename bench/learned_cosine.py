@@ -34,6 +34,8 @@ import bench.relevance_fit  # noqa: F401, I001
 import numpy as np
 
 from bench.relevance import LabelledSet, background_papers, load_sets
+import bench.round16 as round16
+from bench.round16 import per_reader, precision_recall
 from bench.vector_cache import vector_cache
 from bench.relevance_fit import (
     CONFIDENT_PRECISION,
@@ -43,8 +45,11 @@ from bench.relevance_fit import (
     either,
     examples,
     fit,
+    from_the_others,
+    leave_one_reader_out,
     predictor,
     probability_of,
+    set_of,
     unless,
 )
 from digest.matching import embedding, relevance_model
@@ -153,22 +158,6 @@ def stacked_probability(base: np.ndarray, learned: Sequence[Learned], labels: np
     return probability_apart
 
 
-def leave_one_reader_out(predict, readers: np.ndarray, dtype=bool) -> np.ndarray:  # type: ignore[no-untyped-def]
-    found = np.zeros(len(readers), dtype=dtype)
-    for reader in np.unique(readers):
-        apart = readers == reader
-        found[apart] = predict(~apart)
-    return found
-
-
-def from_the_others(predict: Predictor, sets: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: predict(~(sets == name)) for name in np.unique(sets)}
-
-
-def set_of(readers: np.ndarray) -> np.ndarray:
-    return np.array([reader.split("/")[0] for reader in readers])
-
-
 @dataclass
 class Outcome:
     description: np.ndarray
@@ -204,7 +193,6 @@ class Data:
 def evaluate(data: Data, interest: bool, keywords: bool) -> Outcome:
     """One candidate's LORO and from-the-others predictions (both mode over readers with keywords)."""
     labels, readers, rows = data.labels, data.readers, data.with_keywords
-    sets = set_of(readers)
     everyone = [data.learned_over("interest", np.ones(len(labels), dtype=bool))] if interest else []
     description = stacked(data.design["description"], everyone, labels, TARGET_PRECISION["description"])
     # Both mode: every fit on the rows of readers with keywords, as relevance_fit's cross-validation.
@@ -231,7 +219,7 @@ def evaluate(data: Data, interest: bool, keywords: bool) -> Outcome:
         description=leave_one_reader_out(description, readers),
         joint=leave_one_reader_out(joint, readers[rows]),
         both=leave_one_reader_out(picked, readers[rows]),
-        others=from_the_others(picked, sets[rows]),
+        others=from_the_others(picked, readers[rows]),
         description_ap=average_precision(description_probability, labels),
         joint_ap=average_precision(joint_probability, labels[rows]),
         learned=learned,
@@ -253,35 +241,6 @@ def reader_mean_ap(scores: np.ndarray, labels: np.ndarray, readers: np.ndarray) 
         if (labels[readers == name] == 1).any()
     ]
     return float(np.mean(found))
-
-
-def precision_recall(predicted: np.ndarray, labels: np.ndarray) -> tuple[float, float, int, int]:
-    hits = int((predicted & (labels == 1)).sum())
-    return hits / max(int(predicted.sum()), 1), hits / max(int(labels.sum()), 1), hits, int(predicted.sum())
-
-
-def per_reader(predicted: np.ndarray, labels: np.ndarray, readers: np.ndarray) -> np.ndarray:
-    """Per reader (sorted by "set/name"): wanted papers found, papers picked, wanted papers."""
-    return np.array(
-        [
-            [
-                int((predicted & (labels == 1))[readers == name].sum()),
-                int(predicted[readers == name].sum()),
-                int((labels[readers == name] == 1).sum()),
-            ]
-            for name in np.unique(readers)
-        ]
-    )
-
-
-def bootstrap_sd(shipped: np.ndarray, candidate: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
-    """The sd over draws of readers of the paired change in both-mode recall and precision."""
-    recall, precision = [], []
-    for drawn in draws:
-        s, c = shipped[drawn].sum(axis=0), candidate[drawn].sum(axis=0)
-        recall.append(c[0] / c[2] - s[0] / s[2])
-        precision.append(c[0] / max(c[1], 1) - s[0] / max(s[1], 1))
-    return float(np.std(recall)), float(np.std(precision))
 
 
 def describe(name: str, outcome: Outcome, data: Data) -> None:
@@ -308,54 +267,19 @@ def describe(name: str, outcome: Outcome, data: Data) -> None:
 
 
 def judge(name: str, shipped: Outcome, outcome: Outcome, data: Data, draws: np.ndarray) -> None:
-    """The rule's figures for one candidate against the shipped features."""
+    """The rule's figures for one candidate against the shipped features (round 16's judge), and
+    the both-mode papers it changes."""
     rows = data.with_keywords
     labels, readers = data.labels[rows], data.readers[rows]
-    base = per_reader(shipped.both, labels, readers)
-    found = per_reader(outcome.both, labels, readers)
-    p0, r0, *_ = precision_recall(shipped.both, labels)
-    p1, r1, hits, picked = precision_recall(outcome.both, labels)
-    recall_sd, precision_sd = bootstrap_sd(base, found, draws)
-    gains = found[:, 0] - base[:, 0]
-    helped = int(np.argmax(gains))
-    rest = np.arange(len(gains)) != helped
-    without = found[rest, 0].sum() / found[rest, 2].sum() - base[rest, 0].sum() / base[rest, 2].sum()
-    sets = set_of(readers)
-    falls = [
-        set_name
-        for set_name, predicted in outcome.others.items()
-        if precision_recall(predicted, labels[sets == set_name])[1]
-        < precision_recall(shipped.others[set_name], labels[sets == set_name])[1] - 1e-12
-    ]
-    parts_a = {
-        1: r1 - r0 > recall_sd,
-        2: p1 >= p0 - 0.005 and p1 >= 0.875,
-        3: without > 0,
-        4: len(falls) <= 1,
-    }
-    passes_a = all(parts_a.values())
-    passes_b = p1 - p0 > precision_sd and r1 >= r0
-    failed = [str(part) for part, held in parts_a.items() if not held]
-    verdict = ("passes (A)" if passes_a else "fails " + ", ".join(failed)) + ("; passes (B)" if passes_b else "; not B")
-    names = np.unique(readers)
-    print(
-        f"  both recall change {r1 - r0:+.3f} ± {recall_sd:.3f} "
-        f"(precision change {p1 - p0:+.3f} ± {precision_sd:.3f}); "
-        f"most helped {names[helped]} {gains[helped]:+d}: without it {without:+.3f}; "
-        f"from the others recall falls on: {', '.join(falls) or 'none'}; {verdict}"
-    )
+    machine_line = round16.judge(name, shipped, outcome, labels, readers, draws)  # type: ignore[arg-type]
+    gains = per_reader(outcome.both, labels, readers)[:, 0] - per_reader(shipped.both, labels, readers)[:, 0]
     print(f"  readers gaining / losing wanted papers: {int((gains > 0).sum())} / {int((gains < 0).sum())}")
     titles = [title for title, kept in zip(data.titles, rows, strict=True) if kept]
     for row in np.flatnonzero(shipped.both != outcome.both):
         sign = "+" if outcome.both[row] else "-"
         label = "wanted" if labels[row] == 1 else "unwanted"
         print(f"    {sign} {label} {readers[row]}: {titles[row][:90]}")
-    print(
-        f"candidate={name} precision={p1:.3f} recall={r1:.3f} found={hits} picked={picked} "
-        f"recall_change={r1 - r0:.3f} recall_sd={recall_sd:.3f} precision_change={p1 - p0:.3f} "
-        f"precision_sd={precision_sd:.3f} without_most_helped={without:.3f} falls={len(falls)} "
-        f"passes_a={int(passes_a)} passes_b={int(passes_b)}"
-    )
+    print(machine_line)
 
 
 def single_features(data: Data, outcome: Outcome) -> None:

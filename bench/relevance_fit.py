@@ -211,9 +211,12 @@ def set_of(readers: np.ndarray) -> np.ndarray:
     return np.array([reader.split("/")[0] for reader in readers])
 
 
-def leave_one_reader_out(predict: Predictor, readers: np.ndarray) -> np.ndarray:
-    """Each row predicted by weights and a cut-off fitted on the other readers' rows."""
-    predicted = np.zeros(len(readers), dtype=bool)
+def leave_one_reader_out(
+    predict: Callable[[np.ndarray], np.ndarray], readers: np.ndarray, dtype: type = bool
+) -> np.ndarray:
+    """Each row predicted (picked, or with dtype float a probability) by weights and a cut-off fitted
+    on the other readers' rows."""
+    predicted = np.zeros(len(readers), dtype=dtype)
     for reader in np.unique(readers):
         apart = readers == reader
         predicted[apart] = predict(~apart)
