@@ -487,8 +487,9 @@ def main() -> None:
     if args.write_guard:
         write_guard()
     last = [s for s in sets if s.role == HELD_OUT] or sets
-    labelled, figures = results[last[-1].name]
-    print(machine_line(labelled.name, labelled.role, "both", micro(figures["both"])))
+    if last:  # --write-guard with --set naming no fit set evaluates none
+        labelled, figures = results[last[-1].name]
+        print(machine_line(labelled.name, labelled.role, "both", micro(figures["both"])))
 
 
 if __name__ == "__main__":

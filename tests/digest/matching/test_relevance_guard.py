@@ -70,6 +70,19 @@ def test_sets_of_roles_not_asked_for_are_not_read(tmp_path, monkeypatch):
         relevance.load_sets(roles=(relevance.FIT, relevance.WORN))
 
 
+def test_writing_the_guard_beside_a_named_set_of_another_role_reads_it_not_and_ends_cleanly(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(relevance, "SETS", tmp_path)
+    write_set(tmp_path, "worn", relevance.WORN, "no-such-capture.xml")
+    written = []
+    monkeypatch.setattr(relevance, "write_guard", lambda: written.append(True))
+    monkeypatch.setattr("sys.argv", ["relevance.py", "--write-guard", "--set", "worn"])
+    relevance.main()
+    assert written == [True]
+    assert "fit on (weights, thresholds and rules may be chosen here): none" in capsys.readouterr().out
+
+
 def test_a_set_of_an_unknown_role_is_refused(tmp_path):
     write_set(tmp_path, "tuned", "tuned", relevance.SEED_SOURCE)
     with pytest.raises(SystemExit, match="role must be one of 'fit', 'worn', 'held-out'"):
