@@ -72,3 +72,11 @@ class Subscriber(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+def lock_subscriber(subscriber_id: int) -> None:
+    """Lock the subscriber's row until the transaction ends. Whatever changes a subscriber's marks,
+    liked papers or reader model, or erases them, takes this lock first, before any row that hangs
+    off them: the same order everywhere, so two such changes wait for each other instead of
+    deadlocking (PostgreSQL; SQLite's writers take turns anyway)."""
+    Subscriber.objects.select_for_update().filter(pk=subscriber_id).values_list("pk").first()

@@ -28,7 +28,7 @@ from config.celery import queue, queue_on_commit_or_warn, run_here
 from subscribers import rematch
 from subscribers.keywords import remove_keyword
 from subscribers.liked_input import LikedInput
-from subscribers.models import Subscriber, Topic
+from subscribers.models import Subscriber, Topic, lock_subscriber
 from subscribers.scheduling import schedule_subscriber
 from subscribers.tokens import read_token
 
@@ -425,7 +425,7 @@ def delete_subscriber(subscriber: Subscriber) -> None:
     locked first, as a click or a retraining locks it before writing their model: deleting that
     model first and the row last, an erasure and a retraining would each wait for the other."""
     with transaction.atomic():
-        Subscriber.objects.select_for_update().filter(pk=subscriber.pk).values_list("pk").first()
+        lock_subscriber(subscriber.pk)
         subscriber.delete()
 
 

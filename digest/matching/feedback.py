@@ -24,7 +24,7 @@ from django.db import transaction
 from digest.matching.reader_model import retrain
 from digest.models import MarkedPaper, Paper
 from subscribers.keywords import STOPWORDS, make_term, parse_keywords, positive_keywords
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, lock_subscriber
 from subscribers.services import undo_learned_keyword
 
 MORE = "more"
@@ -162,7 +162,7 @@ def undo_mark(subscriber: Subscriber, marked_id: int) -> bool:
     with transaction.atomic():
         # The reader's row first, as a click takes it: an undo retraining beside a click of the same
         # reader would otherwise store a model that misses that click until the next retraining.
-        Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
+        lock_subscriber(subscriber.pk)
         marked = MarkedPaper.objects.select_for_update().filter(pk=marked_id, subscriber=subscriber).first()
         if marked is None:
             return False

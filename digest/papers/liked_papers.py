@@ -35,7 +35,7 @@ from digest.papers.fetching import FetchError, fetch
 from digest.papers.ingestion import ingest_document
 from subscribers import rematch
 from subscribers.liked_input import LikedInput, LikedInputError, normalize_title
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, lock_subscriber
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def add_liked_papers(subscriber: Subscriber, liked: LikedInput, now: datetime | 
     now = now or timezone.now()
     with transaction.atomic():
         # One change at a time per subscriber: the limit holds against two tabs saving at once.
-        Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
+        lock_subscriber(subscriber.pk)
         existing = list(LikedPaper.objects.filter(subscriber=subscriber).select_related("paper"))
         by_id = {paper.arxiv_id: paper for paper in Paper.objects.filter(arxiv_id__in=liked.arxiv_ids)}
         by_title = _stored_by_title(liked.titles)
