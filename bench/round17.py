@@ -34,6 +34,7 @@ import numpy as np
 from bench.relevance import FIT, WORN, Reader, background_papers, load_sets
 from bench.relevance_fit import (
     VETOED,
+    ExtraFeatures,
     Predictor,
     PredictorMaker,
     design_of,
@@ -121,6 +122,7 @@ class Candidate:
     label: str
     joint_added: tuple[str, ...] = ()  # features added to the joint model
     make: PredictorMaker = predictor
+    added: tuple[str, ...] = ()  # features added to both models
 
 
 CANDIDATES = (
@@ -135,10 +137,10 @@ def f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def per_set(predicted: np.ndarray, labels: np.ndarray, readers: np.ndarray) -> str:
+def per_set(predicted: np.ndarray, labels: np.ndarray, readers: np.ndarray, pool: Sequence[str] = POOL) -> str:
     sets = set_of(readers)
     figures = []
-    for name in POOL:
+    for name in pool:
         p, r, hits, picked = precision_recall(predicted[sets == name], labels[sets == name])
         figures.append(f"{name} {p:.2f} / {r:.2f} ({hits} / {picked})")
     return ", ".join(figures)
@@ -161,27 +163,29 @@ def as_stored(columns: Columns, labels: np.ndarray, with_keywords: np.ndarray) -
     return description >= models["description"].cut, (picked & ~vetoed)[rows]
 
 
-def report_r0(
-    r0: Outcome,
-    stored_fit: Outcome,
+def report_refit(
+    fits: Sequence[tuple[str, Outcome]],
     columns: Columns,
     labels: np.ndarray,
     with_keywords: np.ndarray,
     readers: np.ndarray,
+    pool: Sequence[str],
+    stored: str,
 ) -> None:
+    """Each titled fit's LORO figures, overall and per set, then the stored weights as they are."""
     rows = with_keywords
     description, both = as_stored(columns, labels, with_keywords)
-    for title, outcome in (("R0, fitted on P", r0), ("the current fit (four fit sets' readers only)", stored_fit)):
+    for title, outcome in fits:
         print(f"\n{title}")
         for line in describe(outcome, labels, with_keywords, readers):
             print("  " + line)
-        print("  LORO both per set: " + per_set(outcome.both, labels[rows], readers[rows]))
-        print("  LORO description per set: " + per_set(outcome.description, labels, readers))
-    print("\nthe stored weights as they are (in sample for the fit sets' readers)")
+        print("  LORO both per set: " + per_set(outcome.both, labels[rows], readers[rows], pool))
+        print("  LORO description per set: " + per_set(outcome.description, labels, readers, pool))
+    print(f"\n{stored}")
     for name, predicted, wanted in (("description", description, labels), ("both", both, labels[rows])):
         p, r, hits, picked = precision_recall(predicted, wanted)
         print(f"  {name} {p:.3f} / {r:.3f} ({hits} / {picked})")
-    print("  both per set: " + per_set(both, labels[rows], readers[rows]))
+    print("  both per set: " + per_set(both, labels[rows], readers[rows], pool))
 
 
 def report_interactions(columns: Columns, labels: np.ndarray, with_keywords: np.ndarray) -> None:
@@ -195,24 +199,30 @@ def report_interactions(columns: Columns, labels: np.ndarray, with_keywords: np.
         print(f"  {model}: strongest on every row: {', '.join(names[column] for column in chosen)}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vector-cache", type=Path, help="a folder keeping sentence vectors between runs")
-    parser.add_argument("--draws", type=int, default=1000, help="bootstrap draws over readers")
-    args = parser.parse_args()
-    cache = args.vector_cache
+@dataclass(frozen=True)
+class PoolRows:
+    """examples()'s rows of a pool's sets, as arrays, and each set's paper titles (to name changes)."""
+
+    columns: Columns
+    labels: np.ndarray
+    with_keywords: np.ndarray
+    readers: np.ndarray
+    titles: dict[str, list[str]]
+
+
+def pool_rows(pool: Sequence[str], background: list[str], extra: ExtraFeatures, cache: Path | None) -> PoolRows:
+    """The pool's sets (fit and worn only: a held-out set is never loaded), each indexed beside the
+    background, with these extra features; sentence vectors kept in `cache` (a folder) if given."""
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-    background = background_papers(BACKGROUND)
-    sets = load_sets(POOL, roles=(FIT, WORN))
-    assert sorted(labelled.name for labelled in sets) == sorted(POOL), "a set of P is neither fit nor worn"
+    sets = load_sets(pool, roles=(FIT, WORN))
+    assert sorted(labelled.name for labelled in sets) == sorted(pool), "a set of P is neither fit nor worn"
     titles = {labelled.name: [paper.title for paper in labelled.papers] for labelled in sets}
-    print(f"P: {', '.join(POOL)} (held-out sets are never read); background {len(background)} papers")
+    print(f"P: {', '.join(pool)} (held-out sets are never read); background {len(background)} papers")
     with vector_cache(cache / "sentences.npz" if cache else None):
-        column_list, label_list, keyword_list, reader_list, used = examples(
-            background, sets=POOL, extra=combined(paper_position, keyword_cosines), roles=(FIT, WORN)
+        columns, label_list, keyword_list, reader_list, used = examples(
+            background, sets=pool, extra=extra, roles=(FIT, WORN)
         )
-    columns = column_list
     labels, with_keywords, readers = np.array(label_list), np.array(keyword_list), np.array(reader_list)
     rows = with_keywords
     print(f"rows of {', '.join(used)}")
@@ -220,44 +230,110 @@ def main() -> None:
         f"{len(np.unique(readers))} readers ({len(np.unique(readers[rows]))} with keywords), "
         f"{len(labels)} judged pairs, {int(labels.sum())} wanted"
     )
-    for name in POOL:
+    for name in pool:
         mine = set_of(readers) == name
         found = f"{len(np.unique(readers[mine]))} readers, {int(mine.sum())} pairs, {int(labels[mine].sum())} wanted"
         print(f"  {name}: {found}")
-    count = len(np.unique(readers[rows]))
-    draws = np.random.default_rng(SEED).integers(0, count, (args.draws, count))
-    fit_rows = np.isin(set_of(readers), FIT_SETS)
-    stored_fit = evaluate(columns, labels, with_keywords, readers, (), allowed=fit_rows)
-    outcomes = {
-        candidate.name: evaluate(columns, labels, with_keywords, readers, (), candidate.joint_added, candidate.make)
-        for candidate in CANDIDATES
+    return PoolRows(columns, labels, with_keywords, readers, titles)
+
+
+def bootstrap_draws(data: PoolRows, count: int) -> np.ndarray:
+    """The bootstrap's draws of the readers with keywords (seed 17), each drawn with replacement."""
+    readers = len(np.unique(data.readers[data.with_keywords]))
+    return np.random.default_rng(SEED).integers(0, readers, (count, readers))
+
+
+def candidate_outcomes(data: PoolRows, candidates: Sequence[Candidate]) -> dict[str, Outcome]:
+    return {
+        candidate.name: evaluate(
+            data.columns,
+            data.labels,
+            data.with_keywords,
+            data.readers,
+            candidate.added,
+            candidate.joint_added,
+            candidate.make,
+        )
+        for candidate in candidates
     }
-    r0 = outcomes["R0"]
-    report_r0(r0, stored_fit, columns, labels, with_keywords, readers)
+
+
+def report_candidates(
+    data: PoolRows, candidates: Sequence[Candidate], outcomes: dict[str, Outcome], draws: np.ndarray
+) -> list[str]:
+    """Each candidate's figures, the rule's verdict against the first (the refit) and the papers it
+    changes; returns the machine-readable lines."""
+    columns, labels, with_keywords, readers = data.columns, data.labels, data.with_keywords, data.readers
+    rows = with_keywords
+    baseline = outcomes[candidates[0].name]
     positions = np.concatenate(columns[POSITION])[rows]
     machine = []
-    for candidate in CANDIDATES:
+    for candidate in candidates:
         outcome = outcomes[candidate.name]
         p, r, *_ = precision_recall(outcome.both, labels[rows])
         print(f"\n{candidate.label}: LORO both F1 {f1(p, r):.3f}")
         for line in describe(outcome, labels, with_keywords, readers):
             print("  " + line)
-        if candidate.joint_added:
-            print("  " + added_weights(columns, labels, with_keywords, (), candidate.joint_added))
+        if candidate.added or candidate.joint_added:
+            print("  " + added_weights(columns, labels, with_keywords, candidate.added, candidate.joint_added))
         if candidate.make is interaction_predictor:
             report_interactions(columns, labels, with_keywords)
-        if candidate.name == "R0":
+        if outcome is baseline:
             continue
-        line = judge(candidate.name, r0, outcome, labels[rows], readers[rows], draws)
+        line = judge(candidate.name, baseline, outcome, labels[rows], readers[rows], draws)
         machine.append(f"{line} f1={f1(p, r):.3f}")
-        for change in changes(r0, outcome, labels[rows], readers[rows], positions, titles):
+        for change in changes(baseline, outcome, labels[rows], readers[rows], positions, data.titles):
             print(change)
+    return machine
+
+
+def row_lines(data: PoolRows, fits: Sequence[tuple[str, Outcome]]) -> list[str]:
+    """Machine-readable LORO both-mode figures of each named fit."""
+    lines = []
+    for name, outcome in fits:
+        p, r, hits, picked = precision_recall(outcome.both, data.labels[data.with_keywords])
+        lines.append(f"row={name} precision={p:.3f} recall={r:.3f} f1={f1(p, r):.3f} found={hits} picked={picked}")
+    return lines
+
+
+def run_round(
+    data: PoolRows,
+    candidates: Sequence[Candidate],
+    draws: np.ndarray,
+    earlier: tuple[str, str, Sequence[str]],
+    stored: str,
+    pool: Sequence[str] = POOL,
+) -> None:
+    """The refit (the first candidate) beside the earlier fit, then each candidate judged against the
+    refit; the machine-readable lines last. `earlier`: its machine name, its title and the sets it
+    was fitted on (each reader is predicted by weights fitted on those sets' other readers only)."""
+    name, title, sets = earlier
+    before = evaluate(
+        data.columns, data.labels, data.with_keywords, data.readers, (), allowed=np.isin(set_of(data.readers), sets)
+    )
+    outcomes = candidate_outcomes(data, candidates)
+    refit = candidates[0].name
+    fits = ((f"{refit}, fitted on P", outcomes[refit]), (title, before))
+    report_refit(fits, data.columns, data.labels, data.with_keywords, data.readers, pool, stored)
+    machine = report_candidates(data, candidates, outcomes, draws)
     print()
-    for name, outcome in (("stored_fit", stored_fit), ("R0", r0)):
-        p, r, hits, picked = precision_recall(outcome.both, labels[rows])
-        print(f"row={name} precision={p:.3f} recall={r:.3f} f1={f1(p, r):.3f} found={hits} picked={picked}")
-    for line in machine:
+    for line in (*row_lines(data, ((name, before), (refit, outcomes[refit]))), *machine):
         print(line)
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vector-cache", type=Path, help="a folder keeping sentence vectors between runs")
+    parser.add_argument("--draws", type=int, default=1000, help="bootstrap draws over readers")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_arguments()
+    data = pool_rows(POOL, background_papers(BACKGROUND), combined(paper_position, keyword_cosines), args.vector_cache)
+    earlier = ("stored_fit", "the current fit (four fit sets' readers only)", FIT_SETS)
+    stored = "the stored weights as they are (in sample for the fit sets' readers)"
+    run_round(data, CANDIDATES, bootstrap_draws(data, args.draws), earlier, stored)
 
 
 if __name__ == "__main__":
