@@ -4,13 +4,14 @@
 chunks; `match_chunk` matches one chunk and stores Candidate rows. A chunk makes the same number of
 queries whatever its size (the run, whether a later run covers it, its papers, the background texts
 for the IDF, the subscribers with their topics and liked papers, their sentence vectors; then in one
-transaction the chunk's marker, the candidates they already have, one insert, two updates; the run's
-last chunk then refreshes the candidates' planner statistics) and is safe to run twice: the unique
-(subscriber, paper) constraint and the already-a-candidate check mean a paper is never offered to a
-subscriber twice, whatever run, version or feed brings it back.
+transaction the chunk's marker, the candidates they already have, the subscribers' row locks, one
+insert, two updates; the run's last chunk then refreshes the candidates' planner statistics) and is
+safe to run twice: the unique (subscriber, paper) constraint and the already-a-candidate check mean
+a paper is never offered to a subscriber twice, whatever run, version or feed brings it back.
 
 A chunk matches before its transaction opens, so that the sentence vectors it encodes and stores
-hold nobody up (`match_active`).
+hold nobody up (`match_active`), and locks the rows of the subscribers it stores for before
+writing, leaving out those erased since it read them (`store_matches`).
 
 A chunk stores once. Its task delivered again (a worker that died before acknowledging it) would
 find the first share stored and store each subscriber's next-best matches on top, and count the
@@ -48,7 +49,7 @@ from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_pa
 from digest.matching.reader_model import retrain_from_every_example, with_reader_model
 from digest.matching.vectors import stored_vectors
 from digest.models import Candidate, MatchChunk, MatchRun, Paper, lock_candidates_of, lock_match_runs
-from digest.plain_sql import insert_columns, insert_rows, refresh_statistics
+from digest.plain_sql import insert_columns, insert_rows, lock_for_key_share, refresh_statistics
 from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -257,9 +258,18 @@ def match_active(subscriber_ids: list[int], index: BatchIndex) -> tuple[Sequence
 
 
 def store_matches(subscribers: Sequence[Subscriber], found: Mapping[int, Matches], index: BatchIndex) -> int:
-    """Store the subscribers' new candidates (`new_candidates`), in the caller's transaction."""
+    """Store the subscribers' new candidates (`new_candidates`), in the caller's transaction.
+
+    The rows of the subscribers given candidates are locked first (`lock_for_key_share`, in id
+    order, the subscriber's row before what hangs off it, as `lock_subscriber` says), and those
+    erased since they were read are left out: their candidates would fail the whole commit on the
+    foreign key. An erasure coming after the lock waits for the commit, then erases what was stored.
+    """
     already = candidates_already([subscriber.id for subscriber in subscribers], index) | liked_paper_ids(subscribers)
     columns = new_candidates(subscribers, found, already)
+    present = lock_for_key_share(Subscriber, columns["subscriber"])
+    if len(present) < len(set(columns["subscriber"])):
+        columns = new_candidates([subscriber for subscriber in subscribers if subscriber.id in present], found, already)
     # Before the insert takes its ids, and held to the commit: digests take id ranges of a
     # subscriber's candidates, so those must commit in id order (digest/delivery/claims.py).
     lock_candidates_of(columns["subscriber"])

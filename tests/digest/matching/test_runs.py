@@ -12,6 +12,7 @@ from digest.matching.runs import match_chunk, start_match_run
 from digest.models import Candidate, Feed, LikedPaper, MatchChunk, MatchRun, Paper, PaperSource
 from digest.tasks.matching import match_chunk as match_chunk_task
 from digest.tasks.matching import match_new_papers, match_recent_papers
+from subscribers import services
 from subscribers.models import Subscriber, Topic
 from tests.support.threads import in_thread
 
@@ -566,4 +567,64 @@ def test_a_reader_rewriting_their_words_mid_chunk_and_clicking_deadlocks_nothing
     assert match_chunk(plan.run_id, plan.chunks[0]) == 1
     results["click thread"].join(10)
     assert results["click"] == 1
+    assert MatchRun.objects.get(id=plan.run_id).chunks_done == 1
+
+
+def two_diffusion_readers():
+    for number in (1, 2):
+        diffusion_paper(number)
+    return make_subscriber(1, keywords="diffusion"), make_subscriber(2, keywords="diffusion")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_erased_after_the_chunk_read_them_is_left_out_and_the_others_matches_are_stored(
+    on_postgres, monkeypatch
+):
+    """Erased (services.delete_subscriber) once the chunk had read and matched them: the chunk
+    stores the others' matches and commits, where the erased reader's candidates failed the whole
+    chunk at commit on their foreign key."""
+    kept, erased = two_diffusion_readers()
+    plan = start_match_run()
+    match_subscribers = runs.match_subscribers
+    results: dict = {}
+
+    def erased_once_matched(matchers, index, *args):
+        found = match_subscribers(matchers, index, *args)
+        in_a_thread_noting_errors(lambda: services.delete_subscriber(erased), results, "erased").join(10)
+        return found
+
+    monkeypatch.setattr(runs, "match_subscribers", erased_once_matched)
+
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 2
+    assert results["erased"] is None
+    assert candidates_of(kept) == ["Diffusion models, part 1", "Diffusion models, part 2"]
+    assert not Subscriber.objects.filter(id=erased.id).exists()
+    assert not Candidate.objects.filter(subscriber_id=erased.id).exists()
+    assert MatchRun.objects.get(id=plan.run_id).chunks_done == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_erased_as_the_chunk_stores_waits_for_it_and_leaves_nothing(on_postgres, monkeypatch):
+    """The erasure comes as the chunk stores: it waits for the chunk's commit (the chunk holds the
+    rows of the readers it stores for), then erases the candidates just stored with the reader."""
+    kept, erased = two_diffusion_readers()
+    plan = start_match_run()
+    lock_candidates_of = runs.lock_candidates_of
+    results: dict = {}
+
+    def erased_as_the_chunk_stores(subscriber_ids):
+        results["thread"] = in_a_thread_noting_errors(lambda: services.delete_subscriber(erased), results, "erased")
+        results["thread"].join(0.5)
+        lock_candidates_of(subscriber_ids)
+
+    monkeypatch.setattr(runs, "lock_candidates_of", erased_as_the_chunk_stores)
+
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 4
+    results["thread"].join(10)
+    assert results["erased"] is None
+    assert candidates_of(kept) == ["Diffusion models, part 1", "Diffusion models, part 2"]
+    assert not Subscriber.objects.filter(id=erased.id).exists()
+    assert not Candidate.objects.filter(subscriber_id=erased.id).exists()
     assert MatchRun.objects.get(id=plan.run_id).chunks_done == 1
