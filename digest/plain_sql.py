@@ -545,3 +545,24 @@ def lock_keys(space: int, keys: Sequence[int]) -> None:
             "(SELECT DISTINCT k FROM unnest(%s::integer[]) AS u(k) ORDER BY k OFFSET 0) AS sorted",
             [space, sorted(set(keys))],
         )
+
+
+def lock_for_key_share(model: type[Model], ids: Iterable[int]) -> set[int]:
+    """`set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))`: the rows still there.
+    On PostgreSQL it also locks them FOR KEY SHARE until the transaction ends, in primary key order:
+    the lock a foreign key's check takes of the row it points to, taken before writing the rows that
+    will point to it. Nobody can delete a row so locked (a deletion waits for the commit), while its
+    other updates go ahead; `select_for_update` has no call for this strength (FOR UPDATE and FOR NO
+    KEY UPDATE would hold those updates up too). One statement.
+    """
+    keys = sorted(set(ids))
+    if not keys:
+        return set()
+    rows = model._default_manager.filter(pk__in=keys).order_by("pk").values_list("pk", flat=True)
+    if connection.vendor != "postgresql":
+        return set(rows)
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        # The ORM's own SELECT; ORDER BY comes before the locking, so the rows are locked in order.
+        cursor.execute(f"{sql} FOR KEY SHARE", params)
+        return {row[0] for row in cursor.fetchall()}

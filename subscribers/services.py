@@ -470,11 +470,21 @@ def purge_pending(older_than: timedelta) -> int:
 
     Only those who never confirmed: never active (no `confirmed_at`) and never sent a digest. A
     subscriber who once was, whatever set them pending since, is never erased by this.
+
+    One at a time, as `delete_subscriber` erases: the row locked first (`lock_subscriber`), then
+    the conditions read again under the lock. Django deletes the rows it collected by id, so a
+    subscriber confirmed (or sent a fresh confirmation email) after the purge picked them would
+    otherwise be erased, now active.
     """
     cutoff = timezone.now() - older_than
     # `deliveries`: the digests sent to them (the digest app's Delivery rows point here).
     stale = Subscriber.objects.filter(status=Status.PENDING, confirmed_at__isnull=True, deliveries__isnull=True).filter(
         Q(confirmation_sent_at__lt=cutoff) | Q(confirmation_sent_at__isnull=True, created_at__lt=cutoff)
     )
-    deleted, by_model = stale.delete()
-    return by_model.get(Subscriber._meta.label, 0)
+    purged = 0
+    for subscriber_id in list(stale.order_by("id").values_list("id", flat=True)):
+        with transaction.atomic():
+            lock_subscriber(subscriber_id)
+            _, by_model = stale.filter(id=subscriber_id).delete()
+        purged += by_model.get(Subscriber._meta.label, 0)
+    return purged

@@ -296,26 +296,17 @@ class BatchIndex:
         self._authors: dict[AuthorName, tuple[_Hits, dict[int, str]]] = {}
         self._topics: dict[TopicPrefs, np.ndarray] = {}
         self._categories: dict[frozenset[str], np.ndarray] = {}
-        self._read_ahead: dict[str, np.ndarray] = {}
 
     @cached_property
     def paper_vectors(self) -> np.ndarray:
         """The papers' sentence vectors, asked for only when an interest needs them."""
         return self.vectors([embedding.embedding_text(paper.title, paper.abstract) for paper in self.papers])
 
-    def read_vectors_ahead(self, texts: Sequence[str]) -> None:
-        """Read these texts' sentence vectors now, for `embedding_scores` to take without asking
-        `vectors` again: a run's chunk reads its interests' before its transaction opens. Only the
-        last call's are kept (a run's index serves many chunks)."""
-        self._read_ahead = dict(zip(texts, self.vectors(texts), strict=True)) if texts else {}
-
     def embedding_scores(self, texts: Sequence[str]) -> np.ndarray:
         """A len(texts) x papers array: the cosine of each text's sentence vector with each paper's."""
         if not len(texts):
             return np.empty((0, self.size), dtype=np.float32)
-        missing = [text for text in texts if text not in self._read_ahead]
-        found = self._read_ahead | dict(zip(missing, self.vectors(missing) if missing else [], strict=True))
-        return self.paper_products(np.array([found[text] for text in texts]))
+        return self.paper_products(self.vectors(texts))
 
     def paper_products(self, rows: np.ndarray) -> np.ndarray:
         """A len(rows) x papers array: each row (a sentence vector, a reader model's weights) times

@@ -3,11 +3,15 @@
 `start_match_run` records a MatchRun over the new paper ids and splits the active subscribers into
 chunks; `match_chunk` matches one chunk and stores Candidate rows. A chunk makes the same number of
 queries whatever its size (the run, whether a later run covers it, its papers, the background texts
-for the IDF, the chunk's marker, the subscribers with their topics and liked papers, the candidates
-they already have, one insert, two updates; the run's last chunk then refreshes the candidates'
-planner statistics) and is safe to run twice: the unique (subscriber, paper) constraint and the
-already-a-candidate check mean a paper is never offered to a subscriber twice, whatever run, version
-or feed brings it back.
+for the IDF, the subscribers with their topics and liked papers, their sentence vectors; then in one
+transaction the chunk's marker, the candidates they already have, the subscribers' row locks, one
+insert, two updates; the run's last chunk then refreshes the candidates' planner statistics) and is
+safe to run twice: the unique (subscriber, paper) constraint and the already-a-candidate check mean
+a paper is never offered to a subscriber twice, whatever run, version or feed brings it back.
+
+A chunk matches before its transaction opens, so that the sentence vectors it encodes and stores
+hold nobody up (`match_active`), and locks the rows of the subscribers it stores for before
+writing, leaving out those erased since it read them (`store_matches`).
 
 A chunk stores once. Its task delivered again (a worker that died before acknowledging it) would
 find the first share stored and store each subscriber's next-best matches on top, and count the
@@ -35,7 +39,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, QuerySet
 from django.utils import timezone
 
 from config.logging import log_event
@@ -43,9 +47,9 @@ from digest.chunks import chunked
 from digest.matching.engine import BatchIndex, Matcher, Matches, compile_matcher, match_subscribers, paper_doc
 from digest.matching.liked import LIKED_PREFETCH, liked_paper_ids, with_liked_papers
 from digest.matching.reader_model import retrain_from_every_example, with_reader_model
-from digest.matching.vectors import interest_text, stored_vectors
+from digest.matching.vectors import stored_vectors
 from digest.models import Candidate, MatchChunk, MatchRun, Paper, lock_candidates_of, lock_match_runs
-from digest.plain_sql import insert_columns, insert_rows, refresh_statistics
+from digest.plain_sql import insert_columns, insert_rows, lock_for_key_share, refresh_statistics
 from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -233,39 +237,45 @@ def new_candidates(
     return columns
 
 
-def store_matches(subscriber_ids: list[int], index: BatchIndex) -> int:
-    """Match the active subscribers among `subscriber_ids` against the index; store new candidates,
-    at most `stored_share` per subscriber, the last stored counting the others."""
+def match_active(subscriber_ids: list[int], index: BatchIndex) -> tuple[Sequence[Subscriber], dict[int, Matches]]:
+    """The active subscribers among `subscriber_ids` (topics, liked papers and model prefetched) and
+    their matches against the index.
+
+    Called outside any transaction: the sentence vectors matching reads are stored ones, and one
+    not stored yet (papers no vector task has stored, a reader's words changed a moment ago) is
+    encoded and stored here (digest/matching/vectors.py). Inserted inside a transaction, that row
+    would hold every other worker storing the same text, a click's retraining among them (it
+    stores its examples' vectors holding the reader's row), until the transaction commits.
+    """
     subscribers = list(
         Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)
         .select_related("reader_model")
         .prefetch_related("topics", LIKED_PREFETCH)
     )
-    already = candidates_already(subscriber_ids, index) | liked_paper_ids(subscribers)
-    found = match_subscribers({subscriber.id: subscriber_matcher(subscriber) for subscriber in subscribers}, index)
+    return subscribers, match_subscribers(
+        {subscriber.id: subscriber_matcher(subscriber) for subscriber in subscribers}, index
+    )
+
+
+def store_matches(subscribers: Sequence[Subscriber], found: Mapping[int, Matches], index: BatchIndex) -> int:
+    """Store the subscribers' new candidates (`new_candidates`), in the caller's transaction.
+
+    The rows of the subscribers given candidates are locked first (`lock_for_key_share`, in id
+    order, the subscriber's row before what hangs off it, as `lock_subscriber` says), and those
+    erased since they were read are left out: their candidates would fail the whole commit on the
+    foreign key. An erasure coming after the lock waits for the commit, then erases what was stored.
+    """
+    already = candidates_already([subscriber.id for subscriber in subscribers], index) | liked_paper_ids(subscribers)
     columns = new_candidates(subscribers, found, already)
+    present = lock_for_key_share(Subscriber, columns["subscriber"])
+    if len(present) < len(set(columns["subscriber"])):
+        columns = new_candidates([subscriber for subscriber in subscribers if subscriber.id in present], found, already)
     # Before the insert takes its ids, and held to the commit: digests take id ranges of a
     # subscriber's candidates, so those must commit in id order (digest/delivery/claims.py).
     lock_candidates_of(columns["subscriber"])
     # ignore_conflicts: a copy of this work running at the same moment cannot double a row.
     insert_columns(Candidate, columns, ignore_conflicts=True)
     return len(columns["paper"])
-
-
-def read_vectors_ahead(subscriber_ids: list[int], index: BatchIndex) -> None:
-    """The sentence vectors a chunk reads, read (or encoded and stored) before its transaction
-    opens: the papers', when a subscriber of the chunk has an interest or a model of their own (both
-    read them), and the interests'. Papers a run meets before the ingestion's vector task has stored
-    them take seconds to encode, a new interest 20 ms, and rows inserted inside the transaction
-    would hold every other worker inserting the same texts until this chunk commits."""
-    interests = list(
-        Subscriber.objects.filter(id__in=subscriber_ids, status=Subscriber.Status.ACTIVE)
-        .filter(~Q(interests="") | Q(reader_model__isnull=False))
-        .values_list("interests", flat=True)
-    )
-    if interests:
-        _ = index.paper_vectors  # a cached property: computed here, once per run index
-    index.read_vectors_ahead(sorted({text for text in map(interest_text, interests) if text}))
 
 
 def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
@@ -276,12 +286,12 @@ def match_chunk(run_id: int, subscriber_ids: list[int]) -> int:
         log_event(log, "match.chunk_superseded", run_id=run_id, subscribers=len(subscriber_ids))
         return 0
     index = run_index(run)
-    read_vectors_ahead(subscriber_ids, index)
+    subscribers, found = match_active(subscriber_ids, index)
     with transaction.atomic():
         if not claim_chunk(run_id, subscriber_ids):
             log_event(log, "match.chunk_stored_before", run_id=run_id, subscribers=len(subscriber_ids))
             return 0
-        created = store_matches(subscriber_ids, index)
+        created = store_matches(subscribers, found, index)
         MatchRun.objects.filter(id=run_id).update(
             candidates=F("candidates") + created, chunks_done=F("chunks_done") + 1
         )
@@ -317,6 +327,6 @@ def match_recent_papers(subscriber_id: int, days: int | None = None) -> int:
     since = timezone.now() - timedelta(days=days)
     recent = offered(Paper.objects.filter(first_seen__gte=since))
     index = build_index(recent, Paper.objects.filter(first_seen__lt=since))
-    read_vectors_ahead([subscriber_id], index)
+    subscribers, found = match_active([subscriber_id], index)
     with transaction.atomic():
-        return store_matches([subscriber_id], index)
+        return store_matches(subscribers, found, index)

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from digest.models import Candidate, Delivery, Feed, Paper, PaperSource, SendTally
 from digest.plain_sql import (
@@ -15,6 +15,7 @@ from digest.plain_sql import (
     insert_for_each,
     insert_or_add,
     insert_rows,
+    lock_for_key_share,
     related_values,
     row_exists,
     rows_above_highest,
@@ -23,6 +24,7 @@ from digest.plain_sql import (
     update_rows,
 )
 from subscribers.models import Subscriber, Topic
+from tests.support.threads import in_thread
 
 pytestmark = pytest.mark.django_db
 
@@ -359,3 +361,26 @@ def test_insert_columns_stores_text_and_numbers_exactly_as_given(db):
     stored = list(Candidate.objects.order_by("paper_id").values_list("reason", "score", "unstored"))
     assert stored == list(zip(reasons, scores, [0, 0, 0, 7], strict=True))
     assert stored[0][1] == 0.30000000000000004  # the same double, not a rounded text of it
+
+
+def test_lock_for_key_share_returns_the_rows_still_there():
+    kept = Subscriber.objects.create(email="kept@example.org")
+    assert lock_for_key_share(Subscriber, [kept.id, kept.id + 1000, kept.id]) == {kept.id}
+    assert lock_for_key_share(Subscriber, []) == set()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_row_locked_for_key_share_can_be_updated_but_not_deleted_until_the_commit(on_postgres):
+    reader = Subscriber.objects.create(email="ada@example.org", status="active")
+    done: dict = {}
+    with transaction.atomic():
+        assert lock_for_key_share(Subscriber, [reader.id]) == {reader.id}
+        paused = in_thread(lambda: Subscriber.objects.filter(id=reader.id).update(status="paused"), done, "paused")
+        paused.join(5)
+        assert done == {"paused": 1}
+        erased = in_thread(lambda: Subscriber.objects.filter(id=reader.id).delete(), done, "erased")
+        erased.join(0.5)
+        assert erased.is_alive(), "the deletion should wait for the key-share lock"
+    erased.join(5)
+    assert not Subscriber.objects.filter(id=reader.id).exists()

@@ -348,3 +348,58 @@ def test_a_mailto_reply_with_a_tampered_token_changes_nothing(monkeypatch):
 
     subscriber.refresh_from_db()
     assert subscriber.status == "active"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_pending_subscriber_confirming_as_the_purge_erases_them_is_never_erased_once_confirmed(on_postgres):
+    """The confirmation commits after the purge picked the subscriber and before it deleted them
+    (Django deletes the rows it collected by id): either the subscriber stays, confirmed, or the
+    confirmation finds nobody; never an erased subscriber whose confirmation succeeded."""
+    from threading import Thread
+
+    from django.db import connection
+    from django.db.models.signals import pre_delete
+
+    stale = Subscriber.objects.create(email="late@example.org", status=Status.PENDING)
+    Subscriber.objects.filter(id=stale.id).update(created_at=timezone.now() - timedelta(days=20))
+    confirmed: dict = {}
+
+    def confirm() -> None:
+        try:
+            confirmed["done"] = services.confirm(Subscriber.objects.get(id=stale.id))
+        finally:
+            connection.close()
+
+    def confirmed_meanwhile(sender, instance, **kwargs):
+        if instance.id == stale.id and not confirmed:
+            confirmed["thread"] = Thread(target=confirm)
+            confirmed["thread"].start()
+            confirmed["thread"].join(1)  # it waits for the purge once the purge holds the row
+
+    pre_delete.connect(confirmed_meanwhile, sender=Subscriber)
+    try:
+        purged = services.purge_pending(timedelta(days=14))
+    finally:
+        pre_delete.disconnect(confirmed_meanwhile, sender=Subscriber)
+    confirmed["thread"].join(10)
+
+    erased = not Subscriber.objects.filter(id=stale.id).exists()
+    assert (confirmed["done"], erased, purged) == (False, True, 1)
+
+
+def test_a_pending_subscriber_confirmed_after_the_purge_picked_them_stays(monkeypatch):
+    """The conditions are read again under the subscriber's lock: a confirmation that committed
+    between the purge's pick and its lock keeps the subscriber."""
+    stale = Subscriber.objects.create(email="late@example.org", status=Status.PENDING)
+    Subscriber.objects.filter(id=stale.id).update(created_at=timezone.now() - timedelta(days=20))
+    lock_subscriber = services.lock_subscriber
+
+    def confirmed_just_before(subscriber_id):
+        services.confirm(Subscriber.objects.get(id=subscriber_id))
+        lock_subscriber(subscriber_id)
+
+    monkeypatch.setattr(services, "lock_subscriber", confirmed_just_before)
+
+    assert services.purge_pending(timedelta(days=14)) == 0
+    assert Subscriber.objects.get(id=stale.id).status == Status.ACTIVE

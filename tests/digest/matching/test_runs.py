@@ -12,6 +12,7 @@ from digest.matching.runs import match_chunk, start_match_run
 from digest.models import Candidate, Feed, LikedPaper, MatchChunk, MatchRun, Paper, PaperSource
 from digest.tasks.matching import match_chunk as match_chunk_task
 from digest.tasks.matching import match_new_papers, match_recent_papers
+from subscribers import services
 from subscribers.models import Subscriber, Topic
 from tests.support.threads import in_thread
 
@@ -326,9 +327,8 @@ def test_a_chunk_makes_the_same_queries_for_10_or_200_subscribers_but_for_the_in
     plan, readers = _run_with_readers(210)
     small_others, small_inserts = _chunk_queries(plan, readers[:10])
     large_others, large_inserts = _chunk_queries(plan, readers[10:])
-    # Thirteen (one reads the chunk's interests, so that their vectors and the papers' are read
-    # before its transaction), and two for the stored sentence vectors (the papers', the chunk's
-    # interests'); + the subscribers' locks.
+    # Thirteen (one locks the rows of the subscribers given candidates), and two for the stored
+    # sentence vectors (the papers', the chunk's interests'); + the candidates' advisory locks.
     assert small_others == large_others <= 15 + (connection.vendor == "postgresql")
     # SQLite takes at most 999 parameters per statement, so its insert is cut in batches; PostgreSQL's is one.
     batch = connection.ops.bulk_batch_size(
@@ -511,3 +511,120 @@ def test_a_chunk_matches_alike_whichever_chunks_its_worker_matched_before():
     assert _candidates_matching_chunks([3, 2, 1, 0], cold=False) == first
     assert _candidates_matching_chunks([1, 3, 0, 2], cold=False) == first
     assert _candidates_matching_chunks([0, 1, 2, 3], cold=True) == first
+
+
+def in_a_thread_noting_errors(work, results, key):
+    """`in_thread`, the work's exception (if it raises) stored in its place."""
+
+    def noting_errors():
+        try:
+            return work()
+        except Exception as error:
+            return error
+
+    return in_thread(noting_errors, results, key)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_rewriting_their_words_mid_chunk_and_clicking_deadlocks_nothing(on_postgres, monkeypatch):
+    """The reader rewrote their interest once the chunk had read the old one's vector, and a click
+    retrains their model as the chunk stores: the click locks the reader's row and stores the new
+    words' vector (reader_model.retrain). A chunk that encoded and inserted that vector inside its
+    transaction made the two wait for each other, the click for the chunk's uncommitted vector row
+    and the chunk (its candidates' foreign key) for the reader's row, until PostgreSQL aborted one."""
+    make_paper(1, "Diffusion models for images", "We denoise images with a diffusion model.")
+    reader = make_subscriber(1, interests="diffusion models of images")
+    vectors.store_paper_vectors(list(Paper.objects.values_list("id", flat=True)))
+    vectors.store_interest_vector(reader.interests)
+    plan = start_match_run()
+    old, new = reader.interests, "denoising diffusion for video"
+    index_vectors, lock_candidates_of = runs.stored_vectors, runs.lock_candidates_of
+
+    def rewritten_once_read(texts):
+        found = index_vectors(texts)
+        if vectors.interest_text(old) in texts:
+            Subscriber.objects.filter(id=reader.id).update(interests=new)
+        return found
+
+    results: dict = {}
+    click_locked = threading.Event()
+
+    def click_retrains():  # as reader_model.retrain: the reader's row first, then the examples' vectors
+        with transaction.atomic():
+            Subscriber.objects.select_for_update().filter(id=reader.id).first()
+            click_locked.set()
+            return len(vectors.stored_vectors([vectors.interest_text(new)]))
+
+    def clicked_as_the_chunk_stores(subscriber_ids):
+        results["click thread"] = in_a_thread_noting_errors(click_retrains, results, "click")
+        click_locked.wait(1)  # not set while the chunk holds the reader's row (the click waits for it)
+        lock_candidates_of(subscriber_ids)
+
+    monkeypatch.setattr(runs, "stored_vectors", rewritten_once_read)
+    monkeypatch.setattr(runs, "lock_candidates_of", clicked_as_the_chunk_stores)
+
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 1
+    results["click thread"].join(10)
+    assert results["click"] == 1
+    assert MatchRun.objects.get(id=plan.run_id).chunks_done == 1
+
+
+def two_diffusion_readers():
+    for number in (1, 2):
+        diffusion_paper(number)
+    return make_subscriber(1, keywords="diffusion"), make_subscriber(2, keywords="diffusion")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_erased_after_the_chunk_read_them_is_left_out_and_the_others_matches_are_stored(
+    on_postgres, monkeypatch
+):
+    """Erased (services.delete_subscriber) once the chunk had read and matched them: the chunk
+    stores the others' matches and commits, where the erased reader's candidates failed the whole
+    chunk at commit on their foreign key."""
+    kept, erased = two_diffusion_readers()
+    plan = start_match_run()
+    match_subscribers = runs.match_subscribers
+    results: dict = {}
+
+    def erased_once_matched(matchers, index, *args):
+        found = match_subscribers(matchers, index, *args)
+        in_a_thread_noting_errors(lambda: services.delete_subscriber(erased), results, "erased").join(10)
+        return found
+
+    monkeypatch.setattr(runs, "match_subscribers", erased_once_matched)
+
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 2
+    assert results["erased"] is None
+    assert candidates_of(kept) == ["Diffusion models, part 1", "Diffusion models, part 2"]
+    assert not Subscriber.objects.filter(id=erased.id).exists()
+    assert not Candidate.objects.filter(subscriber_id=erased.id).exists()
+    assert MatchRun.objects.get(id=plan.run_id).chunks_done == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_erased_as_the_chunk_stores_waits_for_it_and_leaves_nothing(on_postgres, monkeypatch):
+    """The erasure comes as the chunk stores: it waits for the chunk's commit (the chunk holds the
+    rows of the readers it stores for), then erases the candidates just stored with the reader."""
+    kept, erased = two_diffusion_readers()
+    plan = start_match_run()
+    lock_candidates_of = runs.lock_candidates_of
+    results: dict = {}
+
+    def erased_as_the_chunk_stores(subscriber_ids):
+        results["thread"] = in_a_thread_noting_errors(lambda: services.delete_subscriber(erased), results, "erased")
+        results["thread"].join(0.5)
+        lock_candidates_of(subscriber_ids)
+
+    monkeypatch.setattr(runs, "lock_candidates_of", erased_as_the_chunk_stores)
+
+    assert match_chunk(plan.run_id, plan.chunks[0]) == 4
+    results["thread"].join(10)
+    assert results["erased"] is None
+    assert candidates_of(kept) == ["Diffusion models, part 1", "Diffusion models, part 2"]
+    assert not Subscriber.objects.filter(id=erased.id).exists()
+    assert not Candidate.objects.filter(subscriber_id=erased.id).exists()
+    assert MatchRun.objects.get(id=plan.run_id).chunks_done == 1

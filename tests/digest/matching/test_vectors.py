@@ -586,3 +586,24 @@ def test_the_first_match_after_signup_encodes_missing_vectors_before_its_transac
     assert runs.match_recent_papers(Subscriber.objects.get().id) >= 1
 
     watch.assert_encoded_outside_transactions()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_whose_reader_rewrote_their_words_as_it_matched_encodes_nothing_in_its_transaction(watch, monkeypatch):
+    """The new words came after the chunk read the old ones' vector: whatever the chunk encodes
+    for them, it encodes (and stores) before its transaction opens (the PostgreSQL deadlock this
+    caused: tests/digest/matching/test_runs.py)."""
+    _papers_and_a_reader()
+    index_vectors = runs.stored_vectors
+
+    def rewritten_once_read(texts):
+        found = index_vectors(texts)
+        if interest_text("image generation with diffusion") in texts:
+            Subscriber.objects.update(interests="denoising diffusion for video")
+        return found
+
+    monkeypatch.setattr(runs, "stored_vectors", rewritten_once_read)
+
+    _run()
+
+    assert [text for text, inside in watch.encoded if inside] == []
